@@ -1,0 +1,29 @@
+"""diffprog: derivatives of ordinary Python programs over NumPy and CuPy arrays.
+
+>>> import diffprog as dp
+>>> dp.grad(lambda params: params["w"] * params["w"] + 1.0)({"w": 3.0})
+{'w': 6.0}
+
+The public surface: transforms (`grad`, `value_and_grad`, `vjp`), pytrees (`dp.tree`),
+differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`).
+"""
+
+from . import numpy, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+from .errors import (
+    DeviceMismatchError,
+    DiffprogError,
+    EscapedTracerError,
+    NonScalarOutputError,
+    StructureError,
+    TracerConversionError,
+    UnsupportedLeafError,
+)
+from .transforms import grad, value_and_grad, vjp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
+    "StructureError", "TracerConversionError", "UnsupportedLeafError",
+    "grad", "numpy", "tree", "value_and_grad", "vjp",
+]  # fmt: skip

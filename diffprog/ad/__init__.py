@@ -1,0 +1,1 @@
+"""Automatic differentiation over the core: the tape and reverse sweep, forward mode (L3)."""

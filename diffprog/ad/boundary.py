@@ -1,0 +1,128 @@
+"""The transform boundary: which leaves are differentiated, and adjoints shaped like them.
+
+Owns: `leaf_kind` (a floating leaf is differentiated; int, bool, str, None, integer arrays
+and other objects are constants; complex and exotic numbers are refused), `Watched`
+(an argument with every floating leaf wrapped in a tracer of a trace), `own_value` (a tracer of a
+given trace back to its primal) and `adjoint_like` (a cotangent turned into exactly the
+type, shape and dtype of its primal, real zeros where the output did not reach it).
+Errors name the leaf by its key path.
+Layer L3: imports L0-L2.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import tree
+from ..backend import is_array, namespace_of
+from ..core.trace import Tracer, raw
+from ..errors import UnsupportedLeafError
+
+FLOAT, CONSTANT = "float", "constant"
+
+_CONSTANT_TYPES = (bool, int, str, bytes, type(None))
+
+
+def leaf_kind(leaf: Any) -> str:
+    """FLOAT for a differentiable leaf, CONSTANT for one whose adjoint is None; else raise.
+
+    The raised error's message lacks the leaf's path; `Watched` adds it.
+    """
+    t = type(leaf)
+    if t is float:
+        return FLOAT
+    if t in _CONSTANT_TYPES:
+        return CONSTANT
+    value = raw(leaf)
+    if is_array(value):
+        kind = value.dtype.kind
+        if kind == "f":
+            return FLOAT
+        if kind in "biuUSMm":
+            return CONSTANT
+        if kind == "c":
+            raise UnsupportedLeafError(
+                f"complex array (dtype {value.dtype}): complex differentiation is not supported "
+                "yet; differentiate the real and imaginary parts as separate float arrays"
+            )
+        raise UnsupportedLeafError(
+            f"array of dtype {value.dtype} cannot be differentiated; use a float dtype"
+        )
+    if isinstance(leaf, complex):
+        raise UnsupportedLeafError(
+            "complex number: complex differentiation is not supported yet; pass the real and "
+            "imaginary parts as separate floats"
+        )
+    if isinstance(leaf, numbers.Number):
+        raise UnsupportedLeafError(
+            f"{t.__name__} value {leaf!r} cannot be differentiated; convert it to float (or a "
+            "float array), or mark it constant by passing it through a non-differentiated argument"
+        )
+    return CONSTANT
+
+
+class Watched:
+    """One differentiated argument: its leaves, its treedef and the tracers that stand in."""
+
+    __slots__ = ("leaves", "treedef", "tracers", "tree")
+
+    def __init__(self, trace: Any, arg: Any, where: Callable[[], str]) -> None:
+        leaves, self.treedef = tree.flatten(arg)
+        tracers = []
+        for i, leaf in enumerate(leaves):
+            try:
+                kind = leaf_kind(leaf)
+            except UnsupportedLeafError as e:
+                path = tree.keystr(tree.flatten_with_path(arg)[0][i][0])
+                raise UnsupportedLeafError(f"{where()}{path}: {e}") from None
+            if kind is FLOAT:
+                tracers.append(trace.watch(np.float64(leaf) if type(leaf) is float else leaf))
+            else:
+                tracers.append(None)
+        self.leaves = leaves
+        self.tracers = tracers
+        #: the argument rebuilt with tracers in place of its floating leaves
+        self.tree = tree.unflatten(
+            self.treedef, [leaf if t is None else t for leaf, t in zip(leaves, tracers)]
+        )
+
+    def adjoint(self, cts: list[Any]) -> Any:
+        """The argument's adjoint from the sweep's cotangent list, shaped like the argument."""
+        return tree.unflatten(
+            self.treedef,
+            [
+                None if t is None else adjoint_like(cts[t.slot], leaf)
+                for leaf, t in zip(self.leaves, self.tracers)
+            ],
+        )
+
+
+def own_value(trace: Any, x: Any) -> Any:
+    """A tracer of `trace` back to its primal value; anything else unchanged."""
+    return x.value if isinstance(x, Tracer) and x.trace is trace else x
+
+
+def adjoint_like(ct: Any, leaf: Any) -> Any:
+    """The adjoint of `leaf` from its cotangent `ct` (None = unreached): same type, shape,
+    dtype and device as the leaf, real zeros when unreached. Constant leaves get None."""
+    if leaf_kind(leaf) is CONSTANT:
+        return None
+    if isinstance(ct, Tracer):  # graph extension: the adjoint is itself being traced
+        return ct
+    if type(leaf) is float:
+        return 0.0 if ct is None else float(ct)
+    value = raw(leaf)
+    if isinstance(value, np.generic):  # a NumPy scalar stays a NumPy scalar
+        return value.dtype.type(0 if ct is None else ct)
+    xp = namespace_of((value,))
+    if ct is None:
+        return xp.zeros_like(value)
+    if type(ct) is not type(value):  # a NumPy scalar cotangent of a 0-d array
+        ct = xp.asarray(ct)
+    if not getattr(ct.flags, "writeable", True):  # broadcast views are read-only
+        ct = ct.copy()
+    return ct

@@ -1,0 +1,113 @@
+"""Reverse mode: the tape (a Wengert list) and the backward sweep over it.
+
+Owns: `ReverseTrace`, which appends one record per primitive call to a flat list in
+execution order (already a topological order), `ReverseTracer` (a value plus its slot on
+the tape) and `backward`, the non-recursive reverse sweep that drops every cotangent as
+soon as it is consumed.
+
+The same rule code serves both strategies. With nothing tracing outside, residuals and
+cotangents are raw arrays and each rule runs straight on its kernels (tape backprop). When
+an outer transform is tracing, residuals are its tracers, so the sweep is itself recorded by
+the outer trace (graph extension) and the gradient can be differentiated again.
+Layer L3: imports L0-L2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.edge import astype, sum_to_shape
+from ..core.trace import Trace, Tracer
+
+# A tape record is a tuple (prim, params, input values, input slots, output), or one of:
+INPUT = None  # a watched input: its cotangent is kept, not consumed
+EXTRA_OUTPUT = ()  # a further output of the multi-output record just before it
+
+
+class ReverseTracer(Tracer):
+    """A traced value; `slot` is the index of the record that produced it."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, trace: ReverseTrace, value: Any, slot: int) -> None:
+        self.trace = trace
+        self.value = value
+        self.slot = slot
+
+
+class ReverseTrace(Trace):
+    """Records every primitive applied to its tracers on `tape`."""
+
+    __slots__ = ("tape",)
+
+    def __init__(self, level: int, origin: str) -> None:
+        super().__init__(level, origin)
+        self.tape: list[Any] = []
+
+    def watch(self, value: Any) -> ReverseTracer:
+        """A new tracer for an input whose adjoint is wanted."""
+        self.tape.append(INPUT)
+        return ReverseTracer(self, value, len(self.tape) - 1)
+
+    def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        if not self.alive:
+            raise self.escaped_error()
+        vals = []
+        slots = []
+        for a in args:
+            if isinstance(a, ReverseTracer) and a.trace is self:
+                vals.append(a.value)
+                slots.append(a.slot)
+            else:  # a constant here (perhaps a tracer of an outer trace)
+                vals.append(a)
+                slots.append(-1)
+        out = prim(*vals, **params)
+        tape = self.tape
+        slot = len(tape)
+        tape.append((prim, params, vals, slots, out))
+        if prim.multiple_results:
+            tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
+            return tuple(ReverseTracer(self, o, slot + i) for i, o in enumerate(out))
+        return ReverseTracer(self, out, slot)
+
+
+def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
+    """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs.
+
+    Returns the cotangent list: entries of INPUT records hold their adjoints (None where the
+    seeds do not reach them); every other entry has been consumed and dropped.
+    """
+    cts: list[Any] = [None] * len(tape)
+    for slot, ct in seeds:
+        cts[slot] = ct if cts[slot] is None else cts[slot] + ct
+    for i in range(len(tape) - 1, -1, -1):
+        record = tape[i]
+        if not record:  # INPUT or EXTRA_OUTPUT
+            continue
+        prim, params, vals, slots, out = record
+        if prim.multiple_results:
+            n = len(out)
+            g: Any = tuple(cts[i : i + n])
+            if not any(c is not None for c in g):
+                continue
+            cts[i : i + n] = [None] * n
+        else:
+            g = cts[i]
+            if g is None:
+                continue
+            cts[i] = None
+        rules = prim.vjps
+        for j, s in enumerate(slots):
+            if s < 0:
+                continue
+            c = rules[j](g, out, *vals, **params)
+            if c is None:
+                continue
+            x = vals[j]
+            if c.shape != x.shape:
+                c = sum_to_shape(c, shape=x.shape)
+            if c.dtype != x.dtype:
+                c = astype(c, dtype=x.dtype)
+            prev = cts[s]
+            cts[s] = c if prev is None else prev + c
+    return cts

@@ -1,0 +1,81 @@
+"""Which array library a value belongs to: NumPy on the CPU, CuPy on a GPU.
+
+Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
+the raw arrays), never from a global flag; the guarded lazy import of CuPy (`AVAILABLE`);
+`device_of`. Python scalars belong to no device and defer to the arrays beside them.
+Layer L1: imports numpy, the stdlib and diffprog.errors; CuPy only when present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeviceMismatchError
+
+#: Whether CuPy can be imported here. Computed without importing it (importing costs ~1 s).
+AVAILABLE: bool = importlib.util.find_spec("cupy") is not None
+
+_MISSING: Any = object()
+
+# type -> array module (None: a Python scalar, which belongs to no device). Filled lazily so
+# the hot path is one dict lookup per argument.
+_MODULE_OF_TYPE: dict[type, ModuleType | None] = {
+    float: None,
+    int: None,
+    bool: None,
+    complex: None,
+    np.ndarray: np,
+}
+
+
+def _module_of_type(t: type) -> ModuleType | None:
+    mod = _MODULE_OF_TYPE.get(t, _MISSING)
+    if mod is _MISSING:
+        root = t.__module__.partition(".")[0]
+        if root == "numpy":
+            mod = np
+        elif root == "cupy" and AVAILABLE:
+            import cupy
+
+            mod = cupy
+        else:
+            mod = None
+        _MODULE_OF_TYPE[t] = mod
+    return mod  # type: ignore[return-value]
+
+
+
+def namespace_of(args: tuple | list) -> ModuleType:
+    """The array module of the arrays in `args` (NumPy if there are none).
+
+    >>> import numpy as np
+    >>> namespace_of((np.ones(2), 3.0)) is np
+    True
+    """
+    found = None
+    for a in args:
+        mod = _MODULE_OF_TYPE.get(type(a), _MISSING)
+        if mod is _MISSING:
+            mod = _module_of_type(type(a))
+        if mod is not None and mod is not found:
+            if found is not None:
+                raise DeviceMismatchError(
+                    "one operation mixes arrays from "
+                    f"{device_name(found)} and {device_name(mod)}; move them to one "
+                    "device first with dp.to_device(tree, 'cpu' or 'gpu')"
+                )
+            found = mod
+    return np if found is None else found
+
+
+def device_name(mod: ModuleType) -> str:
+    return "the GPU (CuPy)" if mod.__name__ == "cupy" else "the CPU (NumPy)"
+
+
+def is_array(x: Any) -> bool:
+    """True for NumPy/CuPy arrays and NumPy scalars (values with .shape and .dtype)."""
+    return _module_of_type(type(x)) is not None

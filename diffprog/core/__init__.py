@@ -1,0 +1,1 @@
+"""The core of the tracer: traces, tracers, primitives, `bind`, symbolic zeros (layer L2)."""

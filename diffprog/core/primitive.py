@@ -1,0 +1,145 @@
+"""Primitives and `bind`: the one door every operation on arrays goes through.
+
+Owns: `Primitive` (a name, an implementation on raw arrays through `xp`, one VJP rule and
+one JVP rule per positional input), `NonDifferentiable` (primitives whose results are
+constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: with no
+tracer among the arguments it runs the kernel; otherwise it hands the call to the
+highest-level trace among them, which records it and re-enters `bind` one level down.
+Layer L2: imports L0/L1 and core.trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..backend import namespace_of
+from .trace import Tracer, raw
+
+Rule = Callable[..., Any]
+
+
+class Primitive:
+    """An operation with a kernel and derivative rules, declared once.
+
+    - `impl(xp, *arrays, **static)` computes on raw arrays (`xp` is numpy or cupy).
+    - `vjps[i](g, ans, *arrays, **static)` is the cotangent of input i (None = zero),
+      written in diffprog ops so that it can itself be traced (graph extension).
+    - `jvps[i](t, ans, *arrays, **static)` is the output tangent due to tangent t of input i.
+    Arrays are positional, static parameters keyword-only. Broadcasting and dtype are undone
+    on the edge by the reverse sweep, so rules may return cotangents of the broadcast shape.
+    """
+
+    __slots__ = ("name", "impl", "vjps", "jvps", "multiple_results")
+
+    def __init__(self, name: str, impl: Callable[..., Any], *, multiple_results: bool = False):
+        self.name = name
+        self.impl = impl
+        self.vjps: Any = _NoRules(name, "reverse-mode (VJP)")
+        self.jvps: Any = _NoRules(name, "forward-mode (JVP)")
+        self.multiple_results = multiple_results
+
+    def defvjp(self, *rules: Rule | None) -> Primitive:
+        """One rule per positional input; None marks an input with no derivative."""
+        self.vjps = _rule_table(self.name, "reverse-mode (VJP)", rules)
+        return self
+
+    def defjvp(self, *rules: Rule | None) -> Primitive:
+        self.jvps = _rule_table(self.name, "forward-mode (JVP)", rules)
+        return self
+
+    def defvjp_variadic(self, rule: Callable[..., Any]) -> Primitive:
+        """For primitives with any number of inputs: `rule(i, g, ans, *arrays, **static)`."""
+        self.vjps = _Indexed(rule)
+        return self
+
+    def defjvp_variadic(self, rule: Callable[..., Any]) -> Primitive:
+        self.jvps = _Indexed(rule)
+        return self
+
+    def __call__(self, *args: Any, **params: Any) -> Any:  # this is `bind`
+        trace = None
+        for a in args:
+            if isinstance(a, Tracer):
+                t = a.trace
+                if trace is None or t.level > trace.level:
+                    trace = t
+        if trace is None:
+            return self.run(args, params)
+        return trace.process(self, args, params)
+
+    def run(self, args: tuple, params: dict) -> Any:
+        """Run the kernel on raw arrays, re-raising NumPy's errors with the operands named."""
+        try:
+            return self.impl(namespace_of(args), *args, **params)
+        except (ValueError, TypeError, IndexError) as e:
+            if getattr(e, "_diffprog_named", False):
+                raise
+            err = type(e)(f"{self.name}: {e} ({describe_operands(args, params)})")
+            err._diffprog_named = True  # type: ignore[attr-defined]
+            raise err from e
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+class NonDifferentiable(Primitive):
+    """A primitive whose result is a constant (bool, int, or a derivative-free float).
+
+    Its arguments are stripped of every tracer layer, nothing is recorded, and the result
+    is a raw array at every level.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        return self.run(tuple(raw(a) for a in args), params)
+
+
+def describe_operands(args: tuple, params: dict) -> str:
+    parts = []
+    for a in args:
+        r = raw(a)
+        if hasattr(r, "shape"):
+            parts.append(f"shape {tuple(r.shape)} {r.dtype}")
+        else:
+            parts.append(type(r).__name__)
+    text = "operands: " + ", ".join(parts)
+    if params:
+        text += "; " + ", ".join(f"{k}={v!r}" for k, v in params.items())
+    return text
+
+
+class _Indexed:
+    """A variadic rule presented as a table: `table[i]` is the rule for input i."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: Callable[..., Any]) -> None:
+        self.rule = rule
+
+    def __getitem__(self, i: int) -> Rule:
+        rule = self.rule
+        return lambda *a, **k: rule(i, *a, **k)
+
+
+class _NoRules:
+    """The rule table of a primitive that has none for this mode: a clear error on use."""
+
+    __slots__ = ("name", "mode")
+
+    def __init__(self, name: str, mode: str) -> None:
+        self.name, self.mode = name, mode
+
+    def __getitem__(self, i: int) -> Rule:
+        raise NotImplementedError(f"{self.name} has no {self.mode} derivative rule yet")
+
+
+def _rule_table(name: str, mode: str, rules: tuple) -> tuple:
+    def missing(i: int) -> Rule:
+        def rule(*a: Any, **k: Any) -> Any:
+            raise TypeError(f"{name} is not differentiable with respect to argument {i} ({mode})")
+
+        return rule
+
+    return tuple(missing(i) if r is None else r for i, r in enumerate(rules))

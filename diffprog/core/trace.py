@@ -1,0 +1,146 @@
+"""Traces and tracers: who is recording, at which nesting depth, and the values they hold.
+
+Owns: `Trace` (a level = nesting depth, a unique id, alive until closed), `open_trace` (the
+per-thread nesting counter), `Tracer` (an array-like stand-in that belongs to one trace),
+`raw` (strip every tracer layer), and the operator table through which layer L4 installs
+arithmetic on tracers, so that this layer never imports the ops.
+Layer L2: imports L0/L1 only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from ..errors import EscapedTracerError, TracerConversionError
+
+_ids = itertools.count(1)
+_depth = threading.local()
+
+
+class Trace:
+    """One recording context. Subclasses decide what `process` records."""
+
+    __slots__ = ("level", "id", "alive", "origin")
+
+    def __init__(self, level: int, origin: str) -> None:
+        self.level = level
+        self.id = next(_ids)
+        self.alive = True
+        self.origin = origin
+
+    def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        raise NotImplementedError
+
+    def escaped_error(self) -> EscapedTracerError:
+        return EscapedTracerError(
+            f"a traced value of {self.origin} (trace level {self.level}, id {self.id}) was used "
+            f"after {self.origin} returned. This happens when a value computed inside the "
+            "differentiated function is kept in a global, a closure or an object attribute and "
+            "used later. Return it from the function instead (has_aux=True returns extra values)."
+        )
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "closed"
+        return f"<{type(self).__name__} of {self.origin}, level {self.level}, id {self.id}, {state}>"
+
+
+T = TypeVar("T", bound=Trace)
+
+
+@contextmanager
+def open_trace(cls: type[T], origin: str, *args: Any) -> Iterator[T]:
+    """Open a trace one level deeper than the innermost open one; close it on exit.
+
+    A closed trace is dead: any later operation on its tracers raises EscapedTracerError.
+    """
+    level = getattr(_depth, "level", 0) + 1
+    trace = cls(level, origin, *args)
+    _depth.level = level
+    try:
+        yield trace
+    finally:
+        trace.alive = False
+        _depth.level = level - 1
+
+
+class Tracer:
+    """An array-like value recorded by `trace`; `value` is the primal (raw or an outer tracer).
+
+    Arithmetic, indexing and NumPy's protocols are installed by diffprog.numpy through
+    `install_operators`.
+    """
+
+    __slots__ = ("value", "trace")
+    __array_priority__ = 1000.0
+
+    value: Any
+    trace: Trace
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> Any:
+        return self.value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.value.shape)
+
+    @property
+    def size(self) -> int:
+        return raw(self).size
+
+    def __len__(self) -> int:
+        if not self.value.shape:
+            raise TypeError("len() of a 0-d (scalar) traced array")
+        return self.value.shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self)):
+            yield self[i]  # type: ignore[index]
+
+    # Concrete values steer Python control flow; the tape records only what ran.
+    def __bool__(self) -> bool:
+        return bool(raw(self))
+
+    def __float__(self) -> float:
+        return float(raw(self))
+
+    def __int__(self) -> int:
+        return int(raw(self))
+
+    def item(self) -> Any:
+        return raw(self).item()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise TracerConversionError(
+            f"cannot convert a traced array (shape {self.shape}, dtype {self.dtype}) to a NumPy "
+            "array: the value would leave the tape and its gradient would be silently lost. "
+            "Use diffprog.numpy (dnp) functions, or NumPy functions diffprog supports, on the "
+            "traced value; use dp.stop_gradient(x) if you mean a constant; float(x) / x.item() "
+            "give a Python number for control flow."
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({raw(self)!r}, trace={self.trace!r})"
+
+    __hash__ = None  # type: ignore[assignment]  # like NumPy arrays: mutable-looking, unhashable
+
+
+def raw(x: Any) -> Any:
+    """The concrete array under any number of tracer layers."""
+    while isinstance(x, Tracer):
+        x = x.value
+    return x
+
+
+def install_operators(table: dict[str, Callable[..., Any]]) -> None:
+    """Install methods (`__add__`, `sum`, `__array_ufunc__`, ...) on every tracer type."""
+    for name, fn in table.items():
+        setattr(Tracer, name, fn)

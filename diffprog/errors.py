@@ -1,0 +1,36 @@
+"""The exception types diffprog raises on purpose.
+
+Owns: one class per kind of user mistake, so callers can catch them precisely. Every class
+subclasses the builtin a user would expect (TypeError, ValueError, RuntimeError), so code that
+catches those keeps working. Layer L0: imports nothing from diffprog.
+"""
+
+from __future__ import annotations
+
+
+class DiffprogError(Exception):
+    """Base class of every error diffprog raises on purpose."""
+
+
+class EscapedTracerError(DiffprogError, RuntimeError):
+    """A traced value was used after the transform that created it returned."""
+
+
+class NonScalarOutputError(DiffprogError, TypeError):
+    """`grad` was asked to differentiate an output that is not a real scalar."""
+
+
+class UnsupportedLeafError(DiffprogError, TypeError):
+    """A leaf in a differentiated position has a type diffprog cannot differentiate."""
+
+
+class TracerConversionError(DiffprogError, TypeError):
+    """A traced value was about to leave the tape (np.asarray, a NumPy function we lack...)."""
+
+
+class StructureError(DiffprogError, ValueError):
+    """Two pytrees that must have the same structure (or shapes) do not."""
+
+
+class DeviceMismatchError(DiffprogError, ValueError):
+    """One operation was given arrays that live on different devices."""

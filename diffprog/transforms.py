@@ -1,0 +1,200 @@
+"""The transforms users call: grad, value_and_grad, vjp.
+
+Owns: running a function on a fresh reverse trace with chosen arguments watched
+(`_record`), the scalar-output rule of `grad`, the cotangent checks of `vjp`, and `has_aux`.
+Each call opens its own trace, so transforms nest freely: an inner transform's backward pass
+is recorded by the outer one (graph extension).
+Layer L5: imports L0-L4.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import tree
+from .ad.boundary import Watched, own_value
+from .ad.reverse import ReverseTrace, ReverseTracer, backward
+from .backend import is_array, namespace_of
+from .core.edge import astype
+from .core.trace import open_trace, raw
+from .errors import NonScalarOutputError, StructureError
+
+
+def grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
+    """The gradient of a real-scalar-valued `f` with respect to argument(s) `argnums`.
+
+    The gradient has exactly the structure, types and dtypes of the argument.
+
+    >>> import diffprog as dp
+    >>> dp.grad(lambda p: p["w"] ** 2 * p["n"])({"w": 3.0, "n": 2})
+    {'w': 12.0, 'n': None}
+    """
+    value_and_grad_f = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def grad_f(*args: Any, **kwargs: Any) -> Any:
+        value, g = value_and_grad_f(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_f
+
+
+def value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
+    """Like `grad`, returning `(value, grad)` (or `((value, aux), grad)` with has_aux).
+
+    >>> import diffprog as dp
+    >>> dp.value_and_grad(lambda x: x * x)(3.0)
+    (np.float64(9.0), 6.0)
+    """
+
+    @functools.wraps(f)
+    def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
+        nums = _argnums(argnums, f, len(args), "dp.grad")
+        trace, inputs, out, aux = _record(f, args, kwargs, nums, has_aux, "dp.grad")
+        seed = _scalar_seed(trace, out, f)
+        cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
+        grads = tuple(w.adjoint(cts) for w in inputs)
+        value = own_value(trace, out)
+        return ((value, aux) if has_aux else value), (grads[0] if isinstance(argnums, int) else grads)
+
+    return value_and_grad_f
+
+
+def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
+    """`(out, vjp_fn)`, or `(out, vjp_fn, aux)`; `vjp_fn(cotangent)` returns one adjoint per
+    primal. `out` and the cotangent may be any pytree; the cotangent has out's structure.
+
+    >>> import numpy as np, diffprog as dp
+    >>> out, vjp_fn = dp.vjp(lambda x: {"y": 2 * x}, np.ones(2))
+    >>> vjp_fn({"y": np.array([1.0, 3.0])})
+    (array([2., 6.]),)
+    """
+    trace, inputs, out, aux = _record(f, primals, {}, range(len(primals)), has_aux, "dp.vjp")
+    out_leaves, out_def = tree.flatten(out)
+    primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
+
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        seeds = _cotangent_seeds(trace, out, out_leaves, out_def, cotangent)
+        cts = backward(trace.tape, seeds)
+        return tuple(w.adjoint(cts) for w in inputs)
+
+    return (primal_out, vjp_fn, aux) if has_aux else (primal_out, vjp_fn)
+
+
+# --- shared machinery ----------------------------------------------------------------------
+def _record(
+    f: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    argnums: Sequence[int],
+    has_aux: bool,
+    origin: str,
+) -> tuple[ReverseTrace, list[Watched], Any, Any]:
+    """Run `f(*args, **kwargs)` with `args[i]` watched for i in argnums, on a new trace."""
+    with open_trace(ReverseTrace, origin) as trace:
+        args = list(args)
+        inputs = []
+        for i in argnums:
+            watched = Watched(trace, args[i], lambda i=i: _arg_name(f, i))
+            args[i] = watched.tree
+            inputs.append(watched)
+        result = f(*args, **kwargs)
+    if not has_aux:
+        return trace, inputs, result, None
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        raise TypeError(
+            f"{origin}(f, has_aux=True) needs f to return a pair (output, aux); "
+            f"{_name(f)} returned {type(result).__name__}"
+        )
+    out, aux = result
+    return trace, inputs, out, tree.map(lambda x: own_value(trace, x), aux)
+
+
+def _argnums(argnums: int | Sequence[int], f: Callable[..., Any], nargs: int, origin: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int) or not -nargs <= n < nargs:
+            raise ValueError(
+                f"{origin}: argnums={argnums!r} does not name a positional argument of this call "
+                f"to {_name(f)}, which has {nargs} positional argument(s)"
+            )
+    nums = tuple(n % nargs for n in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"{origin}: argnums={argnums!r} names an argument twice")
+    return nums
+
+
+def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
+    """The seed cotangent (ones) for grad's output, after checking it is a real scalar.
+
+    None when the output does not depend on the watched inputs (all adjoints are zeros).
+    """
+    value = raw(out)
+    if type(value) is float:
+        return None
+    hint = (
+        "grad needs f to return a real scalar (size 1). Reduce the output first (e.g. "
+        "dnp.sum or .mean()), or use dp.vjp / dp.jacrev for a non-scalar output"
+    )
+    if not is_array(value):
+        raise NonScalarOutputError(f"{_name(f)} returned a {type(value).__name__}. {hint}")
+    if value.dtype.kind != "f":
+        what = "complex" if value.dtype.kind == "c" else "non-floating"
+        raise NonScalarOutputError(
+            f"{_name(f)} returned a {what} value (dtype {value.dtype}), which has no real "
+            f"gradient. {hint}"
+        )
+    if value.size != 1:
+        raise NonScalarOutputError(f"{_name(f)} returned an array of shape {value.shape}. {hint}")
+    if not (isinstance(out, ReverseTracer) and out.trace is trace):
+        return None
+    return namespace_of((value,)).ones_like(value)
+
+
+def _cotangent_seeds(
+    trace: ReverseTrace, out: Any, out_leaves: list[Any], out_def: Any, cotangent: Any
+) -> list[tuple[int, Any]]:
+    ct_leaves, ct_def = tree.flatten(cotangent)
+    if ct_def != out_def:
+        raise StructureError(
+            f"the cotangent passed to vjp_fn has structure {ct_def}, but the output of the "
+            f"function has structure {out_def}; they must match"
+        )
+    seeds = []
+    for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
+        if c is None or not (isinstance(o, ReverseTracer) and o.trace is trace):
+            continue
+        shape = getattr(c, "shape", ())
+        if tuple(shape) != tuple(o.shape):
+            path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
+            raise StructureError(
+                f"the cotangent for output{path} has shape {tuple(shape)}, but that output has "
+                f"shape {tuple(o.shape)}"
+            )
+        if not hasattr(c, "dtype"):
+            c = namespace_of((raw(o.value),)).asarray(c, dtype=o.dtype)
+        elif c.dtype != o.dtype:
+            c = astype(c, dtype=o.dtype)
+        seeds.append((o.slot, c))
+    return seeds
+
+
+def _arg_name(f: Callable[..., Any], i: int) -> str:
+    try:
+        params = list(inspect.signature(f).parameters.values())
+        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
+            return params[i].name
+    except (TypeError, ValueError):
+        pass
+    return f"argument {i}"
+
+
+def _name(f: Callable[..., Any]) -> str:
+    return getattr(f, "__qualname__", None) or repr(f)
