@@ -18,12 +18,12 @@ from .errors import (
     TracerConversionError,
     UnsupportedLeafError,
 )
-from .transforms import grad, value_and_grad, vjp
+from .transforms import grad, jvp, value_and_grad, vjp
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
     "StructureError", "TracerConversionError", "UnsupportedLeafError",
-    "grad", "numpy", "tree", "value_and_grad", "vjp",
+    "grad", "jvp", "numpy", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

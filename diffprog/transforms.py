@@ -1,4 +1,4 @@
-"""The transforms users call: grad, value_and_grad, vjp.
+"""The transforms users call: grad, value_and_grad, vjp, jvp.
 
 Owns: running a function on a fresh reverse trace with chosen arguments watched
 (`_record`), the scalar-output rule of `grad`, the cotangent checks of `vjp`, and `has_aux`.
@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import tree
-from .ad.boundary import Watched, own_value
+from .ad.boundary import Watched, adjoint_like, own_value
+from .ad.forward import JVPTrace, JVPTracer
 from .ad.reverse import ReverseTrace, ReverseTracer, backward
 from .backend import is_array, namespace_of
 from .core.edge import astype
-from .core.trace import open_trace, raw
+from .core.trace import Trace, Tracer, open_trace, raw
 from .errors import NonScalarOutputError, StructureError
 
 
@@ -88,6 +89,59 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[An
     return (primal_out, vjp_fn, aux) if has_aux else (primal_out, vjp_fn)
 
 
+def jvp(
+    f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False
+) -> tuple[Any, ...]:
+    """Forward mode, one pass: `(out, tangent_out)` (or `(out, tangent_out, aux)`), where
+    tangent_out = J(primals) @ tangents. `primals` and `tangents` are tuples of pytrees of one
+    structure; a None tangent leaf is a zero. Constant outputs get None tangents.
+
+    >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
+    >>> dp.jvp(dnp.sin, (0.0,), (2.0,))
+    (np.float64(0.0), np.float64(2.0))
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise StructureError(
+            f"dp.jvp got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one "
+            "tangent pytree per primal"
+        )
+    tangent_leaves = []
+    for i, (p, t) in enumerate(zip(primals, tangents)):
+        leaves, t_def = tree.flatten(t)
+        if t_def != tree.structure(p):
+            raise StructureError(
+                f"dp.jvp: the tangent for primal {i} has structure {t_def}, but the primal has "
+                f"structure {tree.structure(p)}"
+            )
+        tangent_leaves.append(leaves)
+
+    def tracer_maker(trace: JVPTrace, i: int) -> Callable[[int, Any], Any]:
+        def wrap(j: int, value: Any) -> Any:
+            t = tangent_leaves[i][j]
+            if t is None:
+                return value
+            xp = namespace_of((raw(value),))
+            t = t if isinstance(t, Tracer) else xp.asarray(t)
+            if tuple(t.shape) != tuple(value.shape):
+                path = tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])
+                raise StructureError(
+                    f"dp.jvp: the tangent for primal {i}{path} has shape {tuple(t.shape)}, but "
+                    f"the primal has shape {tuple(value.shape)}"
+                )
+            return trace.lift(value, t if t.dtype == value.dtype else astype(t, dtype=value.dtype))
+
+        return wrap
+
+    trace, _, out, aux = _record(
+        f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
+    )
+    out_leaves, out_def = tree.flatten(out)
+    primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
+    tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
+    return (primal_out, tangent_out, aux) if has_aux else (primal_out, tangent_out)
+
+
 # --- shared machinery ----------------------------------------------------------------------
 def _record(
     f: Callable[..., Any],
@@ -96,13 +150,21 @@ def _record(
     argnums: Sequence[int],
     has_aux: bool,
     origin: str,
-) -> tuple[ReverseTrace, list[Watched], Any, Any]:
-    """Run `f(*args, **kwargs)` with `args[i]` watched for i in argnums, on a new trace."""
-    with open_trace(ReverseTrace, origin) as trace:
+    trace_type: type[Trace] = ReverseTrace,
+    tracer_maker: Callable[[Any, int], Callable[[int, Any], Any]] = lambda trace, i: (
+        lambda _, v: trace.watch(v)
+    ),
+) -> tuple[Any, list[Watched], Any, Any]:
+    """Run `f(*args, **kwargs)` on a new trace with `args[i]` watched for i in argnums.
+
+    `tracer_maker(trace, i)` gives the `wrap(leaf_index, value)` that makes argument i's
+    tracers (reverse mode: `trace.watch`). Returns (trace, watched inputs, output, aux).
+    """
+    with open_trace(trace_type, origin) as trace:
         args = list(args)
         inputs = []
         for i in argnums:
-            watched = Watched(trace, args[i], lambda i=i: _arg_name(f, i))
+            watched = Watched(args[i], tracer_maker(trace, i), lambda i=i: _arg_name(f, i))
             args[i] = watched.tree
             inputs.append(watched)
         result = f(*args, **kwargs)
@@ -184,6 +246,12 @@ def _cotangent_seeds(
             c = astype(c, dtype=o.dtype)
         seeds.append((o.slot, c))
     return seeds
+
+
+def _tangent_of(trace: JVPTrace, x: Any) -> Any:
+    if isinstance(x, JVPTracer) and x.trace is trace:
+        return x.tangent
+    return adjoint_like(None, x)  # real zeros for a floating output, None for a constant
 
 
 def _arg_name(f: Callable[..., Any], i: int) -> str:

@@ -70,7 +70,9 @@ class Watched:
 
     __slots__ = ("leaves", "treedef", "tracers", "tree")
 
-    def __init__(self, trace: Any, arg: Any, where: Callable[[], str]) -> None:
+    def __init__(self, arg: Any, wrap: Callable[[int, Any], Any], where: Callable[[], str]):
+        """`wrap(i, value)` makes the tracer for floating leaf i (a Python float arrives as
+        a NumPy float64); `where()` names the argument in errors."""
         leaves, self.treedef = tree.flatten(arg)
         tracers = []
         for i, leaf in enumerate(leaves):
@@ -80,7 +82,7 @@ class Watched:
                 path = tree.keystr(tree.flatten_with_path(arg)[0][i][0])
                 raise UnsupportedLeafError(f"{where()}{path}: {e}") from None
             if kind is FLOAT:
-                tracers.append(trace.watch(np.float64(leaf) if type(leaf) is float else leaf))
+                tracers.append(wrap(i, np.float64(leaf) if type(leaf) is float else leaf))
             else:
                 tracers.append(None)
         self.leaves = leaves

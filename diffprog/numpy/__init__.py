@@ -51,7 +51,7 @@ from .elementwise import (
 from .nn import log_softmax, relu, sigmoid, softmax, softplus
 from .products import dot, matmul
 from .reductions import amax, amin, logsumexp, max, mean, min, sum
-from .shape import (
+from .manipulation import (
     broadcast_to,
     concatenate,
     expand_dims,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.primitive import Primitive
 from .elementwise import multiply
-from .shape import expand_dims, moveaxis, reshape, swapaxes
+from .manipulation import expand_dims, moveaxis, reshape, swapaxes
 
 
 def _as_matrices(a: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:

@@ -16,7 +16,7 @@ from ..core.primitive import Primitive
 from ..core.trace import raw
 from ._define import axes_of, kept_shape
 from .elementwise import exp, where
-from .shape import reshape
+from .manipulation import reshape
 
 
 def _spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import namespace_of
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
@@ -110,7 +111,19 @@ def _concatenate_vjp(i: int, g: Any, ans: Any, *arrays: Any, axis: int) -> Any:
 
 
 _concatenate = Primitive("concatenate", lambda xp, *arrays, axis: xp.concatenate(arrays, axis))
+def _concatenate_jvp(i: int, t: Any, ans: Any, *arrays: Any, axis: int) -> Any:
+    zeros = [_zeros_like(a) for a in arrays]
+    zeros[i] = t
+    return _concatenate(*zeros, axis=axis)
+
+
+def _zeros_like(a: Any) -> Any:
+    r = raw(a)
+    return namespace_of((r,)).zeros_like(r)
+
+
 _concatenate.defvjp_variadic(_concatenate_vjp)
+_concatenate.defjvp_variadic(_concatenate_jvp)
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:

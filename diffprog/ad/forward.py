@@ -1,0 +1,78 @@
+"""Forward mode: tracers that carry a tangent beside their value, one pass, no tape.
+
+Owns: `JVPTrace` and `JVPTracer`. Each primitive applied to its tracers computes its value
+one level down and the output tangent as the sum of the primitive's JVP rules over the
+perturbed inputs (None is a symbolic zero: unperturbed inputs cost nothing). As in the
+reverse sweep, a tangent is brought to the output's shape and dtype once, here, so no rule
+repeats it. The rules are diffprog ops, so forward mode composes with every other trace.
+Layer L3: imports L0-L2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.edge import astype, broadcast_to
+from ..core.trace import Trace, Tracer
+
+
+class JVPTracer(Tracer):
+    """A traced value with its tangent (never None: unperturbed values are not tracers)."""
+
+    __slots__ = ("tangent",)
+
+    def __init__(self, trace: JVPTrace, value: Any, tangent: Any) -> None:
+        self.trace = trace
+        self.value = value
+        self.tangent = tangent
+
+
+class JVPTrace(Trace):
+    """Pushes tangents forward through every primitive applied to its tracers."""
+
+    __slots__ = ()
+
+    def lift(self, value: Any, tangent: Any) -> JVPTracer:
+        return JVPTracer(self, value, tangent)
+
+    def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        if not self.alive:
+            raise self.escaped_error()
+        vals = []
+        tangents = []
+        for a in args:
+            if isinstance(a, JVPTracer) and a.trace is self:
+                vals.append(a.value)
+                tangents.append(a.tangent)
+            else:
+                vals.append(a)
+                tangents.append(None)
+        out = prim(*vals, **params)
+        rules = prim.jvps
+        if prim.multiple_results:
+            total: list[Any] = [None] * len(out)
+            for j, t in enumerate(tangents):
+                if t is not None:
+                    for k, c in enumerate(rules[j](t, out, *vals, **params)):
+                        total[k] = _accumulate(total[k], c)
+            return tuple(self._wrap(o, t) for o, t in zip(out, total))
+        t_out = None
+        for j, t in enumerate(tangents):
+            if t is not None:
+                t_out = _accumulate(t_out, rules[j](t, out, *vals, **params))
+        return self._wrap(out, t_out)
+
+    def _wrap(self, value: Any, tangent: Any) -> Any:
+        if tangent is None:  # a symbolic zero: the value is a constant to this trace
+            return value
+        if tangent.shape != value.shape:
+            tangent = broadcast_to(tangent, shape=value.shape)
+        if tangent.dtype != value.dtype:
+            tangent = astype(tangent, dtype=value.dtype)
+        return JVPTracer(self, value, tangent)
+
+
+def _accumulate(total: Any, c: Any) -> Any:
+    if c is None:
+        return total
+    return c if total is None else total + c

@@ -1,0 +1,172 @@
+"""Checking derivatives numerically: `check_grads`.
+
+Owns: the comparison of diffprog's forward and reverse modes with central differences in a
+random direction, leaf by leaf, recursing to higher order through the transforms themselves
+(so order 2 checks graph extension). Built only on the public API below it.
+Layer L6: imports L0-L5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import tree
+from .backend import namespace_of
+from .core.trace import raw
+from .transforms import jvp, vjp
+
+# Per precision: (finite-difference step, rtol). The step balances truncation (eps^2) and
+# rounding (ulp/eps); rtol bounds what remains relative to |<adjoint, v>|.
+_DEFAULTS = {8: (1e-6, 1e-6), 4: (1e-3, 2e-2), 2: (3e-2, 1e-1)}
+
+
+def check_grads(
+    f: Callable[..., Any],
+    args: Sequence[Any],
+    order: int = 2,
+    modes: Sequence[str] = ("fwd", "rev"),
+    eps: float | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
+) -> None:
+    """Check f's derivatives against central differences, up to `order`.
+
+    For every floating leaf x_k of the arguments and a random direction v_k, compares the
+    numerical directional derivative <u, (f(x + eps v_k) - f(x - eps v_k)) / 2 eps> with
+    forward mode (<u, J v_k>) and reverse mode (<J^T u, v_k>), u a random output cotangent.
+    At order > 1 it checks the reverse-mode derivative function itself the same way.
+    Raises AssertionError naming the worst leaf's path with both numbers.
+
+    >>> import numpy as np, diffprog.numpy as dnp
+    >>> check_grads(lambda x: dnp.sum(dnp.sin(x) * x), (np.array([0.5, 1.5]),))
+    """
+    args = tuple(args)
+    for mode in modes:
+        if mode not in ("fwd", "rev"):
+            raise ValueError(f"unknown mode {mode!r}; use 'fwd' and/or 'rev'")
+    rng = np.random.default_rng(seed)
+    leaves, _ = tree.flatten(args)
+    float_leaves = [x for x in leaves if _is_float(x)]
+    if not float_leaves:
+        raise ValueError("check_grads: the arguments have no floating leaf to differentiate")
+    itemsize = min(np.dtype(_dtype(x)).itemsize for x in float_leaves)
+    step, rel = _DEFAULTS.get(itemsize, _DEFAULTS[8])
+    eps = step if eps is None else eps
+    rtol = rel if rtol is None else rtol
+    atol = 0.0 if atol is None else atol
+
+    out = f(*args)
+    u = _random_like(out, rng)
+    directions = _random_like(args, rng)
+    _check_first_order(f, args, u, directions, modes, eps, rtol, atol, itemsize)
+    if order > 1:
+        def derivative(*a: Any) -> Any:
+            return vjp(f, *a)[1](u)
+
+        check_grads(derivative, args, order - 1, modes, eps, rtol, atol, seed + 1)
+
+
+def _check_first_order(
+    f: Callable[..., Any],
+    args: tuple,
+    u: Any,
+    directions: tuple,
+    modes: Sequence[str],
+    eps: float,
+    rtol: float,
+    atol: float,
+    itemsize: int,
+) -> None:
+    leaves, treedef = tree.flatten(args)
+    paths = [tree.keystr(p) for p, _ in tree.flatten_with_path(args)[0]]
+    v_leaves = tree.leaves(directions)
+    adjoints = tree.leaves(vjp(f, *args)[1](u)) if "rev" in modes else None
+    ulp = float(np.finfo(np.dtype(f"f{itemsize}")).eps)
+    worst = None
+    for k, (x, v) in enumerate(zip(leaves, v_leaves)):
+        if v is None:
+            continue
+
+        def shifted(sign: float) -> Any:
+            moved = list(leaves)
+            moved[k] = _shift(x, v, sign * eps)
+            return f(*tree.unflatten(treedef, moved))
+
+        plus, minus = shifted(1.0), shifted(-1.0)
+        numeric = (_dot(u, plus) - _dot(u, minus)) / (2 * eps)
+        # Rounding in the two evaluations of f, magnified by 1/eps, is allowed for.
+        noise = 8 * ulp * (_dot(u, plus, absolute=True) + _dot(u, minus, absolute=True)) / eps
+        found = {}
+        if adjoints is not None:
+            found["rev"] = _dot(adjoints[k], v)
+            scale = _norm(adjoints[k]) * _norm(v)
+        if "fwd" in modes:
+            tangents = tree.unflatten(treedef, [v if i == k else None for i in range(len(leaves))])
+            found["fwd"] = _dot(u, jvp(f, args, tangents)[1])
+            scale = abs(found["fwd"])
+        for mode, value in found.items():
+            tol = atol + rtol * max(scale, abs(numeric), abs(value)) + noise
+            err = abs(value - numeric)
+            if err > tol and (worst is None or err / tol > worst[0]):
+                worst = (err / tol, mode, paths[k], value, numeric, tol)
+    if worst is not None:
+        _, mode, path, value, numeric, tol = worst
+        raise AssertionError(
+            f"{'reverse' if mode == 'rev' else 'forward'}-mode derivative disagrees with central "
+            f"differences at args{path}: <derivative, v> = {value!r}, numerical = {numeric!r} "
+            f"(difference {abs(value - numeric):.3g} > tolerance {tol:.3g}, eps={eps})"
+        )
+
+
+def _is_float(x: Any) -> bool:
+    return type(x) is float or getattr(raw(x), "dtype", np.dtype(object)).kind == "f"
+
+
+def _dtype(x: Any) -> Any:
+    return np.float64 if type(x) is float else raw(x).dtype
+
+
+def _random_like(t: Any, rng: np.random.Generator) -> Any:
+    """A random normal pytree like `t` on floating leaves, None on the others."""
+
+    def draw(x: Any) -> Any:
+        if not _is_float(x):
+            return None
+        if type(x) is float:
+            return float(rng.standard_normal())
+        r = raw(x)
+        sample = rng.standard_normal(r.shape).astype(r.dtype)
+        return namespace_of((r,)).asarray(sample) if r.shape else r.dtype.type(sample)
+
+    return tree.map(draw, t)
+
+
+def _shift(x: Any, v: Any, amount: float) -> Any:
+    if type(x) is float:
+        return x + amount * v
+    return (x + amount * v).astype(x.dtype)
+
+
+def _dot(a: Any, b: Any, absolute: bool = False) -> float:
+    """<a, b> over matching pytrees in float64; leaves where either side is None count 0."""
+    total = 0.0
+    for x, y in zip(tree.leaves(a), tree.leaves(b)):
+        if x is None or y is None:
+            continue
+        x64 = np.asarray(_host(x), dtype=np.float64)
+        y64 = np.asarray(_host(y), dtype=np.float64)
+        total += float(np.sum(np.abs(x64 * y64) if absolute else x64 * y64))
+    return total
+
+
+def _norm(a: Any) -> float:
+    return float(np.sqrt(_dot(a, a)))
+
+
+def _host(x: Any) -> Any:
+    x = raw(x)
+    return x.get() if hasattr(x, "get") and not isinstance(x, np.generic) else x

@@ -1,0 +1,192 @@
+"""Every op against central differences: both modes, to second order (the gradient of the
+gradient goes through graph extension), over shapes with broadcasting, float64 and float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffprog.numpy as dnp
+from diffprog.testing import check_grads
+
+DTYPES = [np.float64, np.float32]
+UNARY_SHAPES = [(), (3,), (2, 3), (2, 1, 4)]
+BINARY_SHAPES = [
+    ((), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((4, 1, 3), (2, 3)),
+]  # fmt: skip
+
+
+# --- samplers: inputs away from kinks and singularities --------------------------------------
+def normal(rng, shape):
+    return rng.normal(size=shape)
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, size=shape)
+
+
+def away_from_zero(rng, shape):
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 1.5, size=shape)
+
+
+def distinct(rng, shape):
+    """Values at least 0.1 apart (max/min/sort stay put under a perturbation)."""
+    n = int(np.prod(shape, dtype=int))
+    values = np.linspace(-1.5, 1.5, max(n, 1)) + rng.uniform(-0.02, 0.02, size=max(n, 1))
+    return rng.permutation(values)[:n].reshape(shape)
+
+
+def make(rng, sampler, shape, dtype):
+    x = np.asarray(sampler(rng, shape), dtype=dtype)
+    return x if shape else dtype(x)  # a 0-d input arrives as a NumPy scalar
+
+
+UNARY = {
+    "negative": (dnp.negative, normal),
+    "abs": (dnp.abs, away_from_zero),
+    "exp": (dnp.exp, normal),
+    "log": (dnp.log, positive),
+    "sqrt": (dnp.sqrt, positive),
+    "sin": (dnp.sin, normal),
+    "cos": (dnp.cos, normal),
+    "tanh": (dnp.tanh, normal),
+    "square": (dnp.square, normal),
+    "sigmoid": (dnp.sigmoid, normal),
+    "relu": (dnp.relu, away_from_zero),
+    "softplus": (dnp.softplus, normal),
+    "power_const": (lambda x: x**3, normal),
+    "power_float_const": (lambda x: x**1.5, positive),
+    "rpower": (lambda x: 2.0**x, normal),
+    "clip": (lambda x: dnp.clip(x, -0.5, 0.7), away_from_zero),
+    "getitem_neg_index": (lambda x: x[..., -1] if dnp.ndim(x) else x, normal),
+}
+
+BINARY = {
+    "add": (dnp.add, normal, normal),
+    "subtract": (dnp.subtract, normal, normal),
+    "multiply": (dnp.multiply, normal, normal),
+    "divide": (dnp.divide, normal, away_from_zero),
+    "power": (dnp.power, positive, normal),
+    "maximum": (dnp.maximum, distinct, lambda rng, s: distinct(rng, s) + 0.05),
+    "minimum": (dnp.minimum, distinct, lambda rng, s: distinct(rng, s) + 0.05),
+    "where": (lambda x, y: dnp.where(x > 0, x, y), away_from_zero, normal),
+    "clip_bounds": (lambda lo, x: dnp.clip(x, lo, lo + 1.0), distinct, lambda rng, s: distinct(rng, s) * 0.9 + 0.33),
+    "matmul_broadcast_elementwise_via_operators": (lambda x, y: (x + 1.0) * y - x / (y * y + 1.0), normal, normal),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary(name, shape, dtype):
+    fn, sampler = UNARY[name]
+    x = make(np.random.default_rng(0), sampler, shape, dtype)
+    check_grads(fn, (x,), order=2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary(name, shapes, dtype):
+    fn, sx, sy = BINARY[name]
+    rng = np.random.default_rng(1)
+    x, y = make(rng, sx, shapes[0], dtype), make(rng, sy, shapes[1], dtype)
+    check_grads(fn, (x, y), order=2)
+
+
+REDUCTIONS = {
+    "sum": (dnp.sum, normal),
+    "mean": (dnp.mean, normal),
+    "max": (dnp.max, distinct),
+    "min": (dnp.min, distinct),
+    "logsumexp": (dnp.logsumexp, normal),
+}
+AXES = [None, 0, -1, (0, 2), (1,)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", AXES, ids=str)
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+def test_reduction(name, axis, keepdims, dtype):
+    fn, sampler = REDUCTIONS[name]
+    x = make(np.random.default_rng(2), sampler, (2, 3, 4), dtype)
+    check_grads(lambda x: fn(x, axis=axis, keepdims=keepdims), (x,), order=2)
+
+
+SHAPE_OPS = {
+    "reshape": (lambda x: dnp.reshape(x, (4, -1)), [(2, 3, 2)]),
+    "reshape_method": (lambda x: x.reshape(3, 4) * x.reshape(-1).reshape((3, 4)), [(12,)]),
+    "transpose": (lambda x: dnp.transpose(x, (2, 0, 1)), [(2, 3, 4)]),
+    "T": (lambda x: x.T, [(2, 3)]),
+    "broadcast_to": (lambda x: dnp.broadcast_to(x, (2, 3, 4)), [(3, 1)]),
+    "expand_dims": (lambda x: dnp.expand_dims(x, (0, 2)), [(2, 3)]),
+    "squeeze": (lambda x: dnp.squeeze(x, 1), [(2, 1, 3)]),
+    "swapaxes": (lambda x: dnp.swapaxes(x, 0, 2), [(2, 3, 4)]),
+    "moveaxis": (lambda x: dnp.moveaxis(x, 0, -1), [(2, 3, 4)]),
+    "concatenate": (lambda x, y: dnp.concatenate([x, y, x], axis=1), [(2, 3), (2, 1)]),
+    "stack": (lambda x, y: dnp.stack([x, y], axis=-1), [(2, 3), (2, 3)]),
+    "getitem_basic": (lambda x: x[1:, ::2, None, 0], [(3, 4, 2)]),
+    "getitem_advanced_repeats": (lambda x: x[np.array([0, 2, 0, 0]), 1:], [(3, 4)]),
+    "getitem_list": (lambda x: x[[1, 1, 0]], [(3, 2)]),
+    "getitem_boolean": (lambda x: x[np.array([True, False, True])], [(3, 2)]),
+    "getitem_mask_from_values": (lambda x: x[x > 0], [(4, 3)]),
+    "matmul": (dnp.matmul, [(2, 3), (3, 4)]),
+    "matmul_batched_broadcast": (lambda a, b: a @ b, [(5, 1, 2, 3), (4, 3, 2)]),
+    "matmul_vector_left": (dnp.matmul, [(3,), (2, 3, 4)]),
+    "matmul_vector_right": (dnp.matmul, [(2, 4, 3), (3,)]),
+    "matmul_vectors": (dnp.matmul, [(3,), (3,)]),
+    "dot_matrix": (dnp.dot, [(2, 3), (3,)]),
+    "dot_scalar": (dnp.dot, [(), (2, 3)]),
+    "dot_nd": (dnp.dot, [(2, 3, 4), (5, 4, 2)]),
+    "softmax": (lambda x: dnp.softmax(x, axis=-1), [(3, 4)]),
+    "softmax_axis0": (lambda x: dnp.softmax(x, axis=0), [(3, 4)]),
+    "log_softmax": (lambda x: dnp.log_softmax(x, axis=-1), [(3, 4)]),
+    "iterate_rows": (lambda x: sum(row * row for row in x), [(3, 2)]),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", sorted(SHAPE_OPS))
+def test_shape_and_products(name, dtype):
+    fn, shapes = SHAPE_OPS[name]
+    rng = np.random.default_rng(3)
+    args = tuple(make(rng, normal, s, dtype) for s in shapes)
+    check_grads(fn, args, order=2)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_on_python_floats(name):
+    fn, sampler = UNARY[name]
+    check_grads(fn, (float(sampler(np.random.default_rng(4), ())),), order=2)
+
+
+def test_results_match_numpy():
+    """The kernels compute what NumPy computes (on plain arrays nothing is traced)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(3, 4)), rng.uniform(0.5, 2, size=(3, 4))
+    assert np.array_equal(dnp.sum(x, axis=1), np.sum(x, axis=1))
+    assert np.allclose(dnp.logsumexp(x, axis=0), np.log(np.sum(np.exp(x), axis=0)))
+    assert np.allclose(dnp.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True))
+    assert np.allclose(dnp.log_softmax(x), x - np.log(np.exp(x).sum(-1, keepdims=True)))
+    assert np.allclose(dnp.sigmoid(x), 1 / (1 + np.exp(-x)))
+    assert np.allclose(dnp.softplus(x), np.log1p(np.exp(x)))
+    assert np.array_equal(dnp.relu(x), np.maximum(x, 0))
+    assert np.array_equal(dnp.power(y, x), np.power(y, x))
+    assert np.array_equal(dnp.dot(np.ones((2, 3, 4)), np.ones((5, 4, 2))), np.dot(np.ones((2, 3, 4)), np.ones((5, 4, 2))))
+    assert np.array_equal(dnp.clip(x, -0.5, None), np.clip(x, -0.5, None))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_float32_stays_float32(dtype):
+    """Results and gradients keep the input's dtype, Python constants do not promote."""
+    import diffprog as dp
+
+    x = np.linspace(-1, 1, 6, dtype=dtype).reshape(2, 3)
+
+    def f(x):
+        return dnp.sum(dnp.logsumexp(2.0 * x + 1, axis=1) ** 2) / 3
+
+    assert f(x).dtype == dtype
+    assert dp.grad(f)(x).dtype == dtype
+    assert dp.grad(lambda x: dnp.sum(dp.grad(f)(x)))(x).dtype == dtype
