@@ -8,7 +8,7 @@ The public surface: transforms (`grad`, `value_and_grad`, `vjp`), pytrees (`dp.t
 differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`).
 """
 
-from . import numpy, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+from . import numpy, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
 from .errors import (
     DeviceMismatchError,
     DiffprogError,
@@ -18,12 +18,23 @@ from .errors import (
     TracerConversionError,
     UnsupportedLeafError,
 )
-from .transforms import grad, jvp, value_and_grad, vjp
+from .transforms import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
     "StructureError", "TracerConversionError", "UnsupportedLeafError",
-    "grad", "jvp", "numpy", "tree", "value_and_grad", "vjp",
+    "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient", "testing", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The transforms users call: grad, value_and_grad, vjp, jvp.
+"""The transforms users call: grad, value_and_grad, vjp, jvp, stop_gradient.
 
 Owns: running a function on a fresh reverse trace with chosen arguments watched
 (`_record`), the scalar-output rule of `grad`, the cotangent checks of `vjp`, and `has_aux`.
@@ -14,14 +14,14 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import tree
-from .ad.boundary import Watched, adjoint_like, own_value
-from .ad.forward import JVPTrace, JVPTracer
-from .ad.reverse import ReverseTrace, ReverseTracer, backward
-from .backend import is_array, namespace_of
-from .core.edge import astype
-from .core.trace import Trace, Tracer, open_trace, raw
-from .errors import NonScalarOutputError, StructureError
+from .. import tree
+from ..ad.boundary import Watched, adjoint_like, own_value
+from ..ad.forward import JVPTrace, JVPTracer
+from ..ad.reverse import ReverseTrace, ReverseTracer, backward
+from ..backend import is_array, namespace_of
+from ..core.edge import astype
+from ..core.trace import Trace, Tracer, open_trace, raw
+from ..errors import NonScalarOutputError, StructureError
 
 
 def grad(
@@ -140,6 +140,16 @@ def jvp(
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
     tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
     return (primal_out, tangent_out, aux) if has_aux else (primal_out, tangent_out)
+
+
+def stop_gradient(x: Any) -> Any:
+    """`x` (any pytree) as a constant for every transform: its value, no derivative.
+
+    >>> import diffprog as dp
+    >>> dp.grad(lambda x: x * dp.stop_gradient(x))(3.0)
+    3.0
+    """
+    return tree.map(raw, x)
 
 
 # --- shared machinery ----------------------------------------------------------------------
