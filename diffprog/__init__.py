@@ -19,6 +19,9 @@ from .errors import (
     UnsupportedLeafError,
 )
 from .transforms import (
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
     grad,
     hessian,
     hvp,
@@ -36,5 +39,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
     "StructureError", "TracerConversionError", "UnsupportedLeafError",
-    "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient", "testing", "tree", "value_and_grad", "vjp",
+    "checkpoint", "custom_jvp", "custom_vjp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient", "testing", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

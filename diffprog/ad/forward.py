@@ -35,6 +35,14 @@ class JVPTrace(Trace):
     def lift(self, value: Any, tangent: Any) -> JVPTracer:
         return JVPTracer(self, value, tangent)
 
+    def split(self, args: Any) -> tuple[list[Any], list[Any]]:
+        """Values one level down and tangents (None = zero) of `args`."""
+        if not self.alive:
+            raise self.escaped_error()
+        own = [isinstance(a, JVPTracer) and a.trace is self for a in args]
+        return ([a.value if o else a for a, o in zip(args, own)],
+                [a.tangent if o else None for a, o in zip(args, own)])  # fmt: skip
+
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
         if not self.alive:
             raise self.escaped_error()
@@ -55,14 +63,14 @@ class JVPTrace(Trace):
                 if t is not None:
                     for k, c in enumerate(rules[j](t, out, *vals, **params)):
                         total[k] = _accumulate(total[k], c)
-            return tuple(self._wrap(o, t) for o, t in zip(out, total))
+            return tuple(self.wrap(o, t) for o, t in zip(out, total))
         t_out = None
         for j, t in enumerate(tangents):
             if t is not None:
                 t_out = _accumulate(t_out, rules[j](t, out, *vals, **params))
-        return self._wrap(out, t_out)
+        return self.wrap(out, t_out)
 
-    def _wrap(self, value: Any, tangent: Any) -> Any:
+    def wrap(self, value: Any, tangent: Any) -> Any:
         if tangent is None:  # a symbolic zero: the value is a constant to this trace
             return value
         if tangent.shape != value.shape:

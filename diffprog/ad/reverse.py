@@ -14,10 +14,11 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.edge import astype, sum_to_shape
-from ..core.trace import Trace, Tracer
+from ..core.trace import Trace, Tracer, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -71,6 +72,38 @@ class ReverseTrace(Trace):
         return ReverseTracer(self, out, slot)
 
 
+    def record_call(self, node: Any, args: list[Any], run: Callable[[list[Any]], Any]) -> list[Any]:
+        """Record one call of a whole function as the single node `node` (a JointNode).
+
+        `run(vals)` computes the call's output leaves from the inputs one level down, so
+        nothing inside it is recorded here; floating outputs come back as tracers.
+        """
+        if not self.alive:
+            raise self.escaped_error()
+        vals = []
+        slots = []
+        for a in args:
+            if isinstance(a, ReverseTracer) and a.trace is self:
+                vals.append(a.value)
+                slots.append(a.slot)
+            else:
+                vals.append(a)
+                slots.append(-1)
+        out = tuple(run(vals))
+        tape = self.tape
+        slot = len(tape)
+        tape.append((node, None, vals, slots, out))
+        tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
+        return [
+            ReverseTracer(self, o, slot + i) if is_floating(o) else o for i, o in enumerate(out)
+        ]
+
+
+def is_floating(x: Any) -> bool:
+    """True for a Python float or a floating array / tracer (a value that can be traced)."""
+    return type(x) is float or getattr(raw(x), "dtype", None) is not None and raw(x).dtype.kind == "f"
+
+
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs.
 
@@ -96,11 +129,15 @@ def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
             if g is None:
                 continue
             cts[i] = None
-        rules = prim.vjps
+        joint = prim.joint
+        if joint:
+            pulled = prim.pullback(g, out, vals)
+        else:
+            rules = prim.vjps
         for j, s in enumerate(slots):
             if s < 0:
                 continue
-            c = rules[j](g, out, *vals, **params)
+            c = pulled[j] if joint else rules[j](g, out, *vals, **params)
             if c is None:
                 continue
             x = vals[j]

@@ -31,6 +31,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "vjps", "jvps", "multiple_results")
+    joint = False  # see JointNode
 
     def __init__(self, name: str, impl: Callable[..., Any], *, multiple_results: bool = False):
         self.name = name
@@ -81,6 +82,26 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+class JointNode:
+    """A whole function call recorded as one tape node with its own pullback
+    (custom_vjp, custom_jvp used in reverse mode, checkpoint).
+
+    `pullback(g, out, vals)` gets the output cotangents (a tuple, None = zero) and returns
+    one cotangent per input (None = zero), all at once.
+    """
+
+    __slots__ = ("name", "pullback")
+    joint = True
+    multiple_results = True
+
+    def __init__(self, name: str, pullback: Callable[[tuple, tuple, list], Any]) -> None:
+        self.name = name
+        self.pullback = pullback
+
+    def __repr__(self) -> str:
+        return f"<call {self.name}>"
 
 
 class NonDifferentiable(Primitive):

@@ -133,6 +133,15 @@ class Tracer:
     __hash__ = None  # type: ignore[assignment]  # like NumPy arrays: mutable-looking, unhashable
 
 
+def top_trace(values: Any) -> Trace | None:
+    """The highest-level trace among the tracers in `values` (None if there are none)."""
+    trace = None
+    for a in values:
+        if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
+            trace = a.trace
+    return trace
+
+
 def raw(x: Any) -> Any:
     """The concrete array under any number of tracer layers."""
     while isinstance(x, Tracer):

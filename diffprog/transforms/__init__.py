@@ -1,10 +1,11 @@
 """The transforms users call (layer L5): `core` (grad, value_and_grad, vjp, jvp),
-`jacobian` (jacrev, jacfwd, hessian, hvp)."""
+`jacobian` (jacrev, jacfwd, hessian, hvp), `custom` (custom_vjp, custom_jvp, checkpoint)."""
 
 from .core import grad, jvp, stop_gradient, value_and_grad, vjp
+from .custom import checkpoint, custom_jvp, custom_vjp
 from .jacobian import hessian, hvp, jacfwd, jacobian, jacrev
 
 __all__ = [
-    "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "stop_gradient",
+    "checkpoint", "custom_jvp", "custom_vjp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "stop_gradient",
     "value_and_grad", "vjp",
 ]  # fmt: skip

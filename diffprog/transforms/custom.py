@@ -1,0 +1,268 @@
+"""User-defined derivative rules and rematerialisation: custom_vjp, custom_jvp, checkpoint.
+
+Owns: functions whose call is recorded as one node of the innermost differentiating trace,
+with a pullback supplied by the user (`custom_vjp`), derived from the user's JVP rule by
+transposing it (`custom_jvp` in reverse mode: the VJP is the reverse-mode derivative of the
+rule's tangent output with respect to the tangents, which is linear), or computed by
+re-running the function (`checkpoint`, whose intermediates are therefore not stored).
+Outer traces see the function's own operations (fwd, the rule, the recomputation), so every
+one of these composes with higher order, as in JAX. Conventions are JAX's.
+Layer L5: imports L0-L4 and transforms.core.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import tree
+from ..ad.forward import JVPTrace
+from ..ad.reverse import ReverseTrace, is_floating
+from ..backend import namespace_of
+from ..core.primitive import JointNode
+from ..core.trace import Tracer, raw, top_trace
+from ..errors import StructureError
+from .core import vjp
+
+
+class _Custom:
+    """What custom_vjp and custom_jvp share: the function, nondiff_argnums, and the split of
+    a call's arguments into differentiated leaves and the rest."""
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+
+    def _split(self, args: tuple) -> tuple[list[Any], list[int], list[Any], Any]:
+        nondiff = [args[i] for i in self.nondiff_argnums]
+        for i, a in zip(self.nondiff_argnums, nondiff):
+            if any(isinstance(x, Tracer) for x in tree.leaves(a)):
+                raise TypeError(
+                    f"{self.__name__}: argument {i} is listed in nondiff_argnums but holds a "
+                    "traced value, whose derivative would be lost; remove it from "
+                    "nondiff_argnums or pass dp.stop_gradient(value)"
+                )
+        diff_idx = [i for i in range(len(args)) if i not in self.nondiff_argnums]
+        leaves, treedef = tree.flatten(tuple(args[i] for i in diff_idx))
+        return nondiff, diff_idx, leaves, treedef
+
+    @staticmethod
+    def _merge(args: tuple, diff_idx: list[int], diff_args: tuple) -> tuple:
+        full = list(args)
+        for i, a in zip(diff_idx, diff_args):
+            full[i] = a
+        return tuple(full)
+
+
+class custom_vjp(_Custom):
+    """A function with a user-defined reverse-mode rule, JAX's conventions.
+
+    >>> import diffprog as dp, diffprog.numpy as dnp
+    >>> @dp.custom_vjp
+    ... def clip_gradient(x):
+    ...     return x
+    >>> clip_gradient.defvjp(lambda x: (x, None), lambda res, g: (dnp.clip(g, -1.0, 1.0),))
+    >>> dp.grad(lambda x: 5.0 * clip_gradient(x))(2.0)
+    1.0
+
+    `fwd(*args) -> (out, residuals)`; `bwd(*nondiff_args, residuals, g) -> tuple` with one
+    adjoint per differentiable argument, each with that argument's structure (None = zero).
+    """
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:
+        super().__init__(fun, nondiff_argnums)
+        self.fwd: Callable[..., Any] | None = None
+        self.bwd: Callable[..., Any] | None = None
+
+    def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
+        self.fwd, self.bwd = fwd, bwd
+
+    def __call__(self, *args: Any) -> Any:
+        if self.fwd is None or self.bwd is None:
+            raise TypeError(f"{self.__name__} has no VJP rule: call .defvjp(fwd, bwd) first")
+        nondiff, diff_idx, leaves, treedef = self._split(args)
+        trace = top_trace(leaves)
+        if trace is None:
+            return self.fun(*args)
+        if isinstance(trace, JVPTrace):
+            raise TypeError(
+                f"{self.__name__} is a dp.custom_vjp function, which has no forward-mode rule, "
+                "so dp.jvp / jacfwd / hessian cannot differentiate it. Define it with "
+                "dp.custom_jvp (f.defjvp(rule)) instead; its rule serves reverse mode too"
+            )
+        saved: dict[str, Any] = {}
+
+        def run(vals: list[Any]) -> list[Any]:
+            out, saved["res"] = self.fwd(*self._merge(args, diff_idx, tree.unflatten(treedef, vals)))
+            out_leaves, saved["out_def"] = tree.flatten(out)
+            return out_leaves
+
+        def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
+            cts = self.bwd(*nondiff, saved["res"], tree.unflatten(saved["out_def"], _zeros_for(g, out)))
+            primals = tree.unflatten(treedef, vals)
+            return _checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx)
+
+        outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
+        return tree.unflatten(saved["out_def"], outs)
+
+
+class custom_jvp(_Custom):
+    """A function with a user-defined forward-mode rule, used by reverse mode too.
+
+    >>> import diffprog as dp, diffprog.numpy as dnp
+    >>> @dp.custom_jvp
+    ... def f(x, y):
+    ...     return dnp.sin(x) * y
+    >>> @f.defjvp
+    ... def f_jvp(primals, tangents):
+    ...     (x, y), (dx, dy) = primals, tangents
+    ...     return f(x, y), dnp.cos(x) * dx * y + dnp.sin(x) * dy
+    >>> round(dp.grad(f)(2.0, 3.0), 6)  # reverse mode transposes the rule
+    -1.248441
+
+    `rule(*nondiff_args, primals, tangents) -> (out, tangent_out)` with primals and tangents
+    tuples over the differentiable arguments.
+    """
+
+    def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:
+        super().__init__(fun, nondiff_argnums)
+        self.rule: Callable[..., Any] | None = None
+
+    def defjvp(self, rule: Callable[..., Any]) -> Callable[..., Any]:
+        self.rule = rule
+        return rule
+
+    def __call__(self, *args: Any) -> Any:
+        if self.rule is None:
+            raise TypeError(f"{self.__name__} has no JVP rule: call .defjvp(rule) first")
+        nondiff, diff_idx, leaves, treedef = self._split(args)
+        trace = top_trace(leaves)
+        if trace is None:
+            return self.fun(*args)
+        if isinstance(trace, JVPTrace):
+            return self._forward(trace, nondiff, leaves, treedef)
+        assert isinstance(trace, ReverseTrace)
+        saved: dict[str, Any] = {}
+
+        def run(vals: list[Any]) -> list[Any]:  # the lower traces apply the rule themselves
+            out = self(*self._merge(args, diff_idx, tree.unflatten(treedef, vals)))
+            out_leaves, saved["out_def"] = tree.flatten(out)
+            return out_leaves
+
+        def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
+            primals = tree.unflatten(treedef, vals)
+            zeros = tree.unflatten(treedef, [_zeros(v) for v in vals])
+
+            def tangent_out(tangents: tuple) -> Any:
+                return self.rule(*nondiff, primals, tangents)[1]
+
+            _, transpose = vjp(tangent_out, zeros)
+            (cts,) = transpose(tree.unflatten(saved["out_def"], _zeros_for(g, out)))
+            return tree.leaves(cts)
+
+        outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
+        return tree.unflatten(saved["out_def"], outs)
+
+    def _forward(self, trace: JVPTrace, nondiff: list[Any], leaves: list[Any], treedef: Any) -> Any:
+        vals, tangents = trace.split(leaves)
+        tangents = [_zeros(v) if t is None else t for v, t in zip(vals, tangents)]
+        out, t_out = self.rule(*nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents))
+        out_leaves, out_def = tree.flatten(out)
+        t_leaves, t_def = tree.flatten(t_out)
+        if t_def != out_def:
+            raise StructureError(
+                f"{self.__name__}: the JVP rule's tangent output has structure {t_def}, but its "
+                f"primal output has structure {out_def}"
+            )
+        for (path, o), t in zip(tree.flatten_with_path(out)[0], t_leaves):
+            _check_leaf(self.__name__, "JVP rule's tangent output", tree.keystr(path), t, o)
+        return tree.unflatten(
+            out_def,
+            [trace.wrap(o, t) if t is not None and is_floating(o) else o for o, t in zip(out_leaves, t_leaves)],
+        )
+
+
+def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`f`, with its intermediates recomputed in the backward pass instead of stored.
+
+    Reverse mode keeps only f's inputs and outputs; the backward pass re-runs f under its
+    own trace. Gradients are identical; memory drops for deep chains of checkpointed blocks.
+
+    >>> import diffprog as dp, diffprog.numpy as dnp
+    >>> block = dp.checkpoint(lambda x: dnp.sin(dnp.sin(x)))
+    >>> round(float(dp.grad(block)(0.5)), 6)
+    0.778644
+    """
+
+    @functools.wraps(f)
+    def checkpointed(*args: Any) -> Any:
+        leaves, treedef = tree.flatten(args)
+        trace = top_trace(leaves)
+        if not isinstance(trace, ReverseTrace):
+            return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
+        saved: dict[str, Any] = {}
+
+        def run(vals: list[Any]) -> list[Any]:  # lower traces checkpoint too
+            out_leaves, saved["out_def"] = tree.flatten(checkpointed(*tree.unflatten(treedef, vals)))
+            return out_leaves
+
+        def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
+            _, vjp_fn = vjp(f, *tree.unflatten(treedef, vals))
+            return tree.leaves(vjp_fn(tree.unflatten(saved["out_def"], _zeros_for(g, out))))
+
+        outs = trace.record_call(JointNode(getattr(f, "__name__", "checkpoint"), pullback), leaves, run)
+        return tree.unflatten(saved["out_def"], outs)
+
+    return checkpointed
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _zeros(v: Any) -> Any:
+    """A constant zero tangent / cotangent like value `v` (None for a non-floating value)."""
+    if not is_floating(v):
+        return None
+    r = raw(v)
+    return namespace_of((r,)).zeros_like(r) if hasattr(r, "shape") else 0.0
+
+
+def _zeros_for(g: tuple, out: tuple) -> list[Any]:
+    """Output cotangents with symbolic zeros made real, as user rules expect."""
+    return [_zeros(o) if c is None else c for c, o in zip(g, out)]
+
+
+def _checked_adjoints(name: str, what: str, cts: Any, primals: tuple, diff_idx: list[int]) -> list[Any]:
+    if not isinstance(cts, (tuple, list)) or len(cts) != len(primals):
+        raise StructureError(
+            f"{name}: {what} must return a tuple with one adjoint per differentiable argument "
+            f"({len(primals)}), got {type(cts).__name__}"
+            + (f" of length {len(cts)}" if isinstance(cts, (tuple, list)) else "")
+        )
+    flat = []
+    for i, ct, p in zip(diff_idx, cts, primals):
+        p_paths = tree.flatten_with_path(p)[0]
+        if ct is None:  # a whole argument with zero adjoint
+            flat += [None] * len(p_paths)
+            continue
+        ct_leaves, ct_def = tree.flatten(ct)
+        if ct_def != tree.structure(p):
+            raise StructureError(
+                f"{name}: {what} returned for argument {i} an adjoint of structure {ct_def}, "
+                f"expected the argument's structure {tree.structure(p)}"
+            )
+        for (path, leaf), c in zip(p_paths, ct_leaves):
+            _check_leaf(name, f"{what} adjoint for argument {i}", tree.keystr(path), c, leaf)
+            flat.append(c)
+    return flat
+
+
+def _check_leaf(name: str, what: str, path: str, got: Any, like: Any) -> None:
+    if got is None or not is_floating(like):
+        return
+    shape, expected = tuple(getattr(got, "shape", ())), tuple(getattr(like, "shape", ()))
+    if shape != expected:
+        raise StructureError(f"{name}: {what}{path} has shape {shape}, expected {expected}")
+    dtype, want = getattr(got, "dtype", None), getattr(raw(like), "dtype", None)
+    if dtype is not None and want is not None and dtype != want:
+        raise StructureError(f"{name}: {what}{path} has dtype {dtype}, expected {want}")
