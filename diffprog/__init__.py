@@ -19,6 +19,7 @@ from .errors import (
     UnsupportedLeafError,
 )
 from .transforms import (
+    Tape,
     checkpoint,
     custom_jvp,
     custom_vjp,
@@ -38,6 +39,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
-    "StructureError", "TracerConversionError", "UnsupportedLeafError",
+    "StructureError", "Tape", "TracerConversionError", "UnsupportedLeafError",
     "checkpoint", "custom_jvp", "custom_vjp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient", "testing", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

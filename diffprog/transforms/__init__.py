@@ -1,11 +1,14 @@
 """The transforms users call (layer L5): `core` (grad, value_and_grad, vjp, jvp),
-`jacobian` (jacrev, jacfwd, hessian, hvp), `custom` (custom_vjp, custom_jvp, checkpoint)."""
+`jacobian` (jacrev, jacfwd, hessian, hvp), `custom` (custom_vjp, custom_jvp,
+checkpoint), `tape` (the imperative Tape)."""
 
 from .core import grad, jvp, stop_gradient, value_and_grad, vjp
 from .custom import checkpoint, custom_jvp, custom_vjp
 from .jacobian import hessian, hvp, jacfwd, jacobian, jacrev
+from .tape import Tape
 
 __all__ = [
+    "Tape",
     "checkpoint", "custom_jvp", "custom_vjp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "stop_gradient",
     "value_and_grad", "vjp",
 ]  # fmt: skip

@@ -82,7 +82,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[An
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
-        seeds = _cotangent_seeds(trace, out, out_leaves, out_def, cotangent)
+        seeds = cotangent_seeds(trace, out, cotangent)
         cts = backward(trace.tape, seeds)
         return tuple(w.adjoint(cts) for w in inputs)
 
@@ -230,14 +230,17 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
     return namespace_of((value,)).ones_like(value)
 
 
-def _cotangent_seeds(
-    trace: ReverseTrace, out: Any, out_leaves: list[Any], out_def: Any, cotangent: Any
+def cotangent_seeds(
+    trace: ReverseTrace, out: Any, cotangent: Any, what: str = "the cotangent passed to vjp_fn"
 ) -> list[tuple[int, Any]]:
+    """(slot, cotangent) pairs seeding the sweep from `cotangent`, a pytree like `out`;
+    structure, shapes and dtypes are checked (dtypes converted) leaf by leaf."""
+    out_leaves, out_def = tree.flatten(out)
     ct_leaves, ct_def = tree.flatten(cotangent)
     if ct_def != out_def:
         raise StructureError(
-            f"the cotangent passed to vjp_fn has structure {ct_def}, but the output of the "
-            f"function has structure {out_def}; they must match"
+            f"{what} has structure {ct_def}, but the output has structure {out_def}; they "
+            "must match"
         )
     seeds = []
     for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
@@ -247,8 +250,8 @@ def _cotangent_seeds(
         if tuple(shape) != tuple(o.shape):
             path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
             raise StructureError(
-                f"the cotangent for output{path} has shape {tuple(shape)}, but that output has "
-                f"shape {tuple(o.shape)}"
+                f"{what}: the entry for output{path} has shape {tuple(shape)}, but that output "
+                f"has shape {tuple(o.shape)}"
             )
         if not hasattr(c, "dtype"):
             c = namespace_of((raw(o.value),)).asarray(c, dtype=o.dtype)

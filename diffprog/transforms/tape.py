@@ -1,0 +1,119 @@
+"""The imperative tape: `with dp.Tape() as tape: x = tape.watch(x); y = f(x)`, then
+`tape.gradient(y, x)`, in the manner of TensorFlow's GradientTape.
+
+Owns: `Tape`, a reverse trace opened and closed by a `with` block, the values it watches,
+and gradients of any pytree target with respect to any pytree of watched sources. Tapes
+nest: an inner tape's `gradient`, taken while an outer tape is open, is recorded by the
+outer one (graph extension), so second derivatives come from two tapes.
+Layer L5: imports L0-L4 and transforms.core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from .. import tree
+from ..ad.boundary import Watched, adjoint_like
+from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
+from ..backend import namespace_of
+from ..core.trace import open_trace, raw
+from ..errors import DiffprogError
+from .core import cotangent_seeds
+
+
+class Tape:
+    """Records the operations on watched values inside a `with` block.
+
+    >>> import numpy as np, diffprog as dp
+    >>> with dp.Tape() as tape:
+    ...     x = tape.watch(np.array([1.0, 2.0]))
+    ...     y = (x * x).sum()
+    >>> tape.gradient(y, x)
+    array([2., 4.])
+
+    `persistent=True` allows several `gradient` calls (otherwise one, which frees the tape).
+    """
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.persistent = persistent
+        self._trace: ReverseTrace | None = None
+        self._context: contextlib.AbstractContextManager | None = None
+        self._originals: dict[int, Any] = {}  # slot -> the leaf the user watched
+        self._used = False
+
+    def __enter__(self) -> Tape:
+        if self._context is not None or self._used:
+            raise DiffprogError("a dp.Tape can be entered once; make a new Tape")
+        self._context = open_trace(ReverseTrace, "dp.Tape")
+        self._trace = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._context is not None
+        self._context.__exit__(*exc)
+
+    def watch(self, value: Any) -> Any:
+        """`value` (any pytree) with its floating leaves recorded from now on; use the
+        returned value in the computation."""
+        trace = self._trace
+        if trace is None or not trace.alive:
+            raise DiffprogError(
+                "tape.watch() was called outside the tape's `with` block; watch values "
+                "inside it: with dp.Tape() as tape: x = tape.watch(x); ..."
+            )
+        watched = Watched(value, lambda _, v: trace.watch(v), lambda: "watched value")
+        for leaf, tracer in zip(watched.leaves, watched.tracers):
+            if tracer is not None:
+                self._originals[tracer.slot] = leaf
+        return watched.tree
+
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None) -> Any:
+        """d target / d sources, shaped like `sources` (a pytree of watched values).
+
+        `target` may be any pytree; `output_gradients` (its structure) weighs its leaves,
+        ones by default, so a non-scalar target gives the gradient of its sum.
+        """
+        trace = self._trace
+        if trace is None:
+            raise DiffprogError("tape.gradient() needs a tape that recorded something: use "
+                                "it after `with dp.Tape() as tape:`")  # fmt: skip
+        if self._used:
+            raise DiffprogError(
+                "this dp.Tape is not persistent and its gradient was already taken (that "
+                "freed it); create it with dp.Tape(persistent=True) to call gradient() again"
+            )
+        if output_gradients is None:
+            output_gradients = tree.map(_ones_or_none, target)
+        seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients")
+        cts = backward(trace.tape, seeds)
+        if not self.persistent:
+            self._used = True
+            trace.tape = []  # free the records and their residuals
+        return self._adjoints(trace, sources, cts)
+
+    def _adjoints(self, trace: ReverseTrace, sources: Any, cts: list[Any]) -> Any:
+        def adjoint(path: Any, s: Any) -> Any:
+            if not is_floating(s):  # a constant: no adjoint
+                return None
+            if not (isinstance(s, ReverseTracer) and s.trace is trace):
+                raise DiffprogError(
+                    f"source{tree.keystr(path)} was not watched by this tape; pass values "
+                    "returned by tape.watch(...)"
+                )
+            if s.slot not in self._originals:
+                raise DiffprogError(
+                    f"source{tree.keystr(path)} was computed on the tape, not watched; take "
+                    "gradients with respect to values returned by tape.watch(...)"
+                )
+            return adjoint_like(cts[s.slot], self._originals[s.slot])
+
+        pairs, treedef = tree.flatten_with_path(sources)
+        return tree.unflatten(treedef, [adjoint(p, s) for p, s in pairs])
+
+
+def _ones_or_none(t: Any) -> Any:
+    if not is_floating(t):
+        return None
+    r = raw(t)
+    return namespace_of((r,)).ones_like(r) if hasattr(r, "shape") else 1.0
