@@ -48,9 +48,9 @@ from .elementwise import (
     true_divide,
     where,
 )
-from .nn import log_softmax, relu, sigmoid, softmax, softplus
+from .nn import log_softmax, logsumexp, relu, sigmoid, softmax, softplus
 from .products import dot, matmul
-from .reductions import amax, amin, logsumexp, max, mean, min, sum
+from .reductions import amax, amin, max, mean, min, sum
 from .manipulation import (
     broadcast_to,
     concatenate,

@@ -128,11 +128,16 @@ _clip.defjvp(
 )
 
 
-def clip(a: Any, a_min: Any = None, a_max: Any = None) -> Any:
-    """`numpy.clip`: values below a_min become a_min, above a_max become a_max (None: no bound).
+def clip(a: Any, a_min: Any = None, a_max: Any = None, *, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    """`numpy.clip`: values below a_min become a_min, above a_max become a_max (None: no bound;
+    NumPy 2's spelling `min=` / `max=` works too).
 
     The gradient flows to `a` inside the bounds and to the bound that is active outside them.
     """
+    if (a_min is not None and min is not None) or (a_max is not None and max is not None):
+        raise TypeError("clip: pass each bound once, as a_min/a_max or as min/max")
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
         raise ValueError("clip needs at least one of a_min and a_max")
     return _clip(a, float("-inf") if a_min is None else a_min,

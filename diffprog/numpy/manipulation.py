@@ -25,8 +25,11 @@ _reshape.defvjp(lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
 _reshape.defjvp(lambda t, ans, x, *, shape: _reshape(t, shape=shape))
 
 
-def reshape(a: Any, newshape: Any, order: str = "C") -> Any:
-    """`numpy.reshape` (C order); one dimension may be -1."""
+def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None) -> Any:
+    """`numpy.reshape` (C order); one dimension may be -1. `newshape=` is NumPy 1's name."""
+    if (shape is None) == (newshape is None):
+        raise TypeError("reshape needs the new shape once, as `shape` (or `newshape`)")
+    newshape = shape if newshape is None else newshape
     if order != "C":
         raise NotImplementedError("reshape supports order='C' only")
     shape = (newshape,) if isinstance(newshape, int) else tuple(newshape)

@@ -57,7 +57,7 @@ def _array_function(functions: dict[Any, Callable[..., Any]]) -> Callable[..., A
         fn = functions.get(func)
         if fn is None:
             raise TracerConversionError(
-                f"numpy.{func.__name__} is not supported on traced arrays: diffprog cannot "
+                f"{func.__module__}.{func.__name__} is not supported on traced arrays: diffprog cannot "
                 "differentiate it. Use a function from diffprog.numpy instead (see "
                 "diffprog.numpy.__all__), or dp.stop_gradient(x) if x is a constant there"
             )
