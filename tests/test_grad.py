@@ -273,3 +273,32 @@ def test_bad_argnums_and_has_aux():
         dp.grad(lambda x, y: x * y, argnums=2)(1.0, 2.0)
     with pytest.raises(TypeError, match="pair"):
         dp.grad(lambda x: x, has_aux=True)(1.0)
+
+
+# --- values saved for the backward pass -------------------------------------------------------
+def test_vjp_outputs_are_copies_so_mutating_them_is_safe():
+    x = np.array([1.0, 2.0])
+    out, vjp_fn = dp.vjp(dnp.exp, x)  # exp saves its output for the backward pass
+    out -= 100.0
+    np.testing.assert_allclose(vjp_fn(np.ones(2))[0], np.exp(x))
+
+
+def test_vjp_refuses_an_input_changed_in_place():
+    params = {"W": np.ones(3), "b": 2.0}
+    _, vjp_fn = dp.vjp(lambda p: p["W"] * p["W"] * p["b"], params)
+    params["W"][0] = 5.0
+    with pytest.raises(ValueError, match=r"primal 0\['W'\] was modified in place"):
+        vjp_fn(np.ones(3))
+
+
+def test_jvp_treats_unperturbed_inputs_like_perturbed_ones():
+    """An input with a None tangent is still traced, so the same code runs either way."""
+
+    def f(x, v):
+        y = x * 1.0
+        y[0] = v  # item assignment needs a traced y
+        return y
+
+    out, t = dp.jvp(f, (np.ones(2), 3.0), (None, 1.0))
+    np.testing.assert_array_equal(out, [3.0, 1.0])
+    np.testing.assert_array_equal(t, [1.0, 0.0])

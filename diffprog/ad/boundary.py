@@ -12,6 +12,7 @@ Layer L3: imports L0-L2.
 from __future__ import annotations
 
 import numbers
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,11 @@ def leaf_kind(leaf: Any) -> str:
 
 
 class Watched:
-    """One differentiated argument: its leaves, its treedef and the tracers that stand in."""
+    """One differentiated argument: its leaves, its treedef, the tracers that stand in, and
+    (reverse mode) the tape slots they had when created: `x[i] = v` rebinds a tracer object to
+    a new slot, but the adjoint wanted is the input's."""
 
-    __slots__ = ("leaves", "treedef", "tracers", "tree")
+    __slots__ = ("leaves", "treedef", "tracers", "slots", "tree")
 
     def __init__(self, arg: Any, wrap: Callable[[int, Any], Any], where: Callable[[], str]):
         """`wrap(i, value)` makes the tracer for floating leaf i (a Python float arrives as
@@ -87,18 +90,37 @@ class Watched:
                 tracers.append(None)
         self.leaves = leaves
         self.tracers = tracers
+        self.slots = [getattr(t, "slot", None) for t in tracers]
         #: the argument rebuilt with tracers in place of its floating leaves
         self.tree = tree.unflatten(
             self.treedef, [leaf if t is None else t for leaf, t in zip(leaves, tracers)]
         )
+
+    def fingerprints(self) -> list[int | None]:
+        """Checksums of the argument's NumPy arrays, to detect in-place changes later."""
+        return [
+            zlib.crc32(np.ascontiguousarray(leaf)) if type(leaf) is np.ndarray else None
+            for leaf in self.leaves
+        ]
+
+    def check_unchanged(self, fingerprints: list[int | None], where: str) -> None:
+        """Raise if an array of the argument changed since `fingerprints` were taken."""
+        for i, (leaf, before) in enumerate(zip(self.leaves, fingerprints)):
+            if before is not None and zlib.crc32(np.ascontiguousarray(leaf)) != before:
+                path = tree.keystr(tree.flatten_with_path(self.tree)[0][i][0])
+                raise ValueError(
+                    f"{where}{path} was modified in place after it was recorded; values saved "
+                    "for the backward pass would be stale and the gradient wrong. Record again "
+                    "after modifying it, or modify a copy"
+                )
 
     def adjoint(self, cts: list[Any]) -> Any:
         """The argument's adjoint from the sweep's cotangent list, shaped like the argument."""
         return tree.unflatten(
             self.treedef,
             [
-                None if t is None else adjoint_like(cts[t.slot], leaf)
-                for leaf, t in zip(self.leaves, self.tracers)
+                None if s is None else adjoint_like(cts[s], leaf)
+                for leaf, s in zip(self.leaves, self.slots)
             ],
         )
 

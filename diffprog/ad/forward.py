@@ -17,7 +17,8 @@ from ..core.trace import Trace, Tracer
 
 
 class JVPTracer(Tracer):
-    """A traced value with its tangent (never None: unperturbed values are not tracers)."""
+    """A traced value with its tangent; None is a symbolic zero (an input the caller did not
+    perturb stays a tracer, so code behaves the same whichever inputs are perturbed)."""
 
     __slots__ = ("tangent",)
 
@@ -71,8 +72,8 @@ class JVPTrace(Trace):
         return self.wrap(out, t_out)
 
     def wrap(self, value: Any, tangent: Any) -> Any:
-        if tangent is None:  # a symbolic zero: the value is a constant to this trace
-            return value
+        if tangent is None:  # a symbolic zero: nothing to broadcast or cast
+            return JVPTracer(self, value, None)
         if tangent.shape != value.shape:
             tangent = broadcast_to(tangent, shape=value.shape)
         if tangent.dtype != value.dtype:

@@ -124,7 +124,10 @@ class Tracer:
             "array: the value would leave the tape and its gradient would be silently lost. "
             "Use diffprog.numpy (dnp) functions, or NumPy functions diffprog supports, on the "
             "traced value; use dp.stop_gradient(x) if you mean a constant; float(x) / x.item() "
-            "give a Python number for control flow."
+            "give a Python number for control flow. If this came from `a[i] = x` with `a` a "
+            "plain NumPy array, build the array from traced pieces (dnp.stack, "
+            "dnp.concatenate, dnp.where) or assign into a traced array instead (item "
+            "assignment on tracers is recorded)."
         )
 
     def __repr__(self) -> str:

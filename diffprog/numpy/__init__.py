@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from . import methods as _methods
+from .assignment import setitem
 from .elementwise import (
     abs,
     absolute,

@@ -189,6 +189,12 @@ index_add.defjvp(lambda t, ans, x, *, index, shape: index_add(t, index=index, sh
 def getitem(x: Any, index: Any) -> Any:
     """`x[index]` with NumPy's basic, advanced and boolean indexing; repeated indices
     accumulate their gradients."""
+    return _getitem(x, index=index_tuple(index))
+
+
+def index_tuple(index: Any) -> tuple:
+    """`index` as the tuple the indexing primitives record: lists become arrays, traced
+    integer/boolean arrays their values; a traced float array is refused."""
     index = index if isinstance(index, tuple) else (index,)
     parts = []
     for i in index:
@@ -203,4 +209,4 @@ def getitem(x: Any, index: Any) -> Any:
         elif isinstance(i, list):
             i = np.asarray(i)
         parts.append(i)
-    return _getitem(x, index=tuple(parts))
+    return tuple(parts)

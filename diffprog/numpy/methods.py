@@ -26,13 +26,6 @@ def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
 
 
-def _setitem(self: Tracer, index: Any, value: Any) -> None:
-    raise TypeError(
-        "item assignment (x[i] = v) on a traced array is not supported yet; build the new "
-        "array functionally, e.g. with dnp.where(mask, v, x) or dnp.concatenate"
-    )
-
-
 def _array_ufunc(
     ufuncs: dict[str, Callable[..., Any]],
 ) -> Callable[..., Any]:
@@ -100,7 +93,7 @@ def install(dnp: Any) -> None:
         "__lt__": op(dnp.less), "__le__": op(dnp.less_equal),
         "__gt__": op(dnp.greater), "__ge__": op(dnp.greater_equal),
         "__eq__": op(dnp.equal), "__ne__": op(dnp.not_equal),
-        "__getitem__": op(dnp.getitem), "__setitem__": _setitem,
+        "__getitem__": op(dnp.getitem), "__setitem__": dnp.setitem,
         "T": property(lambda self: dnp.transpose(self)),
         "mT": property(lambda self: dnp.swapaxes(self, -1, -2)),
         "sum": lambda self, axis=None, keepdims=False: dnp.sum(self, axis, keepdims=keepdims),

@@ -14,6 +14,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import tree
 from ..ad.boundary import Watched, adjoint_like, own_value
 from ..ad.forward import JVPTrace, JVPTracer
@@ -76,12 +78,20 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[An
     >>> out, vjp_fn = dp.vjp(lambda x: {"y": 2 * x}, np.ones(2))
     >>> vjp_fn({"y": np.array([1.0, 3.0])})
     (array([2., 6.]),)
+
+    The backward pass runs later, on values saved now: the primal outputs returned are copies
+    (changing them cannot reach the saved values), and changing an input array in place
+    before calling vjp_fn raises an error instead of giving a wrong gradient.
     """
     trace, inputs, out, aux = _record(f, primals, {}, range(len(primals)), has_aux, "dp.vjp")
     out_leaves, out_def = tree.flatten(out)
-    primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
+    primal_out = tree.unflatten(out_def, [_copied(own_value(trace, x)) for x in out_leaves])
+    aux = tree.map(_copied, aux)
+    fingerprints = [w.fingerprints() for w in inputs]
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        for i, (w, prints) in enumerate(zip(inputs, fingerprints)):
+            w.check_unchanged(prints, f"dp.vjp: primal {i}")
         seeds = cotangent_seeds(trace, out, cotangent)
         cts = backward(trace.tape, seeds)
         return tuple(w.adjoint(cts) for w in inputs)
@@ -119,8 +129,8 @@ def jvp(
     def tracer_maker(trace: JVPTrace, i: int) -> Callable[[int, Any], Any]:
         def wrap(j: int, value: Any) -> Any:
             t = tangent_leaves[i][j]
-            if t is None:
-                return value
+            if t is None:  # unperturbed: still traced, with a symbolic zero tangent
+                return trace.lift(value, None)
             xp = namespace_of((raw(value),))
             t = t if isinstance(t, Tracer) else xp.asarray(t)
             if tuple(t.shape) != tuple(value.shape):
@@ -261,9 +271,14 @@ def cotangent_seeds(
     return seeds
 
 
+def _copied(x: Any) -> Any:
+    """A NumPy/CuPy array handed to the user is a copy of the one the tape saved."""
+    return x.copy() if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy") else x
+
+
 def _tangent_of(trace: JVPTrace, x: Any) -> Any:
     if isinstance(x, JVPTracer) and x.trace is trace:
-        return x.tangent
+        return adjoint_like(x.tangent, x.value)  # a symbolic zero becomes real zeros
     return adjoint_like(None, x)  # real zeros for a floating output, None for a constant
 
 

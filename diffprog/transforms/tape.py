@@ -63,9 +63,9 @@ class Tape:
                 "inside it: with dp.Tape() as tape: x = tape.watch(x); ..."
             )
         watched = Watched(value, lambda _, v: trace.watch(v), lambda: "watched value")
-        for leaf, tracer in zip(watched.leaves, watched.tracers):
-            if tracer is not None:
-                self._originals[tracer.slot] = leaf
+        for leaf, slot in zip(watched.leaves, watched.slots):
+            if slot is not None:
+                self._originals[slot] = leaf
         return watched.tree
 
     def gradient(self, target: Any, sources: Any, output_gradients: Any = None) -> Any:
