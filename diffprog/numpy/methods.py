@@ -1,9 +1,7 @@
-"""Arithmetic, methods and NumPy's protocols on tracers: `x + y`, `x[i]`, `x.sum()`,
-`np.exp(x)`.
+"""Arithmetic and methods on tracers: `x + y`, `x[i]`, `x[i] = v`, `x.sum()`, `x.T`.
 
-Owns: the table of tracer methods (installed into core's Tracer by `install`), and the
-`__array_ufunc__` / `__array_function__` dispatch that sends NumPy's own functions called on
-tracers to their diffprog counterparts, refusing the ones diffprog lacks by name.
+Owns: the table of tracer methods, installed into core's Tracer by `install` together with
+NumPy's protocols from `dispatch`.
 Layer L4: imports L0, L2 and the other L4 modules.
 """
 
@@ -16,7 +14,7 @@ import numpy as np
 
 from ..core.edge import astype as _astype
 from ..core.trace import Tracer, install_operators, raw
-from ..errors import TracerConversionError
+from . import dispatch
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
@@ -26,52 +24,8 @@ def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
 
 
-def _array_ufunc(
-    ufuncs: dict[str, Callable[..., Any]],
-) -> Callable[..., Any]:
-    def __array_ufunc__(self: Tracer, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        fn = ufuncs.get(ufunc.__name__)
-        if method != "__call__" or fn is None or kwargs:
-            what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-            why = (f" with keyword arguments {sorted(kwargs)}" if fn and method == "__call__"
-                   else "")  # fmt: skip
-            raise TracerConversionError(
-                f"{what}{why} is not supported on traced arrays: diffprog cannot differentiate "
-                f"it. Use the functions in diffprog.numpy (supported ufuncs: "
-                f"{', '.join(sorted(ufuncs))})"
-            )
-        return fn(*inputs)
-
-    return __array_ufunc__
-
-
-def _array_function(functions: dict[Any, Callable[..., Any]]) -> Callable[..., Any]:
-    def __array_function__(self: Tracer, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        fn = functions.get(func)
-        if fn is None:
-            raise TracerConversionError(
-                f"{func.__module__}.{func.__name__} is not supported on traced arrays: diffprog cannot "
-                "differentiate it. Use a function from diffprog.numpy instead (see "
-                "diffprog.numpy.__all__), or dp.stop_gradient(x) if x is a constant there"
-            )
-        return fn(*args, **kwargs)
-
-    return __array_function__
-
-
 def install(dnp: Any) -> None:
     """Install the tracer methods, built on the functions of the module `dnp`."""
-    ufuncs = {
-        name: getattr(dnp, name)
-        for name in dir(dnp)
-        if isinstance(getattr(np, name, None), np.ufunc) and callable(getattr(dnp, name))
-    }
-    functions = {
-        getattr(np, name): getattr(dnp, name)
-        for name in dnp.__all__
-        if callable(getattr(np, name, None)) and not isinstance(getattr(np, name), np.ufunc)
-    }
-
     # Primitives are not descriptors: wrap them so that `self` is passed.
     def op(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         return lambda self, other: fn(self, other)
@@ -113,7 +67,6 @@ def install(dnp: Any) -> None:
         "dot": dnp.dot,
         "clip": dnp.clip,
         "astype": _astype_method,
-        "__array_ufunc__": _array_ufunc(ufuncs),
-        "__array_function__": _array_function(functions),
+        **dispatch.install(dnp),
     }  # fmt: skip
     install_operators(table)

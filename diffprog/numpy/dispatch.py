@@ -1,0 +1,121 @@
+"""NumPy's own functions on tracers: `np.exp(x)`, `np.sum(x, axis=0)`, `np.add.at(x, i, v)`.
+
+Owns: the tracer's `__array_ufunc__` and `__array_function__`, which send NumPy functions to
+their diffprog.numpy counterparts of the same name (ufunc calls, `reduce` and `accumulate`
+where a counterpart exists, `np.add.at`, `out=` when it names a tracer), and refuse, by name
+and with what to use instead, everything diffprog cannot differentiate. `supported()` lists
+what is dispatched, for the coverage table in the docs.
+Layer L4: imports L0, L2 and other L4 modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..core.trace import Tracer
+from ..errors import TracerConversionError
+from .assignment import setitem
+from .manipulation import broadcast_to, getitem, index_add, index_tuple
+
+# ufunc.reduce / ufunc.accumulate -> the diffprog.numpy function that computes it
+_REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min",
+           "logaddexp": "logsumexp"}  # fmt: skip
+_ACCUMULATE = {"add": "cumsum", "multiply": "cumprod"}
+
+
+def supported(dnp: ModuleType) -> tuple[dict[str, Callable[..., Any]], dict[Any, Callable[..., Any]]]:
+    """(ufunc name -> function, NumPy function -> function) for what dispatch sends on."""
+    ufuncs = {
+        name: getattr(dnp, name)
+        for name in dir(dnp)
+        if isinstance(getattr(np, name, None), np.ufunc) and callable(getattr(dnp, name))
+    }
+    functions = {}
+    for namespace, ours in ((np, dnp), (np.linalg, getattr(dnp, "linalg", None))):
+        for name in getattr(ours, "__all__", ()):
+            theirs = getattr(namespace, name, None)
+            if callable(theirs) and not isinstance(theirs, np.ufunc):
+                functions[theirs] = getattr(ours, name)
+    return ufuncs, functions
+
+
+def install(dnp: ModuleType) -> dict[str, Any]:
+    """The protocol methods for the tracer class, built on the functions of `dnp`."""
+    ufuncs, functions = supported(dnp)
+
+    def __array_ufunc__(self: Tracer, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = ufunc.__name__
+        out = kwargs.pop("out", None)
+        if method == "__call__" and name in ufuncs and not kwargs:
+            result = ufuncs[name](*inputs)
+        elif method == "reduce" and hasattr(dnp, _REDUCE.get(name, "-")) and _only(kwargs, "axis", "keepdims"):
+            result = getattr(dnp, _REDUCE[name])(inputs[0], axis=kwargs.get("axis", 0),
+                                                 keepdims=kwargs.get("keepdims", False))  # fmt: skip
+        elif method == "accumulate" and hasattr(dnp, _ACCUMULATE.get(name, "-")) and _only(kwargs, "axis"):
+            result = getattr(dnp, _ACCUMULATE[name])(inputs[0], axis=kwargs.get("axis", 0))
+        elif method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
+            return _add_at(*inputs)
+        else:
+            raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
+        if out is None:
+            return result
+        target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        if not isinstance(target, Tracer):
+            raise TracerConversionError(
+                f"numpy.{name}(..., out=a) with `a` a plain NumPy array cannot hold a traced "
+                "result (its gradient would be lost); drop out= and use the return value"
+            )
+        setitem(target, Ellipsis, result)
+        return target
+
+    def __array_function__(self: Tracer, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        fn = functions.get(func)
+        if fn is None:
+            raise TracerConversionError(
+                f"{func.__module__}.{func.__name__} is not supported on traced arrays: diffprog "
+                "cannot differentiate it. Use a function from diffprog.numpy instead (see "
+                "diffprog.numpy.__all__ and docs/numpy_coverage.md), or dp.stop_gradient(x) "
+                "if x is a constant there"
+            )
+        return fn(*args, **kwargs)
+
+    return {"__array_ufunc__": __array_ufunc__, "__array_function__": __array_function__}
+
+
+def _only(kwargs: dict[str, Any], *allowed: str) -> bool:
+    return all(k in allowed for k in kwargs)
+
+
+def _add_at(a: Any, index: Any, b: Any) -> None:
+    """np.add.at(a, index, b) on a traced `a`: unbuffered, so repeated indices accumulate."""
+    if not isinstance(a, Tracer):
+        raise TracerConversionError(
+            "numpy.add.at(a, index, b) with `a` a plain NumPy array and `b` traced would drop "
+            "b's gradient; make `a` traced (e.g. a = x * 0.0) or use dnp functions"
+        )
+    index = index_tuple(index)
+    picked_shape = getitem(a, index).shape
+    increment = index_add(broadcast_to(b, picked_shape), index=index, shape=a.shape)
+    setitem(a, Ellipsis, a + increment)
+
+
+def _refusal(
+    name: str, method: str, kwargs: dict, out: Any, dnp: ModuleType, names: list[str]
+) -> Exception:
+    what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+    extra = [k for k in kwargs] + (["out"] if out is not None else [])
+    detail = f" with {', '.join(extra)}=" if extra else ""
+    return TracerConversionError(
+        f"{what}{detail} is not supported on traced arrays: diffprog cannot differentiate it. "
+        f"Supported: calls of the ufuncs {', '.join(names)}; "
+        f"reduce of {_available(_REDUCE, dnp)}; accumulate of {_available(_ACCUMULATE, dnp)}; "
+        "numpy.add.at; out= naming a traced array. Otherwise use diffprog.numpy's functions"
+    )
+
+
+def _available(table: dict[str, str], dnp: ModuleType) -> str:
+    return ", ".join(sorted(k for k, v in table.items() if hasattr(dnp, v)))
