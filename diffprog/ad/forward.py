@@ -49,14 +49,18 @@ class JVPTrace(Trace):
             raise self.escaped_error()
         vals = []
         tangents = []
+        nested = False  # does a value one level down still hold an (outer) tracer?
         for a in args:
-            if isinstance(a, JVPTracer) and a.trace is self:
-                vals.append(a.value)
+            if type(a) is JVPTracer and a.trace is self:
+                v = a.value
                 tangents.append(a.tangent)
             else:
-                vals.append(a)
+                v = a
                 tangents.append(None)
-        out = prim(*vals, **params)
+            if isinstance(v, Tracer):
+                nested = True
+            vals.append(v)
+        out = prim(*vals, **params) if nested else prim.run(vals, params)
         rules = prim.jvps
         if prim.multiple_results:
             total: list[Any] = [None] * len(out)

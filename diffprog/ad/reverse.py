@@ -55,14 +55,19 @@ class ReverseTrace(Trace):
             raise self.escaped_error()
         vals = []
         slots = []
+        nested = False  # does a value one level down still hold an (outer) tracer?
         for a in args:
-            if isinstance(a, ReverseTracer) and a.trace is self:
-                vals.append(a.value)
+            if type(a) is ReverseTracer and a.trace is self:
+                v = a.value
                 slots.append(a.slot)
             else:  # a constant here (perhaps a tracer of an outer trace)
-                vals.append(a)
+                v = a
                 slots.append(-1)
-        out = prim(*vals, **params)
+            if isinstance(v, Tracer):
+                nested = True
+            vals.append(v)
+        # Re-enter bind one level down only when an outer trace is watching.
+        out = prim(*vals, **params) if nested else prim.run(vals, params)
         tape = self.tape
         slot = len(tape)
         tape.append((prim, params, vals, slots, out))
