@@ -25,7 +25,10 @@ def rows() -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
     """(function rows, ufunc rows): (NumPy name, supported?), sorted by name."""
     ufuncs, functions = supported(dnp)
     overridable = get_overridable_numpy_array_functions()
-    function_rows = sorted({(qualname(f), f in functions) for f in overridable})
+    by_name: dict[str, bool] = {}  # NumPy registers some functions twice (e.g. for like=)
+    for f in overridable:
+        by_name[qualname(f)] = by_name.get(qualname(f), False) or f in functions
+    function_rows = sorted(by_name.items())
     ufunc_rows = sorted(
         (f"numpy.{name}", name in ufuncs)
         for name in dir(np)

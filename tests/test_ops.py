@@ -8,37 +8,13 @@ import pytest
 
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
+from samplers import away_from_zero, distinct, make, normal, positive
 
 DTYPES = [np.float64, np.float32]
 UNARY_SHAPES = [(), (3,), (2, 3), (2, 1, 4)]
 BINARY_SHAPES = [
     ((), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((4, 1, 3), (2, 3)),
 ]  # fmt: skip
-
-
-# --- samplers: inputs away from kinks and singularities --------------------------------------
-def normal(rng, shape):
-    return rng.normal(size=shape)
-
-
-def positive(rng, shape):
-    return rng.uniform(0.5, 2.0, size=shape)
-
-
-def away_from_zero(rng, shape):
-    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 1.5, size=shape)
-
-
-def distinct(rng, shape):
-    """Values at least 0.1 apart (max/min/sort stay put under a perturbation)."""
-    n = int(np.prod(shape, dtype=int))
-    values = np.linspace(-1.5, 1.5, max(n, 1)) + rng.uniform(-0.02, 0.02, size=max(n, 1))
-    return rng.permutation(values)[:n].reshape(shape)
-
-
-def make(rng, sampler, shape, dtype):
-    x = np.asarray(sampler(rng, shape), dtype=dtype)
-    return x if shape else dtype(x)  # a 0-d input arrives as a NumPy scalar
 
 
 UNARY = {

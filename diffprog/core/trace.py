@@ -155,4 +155,6 @@ def raw(x: Any) -> Any:
 def install_operators(table: dict[str, Callable[..., Any]]) -> None:
     """Install methods (`__add__`, `sum`, `__array_ufunc__`, ...) on every tracer type."""
     for name, fn in table.items():
+        if name in Tracer.__slots__:
+            raise ValueError(f"the tracer method {name!r} would hide the tracer's own attribute")
         setattr(Tracer, name, fn)

@@ -6,7 +6,9 @@ array([1., 1., 1.])
 
 Every function here accepts NumPy/CuPy arrays, Python numbers and tracers; called on
 tracers it is recorded for differentiation, called on plain arrays it just computes.
-Importing this package installs arithmetic and NumPy's protocols on tracers.
+`diffprog.numpy.linalg` mirrors `numpy.linalg`. Each module below declares its public
+names in `__all__`; this package re-exports them and installs arithmetic and NumPy's
+protocols on tracers.
 """
 
 from __future__ import annotations
@@ -14,56 +16,27 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import methods as _methods
-from .assignment import setitem
-from .elementwise import (
-    abs,
-    absolute,
-    add,
-    clip,
-    cos,
-    divide,
-    equal,
-    exp,
-    greater,
-    greater_equal,
-    isfinite,
-    isinf,
-    isnan,
-    less,
-    less_equal,
-    log,
-    maximum,
-    minimum,
-    multiply,
-    negative,
-    nonzero,
-    not_equal,
-    power,
-    sign,
-    sin,
-    sqrt,
-    square,
-    subtract,
-    tanh,
-    true_divide,
-    where,
+from . import (  # noqa: F401  (re-exported: see __all__)
+    creation,
+    elementwise,
+    indexing,
+    linalg,
+    manipulation,
+    methods,
+    nn,
+    products,
+    reductions,
+    sorting,
 )
-from .nn import log_softmax, logsumexp, relu, sigmoid, softmax, softplus
-from .products import dot, matmul
-from .reductions import amax, amin, max, mean, min, sum
-from .manipulation import (
-    broadcast_to,
-    concatenate,
-    expand_dims,
-    getitem,
-    moveaxis,
-    reshape,
-    squeeze,
-    stack,
-    swapaxes,
-    transpose,
-)
+from .assignment import setitem  # noqa: F401
+from .creation import *  # noqa: F403
+from .elementwise import *  # noqa: F403
+from .indexing import *  # noqa: F403
+from .manipulation import *  # noqa: F403
+from .nn import *  # noqa: F403
+from .products import *  # noqa: F403
+from .reductions import *  # noqa: F403
+from .sorting import *  # noqa: F403
 
 
 def shape(a: Any) -> tuple[int, ...]:
@@ -76,14 +49,18 @@ def ndim(a: Any) -> int:
     return len(shape(a))
 
 
-__all__ = [
-    "abs", "absolute", "add", "amax", "amin", "broadcast_to", "clip", "concatenate", "cos",
-    "divide", "dot", "equal", "exp", "expand_dims", "greater", "greater_equal", "isfinite",
-    "isinf", "isnan", "less", "less_equal", "log", "log_softmax", "logsumexp", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "moveaxis", "multiply", "ndim", "negative", "nonzero",
-    "not_equal", "power", "relu", "reshape", "shape", "sigmoid", "sign", "sin", "softmax",
-    "softplus", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "swapaxes", "tanh",
-    "transpose", "true_divide", "where", "getitem",
-]  # fmt: skip
+def size(a: Any) -> int:
+    """`numpy.size` (of the whole array)."""
+    n = 1
+    for d in shape(a):
+        n *= d
+    return n
 
-_methods.install(sys.modules[__name__])
+
+_MODULES = (creation, elementwise, indexing, manipulation, nn, products, reductions, sorting)
+__all__ = sorted(
+    {name for m in _MODULES for name in m.__all__ if name != "norm"}
+    | {"linalg", "ndim", "setitem", "shape", "size"}
+)
+
+methods.install(sys.modules[__name__])

@@ -1,16 +1,21 @@
 """Elementwise functions under NumPy's names, with their derivative rules.
 
-Owns: arithmetic (add ... power), unary math (exp, log, sin, ...), maximum/minimum, where,
-clip and the comparisons (whose results are constants). Ties in maximum/minimum share the
-gradient equally, as JAX does. One row per function; rules are written in diffprog ops.
-Layer L4: imports L2 and the L4 helpers.
+Owns: arithmetic (add ... power, float_power, remainder/fmod, copysign), unary math (exp,
+log and their variants, the trigonometric and hyperbolic functions and inverses, sinc, ...),
+maximum/minimum/fmax/fmin, where, clip, and the constant-valued functions (comparisons,
+floor/ceil/round/trunc/fix/rint, signbit, floor_divide). Ties in maximum/minimum/fmax/fmin
+share the gradient equally, as JAX does; a NaN loses in fmax/fmin. One row per function;
+rules are written in diffprog ops.
+Layer L4: imports L0-L2 and other L4 modules.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..core.primitive import Primitive
+from ..core.trace import raw
 from ._define import binary, nondifferentiable, unary
 
 # --- comparisons and other constant-valued functions -------------------------------------
@@ -142,3 +147,184 @@ def clip(a: Any, a_min: Any = None, a_max: Any = None, *, min: Any = None, max: 
         raise ValueError("clip needs at least one of a_min and a_max")
     return _clip(a, float("-inf") if a_min is None else a_min,
                  float("inf") if a_max is None else a_max)  # fmt: skip
+
+
+# === more of NumPy's elementwise functions =================================================
+_LN2, _LN10, _D2R = 0.6931471805599453, 2.302585092994046, 0.017453292519943295
+
+
+def _over(name: str, impl: Any, denom: Any) -> Primitive:
+    """An elementwise primitive with f'(x) = 1 / denom(x, f(x)) (one division per rule)."""
+    prim = Primitive(name, impl)
+    prim.defvjp(lambda g, ans, x: g / denom(x, ans))
+    prim.defjvp(lambda t, ans, x: t / denom(x, ans))
+    return prim
+
+
+def _linear(name: str, impl: Any, scale: float) -> Primitive:
+    """An elementwise primitive f(x) = scale * x (up to NumPy's rounding)."""
+    prim = Primitive(name, impl)
+    prim.defvjp(lambda g, ans, x: g if scale == 1.0 else g * scale)
+    prim.defjvp(lambda t, ans, x: t if scale == 1.0 else t * scale)
+    return prim
+
+
+# --- exponentials and logarithms -----------------------------------------------------------
+expm1 = unary("expm1", lambda xp, x: xp.expm1(x), lambda x, ans: ans + 1.0)
+exp2 = unary("exp2", lambda xp, x: xp.exp2(x), lambda x, ans: ans * _LN2)
+log1p = _over("log1p", lambda xp, x: xp.log1p(x), lambda x, ans: 1.0 + x)
+log2 = _over("log2", lambda xp, x: xp.log2(x), lambda x, ans: x * _LN2)
+log10 = _over("log10", lambda xp, x: xp.log10(x), lambda x, ans: x * _LN10)
+reciprocal = unary("reciprocal", lambda xp, x: xp.reciprocal(x), lambda x, ans: -(ans * ans))
+cbrt = _over("cbrt", lambda xp, x: xp.cbrt(x), lambda x, ans: 3.0 * (ans * ans))
+
+# --- trigonometric and hyperbolic ----------------------------------------------------------
+tan = unary("tan", lambda xp, x: xp.tan(x), lambda x, ans: 1.0 + ans * ans)
+arcsin = _over("arcsin", lambda xp, x: xp.arcsin(x), lambda x, ans: sqrt(1.0 - x * x))
+arccos = _over("arccos", lambda xp, x: xp.arccos(x), lambda x, ans: -sqrt(1.0 - x * x))
+arctan = _over("arctan", lambda xp, x: xp.arctan(x), lambda x, ans: 1.0 + x * x)
+sinh = unary("sinh", lambda xp, x: xp.sinh(x), lambda x, ans: cosh(x))
+cosh = unary("cosh", lambda xp, x: xp.cosh(x), lambda x, ans: sinh(x))
+hypot = binary("hypot", lambda xp, x, y: xp.hypot(x, y),
+               lambda x, y, ans: x / where(ans == 0, 1.0, ans),
+               lambda x, y, ans: y / where(ans == 0, 1.0, ans))  # fmt: skip
+arcsinh = _over("arcsinh", lambda xp, x: xp.arcsinh(x), lambda x, ans: hypot(1.0, x))
+arccosh = _over("arccosh", lambda xp, x: xp.arccosh(x),
+                lambda x, ans: sqrt(x - 1.0) * sqrt(x + 1.0))  # fmt: skip
+arctanh = _over("arctanh", lambda xp, x: xp.arctanh(x), lambda x, ans: 1.0 - x * x)
+arctan2 = binary("arctan2", lambda xp, y, x: xp.arctan2(y, x),
+                 lambda y, x, ans: x / (x * x + y * y),
+                 lambda y, x, ans: -y / (x * x + y * y))  # fmt: skip
+deg2rad = _linear("deg2rad", lambda xp, x: xp.deg2rad(x), _D2R)
+rad2deg = _linear("rad2deg", lambda xp, x: xp.rad2deg(x), 1.0 / _D2R)
+radians = _linear("radians", lambda xp, x: xp.radians(x), _D2R)
+degrees = _linear("degrees", lambda xp, x: xp.degrees(x), 1.0 / _D2R)
+positive = _linear("positive", lambda xp, x: xp.positive(x), 1.0)
+fabs = unary("fabs", lambda xp, x: xp.fabs(x), lambda x, ans: sign(x))
+
+# --- log-sum-exp pairs: the partials are sigmoids of x - y, accurate in both tails ----------
+def _logaddexp_partial(mine: Any, other: Any, exp_: Any) -> Any:
+    """sigmoid(mine - other) (in exp_'s base) as exp(min(d, 0)) / (1 + exp(-|d|)): no
+    overflow at any |d|, no cancellation in the tails, the right slope at a tie."""
+    d = mine - other
+    e = exp_(where(d >= 0, -d, d))
+    return where(d >= 0, 1.0, e) / (1.0 + e)
+
+
+logaddexp = binary("logaddexp", lambda xp, x, y: xp.logaddexp(x, y),
+                   lambda x, y, ans: _logaddexp_partial(x, y, exp),
+                   lambda x, y, ans: _logaddexp_partial(y, x, exp))  # fmt: skip
+logaddexp2 = binary("logaddexp2", lambda xp, x, y: xp.logaddexp2(x, y),
+                    lambda x, y, ans: _logaddexp_partial(x, y, exp2),
+                    lambda x, y, ans: _logaddexp_partial(y, x, exp2))  # fmt: skip
+float_power = binary("float_power", lambda xp, x, y: xp.float_power(x, y), _power_dx, _power_dy)
+
+
+# --- sinc: NumPy's normalised sin(pi x) / (pi x), every derivative accurate near 0 ---------
+def _sinc_derivative_impl(xp: Any, x: Any, *, k: int) -> Any:
+    """d^k/dx^k sinc(x) = pi^k f^(k)(pi x) with f(u) = sin(u) / u: its Taylor series for
+    |u| < 2, else the recurrence u f^(j) + j f^(j-1) = sin^(j)(u)."""
+    u = xp.asarray(x) * 3.141592653589793
+    small = xp.abs(u) < 2.0
+    us = xp.where(small, u, 0.0)
+    taylor, first = 0.0, (k + 1) // 2  # f(u) = sum_n (-1)^n u^2n / (2n + 1)!
+    for n in range(first, first + 16):
+        c = (-1.0) ** n / math.factorial(2 * n + 1) * math.perm(2 * n, k)
+        taylor = taylor + c * us ** (2 * n - k)
+    ul = xp.where(small, 1.0, u)
+    s, c = xp.sin(ul), xp.cos(ul)
+    f = s / ul
+    for j in range(1, k + 1):
+        f = ((s, c, -s, -c)[j % 4] - j * f) / ul
+    return 3.141592653589793**k * xp.where(small, taylor, f)
+
+
+_sinc_derivative = Primitive("sinc_derivative", _sinc_derivative_impl)
+_sinc_derivative.defvjp(lambda g, ans, x, *, k: g * _sinc_derivative(x, k=k + 1))
+_sinc_derivative.defjvp(lambda t, ans, x, *, k: t * _sinc_derivative(x, k=k + 1))
+sinc = unary("sinc", lambda xp, x: xp.sinc(x), lambda x, ans: _sinc_derivative(x, k=1))
+
+
+# --- fmax / fmin: like maximum / minimum, but a NaN loses (the other argument gets g) ------
+def _nan_share(mine: Any, other: Any, g: Any, wins: Any, first: bool) -> Any:
+    m, o = raw(mine), raw(other)
+    won = wins(m, o) | (isnan(o) & (first | ~isnan(m)))  # both NaN: the first one
+    return where(won, g, where(m == o, 0.5 * g, 0.0))
+
+
+def _fselect(name: str, wins: Any) -> Primitive:
+    prim = Primitive(name, lambda xp, x, y: getattr(xp, name)(x, y))
+    prim.defvjp(lambda g, ans, x, y: _nan_share(x, y, g, wins, True),
+                lambda g, ans, x, y: _nan_share(y, x, g, wins, False))  # fmt: skip
+    prim.defjvp(lambda t, ans, x, y: _nan_share(x, y, t, wins, True),
+                lambda t, ans, x, y: _nan_share(y, x, t, wins, False))  # fmt: skip
+    return prim
+
+
+fmax = _fselect("fmax", lambda m, o: m > o)
+fmin = _fselect("fmin", lambda m, o: m < o)
+
+# --- functions with a zero derivative almost everywhere: constants ------------------------
+floor = nondifferentiable("floor", lambda xp, x: xp.floor(x))
+ceil = nondifferentiable("ceil", lambda xp, x: xp.ceil(x))
+rint = nondifferentiable("rint", lambda xp, x: xp.rint(x))
+trunc = nondifferentiable("trunc", lambda xp, x: xp.trunc(x))
+signbit = nondifferentiable("signbit", lambda xp, x: xp.signbit(x))
+floor_divide = nondifferentiable("floor_divide", lambda xp, x, y: xp.floor_divide(x, y))
+_fix = nondifferentiable("fix", lambda xp, x: xp.fix(x))
+_round = nondifferentiable("round", lambda xp, x, *, decimals: xp.round(x, decimals))
+_trunc_quotient = nondifferentiable("trunc_quotient", lambda xp, x, y: xp.trunc(x / y))
+
+
+def round(a: Any, decimals: int = 0, out: Any = None) -> Any:  # noqa: A001
+    """`numpy.round` (half to even, `decimals` places); a constant, its derivative is zero.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.elementwise import round
+    >>> round(np.array([0.5, 1.5, 2.25]), decimals=1)
+    array([0.5, 1.5, 2.2])
+    """
+    _no_out("round", out)
+    return _round(a, decimals=int(decimals))
+
+
+around = round
+
+
+def fix(x: Any, out: Any = None) -> Any:
+    """`numpy.fix`: round towards zero; a constant, its derivative is zero."""
+    _no_out("fix", out)
+    return _fix(x)
+
+
+def _no_out(name: str, out: Any) -> None:
+    if out is not None:
+        raise TypeError(f"{name}: the `out=` option is not supported (diffprog never writes "
+                        "in place)")  # fmt: skip
+
+
+# --- remainders and signs: piecewise linear --------------------------------------------------
+remainder = Primitive("remainder", lambda xp, x, y: xp.remainder(x, y))
+remainder.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: -g * floor_divide(x, y))
+remainder.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: -t * floor_divide(x, y))
+mod = remainder
+fmod = Primitive("fmod", lambda xp, x, y: xp.fmod(x, y))
+fmod.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: -g * _trunc_quotient(x, y))
+fmod.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: -t * _trunc_quotient(x, y))
+copysign = Primitive("copysign", lambda xp, x, y: xp.copysign(x, y))
+copysign.defvjp(lambda g, ans, x, y: where(signbit(x) == signbit(y), g, -g),
+                lambda g, ans, x, y: None)  # fmt: skip
+copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
+                lambda t, ans, x, y: None)  # fmt: skip
+
+__all__ = [
+    "abs", "absolute", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
+    "arctanh", "around", "cbrt", "ceil", "clip", "copysign", "cos", "cosh", "deg2rad", "degrees",
+    "divide", "equal", "exp", "exp2", "expm1", "fabs", "fix", "float_power", "floor",
+    "floor_divide", "fmax", "fmin", "fmod", "greater", "greater_equal", "hypot", "isfinite",
+    "isinf", "isnan", "less", "less_equal", "log", "log10", "log1p", "log2", "logaddexp",
+    "logaddexp2", "maximum", "minimum", "mod", "multiply", "negative", "nonzero", "not_equal",
+    "positive", "power", "rad2deg", "radians", "reciprocal", "remainder", "rint", "round",
+    "sign", "signbit", "sin", "sinc", "sinh", "sqrt", "square", "subtract", "tan", "tanh",
+    "true_divide", "trunc", "where",
+]  # fmt: skip

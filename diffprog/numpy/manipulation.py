@@ -1,10 +1,11 @@
 """Shape and indexing functions under NumPy's names, with their derivative rules.
 
-Owns: reshape, transpose (and swapaxes/moveaxis), expand_dims, squeeze, broadcast_to,
-concatenate, stack, and indexing: `getitem` (basic, advanced and boolean) whose transpose
-`index_add` accumulates repeated indices. All of these are linear, so each JVP applies the
-same function to the tangent.
-Layer L4: imports L1, L2 and the L4 helpers.
+Owns: reshape, ravel, transpose (and swapaxes/moveaxis), expand_dims, squeeze, atleast_*d,
+broadcast_to, tile, repeat, flip (fliplr/flipud), roll, rot90, the joins (concatenate, stack,
+hstack, vstack, dstack, column_stack), and indexing: `getitem` (basic, advanced and boolean)
+whose transpose `index_add` accumulates repeated indices (gathers and splits: indexing.py).
+All of these are linear, so each JVP applies the same function to the tangent.
+Layer L4: imports L0-L2 and other L4 modules.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.exceptions import AxisError
 
 from ..backend import namespace_of
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
+from ._define import axes_of
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
 _reshape.defvjp(lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
@@ -73,11 +76,16 @@ def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     return transpose(a, perm)
 
 
-def moveaxis(a: Any, source: int, destination: int) -> Any:
-    """`numpy.moveaxis` for one axis."""
+def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[int]) -> Any:
+    """`numpy.moveaxis`: move one axis, or a sequence of axes, to new positions."""
+    a = as_array(a)
     n = len(a.shape)
-    perm = [i for i in range(n) if i != source % n]
-    perm.insert(destination % n, source % n)
+    src, dst = axis_tuple(source, n), axis_tuple(destination, n)
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: `source` and `destination` must have the same number of axes")
+    perm = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        perm.insert(d, s)
     return transpose(a, perm)
 
 
@@ -131,7 +139,7 @@ _concatenate.defjvp_variadic(_concatenate_jvp)
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     """`numpy.concatenate((a, b, ...), axis=0)`."""
-    arrays = tuple(arrays)
+    arrays = tuple(map(as_array, arrays))
     if not arrays:
         raise ValueError("need at least one array to concatenate")
     ndim = len(arrays[0].shape)
@@ -142,7 +150,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """`numpy.stack`: join arrays of one shape along a new axis."""
-    arrays = tuple(arrays)
+    arrays = tuple(map(as_array, arrays))
     if not arrays:
         raise ValueError("need at least one array to stack")
     shapes = {tuple(a.shape) for a in arrays}
@@ -210,3 +218,212 @@ def index_tuple(index: Any) -> tuple:
             i = np.asarray(i)
         parts.append(i)
     return tuple(parts)
+
+
+# --- helpers -------------------------------------------------------------------------------
+def as_array(a: Any) -> Any:
+    """`a` itself if it is an array or a tracer, else `numpy.asarray(a)` (lists, numbers)."""
+    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+def axis_tuple(axis: Any, ndim: int) -> tuple[int, ...]:
+    """`axis` (an int or a sequence) as non-negative ints in the order given."""
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise AxisError(int(a), ndim)
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(out)
+
+
+def host_index(x: Any) -> Any:
+    """An index-like value (list, number, array, traced integers) as a NumPy array on the host."""
+    x = raw(x)
+    return np.asarray(x.get() if type(x).__module__.startswith("cupy") else x)
+
+
+def on_device_of(a: Any, index: Any) -> Any:
+    """A host index array moved to the array module of `a` (a no-op for NumPy)."""
+    return namespace_of((raw(a),)).asarray(index)
+
+
+# --- reshaping and repeating ---------------------------------------------------------------
+def ravel(a: Any, order: str = "C") -> Any:
+    """`numpy.ravel` (C order): the elements as a 1-D array."""
+    if order != "C":
+        raise NotImplementedError("ravel supports order='C' only")
+    return reshape(as_array(a), (-1,))
+
+
+def _atleast(arys: tuple, shape_of: Any) -> Any:
+    out = tuple(reshape(a, shape_of(tuple(a.shape))) for a in map(as_array, arys))
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_1d(*arys: Any) -> Any:
+    """`numpy.atleast_1d`: a 0-d input becomes shape (1,); several inputs give a tuple."""
+    return _atleast(arys, lambda s: s or (1,))
+
+
+def atleast_2d(*arys: Any) -> Any:
+    """`numpy.atleast_2d`: () -> (1, 1), (N,) -> (1, N); several inputs give a tuple."""
+    return _atleast(arys, lambda s: (1,) * (2 - len(s)) + s if len(s) < 2 else s)
+
+
+def atleast_3d(*arys: Any) -> Any:
+    """`numpy.atleast_3d`: () -> (1, 1, 1), (N,) -> (1, N, 1), (M, N) -> (M, N, 1)."""
+    return _atleast(arys, lambda s: {0: (1, 1, 1), 1: (1, *s, 1), 2: (*s, 1)}.get(len(s), s))
+
+
+def tile(A: Any, reps: Any) -> Any:
+    """`numpy.tile`: the whole array repeated `reps` times along each axis.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.manipulation import tile
+    >>> tile(np.array([1.0, 2.0]), (2, 2))
+    array([[1., 2., 1., 2.],
+           [1., 2., 1., 2.]])
+    """
+    A = as_array(A)
+    reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    d = max(len(reps), len(A.shape))
+    reps = (1,) * (d - len(reps)) + reps
+    shape = (1,) * (d - len(A.shape)) + tuple(A.shape)
+    if min(reps, default=0) < 0:
+        raise ValueError(f"tile: negative repetitions {reps} are not allowed")
+    if all(r == 1 for r in reps):
+        return reshape(A, shape)
+    # (1, a0, 1, a1, ...) broadcast to (r0, a0, r1, a1, ...): the VJP sums the copies
+    spread = broadcast_to(reshape(A, [n for s in shape for n in (1, s)]),
+                          [n for r, s in zip(reps, shape) for n in (r, s)])  # fmt: skip
+    return reshape(spread, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
+    """`numpy.repeat`: each element repeated `repeats` times (an int, or one count per element
+    along `axis`; the flattened array when `axis` is None)."""
+    a = as_array(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    (axis,) = axis_tuple(axis, len(a.shape))
+    counts = host_index(repeats)
+    if counts.dtype.kind not in "biu":
+        raise TypeError(f"repeat: `repeats` must be integers, got dtype {counts.dtype}")
+    shape, length = tuple(a.shape), a.shape[axis]
+    if counts.size != 1:  # one count per element: a gather with repeated indices
+        index = np.repeat(np.arange(length), counts)
+        return getitem(a, (slice(None),) * axis + (on_device_of(a, index),))
+    r = int(counts.reshape(-1)[0])
+    if r < 0:
+        raise ValueError(f"repeat: negative repeats ({r}) are not allowed")
+    head, tail = shape[: axis + 1], shape[axis + 1 :]
+    spread = broadcast_to(reshape(a, head + (1,) + tail), head + (r,) + tail)
+    return reshape(spread, shape[:axis] + (length * r,) + tail)
+
+
+# --- reversing, rolling, rotating ----------------------------------------------------------
+_flip = Primitive("flip", lambda xp, x, *, axis: xp.flip(x, axis))
+_flip.defvjp(lambda g, ans, x, *, axis: _flip(g, axis=axis))
+_flip.defjvp(lambda t, ans, x, *, axis: _flip(t, axis=axis))
+_roll = Primitive("roll", lambda xp, x, *, shift, axis: xp.roll(x, shift, axis))
+_roll.defvjp(lambda g, ans, x, *, shift, axis: _roll(g, shift=tuple(-s for s in shift), axis=axis))
+_roll.defjvp(lambda t, ans, x, *, shift, axis: _roll(t, shift=shift, axis=axis))
+
+
+def flip(m: Any, axis: Any = None) -> Any:
+    """`numpy.flip`: the order of elements reversed along `axis` (all axes by default)."""
+    m = as_array(m)
+    axes = axes_of(axis, len(m.shape))
+    return _flip(m, axis=axes) if axes else m
+
+
+def fliplr(m: Any) -> Any:
+    """`numpy.fliplr`: reverse the second axis."""
+    if len(as_array(m).shape) < 2:
+        raise ValueError("fliplr: input must be >= 2-d")
+    return flip(m, 1)
+
+
+def flipud(m: Any) -> Any:
+    """`numpy.flipud`: reverse the first axis."""
+    if len(as_array(m).shape) < 1:
+        raise ValueError("flipud: input must be >= 1-d")
+    return flip(m, 0)
+
+
+def roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    """`numpy.roll`: elements shifted cyclically along `axis` (the flattened array when None);
+    `shift` and `axis` may be sequences, broadcast against each other."""
+    a = as_array(a)
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), a.shape)
+    n, net = len(a.shape), {}
+    for s, ax in np.broadcast(host_index(shift), np.asarray(axis)):
+        (ax,) = axis_tuple(int(ax), n)
+        net[ax] = net.get(ax, 0) + int(s)
+    pairs = [(ax, s % a.shape[ax]) for ax, s in sorted(net.items()) if a.shape[ax]]
+    pairs = [(ax, s) for ax, s in pairs if s]
+    if not pairs:
+        return a
+    return _roll(a, shift=tuple(s for _, s in pairs), axis=tuple(ax for ax, _ in pairs))
+
+
+def rot90(m: Any, k: int = 1, axes: Sequence[int] = (0, 1)) -> Any:
+    """`numpy.rot90`: rotated by 90 degrees `k` times, from the first of `axes` towards the
+    second."""
+    m = as_array(m)
+    if len(tuple(axes)) != 2:
+        raise ValueError("rot90: len(axes) must be 2")
+    a0, a1 = axis_tuple(tuple(axes), len(m.shape))
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(m, (a0, a1))
+    perm = list(range(len(m.shape)))
+    perm[a0], perm[a1] = a1, a0
+    return transpose(flip(m, a1), perm) if k == 1 else flip(transpose(m, perm), a1)
+
+
+# --- joining -------------------------------------------------------------------------------
+def _plain(name: str, dtype: Any, casting: str) -> None:
+    if dtype is not None or casting != "same_kind":
+        raise NotImplementedError(f"{name}: the dtype= and casting= options are not supported")
+
+
+def hstack(tup: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    """`numpy.hstack`: join along the second axis (the first for 1-D arrays)."""
+    _plain("hstack", dtype, casting)
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if arrays and len(arrays[0].shape) == 1 else 1)
+
+
+def vstack(tup: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:
+    """`numpy.vstack`: join along the first axis, 1-D arrays as rows."""
+    _plain("vstack", dtype, casting)
+    return concatenate([atleast_2d(a) for a in tup], axis=0)
+
+
+row_stack = vstack
+
+
+def dstack(tup: Sequence[Any]) -> Any:
+    """`numpy.dstack`: join along the third axis (after `atleast_3d`)."""
+    return concatenate([atleast_3d(a) for a in tup], axis=2)
+
+
+def column_stack(tup: Sequence[Any]) -> Any:
+    """`numpy.column_stack`: 1-D arrays become columns, then join along the second axis."""
+    arrays = [as_array(a) for a in tup]
+    return concatenate([reshape(a, (-1, 1)) if len(a.shape) < 2 else a for a in arrays], axis=1)
+
+
+__all__ = [
+    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "column_stack",
+    "concatenate", "dstack", "expand_dims", "flip", "fliplr", "flipud", "getitem",
+    "hstack", "moveaxis", "ravel", "repeat", "reshape", "roll", "rot90",
+    "row_stack", "squeeze", "stack", "swapaxes", "tile", "transpose", "vstack",
+]  # fmt: skip

@@ -15,6 +15,8 @@ import numpy as np
 from ..core.edge import astype as _astype
 from ..core.trace import Tracer, install_operators, raw
 from . import dispatch
+from .assignment import setitem
+from .sorting import sort
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
@@ -22,6 +24,18 @@ def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
         return raw(self).astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
+
+
+_SAME_AS_FUNCTION = (
+    "argmax", "argmin", "argsort", "clip", "cumprod", "cumsum", "diagonal", "dot",
+    "max", "mean", "min", "prod", "ravel", "repeat", "round", "squeeze", "std", "sum",
+    "swapaxes", "take", "var",  # not "trace": Tracer.trace is the tracer's Trace
+)  # fmt: skip
+
+
+def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
+    """ndarray.sort sorts in place: the tracer is rebound to its sorted copy."""
+    setitem(self, Ellipsis, sort(self, axis=axis, kind=kind, order=order))
 
 
 def install(dnp: Any) -> None:
@@ -50,23 +64,18 @@ def install(dnp: Any) -> None:
         "__getitem__": op(dnp.getitem), "__setitem__": dnp.setitem,
         "T": property(lambda self: dnp.transpose(self)),
         "mT": property(lambda self: dnp.swapaxes(self, -1, -2)),
-        "sum": lambda self, axis=None, keepdims=False: dnp.sum(self, axis, keepdims=keepdims),
-        "mean": lambda self, axis=None, keepdims=False: dnp.mean(self, axis, keepdims=keepdims),
-        "max": lambda self, axis=None, keepdims=False: dnp.max(self, axis, keepdims=keepdims),
-        "min": lambda self, axis=None, keepdims=False: dnp.min(self, axis, keepdims=keepdims),
         "reshape": lambda self, *shape, order="C": dnp.reshape(
             self, shape[0] if len(shape) == 1 else shape, order=order
         ),
         "transpose": lambda self, *axes: dnp.transpose(
             self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None
         ),
-        "swapaxes": dnp.swapaxes,
-        "squeeze": dnp.squeeze,
-        "ravel": lambda self: dnp.reshape(self, (-1,)),
         "flatten": lambda self: dnp.reshape(self, (-1,)),
-        "dot": dnp.dot,
-        "clip": dnp.clip,
+        "nonzero": unary(dnp.nonzero),
+        "sort": _sort_in_place,
         "astype": _astype_method,
+        # ndarray methods that are the function of the same name with the array first
+        **{name: getattr(dnp, name) for name in _SAME_AS_FUNCTION},
         **dispatch.install(dnp),
     }  # fmt: skip
     install_operators(table)

@@ -91,3 +91,6 @@ def softmax(x: Any, axis: Any = -1) -> Any:
 def log_softmax(x: Any, axis: Any = -1) -> Any:
     """x - logsumexp(x) along `axis`, stable and accurate for large |x|."""
     return _log_softmax(x, axis=axes_of(axis, len(x.shape)))
+
+
+__all__ = ["log_softmax", "logsumexp", "relu", "sigmoid", "softmax", "softplus"]

@@ -1,21 +1,31 @@
-"""Reductions under NumPy's names: sum, mean, max, min (logsumexp lives in nn).
+"""Reductions and statistics under NumPy's names: sum, mean, max, min, prod, var, std,
+cumsum, cumprod, average, ptp, nansum, nanmean, norm (numpy.linalg.norm), and the constant
+valued argmax, argmin, count_nonzero (logsumexp lives in nn, sort in sorting).
 
 Owns: the reduction primitives and their rules. Public functions normalise `axis` once
 (`axes_of`), so rules always see a sorted tuple of non-negative axes; the cotangent is
 brought back to the input's shape by reshaping to the kept-dims shape and broadcasting.
-Ties in max/min share the gradient equally.
-Layer L4: imports L2 and the L4 helpers.
+Ties in max/min share the gradient equally. Products never divide by x: the product of the
+other elements comes from exclusive cumulative products, and cumprod's rules are linear
+recurrences solved by doubling in diffprog ops, so zeros are exact to every order.
+Layer L4: imports L0-L2 and other L4 modules.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+
+from ..backend import namespace_of
 from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import raw
-from ._define import axes_of, kept_shape
-from .manipulation import reshape
+from ._define import axes_of, kept_shape, nondifferentiable
+from .elementwise import abs as _abs
+from .elementwise import isnan, where
+from .manipulation import broadcast_to as _broadcast, concatenate, getitem, reshape, transpose
 
 
 def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
@@ -30,18 +40,22 @@ _sum.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims))
 _sum.defjvp(lambda t, ans, x, *, axis, keepdims: _sum(t, axis=axis, keepdims=keepdims))
 
 
-def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """`numpy.sum(a, axis=None, keepdims=False)`.
+def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
+        keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.sum` (dtype= and out= are refused by name).
 
     >>> import diffprog.numpy as dnp, numpy as np
     >>> dnp.sum(np.ones((2, 3)), axis=1)
     array([3., 3.])
     """
+    _unsupported("sum", dtype=dtype, out=out)
     return _sum(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
-def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """`numpy.mean(a, axis=None, keepdims=False)`."""
+def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+         keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.mean` (dtype= and out= are refused by name)."""
+    _unsupported("mean", dtype=dtype, out=out)
     axes = axes_of(axis, _ndim(a))
     count = 1
     for i in axes:
@@ -76,13 +90,15 @@ _max = _extremum("max", "max")
 _min = _extremum("min", "min")
 
 
-def max(a: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """`numpy.max`; ties share the gradient equally."""
+    _unsupported("max", out=out)
     return _max(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
-def min(a: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
+def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """`numpy.min`; ties share the gradient equally."""
+    _unsupported("min", out=out)
     return _min(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -94,4 +110,336 @@ def _ndim(a: Any) -> int:
     return 0 if shape is None else len(shape)
 
 
-__all__ = ["sum", "mean", "max", "min", "amax", "amin"]
+# --- helpers -------------------------------------------------------------------------------
+def _asarray(a: Any) -> Any:
+    """Python numbers and lists as NumPy arrays; arrays and tracers pass through."""
+    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+def _unsupported(name: str, **options: Any) -> None:
+    for option, value in options.items():
+        if value is not None:
+            raise NotImplementedError(f"{name}: the `{option}` option is not supported")
+
+
+def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
+    return math.prod(shape[i] for i in axes)
+
+
+def _take(x: Any, start: Any, stop: Any, axis: int, step: Any = None) -> Any:
+    """x[..., start:stop:step, ...] along `axis` (a differentiable slice)."""
+    return getitem(x, (slice(None),) * axis + (slice(start, stop, step),))
+
+
+def _flip(x: Any, axis: int) -> Any:
+    return _take(x, None, None, axis, -1)
+
+
+def _shift_in(x: Any, axis: int, fill: float) -> Any:
+    """x moved one step along `axis`, the constant `fill` entering at the front."""
+    r = raw(x)
+    if r.shape[axis] == 0:
+        return x
+    head = namespace_of((r,)).full(kept_shape(r.shape, (axis,)), fill, dtype=r.dtype)
+    return concatenate([head, _take(x, None, -1, axis)], axis)
+
+
+def _linear_scan(a: Any, b: Any, axis: int) -> Any:
+    """s with s[k] = a[k] * s[k-1] + b[k] along `axis` (s[-1] = 0, a[0] unused).
+
+    Doubling (Hillis-Steele) over the affine maps s -> a s + b: log2(n) steps of products
+    and sums in diffprog ops, no division, so it is exact at zeros and differentiable.
+    """
+    n, d = b.shape[axis], 1
+    while d < n:
+        a_tail = _take(a, d, None, axis)
+        b = concatenate([_take(b, None, d, axis), a_tail * _take(b, None, n - d, axis)
+                         + _take(b, d, None, axis)], axis)  # fmt: skip
+        if 2 * d < n:
+            a = concatenate([_take(a, None, d, axis), a_tail * _take(a, None, n - d, axis)], axis)
+        d *= 2
+    return b
+
+
+# --- cumulative sums and products ----------------------------------------------------------
+_cumsum = Primitive("cumsum", lambda xp, x, *, axis: xp.cumsum(x, axis=axis))
+_cumsum.defvjp(lambda g, ans, x, *, axis: _flip(_cumsum(_flip(g, axis), axis=axis), axis))
+_cumsum.defjvp(lambda t, ans, x, *, axis: _cumsum(t, axis=axis))
+
+
+def _cumprod_vjp(g: Any, ans: Any, x: Any, *, axis: int) -> Any:
+    # dx[j] = prod(x[:j]) * s[j] with s[j] = g[j] + x[j+1] s[j+1]: a reversed linear scan.
+    xr = _flip(x, axis)
+    s = _flip(_linear_scan(_shift_in(xr, axis, 1.0), _flip(g, axis), axis), axis)
+    return _shift_in(ans, axis, 1.0) * s
+
+
+_cumprod = Primitive("cumprod", lambda xp, x, *, axis: xp.cumprod(x, axis=axis))
+_cumprod.defvjp(_cumprod_vjp)
+# dy[k] = x[k] dy[k-1] + t[k] prod(x[:k])
+_cumprod.defjvp(lambda t, ans, x, *, axis: _linear_scan(x, t * _shift_in(ans, axis, 1.0), axis))
+
+
+def _cumulative(prim: Primitive, a: Any, axis: Any) -> Any:
+    a = _asarray(a)
+    if axis is None:
+        return prim(reshape(a, (-1,)), axis=0)
+    return prim(a, axis=axes_of(axis, _ndim(a))[0])
+
+
+def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    """`numpy.cumsum`; axis=None works on the flattened array.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.reductions import cumsum
+    >>> cumsum(np.array([1.0, 2.0, 3.0]))
+    array([1., 3., 6.])
+    """
+    _unsupported("cumsum", dtype=dtype, out=out)
+    return _cumulative(_cumsum, a, axis)
+
+
+def cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    """`numpy.cumprod`; its gradient is exact where x has zeros (no division by x)."""
+    _unsupported("cumprod", dtype=dtype, out=out)
+    return _cumulative(_cumprod, a, axis)
+
+
+# --- prod ----------------------------------------------------------------------------------
+def _others(x: Any, axes: tuple[int, ...]) -> Any:
+    """For each element of x, the product of the other elements of its reduction group:
+    exclusive prefix times exclusive suffix products (no division, exact with zeros)."""
+    nd = len(x.shape)
+    perm = [i for i in range(nd) if i not in axes] + list(axes)
+    xt = transpose(x, perm)
+    lead = xt.shape[: nd - len(axes)]
+    k = len(lead)
+    flat = reshape(xt, lead + (_count(x.shape, axes),))
+    left = _shift_in(_cumprod(flat, axis=k), k, 1.0)
+    right = _flip(_shift_in(_cumprod(_flip(flat, k), axis=k), k, 1.0), k)
+    return transpose(reshape(left * right, xt.shape), [perm.index(i) for i in range(nd)])
+
+
+_prod = Primitive("prod", lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims))
+_prod.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims) * _others(x, axis))
+_prod.defjvp(lambda t, ans, x, *, axis, keepdims:
+             _sum(t * _others(x, axis), axis=axis, keepdims=keepdims))  # fmt: skip
+
+
+def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+         keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.prod`; the gradient is the product of the other elements, exact with zeros.
+
+    >>> import diffprog as dp, numpy as np
+    >>> from diffprog.numpy.reductions import prod
+    >>> dp.grad(prod)(np.array([2.0, 0.0, 3.0]))
+    array([0., 6., 0.])
+    """
+    _unsupported("prod", dtype=dtype, out=out)
+    a = _asarray(a)
+    return _prod(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+
+
+# --- roots: std and the p-norms ------------------------------------------------------------
+def _root_slope(s: Any, ans: Any, p: float) -> Any:
+    # d s**(1/p) / ds = ans / (p s), taken as 0 where s == 0 (see `std` and `norm`).
+    nz = s != 0
+    return where(nz, ans / (p * where(nz, s, 1.0)), 0.0)
+
+
+_root = Primitive("root", lambda xp, s, *, p: xp.sqrt(s) if p == 2 else xp.power(s, 1.0 / p))
+_root.defvjp(lambda g, ans, s, *, p: g * _root_slope(s, ans, p))
+_root.defjvp(lambda t, ans, s, *, p: t * _root_slope(s, ans, p))
+
+
+# --- statistics ----------------------------------------------------------------------------
+def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+        keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.var`: mean squared deviation from the mean, divided by N - ddof."""
+    _unsupported("var", dtype=dtype, out=out)
+    a = _asarray(a)
+    axes = axes_of(axis, _ndim(a))
+    d = a - mean(a, axes, keepdims=True)
+    dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
+    return _sum(d * d, axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
+
+
+def std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+        keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.std`, sqrt(var). Where the variance is exactly 0 the gradient is 0 (a
+    subgradient, like optax's safe_norm), not JAX's NaN (0 * inf from sqrt's slope)."""
+    _unsupported("std", dtype=dtype, out=out)
+    return _root(var(a, axis, ddof=ddof, keepdims=keepdims), p=2)
+
+
+def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
+            keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.average`: sum(a * w) / sum(w), differentiable in both a and the weights.
+
+    1-D weights go along an int `axis`; returned=True also returns sum(w) (as NumPy does).
+    """
+    a = _asarray(a)
+    nd = _ndim(a)
+    axes = axes_of(axis, nd)
+    if weights is None:
+        avg = mean(a, axes, keepdims=keepdims)
+        scale = float(_count(a.shape, axes))
+    else:
+        w = _asarray(weights)
+        if w.shape != a.shape:
+            if axis is None:
+                raise TypeError("average: axis must be specified if a and weights differ in shape")
+            if not isinstance(axis, int) or len(w.shape) != 1 or w.shape[0] != a.shape[axes[0]]:
+                raise ValueError(f"average: weights must have a's shape, or be 1-D with the length"
+                                 f" of a along an int axis (got {w.shape}, {a.shape}, axis={axis})")
+            w = reshape(w, (w.shape[0],) + (1,) * (nd - 1 - axes[0]))
+        w = _broadcast(w, a.shape)
+        scale = _sum(w, axis=axes, keepdims=keepdims)
+        if bool((raw(scale) == 0).any()):
+            raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
+        avg = _sum(a * w, axis=axes, keepdims=keepdims) / scale
+    if not returned:
+        return avg
+    if weights is None:  # NumPy returns the count, in the result's dtype and shape
+        r = raw(avg)
+        scale = namespace_of((r,)).full(r.shape, scale, dtype=r.dtype)
+    return avg, scale
+
+
+def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    """`numpy.ptp`: max - min (ties share the gradient, as in max and min)."""
+    _unsupported("ptp", out=out)
+    return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
+
+
+def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+           keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.nansum`: NaNs count as zero and get zero gradient."""
+    _unsupported("nansum", dtype=dtype, out=out)
+    a = _asarray(a)
+    if raw(a).dtype.kind in "fc":
+        a = where(isnan(a), 0.0, a)
+    return sum(a, axis, keepdims=keepdims)
+
+
+def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
+            keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.nanmean`: the mean of the non-NaN entries; NaNs get zero gradient."""
+    _unsupported("nanmean", dtype=dtype, out=out)
+    a = _asarray(a)
+    r, xp = raw(a), namespace_of((raw(a),))
+    if r.dtype.kind not in "fc":
+        return mean(a, axis, keepdims=keepdims)
+    axes = axes_of(axis, r.ndim)
+    count = xp.sum(~xp.isnan(r), axis=axes, keepdims=keepdims)
+    return nansum(a, axes, keepdims=keepdims) / count.astype(r.dtype)
+
+
+# --- numpy.linalg.norm ---------------------------------------------------------------------
+def _two_norm(x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
+    # The gradient x / |x| is 0 at x = 0 exactly (a subgradient; the derivative does not
+    # exist there), as optax's safe_norm does: finite, so one zero row cannot poison a batch.
+    return _root(_sum(x * x, axis=axes, keepdims=keepdims), p=2)
+
+
+def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A002
+    kw = {"axis": (axis,), "keepdims": keepdims}
+    if isinstance(ord, str):
+        raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
+    if ord is None or ord == 2:
+        return _two_norm(x, (axis,), keepdims)
+    if ord == math.inf:
+        return _max(_abs(x), **kw)
+    if ord == -math.inf:
+        return _min(_abs(x), **kw)
+    if ord == 0:  # a count of the nonzero entries: a constant, in x's dtype as in NumPy
+        r = raw(x)
+        return (r != 0).astype(r.dtype).sum(axis=axis, keepdims=keepdims)
+    if ord == 1:
+        return _sum(_abs(x), **kw)
+    return _root(_sum(_abs(x) ** float(ord), **kw), p=float(ord))
+
+
+def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  # noqa: A002
+    if row == col:
+        raise ValueError("norm: duplicate axes given")
+    if ord in (2, -2, "nuc"):
+        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is not "
+                                  "supported")
+    if ord is None or ord in ("fro", "f"):
+        out = _two_norm(x, tuple(sorted((row, col))), keepdims=True)
+    elif ord in (1, -1, math.inf, -math.inf):
+        inner, outer = (row, col) if ord in (1, -1) else (col, row)  # sum over inner axis first
+        pick = _max if ord > 0 else _min
+        out = pick(_sum(_abs(x), axis=(inner,), keepdims=True), axis=(outer,), keepdims=True)
+    else:
+        raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
+    return out if keepdims else reshape(out, tuple(n for i, n in enumerate(out.shape)
+                                                   if i not in (row, col)))  # fmt: skip
+
+
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+    """`numpy.linalg.norm` for vectors (ord None/2, 1, inf, -inf, 0 a count, any p) and
+    matrices (None/'fro', 1, -1, inf, -inf; 'nuc' and 2/-2 are not supported).
+
+    The 2-norm's (and 'fro''s) gradient at x = 0 is 0; at a zero sum of |x|**p so is the
+    p-norm's. Integer input is converted to float64, as NumPy does.
+
+    >>> import diffprog as dp, numpy as np
+    >>> from diffprog.numpy.reductions import norm
+    >>> dp.grad(norm)(np.array([3.0, 4.0]))
+    array([0.6, 0.8])
+    """
+    x = _asarray(x)
+    if raw(x).dtype.kind not in "fc":
+        x = raw(x).astype(np.float64)
+    nd = _ndim(x)
+    if axis is None:
+        if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
+            return _two_norm(x, tuple(range(nd)), keepdims)
+        if nd not in (1, 2):
+            raise ValueError("norm: improper number of dimensions to norm (give axis)")
+        axis = tuple(range(nd))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -nd <= a < nd:
+            raise ValueError(f"norm: axis {a} is out of bounds for an array of dimension {nd}")
+    axes = tuple(int(a) % nd for a in axes)
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) == 2:
+        return _matrix_norm(x, ord, axes[0], axes[1], keepdims)
+    raise ValueError("norm: improper number of dimensions to norm (axis must name 1 or 2 axes)")
+
+
+# --- constant-valued: argmax, argmin, count_nonzero ----------------------------------------
+_argmax = nondifferentiable("argmax", lambda xp, x, **kw: xp.argmax(x, **kw))
+_argmin = nondifferentiable("argmin", lambda xp, x, **kw: xp.argmin(x, **kw))
+_count_nonzero = nondifferentiable(  # NumPy gives a Python int for axis=None, keepdims=False
+    "count_nonzero", lambda xp, x, *, axis, keepdims: xp.count_nonzero(x) if axis is None and
+    not keepdims else (x != 0).sum(axis=axis, keepdims=keepdims, dtype=xp.intp))  # fmt: skip
+
+
+def argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+    """`numpy.argmax`: the index of the (first) maximum, a constant int array."""
+    _unsupported("argmax", out=out)
+    return _argmax(_asarray(a), axis=axis, keepdims=keepdims)
+
+
+def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+    """`numpy.argmin`: the index of the (first) minimum, a constant int array."""
+    _unsupported("argmin", out=out)
+    return _argmin(_asarray(a), axis=axis, keepdims=keepdims)
+
+
+def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
+    """`numpy.count_nonzero`: the number of nonzero entries, a constant."""
+    a = _asarray(a)
+    return _count_nonzero(a, axis=None if axis is None else axes_of(axis, _ndim(a)),
+                          keepdims=keepdims)  # fmt: skip
+
+
+__all__ = [
+    "sum", "mean", "max", "min", "amax", "amin", "prod", "cumsum", "cumprod", "var", "std",
+    "average", "ptp", "nansum", "nanmean", "norm", "argmax", "argmin", "count_nonzero",
+]  # fmt: skip

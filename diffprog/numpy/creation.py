@@ -1,0 +1,215 @@
+"""Array-creation functions under NumPy's names: zeros/ones/full/empty and their `_like`
+forms, arange, linspace, eye, identity.
+
+Owns: these functions. Their results are constants: raw arrays of the array module of the
+data (`namespace_of`; `like=` picks it for the functions that take a shape), never tracers,
+so `zeros_like(x)` of a traced x carries no gradient. Two exceptions keep gradients from
+being lost silently: `full`/`full_like` with a traced fill value broadcast that value, and
+`linspace` is a primitive, linear in traced `start` and `stop`.
+Layer L4: imports L0-L2 and other L4 modules.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from ..backend import namespace_of
+from ..core.edge import astype
+from ..core.primitive import Primitive
+from ..core.trace import Tracer, raw
+from .manipulation import broadcast_to, expand_dims
+from .reductions import _sum
+
+
+def _xp(*values: Any) -> Any:
+    return namespace_of(tuple(raw(v) for v in values))
+
+
+def _check(name: str, device: Any = None, subok: bool = True) -> None:
+    if device is not None:
+        raise TypeError(f"{name}: the `device=` option is not supported; arrays live where "
+                        "their data lives (use like= or dp.to_device)")  # fmt: skip
+    if not subok:
+        raise TypeError(f"{name}: subok=False is not supported")
+
+
+def _shape(shape: Any) -> tuple[int, ...]:
+    return (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+
+
+def _filled(fill_value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """A traced fill value broadcast to `shape` (differentiable), in `dtype`."""
+    if fill_value.dtype != dtype:
+        fill_value = astype(fill_value, dtype=dtype)
+    return broadcast_to(fill_value, shape)
+
+
+# --- from another array ----------------------------------------------------------------------
+def zeros_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
+    """`numpy.zeros_like`; a constant even for a traced `a`.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.creation import zeros_like
+    >>> zeros_like(np.ones((2, 2), np.float32), shape=3)
+    array([0., 0., 0.], dtype=float32)
+    """
+    _check("zeros_like", device, subok)
+    return _xp(a).zeros_like(raw(a), dtype=dtype, order=order, shape=shape)
+
+
+def ones_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+              shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
+    """`numpy.ones_like`; a constant even for a traced `a`."""
+    _check("ones_like", device, subok)
+    return _xp(a).ones_like(raw(a), dtype=dtype, order=order, shape=shape)
+
+
+def empty_like(prototype: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
+    """`numpy.empty_like`: uninitialised; a constant even for a traced `prototype`."""
+    _check("empty_like", device, subok)
+    return _xp(prototype).empty_like(raw(prototype), dtype=dtype, order=order, shape=shape)
+
+
+def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subok: bool = True,
+              shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
+    """`numpy.full_like`; differentiable in a traced floating `fill_value`, else a constant."""
+    _check("full_like", device, subok)
+    out = _xp(a, fill_value).full_like(raw(a), raw(fill_value), dtype=dtype, order=order,
+                                       shape=shape)  # fmt: skip
+    if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
+        return _filled(fill_value, out.shape, out.dtype)
+    return out
+
+
+# --- from a shape --------------------------------------------------------------------------
+def zeros(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
+          like: Any = None) -> Any:  # fmt: skip
+    """`numpy.zeros`; `like=` picks the array module (NumPy or CuPy)."""
+    _check("zeros", device)
+    return _xp(like).zeros(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+
+
+def ones(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
+         like: Any = None) -> Any:  # fmt: skip
+    """`numpy.ones`; `like=` picks the array module (NumPy or CuPy)."""
+    _check("ones", device)
+    return _xp(like).ones(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+
+
+def empty(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
+          like: Any = None) -> Any:  # fmt: skip
+    """`numpy.empty` (uninitialised); `like=` picks the array module (NumPy or CuPy)."""
+    _check("empty", device)
+    return _xp(like).empty(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
+         device: Any = None, like: Any = None) -> Any:  # fmt: skip
+    """`numpy.full`; differentiable in a traced floating `fill_value`, else a constant."""
+    _check("full", device)
+    out = _xp(like, fill_value).full(_shape(shape), raw(fill_value), dtype=dtype, order=order)
+    if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
+        return _filled(fill_value, out.shape, out.dtype)
+    return out
+
+
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, order: str = "C", *,
+        device: Any = None, like: Any = None) -> Any:  # noqa: N803  # fmt: skip
+    """`numpy.eye`: ones on the k-th diagonal of an N x M matrix."""
+    _check("eye", device)
+    return _xp(like).eye(N, M, k, dtype=dtype, order=order)
+
+
+def identity(n: int, dtype: Any = None, *, like: Any = None) -> Any:
+    """`numpy.identity`: the n x n identity matrix."""
+    return _xp(like).identity(n, dtype=float if dtype is None else dtype)
+
+
+def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
+           device: Any = None, like: Any = None) -> Any:  # fmt: skip
+    """`numpy.arange([start,] stop[, step])`; a constant (traced bounds count as constants).
+
+    >>> from diffprog.numpy.creation import arange
+    >>> arange(1, 2, 0.25)
+    array([1.  , 1.25, 1.5 , 1.75])
+    """
+    _check("arange", device)
+    start, stop, step = raw(start), raw(stop), raw(step)
+    return _xp(like, start, stop, step).arange(start, stop, 1 if step is None else step,
+                                              dtype=dtype)  # fmt: skip
+
+
+# --- linspace: linear in start and stop ---------------------------------------------------
+def _linspace_weights(ans: Any, num: int, endpoint: bool, axis: int) -> Any:
+    """Where each sample sits between start (0) and stop (1), shaped to broadcast along
+    `axis` of the samples `ans`; a constant."""
+    xp = _xp(ans)
+    w = xp.arange(num, dtype=ans.dtype) / max(num - 1 if endpoint else num, 1)
+    return w.reshape(tuple(num if i == axis else 1 for i in range(ans.ndim)))
+
+
+def _linspace_rules(at_stop: bool) -> tuple[Any, Any]:
+    """The VJP and JVP rules for start (at_stop False) or stop: weights 1 - w or w."""
+
+    def weights(ans: Any, num: int, endpoint: bool, axis: int) -> Any:
+        w = _linspace_weights(ans, num, endpoint, axis)
+        return w if at_stop else 1.0 - w
+
+    def vjp(g: Any, ans: Any, start: Any, stop: Any, *, num: int, endpoint: bool, dtype: Any,
+            axis: int) -> Any:  # fmt: skip
+        return _sum(g * weights(ans, num, endpoint, axis), axis=(axis,), keepdims=False)
+
+    def jvp(t: Any, ans: Any, start: Any, stop: Any, *, num: int, endpoint: bool, dtype: Any,
+            axis: int) -> Any:  # fmt: skip
+        t = broadcast_to(t, ans.shape[:axis] + ans.shape[axis + 1 :])
+        return expand_dims(t, axis) * weights(ans, num, endpoint, axis)
+
+    return vjp, jvp
+
+
+_linspace = Primitive(
+    "linspace",
+    lambda xp, start, stop, *, num, endpoint, dtype, axis: xp.linspace(
+        start, stop, num, endpoint=endpoint, dtype=dtype, axis=axis
+    ),
+)
+(_start_vjp, _start_jvp), (_stop_vjp, _stop_jvp) = _linspace_rules(False), _linspace_rules(True)
+_linspace.defvjp(_start_vjp, _stop_vjp)
+_linspace.defjvp(_start_jvp, _stop_jvp)
+
+
+def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
+             dtype: Any = None, axis: int = 0, *, device: Any = None) -> Any:  # fmt: skip
+    """`numpy.linspace`: `num` evenly spaced samples from start to stop (`endpoint`: stop
+    included); differentiable in traced start and stop. `retstep` also returns the spacing.
+
+    >>> from diffprog.numpy.creation import linspace
+    >>> linspace(0.0, 1.0, 5)
+    array([0.  , 0.25, 0.5 , 0.75, 1.  ])
+    """
+    _check("linspace", device)
+    num, endpoint = operator.index(num), bool(endpoint)
+    dtype = None if dtype is None else np.dtype(dtype)
+    traced = isinstance(start, Tracer) or isinstance(stop, Tracer)
+    if not traced or num < 0 or (dtype is not None and dtype.kind != "f"):  # a constant
+        return _xp(start, stop).linspace(raw(start), raw(stop), num, endpoint, retstep, dtype,
+                                         axis)  # fmt: skip
+    ndim = 1 + max(np.ndim(raw(start)), np.ndim(raw(stop)))
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"linspace: axis {axis} is out of bounds for a result of dimension {ndim}")
+    out = _linspace(start, stop, num=num, endpoint=endpoint, dtype=dtype, axis=axis % ndim)
+    if not retstep:
+        return out
+    div = num - 1 if endpoint else num
+    return out, (stop - start) / div if div > 0 else (stop - start) * float("nan")
+
+
+__all__ = [
+    "arange", "empty", "empty_like", "eye", "full", "full_like", "identity", "linspace",
+    "ones", "ones_like", "zeros", "zeros_like",
+]  # fmt: skip

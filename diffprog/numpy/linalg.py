@@ -1,0 +1,466 @@
+"""diffprog.numpy.linalg: NumPy's linear algebra with derivative rules, batched over leading
+dimensions as numpy.linalg is.
+
+Owns: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, svdvals, pinv, qr, and the
+composites matrix_power, multi_dot, matrix_transpose (norm lives in reductions). Every rule
+is written in diffprog ops (matmul, solve, inv, einsum, where ...), so derivatives of any
+order work. Multi-output functions return namedtuples spelled as NumPy's; an unused output's
+cotangent arrives as None and costs nothing.
+
+Assumptions of the rules, as in JAX and PyTorch:
+- cholesky, eigh, eigvalsh: the input is symmetric and only the symmetric part of a
+  perturbation counts (the gradient returned is symmetric);
+- eigh: distinct eigenvalues; svd: distinct, non-zero singular values (the eigenvector and
+  singular-vector derivatives divide by their gaps); eigenvectors and singular vectors are
+  defined up to sign, so differentiate sign-invariant functions of them;
+- pinv: the rank is constant near the input (e.g. full rank); qr: mode='reduced', M >= N,
+  full rank; det and slogdet: invertible (their gradients use inv(a)).
+Layer L4: imports L0-L2 and other L4 modules.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from ..backend import namespace_of
+from ..core.primitive import Primitive
+from ..core.trace import Tracer, raw
+from .elementwise import where
+from .manipulation import expand_dims, getitem, swapaxes
+from .products import cross, einsum, matmul, tensordot, vecdot
+from .reductions import norm
+from .reductions import sum as _sum
+
+EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+# --- helpers (diffprog ops; constants built on raw values) ---------------------------------
+def matrix_transpose(x: Any, /) -> Any:
+    """`numpy.linalg.matrix_transpose`: swap the last two axes."""
+    if len(x.shape) < 2:
+        raise ValueError("matrix_transpose needs an array of at least 2 dimensions")
+    return swapaxes(x, -1, -2)
+
+
+_mT = matrix_transpose
+
+
+def _sym(x: Any) -> Any:
+    return 0.5 * (x + _mT(x))
+
+
+def _const(x: Any, make: Any) -> Any:
+    """A constant array `make(xp, dtype)` on x's device with x's (floating) dtype."""
+    r = raw(x)
+    return make(namespace_of((r,)), r.dtype)
+
+
+def _eye(x: Any, n: int) -> Any:
+    return _const(x, lambda xp, dt: xp.eye(n, dtype=dt))
+
+
+def _tril(x: Any, n: int, k: int = 0) -> Any:  # 0/1 mask: diagonal k and below
+    return _const(x, lambda xp, dt: xp.tril(xp.ones((n, n), dtype=dt), k))
+
+
+def _diag(x: Any) -> Any:  # the diagonals of a stack of square matrices
+    return einsum("...ii->...i", x)
+
+
+def _diag_embed(v: Any) -> Any:  # a stack of diagonal matrices
+    return expand_dims(v, -2) * _eye(v, v.shape[-1])
+
+
+def _trace_of_product(x: Any, y: Any) -> Any:  # trace(x @ y) over stacks
+    return _sum(x * _mT(y), axis=(-2, -1))
+
+
+def _gap_inverse(w: Any) -> Any:
+    """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it."""
+    off = _const(w, lambda xp, dt: ~xp.eye(w.shape[-1], dtype=bool))
+    gaps = expand_dims(w, -2) - expand_dims(w, -1)
+    return where(off, 1.0 / where(off, gaps, 1.0), 0.0)
+
+
+def _weighted(u: Any, vh: Any, g: Any) -> Any:
+    """U diag(g) Vh for a stack of g (Vh = U^T when vh is None)."""
+    return matmul(u * expand_dims(g, -2), _mT(u) if vh is None else vh)
+
+
+def _proj_diag(u: Any, vh: Any, t: Any) -> Any:
+    """diag(U^T t V) for stacks (V = U when vh is None)."""
+    return _sum(u * matmul(t, u if vh is None else _mT(vh)), axis=-2)
+
+
+def _mv(a: Any, x: Any) -> Any:
+    """A stack of matrix-vector products (x batched like a, never a 1-D matmul special)."""
+    return getitem(matmul(a, expand_dims(x, -1)), (Ellipsis, 0))
+
+
+def _square(name: str, a: Any, uplo: str = "L") -> None:
+    shape = tuple(a.shape)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name}: last 2 dimensions of the array must be square, got {shape}")
+    if uplo not in ("L", "U"):
+        raise ValueError(f"{name}: UPLO must be 'L' or 'U', got {uplo!r}")
+
+
+# --- inv, solve, det, slogdet --------------------------------------------------------------
+_inv = Primitive("inv", lambda xp, a: xp.linalg.inv(a))
+_inv.defvjp(lambda g, ans, a: -matmul(_mT(ans), matmul(g, _mT(ans))))
+_inv.defjvp(lambda t, ans, a: -matmul(ans, matmul(t, ans)))
+
+
+def inv(a: Any) -> Any:
+    """`numpy.linalg.inv`, batched.
+
+    >>> import numpy as np, diffprog.numpy.linalg as la
+    >>> la.inv(np.array([[2.0, 0.0], [0.0, 4.0]]))
+    array([[0.5 , 0.  ],
+           [0.  , 0.25]])
+    """
+    _square("inv", a)
+    return _inv(a)
+
+
+def _solve_impl(xp: Any, a: Any, b: Any, *, vector: bool) -> Any:
+    if vector and (len(b.shape) > 1 or len(a.shape) > 2):
+        return xp.linalg.solve(a, b[..., None])[..., 0]
+    return xp.linalg.solve(a, b)
+
+
+def _solve_vjp_a(g: Any, x: Any, a: Any, b: Any, *, vector: bool) -> Any:
+    gb = _solve(_mT(a), g, vector=vector)
+    if vector:
+        return -(expand_dims(gb, -1) * expand_dims(x, -2))
+    return -matmul(gb, _mT(x))
+
+
+def _solve_jvp_a(t: Any, x: Any, a: Any, b: Any, *, vector: bool) -> Any:
+    return _solve(a, -(_mv(t, x) if vector else matmul(t, x)), vector=vector)
+
+
+_solve = Primitive("solve", _solve_impl)
+_solve.defvjp(_solve_vjp_a, lambda g, x, a, b, *, vector: _solve(_mT(a), g, vector=vector))
+_solve.defjvp(_solve_jvp_a, lambda t, x, a, b, *, vector: _solve(a, t, vector=vector))
+
+
+def solve(a: Any, b: Any) -> Any:
+    """`numpy.linalg.solve` with NumPy 2's batching: b is a vector only when it is 1-D."""
+    _square("solve", a)
+    return _solve(a, b, vector=len(b.shape) == 1)
+
+
+_det = Primitive("det", lambda xp, a: xp.linalg.det(a))
+_det.defvjp(lambda g, ans, a: expand_dims(g * ans, (-2, -1)) * _mT(inv(a)))
+_det.defjvp(lambda t, ans, a: ans * _trace_of_product(inv(a), t))
+
+
+def det(a: Any) -> Any:
+    """`numpy.linalg.det`, batched."""
+    _square("det", a)
+    return _det(a)
+
+
+def _slogdet_vjp(g: Any, ans: Any, a: Any) -> Any:
+    return None if g[1] is None else expand_dims(g[1], (-2, -1)) * _mT(inv(a))
+
+
+_slogdet = Primitive("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)), multiple_results=True)
+_slogdet.defvjp(_slogdet_vjp)  # the sign is piecewise constant: no gradient
+_slogdet.defjvp(lambda t, ans, a: (None, _trace_of_product(inv(a), t)))
+
+
+def slogdet(a: Any) -> SlogdetResult:
+    """`numpy.linalg.slogdet`: (sign, logabsdet); the gradient of logabsdet is inv(a)^T."""
+    _square("slogdet", a)
+    return SlogdetResult(*_slogdet(a))
+
+
+# --- cholesky ------------------------------------------------------------------------------
+def _phi(x: Any) -> Any:  # the lower triangle of x with its diagonal halved
+    n = x.shape[-1]
+    return x * (_tril(x, n) - 0.5 * _eye(x, n))
+
+
+def _cholesky_jvp(t: Any, ans: Any, a: Any, *, upper: bool) -> Any:
+    low = _mT(ans) if upper else ans
+    # dL = L phi(L^-1 sym(dA) L^-T)
+    dl = matmul(low, _phi(solve(low, _mT(solve(low, _sym(t))))))
+    return _mT(dl) if upper else dl
+
+
+def _cholesky_vjp(g: Any, ans: Any, a: Any, *, upper: bool) -> Any:
+    low, gl = (_mT(ans), _mT(g)) if upper else (ans, g)
+    left = solve(_mT(low), _phi(matmul(_mT(low), gl)))  # L^-T phi(L^T gL)
+    return _sym(_mT(solve(_mT(low), _mT(left))))  # sym(L^-T phi(L^T gL) L^-1)
+
+
+_cholesky = Primitive(
+    "cholesky", lambda xp, a, *, upper: xp.linalg.cholesky(a, upper=True) if upper
+    else xp.linalg.cholesky(a)
+)  # fmt: skip
+_cholesky.defvjp(_cholesky_vjp)
+_cholesky.defjvp(_cholesky_jvp)
+
+
+def cholesky(a: Any, /, *, upper: bool = False) -> Any:
+    """`numpy.linalg.cholesky`: L with a = L L^T (or U = L^T with upper=True), batched."""
+    _square("cholesky", a)
+    return _cholesky(a, upper=bool(upper))
+
+
+# --- eigh, eigvalsh ------------------------------------------------------------------------
+def _eigh_vjp(g: Any, ans: Any, a: Any, *, UPLO: str) -> Any:
+    (gw, gv), (w, v) = g, ans
+    inner = None if gw is None else _diag_embed(gw)
+    if gv is not None:
+        f = _gap_inverse(w) * matmul(_mT(v), gv)
+        inner = f if inner is None else inner + f
+    return _sym(matmul(v, matmul(inner, _mT(v))))
+
+
+def _eigh_jvp(t: Any, ans: Any, a: Any, *, UPLO: str) -> tuple[Any, Any]:
+    w, v = ans
+    vtv = matmul(_mT(v), matmul(_sym(t), v))
+    return _diag(vtv), matmul(v, _gap_inverse(w) * vtv)
+
+
+_eigh = Primitive(
+    "eigh", lambda xp, a, *, UPLO: tuple(xp.linalg.eigh(a, UPLO=UPLO)), multiple_results=True
+)
+_eigh.defvjp(_eigh_vjp)
+_eigh.defjvp(_eigh_jvp)
+
+
+def eigh(a: Any, UPLO: str = "L") -> EighResult:
+    """`numpy.linalg.eigh`: (eigenvalues, eigenvectors) of symmetric matrices, batched; the
+    derivative assumes distinct eigenvalues."""
+    _square("eigh", a, UPLO)
+    return EighResult(*_eigh(a, UPLO=UPLO))
+
+
+# The eigenvectors are recomputed in the rules: V diag(g) V^T and diag(V^T dA V).
+_eigvalsh = Primitive("eigvalsh", lambda xp, a, *, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO))
+_eigvalsh.defvjp(lambda g, ans, a, *, UPLO: _weighted(_eigh(a, UPLO=UPLO)[1], None, g))
+_eigvalsh.defjvp(lambda t, ans, a, *, UPLO: _proj_diag(_eigh(a, UPLO=UPLO)[1], None, t))
+
+
+def eigvalsh(a: Any, UPLO: str = "L") -> Any:
+    """`numpy.linalg.eigvalsh`: eigenvalues of symmetric matrices (ascending), batched."""
+    _square("eigvalsh", a, UPLO)
+    return _eigvalsh(a, UPLO=UPLO)
+
+
+# --- svd, svdvals, pinv --------------------------------------------------------------------
+def _svd_impl(xp: Any, a: Any, *, full_matrices: bool, hermitian: bool) -> tuple:
+    extra = {"hermitian": True} if hermitian else {}
+    return tuple(xp.linalg.svd(a, full_matrices=full_matrices, **extra))
+
+
+def _svd_jvp(t: Any, ans: Any, a: Any, **_: Any) -> tuple[Any, Any, Any]:
+    u, s, vh = ans
+    m, n, k = a.shape[-2], a.shape[-1], s.shape[-1]
+    v, f = _mT(vh), _gap_inverse(s * s)  # F_ij = 1 / (s_j^2 - s_i^2)
+    tv = matmul(t, v)
+    dp = matmul(_mT(u), tv)  # U^T dA V
+    dps, sdp = dp * expand_dims(s, -2), expand_dims(s, -1) * dp
+    du = matmul(u, f * (dps + _mT(dps)))
+    dv = matmul(v, f * (sdp + _mT(sdp)))
+    if m > k:  # (I - U U^T) dA V S^-1
+        du = du + (tv - matmul(u, dp)) / expand_dims(s, -2)
+    if n > k:  # (I - V V^T) dA^T U S^-1
+        dv = dv + (matmul(_mT(t), u) - matmul(v, _mT(dp))) / expand_dims(s, -2)
+    return du, _diag(dp), _mT(dv)
+
+
+def _svd_vjp(g: Any, ans: Any, a: Any, **_: Any) -> Any:
+    (gu, gs, gvh), (u, s, vh) = g, ans
+    m, n, k = a.shape[-2], a.shape[-1], s.shape[-1]
+    row, col = expand_dims(s, -2), expand_dims(s, -1)
+    inner = None if gs is None else _diag_embed(gs)
+    out = None
+    if gu is not None:
+        j = _gap_inverse(s * s) * matmul(_mT(u), gu)
+        term = (j + _mT(j)) * row
+        inner = term if inner is None else inner + term
+        if m > k:
+            out = matmul((gu - matmul(u, matmul(_mT(u), gu))) / row, vh)
+    if gvh is not None:
+        gv, v = _mT(gvh), _mT(vh)
+        j = _gap_inverse(s * s) * matmul(vh, gv)
+        term = col * (j + _mT(j))
+        inner = term if inner is None else inner + term
+        if n > k:
+            extra = matmul(u, _mT((gv - matmul(v, matmul(vh, gv))) / row))
+            out = extra if out is None else out + extra
+    core = matmul(u, matmul(inner, vh))
+    return core if out is None else core + out
+
+
+_svd = Primitive("svd", _svd_impl, multiple_results=True)
+_svd.defvjp(_svd_vjp)
+_svd.defjvp(_svd_jvp)
+
+
+def _uvh(a: Any) -> tuple[Any, Any]:
+    u, _, vh = _svd(a, full_matrices=False, hermitian=False)
+    return u, vh
+
+
+# The singular vectors are recomputed in the rules: U diag(g) V^T and diag(U^T dA V).
+_svdvals = Primitive("svdvals", lambda xp, a: xp.linalg.svd(a, compute_uv=False))
+_svdvals.defvjp(lambda g, ans, a: _weighted(*_uvh(a), g))
+_svdvals.defjvp(lambda t, ans, a: _proj_diag(*_uvh(a), t))
+
+
+def svdvals(x: Any, /) -> Any:
+    """`numpy.linalg.svdvals`: singular values (descending), batched; the gradient is
+    U diag(g) V^T (distinct singular values assumed)."""
+    if len(x.shape) < 2:
+        raise ValueError(f"svdvals needs an array of at least 2 dimensions, got {x.shape}")
+    return _svdvals(x)
+
+
+def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
+        hermitian: bool = False) -> Any:  # fmt: skip
+    """`numpy.linalg.svd`: (U, S, Vh), batched. Differentiating a non-square matrix needs
+    full_matrices=False; the derivative assumes distinct, non-zero singular values."""
+    if len(a.shape) < 2:
+        raise ValueError(f"svd needs an array of at least 2 dimensions, got {a.shape}")
+    if not compute_uv:
+        return svdvals(a)
+    m, n = a.shape[-2:]
+    if full_matrices and m != n and isinstance(a, Tracer):
+        raise NotImplementedError(
+            "svd: differentiating full_matrices=True is not supported for a non-square "
+            f"matrix (shape {tuple(a.shape)}); pass full_matrices=False"
+        )
+    return SVDResult(*_svd(a, full_matrices=bool(full_matrices), hermitian=bool(hermitian)))
+
+
+def _pinv_jvp(t: Any, p: Any, a: Any, **_: Any) -> Any:
+    # dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P
+    tt = _mT(t)
+    z = matmul(p, matmul(_mT(p), tt))
+    w = matmul(tt, matmul(_mT(p), p))
+    return -matmul(p, matmul(t, p)) + z - matmul(matmul(z, a), p) + w - matmul(p, matmul(a, w))
+
+
+def _pinv_vjp(g: Any, p: Any, a: Any, **_: Any) -> Any:
+    # gA = -P^T g P^T + (I - A P) g^T P P^T + P^T P g^T (I - P A)
+    pt, gt = _mT(p), _mT(g)
+    z = matmul(gt, matmul(p, pt))
+    w = matmul(matmul(pt, p), gt)
+    return -matmul(pt, matmul(g, pt)) + z - matmul(a, matmul(p, z)) + w - matmul(matmul(w, p), a)
+
+
+_pinv = Primitive("pinv", lambda xp, a, **options: xp.linalg.pinv(
+    a, **{k: v for k, v in options.items() if v is not None}))
+_pinv.defvjp(_pinv_vjp)
+_pinv.defjvp(_pinv_jvp)
+
+
+def pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
+    """`numpy.linalg.pinv`, batched; the derivative assumes the rank is locally constant."""
+    if len(a.shape) < 2:
+        raise ValueError(f"pinv needs an array of at least 2 dimensions, got {a.shape}")
+    return _pinv(a, rcond=rcond, hermitian=hermitian or None, rtol=rtol)
+
+
+# --- qr ------------------------------------------------------------------------------------
+def _qr_jvp(t: Any, ans: Any, a: Any, *, mode: str) -> tuple[Any, Any]:
+    q, r = ans
+    b = _mT(solve(_mT(r), _mT(t)))  # dA R^-1
+    c = matmul(_mT(q), b)
+    low = c * _tril(c, c.shape[-1], -1)
+    skew = low - _mT(low)
+    return matmul(q, skew - c) + b, matmul(c - skew, r)
+
+
+def _qr_vjp(g: Any, ans: Any, a: Any, *, mode: str) -> Any:
+    (gq, gr), (q, r) = g, ans
+    n = r.shape[-1]
+    nn = None if gr is None else matmul(gr, _mT(r))
+    if gq is not None:
+        nn = -matmul(_mT(q), gq) if nn is None else nn - matmul(_mT(q), gq)
+    strict = _tril(nn, n, -1)
+    gc = nn * (1.0 - strict) + _mT(nn) * strict  # the upper triangle of N mirrored below
+    gb = matmul(q, gc) if gq is None else gq + matmul(q, gc)
+    return _mT(solve(r, _mT(gb)))  # gB R^-T
+
+
+_qr = Primitive("qr", lambda xp, a, *, mode: tuple(xp.linalg.qr(a, mode=mode)),
+                multiple_results=True)  # fmt: skip
+_qr.defvjp(_qr_vjp)
+_qr.defjvp(_qr_jvp)
+
+
+def qr(a: Any, mode: str = "reduced") -> Any:
+    """`numpy.linalg.qr`, batched; differentiable for mode='reduced' (and 'r') with M >= N."""
+    if len(a.shape) < 2:
+        raise ValueError(f"qr needs an array of at least 2 dimensions, got {a.shape}")
+    if isinstance(a, Tracer):
+        if mode not in ("reduced", "r"):
+            raise NotImplementedError(f"qr: differentiating mode={mode!r} is not supported; "
+                                      "use mode='reduced'")  # fmt: skip
+        if a.shape[-2] < a.shape[-1]:
+            raise NotImplementedError(
+                f"qr: differentiating a wide matrix (shape {tuple(a.shape)}, M < N) is not "
+                "supported"
+            )
+        q, r = _qr(a, mode="reduced")
+        return r if mode == "r" else QRResult(q, r)
+    if mode in ("r", "raw"):  # no derivative: NumPy's own result on a plain array
+        return namespace_of((a,)).linalg.qr(a, mode=mode)
+    return QRResult(*_qr(a, mode=mode))
+
+
+# --- composites ----------------------------------------------------------------------------
+def matrix_power(a: Any, n: int) -> Any:
+    """`numpy.linalg.matrix_power`: a @ a @ ... (n times; inv(a) for n < 0), batched."""
+    _square("matrix_power", a)
+    if int(n) != n:
+        raise TypeError("matrix_power: the exponent must be an integer")
+    n = int(n)
+    if n == 0:
+        r = raw(a)
+        xp = namespace_of((r,))
+        return xp.broadcast_to(xp.eye(r.shape[-1], dtype=r.dtype), r.shape).copy()
+    if n < 0:
+        a, n = inv(a), -n
+    result = base = None
+    while n > 0:  # binary powering, as NumPy does
+        base = a if base is None else matmul(base, base)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = base if result is None else matmul(result, base)
+    return result
+
+
+def multi_dot(arrays: Any, *, out: Any = None) -> Any:
+    """`numpy.linalg.multi_dot`: a chain of matrix products (first/last may be 1-D)."""
+    if out is not None:
+        raise NotImplementedError("multi_dot: the out= option is not supported")
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("multi_dot: expecting at least two arrays")
+    if any(len(x.shape) != 2 for x in arrays[1:-1]) or not all(
+        1 <= len(x.shape) <= 2 for x in (arrays[0], arrays[-1])
+    ):
+        raise ValueError("multi_dot: the inner arrays must be 2-D, the first and last 1-D or 2-D")
+    result = arrays[0]
+    for x in arrays[1:]:
+        result = matmul(result, x)
+    return result
+
+
+__all__ = [
+    "cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "matmul", "matrix_power",
+    "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals",
+    "tensordot", "vecdot", "EighResult", "QRResult", "SlogdetResult", "SVDResult",
+]  # fmt: skip
