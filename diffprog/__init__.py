@@ -4,15 +4,19 @@
 >>> dp.grad(lambda params: params["w"] * params["w"] + 1.0)({"w": 3.0})
 {'w': 6.0}
 
-The public surface: transforms (`grad`, `value_and_grad`, `vjp`), pytrees (`dp.tree`),
-differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`).
+The public surface: transforms (`grad`, `value_and_grad`, `vjp`, `jvp`, `jacrev`, `jacfwd`,
+`hessian`, `hvp`, `Tape`, `custom_vjp`, `custom_jvp`, `checkpoint`, `stop_gradient`), pytrees
+(`dp.tree`), differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`) and
+NaN hunting (`dp.debug_nans`).
 """
 
 from . import numpy, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+from .debug import debug_nans
 from .errors import (
     DeviceMismatchError,
     DiffprogError,
     EscapedTracerError,
+    NonFiniteError,
     NonScalarOutputError,
     StructureError,
     TracerConversionError,
@@ -38,7 +42,9 @@ from .transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonScalarOutputError",
-    "StructureError", "Tape", "TracerConversionError", "UnsupportedLeafError",
-    "checkpoint", "custom_jvp", "custom_vjp", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient", "testing", "tree", "value_and_grad", "vjp",
+    "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonFiniteError",
+    "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
+    "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans", "grad",
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient",
+    "testing", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

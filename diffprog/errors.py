@@ -34,3 +34,7 @@ class StructureError(DiffprogError, ValueError):
 
 class DeviceMismatchError(DiffprogError, ValueError):
     """One operation was given arrays that live on different devices."""
+
+
+class NonFiniteError(DiffprogError, FloatingPointError):
+    """Under dp.debug_nans(), an operation produced a NaN or an infinity from finite inputs."""

@@ -109,12 +109,18 @@ def is_floating(x: Any) -> bool:
     return type(x) is float or getattr(raw(x), "dtype", None) is not None and raw(x).dtype.kind == "f"
 
 
+#: None, or a function (cotangent, output cotangent, record) called on every cotangent the
+#: sweep computes; dp.debug_nans installs one.
+check_cotangent: Callable[[Any, Any, Any], None] | None = None
+
+
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs.
 
     Returns the cotangent list: entries of INPUT records hold their adjoints (None where the
     seeds do not reach them); every other entry has been consumed and dropped.
     """
+    check = check_cotangent  # set by dp.debug_nans while it is on; read once per sweep
     cts: list[Any] = [None] * len(tape)
     for slot, ct in seeds:
         cts[slot] = ct if cts[slot] is None else cts[slot] + ct
@@ -150,6 +156,8 @@ def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 c = sum_to_shape(c, shape=x.shape)
             if c.dtype != x.dtype:
                 c = astype(c, dtype=x.dtype)
+            if check is not None:
+                check(c, g, record)
             prev = cts[s]
             cts[s] = c if prev is None else prev + c
     return cts

@@ -1,0 +1,162 @@
+"""Finding the first NaN or infinity: `with dp.debug_nans(): ...`.
+
+Owns: a switch that, while on in a thread, checks the result of every kernel run in that
+thread (forward and backward passes alike) and raises NonFiniteError at the first one that
+turns finite operands into a NaN or an infinity, and every cotangent of the reverse sweep,
+naming the primitive, the operands' shapes and dtypes, and the line of the user's source
+that created the operation (for a backward pass: the line of the forward operation whose
+derivative rule produced it).
+
+It costs nothing when off: the checking versions of `Primitive.run` and
+`ReverseTrace.process` and the sweep's cotangent check are installed only while some thread
+has the switch on (the sweep reads its hook once per sweep), and removed when the last one
+turns it off.
+Layer L5: imports L0-L3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import math
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from .ad import reverse
+from .ad.reverse import ReverseTrace
+from .backend import namespace_of
+from .core.primitive import Primitive, describe_operands
+from .core.trace import raw
+from .errors import NonFiniteError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_ORIGINAL_RUN = Primitive.run
+_ORIGINAL_PROCESS = ReverseTrace.process
+_local = threading.local()
+_lock = threading.Lock()
+_active_threads = 0
+_sites: dict[int, str] = {}  # id(tape record) -> where the user's code created it
+
+
+@contextlib.contextmanager
+def debug_nans() -> Iterator[None]:
+    """Raise at the first NaN or infinity an operation produces from finite operands.
+
+    >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
+    >>> with dp.debug_nans():
+    ...     dp.grad(lambda x: dnp.sum(dnp.log(x)))(np.array([1.0, -1.0]))
+    Traceback (most recent call last):
+    ...
+    diffprog.errors.NonFiniteError: log produced nan ...
+    """
+    global _active_threads
+    depth = getattr(_local, "depth", 0)
+    _local.depth = depth + 1
+    if depth == 0:
+        with _lock:
+            _active_threads += 1
+            if _active_threads == 1:
+                Primitive.run = _checked_run  # type: ignore[method-assign]
+                ReverseTrace.process = _process_noting_site  # type: ignore[method-assign]
+                reverse.check_cotangent = _check_cotangent
+    try:
+        yield
+    finally:
+        _local.depth = depth
+        if depth == 0:
+            with _lock:
+                _active_threads -= 1
+                if _active_threads == 0:
+                    Primitive.run = _ORIGINAL_RUN  # type: ignore[method-assign]
+                    ReverseTrace.process = _ORIGINAL_PROCESS  # type: ignore[method-assign]
+                    reverse.check_cotangent = None
+                    _sites.clear()
+
+
+def _checked_run(self: Primitive, args: Any, params: dict) -> Any:
+    out = _ORIGINAL_RUN(self, args, params)
+    if getattr(_local, "depth", 0) and _nonfinite(out) and not any(_nonfinite(a) for a in args):
+        raise NonFiniteError(_report(self, args, params, out))
+    return out
+
+
+def _check_cotangent(c: Any, g: Any, record: Any) -> None:
+    """A cotangent computed by the reverse sweep: raise if it is the first non-finite one."""
+    if not getattr(_local, "depth", 0) or not _nonfinite(raw(c)):
+        return
+    prim, params, vals, _, _ = record
+    operands = (g if isinstance(g, tuple) else (g,)) + tuple(vals)
+    if any(_nonfinite(raw(v)) for v in operands if v is not None):
+        return  # not produced here: an operand was already non-finite
+    site = _sites.get(id(record), "an unknown line (recorded before debug_nans was on)")
+    kind = "nan" if _has_nan(raw(c)) else "inf"
+    raise NonFiniteError(
+        f"the derivative rule of {prim.name} produced {kind} in the backward pass; the "
+        f"operation was created at {site} ({describe_operands(tuple(vals), params or {})}). "
+        "Its operands and incoming cotangent were finite: the derivative is infinite there "
+        "(e.g. sqrt or log at 0); keep the input away from that point (see docs/reliability.md)"
+    )
+
+
+def _process_noting_site(self: ReverseTrace, prim: Any, args: tuple, params: dict) -> Any:
+    out = _ORIGINAL_PROCESS(self, prim, args, params)
+    if getattr(_local, "depth", 0):
+        first = out[0] if isinstance(out, tuple) else out
+        _sites[id(self.tape[first.slot])] = _user_site(sys._getframe(1))
+    return out
+
+
+def _nonfinite(x: Any) -> bool:
+    if isinstance(x, tuple):
+        return any(_nonfinite(v) for v in x)
+    if isinstance(x, float):
+        return not math.isfinite(x)
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or dtype.kind not in "fc":
+        return False
+    return not bool(namespace_of((x,)).isfinite(x).all())
+
+
+def _has_nan(x: Any) -> bool:
+    return bool((x != x).any()) if hasattr(x, "any") else x != x
+
+
+def _report(prim: Primitive, args: Any, params: dict, out: Any) -> str:
+    values = out if isinstance(out, tuple) else (out,)
+    kind = "nan" if any(_has_nan(v) for v in values if _nonfinite(v)) else "inf"
+    record = _backward_record()
+    if record is None:
+        where = f"in the forward pass at {_user_site(sys._getframe(2))}"
+    else:
+        site = _sites.get(id(record), "an unknown line (recorded before debug_nans was on)")
+        where = f"in the backward pass of {record[0].name}, created at {site}"
+    return (
+        f"{prim.name} produced {kind} {where} ({describe_operands(tuple(args), params)}). "
+        "Its operands were finite; look at the domain of this operation there (log or sqrt "
+        "of a non-positive value, a division by zero, an overflow)"
+    )
+
+
+def _backward_record() -> Any:
+    """The tape record whose derivative rule is running, if a reverse sweep is on the stack."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is reverse.backward.__code__:
+            return frame.f_locals["tape"][frame.f_locals["i"]]
+        frame = frame.f_back
+    return None
+
+
+def _user_site(frame: FrameType | None) -> str:
+    """`file:line in function: source` of the innermost frame outside diffprog."""
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "an unknown line"
+    code = frame.f_code
+    source = linecache.getline(code.co_filename, frame.f_lineno).strip()
+    return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}: `{source}`"
