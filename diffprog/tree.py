@@ -19,20 +19,43 @@ Docstring examples assume ``import diffprog as dp``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Iterable
 
 import optree
 from optree import PyTreeSpec as TreeDef
+
+from .errors import StructureError
 
 __all__ = [
     "TreeDef", "flatten", "unflatten", "leaves", "structure", "map",
     "flatten_with_path", "keystr", "leaf_paths", "register_node", "register_dataclass",
 ]
 
+#: How deep containers may nest: the C++ flattener's recursion limit.
+MAX_DEPTH = 1000
+
 NAMESPACE = "diffprog"
 _OPTS = {"none_is_leaf": True, "namespace": NAMESPACE}
 
 
+def _depth_limited(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the flattener's RecursionError into an error that says what to do."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RecursionError:
+            raise StructureError(
+                f"pytree nested deeper than {MAX_DEPTH} levels (or a container that contains "
+                "itself); keep deep chains in one list instead of lists inside lists"
+            ) from None
+
+    return wrapper
+
+
+@_depth_limited
 def flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list[Any], TreeDef]:
     """Split ``tree`` into its leaves (in traversal order) and its structure.
 
@@ -59,6 +82,7 @@ def unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
     return optree.tree_unflatten(treedef, leaves)
 
 
+@_depth_limited
 def leaves(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[Any]:
     """The leaves of ``tree`` in traversal order.
 
@@ -68,6 +92,7 @@ def leaves(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[Any]
     return optree.tree_leaves(tree, is_leaf, **_OPTS)
 
 
+@_depth_limited
 def structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> TreeDef:
     """The structure (treedef) of ``tree``, without its leaves.
 
@@ -77,6 +102,7 @@ def structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> TreeDe
     return optree.tree_structure(tree, is_leaf, **_OPTS)
 
 
+@_depth_limited
 def map(f: Callable[..., Any], tree: Any, *rest: Any,
         is_leaf: Callable[[Any], bool] | None = None) -> Any:
     """Apply ``f`` leafwise; ``rest`` trees must have exactly the structure of ``tree``.
@@ -97,6 +123,7 @@ def map(f: Callable[..., Any], tree: Any, *rest: Any,
     return optree.tree_unflatten(treedef, [f(*xs) for xs in zip(*columns)])
 
 
+@_depth_limited
 def flatten_with_path(tree: Any, is_leaf: Callable[[Any], bool] | None = None
                       ) -> tuple[list[tuple[tuple[Any, ...], Any]], TreeDef]:
     """Like :func:`flatten`, but each leaf comes with its path (a tuple of key entries).
@@ -120,6 +147,7 @@ def keystr(path: Iterable[Any]) -> str:
                    for e in path)
 
 
+@_depth_limited
 def leaf_paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
     """:func:`keystr` of every leaf's path, in flatten order (for error messages).
 
