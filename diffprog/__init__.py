@@ -7,11 +7,13 @@
 The public surface: transforms (`grad`, `value_and_grad`, `vjp`, `jvp`, `jacrev`, `jacfwd`,
 `hessian`, `hvp`, `Tape`, `custom_vjp`, `custom_jvp`, `checkpoint`, `stop_gradient`), pytrees
 (`dp.tree`), differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`) and
-NaN hunting (`dp.debug_nans`).
+NaN hunting (`dp.debug_nans`), tape introspection (`dp.make_graph`), and training: layers,
+initializers and losses (`dp.nn`), optimizers (`dp.optim`).
 """
 
-from . import numpy, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+from . import nn, numpy, optim, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
 from .debug import debug_nans
+from .graph import Graph, make_graph
 from .errors import (
     DeviceMismatchError,
     DiffprogError,
@@ -43,8 +45,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonFiniteError",
-    "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
+    "Graph", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
     "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans", "grad",
-    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "numpy", "stop_gradient",
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "make_graph", "nn", "numpy", "optim", "stop_gradient",
     "testing", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

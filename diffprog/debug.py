@@ -7,10 +7,10 @@ naming the primitive, the operands' shapes and dtypes, and the line of the user'
 that created the operation (for a backward pass: the line of the forward operation whose
 derivative rule produced it).
 
-It costs nothing when off: the checking versions of `Primitive.run` and
-`ReverseTrace.process` and the sweep's cotangent check are installed only while some thread
-has the switch on (the sweep reads its hook once per sweep), and removed when the last one
-turns it off.
+It costs nothing when off: the checking `Primitive.run`, a record observer (which notes
+where each record was created) and the sweep's cotangent check are installed only while
+some thread has the switch on (the sweep reads its hook once per sweep), and removed when
+the last one turns it off. `user_site` is shared with dp.make_graph.
 Layer L5: imports L0-L3.
 """
 
@@ -35,10 +35,10 @@ from .errors import NonFiniteError
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ORIGINAL_RUN = Primitive.run
-_ORIGINAL_PROCESS = ReverseTrace.process
 _local = threading.local()
 _lock = threading.Lock()
 _active_threads = 0
+_observation: contextlib.AbstractContextManager | None = None
 _sites: dict[int, str] = {}  # id(tape record) -> where the user's code created it
 
 
@@ -53,7 +53,7 @@ def debug_nans() -> Iterator[None]:
     ...
     diffprog.errors.NonFiniteError: log produced nan ...
     """
-    global _active_threads
+    global _active_threads, _observation
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
     if depth == 0:
@@ -61,8 +61,9 @@ def debug_nans() -> Iterator[None]:
             _active_threads += 1
             if _active_threads == 1:
                 Primitive.run = _checked_run  # type: ignore[method-assign]
-                ReverseTrace.process = _process_noting_site  # type: ignore[method-assign]
                 reverse.check_cotangent = _check_cotangent
+                _observation = reverse.observing(_note_site)
+                _observation.__enter__()
     try:
         yield
     finally:
@@ -72,8 +73,9 @@ def debug_nans() -> Iterator[None]:
                 _active_threads -= 1
                 if _active_threads == 0:
                     Primitive.run = _ORIGINAL_RUN  # type: ignore[method-assign]
-                    ReverseTrace.process = _ORIGINAL_PROCESS  # type: ignore[method-assign]
                     reverse.check_cotangent = None
+                    assert _observation is not None
+                    _observation.__exit__(None, None, None)
                     _sites.clear()
 
 
@@ -102,12 +104,9 @@ def _check_cotangent(c: Any, g: Any, record: Any) -> None:
     )
 
 
-def _process_noting_site(self: ReverseTrace, prim: Any, args: tuple, params: dict) -> Any:
-    out = _ORIGINAL_PROCESS(self, prim, args, params)
+def _note_site(trace: ReverseTrace, slot: int) -> None:
     if getattr(_local, "depth", 0):
-        first = out[0] if isinstance(out, tuple) else out
-        _sites[id(self.tape[first.slot])] = _user_site(sys._getframe(1))
-    return out
+        _sites[id(trace.tape[slot])] = user_site(sys._getframe(1))
 
 
 def _nonfinite(x: Any) -> bool:
@@ -130,7 +129,7 @@ def _report(prim: Primitive, args: Any, params: dict, out: Any) -> str:
     kind = "nan" if any(_has_nan(v) for v in values if _nonfinite(v)) else "inf"
     record = _backward_record()
     if record is None:
-        where = f"in the forward pass at {_user_site(sys._getframe(2))}"
+        where = f"in the forward pass at {user_site(sys._getframe(2))}"
     else:
         site = _sites.get(id(record), "an unknown line (recorded before debug_nans was on)")
         where = f"in the backward pass of {record[0].name}, created at {site}"
@@ -151,7 +150,7 @@ def _backward_record() -> Any:
     return None
 
 
-def _user_site(frame: FrameType | None) -> str:
+def user_site(frame: FrameType | None) -> str:
     """`file:line in function: source` of the innermost frame outside diffprog."""
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -65,6 +65,7 @@ def test_off_means_nothing_installed_and_no_error():
     with dp.debug_nans():
         assert Primitive.run is not ORIGINAL_RUN and reverse.check_cotangent is not None
     assert Primitive.run is ORIGINAL_RUN and reverse.check_cotangent is None
+    assert reverse.ReverseTrace.process is reverse._plain_process
     g = dp.grad(backward_inf)(np.array([1.0, 0.0]))  # off: the inf just flows through
     assert np.isinf(g[1])
 

@@ -14,7 +14,9 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.edge import astype, sum_to_shape
@@ -99,9 +101,44 @@ class ReverseTrace(Trace):
         slot = len(tape)
         tape.append((node, None, vals, slots, out))
         tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
+        for observer in _observers:
+            observer(self, slot)
         return [
             ReverseTracer(self, o, slot + i) if is_floating(o) else o for i, o in enumerate(out)
         ]
+
+
+_observers: list[Callable[[ReverseTrace, int], None]] = []
+_observers_lock = threading.Lock()
+_plain_process = ReverseTrace.process
+
+
+def _observed_process(self: ReverseTrace, prim: Any, args: tuple, params: dict) -> Any:
+    out = _plain_process(self, prim, args, params)
+    slot = (out[0] if isinstance(out, tuple) else out).slot
+    for observer in _observers:
+        observer(self, slot)
+    return out
+
+
+@contextlib.contextmanager
+def observing(observer: Callable[[ReverseTrace, int], None]) -> Iterator[None]:
+    """Call `observer(trace, slot)` after every record any reverse trace appends, while on.
+
+    For tools (dp.debug_nans, dp.make_graph), not the hot path: the observing version of
+    `ReverseTrace.process` is installed only while at least one observer is registered.
+    Observers see every thread's records and filter for themselves.
+    """
+    with _observers_lock:
+        _observers.append(observer)
+        ReverseTrace.process = _observed_process  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        with _observers_lock:
+            _observers.remove(observer)
+            if not _observers:
+                ReverseTrace.process = _plain_process  # type: ignore[method-assign]
 
 
 def is_floating(x: Any) -> bool:

@@ -1,7 +1,7 @@
 """Which array library a value belongs to: NumPy on the CPU, CuPy on a GPU.
 
 Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
-the raw arrays), never from a global flag; the guarded lazy import of CuPy (`AVAILABLE`);
+the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of CuPy (`AVAILABLE`);
 `device_of`. Python scalars belong to no device and defer to the arrays beside them.
 Layer L1: imports numpy, the stdlib and diffprog.errors; CuPy only when present.
 """
@@ -49,6 +49,16 @@ def _module_of_type(t: type) -> ModuleType | None:
 
 
 
+# Wrapper types (tracers) and how to reach the array inside; registered by the core, which
+# this layer may not import.
+_UNWRAP: dict[type, Any] = {}
+
+
+def register_wrapper(cls: type, unwrap: Any) -> None:
+    """Let `namespace_of` see through instances of `cls` with `unwrap(instance)`."""
+    _UNWRAP[cls] = unwrap
+
+
 def namespace_of(args: tuple | list) -> ModuleType:
     """The array module of the arrays in `args` (NumPy if there are none).
 
@@ -58,6 +68,9 @@ def namespace_of(args: tuple | list) -> ModuleType:
     """
     found = None
     for a in args:
+        unwrap = _UNWRAP.get(type(a))
+        if unwrap is not None:
+            a = unwrap(a)
         mod = _MODULE_OF_TYPE.get(type(a), _MISSING)
         if mod is _MISSING:
             mod = _module_of_type(type(a))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from ..backend import register_wrapper
 from ..errors import EscapedTracerError, TracerConversionError
 
 _ids = itertools.count(1)
@@ -79,6 +80,10 @@ class Tracer:
 
     value: Any
     trace: Trace
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_wrapper(cls, raw)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -1,0 +1,128 @@
+"""Shared checks and helpers of diffprog.nn: argument validation with clear messages, the
+array module of (possibly traced) data, device placement of new arrays, key paths.
+
+Owns: nothing public. Layer L6: imports numpy, diffprog.tree, diffprog.numpy,
+diffprog.backend.namespace_of and diffprog.errors; CuPy only when asked for the GPU.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import diffprog.numpy as dnp
+
+from ..backend import namespace_of
+from ..errors import StructureError
+from ..tree import keystr
+
+DEVICES = ("cpu", "gpu")
+
+
+def xp_of(*values: Any) -> ModuleType:
+    """The array module (numpy or cupy) holding the data of `values`, traced or not.
+
+    A tracer's data is reached through `dnp.zeros_like`, which returns a raw array of the
+    tracer's module (a constant, off the tape).
+    """
+    raws = []
+    for v in values:
+        if hasattr(v, "shape") and hasattr(v, "dtype") and not _is_plain_array(v):
+            v = dnp.zeros_like(v, shape=())
+        raws.append(v)
+    return namespace_of(tuple(raws))
+
+
+def _is_plain_array(v: Any) -> bool:
+    return type(v).__module__.partition(".")[0] in ("numpy", "cupy")
+
+
+def check_rng(rng: Any, where: str) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{where}: `rng` must be a numpy.random.Generator, got {type(rng).__name__} "
+            f"{rng!r}; pass one explicitly, e.g. rng = np.random.default_rng(0)"
+        )
+    return rng
+
+
+def check_device(device: Any, where: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"{where}: unknown device {device!r}; use 'cpu' (NumPy) or 'gpu' (CuPy)")
+    return device
+
+
+def place(array: np.ndarray, device: str, where: str) -> Any:
+    """A NumPy array moved to `device` ('cpu': as is; 'gpu': a CuPy array)."""
+    check_device(device, where)
+    if device == "cpu":
+        return array
+    try:
+        import cupy
+    except ImportError as e:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            f"{where}: device='gpu' needs CuPy, which cannot be imported here ({e}); install "
+            "diffprog[cuda12] (or cupy-cuda12x) on a machine with a CUDA GPU, or use device='cpu'"
+        ) from None
+    return cupy.asarray(array)
+
+
+def float_dtype(dtype: Any, where: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype; use e.g. np.float32") from None
+    if dt.kind != "f":
+        raise TypeError(
+            f"{where}: parameters must have a floating dtype to be trained, got {dt}; "
+            "use np.float32 (the default) or np.float64"
+        )
+    return dt
+
+
+def pair(value: Any, name: str, where: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints."""
+    values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
+        raise ValueError(
+            f"{where}: `{name}` must be a positive int or a pair of them, got {value!r}"
+        )
+    return int(values[0]), int(values[1])
+
+
+def path(root: str, *keys: Any) -> str:
+    """`params['layers'][0]['W']` from 'params' and the keys."""
+    return root + keystr(keys)
+
+
+def leaf(params: Any, key: str, root: str, where: str) -> Any:
+    """params[key], with an error naming the path and the keys present when it is missing."""
+    if not isinstance(params, dict) or key not in params:
+        have = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise StructureError(
+            f"{where}: {root} needs the key {key!r} (as built by the matching *_init "
+            f"function), but has {have}"
+        )
+    return params[key]
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    return tuple(getattr(x, "shape", np.shape(x)))
+
+
+def host_ints(labels: Any, name: str, where: str) -> tuple[Any, np.ndarray]:
+    """(labels as an array on their own device, a host copy) after checking they are integers."""
+    if isinstance(labels, (list, tuple, int, np.integer)):
+        labels = np.asarray(labels)
+    if not hasattr(labels, "dtype"):
+        raise TypeError(f"{where}: `{name}` must be an integer array, got {type(labels).__name__}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(
+            f"{where}: `{name}` must hold integer class indices, got dtype {labels.dtype} "
+            f"(shape {tuple(labels.shape)}); convert with labels.astype(int) (one-hot targets: "
+            "take argmax over the class axis first)"
+        )
+    host = labels.get() if type(labels).__module__.startswith("cupy") else np.asarray(labels)
+    return labels, host

@@ -1,0 +1,169 @@
+"""Learning-rate schedules: functions from the step count (0 for the first update) to a
+Python float, with optax's formulas.
+
+Owns: `constant`, `exponential_decay`, `cosine_decay`, `linear_schedule`, `linear_warmup`,
+`warmup_cosine_decay`. Pass one as any optimizer's ``learning_rate``; the optimizer keeps
+the count in its state. Arguments are checked when the schedule is made.
+Layer L6: imports only the stdlib and .transforms' argument check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from .transforms import check_real
+
+__all__ = [
+    "constant",
+    "cosine_decay",
+    "exponential_decay",
+    "linear_schedule",
+    "linear_warmup",
+    "warmup_cosine_decay",
+]
+
+Schedule = Callable[[int], float]
+
+
+def _named(fn: Schedule, name: str) -> Schedule:
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def _steps(name: str, value: int, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) and not (
+            hasattr(value, "__index__")):
+        raise TypeError(f"{name} must be an int (a number of steps), got "
+                        f"{type(value).__name__} {value!r}")
+    value = int(value)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value
+
+
+def constant(value: float) -> Schedule:
+    """The same value at every step.
+
+    >>> dp.optim.constant(0.1)(1000)
+    0.1
+    """
+    v = check_real("constant: value", value)
+    return _named(lambda count: v, f"constant({v})")
+
+
+def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
+                      transition_begin: int = 0, staircase: bool = False,
+                      end_value: float | None = None) -> Schedule:
+    """``init_value * decay_rate ** ((count - transition_begin) / transition_steps)``
+    (the exponent floored with ``staircase``; ``init_value`` before ``transition_begin``),
+    bounded by ``end_value`` if given. Arguments in optax's order.
+
+    >>> s = dp.optim.exponential_decay(1.0, 10, 0.5)
+    >>> s(0), s(10), s(15), dp.optim.exponential_decay(1.0, 10, 0.5, staircase=True)(15)
+    (1.0, 0.5, 0.35355, 0.5)
+    """
+    init = check_real("exponential_decay: init_value", init_value)
+    rate = check_real("exponential_decay: decay_rate", decay_rate, 0.0, None, lo_open=True)
+    steps = _steps("exponential_decay: transition_steps", transition_steps)
+    begin = _steps("exponential_decay: transition_begin", transition_begin, allow_zero=True)
+    end = None if end_value is None else check_real("exponential_decay: end_value", end_value)
+
+    def schedule(count: int) -> float:
+        p = max(count - begin, 0) / steps
+        if staircase:
+            p = math.floor(p)
+        v = init * rate ** p
+        if end is not None:
+            v = max(v, end) if rate < 1.0 else min(v, end)
+        return v
+
+    return _named(schedule, f"exponential_decay({init}, {steps}, {rate})")
+
+
+def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
+                 exponent: float = 1.0) -> Schedule:
+    """Half a cosine from ``init_value`` down to ``alpha * init_value`` over
+    ``decay_steps``, then constant: ``init_value * ((1 - alpha) * c**exponent + alpha)``
+    with ``c = (1 + cos(pi * min(count, decay_steps) / decay_steps)) / 2``.
+
+    >>> s = dp.optim.cosine_decay(1.0, 100, alpha=0.1)
+    >>> s(0), s(50), s(100), s(500)
+    (1.0, 0.55, 0.1, 0.1)
+    """
+    init = check_real("cosine_decay: init_value", init_value)
+    steps = _steps("cosine_decay: decay_steps", decay_steps)
+    alpha = check_real("cosine_decay: alpha", alpha)
+    exponent = check_real("cosine_decay: exponent", exponent)
+
+    def schedule(count: int) -> float:
+        c = 0.5 * (1.0 + math.cos(math.pi * min(max(count, 0), steps) / steps))
+        return init * ((1.0 - alpha) * c ** exponent + alpha)
+
+    return _named(schedule, f"cosine_decay({init}, {steps})")
+
+
+def linear_schedule(init_value: float, end_value: float, transition_steps: int,
+                    transition_begin: int = 0) -> Schedule:
+    """A straight line from ``init_value`` (until ``transition_begin``) to ``end_value``
+    (from ``transition_begin + transition_steps`` on).
+
+    >>> s = dp.optim.linear_schedule(1.0, 0.0, 4)
+    >>> [s(k) for k in range(6)]
+    [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
+    init = check_real("linear_schedule: init_value", init_value)
+    end = check_real("linear_schedule: end_value", end_value)
+    steps = _steps("linear_schedule: transition_steps", transition_steps)
+    begin = _steps("linear_schedule: transition_begin", transition_begin, allow_zero=True)
+
+    def schedule(count: int) -> float:
+        frac = min(max(count - begin, 0), steps) / steps
+        return init + (end - init) * frac
+
+    return _named(schedule, f"linear_schedule({init}, {end}, {steps})")
+
+
+def linear_warmup(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
+    """Rise linearly from ``init_value`` to ``peak_value`` over ``warmup_steps``, then stay
+    at ``peak_value``.
+
+    >>> s = dp.optim.linear_warmup(0.0, 1.0, 4)
+    >>> [s(k) for k in (0, 1, 4, 9)]
+    [0.0, 0.25, 1.0, 1.0]
+    """
+    warmup = _steps("linear_warmup: warmup_steps", warmup_steps, allow_zero=True)
+    if warmup == 0:
+        return constant(peak_value)
+    return linear_schedule(init_value, peak_value, warmup)
+
+
+def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
+                        decay_steps: int, end_value: float = 0.0, exponent: float = 1.0
+                        ) -> Schedule:
+    """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then a
+    cosine decay to ``end_value`` reached at step ``decay_steps`` (which counts the
+    warm-up, as in optax), then constant.
+
+    >>> s = dp.optim.warmup_cosine_decay(0.0, 1.0, 10, 110, end_value=0.1)
+    >>> s(0), s(5), s(10), s(60), s(110), s(200)
+    (0.0, 0.5, 1.0, 0.55, 0.1, 0.1)
+    """
+    init = check_real("warmup_cosine_decay: init_value", init_value)
+    peak = check_real("warmup_cosine_decay: peak_value", peak_value)
+    end = check_real("warmup_cosine_decay: end_value", end_value)
+    exponent = check_real("warmup_cosine_decay: exponent", exponent)
+    warmup = _steps("warmup_cosine_decay: warmup_steps", warmup_steps, allow_zero=True)
+    total = _steps("warmup_cosine_decay: decay_steps", decay_steps)
+    if total <= warmup:
+        raise ValueError(f"warmup_cosine_decay: decay_steps ({total}) counts the warm-up, so "
+                         f"it must exceed warmup_steps ({warmup})")
+    span = total - warmup
+
+    def schedule(count: int) -> float:
+        if count < warmup:
+            return init + (peak - init) * max(count, 0) / warmup
+        c = 0.5 * (1.0 + math.cos(math.pi * min(count - warmup, span) / span))
+        return end + (peak - end) * c ** exponent
+
+    return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})")

@@ -1,0 +1,369 @@
+"""The building blocks optimizers are chained from, with optax's names and formulas.
+
+Owns: `scale`, `scale_by_learning_rate`, `scale_by_schedule`, `trace` (momentum),
+`scale_by_adam`, `scale_by_rms`, `add_decayed_weights`, `clip_by_global_norm`, and their
+state namedtuples (module-level, so a checkpoint can rebuild them). States mirror params:
+same containers and keys, each moment in its parameter's dtype, None for constant leaves.
+A None update stays None and leaves its moments untouched. Every step is plain arithmetic on
+the data's own array module: nothing here is traced.
+Layer L6: imports only diffprog.tree, diffprog.backend, diffprog.errors (through .base) and
+the stdlib.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .. import tree
+from ..backend import namespace_of
+from ..errors import StructureError
+from .base import (
+    EmptyState,
+    GradientTransformation,
+    cast_like,
+    flatten_like,
+    global_norm,
+    is_float_leaf,
+    require_fields,
+    sqrt,
+    widen,
+    zeros_like,
+)
+
+__all__ = [
+    "ScaleByAdamState",
+    "ScaleByRmsState",
+    "ScaleByScheduleState",
+    "TraceState",
+    "add_decayed_weights",
+    "clip_by_global_norm",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "scale_by_schedule",
+    "trace",
+]
+
+
+class ScaleByScheduleState(NamedTuple):
+    count: int  # updates done so far; the schedule is evaluated at it
+
+
+class TraceState(NamedTuple):
+    trace: Any  # the momentum buffer, shaped like params
+
+
+class ScaleByAdamState(NamedTuple):
+    count: int
+    mu: Any  # first moment, shaped like params
+    nu: Any  # second moment
+
+
+class ScaleByRmsState(NamedTuple):
+    nu: Any  # running mean of squared gradients
+
+
+def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` as a float, checked to be a finite real number within the given bounds
+    (hyperparameters); raises TypeError / ValueError naming ``name`` otherwise."""
+    is_0d = getattr(value, "shape", None) == () and getattr(value.dtype, "kind", "") in "fiu"
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_0d):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    bad = (not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo)))
+           or (hi is not None and (v > hi or (hi_open and v == hi))))
+    if bad:
+        rng = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}{')' if hi_open else ']'}")
+        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return v
+
+
+def _schedule_value(fn: Callable[[int], Any], count: int, what: str) -> float:
+    value = fn(count)
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)) or (
+        getattr(value, "shape", None) == () and getattr(value.dtype, "kind", "") in "fiu")
+    if not ok:
+        raise TypeError(f"{what}: the schedule {getattr(fn, '__name__', fn)!r} returned "
+                        f"{type(value).__name__} {value!r} at step {count}; a schedule must "
+                        f"return a real number (a float) for every step count")
+    return float(value)
+
+
+def _rate(value: float, count: int | None) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        at = "" if count is None else f" (the schedule's value at step {count})"
+        raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}{at}; "
+                         f"updates already point downhill (minus the gradient), so use a "
+                         f"positive rate")
+    return value
+
+
+def _scaled(updates: Any, factor: Any) -> Any:
+    return tree.map(lambda g: None if g is None else cast_like(g * factor, g), updates)
+
+
+def scale(step_size: float) -> GradientTransformation:
+    """Multiply every update by ``step_size``.
+
+    >>> opt = dp.optim.scale(-2.0)
+    >>> opt.update({'w': 1.5, 'c': None}, opt.init(None))[0]
+    {'w': -3.0, 'c': None}
+    """
+    step_size = check_real("scale: step_size", step_size)
+
+    def init(params: Any) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
+        if params is not None:
+            flatten_like(updates, params)
+        return _scaled(updates, step_size), EmptyState()
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformation:
+    """Multiply updates by ``step_size_fn(count)``, where ``count`` (kept in the state)
+    is the number of updates done before this one.
+
+    >>> opt = dp.optim.scale_by_schedule(lambda count: 1.0 / (count + 1))
+    >>> state = opt.init({'w': 0.0})
+    >>> u, state = opt.update({'w': 1.0}, state)
+    >>> opt.update({'w': 1.0}, state)[0], opt.update({'w': 1.0}, state)[1].count
+    ({'w': 0.5}, 2)
+    """
+    if not callable(step_size_fn):
+        raise TypeError(f"scale_by_schedule: expected a function of the step count, got "
+                        f"{type(step_size_fn).__name__}")
+    return _schedule_transform(step_size_fn, lambda v, c: v, "scale_by_schedule")
+
+
+def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], float],
+                        rule: str) -> GradientTransformation:
+    def init(params: Any) -> ScaleByScheduleState:
+        return ScaleByScheduleState(count=0)
+
+    def update(updates: Any, state: Any, params: Any = None
+               ) -> tuple[Any, ScaleByScheduleState]:
+        require_fields(state, ScaleByScheduleState, rule)
+        count = int(state.count)
+        if params is not None:
+            flatten_like(updates, params)
+        factor = post(_schedule_value(fn, count, rule), count)
+        return _scaled(updates, factor), ScaleByScheduleState(count=count + 1)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
+                           ) -> GradientTransformation:
+    """Multiply updates by ``-learning_rate`` (a float, or a schedule: a function of the
+    step count). Rates must be >= 0.
+
+    >>> opt = dp.optim.scale_by_learning_rate(0.1)
+    >>> opt.update({'w': 3.0}, opt.init({'w': 0.0}))[0]
+    {'w': -0.30000000000000004}
+    """
+    if callable(learning_rate):
+        return _schedule_transform(learning_rate, lambda v, c: -_rate(v, c),
+                                   "scale_by_learning_rate")
+    lr = check_real("learning_rate", learning_rate)
+    return scale(-_rate(lr, None))
+
+
+def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
+    """Momentum: ``t = g + decay * t``; the update is ``t``, or ``g + decay * t`` with
+    ``nesterov`` (optax's `trace`, PyTorch's SGD momentum without dampening).
+
+    >>> opt = dp.optim.trace(0.5)
+    >>> u, s = opt.update({'w': 1.0}, opt.init({'w': 0.0}))
+    >>> opt.update({'w': 1.0}, s)[0]
+    {'w': 1.5}
+    """
+    decay = check_real("trace: decay (momentum)", decay, 0.0, None)
+
+    def init(params: Any) -> TraceState:
+        return TraceState(trace=tree.map(zeros_like, params))
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, TraceState]:
+        require_fields(state, TraceState, "trace")
+        g_leaves, t_leaves, treedef = flatten_like(updates, state.trace, "grads", "the state")
+        _, t_def = tree.flatten(state.trace)
+        out, new_t = [], []
+        for i, (g, t) in enumerate(zip(g_leaves, t_leaves)):
+            if g is None:
+                out.append(None)
+                new_t.append(t)
+                continue
+            _require_state(t, i, state.trace, "trace")
+            t = cast_like(g + decay * t, t)
+            new_t.append(t)
+            out.append(cast_like(g + decay * t, g) if nesterov else cast_like(t, g))
+        return tree.unflatten(treedef, out), TraceState(trace=tree.unflatten(t_def, new_t))
+
+    return GradientTransformation(init, update)
+
+
+def _require_state(s: Any, i: int, state_tree: Any, rule: str) -> None:
+    if s is None:
+        path = tree.leaf_paths(state_tree)[i]
+        raise TypeError(f"{rule}: grads{path} is not None, but params{path} is a constant "
+                        f"(not a floating leaf), so it has no optimizer state; give "
+                        f"constants a None gradient (dp.grad does)")
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                  eps_root: float = 0.0) -> GradientTransformation:
+    """Adam's direction: ``m̂ / (sqrt(v̂ + eps_root) + eps)`` with bias-corrected moments
+    ``m̂ = mu / (1 - b1**t)``, ``v̂ = nu / (1 - b2**t)``.
+
+    >>> opt = dp.optim.scale_by_adam()
+    >>> u, state = opt.update({'w': 0.5}, opt.init({'w': 1.0}))
+    >>> round(u['w'], 6), state.count
+    (1.0, 1)
+    """
+    b1 = check_real("scale_by_adam: b1", b1, 0.0, 1.0, hi_open=True)
+    b2 = check_real("scale_by_adam: b2", b2, 0.0, 1.0, hi_open=True)
+    eps = check_real("scale_by_adam: eps", eps, 0.0, None)
+    eps_root = check_real("scale_by_adam: eps_root", eps_root, 0.0, None)
+
+    def init(params: Any) -> ScaleByAdamState:
+        return ScaleByAdamState(count=0, mu=tree.map(zeros_like, params),
+                                nu=tree.map(zeros_like, params))
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:
+        require_fields(state, ScaleByAdamState, "scale_by_adam")
+        g_leaves, mu_leaves, treedef = flatten_like(updates, state.mu, "grads", "the state")
+        nu_leaves, nu_def = tree.flatten(state.nu)
+        _, mu_def = tree.flatten(state.mu)
+        if nu_def != mu_def:
+            raise StructureError("scale_by_adam: the state's mu and nu differ in structure; "
+                                 "the state is corrupt (pass the one init()/update() made)")
+        count = int(state.count) + 1
+        c1, c2 = 1.0 - b1 ** count, 1.0 - b2 ** count
+        out, new_mu, new_nu = [], [], []
+        for i, (g, mu, nu) in enumerate(zip(g_leaves, mu_leaves, nu_leaves)):
+            if g is None:
+                out.append(None)
+                new_mu.append(mu)
+                new_nu.append(nu)
+                continue
+            _require_state(mu, i, state.mu, "scale_by_adam")
+            mu = cast_like(b1 * mu + (1.0 - b1) * g, mu)
+            nu = cast_like(b2 * nu + (1.0 - b2) * (g * g), nu)
+            new_mu.append(mu)
+            new_nu.append(nu)
+            out.append(cast_like((widen(mu) / c1) / (sqrt(widen(nu) / c2 + eps_root) + eps),
+                                  g))
+        return tree.unflatten(treedef, out), ScaleByAdamState(
+            count=count, mu=tree.unflatten(mu_def, new_mu), nu=tree.unflatten(nu_def, new_nu))
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
+                 ) -> GradientTransformation:
+    """RMSProp's direction, optax's formula (eps inside the root):
+    ``nu = decay * nu + (1 - decay) * g**2``, update ``g / sqrt(nu + eps)``.
+
+    >>> opt = dp.optim.scale_by_rms(decay=0.75, eps=0.0)
+    >>> opt.update({'w': 3.0}, opt.init({'w': 1.0}))[0]
+    {'w': 2.0}
+    """
+    decay = check_real("scale_by_rms: decay", decay, 0.0, 1.0)
+    eps = check_real("scale_by_rms: eps", eps, 0.0, None)
+    initial_scale = check_real("scale_by_rms: initial_scale", initial_scale, 0.0, None)
+
+    def first(p: Any) -> Any:
+        z = zeros_like(p)
+        return z if z is None or initial_scale == 0.0 else cast_like(z + initial_scale, p)
+
+    def init(params: Any) -> ScaleByRmsState:
+        return ScaleByRmsState(nu=tree.map(first, params))
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByRmsState]:
+        require_fields(state, ScaleByRmsState, "scale_by_rms")
+        g_leaves, nu_leaves, treedef = flatten_like(updates, state.nu, "grads", "the state")
+        _, nu_def = tree.flatten(state.nu)
+        out, new_nu = [], []
+        for i, (g, nu) in enumerate(zip(g_leaves, nu_leaves)):
+            if g is None:
+                out.append(None)
+                new_nu.append(nu)
+                continue
+            _require_state(nu, i, state.nu, "scale_by_rms")
+            nu = cast_like(decay * nu + (1.0 - decay) * (g * g), nu)
+            new_nu.append(nu)
+            out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
+        return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(nu_def, new_nu))
+
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> GradientTransformation:
+    """Add ``weight_decay * params`` to each update (decoupled weight decay once scaled by
+    the learning rate). ``mask`` (a tree of bools shaped like params, or a function of
+    params returning one) picks the leaves to decay; the others pass unchanged.
+
+    >>> opt = dp.optim.add_decayed_weights(0.1, mask={'w': True, 'b': False})
+    >>> p = {'w': 2.0, 'b': 2.0}
+    >>> opt.update({'w': 1.0, 'b': 1.0}, opt.init(p), p)[0]
+    {'w': 1.2, 'b': 1.0}
+    """
+    weight_decay = check_real("add_decayed_weights: weight_decay", weight_decay, 0.0, None)
+
+    def init(params: Any) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
+        if params is None:
+            raise TypeError("add_decayed_weights (weight decay, e.g. in adamw) needs the "
+                            "parameters: call opt.update(grads, state, params)")
+        g_leaves, p_leaves, treedef = flatten_like(updates, params)
+        if mask is None:
+            m_leaves = [True] * len(p_leaves)
+        else:
+            m = mask(params) if callable(mask) else mask
+            m_leaves, _, _ = flatten_like(m, params, "mask", "params")
+        out = []
+        for g, p, m_ in zip(g_leaves, p_leaves, m_leaves):
+            if g is None or not m_ or not is_float_leaf(p) or weight_decay == 0.0:
+                out.append(g)
+            else:
+                out.append(cast_like(g + weight_decay * p, g))
+        return tree.unflatten(treedef, out), EmptyState()
+
+    return GradientTransformation(init, update)
+
+
+def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+    """Scale all updates by ``max_norm / norm`` when their global norm (over every leaf
+    together, see `global_norm`) exceeds ``max_norm``; otherwise leave them as they are.
+
+    >>> opt = dp.optim.clip_by_global_norm(1.0)
+    >>> opt.update({'a': 3.0, 'b': [4.0]}, opt.init(None))[0]
+    {'a': 0.6, 'b': [0.8]}
+    """
+    max_norm = check_real("clip_by_global_norm: max_norm", max_norm, 0.0, None, lo_open=True)
+
+    def init(params: Any) -> EmptyState:
+        return EmptyState()
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
+        if params is not None:
+            flatten_like(updates, params)
+        norm = global_norm(updates)
+        if getattr(norm, "dtype", None) is None:
+            factor: Any = 1.0 if norm <= max_norm else max_norm / norm
+        else:  # stay on the data's device: no host round trip
+            xp = namespace_of((norm,))
+            factor = xp.where(norm <= max_norm, 1.0, max_norm / xp.maximum(norm, max_norm))
+        return _scaled(updates, factor), EmptyState()
+
+    return GradientTransformation(init, update)

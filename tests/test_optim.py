@@ -1,0 +1,396 @@
+"""dp.optim: update rules against hand computations, schedules against closed forms, pytree
+semantics (None leaves, dtypes, structure and key order), errors, and convergence."""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import numpy as np
+import pytest
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from diffprog import optim
+from diffprog.errors import StructureError
+
+
+def run(opt, params, grads_seq):
+    """Apply ``opt`` with a fixed sequence of gradients; returns the params after each step."""
+    state = opt.init(params)
+    history = []
+    for g in grads_seq:
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+        history.append(params)
+    return history, state
+
+
+# ------------------------------------------------------------------------ update rules
+
+
+def test_adam_two_steps_by_hand():
+    lr, eps = 0.1, 1e-8
+    opt = optim.adam(lr)  # b1=0.9, b2=0.999
+    params = {"w": np.array([1.0, -2.0])}
+    state = opt.init(params)
+    u1, state = opt.update({"w": np.array([0.5, -1.0])}, state, params)
+    adam_state = state[0]
+    assert adam_state.count == 1
+    np.testing.assert_allclose(adam_state.mu["w"], [0.05, -0.1], rtol=1e-14)
+    np.testing.assert_allclose(adam_state.nu["w"], [0.00025, 0.001], rtol=1e-12)
+    # bias correction makes m̂ = g, v̂ = g², so the first step is -lr * g / (|g| + eps)
+    np.testing.assert_allclose(u1["w"], [-0.1 * 0.5 / (0.5 + eps), 0.1 * 1.0 / (1.0 + eps)],
+                               rtol=1e-14)
+    params = optim.apply_updates(params, u1)
+    u2, state = opt.update({"w": np.array([0.25, 2.0])}, state, params)
+    # mu = 0.9 mu + 0.1 g = [0.07, 0.11]; nu = 0.999 nu + 0.001 g² = [0.00031225, 0.004999]
+    np.testing.assert_allclose(state[0].mu["w"], [0.07, 0.11], rtol=1e-13)
+    np.testing.assert_allclose(state[0].nu["w"], [0.00031225, 0.004999], rtol=1e-12)
+    c1, c2 = 1 - 0.9**2, 1 - 0.999**2  # 0.19, 0.001999
+    expected = [-lr * (0.07 / c1) / (math.sqrt(0.00031225 / c2) + eps),
+                -lr * (0.11 / c1) / (math.sqrt(0.004999 / c2) + eps)]
+    np.testing.assert_allclose(u2["w"], expected, rtol=1e-12)
+    np.testing.assert_allclose(expected, [-0.0932180, -0.0366104], rtol=1e-5)
+    assert state[0].count == 2 and state[1] == optim.EmptyState()
+
+
+@pytest.mark.parametrize("nesterov, expected", [
+    (False, [0.9, 0.61, 0.449]),    # v = g + 0.9 v: 1, 2.9, 1.61; p -= 0.1 v
+    (True, [0.81, 0.349, 0.3041]),  # p -= 0.1 (g + 0.9 v): 1.9, 4.61, 0.449
+])
+def test_sgd_momentum_three_steps_by_hand(nesterov, expected):
+    opt = optim.sgd(0.1, momentum=0.9, nesterov=nesterov)
+    history, state = run(opt, {"p": 1.0}, [{"p": 1.0}, {"p": 2.0}, {"p": -1.0}])
+    np.testing.assert_allclose([h["p"] for h in history], expected, rtol=1e-13)
+    assert state[0].trace["p"] == pytest.approx(1.61)
+
+
+def test_plain_sgd_by_hand_and_stateless():
+    history, state = run(optim.sgd(0.5), {"p": 1.0}, [{"p": 1.0}, {"p": 3.0}])
+    assert [h["p"] for h in history] == [0.5, -1.0]
+    assert dp.tree.leaves(state) == []
+
+
+def test_adamw_decoupled_decay_and_mask():
+    eps, lr, wd = 1e-8, 0.1, 0.5
+    params = {"w": 2.0, "b": 2.0, "n": 7}
+    grads = {"w": 1.0, "b": 1.0, "n": None}
+    adam_dir = 1.0 / (1.0 + eps)  # first Adam step: g / (|g| + eps)
+    u, _ = optim.adamw(lr, weight_decay=wd).update(grads, optim.adamw(lr).init(params), params)
+    assert u["w"] == pytest.approx(-lr * (adam_dir + wd * 2.0), rel=1e-14)
+    assert u["b"] == pytest.approx(-lr * (adam_dir + wd * 2.0), rel=1e-14)
+    assert u["n"] is None
+    for mask in ({"w": True, "b": False, "n": False}, lambda p: {k: k == "w" for k in p}):
+        opt = optim.adamw(lr, weight_decay=wd, mask=mask)
+        u, _ = opt.update(grads, opt.init(params), params)
+        assert u["w"] == pytest.approx(-lr * (adam_dir + wd * 2.0), rel=1e-14)
+        assert u["b"] == pytest.approx(-lr * adam_dir, rel=1e-14)
+    # weight_decay=0 is Adam
+    ua, _ = optim.adam(lr).update(grads, optim.adam(lr).init(params), params)
+    uw, _ = optim.adamw(lr, weight_decay=0.0).update(grads, optim.adamw(lr).init(params), params)
+    assert ua == uw
+    with pytest.raises(TypeError, match="needs the parameters"):
+        opt = optim.adamw(lr)
+        opt.update(grads, opt.init(params))
+
+
+def test_rmsprop_by_hand_with_and_without_momentum():
+    lr, eps = 0.01, 1e-8
+    u1 = -lr * 2.0 / math.sqrt(0.4 + eps)    # nu = 0.1 * 4
+    u2 = -lr * 1.0 / math.sqrt(0.46 + eps)   # nu = 0.9 * 0.4 + 0.1 * 1
+    history, state = run(optim.rmsprop(lr), {"p": 0.0}, [{"p": 2.0}, {"p": 1.0}])
+    assert history[0]["p"] == pytest.approx(u1, rel=1e-13)
+    assert history[1]["p"] == pytest.approx(u1 + u2, rel=1e-13)
+    assert state[0].nu["p"] == pytest.approx(0.46, rel=1e-14)
+    history, _ = run(optim.rmsprop(lr, momentum=0.5), {"p": 0.0}, [{"p": 2.0}, {"p": 1.0}])
+    assert history[1]["p"] == pytest.approx(u1 + (u2 + 0.5 * u1), rel=1e-13)
+
+
+def test_clip_by_global_norm_over_a_nested_tree():
+    g = {"a": np.array([3.0, 0.0]), "b": {"c": [np.array([[4.0]], np.float32), None],
+                                          "d": 12.0}}
+    assert float(optim.global_norm(g)) == 13.0  # sqrt(9 + 16 + 144), all leaves together
+    opt = optim.clip_by_global_norm(6.5)
+    u, state = opt.update(g, opt.init(g))
+    np.testing.assert_array_equal(u["a"], [1.5, 0.0])
+    assert u["b"]["c"][0].dtype == np.float32 and u["b"]["c"][0][0, 0] == 2.0
+    assert u["b"]["c"][1] is None and u["b"]["d"] == 6.0 and type(u["b"]["d"]) is float
+    for max_norm in (13.0, 100.0):  # at or under the bound: unchanged
+        u, _ = optim.clip_by_global_norm(max_norm).update(g, state)
+        np.testing.assert_array_equal(u["a"], g["a"])
+        assert u["b"]["d"] == 12.0
+
+
+def test_chain_applies_in_order():
+    clip_then_scale = optim.chain(optim.clip_by_global_norm(1.0), optim.scale(2.0))
+    scale_then_clip = optim.chain(optim.scale(2.0), optim.clip_by_global_norm(1.0))
+    assert clip_then_scale.update({"w": 3.0}, clip_then_scale.init({"w": 0.0}))[0] == {"w": 2.0}
+    assert scale_then_clip.update({"w": 3.0}, scale_then_clip.init({"w": 0.0}))[0] == {"w": 1.0}
+    state = optim.chain(optim.trace(0.5), optim.scale_by_adam()).init({"w": 0.0})
+    assert isinstance(state, tuple) and len(state) == 2
+    assert isinstance(state[0], optim.TraceState) and isinstance(state[1], optim.ScaleByAdamState)
+
+
+# ------------------------------------------------------------------------- schedules
+
+
+def test_schedules_against_closed_forms():
+    steps = [0, 1, 7, 10, 25, 99, 100, 101, 1000]
+    c = optim.constant(0.3)
+    assert [c(k) for k in steps] == [0.3] * len(steps)
+    e = optim.exponential_decay(0.5, 20, 0.1)
+    es = optim.exponential_decay(0.5, 20, 0.1, staircase=True)
+    cd = optim.cosine_decay(2.0, 100, alpha=0.25)
+    lw = optim.linear_warmup(0.1, 1.0, 10)
+    wc = optim.warmup_cosine_decay(0.0, 1.0, 10, 100, end_value=0.2)
+    for k in steps:
+        assert e(k) == pytest.approx(0.5 * 0.1 ** (k / 20), rel=1e-12)
+        assert es(k) == pytest.approx(0.5 * 0.1 ** (k // 20), rel=1e-12)
+        cos = 0.5 * (1 + math.cos(math.pi * min(k, 100) / 100))
+        assert cd(k) == pytest.approx(2.0 * (0.75 * cos + 0.25), rel=1e-12)
+        assert lw(k) == pytest.approx(0.1 + 0.9 * min(k, 10) / 10, rel=1e-12)
+        if k < 10:
+            want = k / 10
+        else:
+            want = 0.2 + 0.8 * 0.5 * (1 + math.cos(math.pi * min(k - 10, 90) / 90))
+        assert wc(k) == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert (cd(0), cd(50), cd(100), cd(1000)) == pytest.approx((2.0, 1.25, 0.5, 0.5))
+    assert (wc(0), wc(5), wc(10), wc(55), wc(100)) == pytest.approx((0.0, 0.5, 1.0, 0.6, 0.2))
+    assert optim.exponential_decay(1.0, 1, 0.5, end_value=0.2)(10) == 0.2
+    assert optim.exponential_decay(1.0, 10, 0.5, transition_begin=5)(5) == 1.0
+
+
+def test_schedule_as_learning_rate_uses_the_count_in_the_state():
+    seen = []
+    opt = optim.sgd(lambda count: seen.append(count) or 0.1 * (count + 1))
+    history, state = run(opt, {"p": 0.0}, [{"p": 1.0}] * 3)
+    assert seen == [0, 1, 2] and state[0].count == 3
+    np.testing.assert_allclose([h["p"] for h in history], [-0.1, -0.3, -0.6], rtol=1e-14)
+    opt = optim.adam(optim.cosine_decay(0.1, 2))
+    history, _ = run(opt, {"p": 0.0}, [{"p": 1.0}] * 3)
+    # Adam's direction is 1/(1+eps) each step here; rates 0.1, 0.05, 0
+    np.testing.assert_allclose([h["p"] for h in history], [-0.1, -0.15, -0.15], rtol=1e-7)
+
+
+# -------------------------------------------------------------------- pytree semantics
+
+OPTIMIZERS = {
+    "sgd": lambda: optim.sgd(0.1),
+    "momentum": lambda: optim.sgd(0.1, momentum=0.9),
+    "nesterov": lambda: optim.sgd(0.1, momentum=0.9, nesterov=True),
+    "adam": lambda: optim.adam(0.1),
+    "adamw": lambda: optim.adamw(0.1, weight_decay=0.01),
+    "rmsprop": lambda: optim.rmsprop(0.1, momentum=0.5),
+    "clip+adam": lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.adam(0.1)),
+    "scheduled": lambda: optim.adam(optim.warmup_cosine_decay(0.0, 0.1, 2, 10)),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_none_leaves_and_constants_untouched(name):
+    idx, act = np.arange(3), "relu"
+    params = {"w": np.ones(2), "frozen": np.ones(2), "n": 3, "act": act, "idx": idx, "x": None}
+    grads = {"w": np.full(2, 0.5), "frozen": None, "n": None, "act": None, "idx": None,
+             "x": None}
+    opt = OPTIMIZERS[name]()
+    state = opt.init(params)
+    for leaf in dp.tree.leaves(state):  # only arrays, ints, floats and None in states
+        assert leaf is None or isinstance(leaf, (int, float, np.ndarray)), type(leaf)
+    for _ in range(2):
+        updates, state = opt.update(grads, state, params)
+        params = optim.apply_updates(params, updates)
+    assert all(updates[k] is None for k in ("frozen", "n", "act", "idx", "x"))
+    assert params["n"] == 3 and params["act"] is act and params["idx"] is idx
+    assert params["x"] is None
+    np.testing.assert_array_equal(params["frozen"], np.ones(2))
+    assert np.all(params["w"] < 1.0)
+    for sub in state:
+        for tree_ in (getattr(sub, f) for f in getattr(sub, "_fields", ())):
+            if isinstance(tree_, dict):  # moments: None for constants, still zero if frozen
+                assert all(tree_[k] is None for k in ("n", "act", "idx", "x"))
+                np.testing.assert_array_equal(tree_["frozen"], np.zeros(2))
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_dtype_preserved(name, dtype):
+    params = {"w": np.array([1.0, -1.0], dtype), "s": dtype(0.5), "f": 2.0}
+    grads = {"w": np.array([0.5, 0.25], dtype), "s": dtype(1.0), "f": 1.0}
+    opt = OPTIMIZERS[name]()
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(grads, state, params)
+        params = optim.apply_updates(params, updates)
+    for tree_ in (params, updates):
+        assert tree_["w"].dtype == dtype and type(tree_["w"]) is np.ndarray
+        assert type(tree_["s"]) is dtype
+        assert type(tree_["f"]) is float
+    for sub in state:
+        for tree_ in (getattr(sub, f) for f in getattr(sub, "_fields", ())):
+            if isinstance(tree_, dict):
+                assert tree_["w"].dtype == dtype and tree_["s"].dtype == dtype
+                assert type(tree_["f"]) is float
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_zero_gradients_in_float16_give_zero_updates_not_nan(name):
+    params = {"w": np.ones(3, np.float16)}
+    opt = OPTIMIZERS[name]()
+    updates, _ = opt.update({"w": np.zeros(3, np.float16)}, opt.init(params), params)
+    expected = -0.1 * 0.01 * 1.0 if name == "adamw" else 0.0  # adamw still decays
+    np.testing.assert_allclose(updates["w"], expected, rtol=1e-2)
+    assert updates["w"].dtype == np.float16
+
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_structure_and_key_order_preserved(name):
+    params = {"z": np.ones(2), "a": [1.0, (np.zeros(1), 2)], "m": Pair(3.0, {"y": 1.0, "b": 0.0})}
+    grads = dp.tree.map(lambda p: 0.5 * p if isinstance(p, (float, np.ndarray)) else None,
+                        params)
+    opt = OPTIMIZERS[name]()
+    state = opt.init(params)
+    updates, state = opt.update(grads, state, params)
+    new = optim.apply_updates(params, updates)
+    for tree_ in (updates, new):
+        assert list(tree_) == ["z", "a", "m"] and list(tree_["m"].right) == ["y", "b"]
+        assert type(tree_["a"]) is list and type(tree_["a"][1]) is tuple
+        assert type(tree_["m"]) is Pair
+    assert dp.tree.structure(new) == dp.tree.structure(params)
+    for sub in state:
+        for tree_ in (getattr(sub, f) for f in getattr(sub, "_fields", ())):
+            if isinstance(tree_, dict):
+                assert list(tree_) == ["z", "a", "m"] and type(tree_["m"]) is Pair
+                assert list(tree_["m"].right) == ["y", "b"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(0.1)),
+    lambda: optim.sgd(optim.cosine_decay(0.1, 10), momentum=0.9, nesterov=True),
+    lambda: optim.rmsprop(0.1, momentum=0.5),
+])
+def test_state_survives_save_and_load(tmp_path, make):
+    io = pytest.importorskip("diffprog.io")  # dp.save / dp.load
+    params = {"w": np.array([1.0, 2.0], np.float32), "n": 3, "f": 1.5}
+    grads = {"w": np.array([0.5, -1.0], np.float32), "n": None, "f": 0.5}
+    opt = make()
+    state = opt.update(grads, opt.init(params), params)[1]
+    io.save(tmp_path / "state.ckpt", state)
+    loaded = io.load(tmp_path / "state.ckpt")
+    assert dp.tree.structure(loaded) == dp.tree.structure(state)
+    a, sa = opt.update(grads, state, params)
+    b, sb = opt.update(grads, loaded, params)
+    np.testing.assert_array_equal(a["w"], b["w"])
+    assert a["f"] == b["f"] and b["w"].dtype == np.float32
+    for x, y in zip(dp.tree.leaves(sa), dp.tree.leaves(sb)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_cupy_arrays_stay_on_the_gpu_and_match_numpy(name):
+    cp = pytest.importorskip("cupy")
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception:  # noqa: BLE001  (no driver / no device)
+        pytest.skip("no CUDA device")
+    host = {"w": np.array([1.0, -2.0, 0.5], np.float32), "b": np.zeros(()),
+            "f": 1.5, "n": 3}
+    grads = [{"w": np.array([0.5, -1.0, 2.0], np.float32), "b": np.ones(()), "f": 0.25,
+              "n": None}] * 3
+    to_gpu = lambda t: dp.tree.map(lambda x: cp.asarray(x) if isinstance(x, np.ndarray) else x, t)
+    want, _ = run(OPTIMIZERS[name](), host, grads)
+    got, state = run(OPTIMIZERS[name](), to_gpu(host), [to_gpu(g) for g in grads])
+    for leaf in dp.tree.leaves((got[-1], state)):
+        assert not isinstance(leaf, np.ndarray), type(leaf)
+    assert type(got[-1]["w"]) is cp.ndarray and got[-1]["w"].dtype == np.float32
+    np.testing.assert_allclose(got[-1]["w"].get(), want[-1]["w"], rtol=1e-6)
+    np.testing.assert_allclose(got[-1]["b"].get(), want[-1]["b"], rtol=1e-12)
+    assert got[-1]["f"] == pytest.approx(want[-1]["f"], rel=1e-12) and got[-1]["n"] == 3
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_structure_mismatch_names_the_key_path():
+    opt = optim.adam(0.1)
+    params = {"layers": [{"W": np.ones(2), "b": np.ones(2)}]}
+    state = opt.init(params)
+    with pytest.raises(StructureError, match=r"\['layers'\]\[0\]\['b'\]"):
+        opt.update({"layers": [{"W": np.ones(2)}]}, state, params)
+    with pytest.raises(StructureError, match=r"grads\['layers'\]\[0\]\['W'\] has shape \(3,\)"):
+        opt.update({"layers": [{"W": np.ones(3), "b": np.ones(2)}]}, state, params)
+    with pytest.raises(StructureError, match=r"\['extra'\]"):
+        optim.sgd(0.1).update({"w": 1.0, "extra": 1.0}, (optim.EmptyState(),), {"w": 1.0})
+    with pytest.raises(StructureError, match="updates"):
+        optim.apply_updates({"w": 1.0}, {"v": 1.0})
+
+
+def test_bad_learning_rates_and_schedules():
+    with pytest.raises(ValueError, match="learning_rate must be .*>= 0"):
+        optim.adam(-1e-3)
+    with pytest.raises(TypeError, match="learning_rate must be a real number"):
+        optim.sgd("0.1")
+    opt = optim.sgd(lambda count: "fast")
+    with pytest.raises(TypeError, match="returned str 'fast' at step 0"):
+        opt.update({"w": 1.0}, opt.init({"w": 0.0}))
+    opt = optim.sgd(lambda count: 0.1 - 0.1 * count)
+    state = opt.update({"w": 1.0}, opt.init({"w": 0.0}))[1]
+    state = opt.update({"w": 1.0}, state)[1]
+    with pytest.raises(ValueError, match="at step 2"):
+        opt.update({"w": 1.0}, state)
+    with pytest.raises(ValueError, match="must exceed warmup_steps"):
+        optim.warmup_cosine_decay(0.0, 1.0, 10, 10)
+    with pytest.raises(ValueError, match="transition_steps must be > 0"):
+        optim.exponential_decay(1.0, 0, 0.5)
+    assert optim.sgd(np.float32(0.5)).update({"w": 2.0}, (optim.EmptyState(),))[0] == {"w": -1.0}
+    assert optim.sgd(np.array(0.5)).update({"w": 2.0}, (optim.EmptyState(),))[0] == {"w": -1.0}
+    with pytest.raises(ValueError, match="b1"):
+        optim.adam(0.1, b1=1.0)
+
+
+def test_wrong_state_and_gradients_of_constants():
+    opt = optim.adam(0.1)
+    with pytest.raises(TypeError, match="ScaleByAdamState"):
+        opt.update({"w": 1.0}, (optim.EmptyState(), optim.EmptyState()), {"w": 1.0})
+    with pytest.raises(TypeError, match="tuple of 2 states"):
+        opt.update({"w": 1.0}, optim.sgd(0.1).init({"w": 1.0}), {"w": 1.0})
+    with pytest.raises(TypeError, match=r"params\['n'\] is a constant"):
+        opt.update({"n": 1.0}, opt.init({"n": 3}), {"n": 3})
+    with pytest.raises(TypeError, match=r"params\['n'\] is a constant"):
+        optim.apply_updates({"n": 3}, {"n": 0.5})
+
+
+# ----------------------------------------------------------------------- convergence
+
+
+@pytest.mark.parametrize("name, make, steps", [
+    ("sgd", lambda: optim.sgd(0.3), 300),
+    ("momentum", lambda: optim.sgd(0.1, momentum=0.9), 300),
+    ("nesterov", lambda: optim.sgd(0.1, momentum=0.9, nesterov=True), 300),
+    ("adam", lambda: optim.adam(optim.cosine_decay(0.2, 1000)), 1000),
+    ("adamw", lambda: optim.adamw(optim.cosine_decay(0.2, 1000), weight_decay=1e-4), 1000),
+    ("rmsprop", lambda: optim.rmsprop(optim.cosine_decay(0.05, 1000)), 1000),
+    ("clip+sgd", lambda: optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.3)), 400),
+    ("warmup", lambda: optim.sgd(optim.warmup_cosine_decay(0.0, 0.3, 20, 400, 0.01)), 400),
+])
+def test_linear_regression_converges(name, make, steps):
+    x = np.linspace(-1.0, 1.0, 32)
+    y = 3.0 * x + 2.0
+
+    def loss(p):
+        return dnp.mean((p["w"] * x + p["b"] - y) ** 2)
+
+    params = {"w": np.zeros(()), "b": 0.0, "name": "line"}
+    opt = make()
+    state = opt.init(params)
+    grad = dp.grad(loss)
+    for _ in range(steps):
+        updates, state = opt.update(grad(params), state, params)
+        params = optim.apply_updates(params, updates)
+    assert abs(float(params["w"]) - 3.0) < 1e-2 and abs(params["b"] - 2.0) < 1e-2, params
+    assert type(params["b"]) is float and params["name"] == "line"
+    assert float(loss(params)) < 1e-4
