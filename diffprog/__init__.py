@@ -12,10 +12,13 @@ initializers and losses (`dp.nn`), optimizers (`dp.optim`).
 """
 
 from . import nn, numpy, optim, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+from .backend import to_device
 from .debug import debug_nans
 from .graph import Graph, make_graph
+from .io import load, save
 from .errors import (
     DeviceMismatchError,
+    CheckpointError,
     DiffprogError,
     EscapedTracerError,
     NonFiniteError,
@@ -44,9 +47,10 @@ from .transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "NonFiniteError",
-    "Graph", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
+    "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
+    "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
     "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans", "grad",
-    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "make_graph", "nn", "numpy", "optim", "stop_gradient",
-    "testing", "tree", "value_and_grad", "vjp",
+    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "load", "make_graph", "nn",
+    "numpy", "optim", "save", "stop_gradient", "testing", "to_device", "tree", "value_and_grad",
+    "vjp",
 ]  # fmt: skip

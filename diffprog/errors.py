@@ -38,3 +38,7 @@ class DeviceMismatchError(DiffprogError, ValueError):
 
 class NonFiniteError(DiffprogError, FloatingPointError):
     """Under dp.debug_nans(), an operation produced a NaN or an infinity from finite inputs."""
+
+
+class CheckpointError(DiffprogError, ValueError):
+    """A checkpoint file is truncated, corrupted, foreign or malicious; nothing was executed."""

@@ -2,8 +2,9 @@
 
 Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
 the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of CuPy (`AVAILABLE`);
-`device_of`. Python scalars belong to no device and defer to the arrays beside them.
-Layer L1: imports numpy, the stdlib and diffprog.errors; CuPy only when present.
+`to_device`, which moves the arrays of a pytree. Python scalars belong to no device and
+defer to the arrays beside them.
+Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy only when present.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree as tree_util
 from ..errors import DeviceMismatchError
 
 #: Whether CuPy can be imported here. Computed without importing it (importing costs ~1 s).
@@ -92,3 +94,36 @@ def device_name(mod: ModuleType) -> str:
 def is_array(x: Any) -> bool:
     """True for NumPy/CuPy arrays and NumPy scalars (values with .shape and .dtype)."""
     return _module_of_type(type(x)) is not None
+
+
+def to_device(tree: Any, device: str) -> Any:
+    """Every NumPy/CuPy array leaf of `tree` moved to `device` ("cpu", "gpu" or "gpu:N");
+    structure, dtypes and every other leaf (Python floats included) are kept.
+
+    >>> import numpy as np
+    >>> to_device({"w": np.ones(2), "n": 3}, "cpu")
+    {'w': array([1., 1.]), 'n': 3}
+    """
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "gpu") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise ValueError(f"device must be 'cpu', 'gpu' or 'gpu:N', got {device!r}")
+    if kind == "cpu":
+        return tree_util.map(lambda x: x.get() if _is_cupy(x) else x, tree)
+    if not AVAILABLE:
+        raise RuntimeError(
+            "device 'gpu' needs CuPy, which is not installed: pip install -e '.[cuda12]' (or "
+            "'.[cuda13]') on a machine with an NVIDIA GPU"
+        )
+    import cupy
+
+    def move(x: Any) -> Any:
+        if isinstance(x, (np.ndarray, np.generic)) or _is_cupy(x):
+            with cupy.cuda.Device(int(index or 0)):
+                return cupy.asarray(x)
+        return x
+
+    return tree_util.map(move, tree)
+
+
+def _is_cupy(x: Any) -> bool:
+    return type(x).__module__.partition(".")[0] == "cupy"
