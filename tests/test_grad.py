@@ -264,7 +264,7 @@ def test_vjp_cotangent_mismatch_errors():
     _, vjp_fn = dp.vjp(lambda x: {"a": x, "b": x}, np.ones(2))
     with pytest.raises(dp.StructureError, match="structure"):
         vjp_fn({"a": np.ones(2)})
-    with pytest.raises(dp.StructureError, match=r"output\['b'\] has shape \(3,\), but that output has shape \(2,\)"):
+    with pytest.raises(dp.StructureError, match=r"output\['b'\] has shape \(3,\), but the output\['b'\] has shape \(2,\)"):
         vjp_fn({"a": np.ones(2), "b": np.ones(3)})
 
 

@@ -9,7 +9,9 @@ Layer L2: imports L0/L1 only.
 
 from __future__ import annotations
 
+import dis
 import itertools
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,33 +114,73 @@ class Tracer:
 
     # Concrete values steer Python control flow; the tape records only what ran.
     def __bool__(self) -> bool:
-        return bool(raw(self))
+        value = raw(self)
+        if getattr(value, "size", 1) != 1:
+            raise ValueError(
+                f"the truth value of a traced array with {value.size} elements is ambiguous; "
+                "reduce it first: x.any(), x.all(), or compare a scalar such as x.sum() > 0"
+            )
+        return bool(value)
 
     def __float__(self) -> float:
+        _refuse_silent_store(self)
         return float(raw(self))
 
     def __int__(self) -> int:
+        _refuse_silent_store(self)
         return int(raw(self))
+
+    def __format__(self, spec: str) -> str:
+        return format(raw(self), spec)
 
     def item(self) -> Any:
         return raw(self).item()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        if _calling_instruction() == "BINARY_SUBSCR":
+            raise TracerConversionError(
+                f"a traced array (shape {self.shape}, dtype {self.dtype}) was used as an index "
+                "into a plain NumPy array; indices must be integer or boolean constants, and a "
+                "traced float array cannot index. Use dnp.take / integer indices, or index a "
+                "traced array"
+            )
         raise TracerConversionError(
             f"cannot convert a traced array (shape {self.shape}, dtype {self.dtype}) to a NumPy "
             "array: the value would leave the tape and its gradient would be silently lost. "
             "Use diffprog.numpy (dnp) functions, or NumPy functions diffprog supports, on the "
             "traced value; use dp.stop_gradient(x) if you mean a constant; float(x) / x.item() "
-            "give a Python number for control flow. If this came from `a[i] = x` with `a` a "
-            "plain NumPy array, build the array from traced pieces (dnp.stack, "
-            "dnp.concatenate, dnp.where) or assign into a traced array instead (item "
-            "assignment on tracers is recorded)."
+            "give a Python number for control flow. " + _STORE_HINT
         )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({raw(self)!r}, trace={self.trace!r})"
 
     __hash__ = None  # type: ignore[assignment]  # like NumPy arrays: mutable-looking, unhashable
+
+
+_STORE_HINT = (
+    "If this came from `a[i] = x` with `a` a plain NumPy array, build the array from traced "
+    "pieces (dnp.stack, dnp.concatenate, dnp.where) or assign into a traced array instead "
+    "(item assignment on tracers is recorded)."
+)
+
+
+def _calling_instruction(depth: int = 2) -> str:
+    """The bytecode instruction of the Python code that made NumPy convert a tracer (the
+    frame `depth` levels above this function)."""
+    frame = sys._getframe(depth)
+    return dis.opname[frame.f_code.co_code[frame.f_lasti]]
+
+
+def _refuse_silent_store(x: Tracer) -> None:
+    """`a[i] = x` into a plain NumPy array converts x with float()/int(): refuse, since the
+    gradient would be dropped without a word; a float(x) the user wrote is fine."""
+    if _calling_instruction(3) == "STORE_SUBSCR":
+        raise TracerConversionError(
+            f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
+            "NumPy array with `a[i] = x`, which would keep its value but silently drop its "
+            "gradient. " + _STORE_HINT + " Write float(x) explicitly if a constant is meant."
+        )
 
 
 def top_trace(values: Any) -> Trace | None:

@@ -121,15 +121,21 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Any:
 nonzero = nondifferentiable("nonzero", lambda xp, x: xp.nonzero(x))
 
 _clip = Primitive("clip", lambda xp, x, lo, hi: xp.clip(x, lo, hi))
+# clip(x, lo, hi) = minimum(maximum(x, lo), hi): x passes inside [lo, hi]; lo where x < lo
+# (unless lo > hi, when NumPy returns hi everywhere); hi where max(x, lo) > hi.
+def _clip_masks(x: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
+    return (x >= lo) & (x <= hi), (x < lo) & (lo <= hi), (x > hi) | (lo > hi)
+
+
 _clip.defvjp(
-    lambda g, ans, x, lo, hi: where((x >= lo) & (x <= hi), g, 0.0),
-    lambda g, ans, x, lo, hi: where(x < lo, g, 0.0),
-    lambda g, ans, x, lo, hi: where((x > hi) & (x >= lo), g, 0.0),
+    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[0], g, 0.0),
+    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[1], g, 0.0),
+    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[2], g, 0.0),
 )
 _clip.defjvp(
-    lambda t, ans, x, lo, hi: where((x >= lo) & (x <= hi), t, 0.0),
-    lambda t, ans, x, lo, hi: where(x < lo, t, 0.0),
-    lambda t, ans, x, lo, hi: where((x > hi) & (x >= lo), t, 0.0),
+    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[0], t, 0.0),
+    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[1], t, 0.0),
+    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[2], t, 0.0),
 )
 
 

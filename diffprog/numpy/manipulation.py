@@ -71,7 +71,9 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     """`numpy.swapaxes`."""
-    perm = list(range(len(a.shape)))
+    n = len(a.shape)
+    (axis1,), (axis2,) = axis_tuple(axis1, n), axis_tuple(axis2, n)
+    perm = list(range(n))
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return transpose(a, perm)
 
@@ -91,9 +93,8 @@ def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[in
 
 def expand_dims(a: Any, axis: int | Sequence[int]) -> Any:
     """`numpy.expand_dims`."""
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    n = len(a.shape) + len(axes)
-    axes = tuple(sorted(i % n for i in axes))
+    n = len(a.shape) + (1 if isinstance(axis, (int, np.integer)) else len(axis))
+    axes = tuple(sorted(axis_tuple(axis, n)))
     shape = list(a.shape)
     for i in axes:
         shape.insert(i, 1)
@@ -106,8 +107,8 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
     if axis is None:
         axes = {i for i, n in enumerate(shape) if n == 1}
     else:
-        axes = {i % len(shape) for i in ((axis,) if isinstance(axis, int) else axis)}
-        bad = [i for i in axes if shape[i] != 1]
+        axes = set(axis_tuple(axis, len(shape)))
+        bad = [i for i in sorted(axes) if shape[i] != 1]
         if bad:
             raise ValueError(f"cannot squeeze axis {bad[0]} of shape {shape}: its length is not 1")
     return _reshape(a, shape=tuple(n for i, n in enumerate(shape) if i not in axes))
@@ -145,7 +146,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     ndim = len(arrays[0].shape)
     if ndim == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return _concatenate(*arrays, axis=axis % ndim)
+    return _concatenate(*arrays, axis=axis_tuple(axis, ndim)[0])
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:

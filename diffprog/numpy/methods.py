@@ -16,6 +16,7 @@ from ..core.edge import astype as _astype
 from ..core.trace import Tracer, install_operators, raw
 from . import dispatch
 from .assignment import setitem
+from .manipulation import swapaxes
 from .sorting import sort
 
 
@@ -31,6 +32,12 @@ _SAME_AS_FUNCTION = (
     "max", "mean", "min", "prod", "ravel", "repeat", "round", "squeeze", "std", "sum",
     "swapaxes", "take", "var",  # not "trace": Tracer.trace is the tracer's Trace
 )  # fmt: skip
+
+
+def _matrix_transpose(self: Tracer) -> Any:
+    if len(self.shape) < 2:
+        raise ValueError(f"x.mT needs at least 2 dimensions, got shape {self.shape}")
+    return swapaxes(self, -1, -2)
 
 
 def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
@@ -63,7 +70,7 @@ def install(dnp: Any) -> None:
         "__eq__": op(dnp.equal), "__ne__": op(dnp.not_equal),
         "__getitem__": op(dnp.getitem), "__setitem__": dnp.setitem,
         "T": property(lambda self: dnp.transpose(self)),
-        "mT": property(lambda self: dnp.swapaxes(self, -1, -2)),
+        "mT": property(_matrix_transpose),
         "reshape": lambda self, *shape, order="C": dnp.reshape(
             self, shape[0] if len(shape) == 1 else shape, order=order
         ),

@@ -29,12 +29,12 @@ from .reductions import sum as _sum
 
 def _as_matrices(a: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:
     """a, b and g with the unit axes NumPy's matmul adds for 1-D operands made explicit."""
-    if len(a.shape) == 1:
-        a = reshape(a, (1, a.shape[0]))
-        g = expand_dims(g, -2)
-    if len(b.shape) == 1:
+    if len(b.shape) == 1:  # g gains a trailing unit axis
         b = reshape(b, (b.shape[0], 1))
-        g = expand_dims(g, -1)
+        g = expand_dims(g, len(g.shape))
+    if len(a.shape) == 1:  # and a unit axis before the last
+        a = reshape(a, (1, a.shape[0]))
+        g = expand_dims(g, len(g.shape) - 1)
     return a, b, g
 
 

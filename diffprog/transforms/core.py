@@ -23,7 +23,7 @@ from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import is_array, namespace_of
 from ..core.edge import astype
 from ..core.trace import Trace, Tracer, open_trace, raw
-from ..errors import NonScalarOutputError, StructureError
+from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
 def grad(
@@ -110,7 +110,7 @@ def jvp(
     >>> dp.jvp(dnp.sin, (0.0,), (2.0,))
     (np.float64(0.0), np.float64(2.0))
     """
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = as_tuples("dp.jvp", primals, tangents)
     if len(primals) != len(tangents):
         raise StructureError(
             f"dp.jvp got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one "
@@ -133,6 +133,12 @@ def jvp(
                 return trace.lift(value, None)
             xp = namespace_of((raw(value),))
             t = t if isinstance(t, Tracer) else xp.asarray(t)
+            if raw(t).dtype.kind == "c":
+                raise UnsupportedLeafError(
+                    f"dp.jvp: the tangent for primal {i}"
+                    f"{tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])} is complex "
+                    "(complex differentiation is not supported yet); pass a real tangent"
+                )
             if tuple(t.shape) != tuple(value.shape):
                 path = tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])
                 raise StructureError(
@@ -200,12 +206,19 @@ def _record(
 
 
 def _argnums(argnums: int | Sequence[int], f: Callable[..., Any], nargs: int, origin: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(argnums, int):
+        nums: tuple = (argnums,)
+    elif isinstance(argnums, (tuple, list)) and all(isinstance(n, int) for n in argnums):
+        nums = tuple(argnums)
+    else:
+        raise TypeError(f"{origin}: argnums={argnums!r}: argnums must be an int or a tuple of ints")
     for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
+        if not -nargs <= n < nargs:
+            hint = (" The differentiated argument must be positional: pass it positionally, "
+                    "f(x), not f(x=x)." if nargs == 0 else "")  # fmt: skip
             raise ValueError(
                 f"{origin}: argnums={argnums!r} does not name a positional argument of this call "
-                f"to {_name(f)}, which has {nargs} positional argument(s)"
+                f"to {_name(f)}, which has {nargs} positional argument(s).{hint}"
             )
     nums = tuple(n % nargs for n in nums)
     if len(set(nums)) != len(nums):
@@ -241,7 +254,8 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
 
 
 def cotangent_seeds(
-    trace: ReverseTrace, out: Any, cotangent: Any, what: str = "the cotangent passed to vjp_fn"
+    trace: ReverseTrace, out: Any, cotangent: Any, what: str = "the cotangent passed to vjp_fn",
+    noun: str = "output",
 ) -> list[tuple[int, Any]]:
     """(slot, cotangent) pairs seeding the sweep from `cotangent`, a pytree like `out`;
     structure, shapes and dtypes are checked (dtypes converted) leaf by leaf."""
@@ -249,7 +263,7 @@ def cotangent_seeds(
     ct_leaves, ct_def = tree.flatten(cotangent)
     if ct_def != out_def:
         raise StructureError(
-            f"{what} has structure {ct_def}, but the output has structure {out_def}; they "
+            f"{what} has structure {ct_def}, but the {noun} has structure {out_def}; they "
             "must match"
         )
     seeds = []
@@ -258,10 +272,17 @@ def cotangent_seeds(
             continue
         shape = getattr(c, "shape", ())
         if tuple(shape) != tuple(o.shape):
-            path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
+            path = tree.keystr(tree.flatten_with_path(out)[0][i][0])
+            entry = f"{what}: the entry for {noun}{path}" if path else what
             raise StructureError(
-                f"{what}: the entry for output{path} has shape {tuple(shape)}, but that output "
-                f"has shape {tuple(o.shape)}"
+                f"{entry} has shape {tuple(shape)}, but the {noun}{path} has shape "
+                f"{tuple(o.shape)}"
+            )
+        if getattr(raw(c), "dtype", None) is not None and raw(c).dtype.kind == "c" or isinstance(c, complex):
+            path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
+            raise UnsupportedLeafError(
+                f"{what}: the entry for {noun}{path} is complex (complex differentiation is "
+                "not supported yet); pass a real cotangent"
             )
         if not hasattr(c, "dtype"):
             c = namespace_of((raw(o.value),)).asarray(c, dtype=o.dtype)
@@ -274,6 +295,17 @@ def cotangent_seeds(
 def _copied(x: Any) -> Any:
     """A NumPy/CuPy array handed to the user is a copy of the one the tape saved."""
     return x.copy() if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy") else x
+
+
+def as_tuples(origin: str, *groups: Any) -> tuple[tuple, ...]:
+    """`primals`, `tangents`... as tuples; a bare array or number is refused with a hint."""
+    for g in groups:
+        if not isinstance(g, (tuple, list)):
+            raise TypeError(
+                f"{origin} takes tuples of arguments: pass (x,) and (v,), not x and v "
+                f"(got a {type(g).__name__})"
+            )
+    return tuple(tuple(g) for g in groups)
 
 
 def _tangent_of(trace: JVPTrace, x: Any) -> Any:

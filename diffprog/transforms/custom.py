@@ -156,7 +156,7 @@ class custom_jvp(_Custom):
             zeros = tree.unflatten(treedef, [_zeros(v) for v in vals])
 
             def tangent_out(tangents: tuple) -> Any:
-                return self.rule(*nondiff, primals, tangents)[1]
+                return self._apply_rule(nondiff, primals, tangents)[1]
 
             _, transpose = vjp(tangent_out, zeros)
             (cts,) = transpose(tree.unflatten(saved["out_def"], _zeros_for(g, out)))
@@ -165,19 +165,34 @@ class custom_jvp(_Custom):
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
 
-    def _forward(self, trace: JVPTrace, nondiff: list[Any], leaves: list[Any], treedef: Any) -> Any:
-        vals, tangents = trace.split(leaves)
-        tangents = [_zeros(v) if t is None else t for v, t in zip(vals, tangents)]
-        out, t_out = self.rule(*nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents))
-        out_leaves, out_def = tree.flatten(out)
-        t_leaves, t_def = tree.flatten(t_out)
+    def _apply_rule(self, nondiff: list[Any], primals: Any, tangents: Any) -> tuple[Any, Any]:
+        """The user's rule, with its result checked: a pair whose tangent output has the
+        primal output's structure, shapes and dtypes."""
+        result = self.rule(*nondiff, primals, tangents)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(
+                f"{self.__name__}: the JVP rule must return a pair (out, tangent_out), "
+                f"got {type(result).__name__}"
+            )
+        out, t_out = result
+        out_def, t_def = tree.structure(out), tree.structure(t_out)
         if t_def != out_def:
             raise StructureError(
                 f"{self.__name__}: the JVP rule's tangent output has structure {t_def}, but its "
                 f"primal output has structure {out_def}"
             )
-        for (path, o), t in zip(tree.flatten_with_path(out)[0], t_leaves):
+        for (path, o), t in zip(tree.flatten_with_path(out)[0], tree.leaves(t_out)):
             _check_leaf(self.__name__, "JVP rule's tangent output", tree.keystr(path), t, o)
+        return out, t_out
+
+    def _forward(self, trace: JVPTrace, nondiff: list[Any], leaves: list[Any], treedef: Any) -> Any:
+        vals, tangents = trace.split(leaves)
+        tangents = [_zeros(v) if t is None else t for v, t in zip(vals, tangents)]
+        out, t_out = self._apply_rule(
+            nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents)
+        )
+        out_leaves, out_def = tree.flatten(out)
+        t_leaves = tree.leaves(t_out)
         return tree.unflatten(
             out_def,
             [trace.wrap(o, t) if t is not None and is_floating(o) else o for o, t in zip(out_leaves, t_leaves)],

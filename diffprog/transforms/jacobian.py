@@ -20,7 +20,7 @@ from .. import tree
 from ..backend import namespace_of
 from ..ad.boundary import FLOAT, leaf_kind
 from ..core.trace import raw
-from .core import _argnums, jvp, value_and_grad, vjp
+from .core import _argnums, as_tuples, jvp, value_and_grad, vjp
 
 
 def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -119,7 +119,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     >>> dp.hvp(lambda x: dnp.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 1.0]),))
     (np.float64(9.0), (array([ 6., 12.]),))
     """
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = as_tuples("dp.hvp", primals, tangents)
     value_and_grads = value_and_grad(f, argnums=tuple(range(len(primals))))
     (value, _), (_, hvps) = jvp(value_and_grads, primals, tangents)
     return value, hvps

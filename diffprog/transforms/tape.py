@@ -85,7 +85,7 @@ class Tape:
             )
         if output_gradients is None:
             output_gradients = tree.map(_ones_or_none, target)
-        seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients")
+        seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients", "target")
         cts = backward(trace.tape, seeds)
         if not self.persistent:
             self._used = True
