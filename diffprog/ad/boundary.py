@@ -33,12 +33,12 @@ def leaf_kind(leaf: Any) -> str:
 
     The raised error's message lacks the leaf's path; `Watched` adds it.
     """
-    t = type(leaf)
+    value = raw(leaf)  # a tracer of an outer transform is classified by its value
+    t = type(value)
     if t is float:
         return FLOAT
     if t in _CONSTANT_TYPES:
         return CONSTANT
-    value = raw(leaf)
     if is_array(value):
         kind = value.dtype.kind
         if kind == "f":
@@ -53,14 +53,14 @@ def leaf_kind(leaf: Any) -> str:
         raise UnsupportedLeafError(
             f"array of dtype {value.dtype} cannot be differentiated; use a float dtype"
         )
-    if isinstance(leaf, complex):
+    if isinstance(value, complex):
         raise UnsupportedLeafError(
             "complex number: complex differentiation is not supported yet; pass the real and "
             "imaginary parts as separate floats"
         )
-    if isinstance(leaf, numbers.Number):
+    if isinstance(value, numbers.Number):
         raise UnsupportedLeafError(
-            f"{t.__name__} value {leaf!r} cannot be differentiated; convert it to float (or a "
+            f"{t.__name__} value {value!r} cannot be differentiated; convert it to float (or a "
             "float array), or mark it constant by passing it through a non-differentiated argument"
         )
     return CONSTANT
@@ -74,8 +74,8 @@ class Watched:
     __slots__ = ("leaves", "treedef", "tracers", "slots", "tree")
 
     def __init__(self, arg: Any, wrap: Callable[[int, Any], Any], where: Callable[[], str]):
-        """`wrap(i, value)` makes the tracer for floating leaf i (a Python float arrives as
-        a NumPy float64); `where()` names the argument in errors."""
+        """`wrap(i, value)` makes the tracer for floating leaf i (a Python float stays one:
+        it is weakly typed in NumPy's promotion); `where()` names the argument in errors."""
         leaves, self.treedef = tree.flatten(arg)
         tracers = []
         for i, leaf in enumerate(leaves):
@@ -85,7 +85,7 @@ class Watched:
                 path = tree.keystr(tree.flatten_with_path(arg)[0][i][0])
                 raise UnsupportedLeafError(f"{where()}{path}: {e}") from None
             if kind is FLOAT:
-                tracers.append(wrap(i, np.float64(leaf) if type(leaf) is float else leaf))
+                tracers.append(wrap(i, leaf))
             else:
                 tracers.append(None)
         self.leaves = leaves

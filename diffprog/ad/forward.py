@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
-from ..core.trace import Trace, Tracer
+from ..core.trace import Trace, Tracer, as_scalar
 
 
 class JVPTracer(Tracer):
@@ -50,10 +50,13 @@ class JVPTrace(Trace):
         vals = []
         tangents = []
         nested = False  # does a value one level down still hold an (outer) tracer?
+        weak = False  # is a perturbed input a Python float (weakly typed, as NumPy treats it)?
         for a in args:
             if type(a) is JVPTracer and a.trace is self:
                 v = a.value
                 tangents.append(a.tangent)
+                if type(v) is float:
+                    weak = True
             else:
                 v = a
                 tangents.append(None)
@@ -61,6 +64,8 @@ class JVPTrace(Trace):
                 nested = True
             vals.append(v)
         out = prim(*vals, **params) if nested else prim.run(vals, params)
+        if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
+            vals = [as_scalar(v) for v in vals]
         rules = prim.jvps
         if prim.multiple_results:
             total: list[Any] = [None] * len(out)
@@ -78,10 +83,11 @@ class JVPTrace(Trace):
     def wrap(self, value: Any, tangent: Any) -> Any:
         if tangent is None:  # a symbolic zero: nothing to broadcast or cast
             return JVPTracer(self, value, None)
-        if tangent.shape != value.shape:
-            tangent = broadcast_to(tangent, shape=value.shape)
-        if tangent.dtype != value.dtype:
-            tangent = astype(tangent, dtype=value.dtype)
+        like = as_scalar(value) if type(value) is float else value
+        if tangent.shape != like.shape:
+            tangent = broadcast_to(tangent, shape=like.shape)
+        if tangent.dtype != like.dtype:
+            tangent = astype(tangent, dtype=like.dtype)
         return JVPTracer(self, value, tangent)
 
 

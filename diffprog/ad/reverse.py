@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.edge import astype, sum_to_shape
-from ..core.trace import Trace, Tracer, raw
+from ..core.trace import Trace, Tracer, as_scalar, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -58,10 +58,13 @@ class ReverseTrace(Trace):
         vals = []
         slots = []
         nested = False  # does a value one level down still hold an (outer) tracer?
+        weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
         for a in args:
             if type(a) is ReverseTracer and a.trace is self:
                 v = a.value
                 slots.append(a.slot)
+                if type(v) is float:
+                    weak = True
             else:  # a constant here (perhaps a tracer of an outer trace)
                 v = a
                 slots.append(-1)
@@ -70,6 +73,8 @@ class ReverseTrace(Trace):
             vals.append(v)
         # Re-enter bind one level down only when an outer trace is watching.
         out = prim(*vals, **params) if nested else prim.run(vals, params)
+        if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
+            vals = [as_scalar(v) for v in vals]
         tape = self.tape
         slot = len(tape)
         tape.append((prim, params, vals, slots, out))
@@ -97,6 +102,7 @@ class ReverseTrace(Trace):
                 vals.append(a)
                 slots.append(-1)
         out = tuple(run(vals))
+        vals = [as_scalar(v) for v in vals]  # the pullback and the sweep read shapes
         tape = self.tape
         slot = len(tape)
         tape.append((node, None, vals, slots, out))
@@ -143,7 +149,8 @@ def observing(observer: Callable[[ReverseTrace, int], None]) -> Iterator[None]:
 
 def is_floating(x: Any) -> bool:
     """True for a Python float or a floating array / tracer (a value that can be traced)."""
-    return type(x) is float or getattr(raw(x), "dtype", None) is not None and raw(x).dtype.kind == "f"
+    value = raw(x)
+    return type(value) is float or getattr(getattr(value, "dtype", None), "kind", None) == "f"
 
 
 #: None, or a function (cotangent, output cotangent, record) called on every cotangent the

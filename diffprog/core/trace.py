@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import numpy as np
+
 from ..backend import register_wrapper
 from ..errors import EscapedTracerError, TracerConversionError
 
@@ -87,26 +89,28 @@ class Tracer:
         super().__init_subclass__(**kwargs)
         register_wrapper(cls, raw)
 
+    # A watched Python float stays a Python float (weakly typed in NumPy's promotion rules),
+    # so shape and dtype are read through as_scalar.
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.value.shape
+        return as_scalar(self.value).shape
 
     @property
     def dtype(self) -> Any:
-        return self.value.dtype
+        return as_scalar(self.value).dtype
 
     @property
     def ndim(self) -> int:
-        return len(self.value.shape)
+        return len(self.shape)
 
     @property
     def size(self) -> int:
-        return raw(self).size
+        return as_scalar(raw(self)).size
 
     def __len__(self) -> int:
-        if not self.value.shape:
+        if not self.shape:
             raise TypeError("len() of a 0-d (scalar) traced array")
-        return self.value.shape[0]
+        return self.shape[0]
 
     def __iter__(self) -> Iterator[Any]:
         for i in range(len(self)):
@@ -190,6 +194,11 @@ def top_trace(values: Any) -> Trace | None:
         if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
             trace = a.trace
     return trace
+
+
+def as_scalar(x: Any) -> Any:
+    """A Python float as a NumPy float64 scalar (which has .shape and .dtype); else `x`."""
+    return np.float64(x) if type(x) is float else x
 
 
 def raw(x: Any) -> Any:

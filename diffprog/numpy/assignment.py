@@ -73,6 +73,12 @@ def setitem(x: Tracer, index: Any, value: Any) -> None:
             f"({type(new).__name__} vs {type(x).__name__}); build the new array functionally "
             "instead, e.g. with dnp.where or dnp.concatenate"
         )
+    rebind(x, new)
+
+
+def rebind(x: Tracer, new: Tracer) -> None:
+    """Make the tracer object `x` stand for `new` (same trace kind): what in-place updates
+    do, so that every alias of `x` sees the new value, as with NumPy arrays."""
     for cls in type(x).__mro__:
         for name in getattr(cls, "__slots__", ()):
             object.__setattr__(x, name, getattr(new, name))

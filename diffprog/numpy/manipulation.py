@@ -32,6 +32,7 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
     """`numpy.reshape` (C order); one dimension may be -1. `newshape=` is NumPy 1's name."""
     if (shape is None) == (newshape is None):
         raise TypeError("reshape needs the new shape once, as `shape` (or `newshape`)")
+    a = as_array(a)
     newshape = shape if newshape is None else newshape
     if order != "C":
         raise NotImplementedError("reshape supports order='C' only")
@@ -50,6 +51,7 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
 def broadcast_to(array: Any, shape: Any) -> Any:
     """`numpy.broadcast_to`; the gradient sums over the broadcast axes."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    array = as_array(array)
     return array if shape == array.shape else _broadcast_to(array, shape=shape)
 
 
@@ -62,6 +64,7 @@ _transpose.defjvp(lambda t, ans, x, *, axes: _transpose(t, axes=axes))
 
 def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
     """`numpy.transpose`; `axes=None` reverses the axes."""
+    a = as_array(a)
     n = len(a.shape)
     axes = tuple(range(n))[::-1] if axes is None else tuple(i % n for i in axes)
     if sorted(axes) != list(range(n)):
@@ -93,6 +96,7 @@ def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[in
 
 def expand_dims(a: Any, axis: int | Sequence[int]) -> Any:
     """`numpy.expand_dims`."""
+    a = as_array(a)
     n = len(a.shape) + (1 if isinstance(axis, (int, np.integer)) else len(axis))
     axes = tuple(sorted(axis_tuple(axis, n)))
     shape = list(a.shape)
@@ -103,6 +107,7 @@ def expand_dims(a: Any, axis: int | Sequence[int]) -> Any:
 
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
     """`numpy.squeeze`; squeezing an axis whose length is not 1 raises."""
+    a = as_array(a)
     shape = a.shape
     if axis is None:
         axes = {i for i, n in enumerate(shape) if n == 1}

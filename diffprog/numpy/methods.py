@@ -15,7 +15,7 @@ import numpy as np
 from ..core.edge import astype as _astype
 from ..core.trace import Tracer, install_operators, raw
 from . import dispatch
-from .assignment import setitem
+from .assignment import rebind, setitem
 from .manipulation import swapaxes
 from .sorting import sort
 
@@ -38,6 +38,36 @@ def _matrix_transpose(self: Tracer) -> Any:
     if len(self.shape) < 2:
         raise ValueError(f"x.mT needs at least 2 dimensions, got shape {self.shape}")
     return swapaxes(self, -1, -2)
+
+
+def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
+    """`x op= y` updates x in place, as on NumPy arrays: every alias of x sees the result,
+    which keeps x's shape and dtype. The tape needs no copy: the tracer object is rebound
+    to the recorded result."""
+
+    def method(self: Tracer, other: Any) -> Any:
+        new = fn(self, other)
+        if type(self.value) is float or type(new) is not type(self):
+            return new  # a Python float is immutable; a result traced elsewhere rebinds the name
+        if new.shape != self.shape:
+            raise ValueError(
+                f"in-place operation: the result's shape {new.shape} does not fit x's shape "
+                f"{self.shape} (NumPy refuses this too); write x = x op y instead"
+            )
+        if new.dtype != self.dtype:
+            new = _astype(new, dtype=self.dtype)
+        rebind(self, new)
+        return self
+
+    return method
+
+
+def _copy(self: Tracer, order: str = "K") -> Tracer:
+    """x.copy(): a new tracer object for the same value (later in-place updates of either
+    one do not reach the other)."""
+    new = object.__new__(type(self))
+    rebind(new, self)
+    return new
 
 
 def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
@@ -64,6 +94,15 @@ def install(dnp: Any) -> None:
         "__truediv__": op(dnp.divide), "__rtruediv__": flip(dnp.divide),
         "__pow__": op(dnp.power), "__rpow__": flip(dnp.power),
         "__matmul__": op(dnp.matmul), "__rmatmul__": flip(dnp.matmul),
+        "__mod__": op(dnp.remainder), "__rmod__": flip(dnp.remainder),
+        "__floordiv__": op(dnp.floor_divide), "__rfloordiv__": flip(dnp.floor_divide),
+        "__divmod__": lambda self, o: (dnp.floor_divide(self, o), dnp.remainder(self, o)),
+        "__rdivmod__": lambda self, o: (dnp.floor_divide(o, self), dnp.remainder(o, self)),
+        **{f"__i{name}__": _in_place(fn) for name, fn in (
+            ("add", dnp.add), ("sub", dnp.subtract), ("mul", dnp.multiply),
+            ("truediv", dnp.divide), ("pow", dnp.power), ("matmul", dnp.matmul),
+            ("mod", dnp.remainder), ("floordiv", dnp.floor_divide))},
+        "copy": _copy,
         "__neg__": unary(dnp.negative), "__pos__": lambda self: self, "__abs__": unary(dnp.abs),
         "__lt__": op(dnp.less), "__le__": op(dnp.less_equal),
         "__gt__": op(dnp.greater), "__ge__": op(dnp.greater_equal),

@@ -23,7 +23,7 @@ from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import raw
 from .elementwise import multiply, subtract
-from .manipulation import expand_dims, getitem, moveaxis, reshape, stack, swapaxes, transpose
+from .manipulation import as_array, expand_dims, getitem, moveaxis, reshape, stack, swapaxes, transpose
 from .reductions import sum as _sum
 
 
@@ -58,6 +58,7 @@ matmul.defjvp(lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, 
 def dot(a: Any, b: Any) -> Any:
     """`numpy.dot`: a product of scalars, vectors and matrices, and for N-D operands a sum
     over the last axis of `a` and the second-to-last of `b`."""
+    a, b = as_array(a), as_array(b)
     na, nb = len(a.shape), len(b.shape)
     if na == 0 or nb == 0:
         return multiply(a, b)
@@ -185,6 +186,7 @@ def einsum(*operands: Any, out: Any = None, dtype: Any = None, order: str = "K",
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
     """`numpy.tensordot`: sum over the last `axes` axes of a and the first of b, or over
     the axes paired in `axes = (axes_a, axes_b)`."""
+    a, b = as_array(a), as_array(b)
     na, nb = len(a.shape), len(b.shape)
     if isinstance(axes, int):
         if axes < 0 or axes > min(na, nb):
@@ -211,12 +213,14 @@ def _ravel(a: Any) -> Any:
 
 def outer(a: Any, b: Any) -> Any:
     """`numpy.outer`: out[i, j] = a.ravel()[i] * b.ravel()[j]."""
+    a, b = as_array(a), as_array(b)
     a, b = _ravel(a), _ravel(b)
     return multiply(reshape(a, (a.shape[0], 1)), reshape(b, (1, b.shape[0])))
 
 
 def inner(a: Any, b: Any) -> Any:
     """`numpy.inner`: a sum over the last axes of a and b (a product when one is 0-d)."""
+    a, b = as_array(a), as_array(b)
     if not a.shape or not b.shape:
         return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))
@@ -224,6 +228,7 @@ def inner(a: Any, b: Any) -> Any:
 
 def vdot(a: Any, b: Any) -> Any:
     """`numpy.vdot` for real arrays: the dot product of the flattened arrays."""
+    a, b = as_array(a), as_array(b)
     a, b = _ravel(a), _ravel(b)
     if a.shape != b.shape:
         raise ValueError(f"vdot: vectors of sizes {a.shape[0]} and {b.shape[0]} differ")
@@ -237,6 +242,7 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
 
 def kron(a: Any, b: Any) -> Any:
     """`numpy.kron`: the Kronecker product (the operand with fewer dims gains leading 1s)."""
+    a, b = as_array(a), as_array(b)
     n = max(len(a.shape), len(b.shape))
     sa = (1,) * (n - len(a.shape)) + tuple(a.shape)
     sb = (1,) * (n - len(b.shape)) + tuple(b.shape)

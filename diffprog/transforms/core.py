@@ -22,7 +22,7 @@ from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import is_array, namespace_of
 from ..core.edge import astype
-from ..core.trace import Trace, Tracer, open_trace, raw
+from ..core.trace import Trace, Tracer, as_scalar, open_trace, raw
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
@@ -139,13 +139,14 @@ def jvp(
                     f"{tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])} is complex "
                     "(complex differentiation is not supported yet); pass a real tangent"
                 )
-            if tuple(t.shape) != tuple(value.shape):
+            like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
+            if tuple(t.shape) != tuple(like.shape):
                 path = tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])
                 raise StructureError(
                     f"dp.jvp: the tangent for primal {i}{path} has shape {tuple(t.shape)}, but "
-                    f"the primal has shape {tuple(value.shape)}"
+                    f"the primal has shape {tuple(like.shape)}"
                 )
-            return trace.lift(value, t if t.dtype == value.dtype else astype(t, dtype=value.dtype))
+            return trace.lift(value, t if t.dtype == like.dtype else astype(t, dtype=like.dtype))
 
         return wrap
 
@@ -231,9 +232,10 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
 
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
+    own = isinstance(out, ReverseTracer) and out.trace is trace
     value = raw(out)
-    if type(value) is float:
-        return None
+    if type(value) is float:  # a Python float: a watched one passed through, or a constant
+        return np.float64(1.0) if own else None
     hint = (
         "grad needs f to return a real scalar (size 1). Reduce the output first (e.g. "
         "dnp.sum or .mean()), or use dp.vjp / dp.jacrev for a non-scalar output"
@@ -248,7 +250,7 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
         )
     if value.size != 1:
         raise NonScalarOutputError(f"{_name(f)} returned an array of shape {value.shape}. {hint}")
-    if not (isinstance(out, ReverseTracer) and out.trace is trace):
+    if not own:
         return None
     return namespace_of((value,)).ones_like(value)
 
