@@ -1,0 +1,108 @@
+"""The benchmark harness (benchmarks/run.py) runs end to end and verifies what it times.
+
+A smoke test, not a performance test: `run.py --tiny` on W1, W2, W3 and W5 in a subprocess,
+then every implementation's output must have passed verification against the hand-written
+one and the JSON must be complete. Timings are never asserted. The hand-written formulas the
+harness trusts as references are checked here against closed forms / finite differences.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+# Loaded by path under a private name: benchmarks/ is not put on sys.path for the session.
+_path = os.path.join(BENCH, "workloads.py")
+_spec = importlib.util.spec_from_file_location("_bench_workloads", _path)
+workloads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(workloads)
+
+
+@pytest.fixture(scope="module")
+def run_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    cmd = [sys.executable, os.path.join(BENCH, "run.py"), "--tiny", "--workloads",
+           "W1,W2,W3,W5", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / "latest.json") as f:
+        return json.load(f), proc.stdout, out
+
+
+def test_every_implementation_verified(run_result):
+    result, stdout, _ = run_result
+    rows = result["rows"]
+    assert {r["workload"] for r in rows} == {"W1", "W2", "W3", "W5"}
+    for r in rows:
+        assert r["status"] in ("ok", "n/a"), r
+        if r["status"] == "ok":
+            assert r["max_rel_err"] <= 1e-6, r
+            assert r["seconds"] > 0 and r["samples"] == 3, r
+    names = {(r["workload"], r["impl"]) for r in rows}
+    for w in ("W1", "W2", "W3"):
+        for impl in ("hand-written NumPy", "diffprog tape", "diffprog graph extension"):
+            assert (w, impl) in names
+    assert ("W5", "diffprog dp.hvp (fwd-over-rev)") in names
+    assert "diffprog tape" in stdout and "verdict" in stdout
+
+
+def test_json_has_machine_targets_and_chart(run_result):
+    result, _, out = run_result
+    m = result["machine"]
+    assert m["cpu"] and m["cores"] >= 1 and m["numpy"] == np.__version__
+    assert result["mode"] == "tiny" and result["device"] == "cpu"
+    targeted = [r for r in result["rows"] if "target" in r]
+    assert {r["workload"] for r in targeted} == {"W1", "W2", "W3", "W5"}
+    assert all(isinstance(r["passed"], bool) for r in targeted)
+    pytest.importorskip("matplotlib")
+    assert (out / "latest.png").stat().st_size > 1000
+
+
+def test_unknown_workload_is_refused():
+    cmd = [sys.executable, os.path.join(BENCH, "run.py"), "--workloads", "W9"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and "unknown workload" in proc.stderr
+
+
+def test_hand_written_chain_and_loop_gradients():
+    x = workloads.chain_input(4)
+    value, g = workloads.chain_hand(x, 16, np)
+    assert np.isclose(value, workloads.chain(x, 16, np).sum())
+    # two cycles of x -> 0.5 tanh(2 sin x): derivative by the chain rule, in closed form
+    dy = lambda x: 0.5 * (1 - np.tanh(2 * np.sin(x)) ** 2) * 2 * np.cos(x)
+    y1 = 0.5 * np.tanh(2 * np.sin(x))
+    np.testing.assert_allclose(g, dy(x) * dy(y1), rtol=1e-12)
+    x0 = workloads.loop_input()
+    value, g = workloads.loop_hand(x0, 5, np)
+    # 0.3 -> 0.45 -> 0.675 -> 1.0125 -> 1.51875 -> sin: four *1.5 then one sin
+    assert np.isclose(value, np.sin(0.3 * 1.5**4))
+    assert np.isclose(g, 1.5**4 * np.cos(0.3 * 1.5**4))
+
+
+def test_hand_written_mlp_gradient_and_hvp_against_finite_differences():
+    params, x, labels, rows, v = workloads.mlp_problem((3, 5, 4, 3), 6, "float64", seed=1)
+
+    def loss(p):
+        return workloads.mlp_hand(p, x, labels, rows, np)[0]
+
+    def shifted(p, t):
+        return {n: {k: p[n][k] + t * v[n][k] for k in p[n]} for n in p}
+
+    value, grad = workloads.mlp_hand(params, x, labels, rows, np)
+    eps = 1e-6
+    fd = (loss(shifted(params, eps)) - loss(shifted(params, -eps))) / (2 * eps)
+    dot = sum(np.sum(grad[n][k] * v[n][k]) for n in grad for k in grad[n])
+    assert np.isclose(dot, fd, rtol=1e-6)
+    value2, hv = workloads.mlp_hvp_hand(params, x, labels, rows, v, np)
+    assert value2 == value
+    g_plus = workloads.mlp_hand(shifted(params, eps), x, labels, rows, np)[1]
+    g_minus = workloads.mlp_hand(shifted(params, -eps), x, labels, rows, np)[1]
+    for n in hv:
+        for k in hv[n]:
+            np.testing.assert_allclose(hv[n][k], (g_plus[n][k] - g_minus[n][k]) / (2 * eps),
+                                       rtol=1e-5, atol=1e-8)
