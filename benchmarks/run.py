@@ -61,6 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                     help="gpu: CuPy arrays, against hand-written CuPy")
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="keep glibc's default malloc thresholds (see machine.tune_malloc)")
     ap.add_argument("--quick", action="store_true",
                     help="few repeats, W4 and W6 smaller: a smoke test of the whole command")
     ap.add_argument("--tiny", action="store_true",
@@ -150,6 +152,7 @@ def _is_hand(name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
+    tuned = False if args.no_malloc_tuning else machine.tune_malloc()
     xp = np
     if args.device == "gpu":
         try:
@@ -161,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     peers, versions, skipped = peer_lib.load(args.peers, args.device)
     info = machine.info(args.device, versions)
     print(machine.line(info))
-    env = {k: os.environ.get(k) for k in THREAD_ENV}
+    env = {k: os.environ.get(k) for k in THREAD_ENV + tuple(machine.MALLOC_ENV)}
+    env["malloc_tuned"] = str(tuned)
     print("  " + " ".join(f"{k}={v}" for k, v in env.items() if v is not None))
     if info["load_average"][0] > 0.5:
         print(f"  note: load average {info['load_average'][0]:.2f} before starting: the CPU "

@@ -144,7 +144,7 @@ def _backward_record() -> Any:
     """The tape record whose derivative rule is running, if a reverse sweep is on the stack."""
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
-        if frame.f_code is reverse.backward.__code__:
+        if frame.f_code is reverse._sweep.__code__:
             return frame.f_locals["tape"][frame.f_locals["i"]]
         frame = frame.f_back
     return None

@@ -151,7 +151,7 @@ def make_graph(f: Callable[..., Any], argnums: Any = None) -> Callable[..., Grap
 def _in_backward_sweep() -> bool:
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code is reverse.backward.__code__:
+        if frame.f_code is reverse._sweep.__code__:
             return True
         frame = frame.f_back
     return False

@@ -39,7 +39,7 @@ def test_grad_of_a_tuple_output():
 
 @pytest.mark.parametrize(
     "f, what",
-    [(lambda x: 3, "returned a int"), (lambda x: dnp.argmax(x), "non-floating value (dtype int64)"),
+    [(lambda x: 3, "non-floating value (a Python int)"), (lambda x: dnp.argmax(x), "non-floating value (dtype int64)"),
      (lambda x: dnp.sum(x) > 0, "non-floating value (dtype bool)"), (lambda x: None, "returned a NoneType")],
     ids=["int", "int array (argmax)", "bool", "None"],
 )  # fmt: skip

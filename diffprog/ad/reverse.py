@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.edge import astype, sum_to_shape
-from ..core.trace import Trace, Tracer, as_scalar, raw
+from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -159,9 +159,14 @@ check_cotangent: Callable[[Any, Any, Any], None] | None = None
 
 
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
-    """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs.
+    """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
+    cyclic collector paused (see core.trace.gc_paused)."""
+    with gc_paused():
+        return _sweep(tape, seeds)
 
-    Returns the cotangent list: entries of INPUT records hold their adjoints (None where the
+
+def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
+    """The sweep itself. Returns the cotangent list: entries of INPUT records hold their adjoints (None where the
     seeds do not reach them); every other entry has been consumed and dropped.
     """
     check = check_cotangent  # set by dp.debug_nans while it is on; read once per sweep

@@ -70,21 +70,29 @@ def namespace_of(args: tuple | list) -> ModuleType:
     """
     found = None
     for a in args:
-        unwrap = _UNWRAP.get(type(a))
-        if unwrap is not None:
-            a = unwrap(a)
-        mod = _MODULE_OF_TYPE.get(type(a), _MISSING)
+        mod = _MODULE_OF_TYPE.get(type(a), _MISSING)  # the hot path: one lookup per argument
         if mod is _MISSING:
-            mod = _module_of_type(type(a))
-        if mod is not None and mod is not found:
-            if found is not None:
-                raise DeviceMismatchError(
-                    "one operation mixes arrays from "
-                    f"{device_name(found)} and {device_name(mod)}; move them to one "
-                    "device first with dp.to_device(tree, 'cpu' or 'gpu')"
-                )
-            found = mod
+            mod = _module_of_value(a)
+        if mod is None or mod is found:
+            continue
+        if found is not None:
+            raise DeviceMismatchError(
+                "one operation mixes arrays from "
+                f"{device_name(found)} and {device_name(mod)}; move them to one "
+                "device first with dp.to_device(tree, 'cpu' or 'gpu')"
+            )
+        found = mod
     return np if found is None else found
+
+
+def _module_of_value(a: Any) -> ModuleType | None:
+    """The slow path: a type seen for the first time, or a tracer (never cached by type,
+    since the array inside decides)."""
+    unwrap = _UNWRAP.get(type(a))
+    while unwrap is not None:
+        a = unwrap(a)
+        unwrap = _UNWRAP.get(type(a))
+    return _module_of_type(type(a))
 
 
 def device_name(mod: ModuleType) -> str:

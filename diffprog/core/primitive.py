@@ -114,7 +114,7 @@ class NonDifferentiable(Primitive):
     __slots__ = ()
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        return self.run(tuple(raw(a) for a in args), params)
+        return self.run([raw(a) if isinstance(a, Tracer) else a for a in args], params)
 
 
 def describe_operands(args: tuple, params: dict) -> str:

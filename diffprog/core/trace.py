@@ -10,6 +10,7 @@ Layer L2: imports L0/L1 only.
 from __future__ import annotations
 
 import dis
+import gc
 import itertools
 import sys
 import threading
@@ -66,10 +67,40 @@ def open_trace(cls: type[T], origin: str, *args: Any) -> Iterator[T]:
     trace = cls(level, origin, *args)
     _depth.level = level
     try:
-        yield trace
+        with gc_paused():
+            yield trace
     finally:
         trace.alive = False
         _depth.level = level - 1
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while recording or sweeping a tape.
+
+    A tape creates many container objects and no reference cycles; with the collector on,
+    its periodic passes over them cost about a third of the per-op time of a 100,000-op
+    tape. Nested and concurrent pauses nest; the collector's previous state is restored
+    when the last one ends (garbage made meanwhile is collected then, as usual).
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 class Tracer:

@@ -104,9 +104,10 @@ def install(dnp: Any) -> None:
             ("mod", dnp.remainder), ("floordiv", dnp.floor_divide))},
         "copy": _copy,
         "__neg__": unary(dnp.negative), "__pos__": lambda self: self, "__abs__": unary(dnp.abs),
-        "__lt__": op(dnp.less), "__le__": op(dnp.less_equal),
-        "__gt__": op(dnp.greater), "__ge__": op(dnp.greater_equal),
-        "__eq__": op(dnp.equal), "__ne__": op(dnp.not_equal),
+        # Comparisons are constants: compare the values directly (the hot test of `if x > 0`).
+        "__lt__": lambda s, o: raw(s) < raw(o), "__le__": lambda s, o: raw(s) <= raw(o),
+        "__gt__": lambda s, o: raw(s) > raw(o), "__ge__": lambda s, o: raw(s) >= raw(o),
+        "__eq__": lambda s, o: raw(s) == raw(o), "__ne__": lambda s, o: raw(s) != raw(o),
         "__getitem__": op(dnp.getitem), "__setitem__": dnp.setitem,
         "T": property(lambda self: dnp.transpose(self)),
         "mT": property(_matrix_transpose),

@@ -240,6 +240,11 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
         "grad needs f to return a real scalar (size 1). Reduce the output first (e.g. "
         "dnp.sum or .mean()), or use dp.vjp / dp.jacrev for a non-scalar output"
     )
+    if isinstance(value, (bool, int)):
+        raise NonScalarOutputError(
+            f"{_name(f)} returned a non-floating value (a Python {type(value).__name__}), which "
+            f"has no real gradient. {hint}"
+        )
     if not is_array(value):
         raise NonScalarOutputError(f"{_name(f)} returned a {type(value).__name__}. {hint}")
     if value.dtype.kind != "f":
