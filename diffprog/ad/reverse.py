@@ -25,6 +25,7 @@ from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
 EXTRA_OUTPUT = ()  # a further output of the multi-output record just before it
+NO_PARAMS: dict = {}  # the params of every record without static parameters (never mutated)
 
 
 class ReverseTracer(Tracer):
@@ -77,7 +78,7 @@ class ReverseTrace(Trace):
             vals = [as_scalar(v) for v in vals]
         tape = self.tape
         slot = len(tape)
-        tape.append((prim, params, vals, slots, out))
+        tape.append((prim, params or NO_PARAMS, vals, slots, out))  # one shared empty dict
         if prim.multiple_results:
             tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
             return tuple(ReverseTracer(self, o, slot + i) for i, o in enumerate(out))
