@@ -89,7 +89,7 @@ class custom_vjp(_Custom):
         if isinstance(trace, JVPTrace):
             raise TypeError(
                 f"{self.__name__} is a dp.custom_vjp function, which has no forward-mode rule, "
-                "so dp.jvp / jacfwd / hessian cannot differentiate it. Define it with "
+                "so forward mode (dp.jvp, dp.jacfwd) cannot differentiate it. Define it with "
                 "dp.custom_jvp (f.defjvp(rule)) instead; its rule serves reverse mode too"
             )
         saved: dict[str, Any] = {}
