@@ -89,7 +89,7 @@ class Graph:
                      else 'style=filled, fillcolor="#f2f2f2"')  # fmt: skip
             tooltip = self.sites.get(slot, "").replace('"', "'")
             out.append(f'  n{slot} [shape=box, {style}, label="{label}", tooltip="{tooltip}"];')
-            for j, (s, v) in enumerate(zip(slots, vals)):
+            for s, v in zip(slots, vals):
                 if s >= 0:
                     source = f"n{s}" if (s in visible or self.tape[s] is INPUT) else "hidden"
                     out.append(f"  {source} -> n{slot};")

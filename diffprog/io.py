@@ -38,7 +38,7 @@ import safetensors.numpy
 
 from . import tree as _tree
 from .backend import namespace_of, to_device
-from .errors import CheckpointError, DiffprogError, UnsupportedLeafError
+from .errors import CheckpointError, UnsupportedLeafError
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
 

@@ -95,7 +95,7 @@ def _check_first_order(
         if v is None:
             continue
 
-        def shifted(sign: float) -> Any:
+        def shifted(sign: float, k: int = k, x: Any = x, v: Any = v) -> Any:
             moved = list(leaves)
             moved[k] = _shift(x, v, sign * eps)
             return f(*tree.unflatten(treedef, moved))

@@ -2,8 +2,8 @@
 
 Owns: `ReverseTrace`, which appends one record per primitive call to a flat list in
 execution order (already a topological order), `ReverseTracer` (a value plus its slot on
-the tape) and `backward`, the non-recursive reverse sweep that drops every cotangent as
-soon as it is consumed.
+the tape), `backward`, the non-recursive reverse sweep that drops every cotangent as soon
+as it is consumed, and `observing`, the hook through which tools watch records being made.
 
 The same rule code serves both strategies. With nothing tracing outside, residuals and
 cotangents are raw arrays and each rule runs straight on its kernels (tape backprop). When
@@ -167,9 +167,9 @@ def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
 
 
 def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
-    """The sweep itself. Returns the cotangent list: entries of INPUT records hold their adjoints (None where the
-    seeds do not reach them); every other entry has been consumed and dropped.
-    """
+    """The sweep itself. Returns the cotangent list: entries of INPUT records hold their
+    adjoints (None where the seeds do not reach them); every other entry has been consumed
+    and dropped."""
     check = check_cotangent  # set by dp.debug_nans while it is on; read once per sweep
     cts: list[Any] = [None] * len(tape)
     for slot, ct in seeds:
