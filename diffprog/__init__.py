@@ -11,7 +11,8 @@ NaN hunting (`dp.debug_nans`), tape introspection (`dp.make_graph`), and trainin
 initializers and losses (`dp.nn`), optimizers (`dp.optim`).
 """
 
-from . import nn, numpy, optim, testing, tree  # noqa: F401  (diffprog.numpy installs tracer arithmetic)
+# diffprog.numpy installs tracer arithmetic on import; distributed imports mpi4py lazily
+from . import distributed, nn, numpy, optim, testing, tree  # noqa: F401
 from .backend import to_device
 from .debug import debug_nans
 from .graph import Graph, make_graph
@@ -49,8 +50,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
     "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
-    "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans", "grad",
-    "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "load", "make_graph", "nn",
-    "numpy", "optim", "save", "stop_gradient", "testing", "to_device", "tree", "value_and_grad",
-    "vjp",
+    "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans",
+    "distributed", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "load",
+    "make_graph", "nn", "numpy", "optim", "save", "stop_gradient", "testing", "to_device",
+    "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

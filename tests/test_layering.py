@@ -27,12 +27,13 @@ LAYERS = {
     "diffprog.nn": 6,
     "diffprog.optim": 6,
     "diffprog.io": 6,
+    "diffprog.distributed": 6,
     "diffprog.debug": 5,
     "diffprog.graph": 5,
     "diffprog": 7,  # the package __init__ re-exports everything
 }
 THIRD_PARTY_FROM_LAYER = {
-    "optree": 0, "typing_extensions": 0, "numpy": 1, "cupy": 1, "cupyx": 1, "safetensors": 6, "graphviz": 5,
+    "optree": 0, "typing_extensions": 0, "numpy": 1, "cupy": 1, "cupyx": 1, "safetensors": 6, "graphviz": 5, "mpi4py": 6,
 }  # fmt: skip
 
 
