@@ -84,7 +84,6 @@ class ReverseTrace(Trace):
             return tuple(ReverseTracer(self, o, slot + i) for i, o in enumerate(out))
         return ReverseTracer(self, out, slot)
 
-
     def record_call(self, node: Any, args: list[Any], run: Callable[[list[Any]], Any]) -> list[Any]:
         """Record one call of a whole function as the single node `node` (a JointNode).
 
