@@ -194,7 +194,6 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, TraceState]:
         require_fields(state, TraceState, "trace")
         g_leaves, t_leaves, treedef = flatten_like(updates, state.trace, "grads", "the state")
-        _, t_def = tree.flatten(state.trace)
         out, new_t = [], []
         for i, (g, t) in enumerate(zip(g_leaves, t_leaves)):
             if g is None:
@@ -205,7 +204,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
             t = cast_like(g + decay * t, t)
             new_t.append(t)
             out.append(cast_like(g + decay * t, g) if nesterov else cast_like(t, g))
-        return tree.unflatten(treedef, out), TraceState(trace=tree.unflatten(t_def, new_t))
+        return tree.unflatten(treedef, out), TraceState(trace=tree.unflatten(treedef, new_t))
 
     return GradientTransformation(init, update)
 
@@ -241,8 +240,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         require_fields(state, ScaleByAdamState, "scale_by_adam")
         g_leaves, mu_leaves, treedef = flatten_like(updates, state.mu, "grads", "the state")
         nu_leaves, nu_def = tree.flatten(state.nu)
-        _, mu_def = tree.flatten(state.mu)
-        if nu_def != mu_def:
+        if nu_def != treedef:
             raise StructureError("scale_by_adam: the state's mu and nu differ in structure; "
                                  "the state is corrupt (pass the one init()/update() made)")
         count = int(state.count) + 1
@@ -262,7 +260,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
             out.append(cast_like((widen(mu) / c1) / (sqrt(widen(nu) / c2 + eps_root) + eps),
                                   g))
         return tree.unflatten(treedef, out), ScaleByAdamState(
-            count=count, mu=tree.unflatten(mu_def, new_mu), nu=tree.unflatten(nu_def, new_nu))
+            count=count, mu=tree.unflatten(treedef, new_mu), nu=tree.unflatten(treedef, new_nu))
 
     return GradientTransformation(init, update)
 
@@ -290,7 +288,6 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByRmsState]:
         require_fields(state, ScaleByRmsState, "scale_by_rms")
         g_leaves, nu_leaves, treedef = flatten_like(updates, state.nu, "grads", "the state")
-        _, nu_def = tree.flatten(state.nu)
         out, new_nu = [], []
         for i, (g, nu) in enumerate(zip(g_leaves, nu_leaves)):
             if g is None:
@@ -301,7 +298,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
             nu = cast_like(decay * nu + (1.0 - decay) * (g * g), nu)
             new_nu.append(nu)
             out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
-        return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(nu_def, new_nu))
+        return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(treedef, new_nu))
 
     return GradientTransformation(init, update)
 
