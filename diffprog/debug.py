@@ -7,7 +7,7 @@ naming the primitive, the operands' shapes and dtypes, and the line of the user'
 that created the operation (for a backward pass: the line of the forward operation whose
 derivative rule produced it).
 
-It costs nothing when off: the checking `Primitive.run`, a record observer (which notes
+It costs nothing when off: the checking `Primitive.run` (and a `bind` that calls it), a record observer (which notes
 where each record was created) and the sweep's cotangent check are installed only while
 some thread has the switch on (the sweep reads its hook once per sweep), and removed when
 the last one turns it off. `user_site` is shared with dp.make_graph.
@@ -30,11 +30,12 @@ from .ad import reverse
 from .ad.reverse import ReverseTrace
 from .backend import namespace_of
 from .core.primitive import Primitive, describe_operands
-from .core.trace import raw
+from .core.trace import raw, top_trace
 from .errors import NonFiniteError
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _ORIGINAL_RUN = Primitive.run
+_ORIGINAL_CALL = Primitive.__call__  # inlines `run` for speed, so it is swapped too
 _local = threading.local()
 _lock = threading.Lock()
 _active_threads = 0
@@ -61,6 +62,7 @@ def debug_nans() -> Iterator[None]:
             _active_threads += 1
             if _active_threads == 1:
                 Primitive.run = _checked_run  # type: ignore[method-assign]
+                Primitive.__call__ = _call_via_run  # type: ignore[method-assign]
                 reverse.check_cotangent = _check_cotangent
                 _observation = reverse.observing(_note_site)
                 _observation.__enter__()
@@ -73,10 +75,17 @@ def debug_nans() -> Iterator[None]:
                 _active_threads -= 1
                 if _active_threads == 0:
                     Primitive.run = _ORIGINAL_RUN  # type: ignore[method-assign]
+                    Primitive.__call__ = _ORIGINAL_CALL  # type: ignore[method-assign]
                     reverse.check_cotangent = None
                     assert _observation is not None
                     _observation.__exit__(None, None, None)
                     _sites.clear()
+
+
+def _call_via_run(self: Primitive, *args: Any, **params: Any) -> Any:
+    """`bind` that runs kernels through `Primitive.run` (the checking one)."""
+    trace = top_trace(args)
+    return self.run(args, params) if trace is None else trace.process(self, args, params)
 
 
 def _checked_run(self: Primitive, args: Any, params: dict) -> Any:

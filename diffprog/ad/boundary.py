@@ -39,7 +39,7 @@ def leaf_kind(leaf: Any) -> str:
         return FLOAT
     if t in _CONSTANT_TYPES:
         return CONSTANT
-    if is_array(value):
+    if t is np.ndarray or is_array(value):
         kind = value.dtype.kind
         if kind == "f":
             return FLOAT
@@ -119,7 +119,7 @@ class Watched:
         return tree.unflatten(
             self.treedef,
             [
-                None if s is None else adjoint_like(cts[s], leaf)
+                None if s is None else float_adjoint(cts[s], leaf)
                 for leaf, s in zip(self.leaves, self.slots)
             ],
         )
@@ -133,8 +133,11 @@ def own_value(trace: Any, x: Any) -> Any:
 def adjoint_like(ct: Any, leaf: Any) -> Any:
     """The adjoint of `leaf` from its cotangent `ct` (None = unreached): same type, shape,
     dtype and device as the leaf, real zeros when unreached. Constant leaves get None."""
-    if leaf_kind(leaf) is CONSTANT:
-        return None
+    return None if leaf_kind(leaf) is CONSTANT else float_adjoint(ct, leaf)
+
+
+def float_adjoint(ct: Any, leaf: Any) -> Any:
+    """`adjoint_like` for a leaf known to be floating."""
     if isinstance(ct, Tracer):  # graph extension: the adjoint is itself being traced
         return ct
     if type(leaf) is float:

@@ -11,12 +11,15 @@ Layer L2: imports L0/L1 and core.trace.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from ..backend import namespace_of
 from .trace import Tracer, raw
 
 Rule = Callable[..., Any]
+
+#: The errors of a kernel that are re-raised with the primitive and its operands named.
+KERNEL_ERRORS = (ValueError, TypeError, IndexError)
 
 
 class Primitive:
@@ -65,20 +68,29 @@ class Primitive:
                 t = a.trace
                 if trace is None or t.level > trace.level:
                     trace = t
-        if trace is None:
-            return self.run(args, params)
+        if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
+            try:
+                return self.impl(namespace_of(args), *args, **params)
+            except KERNEL_ERRORS as e:
+                self.raise_named(e, args, params)
         return trace.process(self, args, params)
 
-    def run(self, args: tuple, params: dict) -> Any:
-        """Run the kernel on raw arrays, re-raising NumPy's errors with the operands named."""
+    def run(self, args: tuple | list, params: dict) -> Any:
+        """Run the kernel on raw arrays, re-raising NumPy's errors with the operands named.
+        (`__call__` inlines this body; dp.debug_nans swaps both.)"""
         try:
             return self.impl(namespace_of(args), *args, **params)
-        except (ValueError, TypeError, IndexError) as e:
-            if getattr(e, "_diffprog_named", False):
-                raise
-            err = type(e)(f"{self.name}: {e} ({describe_operands(args, params)})")
-            err._diffprog_named = True  # type: ignore[attr-defined]
-            raise err from e
+        except KERNEL_ERRORS as e:
+            self.raise_named(e, args, params)
+
+    def raise_named(self, e: Exception, args: tuple | list, params: dict) -> NoReturn:
+        """Raise the kernel's error `e` again, its message naming this primitive and its
+        operands (once: an error already named by an inner primitive passes unchanged)."""
+        if getattr(e, "_diffprog_named", False):
+            raise e
+        err = type(e)(f"{self.name}: {e} ({describe_operands(args, params)})")
+        err._diffprog_named = True  # type: ignore[attr-defined]
+        raise err from e
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.primitive import Primitive
 from ._define import axes_of, unary
-from .elementwise import where
+from .elementwise import exp, where
 from .reductions import _sum, spread
 
 sigmoid = unary(
@@ -29,25 +29,25 @@ relu.defjvp(lambda t, ans, x: where(x > 0, t, 0.0))
 # Each shifts by the maximum before exponentiating (x - max is exact), so values and
 # derivatives are finite and accurate to the last bits at |x| ~ 1e3, in float32 too.
 def _shifted(xp: Any, x: Any, axis: tuple[int, ...]) -> tuple[Any, Any]:
-    m = xp.max(x, axis=axis, keepdims=True)
+    m = x.max(axis=axis, keepdims=True)  # the method: less wrapper than xp.max
     m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or an inf): no shift
     return x - m, m
 
 
 def _logsumexp_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     s, m = _shifted(xp, x, axis)
-    out = xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True)) + m
+    out = xp.log(xp.exp(s).sum(axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def _softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
     e = xp.exp(_shifted(xp, x, axis)[0])
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _log_softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
     s = _shifted(xp, x, axis)[0]
-    return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
+    return s - xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
 
 
 _softmax = Primitive("softmax", _softmax_impl)
@@ -55,8 +55,10 @@ _softmax.defvjp(lambda g, ans, x, *, axis: ans * (g - _sum(g * ans, axis=axis, k
 _softmax.defjvp(lambda t, ans, x, *, axis: ans * (t - _sum(t * ans, axis=axis, keepdims=True)))
 
 _log_softmax = Primitive("log_softmax", _log_softmax_impl)
+# softmax = exp(log_softmax): one exp instead of a second softmax pass (as PyTorch does; exact
+# where it matters, since a softmax entry with a large error in exp is vanishingly small).
 _log_softmax.defvjp(
-    lambda g, ans, x, *, axis: g - _softmax(x, axis=axis) * _sum(g, axis=axis, keepdims=True)
+    lambda g, ans, x, *, axis: g - exp(ans) * _sum(g, axis=axis, keepdims=True)
 )
 _log_softmax.defjvp(
     lambda t, ans, x, *, axis: t - _sum(t * _softmax(x, axis=axis), axis=axis, keepdims=True)

@@ -38,15 +38,20 @@ def _as_matrices(a: Any, b: Any, g: Any) -> tuple[Any, Any, Any]:
     return a, b, g
 
 
+def _swap_last(x: Any) -> Any:
+    """x with its last two axes swapped; `.T` for a matrix (a view, no checks: the hot case)."""
+    return x.T if len(x.shape) == 2 else swapaxes(x, -1, -2)
+
+
 def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
     a2, b2, g2 = _as_matrices(a, b, g)
-    ga = matmul(g2, swapaxes(b2, -1, -2))
+    ga = matmul(g2, _swap_last(b2))
     return reshape(ga, ga.shape[:-2] + ga.shape[-1:]) if len(a.shape) == 1 else ga
 
 
 def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
     a2, b2, g2 = _as_matrices(a, b, g)
-    gb = matmul(swapaxes(a2, -1, -2), g2)
+    gb = matmul(_swap_last(a2), g2)
     return reshape(gb, gb.shape[:-1]) if len(b.shape) == 1 else gb
 
 

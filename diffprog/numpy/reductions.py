@@ -35,7 +35,13 @@ def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     return broadcast_to(g, shape=x.shape)
 
 
-_sum = Primitive("sum", lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims))
+def _sum_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+    if type(x) is float:
+        x = xp.asarray(x)
+    return x.sum(axis=axis, keepdims=keepdims)  # the method: less wrapper than xp.sum
+
+
+_sum = Primitive("sum", _sum_impl)
 _sum.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims))
 _sum.defjvp(lambda t, ans, x, *, axis, keepdims: _sum(t, axis=axis, keepdims=keepdims))
 
