@@ -95,7 +95,7 @@ def w5(problem: tuple, xp: Any) -> list[Impl]:
              role="hand", sync=sync, pair=f"{hand} gradient"),
         Impl(f"{hand} gradient", lambda: mlp_hand(params, x, labels, rows, xp),
              role="grad", sync=sync),
-        Impl("diffprog dp.hvp (fwd-over-rev)", lambda: _value_hvp(loss, params, v),
+        Impl("diffprog dp.hvp (rev-over-fwd)", lambda: _value_hvp(loss, params, v),
              role="tape", sync=sync, pair="diffprog gradient"),
         Impl("diffprog rev-over-rev (graph extension)", lambda: _swap(rr(params)),
              role="graph", sync=sync, pair="diffprog gradient"),

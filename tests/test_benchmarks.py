@@ -47,7 +47,7 @@ def test_every_implementation_verified(run_result):
     for w in ("W1", "W2", "W3"):
         for impl in ("hand-written NumPy", "diffprog tape", "diffprog graph extension"):
             assert (w, impl) in names
-    assert ("W5", "diffprog dp.hvp (fwd-over-rev)") in names
+    assert ("W5", "diffprog dp.hvp (rev-over-fwd)") in names
     assert "diffprog tape" in stdout and "verdict" in stdout
 
 

@@ -66,6 +66,28 @@ def test_hvp_matches_hessian_without_forming_it():
     np.testing.assert_allclose(hy, Hyx @ vx + Hyy @ vy)
 
 
+def test_hvp_pytrees_python_floats_and_closed_form():
+    # f = sum(x * y^2): H = [[0, 2 diag(y)], [2 diag(y), 2 sum(x)]] with y a Python float.
+    x, vx = np.array([1.0, 2.0]), np.array([1.0, 1.0])
+    value, (hx, hy) = dp.hvp(lambda p, y: dnp.sum(p["x"] * y**2), ({"x": x}, 2.0), ({"x": vx}, 1.0))
+    assert value == 12.0 and type(hy) is float and hy == 14.0
+    assert list(hx) == ["x"] and np.array_equal(hx["x"], [4.0, 4.0])
+
+
+def test_hvp_of_a_constant_output_is_zero_and_bad_outputs_name_f():
+    x, v = np.array([1.0, 2.0]), np.array([1.0, 1.0])
+    value, (h,) = dp.hvp(lambda x: 3.0, (x,), (v,))
+    assert value == 3.0 and np.array_equal(h, [0.0, 0.0]) and h.dtype == x.dtype
+
+    def vector_valued(x):
+        return x**2
+
+    with pytest.raises(dp.NonScalarOutputError, match=r"vector_valued returned an array of shape \(2,\)"):
+        dp.hvp(vector_valued, (x,), (v,))
+    with pytest.raises(dp.NonScalarOutputError, match="non-floating value"):
+        dp.hvp(lambda x: dnp.argmax(x), (x,), (v,))
+
+
 # --- graph extension to third order, every combination of modes --------------------------------
 def f3(x):
     return dnp.sin(x) * x**2  # f''' = -cos(x) x^2 - 6 x sin(x) + 6 cos(x)

@@ -3,7 +3,7 @@
 Owns: assembling Jacobians from one reverse sweep per output element (`jacrev`) or one
 forward pass per input element (`jacfwd`), nested as JAX nests them: the output's structure
 outside, the input's structure inside, each leaf of shape out_leaf.shape + in_leaf.shape.
-`hessian` is forward-over-reverse; `hvp` never forms the Hessian.
+`hessian` is forward-over-reverse; `hvp` (reverse-over-forward) never forms the Hessian.
 Layer L5: imports L0-L4 and transforms.core.
 """
 
@@ -20,7 +20,7 @@ from .. import tree
 from ..backend import namespace_of
 from ..ad.boundary import FLOAT, leaf_kind
 from ..core.trace import raw
-from .core import _argnums, as_tuples, jvp, value_and_grad, vjp
+from .core import _argnums, as_tuples, grad, jvp, stop_gradient, vjp
 
 
 def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
@@ -112,16 +112,28 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable
 
 
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
-    """`(value, hvp)`: f's value and its Hessian applied to `tangents`, forward-over-reverse,
-    without forming the Hessian. `primals`, `tangents` and `hvp` are tuples of pytrees.
+    """`(value, hvp)`: f's value and its Hessian applied to `tangents`, without forming the
+    Hessian. `primals`, `tangents` and `hvp` are tuples of pytrees; f returns a real scalar.
+
+    Reverse over forward: the gradient of the directional derivative <grad f, v>, which one
+    forward-mode pass computes. Forward over reverse (the jvp of the gradient) gives the same
+    numbers but also computes the gradient itself, which hvp does not return: on an MLP that is
+    one wasted product per weight matrix (the reverse pass's `a.T @ g`).
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> dp.hvp(lambda x: dnp.sum(x ** 3), (np.array([1.0, 2.0]),), (np.array([1.0, 1.0]),))
     (np.float64(9.0), (array([ 6., 12.]),))
     """
     primals, tangents = as_tuples("dp.hvp", primals, tangents)
-    value_and_grads = value_and_grad(f, argnums=tuple(range(len(primals))))
-    (value, _), (_, hvps) = jvp(value_and_grads, primals, tangents)
+
+    @functools.wraps(f)  # errors about f's output name f
+    def directional(*args: Any) -> tuple[Any, Any]:
+        value, tangent = jvp(f, args, tangents)
+        # A constant output has no tangent: its value (a constant) gets zero adjoints, or the
+        # error grad gives for a non-scalar or non-floating output.
+        return (stop_gradient(value) if tangent is None else tangent), value
+
+    hvps, value = grad(directional, argnums=tuple(range(len(primals))), has_aux=True)(*primals)
     return value, hvps
 
 
