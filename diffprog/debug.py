@@ -1,7 +1,7 @@
 """Finding the first NaN or infinity: `with dp.debug_nans(): ...`.
 
 Owns: a switch that, while on in a thread, checks the result of every kernel run in that
-thread (forward and backward passes alike) and raises NonFiniteError at the first one that
+thread (forward and backward passes alike, and every record a reverse trace makes) and raises NonFiniteError at the first one that
 turns finite operands into a NaN or an infinity, and every cotangent of the reverse sweep,
 naming the primitive, the operands' shapes and dtypes, and the line of the user's source
 that created the operation (for a backward pass: the line of the forward operation whose
@@ -114,8 +114,16 @@ def _check_cotangent(c: Any, g: Any, record: Any) -> None:
 
 
 def _note_site(trace: ReverseTrace, slot: int) -> None:
-    if getattr(_local, "depth", 0):
-        _sites[id(trace.tape[slot])] = user_site(sys._getframe(1))
+    """Note where a record was made, and check its output: a reverse trace runs the kernels
+    of the records it makes itself, not through `Primitive.run`."""
+    if not getattr(_local, "depth", 0):
+        return
+    record = trace.tape[slot]
+    _sites[id(record)] = user_site(sys._getframe(1))
+    prim, params, vals, _, out = record
+    out = tuple(map(raw, out)) if isinstance(out, tuple) else raw(out)
+    if _nonfinite(out) and not any(_nonfinite(raw(v)) for v in vals):
+        raise NonFiniteError(_report(prim, vals, params or {}, out))
 
 
 def _nonfinite(x: Any) -> bool:

@@ -19,7 +19,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy
+from numpy import ndarray
+
+from ..backend import namespace_of
 from ..core.edge import astype, sum_to_shape
+from ..core.primitive import KERNEL_ERRORS
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -60,6 +65,7 @@ class ReverseTrace(Trace):
         slots = []
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
+        host = True  # are all values NumPy arrays or Python floats (then xp is NumPy)?
         for a in args:
             if type(a) is ReverseTracer and a.trace is self:
                 v = a.value
@@ -69,11 +75,19 @@ class ReverseTrace(Trace):
             else:  # a constant here (perhaps a tracer of an outer trace)
                 v = a
                 slots.append(-1)
-            if isinstance(v, Tracer):
-                nested = True
+            t = type(v)
+            if t is not ndarray and t is not float:
+                host = False
+                if isinstance(v, Tracer):
+                    nested = True
             vals.append(v)
-        # Re-enter bind one level down only when an outer trace is watching.
-        out = prim(*vals, **params) if nested else prim.run(vals, params)
+        if nested:  # re-enter bind one level down, where an outer trace is watching
+            out = prim(*vals, **params)
+        else:  # Primitive.run, inlined (the hot path); dp.debug_nans checks records instead
+            try:
+                out = prim.impl(numpy if host else namespace_of(vals), *vals, **params)
+            except KERNEL_ERRORS as e:
+                prim.raise_named(e, vals, params)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         tape = self.tape
@@ -197,7 +211,12 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
         for j, s in enumerate(slots):
             if s < 0:
                 continue
-            c = pulled[j] if joint else rules[j](g, out, *vals, **params)
+            if joint:
+                c = pulled[j]
+            elif params is NO_PARAMS:  # most records: a call without ** is cheaper
+                c = rules[j](g, out, *vals)
+            else:
+                c = rules[j](g, out, *vals, **params)
             if c is None:
                 continue
             x = vals[j]

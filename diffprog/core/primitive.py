@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+import numpy
+from numpy import ndarray
+
 from ..backend import namespace_of
 from .trace import Tracer, raw
 
@@ -63,14 +66,19 @@ class Primitive:
 
     def __call__(self, *args: Any, **params: Any) -> Any:  # this is `bind`
         trace = None
+        host = True  # are all arguments NumPy arrays or Python floats (then xp is NumPy)?
         for a in args:
+            t = type(a)
+            if t is ndarray or t is float:
+                continue
+            host = False
             if isinstance(a, Tracer):
                 t = a.trace
                 if trace is None or t.level > trace.level:
                     trace = t
         if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
             try:
-                return self.impl(namespace_of(args), *args, **params)
+                return self.impl(numpy if host else namespace_of(args), *args, **params)
             except KERNEL_ERRORS as e:
                 self.raise_named(e, args, params)
         return trace.process(self, args, params)

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.reverse import NO_PARAMS
 from ..core.edge import astype as _astype
+from ..core.primitive import Primitive
 from ..core.trace import Tracer, install_operators, raw
 from . import dispatch
 from .assignment import rebind, setitem
@@ -79,7 +81,16 @@ def install(dnp: Any) -> None:
     """Install the tracer methods, built on the functions of the module `dnp`."""
     # Primitives are not descriptors: wrap them so that `self` is passed.
     def op(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        return lambda self, other: fn(self, other)
+        if type(fn) is not Primitive:
+            return lambda self, other: fn(self, other)
+
+        def method(self: Tracer, other: Any) -> Any:  # bind, knowing self is a tracer
+            trace = self.trace
+            if isinstance(other, Tracer) and other.trace.level > trace.level:
+                trace = other.trace
+            return trace.process(fn, (self, other), NO_PARAMS)
+
+        return method
 
     def flip(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         return lambda self, other: fn(other, self)
