@@ -2,7 +2,10 @@
 
 Owns: the comparison of diffprog's forward and reverse modes with central differences in a
 random direction, leaf by leaf, recursing to higher order through the transforms themselves
-(so order 2 checks graph extension). Built only on the public API below it.
+(so order 2 checks graph extension). Built only on the public API below it. Works on CuPy
+arguments too: the random directions are drawn on the host and put on each leaf's device,
+and the numbers compared are brought to the host explicitly (`.get()`), never by NumPy's
+implicit conversion, which CuPy refuses.
 Layer L6: imports L0-L5.
 """
 
@@ -153,7 +156,11 @@ def _random_like(t: Any, rng: np.random.Generator) -> Any:
             return float(rng.standard_normal())
         r = raw(x)
         sample = rng.standard_normal(r.shape).astype(r.dtype)
-        return namespace_of((r,)).asarray(sample) if r.shape else r.dtype.type(sample)
+        xp = namespace_of((r,))
+        if xp is np:
+            return sample if r.shape else r.dtype.type(sample)
+        with r.device:  # CuPy: on the leaf's own GPU
+            return xp.asarray(sample)
 
     return tree.map(draw, t)
 
@@ -181,5 +188,6 @@ def _norm(a: Any) -> float:
 
 
 def _host(x: Any) -> Any:
+    """`x` as a host value: CuPy arrays are copied with .get(), explicitly."""
     x = raw(x)
     return x.get() if hasattr(x, "get") and not isinstance(x, np.generic) else x

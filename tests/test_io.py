@@ -25,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 import diffprog as dp
 import diffprog.io as dio
+from backends import require_cupy
 from diffprog.errors import DiffprogError, UnsupportedLeafError
 
 Point = collections.namedtuple("Point", ["x", "y"])
@@ -619,12 +620,7 @@ def test_large_array_roundtrip_is_fast(tmp_path):
 
 @pytest.mark.gpu
 def test_cupy_arrays_are_saved_from_the_host(tmp_path):
-    cupy = pytest.importorskip("cupy")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no CUDA device ({e})")
+    cupy = require_cupy()
     x = cupy.arange(6, dtype=cupy.float32).reshape(2, 3)
     dio.save(tmp_path / "g", {"x": x, "zero_d": cupy.asarray(2.5)})
     out = dio.load(tmp_path / "g")

@@ -16,6 +16,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog import nn
+from backends import require_cupy
 from diffprog.testing import check_grads
 
 no_overflow = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -433,19 +434,9 @@ def test_tiny_mlp_learns_a_separable_problem():
 
 
 # --- GPU
-def _cupy():
-    cupy = pytest.importorskip("cupy")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no CUDA device ({e})")
-    return cupy
-
-
 @pytest.mark.gpu
 def test_gpu_layers_match_cpu():
-    cp = _cupy()
+    cp = require_cupy()
     p = nn.conv2d_init(rng(), 2, 3, 3, dtype=np.float64)
     pg = nn.conv2d_init(rng(), 2, 3, 3, dtype=np.float64, device="gpu")
     assert isinstance(pg["W"], cp.ndarray) and isinstance(pg["b"], cp.ndarray)

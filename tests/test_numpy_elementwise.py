@@ -16,6 +16,7 @@ import diffprog.numpy as dnp
 from diffprog.core.trace import Tracer
 from diffprog.numpy import creation as C
 from diffprog.numpy import elementwise as E
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -87,25 +88,31 @@ BINARY = {
 @dtype_ids
 @pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary(name, shape, dtype):
+def test_unary(name, shape, dtype, backend=NUMPY):
     fn = getattr(E, name)
     x = make(np.random.default_rng(0), UNARY[name], shape, dtype)
-    check_grads(fn, (x,), order=2)
+    backend.check_grads(fn, (x,), order=2)
     got, want = fn(x), getattr(np, name)(x)
     assert np.array_equal(got, want) and np.result_type(got) == np.result_type(want)
+
+
+test_unary_on_gpu = on_gpu(test_unary)
 
 
 @dtype_ids
 @pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(BINARY))
-def test_binary(name, shapes, dtype):
+def test_binary(name, shapes, dtype, backend=NUMPY):
     fn = getattr(E, name)
     sx, sy = BINARY[name]
     rng = np.random.default_rng(1)
     x, y = make(rng, sx, shapes[0], dtype), make(rng, sy, shapes[1], dtype)
-    check_grads(fn, (x, y), order=2)
+    backend.check_grads(fn, (x, y), order=2)
     got, want = fn(x, y), getattr(np, name)(x, y)
     assert np.array_equal(got, want) and np.result_type(got) == np.result_type(want)
+
+
+test_binary_on_gpu = on_gpu(test_binary)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
@@ -222,7 +229,7 @@ CONSTANT_UNARY = {
 @dtype_ids
 @pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(CONSTANT_UNARY))
-def test_constant_unary(name, shape, dtype):
+def test_constant_unary(name, shape, dtype, backend=NUMPY):
     fn = CONSTANT_UNARY[name]
     x = make(np.random.default_rng(6), off_integers, shape, dtype)
     got, want = fn(x), getattr(np, name)(x)
@@ -233,7 +240,10 @@ def test_constant_unary(name, shape, dtype):
         assert not isinstance(c, Tracer)  # a constant at every level
         return c * E.sinh(x) + x * x
 
-    check_grads(f, (x,), order=2)
+    backend.check_grads(f, (x,), order=2)
+
+
+test_constant_unary_on_gpu = on_gpu(test_constant_unary)
 
 
 @dtype_ids
@@ -250,11 +260,14 @@ def test_round_decimals(dtype):
 
 @dtype_ids
 @pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
-def test_floor_divide(shapes, dtype):
+def test_floor_divide(shapes, dtype, backend=NUMPY):
     rng = np.random.default_rng(7)
     x, y = make(rng, QUOTIENT[0], shapes[0], dtype), make(rng, QUOTIENT[1], shapes[1], dtype)
     assert np.array_equal(E.floor_divide(x, y), np.floor_divide(x, y))
-    check_grads(lambda x, y: E.floor_divide(x, y) * x * y, (x, y), order=2)
+    backend.check_grads(lambda x, y: E.floor_divide(x, y) * x * y, (x, y), order=2)
+
+
+test_floor_divide_on_gpu = on_gpu(test_floor_divide)
 
 
 def test_integer_inputs_match_numpy():

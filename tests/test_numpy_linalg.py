@@ -17,6 +17,7 @@ from diffprog.numpy import linalg as la
 from diffprog.numpy.products import (
     cross, dot, einsum, inner, kron, matmul, outer, tensordot, vdot, vecdot,
 )  # fmt: skip
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -106,14 +107,17 @@ EINSUM = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("optimize", [False, "greedy"])
 @pytest.mark.parametrize("subscripts,shapes", EINSUM, ids=[s for s, _ in EINSUM])
-def test_einsum(subscripts, shapes, optimize, dtype):
+def test_einsum(subscripts, shapes, optimize, dtype, backend=NUMPY):
     rng = np.random.default_rng(0)
     ops = [make(rng, normal, s, dtype) for s in shapes]
     out = einsum(subscripts, *ops, optimize=optimize)
     expected = np.einsum(subscripts, *ops, optimize=optimize)
     assert out.shape == expected.shape and out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
-    check_grads(lambda *o: einsum(subscripts, *o, optimize=optimize), ops, order=2)
+    backend.check_grads(lambda *o: einsum(subscripts, *o, optimize=optimize), ops, order=2)
+
+
+test_einsum_on_gpu = on_gpu(test_einsum)
 
 
 def test_einsum_explicit_path_and_interleaved_form():
@@ -188,14 +192,17 @@ PRODUCTS = {
 @pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors:DeprecationWarning")
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", sorted(PRODUCTS))
-def test_products(name, dtype):
+def test_products(name, dtype, backend=NUMPY):
     fn, np_fn, shapes = PRODUCTS[name]
     rng = np.random.default_rng(2)
     args = [make(rng, normal, s, dtype) for s in shapes]
     out, expected = fn(*args), np_fn(*args)
     assert np.shape(out) == np.shape(expected) and out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
-    check_grads(fn, args, order=2)
+    backend.check_grads(fn, args, order=2)
+
+
+test_products_on_gpu = on_gpu(test_products)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
@@ -268,12 +275,15 @@ LINALG = {
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", sorted(LINALG))
-def test_linalg_grads(name, dtype):
+def test_linalg_grads(name, dtype, backend=NUMPY):
     fn, samplers, shapes = LINALG[name]
     for shape in shapes:
         rng = np.random.default_rng(4)
         args = [make(rng, s, shape, dtype) for s in samplers]
-        check_grads(fn, args, order=2)
+        backend.check_grads(fn, args, order=2)
+
+
+test_linalg_grads_on_gpu = on_gpu(test_linalg_grads)
 
 
 SOLVE_SHAPES = [
@@ -284,13 +294,16 @@ SOLVE_SHAPES = [
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("shapes", SOLVE_SHAPES, ids=str)
-def test_solve(shapes, dtype):
+def test_solve(shapes, dtype, backend=NUMPY):
     rng = np.random.default_rng(5)
     a, b = make(rng, well_conditioned, shapes[0], dtype), make(rng, normal, shapes[1], dtype)
     out, expected = la.solve(a, b), np.linalg.solve(a, b)
     assert out.shape == expected.shape and out.dtype == expected.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-4 if dtype == np.float32 else 1e-12)
-    check_grads(la.solve, (a, b), order=2)
+    backend.check_grads(la.solve, (a, b), order=2)
+
+
+test_solve_on_gpu = on_gpu(test_solve)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)

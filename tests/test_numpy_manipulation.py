@@ -10,6 +10,7 @@ import pytest
 
 import diffprog as dp
 from diffprog.numpy import indexing, manipulation
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -153,12 +154,15 @@ def _same(ours, theirs):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_grads(name, dtype):
+def test_grads(name, dtype, backend=NUMPY):
     fn, shapes = CASES[name]
     rng = np.random.default_rng(7)
     args = tuple(make(rng, s, dtype) for s in shapes)
     # o * (o + 1) is nonlinear, so the second order goes through the transposes' own rules.
-    check_grads(lambda *a: dp.tree.map(lambda o: o * (o + 1.0), fn(D, *a)), args, order=2)
+    backend.check_grads(lambda *a: dp.tree.map(lambda o: o * (o + 1.0), fn(D, *a)), args, order=2)
+
+
+test_grads_on_gpu = on_gpu(test_grads)
 
 
 @pytest.mark.parametrize("dtype", [*DTYPES, np.int64], ids=lambda d: np.dtype(d).name)

@@ -16,6 +16,7 @@ from diffprog.numpy.reductions import (
     std, var,
 )  # fmt: skip
 from diffprog.numpy.sorting import argsort, sort
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -62,14 +63,17 @@ AXIS_FUNCS = {
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", AXES, ids=str)
 @pytest.mark.parametrize("name", sorted(AXIS_FUNCS))
-def test_reduction_grads_and_values(name, axis, keepdims, dtype):
+def test_reduction_grads_and_values(name, axis, keepdims, dtype, backend=NUMPY):
     fn, np_fn, sampler = AXIS_FUNCS[name]
     x = make(np.random.default_rng(2), sampler, (2, 3, 4), dtype)
     out = fn(x, axis=axis, keepdims=keepdims)
     expected = np_fn(x, axis=axis, keepdims=keepdims)
     assert out.dtype == expected.dtype and out.shape == expected.shape
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
-    check_grads(lambda x: fn(x, axis=axis, keepdims=keepdims), (x,), order=2)
+    backend.check_grads(lambda x: fn(x, axis=axis, keepdims=keepdims), (x,), order=2)
+
+
+test_reduction_grads_and_values_on_gpu = on_gpu(test_reduction_grads_and_values)
 
 
 SHAPE_FUNCS = {
@@ -89,14 +93,17 @@ SHAPE_FUNCS = {
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(SHAPE_FUNCS))
-def test_default_axis_over_shapes(name, shape, dtype):
+def test_default_axis_over_shapes(name, shape, dtype, backend=NUMPY):
     fn, np_fn, sampler = SHAPE_FUNCS[name]
     x = make(np.random.default_rng(3), sampler, shape, dtype)
     np.testing.assert_allclose(fn(x), np_fn(x), rtol=1e-5 if dtype == np.float32 else 1e-12)
     assert np.asarray(fn(x)).dtype == np.asarray(np_fn(x)).dtype
     if name in ("std",) and x.size == 1:
         return  # zero variance: a kink, covered by test_std_and_norm_at_zero
-    check_grads(fn, (x,), order=2)
+    backend.check_grads(fn, (x,), order=2)
+
+
+test_default_axis_over_shapes_on_gpu = on_gpu(test_default_axis_over_shapes)
 
 
 CUMULATIVE_AXES = [0, 1, -1, 2]
@@ -105,11 +112,14 @@ CUMULATIVE_AXES = [0, 1, -1, 2]
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("axis", CUMULATIVE_AXES, ids=str)
 @pytest.mark.parametrize("name", ["cumsum", "cumprod"])
-def test_cumulative_along_axes(name, axis, dtype):
+def test_cumulative_along_axes(name, axis, dtype, backend=NUMPY):
     fn, np_fn = (cumsum, np.cumsum) if name == "cumsum" else (cumprod, np.cumprod)
     x = make(np.random.default_rng(4), away_from_zero, (3, 5, 2), dtype)
     np.testing.assert_array_equal(fn(x, axis), np_fn(x, axis))
-    check_grads(lambda x: fn(x, axis=axis), (x,), order=2)
+    backend.check_grads(lambda x: fn(x, axis=axis), (x,), order=2)
+
+
+test_cumulative_along_axes_on_gpu = on_gpu(test_cumulative_along_axes)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17])

@@ -1,5 +1,7 @@
 """Every op against central differences: both modes, to second order (the gradient of the
-gradient goes through graph extension), over shapes with broadcasting, float64 and float32."""
+gradient goes through graph extension), over shapes with broadcasting, float64 and float32.
+Each table runs per case on NumPy and, in one gpu-marked test per table, on CuPy (values and
+gradients compared with NumPy's; see tests/backends.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog.numpy as dnp
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -54,20 +57,26 @@ BINARY = {
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(UNARY))
-def test_unary(name, shape, dtype):
+def test_unary(name, shape, dtype, backend=NUMPY):
     fn, sampler = UNARY[name]
     x = make(np.random.default_rng(0), sampler, shape, dtype)
-    check_grads(fn, (x,), order=2)
+    backend.check_grads(fn, (x,), order=2)
+
+
+test_unary_on_gpu = on_gpu(test_unary)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
 @pytest.mark.parametrize("name", sorted(BINARY))
-def test_binary(name, shapes, dtype):
+def test_binary(name, shapes, dtype, backend=NUMPY):
     fn, sx, sy = BINARY[name]
     rng = np.random.default_rng(1)
     x, y = make(rng, sx, shapes[0], dtype), make(rng, sy, shapes[1], dtype)
-    check_grads(fn, (x, y), order=2)
+    backend.check_grads(fn, (x, y), order=2)
+
+
+test_binary_on_gpu = on_gpu(test_binary)
 
 
 REDUCTIONS = {
@@ -84,10 +93,13 @@ AXES = [None, 0, -1, (0, 2), (1,)]
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", AXES, ids=str)
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
-def test_reduction(name, axis, keepdims, dtype):
+def test_reduction(name, axis, keepdims, dtype, backend=NUMPY):
     fn, sampler = REDUCTIONS[name]
     x = make(np.random.default_rng(2), sampler, (2, 3, 4), dtype)
-    check_grads(lambda x: fn(x, axis=axis, keepdims=keepdims), (x,), order=2)
+    backend.check_grads(lambda x: fn(x, axis=axis, keepdims=keepdims), (x,), order=2)
+
+
+test_reduction_on_gpu = on_gpu(test_reduction)
 
 
 SHAPE_OPS = {
@@ -124,11 +136,14 @@ SHAPE_OPS = {
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", sorted(SHAPE_OPS))
-def test_shape_and_products(name, dtype):
+def test_shape_and_products(name, dtype, backend=NUMPY):
     fn, shapes = SHAPE_OPS[name]
     rng = np.random.default_rng(3)
     args = tuple(make(rng, normal, s, dtype) for s in shapes)
-    check_grads(fn, args, order=2)
+    backend.check_grads(fn, args, order=2)
+
+
+test_shape_and_products_on_gpu = on_gpu(test_shape_and_products)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))
@@ -137,20 +152,27 @@ def test_unary_on_python_floats(name):
     check_grads(fn, (float(sampler(np.random.default_rng(4), ())),), order=2)
 
 
-def test_results_match_numpy():
-    """The kernels compute what NumPy computes (on plain arrays nothing is traced)."""
+def test_results_match_numpy(backend):
+    """The kernels compute what NumPy computes (on plain arrays nothing is traced), on every
+    backend."""
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(3, 4)), rng.uniform(0.5, 2, size=(3, 4))
-    assert np.array_equal(dnp.sum(x, axis=1), np.sum(x, axis=1))
-    assert np.allclose(dnp.logsumexp(x, axis=0), np.log(np.sum(np.exp(x), axis=0)))
-    assert np.allclose(dnp.softmax(x), np.exp(x) / np.exp(x).sum(-1, keepdims=True))
-    assert np.allclose(dnp.log_softmax(x), x - np.log(np.exp(x).sum(-1, keepdims=True)))
-    assert np.allclose(dnp.sigmoid(x), 1 / (1 + np.exp(-x)))
-    assert np.allclose(dnp.softplus(x), np.log1p(np.exp(x)))
-    assert np.array_equal(dnp.relu(x), np.maximum(x, 0))
-    assert np.array_equal(dnp.power(y, x), np.power(y, x))
-    assert np.array_equal(dnp.dot(np.ones((2, 3, 4)), np.ones((5, 4, 2))), np.dot(np.ones((2, 3, 4)), np.ones((5, 4, 2))))
-    assert np.array_equal(dnp.clip(x, -0.5, None), np.clip(x, -0.5, None))
+    gx, gy, ones = backend.put((x, y, np.ones((2, 3, 4))))
+    check = backend.check
+    check(dnp.sum(gx, axis=1), np.sum(x, axis=1))
+    check(dnp.logsumexp(gx, axis=0), np.log(np.sum(np.exp(x), axis=0)))
+    check(dnp.softmax(gx), np.exp(x) / np.exp(x).sum(-1, keepdims=True))
+    check(dnp.log_softmax(gx), x - np.log(np.exp(x).sum(-1, keepdims=True)))
+    check(dnp.sigmoid(gx), 1 / (1 + np.exp(-x)))
+    check(dnp.softplus(gx), np.log1p(np.exp(x)))
+    check(dnp.relu(gx), np.maximum(x, 0))
+    check(dnp.power(gy, gx), np.power(y, x))
+    other = np.ones((5, 4, 2))
+    check(dnp.dot(ones, backend.put(other)), np.dot(np.ones((2, 3, 4)), other))
+    check(dnp.clip(gx, -0.5, None), np.clip(x, -0.5, None))
+    if backend.name == "numpy":  # bit for bit where NumPy runs the same kernels
+        assert np.array_equal(dnp.sum(x, axis=1), np.sum(x, axis=1))
+        assert np.array_equal(dnp.power(y, x), np.power(y, x))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

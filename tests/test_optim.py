@@ -12,6 +12,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog import optim
+from backends import require_cupy
 from diffprog.errors import StructureError
 
 
@@ -292,11 +293,7 @@ def test_state_survives_save_and_load(tmp_path, make):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_cupy_arrays_stay_on_the_gpu_and_match_numpy(name):
-    cp = pytest.importorskip("cupy")
-    try:
-        cp.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001  (no driver / no device)
-        pytest.skip("no CUDA device")
+    cp = require_cupy()
     host = {"w": np.array([1.0, -2.0, 0.5], np.float32), "b": np.zeros(()),
             "f": 1.5, "n": 3}
     grads = [{"w": np.array([0.5, -1.0, 2.0], np.float32), "b": np.ones(()), "f": 0.25,

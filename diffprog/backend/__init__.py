@@ -1,9 +1,10 @@
 """Which array library a value belongs to: NumPy on the CPU, CuPy on a GPU.
 
 Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
-the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of CuPy (`AVAILABLE`);
-`to_device`, which moves the arrays of a pytree. Python scalars belong to no device and
-defer to the arrays beside them.
+the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of
+CuPy (`AVAILABLE`); `to_device`, which moves the arrays of a pytree; the check that one
+operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise). Python and NumPy scalars belong to no
+device and defer to the arrays beside them (CuPy takes NumPy scalars as kernel arguments).
 Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy only when present.
 """
 
@@ -38,7 +39,9 @@ def _module_of_type(t: type) -> ModuleType | None:
     mod = _MODULE_OF_TYPE.get(t, _MISSING)
     if mod is _MISSING:
         root = t.__module__.partition(".")[0]
-        if root == "numpy":
+        if issubclass(t, np.generic):  # a NumPy scalar: a host value, like a Python float
+            mod = None
+        elif root == "numpy":
             mod = np
         elif root == "cupy" and AVAILABLE:
             import cupy
@@ -77,31 +80,68 @@ def namespace_of(args: tuple | list) -> ModuleType:
             continue
         if found is not None:
             raise DeviceMismatchError(
-                "one operation mixes arrays from "
-                f"{device_name(found)} and {device_name(mod)}; move them to one "
-                "device first with dp.to_device(tree, 'cpu' or 'gpu')"
+                f"one operation mixes arrays from {_where(found, args)} and "
+                f"{_where(mod, args)}; move them to one device first with "
+                "dp.to_device(tree, 'cpu' or 'gpu:N')"
             )
         found = mod
-    return np if found is None else found
+    if found is None:
+        return np
+    if found is not np:  # CuPy: every array on one GPU (off the NumPy hot path)
+        _check_one_gpu(args)
+    return found
+
+
+def _check_one_gpu(args: tuple | list) -> None:
+    """Raise DeviceMismatchError if the CuPy arrays in `args` live on more than one GPU."""
+    first = None
+    for a in args:
+        device = getattr(_unwrapped(a), "device", None)
+        index = getattr(device, "id", None)
+        if index is None:
+            continue
+        if first is None:
+            first = index
+        elif index != first:
+            raise DeviceMismatchError(
+                f"one operation mixes arrays from GPU {first} (CuPy) and GPU {index} (CuPy); "
+                "move them to one device first with dp.to_device(tree, 'gpu:N')"
+            )
+
+
+def _where(mod: ModuleType, args: tuple | list) -> str:
+    """`device_name` of `mod`, with the GPU of the first CuPy array in `args` if any."""
+    for a in args:
+        value = _unwrapped(a)
+        if _module_of_type(type(value)) is mod:
+            return device_name(mod, getattr(getattr(value, "device", None), "id", None))
+    return device_name(mod)
+
+
+def _unwrapped(a: Any) -> Any:
+    unwrap = _UNWRAP.get(type(a))
+    while unwrap is not None:
+        a = unwrap(a)
+        unwrap = _UNWRAP.get(type(a))
+    return a
 
 
 def _module_of_value(a: Any) -> ModuleType | None:
     """The slow path: a type seen for the first time, or a tracer (never cached by type,
     since the array inside decides)."""
-    unwrap = _UNWRAP.get(type(a))
-    while unwrap is not None:
-        a = unwrap(a)
-        unwrap = _UNWRAP.get(type(a))
-    return _module_of_type(type(a))
+    return _module_of_type(type(_unwrapped(a)))
 
 
-def device_name(mod: ModuleType) -> str:
-    return "the GPU (CuPy)" if mod.__name__ == "cupy" else "the CPU (NumPy)"
+def device_name(mod: ModuleType, gpu: int | None = None) -> str:
+    """How errors name a device: "the CPU (NumPy)", "GPU 1 (CuPy)" (or "the GPU (CuPy)")."""
+    if mod.__name__ != "cupy":
+        return "the CPU (NumPy)"
+    return "the GPU (CuPy)" if gpu is None else f"GPU {gpu} (CuPy)"
 
 
 def is_array(x: Any) -> bool:
     """True for NumPy/CuPy arrays and NumPy scalars (values with .shape and .dtype)."""
-    return _module_of_type(type(x)) is not None
+    return isinstance(x, np.generic) or _module_of_type(type(x)) is not None
 
 
 def to_device(tree: Any, device: str) -> Any:

@@ -112,8 +112,9 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return tuple(getattr(x, "shape", np.shape(x)))
 
 
-def host_ints(labels: Any, name: str, where: str) -> tuple[Any, np.ndarray]:
-    """(labels as an array on their own device, a host copy) after checking they are integers."""
+def int_labels(labels: Any, name: str, where: str) -> Any:
+    """`labels` as an integer array on its own device (lists and numbers become NumPy arrays),
+    after checking its dtype; nothing is copied between host and device."""
     if isinstance(labels, (list, tuple, int, np.integer)):
         labels = np.asarray(labels)
     if not hasattr(labels, "dtype"):
@@ -124,5 +125,15 @@ def host_ints(labels: Any, name: str, where: str) -> tuple[Any, np.ndarray]:
             f"(shape {tuple(labels.shape)}); convert with labels.astype(int) (one-hot targets: "
             "take argmax over the class axis first)"
         )
-    host = labels.get() if type(labels).__module__.startswith("cupy") else np.asarray(labels)
-    return labels, host
+    return labels
+
+
+def out_of_range(labels: Any, n: int) -> list:
+    """Up to 5 values of the NumPy integer array `labels` outside [0, n). CuPy labels are not
+    checked here (reading them would synchronise with the GPU): the callers turn their
+    out-of-range entries into NaN on the device instead."""
+    if type(labels).__module__.startswith("cupy") or not labels.size:
+        return []
+    if labels.min() >= 0 and labels.max() < n:
+        return []
+    return labels[(labels < 0) | (labels >= n)][:5].tolist()

@@ -19,7 +19,7 @@ import numpy as np
 import diffprog.numpy as dnp
 
 from ..errors import StructureError
-from ._util import check_rng, host_ints, leaf, path, shape_of, xp_of
+from ._util import check_rng, int_labels, leaf, out_of_range, path, shape_of, xp_of
 
 relu = dnp.relu
 tanh = dnp.tanh
@@ -145,14 +145,18 @@ def embedding(params: dict, ids: Any) -> Any:
         raise StructureError(
             f"embedding: params['table'] must be (vocab_size, dim), got shape {ts}"
         )
-    ids, host = host_ints(ids, "ids", "embedding")
-    if host.size and (host.min() < 0 or host.max() >= ts[0]):
-        bad = host[(host < 0) | (host >= ts[0])]
+    ids = int_labels(ids, "ids", "embedding")
+    bad = out_of_range(ids, ts[0])
+    if bad:
         raise IndexError(
-            f"embedding: ids must lie in [0, {ts[0]}) for a table of "
-            f"{ts[0]} rows; got {bad[:5].tolist()}"
+            f"embedding: ids must lie in [0, {ts[0]}) for a table of {ts[0]} rows; got {bad}"
         )
-    return dnp.take(table, ids, axis=0)
+    out = dnp.take(table, ids, axis=0)
+    xp = xp_of(table)
+    if xp is not np:  # CuPy ids are not read on the host (a sync): out of range gives NaN rows
+        ids = xp.asarray(ids)
+        out = dnp.where(((ids >= 0) & (ids < ts[0]))[..., None], out, xp.nan)
+    return out
 
 
 def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -> Any:

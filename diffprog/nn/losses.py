@@ -3,7 +3,8 @@ mse (each a scalar mean), and accuracy (a plain float).
 
 Owns: these functions. The cross-entropies work from logits through log_softmax and softplus,
 so values and gradients stay finite and exact at logits of +-1e3 (no exp of a large
-argument). Labels and shapes are checked up front: integer labels in range, batch shapes
+argument). Labels and shapes are checked up front: integer labels in range (NumPy labels; on
+a GPU an out-of-range label gives NaN, since reading labels would synchronise), batch shapes
 equal, no silent broadcasting between predictions and targets.
 Layer L6: imports numpy, diffprog.numpy, diffprog.errors and diffprog.nn._util.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import diffprog.numpy as dnp
 
 from ..errors import StructureError
-from ._util import host_ints, shape_of, xp_of
+from ._util import int_labels, out_of_range, shape_of, xp_of
 
 
 def _class_labels(logits: Any, labels: Any, where: str) -> tuple[Any, int]:
@@ -25,18 +26,16 @@ def _class_labels(logits: Any, labels: Any, where: str) -> tuple[Any, int]:
     ls = shape_of(logits)
     if len(ls) < 1:
         raise ValueError(f"{where}: logits must be (..., num_classes), got a scalar")
-    labels, host = host_ints(labels, "labels", where)
+    labels = int_labels(labels, "labels", where)
     k = ls[-1]
-    if tuple(host.shape) != ls[:-1]:
+    if tuple(labels.shape) != ls[:-1]:
         raise StructureError(
             f"{where}: logits of shape {ls} need labels of shape {ls[:-1]} (one integer class "
-            f"per row), got labels of shape {tuple(host.shape)}; the batch sizes differ"
+            f"per row), got labels of shape {tuple(labels.shape)}; the batch sizes differ"
         )
-    if host.size and (host.min() < 0 or host.max() >= k):
-        bad = host[(host < 0) | (host >= k)]
-        raise ValueError(
-            f"{where}: labels must lie in [0, {k}) for {k} classes, got {bad[:5].tolist()}"
-        )
+    bad = out_of_range(labels, k)
+    if bad:
+        raise ValueError(f"{where}: labels must lie in [0, {k}) for {k} classes, got {bad}")
     return labels, k
 
 
@@ -44,7 +43,9 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     """Mean over the batch of -sum_k t_k log softmax(logits)_k, with t the one-hot of the
     integer `labels` smoothed to (1 - label_smoothing) t + label_smoothing / K.
 
-    `logits` is (..., K) and `labels` integers of shape logits.shape[:-1], in [0, K).
+    `logits` is (..., K) and `labels` integers of shape logits.shape[:-1], in [0, K). NumPy
+    labels out of range raise; CuPy labels are not read on the host (that would synchronise
+    with the GPU), and an out-of-range one makes the loss NaN instead.
 
     >>> from diffprog import nn
     >>> float(nn.softmax_cross_entropy(np.array([[1000.0, 0.0]]), np.array([1])))
@@ -58,8 +59,11 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     labels, k = _class_labels(logits, labels, where)
     xp = xp_of(logits)
     logp = dnp.log_softmax(logits, axis=-1)
-    onehot = xp.asarray(labels)[..., None] == xp.arange(k)
+    labels = xp.asarray(labels)
+    onehot = labels[..., None] == xp.arange(k)
     target = xp.where(onehot, 1.0 - label_smoothing + label_smoothing / k, label_smoothing / k)
+    if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device
+        target = xp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
     target = target.astype(logp.dtype)
     return -dnp.mean(dnp.sum(target * logp, axis=-1))
 
@@ -109,13 +113,13 @@ def accuracy(logits: Any, labels: Any) -> float:
     """
     where = "accuracy"
     ls = shape_of(logits)
-    labels, host = host_ints(labels, "labels", where)
-    if ls == tuple(host.shape):
+    labels = int_labels(labels, "labels", where)
+    if ls == tuple(labels.shape):
         pred = dnp.greater(logits, 0)
     else:
         labels, _ = _class_labels(logits, labels, where)
         pred = dnp.argmax(logits, axis=-1)
-    if host.size == 0:
+    if labels.size == 0:
         raise ValueError(f"{where}: no examples (labels is empty)")
     xp = xp_of(pred)
     return float(xp.mean(xp.asarray(pred == xp.asarray(labels))))

@@ -252,8 +252,14 @@ def host_index(x: Any) -> Any:
 
 
 def on_device_of(a: Any, index: Any) -> Any:
-    """A host index array moved to the array module of `a` (a no-op for NumPy)."""
-    return namespace_of((raw(a),)).asarray(index)
+    """A host index array moved to the array module of `a` (a no-op for NumPy), on a CuPy
+    array's own GPU."""
+    r = raw(a)
+    xp = namespace_of((r,))
+    if xp is np:
+        return xp.asarray(index)
+    with r.device:
+        return xp.asarray(index)
 
 
 # --- reshaping and repeating ---------------------------------------------------------------

@@ -1,0 +1,201 @@
+"""The transforms on every backend, devices never mixed, and no hidden host-device transfers.
+
+Each transform test runs once per `backend` (tests/conftest.py): on NumPy, and on CuPy
+(marked `gpu`, skipped without a CUDA device), where inputs are moved with dp.to_device and
+every result must be a CuPy array equal to NumPy's. The gpu tests below also prove that a
+training step, a backward pass (tape and graph extension), forward mode and an HVP never
+synchronise with the GPU, and that mixing devices in one operation raises naming both.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+
+import numpy as np
+import pytest
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from backends import require_cupy
+from diffprog import backend as B
+from diffprog import nn
+from diffprog.errors import DeviceMismatchError
+
+
+def mlp_params(dtype=np.float64):
+    rng = np.random.default_rng(0)
+    return {
+        "layers": [{"W": rng.normal(size=(3, 5)).astype(dtype), "b": np.zeros(5, dtype)},
+                   {"W": rng.normal(size=(5, 4)).astype(dtype), "b": np.full(4, 0.1, dtype)}],
+        "scale": 1.5,  # a Python float: its adjoint is a Python float
+        "train": True,  # a constant: its adjoint is None
+    }  # fmt: skip
+
+
+def data(dtype=np.float64):
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(6, 3)).astype(dtype), np.array([0, 1, 2, 3, 1, 0])
+
+
+def loss(params, x, y):
+    h = x
+    for layer in params["layers"]:
+        h = dnp.tanh(h @ layer["W"] + layer["b"])
+    return nn.softmax_cross_entropy(params["scale"] * h, y)
+
+
+def same(backend, f, *host_args):
+    """f on `backend` (arguments moved there) gives what f gives on the host arguments."""
+    backend.check(f(*backend.put(host_args)), f(*host_args))
+
+
+def test_value_and_grad_of_dict_params(backend):
+    same(backend, dp.value_and_grad(loss), mlp_params(), *data())
+    same(backend, dp.grad(loss, argnums=(0, 1)), mlp_params(np.float32), *data(np.float32))
+
+
+def test_vjp_with_pytree_output(backend):
+    def f(p, x):
+        return {"h": dnp.sin(x @ p["W"]), "s": dnp.sum(p["b"] ** 2)}
+
+    def pulled(p, x, ct):
+        out, pullback = dp.vjp(f, p, x)
+        return out, pullback(ct)
+
+    p = mlp_params()["layers"][0]
+    x = data()[0]
+    same(backend, pulled, p, x, {"h": np.ones((6, 5)), "s": np.float64(2.0)})
+
+
+def test_jvp_and_hvp(backend):
+    p, (x, y) = mlp_params(), data()
+    tangent = dp.tree.map(lambda a: a * 0.5 if isinstance(a, np.ndarray) else None, p)
+    tangent["scale"] = 1.0
+    same(backend, lambda p, t: dp.jvp(lambda q: loss(q, x, y), (p,), (t,)), p, tangent)
+    same(backend, lambda p, t, x: dp.hvp(lambda q: loss(q, x, y), (p,), (t,)), p, tangent, x)
+
+
+def test_hessian_and_grad_of_grad(backend):
+    def f(w):
+        return dnp.sum(dnp.exp(w) * w ** 3)
+
+    w = np.array([0.3, -0.7, 1.1])
+    same(backend, dp.hessian(f), w)
+    same(backend, dp.grad(lambda w: dnp.sum(dp.grad(f)(w) ** 2)), w)
+
+
+def test_checkpoint_and_custom_vjp_over_dict_params(backend):
+    @dp.custom_vjp
+    def affine(p, x):
+        return x @ p["W"] + p["b"]
+
+    def fwd(p, x):
+        return affine(p, x), (p, x)
+
+    def bwd(res, g):
+        p, x = res
+        return {"W": x.T @ g, "b": dnp.sum(g, axis=0)}, g @ p["W"].T
+
+    affine.defvjp(fwd, bwd)
+    block = dp.checkpoint(lambda p, x: dnp.tanh(affine(p, x)))
+    p, x = mlp_params()["layers"][0], data()[0]
+    same(backend, dp.value_and_grad(lambda p, x: dnp.sum(block(p, x) ** 2), argnums=(0, 1)), p, x)
+
+
+def test_nested_tapes(backend):
+    def second(x):
+        with dp.Tape() as outer:
+            x = outer.watch(x)
+            with dp.Tape() as inner:
+                y = inner.watch(x)
+                z = dnp.sum(dnp.sin(y) * y)
+            g = inner.gradient(z, y)
+            s = dnp.sum(g * g)
+        return outer.gradient(s, x)  # graph extension: the inner gradient was recorded
+
+    same(backend, second, np.array([0.2, 1.4, -0.6]))
+
+
+def test_numpy_scalars_defer_to_the_arrays_beside_them():
+    """NumPy scalars are host values like Python floats: they join CuPy arrays' operations
+    (a watched Python float reaches the VJP rules as one) and never pick the device."""
+    assert B.namespace_of((np.float64(2.0),)) is np
+    assert B.namespace_of((np.float32(2.0), np.ones(2))) is np
+    assert B.is_array(np.float64(2.0)) and not B.is_array(2.0)
+
+
+def test_two_gpus_in_one_operation_are_named():
+    """The CuPy branch of the device check, on stand-ins with `.device.id` (runs on CPU)."""
+    on = [types.SimpleNamespace(device=types.SimpleNamespace(id=i)) for i in (0, 0, 1)]
+    B._check_one_gpu([on[0], 2.0, on[1]])  # one GPU: fine
+    with pytest.raises(DeviceMismatchError, match=r"GPU 0 \(CuPy\) and GPU 1 \(CuPy\).*gpu:N"):
+        B._check_one_gpu(on)
+    assert B.device_name(np) == "the CPU (NumPy)"
+
+
+# ------------------------------------------------------------------------------ GPU only
+
+
+@pytest.mark.gpu
+def test_mixing_numpy_and_cupy_raises_naming_both():
+    cp = require_cupy()
+    with pytest.raises(DeviceMismatchError, match=r"the CPU \(NumPy\) and GPU 0 \(CuPy\)"):
+        dnp.add(np.ones(2), cp.ones(2))
+    w = dp.to_device(np.ones(3), "gpu")
+    with pytest.raises(DeviceMismatchError, match="CPU"):
+        dp.grad(lambda w: dnp.sum(w * np.arange(3.0)))(w)
+    assert float(dnp.sum(w * np.float64(2.0))) == 6.0  # a NumPy scalar is no device
+
+
+@pytest.mark.gpu
+def test_mixing_two_gpus_raises_naming_both():
+    require_cupy(devices=2)
+    a, b = dp.to_device(np.ones(2), "gpu:0"), dp.to_device(np.ones(2), "gpu:1")
+    assert a.device.id == 0 and b.device.id == 1
+    with pytest.raises(DeviceMismatchError, match=r"GPU 0 \(CuPy\) and GPU 1 \(CuPy\)"):
+        dnp.add(a, b)
+    with pytest.raises(DeviceMismatchError, match=r"GPU 1 \(CuPy\) and GPU 0 \(CuPy\)"):
+        dp.grad(lambda b: dnp.sum(b * a))(b)
+    g = dp.grad(lambda b: dnp.sum(b * b))(b)  # all on GPU 1: stays there
+    assert g.device.id == 1
+
+
+@pytest.mark.gpu
+def test_no_hidden_transfers_in_training_backward_forward_and_hvp():
+    """Under cupyx.allow_synchronize(False) any device synchronisation (a device-to-host copy:
+    bool/float/int/.item()/.get()/np.asarray of a CuPy array) raises DeviceSynchronized."""
+    cp = require_cupy()
+    cupyx = pytest.importorskip("cupyx")
+    if not hasattr(cupyx, "allow_synchronize"):
+        pytest.skip("this CuPy has no cupyx.allow_synchronize (deprecated in v10)")
+    host = mlp_params(np.float32)
+    del host["scale"]  # a Python float leaf's adjoint is a Python float: a sync, by design
+    params = dp.to_device(host, "gpu")
+    x, y = dp.to_device(data(np.float32), "gpu")
+
+    def f(p, x, y):
+        h = x
+        for layer in p["layers"]:
+            h = dnp.tanh(h @ layer["W"] + layer["b"])
+        return nn.softmax_cross_entropy(h, y)
+
+    opt = dp.optim.adam(1e-2)
+    state = opt.init(params)
+    step = dp.value_and_grad(f)
+    step(params, x, y)  # compile the kernels outside the check
+    tangent = dp.tree.map(lambda a: a * 0.5 if hasattr(a, "device") else None, params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # allow_synchronize is experimental / deprecated
+        with cupyx.allow_synchronize(False):
+            with pytest.raises(cupyx.DeviceSynchronized):  # the check does catch a sync
+                float(x.sum())
+            value, grads = step(params, x, y)  # tape backprop
+            updates, state = opt.update(grads, state, params)
+            params = dp.optim.apply_updates(params, updates)
+            _, hv = dp.hvp(lambda p: f(p, x, y), (params,), (tangent,))  # fwd over rev
+            _, t_out = dp.jvp(lambda p: f(p, x, y), (params,), (tangent,))  # forward mode
+            gg = dp.grad(lambda p: dnp.sum(dp.grad(f)(p, x, y)["layers"][0]["W"] ** 2))(params)
+    for leaf in dp.tree.leaves((value, grads, params, state, hv, t_out, gg)):
+        assert not isinstance(leaf, np.ndarray), type(leaf)
+    assert isinstance(grads["layers"][0]["W"], cp.ndarray) and np.isfinite(float(value))
