@@ -124,9 +124,12 @@ def _timed(impl: Impl, number: int) -> float:
 def measure(impls: list[Impl], repeats: int, min_sample_s: float = 2e-3) -> dict[str, list[float]]:
     """Seconds per call of each implementation, `repeats` samples each, taken interleaved.
 
-    Each sample times `number` back-to-back calls (enough for `min_sample_s`, so timer
-    resolution does not matter) and divides. The order of the implementations rotates every
-    round. The cyclic garbage collector runs between samples, not inside them.
+    Each sample is one untimed call, then `number` back-to-back calls timed (enough for
+    `min_sample_s`, so timer resolution does not matter) and divided: the steady state of a
+    loop that calls the implementation, as a training loop does, not its first call after
+    another implementation has churned the caches and the allocator. The order of the
+    implementations rotates every round. The cyclic garbage collector runs between samples,
+    not inside them.
     """
     numbers = {}
     for impl in impls:  # warm up (caches, JIT compilation) and calibrate
@@ -138,6 +141,7 @@ def measure(impls: list[Impl], repeats: int, min_sample_s: float = 2e-3) -> dict
         k = r % len(impls)
         for impl in impls[k:] + impls[:k]:
             gc.collect()
+            run_once(impl)
             n = numbers[impl.name]
             samples[impl.name].append(_timed(impl, n) / n)
     return samples

@@ -3,8 +3,9 @@
 Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
 the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of
 CuPy (`AVAILABLE`); `to_device`, which moves the arrays of a pytree; the check that one
-operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise). Python and NumPy scalars belong to no
-device and defer to the arrays beside them (CuPy takes NumPy scalars as kernel arguments).
+operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise). Python and
+NumPy scalars belong to no device and defer to the arrays beside them (CuPy takes NumPy
+scalars as kernel arguments).
 Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy only when present.
 """
 
