@@ -74,32 +74,34 @@ def open_trace(cls: type[T], origin: str, *args: Any) -> Iterator[T]:
         _depth.level = level - 1
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
+class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
     """Pause Python's cyclic garbage collector while recording or sweeping a tape.
 
     A tape creates many container objects and no reference cycles; with the collector on,
     its periodic passes over them cost about a third of the per-op time of a 100,000-op
     tape. Nested and concurrent pauses nest; the collector's previous state is restored
-    when the last one ends (garbage made meanwhile is collected then, as usual).
+    when the last one ends (garbage made meanwhile is collected then, as usual). A class,
+    not a generator context manager: it is entered twice per gradient.
     """
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
+
+    __slots__ = ()
+    _lock = threading.Lock()
+    _pauses = 0
+    _was_enabled = False
+
+    def __enter__(self) -> None:
+        cls = gc_paused
+        with cls._lock:
+            if cls._pauses == 0:
+                cls._was_enabled = gc.isenabled()
+                gc.disable()
+            cls._pauses += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        cls = gc_paused
+        with cls._lock:
+            cls._pauses -= 1
+            if cls._pauses == 0 and cls._was_enabled:
                 gc.enable()
 
 
