@@ -42,6 +42,8 @@ def with_nans(rng, shape):
 
 # --- every differentiable function over axes and keepdims, against central differences ------
 AXIS_FUNCS = {
+    "sum": (dnp.sum, np.sum, normal),
+    "mean": (dnp.mean, np.mean, normal),
     "prod": (prod, np.prod, away_from_zero),
     "var": (var, np.var, normal),
     "var_ddof1": (lambda x, axis, keepdims: var(x, axis, ddof=1, keepdims=keepdims),

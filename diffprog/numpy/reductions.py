@@ -58,15 +58,23 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     return _sum(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
+def _mean_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return _sum_impl(xp, x, axis=axis, keepdims=keepdims) / _count(xp.shape(x), axis)
+
+
+# One record, not a sum and a division: the mean is in nearly every loss.
+_mean = Primitive("mean", _mean_impl)
+_mean.defvjp(
+    lambda g, ans, x, *, axis, keepdims: spread(g / _count(x.shape, axis), x, axis, keepdims)
+)
+_mean.defjvp(lambda t, ans, x, *, axis, keepdims: _mean(t, axis=axis, keepdims=keepdims))
+
+
 def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False) -> Any:  # fmt: skip
     """`numpy.mean` (dtype= and out= are refused by name)."""
     _unsupported("mean", dtype=dtype, out=out)
-    axes = axes_of(axis, _ndim(a))
-    count = 1
-    for i in axes:
-        count *= a.shape[i]
-    return _sum(a, axis=axes, keepdims=keepdims) / count
+    return _mean(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
 def _extremum_share(x: Any, ans: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
