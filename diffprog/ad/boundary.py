@@ -138,6 +138,8 @@ def adjoint_like(ct: Any, leaf: Any) -> Any:
 
 def float_adjoint(ct: Any, leaf: Any) -> Any:
     """`adjoint_like` for a leaf known to be floating."""
+    if type(ct) is np.ndarray and type(leaf) is np.ndarray:  # the common case, first
+        return ct if ct.flags.writeable else ct.copy()  # broadcast views are read-only
     if isinstance(ct, Tracer):  # graph extension: the adjoint is itself being traced
         return ct
     if type(leaf) is float:
