@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> float:
     x_train, y_train, x_test, y_test = load_data(args.seed)
     if args.smoke:
         x_train, y_train = x_train[:256], y_train[:256]
-    x_train, x_test = dp.to_device((x_train, x_test), args.device)
+    data = dp.to_device((x_train, y_train, x_test, y_test), args.device)
+    x_train, y_train, x_test, y_test = data
     rng = np.random.default_rng(args.seed)
     params = dp.nn.mlp_init(rng, [64, 128, 64, 10], dtype=np.float32, device=args.device)
     optimizer = dp.optim.adam(args.lr)

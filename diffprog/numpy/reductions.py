@@ -309,7 +309,9 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
             w = reshape(w, (w.shape[0],) + (1,) * (nd - 1 - axes[0]))
         w = _broadcast(w, a.shape)
         scale = _sum(w, axis=axes, keepdims=keepdims)
-        if bool((raw(scale) == 0).any()):
+        # NumPy's check; on a GPU it would wait for the device at every call, so there a zero
+        # weight sum gives inf or NaN instead.
+        if namespace_of((raw(scale),)) is np and bool((raw(scale) == 0).any()):
             raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
         avg = _sum(a * w, axis=axes, keepdims=keepdims) / scale
     if not returned:

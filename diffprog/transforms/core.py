@@ -131,7 +131,10 @@ def jvp(
             t = tangent_leaves[i][j]
             if t is None:  # unperturbed: still traced, with a symbolic zero tangent
                 return trace.lift(value, None)
-            xp = namespace_of((raw(value),))
+            r = raw(value)
+            if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
+                return trace.lift(value, t)  # the common case: an array just like its primal
+            xp = namespace_of((r,))
             t = t if isinstance(t, Tracer) else xp.asarray(t)
             if raw(t).dtype.kind == "c":
                 raise UnsupportedLeafError(
