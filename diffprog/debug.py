@@ -1,16 +1,17 @@
 """Finding the first NaN or infinity: `with dp.debug_nans(): ...`.
 
 Owns: a switch that, while on in a thread, checks the result of every kernel run in that
-thread (forward and backward passes alike, and every record a reverse trace makes) and raises NonFiniteError at the first one that
-turns finite operands into a NaN or an infinity, and every cotangent of the reverse sweep,
-naming the primitive, the operands' shapes and dtypes, and the line of the user's source
-that created the operation (for a backward pass: the line of the forward operation whose
-derivative rule produced it).
+thread (forward and backward passes alike, and every record a reverse trace makes) and
+raises NonFiniteError at the first one that turns finite operands into a NaN or an
+infinity, and every cotangent of the reverse sweep, naming the primitive, the operands'
+shapes and dtypes, and the line of the user's source that created the operation (for a
+backward pass: the line of the forward operation whose derivative rule produced it).
 
-It costs nothing when off: the checking `Primitive.run` (and a `bind` that calls it), a record observer (which notes
-where each record was created) and the sweep's cotangent check are installed only while
-some thread has the switch on (the sweep reads its hook once per sweep), and removed when
-the last one turns it off. `user_site` is shared with dp.make_graph.
+It costs nothing when off: the checking `Primitive.run` (and a `bind` that calls it), a
+record observer (which notes where each record was created and checks its output) and the
+sweep's cotangent check are installed only while some thread has the switch on (the sweep
+reads its hook once per sweep), and removed when the last one turns it off. `user_site` is
+shared with dp.make_graph.
 Layer L5: imports L0-L3.
 """
 

@@ -68,14 +68,12 @@ class Primitive:
         trace = None
         host = True  # are all arguments NumPy arrays or Python floats (then xp is NumPy)?
         for a in args:
-            t = type(a)
-            if t is ndarray or t is float:
+            kind = type(a)
+            if kind is ndarray or kind is float:
                 continue
             host = False
-            if isinstance(a, Tracer):
-                t = a.trace
-                if trace is None or t.level > trace.level:
-                    trace = t
+            if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
+                trace = a.trace
         if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
             try:
                 return self.impl(numpy if host else namespace_of(args), *args, **params)
