@@ -106,3 +106,11 @@ def test_hand_written_mlp_gradient_and_hvp_against_finite_differences():
         for k in hv[n]:
             np.testing.assert_allclose(hv[n][k], (g_plus[n][k] - g_minus[n][k]) / (2 * eps),
                                        rtol=1e-5, atol=1e-8)
+
+
+def test_train_step_runs_and_checks_the_step_against_the_hand_written_one():
+    cmd = [sys.executable, os.path.join(BENCH, "train_step.py"), "--sizes", "8,16,4",
+           "--batch", "8", "--repeats", "3"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "x hand-written" in done.stdout and "diffprog" in done.stdout
