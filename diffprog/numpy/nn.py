@@ -55,13 +55,14 @@ _softmax.defvjp(lambda g, ans, x, *, axis: ans * (g - _sum(g * ans, axis=axis, k
 _softmax.defjvp(lambda t, ans, x, *, axis: ans * (t - _sum(t * ans, axis=axis, keepdims=True)))
 
 _log_softmax = Primitive("log_softmax", _log_softmax_impl)
-# softmax = exp(log_softmax): one exp instead of a second softmax pass (as PyTorch does; exact
-# where it matters, since a softmax entry with a large error in exp is vanishingly small).
+# Both rules take softmax = exp(log_softmax): one exp instead of a second softmax pass (as
+# PyTorch does; exact where it matters, since a softmax entry with a large error in exp is
+# vanishingly small).
 _log_softmax.defvjp(
     lambda g, ans, x, *, axis: g - exp(ans) * _sum(g, axis=axis, keepdims=True)
 )
 _log_softmax.defjvp(
-    lambda t, ans, x, *, axis: t - _sum(t * _softmax(x, axis=axis), axis=axis, keepdims=True)
+    lambda t, ans, x, *, axis: t - _sum(t * exp(ans), axis=axis, keepdims=True)
 )
 
 _logsumexp = Primitive("logsumexp", _logsumexp_impl)
