@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .backend import namespace_of
+from .backend import asarray_like, namespace_of
 from .core.trace import raw
 from .transforms import jvp, vjp
 
@@ -156,11 +156,9 @@ def _random_like(t: Any, rng: np.random.Generator) -> Any:
             return float(rng.standard_normal())
         r = raw(x)
         sample = rng.standard_normal(r.shape).astype(r.dtype)
-        xp = namespace_of((r,))
-        if xp is np:
+        if namespace_of((r,)) is np:
             return sample if r.shape else r.dtype.type(sample)
-        with r.device:  # CuPy: on the leaf's own GPU
-            return xp.asarray(sample)
+        return asarray_like(sample, r)  # CuPy: on the leaf's own GPU
 
     return tree.map(draw, t)
 

@@ -5,6 +5,9 @@ import pytest
 
 from backends import BACKENDS, Backend
 
+# The simulated CuPy is a package named `cupy`: importing it for doctests would shadow CuPy.
+collect_ignore = ["simulated_gpu"]
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):

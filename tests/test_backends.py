@@ -72,7 +72,7 @@ def test_jvp_and_hvp(backend):
     p, (x, y) = mlp_params(), data()
     tangent = dp.tree.map(lambda a: a * 0.5 if isinstance(a, np.ndarray) else None, p)
     tangent["scale"] = 1.0
-    same(backend, lambda p, t: dp.jvp(lambda q: loss(q, x, y), (p,), (t,)), p, tangent)
+    same(backend, lambda p, t, x, y: dp.jvp(lambda q: loss(q, x, y), (p,), (t,)), p, tangent, x, y)
     same(backend, lambda p, t, x: dp.hvp(lambda q: loss(q, x, y), (p,), (t,)), p, tangent, x)
 
 
@@ -128,9 +128,9 @@ def test_numpy_scalars_defer_to_the_arrays_beside_them():
 def test_two_gpus_in_one_operation_are_named():
     """The CuPy branch of the device check, on stand-ins with `.device.id` (runs on CPU)."""
     on = [types.SimpleNamespace(device=types.SimpleNamespace(id=i)) for i in (0, 0, 1)]
-    B._check_one_gpu([on[0], 2.0, on[1]])  # one GPU: fine
+    B._one_gpu([on[0], 2.0, on[1]])  # one GPU: fine
     with pytest.raises(DeviceMismatchError, match=r"GPU 0 \(CuPy\) and GPU 1 \(CuPy\).*gpu:N"):
-        B._check_one_gpu(on)
+        B._one_gpu(on)
     assert B.device_name(np) == "the CPU (NumPy)"
 
 

@@ -75,8 +75,9 @@ def sym(a):
     return (a + la.matrix_transpose(a)) / 2
 
 
-def weights(n, dtype):
-    return np.arange(1.0, n + 1.0, dtype=dtype)
+def weights(n, like):
+    """1, 2, ..., n in the dtype of `like`, on its device (`like` may be traced)."""
+    return dp.backend.asarray_like(np.arange(1.0, n + 1.0), like, dtype=like.dtype)
 
 
 # --- einsum --------------------------------------------------------------------------------
@@ -234,13 +235,13 @@ TALL = [(3, 3), (4, 3), (2, 4, 3)]
 
 def _eigh_projection(a):
     w, v = la.eigh(sym(a))
-    c = weights(a.shape[-1], a.dtype)
+    c = weights(a.shape[-1], a)
     return (v * c) @ la.matrix_transpose(v), w  # sum_i c_i v_i v_i^T: sign-invariant
 
 
 def _svd_invariants(a):
     u, s, vh = la.svd(a, full_matrices=False)
-    c = weights(s.shape[-1], a.dtype)
+    c = weights(s.shape[-1], a)
     return (u * c) @ vh, s, (u * u * c).sum(-1), (vh * vh * c[:, None]).sum(-2)
 
 
@@ -256,7 +257,7 @@ LINALG = {
     "eigh": (lambda a: la.eigh(sym(a)).eigenvalues, [distinct_eigenvalues], SQUARE),
     "eigh_upper": (lambda a: la.eigh(sym(a), UPLO="U")[0], [distinct_eigenvalues], SQUARE),
     "eigh_vectors": (_eigh_projection, [distinct_eigenvalues], SQUARE),
-    "eigh_vector_squares": (lambda a: (la.eigh(sym(a))[1] ** 2 * weights(3, a.dtype)).sum(-1),
+    "eigh_vector_squares": (lambda a: (la.eigh(sym(a))[1] ** 2 * weights(3, a)).sum(-1),
                             [distinct_eigenvalues], SQUARE),
     "eigvalsh": (lambda a: la.eigvalsh(sym(a)), [distinct_eigenvalues], SQUARE),
     "svd_vectors": (_svd_invariants, [distinct_singular_values], RECT),

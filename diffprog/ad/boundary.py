@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..backend import is_array, namespace_of
+from ..backend import asarray_like, is_array, zeros_like
 from ..core.trace import Tracer, raw
 from ..errors import UnsupportedLeafError
 
@@ -147,11 +147,10 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     value = raw(leaf)
     if isinstance(value, np.generic):  # a NumPy scalar stays a NumPy scalar
         return value.dtype.type(0 if ct is None else ct)
-    xp = namespace_of((value,))
     if ct is None:
-        return xp.zeros_like(value)
+        return zeros_like(value)
     if type(ct) is not type(value):  # a NumPy scalar cotangent of a 0-d array
-        ct = xp.asarray(ct)
+        ct = asarray_like(ct, value)
     if not getattr(ct.flags, "writeable", True):  # broadcast views are read-only
         ct = ct.copy()
     return ct

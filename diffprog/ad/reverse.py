@@ -22,7 +22,7 @@ from typing import Any
 import numpy
 from numpy import ndarray
 
-from ..backend import namespace_of
+from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
 from ..core.primitive import KERNEL_ERRORS
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
@@ -85,7 +85,10 @@ class ReverseTrace(Trace):
             out = prim(*vals, **params)
         else:  # Primitive.run, inlined (the hot path); dp.debug_nans checks records instead
             try:
-                out = prim.impl(numpy if host else namespace_of(vals), *vals, **params)
+                if host:
+                    out = prim.impl(numpy, *vals, **params)
+                else:
+                    out = run_kernel(prim.impl, vals, params)
             except KERNEL_ERRORS as e:
                 prim.raise_named(e, vals, params)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
@@ -174,8 +177,9 @@ check_cotangent: Callable[[Any, Any, Any], None] | None = None
 
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
-    cyclic collector paused (see core.trace.gc_paused)."""
-    with gc_paused():
+    cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
+    compute on raw arrays, which CuPy would run on the current GPU)."""
+    with gc_paused(), device_scope(ct for _, ct in seeds):
         return _sweep(tape, seeds)
 
 

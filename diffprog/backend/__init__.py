@@ -1,6 +1,8 @@
 """Which array library a value belongs to: NumPy on the CPU, CuPy on a GPU.
 
-Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
+Owns: `namespace_of(args)`, the `xp` every kernel receives; `run_kernel`, which runs a kernel
+on the GPU holding its arrays, `device_scope` for raw CuPy code, and `zeros_like`, `ones_like`,
+`asarray_like`, which create arrays where a reference array is; chosen from the data (the type of
 the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of
 CuPy (`AVAILABLE`); `to_device`, which moves the arrays of a pytree; the check that one
 operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise). Python and
@@ -11,9 +13,11 @@ Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy onl
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, ContextManager
 
 import numpy as np
 
@@ -72,6 +76,62 @@ def namespace_of(args: tuple | list) -> ModuleType:
     >>> namespace_of((np.ones(2), 3.0)) is np
     True
     """
+    return _module_and_gpu(args)[0]
+
+
+def run_kernel(impl: Any, args: tuple | list, params: dict) -> Any:
+    """`impl(xp, *args, **params)` with `xp = namespace_of(args)`, on the device of `args`.
+
+    CuPy runs every kernel on the current GPU and allocates its results there, whatever
+    GPU its inputs are on; diffprog's rule is that an operation runs where its arrays are,
+    so for arrays on another GPU that GPU is made current for the kernel (a no-op for NumPy
+    and for arrays on the current GPU).
+    """
+    xp, gpu = _module_and_gpu(args)
+    if gpu is None or gpu == xp.cuda.runtime.getDevice():
+        return impl(xp, *args, **params)
+    with xp.cuda.Device(gpu):
+        return impl(xp, *args, **params)
+
+
+def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
+    """Where CuPy code on `values` must run: a context making the GPU of the first CuPy array
+    among them (tracers seen through) the current device when it is not already; a no-op
+    for NumPy. For the raw array arithmetic outside kernels (backward rules, optimizer
+    updates), which CuPy would otherwise run on whatever GPU is current."""
+    for v in values:
+        v = _unwrapped(v)
+        mod = _MODULE_OF_TYPE.get(type(v), _MISSING)
+        if mod is _MISSING:
+            mod = _module_of_type(type(v))
+        if mod is None or mod is np:
+            continue
+        gpu = v.device.id
+        return _NO_SCOPE if gpu == mod.cuda.runtime.getDevice() else mod.cuda.Device(gpu)
+    return _NO_SCOPE
+
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def zeros_like(ref: Any) -> Any:
+    """Zeros of `ref`'s shape and dtype, on its device."""
+    return run_kernel(lambda xp, r: xp.zeros_like(r), (ref,), {})
+
+
+def ones_like(ref: Any) -> Any:
+    """Ones of `ref`'s shape and dtype, on its device."""
+    return run_kernel(lambda xp, r: xp.ones_like(r), (ref,), {})
+
+
+def asarray_like(x: Any, ref: Any, dtype: Any = None) -> Any:
+    """`x` (host data: numbers, lists, NumPy values) as an array of `ref`'s module, on its
+    device (a host-to-device copy for CuPy), of `dtype` if given."""
+    return run_kernel(lambda xp, r: xp.asarray(x, dtype=dtype), (ref,), {})
+
+
+def _module_and_gpu(args: tuple | list) -> tuple[ModuleType, int | None]:
+    """The array module of `args` and, for CuPy, the one GPU of its arrays."""
     found = None
     for a in args:
         mod = _MODULE_OF_TYPE.get(type(a), _MISSING)  # the hot path: one lookup per argument
@@ -86,15 +146,14 @@ def namespace_of(args: tuple | list) -> ModuleType:
                 "dp.to_device(tree, 'cpu' or 'gpu:N')"
             )
         found = mod
-    if found is None:
-        return np
-    if found is not np:  # CuPy: every array on one GPU (off the NumPy hot path)
-        _check_one_gpu(args)
-    return found
+    if found is None or found is np:
+        return np, None
+    return found, _one_gpu(args)  # CuPy: every array on one GPU (off the NumPy hot path)
 
 
-def _check_one_gpu(args: tuple | list) -> None:
-    """Raise DeviceMismatchError if the CuPy arrays in `args` live on more than one GPU."""
+def _one_gpu(args: tuple | list) -> int | None:
+    """The GPU of the CuPy arrays in `args` (None if there are none); DeviceMismatchError
+    if they live on more than one."""
     first = None
     for a in args:
         device = getattr(_unwrapped(a), "device", None)
@@ -108,6 +167,7 @@ def _check_one_gpu(args: tuple | list) -> None:
                 f"one operation mixes arrays from GPU {first} (CuPy) and GPU {index} (CuPy); "
                 "move them to one device first with dp.to_device(tree, 'gpu:N')"
             )
+    return first
 
 
 def _where(mod: ModuleType, args: tuple | list) -> str:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import numpy
 from numpy import ndarray
 
-from ..backend import namespace_of
+from ..backend import run_kernel
 from .trace import Tracer, raw
 
 Rule = Callable[..., Any]
@@ -76,7 +76,9 @@ class Primitive:
                 trace = a.trace
         if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
             try:
-                return self.impl(numpy if host else namespace_of(args), *args, **params)
+                if host:
+                    return self.impl(numpy, *args, **params)
+                return run_kernel(self.impl, args, params)
             except KERNEL_ERRORS as e:
                 self.raise_named(e, args, params)
         return trace.process(self, args, params)
@@ -85,7 +87,7 @@ class Primitive:
         """Run the kernel on raw arrays, re-raising NumPy's errors with the operands named.
         (`__call__` inlines this body; dp.debug_nans swaps both.)"""
         try:
-            return self.impl(namespace_of(args), *args, **params)
+            return run_kernel(self.impl, args, params)
         except KERNEL_ERRORS as e:
             self.raise_named(e, args, params)
 

@@ -19,7 +19,7 @@ sigmoid_binary_cross_entropy, mse, accuracy). Params are plain nested dicts/list
 so every transform, `dp.tree.map` and the optimisers apply to them directly; all layer code is
 written with `diffprog.numpy`, so it runs on NumPy, CuPy and tracers.
 Layer L6: built only on the public API below it (diffprog.tree, diffprog.numpy,
-diffprog.backend.namespace_of, diffprog.errors) and numpy; CuPy only for device='gpu'.
+diffprog.backend, diffprog.errors) and numpy; CuPy only for device='gpu'.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 array module of (possibly traced) data, device placement of new arrays, key paths.
 
 Owns: nothing public. Layer L6: imports numpy, diffprog.tree, diffprog.numpy,
-diffprog.backend.namespace_of and diffprog.errors; CuPy only when asked for the GPU.
+diffprog.backend (namespace_of, to_device) and diffprog.errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 
-from ..backend import namespace_of
+from ..backend import namespace_of, to_device
 from ..errors import StructureError
 from ..tree import keystr
 
@@ -55,18 +55,9 @@ def check_device(device: Any, where: str) -> str:
 
 
 def place(array: np.ndarray, device: str, where: str) -> Any:
-    """A NumPy array moved to `device` ('cpu': as is; 'gpu': a CuPy array)."""
+    """A NumPy array moved to `device` ('cpu': as is; 'gpu': a CuPy array on GPU 0)."""
     check_device(device, where)
-    if device == "cpu":
-        return array
-    try:
-        import cupy
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise RuntimeError(
-            f"{where}: device='gpu' needs CuPy, which cannot be imported here ({e}); install "
-            "diffprog[cuda12] (or cupy-cuda12x) on a machine with a CUDA GPU, or use device='cpu'"
-        ) from None
-    return cupy.asarray(array)
+    return array if device == "cpu" else to_device(array, "gpu")
 
 
 def float_dtype(dtype: Any, where: str) -> np.dtype:

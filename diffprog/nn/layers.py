@@ -5,7 +5,7 @@ gelu, softmax, log_softmax).
 Owns: these functions. Each takes params and data and returns an array; nothing is stored.
 They are written with `diffprog.numpy` only, so they run on NumPy arrays, CuPy arrays and
 tracers alike, and check shapes up front with errors naming the parameter's path.
-Layer L6: imports numpy, diffprog.numpy, diffprog.errors and diffprog.nn._util.
+Layer L6: imports numpy, diffprog.backend, diffprog.numpy, diffprog.errors and diffprog.nn._util.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 
+from ..backend import asarray_like, device_scope
 from ..errors import StructureError
 from ._util import check_rng, int_labels, leaf, out_of_range, path, shape_of, xp_of
 
@@ -154,8 +155,9 @@ def embedding(params: dict, ids: Any) -> Any:
     out = dnp.take(table, ids, axis=0)
     xp = xp_of(table)
     if xp is not np:  # CuPy ids are not read on the host (a sync): out of range gives NaN rows
-        ids = xp.asarray(ids)
-        out = dnp.where(((ids >= 0) & (ids < ts[0]))[..., None], out, xp.nan)
+        with device_scope((table,)):
+            ids = xp.asarray(ids)
+            out = dnp.where(((ids >= 0) & (ids < ts[0]))[..., None], out, xp.nan)
     return out
 
 
@@ -185,5 +187,5 @@ def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -
         return x * 0.0
     keep = rng.random(shape_of(x)) >= rate
     dtype = getattr(x, "dtype", np.dtype(np.float64))
-    mask = xp_of(x).asarray(keep / (1.0 - rate), dtype=dtype)
+    mask = asarray_like(keep / (1.0 - rate), x, dtype=dtype)
     return x * mask

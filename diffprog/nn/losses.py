@@ -6,7 +6,7 @@ so values and gradients stay finite and exact at logits of +-1e3 (no exp of a la
 argument). Labels and shapes are checked up front: integer labels in range (NumPy labels; on
 a GPU an out-of-range label gives NaN, since reading labels would synchronise), batch shapes
 equal, no silent broadcasting between predictions and targets.
-Layer L6: imports numpy, diffprog.numpy, diffprog.errors and diffprog.nn._util.
+Layer L6: imports numpy, diffprog.backend, diffprog.numpy, diffprog.errors and diffprog.nn._util.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 
+from ..backend import device_scope
 from ..errors import StructureError
 from ._util import int_labels, out_of_range, shape_of, xp_of
 
@@ -59,12 +60,13 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     labels, k = _class_labels(logits, labels, where)
     xp = xp_of(logits)
     logp = dnp.log_softmax(logits, axis=-1)
-    labels = xp.asarray(labels)
-    onehot = labels[..., None] == xp.arange(k)
-    target = xp.where(onehot, 1.0 - label_smoothing + label_smoothing / k, label_smoothing / k)
-    if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device
-        target = xp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
-    target = target.astype(logp.dtype)
+    with device_scope((logits,)):  # the one-hot targets, on the logits' GPU
+        labels = xp.asarray(labels)
+        onehot = labels[..., None] == xp.arange(k)
+        target = xp.where(onehot, 1.0 - label_smoothing + label_smoothing / k, label_smoothing / k)
+        if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device
+            target = xp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
+        target = target.astype(logp.dtype)
     return -dnp.mean(dnp.sum(target * logp, axis=-1))
 
 
@@ -122,4 +124,5 @@ def accuracy(logits: Any, labels: Any) -> float:
     if labels.size == 0:
         raise ValueError(f"{where}: no examples (labels is empty)")
     xp = xp_of(pred)
-    return float(xp.mean(xp.asarray(pred == xp.asarray(labels))))
+    with device_scope((pred,)):
+        return float(xp.mean(xp.asarray(pred == xp.asarray(labels))))

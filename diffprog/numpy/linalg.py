@@ -201,7 +201,8 @@ def _cholesky_vjp(g: Any, ans: Any, a: Any, *, upper: bool) -> Any:
 
 
 _cholesky = Primitive(
-    "cholesky", lambda xp, a, *, upper: xp.linalg.cholesky(a, upper=True) if upper
+    "cholesky",  # U = L^T for real matrices (CuPy's cholesky has no `upper`)
+    lambda xp, a, *, upper: xp.linalg.cholesky(a).swapaxes(-1, -2) if upper
     else xp.linalg.cholesky(a)
 )  # fmt: skip
 _cholesky.defvjp(_cholesky_vjp)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ..backend import namespace_of
+from ..backend import asarray_like, namespace_of
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
@@ -145,7 +145,7 @@ _concatenate.defjvp_variadic(_concatenate_jvp)
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     """`numpy.concatenate((a, b, ...), axis=0)`."""
-    arrays = tuple(map(as_array, arrays))
+    arrays = as_arrays(arrays)
     if not arrays:
         raise ValueError("need at least one array to concatenate")
     ndim = len(arrays[0].shape)
@@ -156,7 +156,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """`numpy.stack`: join arrays of one shape along a new axis."""
-    arrays = tuple(map(as_array, arrays))
+    arrays = as_arrays(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
     shapes = {tuple(a.shape) for a in arrays}
@@ -183,12 +183,8 @@ def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) ->
     out = xp.zeros(shape, dtype=g.dtype)
     if _is_basic(index):
         out[index] = g
-    elif xp is np:
-        np.add.at(out, index, g)
-    else:  # CuPy spells unbuffered scatter-add differently
-        import cupyx
-
-        cupyx.scatter_add(out, index, g)
+    else:
+        xp.add.at(out, index, g)  # unbuffered: repeated indices accumulate
     return out
 
 
@@ -230,6 +226,16 @@ def index_tuple(index: Any) -> tuple:
 def as_array(a: Any) -> Any:
     """`a` itself if it is an array or a tracer, else `numpy.asarray(a)` (lists, numbers)."""
     return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+def as_arrays(values: Sequence[Any]) -> tuple[Any, ...]:
+    """`values` as arrays to be joined: lists and numbers beside arrays become arrays of
+    the first array's module and device (a CuPy array's GPU), else NumPy arrays."""
+    ref = next((a for a in values if hasattr(a, "shape") and hasattr(a, "dtype")), None)
+    if ref is None:
+        return tuple(map(np.asarray, values))
+    return tuple(a if hasattr(a, "shape") and hasattr(a, "dtype") else asarray_like(a, ref)
+                 for a in values)  # fmt: skip
 
 
 def axis_tuple(axis: Any, ndim: int) -> tuple[int, ...]:

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from ..backend import namespace_of
+from .. import backend
+from ..backend import device_scope, namespace_of
 from ..errors import StructureError
 
 __all__ = [
@@ -41,6 +42,23 @@ class GradientTransformation(NamedTuple):
 
     init: Callable[[Any], Any]
     update: Callable[..., tuple[Any, Any]]
+
+
+def transformation(init: Callable[[Any], Any], update: Callable[..., tuple[Any, Any]]
+                   ) -> GradientTransformation:
+    """`GradientTransformation(init, update)` with both run on the GPU of the first CuPy
+    leaf they are given (the rules' arithmetic is CuPy's own, which runs on the current GPU;
+    a no-op for NumPy)."""
+
+    def scoped_init(params: Any) -> Any:
+        with device_scope(tree.leaves(params)):
+            return init(params)
+
+    def scoped_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        with device_scope(tree.leaves(updates)):
+            return update(updates, state, params)
+
+    return GradientTransformation(scoped_init, scoped_update)
 
 
 class EmptyState(NamedTuple):
@@ -71,7 +89,7 @@ def zeros_like(x: Any) -> Any:
         return x.dtype.type(0)
     if getattr(x, "dtype", None) is None:
         return 0.0
-    return namespace_of((x,)).zeros_like(x)
+    return backend.zeros_like(x)
 
 
 def cast_like(x: Any, ref: Any) -> Any:
@@ -84,7 +102,7 @@ def cast_like(x: Any, ref: Any) -> Any:
         return x
     if isinstance(ref, np.generic):
         return dtype.type(x)
-    return namespace_of((ref,)).asarray(x, dtype=dtype)
+    return backend.asarray_like(x, ref, dtype=dtype)
 
 
 def widen(x: Any) -> Any:
@@ -176,7 +194,7 @@ def identity() -> GradientTransformation:
             flatten_like(updates, params)
         return updates, EmptyState()
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
@@ -205,7 +223,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -221,18 +239,23 @@ def apply_updates(params: Any, updates: Any) -> Any:
     u_leaves, p_leaves, _ = flatten_like(updates, params, "updates", "params")
     _, p_def = tree.flatten(params)
     out = []
-    for i, (p, u) in enumerate(zip(p_leaves, u_leaves)):
-        if u is None:
-            out.append(p)
-        elif not is_float_leaf(p):
-            path = tree.leaf_paths(params)[i]
-            raise TypeError(f"apply_updates: params{path} is a constant "
-                            f"({type(p).__name__}{f' of dtype {p.dtype}' if hasattr(p, 'dtype') else ''}) "
-                            f"but its update is not None; only floating leaves are trained, "
-                            f"so give constants a None gradient")
-        else:
-            out.append(cast_like(p + u, p))
+    with device_scope(p_leaves):
+        for i, (p, u) in enumerate(zip(p_leaves, u_leaves)):
+            out.append(_updated(params, i, p, u))
     return tree.unflatten(p_def, out)
+
+
+def _updated(params: Any, i: int, p: Any, u: Any) -> Any:
+    """Leaf `i` of params, `p`, moved by its update `u`."""
+    if u is None:
+        return p
+    if not is_float_leaf(p):
+        path = tree.leaf_paths(params)[i]
+        raise TypeError(f"apply_updates: params{path} is a constant "
+                        f"({type(p).__name__}{f' of dtype {p.dtype}' if hasattr(p, 'dtype') else ''}) "
+                        f"but its update is not None; only floating leaves are trained, "
+                        f"so give constants a None gradient")
+    return cast_like(p + u, p)
 
 
 def global_norm(updates: Any) -> Any:
@@ -242,8 +265,14 @@ def global_norm(updates: Any) -> Any:
     >>> float(dp.optim.global_norm({'a': np.array([3.0]), 'b': [4.0, None]}))
     5.0
     """
+    leaves = tree.leaves(updates)
+    with device_scope(leaves):
+        return _norm(leaves)
+
+
+def _norm(leaves: list[Any]) -> Any:
     total: Any = 0.0
-    for g in tree.leaves(updates):
+    for g in leaves:
         if g is None:
             continue
         if getattr(g, "dtype", None) is None:

@@ -29,6 +29,7 @@ from .base import (
     is_float_leaf,
     require_fields,
     sqrt,
+    transformation,
     widen,
     zeros_like,
 )
@@ -125,7 +126,7 @@ def scale(step_size: float) -> GradientTransformation:
             flatten_like(updates, params)
         return _scaled(updates, step_size), EmptyState()
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformation:
@@ -158,7 +159,7 @@ def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], f
         factor = post(_schedule_value(fn, count, rule), count)
         return _scaled(updates, factor), ScaleByScheduleState(count=count + 1)
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
@@ -206,7 +207,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
             out.append(cast_like(g + decay * t, g) if nesterov else cast_like(t, g))
         return tree.unflatten(treedef, out), TraceState(trace=tree.unflatten(treedef, new_t))
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def _require_state(s: Any, i: int, state_tree: Any, rule: str) -> None:
@@ -262,7 +263,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         return tree.unflatten(treedef, out), ScaleByAdamState(
             count=count, mu=tree.unflatten(treedef, new_mu), nu=tree.unflatten(treedef, new_nu))
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
@@ -300,7 +301,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
             out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
         return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(treedef, new_nu))
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> GradientTransformation:
@@ -336,7 +337,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
                 out.append(cast_like(g + weight_decay * p, g))
         return tree.unflatten(treedef, out), EmptyState()
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
@@ -363,4 +364,4 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
             factor = xp.where(norm <= max_norm, 1.0, max_norm / xp.maximum(norm, max_norm))
         return _scaled(updates, factor), EmptyState()
 
-    return GradientTransformation(init, update)
+    return transformation(init, update)

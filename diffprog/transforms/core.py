@@ -20,7 +20,7 @@ from .. import tree
 from ..ad.boundary import Watched, adjoint_like, own_value
 from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
-from ..backend import is_array, namespace_of
+from ..backend import asarray_like, device_scope, is_array, ones_like
 from ..core.edge import astype
 from ..core.trace import Trace, Tracer, as_scalar, open_trace, raw
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
@@ -134,8 +134,10 @@ def jvp(
             r = raw(value)
             if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
                 return trace.lift(value, t)  # the common case: an array just like its primal
-            xp = namespace_of((r,))
-            t = t if isinstance(t, Tracer) else xp.asarray(t)
+            if not isinstance(t, Tracer):
+                t = asarray_like(t, r)
+                if type(r) is float and type(t) is np.ndarray:  # a scalar goes anywhere
+                    t = t[()]
             if raw(t).dtype.kind == "c":
                 raise UnsupportedLeafError(
                     f"dp.jvp: the tangent for primal {i}"
@@ -153,9 +155,10 @@ def jvp(
 
         return wrap
 
-    trace, _, out, aux = _record(
-        f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
-    )
+    with device_scope(tree.leaves(primals)):  # the JVP rules compute on raw arrays
+        trace, _, out, aux = _record(
+            f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
+        )
     out_leaves, out_def = tree.flatten(out)
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
     tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
@@ -260,7 +263,7 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
         raise NonScalarOutputError(f"{_name(f)} returned an array of shape {value.shape}. {hint}")
     if not own:
         return None
-    return namespace_of((value,)).ones_like(value)
+    return ones_like(value)
 
 
 def cotangent_seeds(
@@ -295,7 +298,7 @@ def cotangent_seeds(
                 "not supported yet); pass a real cotangent"
             )
         if not hasattr(c, "dtype"):
-            c = namespace_of((raw(o.value),)).asarray(c, dtype=o.dtype)
+            c = asarray_like(c, raw(o.value), dtype=o.dtype)
         elif c.dtype != o.dtype:
             c = astype(c, dtype=o.dtype)
         seeds.append((o.slot, c))

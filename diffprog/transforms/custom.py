@@ -19,7 +19,7 @@ from typing import Any
 from .. import tree
 from ..ad.forward import JVPTrace
 from ..ad.reverse import ReverseTrace, is_floating
-from ..backend import namespace_of
+from ..backend import zeros_like
 from ..core.primitive import JointNode
 from ..core.trace import Tracer, raw, top_trace
 from ..errors import StructureError
@@ -239,7 +239,7 @@ def _zeros(v: Any) -> Any:
     if not is_floating(v):
         return None
     r = raw(v)
-    return namespace_of((r,)).zeros_like(r) if hasattr(r, "shape") else 0.0
+    return zeros_like(r) if hasattr(r, "shape") else 0.0
 
 
 def _zeros_for(g: tuple, out: tuple) -> list[Any]:

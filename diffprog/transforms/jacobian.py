@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from .. import tree
-from ..backend import namespace_of
+from ..backend import device_scope, namespace_of
 from ..ad.boundary import FLOAT, leaf_kind
 from ..core.trace import raw
 from .core import _argnums, as_tuples, grad, jvp, stop_gradient, vjp
@@ -167,11 +167,14 @@ def _basis(x: Any) -> list[Any]:
         return [1.0]
     r = raw(x)
     xp = namespace_of((r,))
+    if not r.shape and xp is np:
+        return [r.dtype.type(1)]
     out = []
-    for i in range(r.size):
-        e = xp.zeros(r.size, dtype=r.dtype)
-        e[i] = 1
-        out.append(e.reshape(r.shape) if r.shape else r.dtype.type(1))
+    with device_scope((r,)):  # on r's GPU; a 0-d CuPy array's seed stays a device array
+        for i in range(r.size):
+            e = xp.zeros(r.size, dtype=r.dtype)
+            e[i] = 1
+            out.append(e.reshape(r.shape))
     return out
 
 

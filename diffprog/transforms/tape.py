@@ -16,7 +16,7 @@ from typing import Any
 from .. import tree
 from ..ad.boundary import Watched, adjoint_like
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
-from ..backend import namespace_of
+from ..backend import ones_like
 from ..core.trace import open_trace, raw
 from ..errors import DiffprogError
 from .core import cotangent_seeds
@@ -116,4 +116,4 @@ def _ones_or_none(t: Any) -> Any:
     if not is_floating(t):
         return None
     r = raw(t)
-    return namespace_of((r,)).ones_like(r) if hasattr(r, "shape") else 1.0
+    return ones_like(r) if hasattr(r, "shape") else 1.0
