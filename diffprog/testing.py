@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import tree
-from .backend import asarray_like, namespace_of
+from .backend import asarray_like, device_scope, namespace_of
 from .core.trace import raw
 from .transforms import jvp, vjp
 
@@ -53,8 +53,15 @@ def check_grads(
     for mode in modes:
         if mode not in ("fwd", "rev"):
             raise ValueError(f"unknown mode {mode!r}; use 'fwd' and/or 'rev'")
-    rng = np.random.default_rng(seed)
     leaves, _ = tree.flatten(args)
+    with device_scope(leaves):  # f runs with its arguments' GPU current, as in the transforms
+        _check_grads(f, args, leaves, order, modes, eps, rtol, atol, seed)
+
+
+def _check_grads(f: Callable[..., Any], args: tuple, leaves: list[Any], order: int,
+                 modes: Sequence[str], eps: float | None, rtol: float | None,
+                 atol: float | None, seed: int) -> None:  # fmt: skip
+    rng = np.random.default_rng(seed)
     float_leaves = [x for x in leaves if _is_float(x)]
     if not float_leaves:
         raise ValueError("check_grads: the arguments have no floating leaf to differentiate")

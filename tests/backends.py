@@ -19,7 +19,10 @@ import pytest
 import diffprog as dp
 from diffprog.testing import check_grads
 
-BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+# "cupy:1": the arrays on GPU 1 while GPU 0 stays current (CuPy would run raw arithmetic on
+# GPU 0): every kernel, rule and creation must follow the data.
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu),
+            pytest.param("cupy:1", marks=pytest.mark.gpu)]
 
 
 def require_cupy(devices: int = 1) -> Any:
@@ -45,13 +48,14 @@ class Backend:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.xp = np if name == "numpy" else require_cupy()
+        self.gpu = int(name.partition(":")[2] or 0) if name != "numpy" else None
+        self.xp = np if name == "numpy" else require_cupy(devices=self.gpu + 1)
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 
     def put(self, tree: Any) -> Any:
-        return tree if self.name == "numpy" else dp.to_device(tree, "gpu")
+        return tree if self.name == "numpy" else dp.to_device(tree, f"gpu:{self.gpu}")
 
     def check(self, got: Any, want: Any) -> None:
         """`got` (computed here) has `want`'s structure; each array leaf of `got` is one of
@@ -61,8 +65,9 @@ class Backend:
             if not hasattr(w, "dtype"):  # None, a Python number: the same on every backend
                 assert type(g) is type(w) and (w is None or g == pytest.approx(w, rel=1e-9))
                 continue
-            if self.name == "cupy":
+            if self.gpu is not None:
                 assert isinstance(g, self.xp.ndarray), f"expected a CuPy array, got {type(g)}"
+                assert g.device.id == self.gpu, f"expected GPU {self.gpu}, got {g.device}"
                 g = g.get()
             assert g.dtype == w.dtype and g.shape == np.shape(w), (g.dtype, w.dtype, g.shape)
             np.testing.assert_allclose(g, w, **_tolerance(w.dtype))
@@ -74,7 +79,8 @@ class Backend:
             check_grads(f, args, **kw)
             return
         moved = self.put(args)
-        self.check(f(*moved), f(*args))
+        with self.xp.cuda.Device(self.gpu):  # f's own CuPy code follows CuPy's current device
+            self.check(f(*moved), f(*args))
         out, pullback = dp.vjp(f, *args)
         u = dp.tree.map(lambda o: np.ones_like(o) if hasattr(o, "dtype") else 1.0, out)
         self.check(dp.vjp(f, *moved)[1](self.put(u)), pullback(u))
@@ -97,7 +103,7 @@ def on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
             grids.append((names, rows))
 
     @pytest.mark.gpu
-    @pytest.mark.parametrize("backend", ["cupy"], indirect=True)
+    @pytest.mark.parametrize("backend", ["cupy", "cupy:1"], indirect=True)
     def run(backend: Backend) -> None:
         failures, count = [], 0
         for combo in itertools.product(*(rows for _, rows in grids)):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..backend import asarray_like, is_array, zeros_like
+from ..backend import asarray_like, device_scope, is_array, zeros_like
 from ..core.trace import Tracer, raw
 from ..errors import UnsupportedLeafError
 
@@ -151,6 +151,7 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
         return zeros_like(value)
     if type(ct) is not type(value):  # a NumPy scalar cotangent of a 0-d array
         ct = asarray_like(ct, value)
-    if not getattr(ct.flags, "writeable", True):  # broadcast views are read-only
-        ct = ct.copy()
+    if not getattr(ct.flags, "writeable", True) or (0 in ct.strides and ct.size > 1):
+        with device_scope((ct,)):  # a broadcast view (read-only in NumPy, not in CuPy)
+            ct = ct.copy()
     return ct

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace_of
+from ..backend import run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
@@ -24,8 +24,10 @@ from .manipulation import broadcast_to, expand_dims
 from .reductions import _sum
 
 
-def _xp(*values: Any) -> Any:
-    return namespace_of(tuple(raw(v) for v in values))
+def _made(values: tuple, make: Any) -> Any:
+    """`make(xp)`, xp the array module of `values` (traced or not), on their device (a CuPy
+    array's GPU: CuPy would create on the current one)."""
+    return run_kernel(lambda xp, *_: make(xp), tuple(raw(v) for v in values), {})
 
 
 def _check(name: str, device: Any = None, subok: bool = True) -> None:
@@ -58,29 +60,32 @@ def zeros_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
     array([0., 0., 0.], dtype=float32)
     """
     _check("zeros_like", device, subok)
-    return _xp(a).zeros_like(raw(a), dtype=dtype, order=order, shape=shape)
+    return _made((a,), lambda xp: xp.zeros_like(raw(a), dtype=dtype, order=order,
+                                                  shape=shape))
 
 
 def ones_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.ones_like`; a constant even for a traced `a`."""
     _check("ones_like", device, subok)
-    return _xp(a).ones_like(raw(a), dtype=dtype, order=order, shape=shape)
+    return _made((a,), lambda xp: xp.ones_like(raw(a), dtype=dtype, order=order,
+                                                 shape=shape))
 
 
 def empty_like(prototype: Any, dtype: Any = None, order: str = "K", subok: bool = True,
                shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.empty_like`: uninitialised; a constant even for a traced `prototype`."""
     _check("empty_like", device, subok)
-    return _xp(prototype).empty_like(raw(prototype), dtype=dtype, order=order, shape=shape)
+    return _made((prototype,), lambda xp: xp.empty_like(raw(prototype), dtype=dtype,
+                                                         order=order, shape=shape))
 
 
 def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subok: bool = True,
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.full_like`; differentiable in a traced floating `fill_value`, else a constant."""
     _check("full_like", device, subok)
-    out = _xp(a, fill_value).full_like(raw(a), raw(fill_value), dtype=dtype, order=order,
-                                       shape=shape)  # fmt: skip
+    out = _made((a, fill_value), lambda xp: xp.full_like(raw(a), raw(fill_value), dtype=dtype,
+                                                         order=order, shape=shape))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
         return _filled(fill_value, out.shape, out.dtype)
     return out
@@ -91,28 +96,32 @@ def zeros(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None
           like: Any = None) -> Any:  # fmt: skip
     """`numpy.zeros`; `like=` picks the array module (NumPy or CuPy)."""
     _check("zeros", device)
-    return _xp(like).zeros(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+    dtype = float if dtype is None else dtype
+    return _made((like,), lambda xp: xp.zeros(_shape(shape), dtype=dtype, order=order))
 
 
 def ones(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
          like: Any = None) -> Any:  # fmt: skip
     """`numpy.ones`; `like=` picks the array module (NumPy or CuPy)."""
     _check("ones", device)
-    return _xp(like).ones(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+    dtype = float if dtype is None else dtype
+    return _made((like,), lambda xp: xp.ones(_shape(shape), dtype=dtype, order=order))
 
 
 def empty(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
           like: Any = None) -> Any:  # fmt: skip
     """`numpy.empty` (uninitialised); `like=` picks the array module (NumPy or CuPy)."""
     _check("empty", device)
-    return _xp(like).empty(_shape(shape), dtype=float if dtype is None else dtype, order=order)
+    dtype = float if dtype is None else dtype
+    return _made((like,), lambda xp: xp.empty(_shape(shape), dtype=dtype, order=order))
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
          device: Any = None, like: Any = None) -> Any:  # fmt: skip
     """`numpy.full`; differentiable in a traced floating `fill_value`, else a constant."""
     _check("full", device)
-    out = _xp(like, fill_value).full(_shape(shape), raw(fill_value), dtype=dtype, order=order)
+    out = _made((like, fill_value),
+                lambda xp: xp.full(_shape(shape), raw(fill_value), dtype=dtype, order=order))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
         return _filled(fill_value, out.shape, out.dtype)
     return out
@@ -122,12 +131,12 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, order: str
         device: Any = None, like: Any = None) -> Any:  # noqa: N803  # fmt: skip
     """`numpy.eye`: ones on the k-th diagonal of an N x M matrix."""
     _check("eye", device)
-    return _xp(like).eye(N, M, k, dtype=dtype, order=order)
+    return _made((like,), lambda xp: xp.eye(N, M, k, dtype=dtype, order=order))
 
 
 def identity(n: int, dtype: Any = None, *, like: Any = None) -> Any:
     """`numpy.identity`: the n x n identity matrix."""
-    return _xp(like).identity(n, dtype=float if dtype is None else dtype)
+    return _made((like,), lambda xp: xp.identity(n, dtype=float if dtype is None else dtype))
 
 
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
@@ -140,16 +149,16 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
     """
     _check("arange", device)
     start, stop, step = raw(start), raw(stop), raw(step)
-    return _xp(like, start, stop, step).arange(start, stop, 1 if step is None else step,
-                                              dtype=dtype)  # fmt: skip
+    return _made((like, start, stop, step),
+                 lambda xp: xp.arange(start, stop, 1 if step is None else step, dtype=dtype))
 
 
 # --- linspace: linear in start and stop ---------------------------------------------------
 def _linspace_weights(ans: Any, num: int, endpoint: bool, axis: int) -> Any:
     """Where each sample sits between start (0) and stop (1), shaped to broadcast along
     `axis` of the samples `ans`; a constant."""
-    xp = _xp(ans)
-    w = xp.arange(num, dtype=ans.dtype) / max(num - 1 if endpoint else num, 1)
+    w = _made((ans,), lambda xp: xp.arange(num, dtype=ans.dtype)) / max(num - 1 if endpoint
+                                                                         else num, 1)
     return w.reshape(tuple(num if i == axis else 1 for i in range(ans.ndim)))
 
 
@@ -197,8 +206,8 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     dtype = None if dtype is None else np.dtype(dtype)
     traced = isinstance(start, Tracer) or isinstance(stop, Tracer)
     if not traced or num < 0 or (dtype is not None and dtype.kind != "f"):  # a constant
-        return _xp(start, stop).linspace(raw(start), raw(stop), num, endpoint, retstep, dtype,
-                                         axis)  # fmt: skip
+        return _made((start, stop), lambda xp: xp.linspace(raw(start), raw(stop), num, endpoint,
+                                                            retstep, dtype, axis))
     ndim = 1 + max(np.ndim(raw(start)), np.ndim(raw(stop)))
     if not -ndim <= axis < ndim:
         raise ValueError(f"linspace: axis {axis} is out of bounds for a result of dimension {ndim}")

@@ -155,10 +155,9 @@ def jvp(
 
         return wrap
 
-    with device_scope(tree.leaves(primals)):  # the JVP rules compute on raw arrays
-        trace, _, out, aux = _record(
-            f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
-        )
+    trace, _, out, aux = _record(
+        f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
+    )
     out_leaves, out_def = tree.flatten(out)
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
     tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
@@ -192,8 +191,10 @@ def _record(
 
     `tracer_maker(trace, i)` gives the `wrap(leaf_index, value)` that makes argument i's
     tracers (reverse mode: `trace.watch`). Returns (trace, watched inputs, output, aux).
+    f runs with the GPU of its arguments current (the forward-mode rules and f's own CuPy
+    code compute on raw arrays, which CuPy runs on the current GPU).
     """
-    with open_trace(trace_type, origin) as trace:
+    with device_scope(tree.leaves(args)), open_trace(trace_type, origin) as trace:
         args = list(args)
         inputs = []
         for i in argnums:
@@ -307,7 +308,12 @@ def cotangent_seeds(
 
 def _copied(x: Any) -> Any:
     """A NumPy/CuPy array handed to the user is a copy of the one the tape saved."""
-    return x.copy() if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy") else x
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if type(x).__module__.startswith("cupy"):
+        with device_scope((x,)):  # CuPy copies to the current GPU
+            return x.copy()
+    return x
 
 
 def as_tuples(origin: str, *groups: Any) -> tuple[tuple, ...]:

@@ -130,6 +130,13 @@ def _kernel(fn: Callable[..., Any], args: tuple, kwargs: dict, host_ok: bool = F
     return _wrap(fn(*args, **kwargs))
 
 
+class _Flags:
+    def __init__(self, flags: Any) -> None:
+        self.c_contiguous = flags.c_contiguous
+        self.f_contiguous = flags.f_contiguous
+        self.owndata = flags.owndata
+
+
 class ndarray:  # noqa: N801  (CuPy's name)
     """A device array: NumPy data `_a` on simulated GPU `_gpu`."""
 
@@ -151,7 +158,7 @@ class ndarray:  # noqa: N801  (CuPy's name)
     itemsize = property(lambda self: self._a.itemsize)
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
-    flags = property(lambda self: self._a.flags)
+    flags = property(lambda self: _Flags(self._a.flags))  # CuPy's three (no `writeable`)
     device = property(lambda self: cuda.Device(self._gpu))
     T = property(lambda self: _kernel(lambda a: a.T, (self,), {}))
     mT = property(lambda self: _kernel(lambda a: a.mT, (self,), {}))
