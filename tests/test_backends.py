@@ -162,17 +162,20 @@ def test_mixing_two_gpus_raises_naming_both():
 
 
 @pytest.mark.gpu
-def test_no_hidden_transfers_in_training_backward_forward_and_hvp():
+@pytest.mark.parametrize("gpu", [0, 1])
+def test_no_hidden_transfers_in_training_backward_forward_and_hvp(gpu):
     """Under cupyx.allow_synchronize(False) any device synchronisation (a device-to-host copy:
-    bool/float/int/.item()/.get()/np.asarray of a CuPy array) raises DeviceSynchronized."""
-    cp = require_cupy()
+    bool/float/int/.item()/.get()/np.asarray of a CuPy array) raises DeviceSynchronized. On
+    GPU 1 nothing is made current first: the step must follow its data there. On the
+    simulated CuPy (tests/simulated_gpu), host-to-device copies are counted too: none."""
+    cp = require_cupy(devices=gpu + 1)
     cupyx = pytest.importorskip("cupyx")
     if not hasattr(cupyx, "allow_synchronize"):
         pytest.skip("this CuPy has no cupyx.allow_synchronize (deprecated in v10)")
     host = mlp_params(np.float32)
     del host["scale"]  # a Python float leaf's adjoint is a Python float: a sync, by design
-    params = dp.to_device(host, "gpu")
-    x, y = dp.to_device(data(np.float32), "gpu")
+    params = dp.to_device(host, f"gpu:{gpu}")
+    x, y = dp.to_device(data(np.float32), f"gpu:{gpu}")
 
     def f(p, x, y):
         h = x
@@ -184,18 +187,22 @@ def test_no_hidden_transfers_in_training_backward_forward_and_hvp():
     state = opt.init(params)
     step = dp.value_and_grad(f)
     step(params, x, y)  # compile the kernels outside the check
-    tangent = dp.tree.map(lambda a: a * 0.5 if hasattr(a, "device") else None, params)
+    with cp.cuda.Device(gpu):
+        tangent = dp.tree.map(lambda a: a * 0.5 if hasattr(a, "device") else None, params)
+    sent = dict(getattr(cp, "transfers", {}))  # the simulator's host <-> device counts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # allow_synchronize is experimental / deprecated
         with cupyx.allow_synchronize(False):
             with pytest.raises(cupyx.DeviceSynchronized):  # the check does catch a sync
-                float(x.sum())
+                float(dnp.sum(x))
             value, grads = step(params, x, y)  # tape backprop
             updates, state = opt.update(grads, state, params)
             params = dp.optim.apply_updates(params, updates)
             _, hv = dp.hvp(lambda p: f(p, x, y), (params,), (tangent,))  # fwd over rev
             _, t_out = dp.jvp(lambda p: f(p, x, y), (params,), (tangent,))  # forward mode
             gg = dp.grad(lambda p: dnp.sum(dp.grad(f)(p, x, y)["layers"][0]["W"] ** 2))(params)
+    assert getattr(cp, "transfers", {}) == sent, "a host <-> device copy in the step"
     for leaf in dp.tree.leaves((value, grads, params, state, hv, t_out, gg)):
         assert not isinstance(leaf, np.ndarray), type(leaf)
+        assert not hasattr(leaf, "device") or leaf.device.id == gpu, leaf.device
     assert isinstance(grads["layers"][0]["W"], cp.ndarray) and np.isfinite(float(value))

@@ -59,6 +59,10 @@ REFUSED_KEYWORDS = {
 
 # Functions taking host data (copied to the device, counted): creation, and the indexing
 # routines that convert NumPy index arrays themselves.
+# Functions that read only their arguments' shapes and dtypes: any device (the result is
+# made on the current one).
+_METADATA_ONLY = frozenset({"zeros_like", "ones_like", "empty_like", "shape", "ndim",
+                            "result_type"})  # fmt: skip
 _HOST_INPUT = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray", "einsum",
                          "take_along_axis", "at"})  # fmt: skip
 
@@ -82,11 +86,12 @@ def _on_current_device(gpu: int) -> None:
         )
 
 
-def _unwrap(value: Any, host_ok: bool) -> Any:
+def _unwrap(value: Any, host_ok: bool, any_device: bool = False) -> Any:
     """The NumPy data behind `value` (recursing into lists and tuples) for one kernel on
-    the current device."""
+    the current device (`any_device`: a function reading only shapes and dtypes)."""
     if type(value) is ndarray:
-        _on_current_device(value._gpu)
+        if not any_device:
+            _on_current_device(value._gpu)
         return value._a
     if isinstance(value, _np.ndarray):
         if not host_ok:
@@ -94,7 +99,7 @@ def _unwrap(value: Any, host_ok: bool) -> Any:
         transfers["to_device"] += 1
         return value
     if type(value) in (list, tuple):
-        return type(value)(_unwrap(v, host_ok) for v in value)
+        return type(value)(_unwrap(v, host_ok, any_device) for v in value)
     if hasattr(value, "__array_ufunc__") and not isinstance(value, _np.generic):
         raise TypeError(f"Unsupported type {type(value)}")  # another library's array
     return value
@@ -124,9 +129,10 @@ def _check_signature(name: str, kwargs: dict) -> None:
         raise ValueError("kind can only be None or 'stable'")
 
 
-def _kernel(fn: Callable[..., Any], args: tuple, kwargs: dict, host_ok: bool = False) -> Any:
-    args = _unwrap(args, host_ok)
-    kwargs = {k: _unwrap(v, host_ok) for k, v in kwargs.items()}
+def _kernel(fn: Callable[..., Any], args: tuple, kwargs: dict, host_ok: bool = False,
+            any_device: bool = False) -> Any:  # fmt: skip
+    args = _unwrap(args, host_ok, any_device)
+    kwargs = {k: _unwrap(v, host_ok, any_device) for k, v in kwargs.items()}
     return _wrap(fn(*args, **kwargs))
 
 
@@ -298,7 +304,7 @@ class _Function:
             return moved if not kwargs.get("dtype") else moved.astype(kwargs["dtype"])
         if self._host_ok and args and type(args[0]) in (list, tuple, float, int, bool):
             transfers["to_device"] += 1  # host data given as Python values
-        return _kernel(self._fn, args, kwargs, self._host_ok)
+        return _kernel(self._fn, args, kwargs, self._host_ok, self.__name__ in _METADATA_ONLY)
 
 
 class _Ufunc(_Function):
