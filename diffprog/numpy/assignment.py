@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace_of
+from ..backend import device_scope, namespace_of, zeros_like
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .elementwise import where
@@ -30,15 +30,16 @@ def _update_impl(xp: Any, x: Any, v: Any, *, index: tuple) -> Any:
 def _winners(x: Any, index: tuple) -> Any:
     """A boolean array shaped like x[index]: True where that element is the one NumPy's
     assignment leaves in place (for repeated advanced indices, the last write)."""
-    r = raw(x)
-    xp = namespace_of((r,))
-    selected = r[index].shape
     if _is_basic(index):
         return None  # no element can be written twice
-    ids = xp.arange(int(np.prod(selected, dtype=np.int64))).reshape(selected)
-    owner = xp.full(r.shape, -1, dtype=ids.dtype)
-    owner[index] = ids  # the same index, the same write order as the assignment itself
-    return owner[index] == ids
+    r = raw(x)
+    xp = namespace_of((r,))
+    with device_scope((r,)):
+        selected = r[index].shape
+        ids = xp.arange(int(np.prod(selected, dtype=np.int64))).reshape(selected)
+        owner = xp.full(r.shape, -1, dtype=ids.dtype)
+        owner[index] = ids  # the same index, the same write order as the assignment itself
+        return owner[index] == ids
 
 
 def _grad_v(g: Any, x: Any, index: tuple) -> Any:
@@ -59,8 +60,7 @@ index_update.defjvp(
 
 
 def _zeros(a: Any) -> Any:
-    r = raw(a)
-    return namespace_of((r,)).zeros_like(r)
+    return zeros_like(raw(a))
 
 
 def setitem(x: Tracer, index: Any, value: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ..backend import asarray_like, namespace_of
+from ..backend import asarray_like, namespace_of, zeros_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
@@ -135,8 +135,7 @@ def _concatenate_jvp(i: int, t: Any, ans: Any, *arrays: Any, axis: int) -> Any:
 
 
 def _zeros_like(a: Any) -> Any:
-    r = raw(a)
-    return namespace_of((r,)).zeros_like(r)
+    return zeros_like(raw(a))
 
 
 _concatenate.defvjp_variadic(_concatenate_vjp)
@@ -260,12 +259,7 @@ def host_index(x: Any) -> Any:
 def on_device_of(a: Any, index: Any) -> Any:
     """A host index array moved to the array module of `a` (a no-op for NumPy), on a CuPy
     array's own GPU."""
-    r = raw(a)
-    xp = namespace_of((r,))
-    if xp is np:
-        return xp.asarray(index)
-    with r.device:
-        return xp.asarray(index)
+    return asarray_like(index, raw(a))
 
 
 # --- reshaping and repeating ---------------------------------------------------------------
