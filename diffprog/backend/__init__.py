@@ -1,13 +1,13 @@
 """Which array library a value belongs to: NumPy on the CPU, CuPy on a GPU.
 
-Owns: `namespace_of(args)`, the `xp` every kernel receives; `run_kernel`, which runs a kernel
-on the GPU holding its arrays, `device_scope` for raw CuPy code, and `zeros_like`, `ones_like`,
-`asarray_like`, which create arrays where a reference array is; chosen from the data (the type of
-the raw arrays, seen through tracers), never from a global flag; the guarded lazy import of
-CuPy (`AVAILABLE`); `to_device`, which moves the arrays of a pytree; the check that one
-operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise). Python and
-NumPy scalars belong to no device and defer to the arrays beside them (CuPy takes NumPy
-scalars as kernel arguments).
+Owns: `namespace_of(args)`, the `xp` every kernel receives, chosen from the data (the type of
+the raw arrays, seen through tracers), never from a global flag; the check that one
+operation's CuPy arrays all live on one GPU (`DeviceMismatchError` otherwise); running code
+where its data is (`run_kernel` for a kernel, `device_scope` for raw CuPy code: CuPy itself
+runs everything on the current GPU) and creating arrays there (`zeros_like`, `ones_like`,
+`asarray_like`); the guarded lazy import of CuPy (`AVAILABLE`); `to_device`, which moves the
+arrays of a pytree. Python and NumPy scalars belong to no device and defer to the arrays
+beside them (CuPy takes NumPy scalars as kernel arguments).
 Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy only when present.
 """
 
@@ -94,6 +94,9 @@ def run_kernel(impl: Any, args: tuple | list, params: dict) -> Any:
         return impl(xp, *args, **params)
 
 
+_NO_SCOPE = contextlib.nullcontext()
+
+
 def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
     """Where CuPy code on `values` must run: a context making the GPU of the first CuPy array
     among them (tracers seen through) the current device when it is not already; a no-op
@@ -109,9 +112,6 @@ def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
         gpu = v.device.id
         return _NO_SCOPE if gpu == mod.cuda.runtime.getDevice() else mod.cuda.Device(gpu)
     return _NO_SCOPE
-
-
-_NO_SCOPE = contextlib.nullcontext()
 
 
 def zeros_like(ref: Any) -> Any:

@@ -157,8 +157,8 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
 def _linspace_weights(ans: Any, num: int, endpoint: bool, axis: int) -> Any:
     """Where each sample sits between start (0) and stop (1), shaped to broadcast along
     `axis` of the samples `ans`; a constant."""
-    w = _made((ans,), lambda xp: xp.arange(num, dtype=ans.dtype)) / max(num - 1 if endpoint
-                                                                         else num, 1)
+    steps = max(num - 1 if endpoint else num, 1)
+    w = _made((ans,), lambda xp: xp.arange(num, dtype=ans.dtype)) / steps
     return w.reshape(tuple(num if i == axis else 1 for i in range(ans.ndim)))
 
 

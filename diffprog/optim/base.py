@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from .. import backend
-from ..backend import device_scope, namespace_of
+from ..backend import asarray_like, device_scope, namespace_of
+from ..backend import zeros_like as device_zeros_like
 from ..errors import StructureError
 
 __all__ = [
@@ -89,7 +89,7 @@ def zeros_like(x: Any) -> Any:
         return x.dtype.type(0)
     if getattr(x, "dtype", None) is None:
         return 0.0
-    return backend.zeros_like(x)
+    return device_zeros_like(x)
 
 
 def cast_like(x: Any, ref: Any) -> Any:
@@ -102,7 +102,7 @@ def cast_like(x: Any, ref: Any) -> Any:
         return x
     if isinstance(ref, np.generic):
         return dtype.type(x)
-    return backend.asarray_like(x, ref, dtype=dtype)
+    return asarray_like(x, ref, dtype=dtype)
 
 
 def widen(x: Any) -> Any:

@@ -318,8 +318,9 @@ class _Ufunc(_Function):
             raise NotImplementedError(f"cupy.{self.__name__}.{name} is not supported")
 
         def method(*args: Any, **kwargs: Any) -> Any:
-            if name == "at" and args and type(args[0]) is ndarray and args[0].dtype not in _AT_DTYPES:
-                raise TypeError(f"cupy.{self.__name__}.at does not support {args[0].dtype}")
+            target = args[0] if args else None
+            if name == "at" and type(target) is ndarray and target.dtype not in _AT_DTYPES:
+                raise TypeError(f"cupy.{self.__name__}.at does not support {target.dtype}")
             return _kernel(attr, args, kwargs, host_ok=name == "at")
 
         return method
