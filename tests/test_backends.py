@@ -125,6 +125,18 @@ def test_numpy_scalars_defer_to_the_arrays_beside_them():
     assert B.is_array(np.float64(2.0)) and not B.is_array(2.0)
 
 
+def test_placement_helpers_on_numpy():
+    """On the CPU the device helpers are plain NumPy (no context, no copies)."""
+    ref = np.ones(2, np.float32)
+    assert B.device_scope([1.0, ref, np.float64(2.0)]) is B.device_scope([])
+    assert B.run_kernel(lambda xp, a: xp.exp(a), (ref,), {}).dtype == np.float32
+    made = B.asarray_like([1, 2], ref, dtype=np.float32)
+    assert type(made) is np.ndarray and made.dtype == np.float32
+    assert B.zeros_like(ref).tolist() == [0.0, 0.0] and B.ones_like(ref).dtype == np.float32
+    joined = dnp.concatenate([ref, [3.0]])  # a list beside an array joins as that array
+    assert type(joined) is np.ndarray and joined.tolist() == [1.0, 1.0, 3.0]
+
+
 def test_two_gpus_in_one_operation_are_named():
     """The CuPy branch of the device check, on stand-ins with `.device.id` (runs on CPU)."""
     on = [types.SimpleNamespace(device=types.SimpleNamespace(id=i)) for i in (0, 0, 1)]
