@@ -55,12 +55,8 @@ index_update.defvjp(
 )
 index_update.defjvp(
     lambda t, ans, x, v, *, index: index_update(t, 0.0, index=index),
-    lambda t, ans, x, v, *, index: index_update(_zeros(ans), t, index=index),
+    lambda t, ans, x, v, *, index: index_update(zeros_like(raw(ans)), t, index=index),
 )
-
-
-def _zeros(a: Any) -> Any:
-    return zeros_like(raw(a))
 
 
 def setitem(x: Tracer, index: Any, value: Any) -> None:

@@ -15,14 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace_of
+from ..backend import namespace_of, zeros_like
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .elementwise import where
 from .manipulation import (
     _concatenate,
-    _zeros_like,
     as_array,
     axis_tuple,
     broadcast_to,
@@ -266,7 +265,7 @@ def _split_impl(xp: Any, x: Any, *, axis: int, bounds: tuple) -> tuple:
 def _split_vjp(g: tuple, ans: tuple, x: Any, *, axis: int, bounds: tuple) -> Any:
     ends = [e for _, e in bounds]
     if [b for b, _ in bounds] == [0] + ends[:-1] and ends[-1] == x.shape[axis]:
-        pieces = [_zeros_like(a) if c is None else c for c, a in zip(g, ans)]
+        pieces = [zeros_like(raw(a)) if c is None else c for c, a in zip(g, ans)]
         return _concatenate(*pieces, axis=axis)
     total = None  # overlapping or out-of-order pieces (decreasing split points)
     for c, (b, e) in zip(g, bounds):

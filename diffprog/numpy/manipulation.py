@@ -129,13 +129,9 @@ def _concatenate_vjp(i: int, g: Any, ans: Any, *arrays: Any, axis: int) -> Any:
 
 _concatenate = Primitive("concatenate", lambda xp, *arrays, axis: xp.concatenate(arrays, axis))
 def _concatenate_jvp(i: int, t: Any, ans: Any, *arrays: Any, axis: int) -> Any:
-    zeros = [_zeros_like(a) for a in arrays]
+    zeros = [zeros_like(raw(a)) for a in arrays]
     zeros[i] = t
     return _concatenate(*zeros, axis=axis)
-
-
-def _zeros_like(a: Any) -> Any:
-    return zeros_like(raw(a))
 
 
 _concatenate.defvjp_variadic(_concatenate_vjp)

@@ -308,10 +308,8 @@ def cotangent_seeds(
 
 def _copied(x: Any) -> Any:
     """A NumPy/CuPy array handed to the user is a copy of the one the tape saved."""
-    if isinstance(x, np.ndarray):
-        return x.copy()
-    if type(x).__module__.startswith("cupy"):
-        with device_scope((x,)):  # CuPy copies to the current GPU
+    if isinstance(x, np.ndarray) or type(x).__module__.startswith("cupy"):
+        with device_scope((x,)):  # CuPy copies to the current GPU, not the array's
             return x.copy()
     return x
 
