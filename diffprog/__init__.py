@@ -39,6 +39,7 @@ from .transforms import (
     jacfwd,
     jacobian,
     jacrev,
+    jit,
     jvp,
     stop_gradient,
     value_and_grad,
@@ -51,7 +52,7 @@ __all__ = [
     "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
     "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
     "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans",
-    "distributed", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp", "load",
+    "distributed", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "load",
     "make_graph", "nn", "numpy", "optim", "save", "stop_gradient", "testing", "to_device",
     "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

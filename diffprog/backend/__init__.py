@@ -116,18 +116,18 @@ def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
 
 def zeros_like(ref: Any) -> Any:
     """Zeros of `ref`'s shape and dtype, on its device."""
-    return run_kernel(lambda xp, r: xp.zeros_like(r), (ref,), {})
+    return run_kernel(lambda xp, r: xp.zeros_like(r), (_unwrapped(ref),), {})
 
 
 def ones_like(ref: Any) -> Any:
     """Ones of `ref`'s shape and dtype, on its device."""
-    return run_kernel(lambda xp, r: xp.ones_like(r), (ref,), {})
+    return run_kernel(lambda xp, r: xp.ones_like(r), (_unwrapped(ref),), {})
 
 
 def asarray_like(x: Any, ref: Any, dtype: Any = None) -> Any:
     """`x` (host data: numbers, lists, NumPy values) as an array of `ref`'s module, on its
     device (a host-to-device copy for CuPy), of `dtype` if given."""
-    return run_kernel(lambda xp, r: xp.asarray(x, dtype=dtype), (ref,), {})
+    return run_kernel(lambda xp, r: xp.asarray(x, dtype=dtype), (_unwrapped(ref),), {})
 
 
 def _module_and_gpu(args: tuple | list) -> tuple[ModuleType, int | None]:

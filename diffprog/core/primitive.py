@@ -17,7 +17,7 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from .trace import Tracer, raw
+from .trace import Tracer, raw, top_trace
 
 Rule = Callable[..., Any]
 
@@ -127,14 +127,17 @@ class JointNode:
 class NonDifferentiable(Primitive):
     """A primitive whose result is a constant (bool, int, or a derivative-free float).
 
-    Its arguments are stripped of every tracer layer, nothing is recorded, and the result
-    is a raw array at every level.
+    Its arguments are stripped of every differentiating tracer layer, nothing is recorded
+    by those traces, and the result is a raw array at every level (under dp.jit, a staged
+    value: the staging trace records it like any other primitive).
     """
 
     __slots__ = ()
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        return self.run([raw(a) if isinstance(a, Tracer) else a for a in args], params)
+        args = [raw(a) if isinstance(a, Tracer) else a for a in args]
+        trace = top_trace(args)  # what is left is a value dp.jit stages: record it there
+        return self.run(args, params) if trace is None else trace.process(self, args, params)
 
 
 def describe_operands(args: tuple, params: dict) -> str:

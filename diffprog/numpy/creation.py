@@ -19,7 +19,7 @@ import numpy as np
 from ..backend import run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, raw, unwrapped
 from .manipulation import broadcast_to, expand_dims
 from .reductions import _sum
 
@@ -27,7 +27,7 @@ from .reductions import _sum
 def _made(values: tuple, make: Any) -> Any:
     """`make(xp)`, xp the array module of `values` (traced or not), on their device (a CuPy
     array's GPU: CuPy would create on the current one)."""
-    return run_kernel(lambda xp, *_: make(xp), tuple(raw(v) for v in values), {})
+    return run_kernel(lambda xp, *_: make(xp), tuple(unwrapped(v) for v in values), {})
 
 
 def _check(name: str, device: Any = None, subok: bool = True) -> None:
@@ -60,7 +60,7 @@ def zeros_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
     array([0., 0., 0.], dtype=float32)
     """
     _check("zeros_like", device, subok)
-    return _made((a,), lambda xp: xp.zeros_like(raw(a), dtype=dtype, order=order,
+    return _made((a,), lambda xp: xp.zeros_like(unwrapped(a), dtype=dtype, order=order,
                                                   shape=shape))
 
 
@@ -68,7 +68,7 @@ def ones_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.ones_like`; a constant even for a traced `a`."""
     _check("ones_like", device, subok)
-    return _made((a,), lambda xp: xp.ones_like(raw(a), dtype=dtype, order=order,
+    return _made((a,), lambda xp: xp.ones_like(unwrapped(a), dtype=dtype, order=order,
                                                  shape=shape))
 
 
@@ -76,7 +76,7 @@ def empty_like(prototype: Any, dtype: Any = None, order: str = "K", subok: bool 
                shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.empty_like`: uninitialised; a constant even for a traced `prototype`."""
     _check("empty_like", device, subok)
-    return _made((prototype,), lambda xp: xp.empty_like(raw(prototype), dtype=dtype,
+    return _made((prototype,), lambda xp: xp.empty_like(unwrapped(prototype), dtype=dtype,
                                                          order=order, shape=shape))
 
 

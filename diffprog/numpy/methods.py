@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..ad.reverse import NO_PARAMS
+from ..ad.staging import StagingTracer
 from ..core.edge import astype as _astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, install_operators, raw
@@ -25,7 +26,8 @@ from .sorting import sort
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
-        return raw(self).astype(dtype)
+        value = raw(self)  # (under dp.jit a staged value, whose cast is recorded)
+        return _astype(value, dtype=dtype) if isinstance(value, Tracer) else value.astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
 
 
@@ -137,3 +139,9 @@ def install(dnp: Any) -> None:
         **dispatch.install(dnp),
     }  # fmt: skip
     install_operators(table)
+    # A value dp.jit stages is the array itself to the traces above it: its comparisons are
+    # recorded primitives, not comparisons of raw values.
+    install_operators({
+        "__lt__": op(dnp.less), "__le__": op(dnp.less_equal), "__gt__": op(dnp.greater),
+        "__ge__": op(dnp.greater_equal), "__eq__": op(dnp.equal), "__ne__": op(dnp.not_equal),
+    }, StagingTracer)  # fmt: skip

@@ -1,0 +1,184 @@
+"""Staging: running a program once, eagerly, while recording it as a graph (for dp.jit).
+
+Owns: `StagingTrace`, which computes every primitive applied to its tracers on the real data
+(so Python control flow sees real values) and appends one `Node` to a graph per primitive,
+and `StagingTracer`, a value of that graph. Each time Python reads a concrete value out of a
+staged one (`bool(x)` behind an `if`, `int(x)` behind a loop bound, `float(x)`, `x.item()`,
+`np.asarray(x)`), the read is recorded as a `Guard`: the replay checks it and gives up when
+the program would go another way.
+
+A staging trace is always the outermost trace: dp.jit inside another transform runs its
+function inline. So to every trace above it a staged value is what a raw array is to them
+(`raw` stops at it, `StagingTracer.opaque`), and whatever they compute from raw values
+(derivative rules, masks, index arrays, optimizer updates) is recorded too. Comparisons and
+every non-differentiable primitive are staged (NonDifferentiable routes them here), so no
+value computed from the inputs leaves the graph as a constant. Static params that hold
+staged values (an index tuple with a staged index array) are recorded with their variables.
+Layer L3: imports L0-L2 and compile.ir.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..backend import register_wrapper
+from ..compile.ir import Const, Guard, Node, Var, substitute
+from ..core.trace import Trace, Tracer, as_scalar
+from . import reverse
+
+
+class StagingTracer(Tracer):
+    """A value of the graph being recorded: `value` is the real array, `var` its variable."""
+
+    __slots__ = ("var",)
+    opaque = True  # raw() stops here: to the traces above, this is the array
+
+    def __init__(self, trace: StagingTrace, value: Any, var: Var) -> None:
+        self.trace = trace
+        self.value = value
+        self.var = var
+
+    @property
+    def size(self) -> int:
+        return as_scalar(self.value).size
+
+    # Concrete reads: each is a guard of the recorded path.
+    def __bool__(self) -> bool:
+        return self.trace.read(self, "bool", bool(self.value))
+
+    def __int__(self) -> int:
+        return self.trace.read(self, "int", int(self.value))
+
+    def __index__(self) -> int:
+        return self.trace.read(self, "index", operator.index(self.value))
+
+    def __float__(self) -> float:
+        return self.trace.read(self, "float", float(self.value))
+
+    def item(self, *args: Any) -> Any:
+        value = self.value.item(*args) if not args and hasattr(self.value, "item") else None
+        if value is None:
+            return self.trace.read(self, "value", np.array(self.value)).item(*args)
+        how = "bool" if type(value) is bool else "int" if type(value) is int else "float"
+        return self.trace.read(self, how, value)
+
+    def tolist(self) -> Any:
+        return self.trace.read(self, "value", np.array(self.value)).tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        value = self.trace.read(self, "value", np.array(self.value))
+        return value if dtype is None else value.astype(dtype)
+
+    # Printing is not a read of the path: it shows the recording's value (as jax.jit does).
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __repr__(self) -> str:
+        return f"StagingTracer({self.value!r}, {self.var!r})"
+
+
+register_wrapper(StagingTracer, lambda s: s.value)
+
+
+class StagingTrace(Trace):
+    """Records a program as a graph: `inputs`, then `body` (nodes and guards, in order)."""
+
+    __slots__ = ("inputs", "body", "ids", "frames")
+
+    def __init__(self, level: int, origin: str) -> None:
+        super().__init__(level, origin)
+        self.inputs: list[Var] = []
+        self.body: list[Any] = []
+        self.ids = itertools.count()
+
+    def new_input(self, value: Any) -> StagingTracer:
+        var = Var(next(self.ids), value)
+        self.inputs.append(var)
+        return StagingTracer(self, value, var)
+
+    def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        if not self.alive:
+            raise self.escaped_error()
+        vals, refs = [], []
+        for a in args:
+            if type(a) is StagingTracer:
+                self.check_own(a)
+                vals.append(a.value)
+                refs.append(a.var)
+            elif isinstance(a, Tracer):
+                raise a.trace.escaped_error()
+            else:
+                vals.append(a)
+                refs.append(Const(a))
+        recorded = params
+        if params and _holds_staged(params):
+            recorded = {k: substitute(v, self.var_of) for k, v in params.items()}
+            params = {k: substitute(v, self.value_of) for k, v in params.items()}
+        out = prim.run(vals, params)
+        if prim.multiple_results:
+            outs = [self.wrap(o) for o in out]
+            self.record(prim, recorded, refs, [o.var for o in outs])
+            return tuple(outs)
+        staged = self.wrap(out)
+        self.record(prim, recorded, refs, [staged.var])
+        return staged
+
+    def wrap(self, value: Any) -> StagingTracer:
+        return StagingTracer(self, value, Var(next(self.ids), value))
+
+    def record(self, prim: Any, params: dict, refs: list, outs: list[Var]) -> None:
+        self.body.append(Node(prim, params, refs, outs, user_line(), reverse.sweeping()))
+
+    def read(self, x: StagingTracer, how: str, value: Any) -> Any:
+        """Python read `value` out of `x`: a guard of the path (returns `value`)."""
+        self.check_own(x)
+        self.body.append(Guard(x.var, how, value, user_line()))
+        return value
+
+    def check_own(self, x: StagingTracer) -> None:
+        if x.trace is not self or not self.alive:
+            raise x.trace.escaped_error()
+
+    def var_of(self, x: Any) -> Any:
+        if type(x) is StagingTracer:
+            self.check_own(x)
+            return x.var
+        return x
+
+    @staticmethod
+    def value_of(x: Any) -> Any:
+        return x.value if type(x) is StagingTracer else x
+
+
+def _holds_staged(params: dict) -> bool:
+    return any(_staged_inside(v) for v in params.values())
+
+
+def _staged_inside(value: Any) -> bool:
+    t = type(value)
+    if t is StagingTracer:
+        return True
+    if t is tuple or t is list:
+        return any(_staged_inside(v) for v in value)
+    if t is slice:
+        return _staged_inside((value.start, value.stop, value.step))
+    return False
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_line() -> str:
+    """`file:line` of the innermost frame outside diffprog (cheap: no source is read)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
