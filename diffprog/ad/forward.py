@@ -23,7 +23,7 @@ class JVPTracer(Tracer):
     __slots__ = ("tangent",)
 
     def __init__(self, trace: JVPTrace, value: Any, tangent: Any) -> None:
-        self.trace = trace
+        self._trace = trace
         self.value = value
         self.tangent = tangent
 
@@ -40,7 +40,7 @@ class JVPTrace(Trace):
         """Values one level down and tangents (None = zero) of `args`."""
         if not self.alive:
             raise self.escaped_error()
-        own = [isinstance(a, JVPTracer) and a.trace is self for a in args]
+        own = [isinstance(a, JVPTracer) and a._trace is self for a in args]
         return ([a.value if o else a for a, o in zip(args, own)],
                 [a.tangent if o else None for a, o in zip(args, own)])  # fmt: skip
 
@@ -52,7 +52,7 @@ class JVPTrace(Trace):
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a perturbed input a Python float (weakly typed, as NumPy treats it)?
         for a in args:
-            if type(a) is JVPTracer and a.trace is self:
+            if type(a) is JVPTracer and a._trace is self:
                 v = a.value
                 tangents.append(a.tangent)
                 if type(v) is float:

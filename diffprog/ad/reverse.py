@@ -39,7 +39,7 @@ class ReverseTracer(Tracer):
     __slots__ = ("slot",)
 
     def __init__(self, trace: ReverseTrace, value: Any, slot: int) -> None:
-        self.trace = trace
+        self._trace = trace
         self.value = value
         self.slot = slot
 
@@ -67,7 +67,7 @@ class ReverseTrace(Trace):
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
         host = True  # are all values NumPy arrays or Python floats (then xp is NumPy)?
         for a in args:
-            if type(a) is ReverseTracer and a.trace is self:
+            if type(a) is ReverseTracer and a._trace is self:
                 v = a.value
                 slots.append(a.slot)
                 if type(v) is float:
@@ -112,7 +112,7 @@ class ReverseTrace(Trace):
         vals = []
         slots = []
         for a in args:
-            if isinstance(a, ReverseTracer) and a.trace is self:
+            if isinstance(a, ReverseTracer) and a._trace is self:
                 vals.append(a.value)
                 slots.append(a.slot)
             else:

@@ -72,8 +72,8 @@ class Primitive:
             if kind is ndarray or kind is float:
                 continue
             host = False
-            if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
-                trace = a.trace
+            if isinstance(a, Tracer) and (trace is None or a._trace.level > trace.level):
+                trace = a._trace
         if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
             try:
                 if host:

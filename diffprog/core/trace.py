@@ -106,17 +106,18 @@ class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
 
 
 class Tracer:
-    """An array-like value recorded by `trace`; `value` is the primal (raw or an outer tracer).
+    """An array-like value recorded by a trace; `value` is the primal (raw or an outer tracer)
+    and `_trace` the Trace that records it (not `trace`, which is ndarray's method).
 
     Arithmetic, indexing and NumPy's protocols are installed by diffprog.numpy through
     `install_operators`.
     """
 
-    __slots__ = ("value", "trace")
+    __slots__ = ("value", "_trace")
     __array_priority__ = 1000.0
 
     value: Any
-    trace: Trace
+    _trace: Trace
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -190,7 +191,7 @@ class Tracer:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({raw(self)!r}, trace={self.trace!r})"
+        return f"{type(self).__name__}({raw(self)!r}, trace={self._trace!r})"
 
     __hash__ = None  # type: ignore[assignment]  # like NumPy arrays: mutable-looking, unhashable
 
@@ -224,8 +225,8 @@ def top_trace(values: Any) -> Trace | None:
     """The highest-level trace among the tracers in `values` (None if there are none)."""
     trace = None
     for a in values:
-        if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
-            trace = a.trace
+        if isinstance(a, Tracer) and (trace is None or a._trace.level > trace.level):
+            trace = a._trace
     return trace
 
 

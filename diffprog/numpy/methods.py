@@ -32,7 +32,7 @@ def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
 _SAME_AS_FUNCTION = (
     "argmax", "argmin", "argsort", "clip", "cumprod", "cumsum", "diagonal", "dot",
     "max", "mean", "min", "prod", "ravel", "repeat", "round", "squeeze", "std", "sum",
-    "swapaxes", "take", "var",  # not "trace": Tracer.trace is the tracer's Trace
+    "swapaxes", "take", "trace", "var",
 )  # fmt: skip
 
 
@@ -85,9 +85,9 @@ def install(dnp: Any) -> None:
             return lambda self, other: fn(self, other)
 
         def method(self: Tracer, other: Any) -> Any:  # bind, knowing self is a tracer
-            trace = self.trace
-            if isinstance(other, Tracer) and other.trace.level > trace.level:
-                trace = other.trace
+            trace = self._trace
+            if isinstance(other, Tracer) and other._trace.level > trace.level:
+                trace = other._trace
             return trace.process(fn, (self, other), NO_PARAMS)
 
         return method

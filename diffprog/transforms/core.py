@@ -239,7 +239,7 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
 
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
-    own = isinstance(out, ReverseTracer) and out.trace is trace
+    own = isinstance(out, ReverseTracer) and out._trace is trace
     value = raw(out)
     if type(value) is float:  # a Python float: a watched one passed through, or a constant
         return np.float64(1.0) if own else None
@@ -282,7 +282,7 @@ def cotangent_seeds(
         )
     seeds = []
     for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
-        if c is None or not (isinstance(o, ReverseTracer) and o.trace is trace):
+        if c is None or not (isinstance(o, ReverseTracer) and o._trace is trace):
             continue
         shape = getattr(c, "shape", ())
         if tuple(shape) != tuple(o.shape):
@@ -326,7 +326,7 @@ def as_tuples(origin: str, *groups: Any) -> tuple[tuple, ...]:
 
 
 def _tangent_of(trace: JVPTrace, x: Any) -> Any:
-    if isinstance(x, JVPTracer) and x.trace is trace:
+    if isinstance(x, JVPTracer) and x._trace is trace:
         return adjoint_like(x.tangent, x.value)  # a symbolic zero becomes real zeros
     return adjoint_like(None, x)  # real zeros for a floating output, None for a constant
 
