@@ -92,11 +92,15 @@ class Primitive:
             self.raise_named(e, args, params)
 
     def raise_named(self, e: Exception, args: tuple | list, params: dict) -> NoReturn:
-        """Raise the kernel's error `e` again, its message naming this primitive and its
-        operands (once: an error already named by an inner primitive passes unchanged)."""
+        """Raise the kernel's error `e` again, its message naming this primitive (once, also
+        when NumPy's own message starts with the name) and its operands; an error already
+        named by an inner primitive passes unchanged."""
         if getattr(e, "_diffprog_named", False):
             raise e
-        err = type(e)(f"{self.name}: {e} ({describe_operands(args, params)})")
+        message = str(e)
+        if not message.startswith(f"{self.name}:"):
+            message = f"{self.name}: {message}"
+        err = _rebuilt(e, f"{message} ({describe_operands(args, params)})")
         err._diffprog_named = True  # type: ignore[attr-defined]
         raise err from e
 
@@ -135,6 +139,19 @@ class NonDifferentiable(Primitive):
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         return self.run([raw(a) if isinstance(a, Tracer) else a for a in args], params)
+
+
+def _rebuilt(e: Exception, message: str) -> Exception:
+    """An exception of e's class with `message`; when that class cannot be built from a
+    message alone (NumPy's _UFuncNoLoopError wants a ufunc and dtypes), an exception of its
+    nearest ancestor among KERNEL_ERRORS, which is what callers catch."""
+    try:
+        err = type(e)(message)
+        if str(err) == message:
+            return err
+    except Exception:  # noqa: BLE001 - any constructor may refuse a lone message
+        pass
+    return next(c for c in type(e).__mro__ if c in KERNEL_ERRORS)(message)
 
 
 def describe_operands(args: tuple, params: dict) -> str:
