@@ -1,10 +1,130 @@
+"""Trust at the edges: conversions, complex intermediates, x.trace(), kernel errors, round(),
+unsupported keywords, int arguments, traced jvp tangents. One test (or parametrized case)
+per item of the issue, named after it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+
 import numpy as np
 import pytest
+
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
+HERE = __file__
 
+
+def raises(kind, *fragments):
+    """pytest.raises(kind) whose message must contain every fragment (plain text)."""
+    return pytest.raises(kind, match="(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments))
+
+
+def run_under(kind, f, x):
+    """Run f(x) with x traced by the transform `kind`; returns what f returned."""
+    if kind == "grad":
+        return dp.grad(lambda v: dnp.sum(f(v)))(x)
+    if kind == "vjp":
+        out, pull = dp.vjp(f, x)
+        return pull(out)[0]
+    if kind == "jvp":
+        return dp.jvp(f, (x,), (x,))[1]
+    if kind == "Tape":
+        with dp.Tape() as tape:
+            v = tape.watch(x)
+            y = f(v)
+        return tape.gradient(y, v)
+    if kind == "grad of grad":
+        return dp.grad(dp.grad(lambda v: dnp.sum(f(v))))(x)
+    if kind == "jvp of grad":
+        return dp.jvp(dp.grad(lambda v: dnp.sum(f(v))), (x,), (x,))[1]
+    raise AssertionError(kind)
+
+
+KINDS = ["grad", "vjp", "jvp", "Tape", "grad of grad", "jvp of grad"]
+
+
+# --- 1. silent gradient loss through Python numbers -----------------------------------------
+CONVERSIONS = {
+    "math.exp": (lambda x: math.exp(x), "math.exp(x)"),
+    "math.sqrt times x": (lambda x: math.sqrt(x) * x, "math.sqrt(x) * x"),
+    "np.float64": (lambda x: np.float64(x) * x, "np.float64(x) * x"),
+    "np.float32": (lambda x: np.float32(x) * x, "np.float32(x) * x"),
+    "float(loss)": (lambda x: float(x * x), "float(x * x)"),
+    "loss.item()": (lambda x: (x * x).item(), "(x * x).item()"),
+    "complex(x)": (lambda x: abs(complex(x)), "abs(complex(x))"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", list(CONVERSIONS))
+def test_1_float_of_a_traced_value_is_refused_naming_the_line(name, kind):
+    f, code = CONVERSIONS[name]
+    with raises(dp.TracerConversionError, f"{HERE}:", code, "dnp.exp", "dp.stop_gradient"):
+        run_under(kind, f, 1.5)
+    with raises(dp.TracerConversionError, f"{HERE}:", code):
+        run_under(kind, f, np.array(1.5))
+
+
+def test_1_the_silent_cases_of_the_issue():
+    with raises(dp.TracerConversionError, "math.exp(x)", "dp.grad"):
+        dp.grad(lambda x: math.exp(x))(1.0)
+    with raises(dp.TracerConversionError, "float(loss)"):
+        dp.grad(lambda x: float(dnp.sum(x * x)))(np.ones(2))
+    with raises(dp.TracerConversionError, "x.item()"):
+        dp.grad(lambda x: dnp.sum(x * x).item())(np.ones(2))
+
+
+def test_1_nested_conversion_of_an_outer_value_is_refused():
+    # inner grad; float(y) would drop d/dy: y belongs to the outer, still recording, trace
+    with raises(dp.TracerConversionError, "float(y)"):
+        dp.grad(lambda y: dp.grad(lambda x: x * float(y))(1.0))(2.0)
+
+
+def control_flow(x):
+    """Everything here reads concrete values and must keep working."""
+    steps = 0
+    while x < 10.0:  # a comparison steers the loop
+        x = x * 3.0
+        steps += 1
+    if bool(x > 5.0) and x:
+        x = x * 1.0
+    for _ in range(int(x) // 100 + 1):  # int(x): piecewise constant, allowed
+        x = x + 0.0
+    k = math.floor(x) + math.ceil(x) + math.trunc(x) + round(x)
+    text = f"{x:.3f} {x} {x!r} %.2f %d" % (x, x) + str(x) + "{:.1e}".format(x)
+    logging.getLogger("diffprog-test").info("x is %.4f", x)
+    c = float(dp.stop_gradient(x)) + dp.stop_gradient(x).item()  # deliberate constants
+    assert isinstance(k, int) and "13.500" in text and c == 27.0
+    return x * 1.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_1_control_flow_printing_int_and_constants_keep_working(kind):
+    assert float(run_under(kind, control_flow, 0.5)) == pytest.approx(
+        {"grad": 27.0, "vjp": 13.5 * 27.0, "jvp": 13.5, "Tape": 27.0}.get(kind, 0.0)
+    )
+
+
+def test_1_a_value_kept_after_its_tape_closed_converts_freely():
+    with dp.Tape() as tape:
+        x = tape.watch(2.0)
+        y = x * x
+    assert float(y) == 4.0 and y.item() == 4.0 and math.exp(y) == pytest.approx(math.exp(4.0))
+    assert tape.gradient(y, x) == 4.0
+
+
+def test_1_int_of_a_traced_value_has_the_zero_derivative_of_truncation():
+    # int(x) * x = 2 x near 2.5: derivative 2, correct almost everywhere
+    assert dp.grad(lambda x: int(x) * x)(2.5) == 2.0
+    assert dp.grad(lambda n: dnp.sum(dnp.ones(int(n)) * n))(3.0) == 3.0
+
+
+# --- 3. x.trace() is NumPy's trace ------------------------------------------------------------
 def test_3_trace_method_is_numpys_trace():
     m = np.arange(12.0).reshape(3, 4)
     g = dp.grad(lambda x: x.trace())(m)
@@ -45,3 +165,24 @@ def test_5_an_op_named_by_numpy_is_named_once(traced):
     assert "operands: shape (2, 3) float64, shape (2, 3) float64" in message
     with pytest.raises(ValueError, match=r"^sum_to_shape: cannot sum") as info:
         dp.core.edge.sum_to_shape(np.ones(2), shape=(3, 2, 1))
+
+
+# --- 6. round(x) ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["grad", "jvp", "Tape", "grad of grad"])
+def test_6_round_of_a_traced_value(kind):
+    seen = []
+
+    def f(x):
+        r, r1 = round(x), round(x, 1)
+        seen.append((r, type(r), float(r1), type(r1)))
+        return r * x + r1 * x  # round's derivative is zero: d/dx = r + r1
+
+    out = run_under(kind, f, 2.46)
+    r, r_type, r1, r1_type = seen[0]
+    assert (r, r_type, r1) == (2, int, 2.5) and not issubclass(r1_type, dp.core.trace.Tracer)
+    assert float(out) == pytest.approx({"grad": 4.5, "jvp": 4.5 * 2.46, "Tape": 4.5}.get(kind, 0.0))
+    np.testing.assert_array_equal(
+        dp.grad(lambda x: dnp.sum(round(x, 1) * x))(np.array([1.24, 2.56])), [1.2, 2.6]
+    )
+    with raises(dp.TracerConversionError, "round(x)", "shape (2,)", "dnp.round"):
+        dp.grad(lambda x: dnp.sum(round(x) * x))(np.array([1.24, 2.56]))
