@@ -124,6 +124,39 @@ def test_1_int_of_a_traced_value_has_the_zero_derivative_of_truncation():
     assert dp.grad(lambda n: dnp.sum(dnp.ones(int(n)) * n))(3.0) == 3.0
 
 
+# --- 2. complex intermediates in a real function --------------------------------------------
+COMPLEX = {
+    "python complex constant": (lambda x: dnp.abs(x * (1 + 1j)), "multiply"),
+    "complex array constant": (lambda x: dnp.abs(np.array([1j, 2.0]) * x), "multiply"),
+    "np ufunc with a complex constant": (lambda x: dnp.abs(np.add(x, 1j)), "add"),
+    "astype complex": (lambda x: dnp.abs(x.astype(np.complex128)), "astype"),
+    "complex matmul": (lambda x: dnp.abs(np.eye(2) * 1j @ x), "matmul"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", list(COMPLEX))
+def test_2_complex_intermediates_are_refused(name, kind):
+    f, op = COMPLEX[name]
+    with raises(dp.UnsupportedComplexError, op, "complex128", f"{HERE}:",
+                "complex differentiation is not supported yet"):  # fmt: skip
+        run_under(kind, f, np.array([0.5, -2.0]))
+    assert issubclass(dp.UnsupportedComplexError, dp.DiffprogError)
+
+
+def test_2_complex_intermediate_gives_no_complex_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        with pytest.raises(dp.UnsupportedComplexError):
+            dp.grad(lambda x: dnp.abs(x * (1 + 1j)))(2.0)
+
+
+def test_2_complex_constants_not_touching_a_tracer_are_fine():
+    c = np.abs(np.array([3 + 4j]))  # complex math on constants only
+    assert dp.grad(lambda x: dnp.sum(x * dnp.abs(np.array([3 + 4j]))))(1.0) == 5.0
+    assert dp.grad(lambda x: dnp.sum(x * c))(1.0) == 5.0
+
+
 # --- 3. x.trace() is NumPy's trace ------------------------------------------------------------
 def test_3_trace_method_is_numpys_trace():
     m = np.arange(12.0).reshape(3, 4)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
+from ..core.primitive import refuse_complex
 from ..core.trace import Trace, Tracer, as_scalar
 
 
@@ -63,7 +64,11 @@ class JVPTrace(Trace):
             if isinstance(v, Tracer):
                 nested = True
             vals.append(v)
-        out = prim(*vals, **params) if nested else prim.run(vals, params)
+        if nested:  # (the outer trace refuses a complex result)
+            out = prim(*vals, **params)
+        else:
+            out = prim.run(vals, params)
+            refuse_complex(prim.name, out if prim.multiple_results else (out,))
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         rules = prim.jvps

@@ -5,6 +5,8 @@ one JVP rule per positional input), `NonDifferentiable` (primitives whose result
 constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: with no
 tracer among the arguments it runs the kernel; otherwise it hands the call to the
 highest-level trace among them, which records it and re-enters `bind` one level down.
+Also the errors of that door: a kernel's error re-raised naming the primitive and its
+operands (`raise_named`), a complex result of a traced operation (`complex_error`).
 Layer L2: imports L0/L1 and core.trace.
 """
 
@@ -17,7 +19,8 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from .trace import Tracer, raw
+from ..errors import UnsupportedComplexError
+from .trace import Tracer, raw, user_line
 
 Rule = Callable[..., Any]
 
@@ -152,6 +155,27 @@ def _rebuilt(e: Exception, message: str) -> Exception:
     except Exception:  # noqa: BLE001 - any constructor may refuse a lone message
         pass
     return next(c for c in type(e).__mro__ if c in KERNEL_ERRORS)(message)
+
+
+def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
+    """The error for a traced operation that produced a complex value."""
+    return UnsupportedComplexError(
+        f"{name} produced a complex result (dtype {dtype}) from a traced value, at "
+        f"{user_line()}: complex differentiation is not supported yet (its gradient would be "
+        "wrong). Keep the traced computation real: carry real and imaginary parts as separate "
+        "float arrays (e.g. |x (a + ib)| = |x| |a + ib|), or use complex numbers on constants "
+        "only (dp.stop_gradient)"
+    )
+
+
+def refuse_complex(name: str, outputs: Any) -> None:
+    """Raise `complex_error` if one of the `outputs` of the traced operation `name` is
+    complex (ReverseTrace.process inlines this test for single outputs: its hot path)."""
+    for o in outputs:
+        value = raw(o)
+        dtype = getattr(value, "dtype", None)
+        if isinstance(value, complex) or (dtype is not None and dtype.kind == "c"):
+            raise complex_error(name, dtype if dtype is not None else "complex")
 
 
 def describe_operands(args: tuple, params: dict) -> str:

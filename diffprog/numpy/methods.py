@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ad.reverse import NO_PARAMS
 from ..core.edge import astype as _astype
-from ..core.primitive import Primitive
+from ..core.primitive import Primitive, complex_error
 from ..core.trace import Tracer, as_scalar, install_operators, raw
 from ..errors import TracerConversionError
 from . import dispatch
@@ -26,6 +26,8 @@ from .sorting import sort
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise complex_error("astype", dtype)
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
         return raw(self).astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
