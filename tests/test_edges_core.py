@@ -219,3 +219,45 @@ def test_6_round_of_a_traced_value(kind):
     )
     with raises(dp.TracerConversionError, "round(x)", "shape (2,)", "dnp.round"):
         dp.grad(lambda x: dnp.sum(round(x) * x))(np.array([1.24, 2.56]))
+
+
+# --- 7. unsupported keywords ------------------------------------------------------------------
+UNSUPPORTED_KEYWORDS = {
+    "np.reshape copy= (__array_function__)": (
+        lambda x: np.reshape(x, (2,), copy=True), "numpy.reshape", "copy="),
+    "np.var correction= (__array_function__)": (
+        lambda x: np.var(x, correction=1), "numpy.var", "correction="),
+    "np.outer out= (__array_function__)": (
+        lambda x: np.outer(x, x, out=np.empty((2, 2))), "numpy.outer", "out="),
+    "np.exp casting= (__array_ufunc__)": (
+        lambda x: np.exp(x, casting="unsafe"), "numpy.exp", "casting="),
+    "np.add.reduce dtype= (__array_ufunc__)": (
+        lambda x: np.add.reduce(x, dtype=np.float64), "numpy.add.reduce", "dtype="),
+    "dnp.reshape copy=": (
+        lambda x: dnp.reshape(x, (2,), copy=True), "diffprog.numpy.reshape", "copy="),
+    "dnp.var correction=": (
+        lambda x: dnp.var(x, correction=1), "diffprog.numpy.var", "correction="),
+    "x.var correction=": (lambda x: x.var(correction=1), "diffprog.numpy.var", "correction="),
+    "dnp.exp dtype= (a primitive)": (lambda x: dnp.exp(x, dtype=np.float32), "exp", "dtype="),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(UNSUPPORTED_KEYWORDS))
+def test_7_unsupported_keyword_is_named(name):
+    f, fn, keyword = UNSUPPORTED_KEYWORDS[name]
+    with raises(dp.UnsupportedKeywordError, f"{fn} with {keyword} is not supported",
+                "diffprog does not implement"):  # fmt: skip
+        dp.grad(lambda x: dnp.sum(f(x)))(np.array([1.0, 2.0]))
+    if name.startswith("dnp."):  # on plain arrays too
+        with raises(dp.UnsupportedKeywordError, f"{fn} with {keyword} is not supported"):
+            f(np.array([1.0, 2.0]))
+    assert issubclass(dp.UnsupportedKeywordError, TypeError)
+
+
+def test_7_supported_keywords_and_other_type_errors_pass_through():
+    x = np.array([1.0, 2.0])
+    g = dp.grad(lambda x: np.sum(np.reshape(x, (2, 1)), axis=0, keepdims=True)[0])(x)
+    assert g.tolist() == [1.0, 1.0]
+    with pytest.raises(TypeError) as info:  # a missing argument is Python's own error
+        dnp.reshape(x)
+    assert not isinstance(info.value, dp.UnsupportedKeywordError)

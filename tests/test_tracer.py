@@ -572,7 +572,7 @@ UNSUPPORTED_UFUNC_CALLS = {
 
 @pytest.mark.parametrize("what", list(UNSUPPORTED_UFUNC_CALLS))
 def test_unsupported_ufunc_call_raises_a_clear_error(what):
-    with pytest.raises(dp.TracerConversionError) as info:
+    with pytest.raises((dp.TracerConversionError, dp.UnsupportedKeywordError)) as info:
         dp.grad(lambda x: dnp.sum(UNSUPPORTED_UFUNC_CALLS[what](x)))(X)
     message = str(info.value)
     assert what in message and ("diffprog.numpy" in message or "return value" in message)

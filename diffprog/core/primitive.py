@@ -6,12 +6,14 @@ constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: w
 tracer among the arguments it runs the kernel; otherwise it hands the call to the
 highest-level trace among them, which records it and re-enters `bind` one level down.
 Also the errors of that door: a kernel's error re-raised naming the primitive and its
-operands (`raise_named`), a complex result of a traced operation (`complex_error`).
+operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`),
+a complex result of a traced operation (`complex_error`).
 Layer L2: imports L0/L1 and core.trace.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -19,7 +21,7 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from ..errors import UnsupportedComplexError
+from ..errors import UnsupportedComplexError, UnsupportedKeywordError
 from .trace import Tracer, raw, user_line
 
 Rule = Callable[..., Any]
@@ -97,9 +99,13 @@ class Primitive:
     def raise_named(self, e: Exception, args: tuple | list, params: dict) -> NoReturn:
         """Raise the kernel's error `e` again, its message naming this primitive (once, also
         when NumPy's own message starts with the name) and its operands; an error already
-        named by an inner primitive passes unchanged."""
+        named by an inner primitive passes unchanged. A keyword the kernel lacks is an
+        UnsupportedKeywordError."""
         if getattr(e, "_diffprog_named", False):
             raise e
+        keyword = keyword_error(self.name, self, params) if isinstance(e, TypeError) else None
+        if keyword is not None:
+            raise keyword from e
         message = str(e)
         if not message.startswith(f"{self.name}:"):
             message = f"{self.name}: {message}"
@@ -155,6 +161,40 @@ def _rebuilt(e: Exception, message: str) -> Exception:
     except Exception:  # noqa: BLE001 - any constructor may refuse a lone message
         pass
     return next(c for c in type(e).__mro__ if c in KERNEL_ERRORS)(message)
+
+
+def accepted_keywords(fn: Any) -> set[str] | None:
+    """The keyword arguments `fn` takes (a Primitive: its static parameters); None if any."""
+    try:
+        sig = inspect.signature(fn.impl if isinstance(fn, Primitive) else fn)
+    except (TypeError, ValueError):
+        return None
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    kinds = {inspect.Parameter.KEYWORD_ONLY}
+    if not isinstance(fn, Primitive):  # a Primitive's other parameters are xp and the arrays
+        kinds.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {p.name for p in params if p.kind in kinds}
+
+
+def keyword_error(what: str, fn: Any, kwargs: dict) -> UnsupportedKeywordError | None:
+    """The error for calling `fn` (named `what` to the user) with keywords it does not take,
+    or None if it takes them all."""
+    accepted = accepted_keywords(fn)
+    if accepted is None or all(k in accepted for k in kwargs):
+        return None
+    return unsupported_keywords(what, [k for k in kwargs if k not in accepted], accepted)
+
+
+def unsupported_keywords(what: str, unknown: list[str], accepted: Any) -> UnsupportedKeywordError:
+    listed = ", ".join(f"{k}=" for k in unknown)
+    known = ", ".join(f"{k}=" for k in sorted(accepted)) or "none"
+    return UnsupportedKeywordError(
+        f"{what} with {listed} is not supported: diffprog does not implement this keyword "
+        f"argument of NumPy's (the keywords {what} takes in diffprog: {known}). Drop it, or "
+        "write what it does with diffprog.numpy functions"
+    )
 
 
 def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
