@@ -49,8 +49,9 @@ def test_grad_of_an_integer_valued_output(f, what):
 
 
 def test_grad_with_respect_to_an_int_argument_is_none():
-    """Not an error: an int argument is a constant, its adjoint is None (API.md)."""
-    assert dp.grad(lambda n: n * 2.0)(3) is None
+    """Not an error: an int argument beside a float one is a constant, its adjoint is None
+    (API.md). (`dp.grad(f)(3)`, with nothing floating to differentiate, is refused: see
+    test_edges_core.py.)"""
     assert dp.grad(lambda x, n: x * n, argnums=(0, 1))(2.0, 3) == (3.0, None)
     assert dp.grad(lambda p: dnp.sum(p["w"] * p["n"]))({"w": 2.0, "n": np.arange(3)})["n"] is None
 

@@ -261,3 +261,54 @@ def test_7_supported_keywords_and_other_type_errors_pass_through():
     with pytest.raises(TypeError) as info:  # a missing argument is Python's own error
         dnp.reshape(x)
     assert not isinstance(info.value, dp.UnsupportedKeywordError)
+
+
+# --- 8. grad of an int argument blames the argument ------------------------------------------
+@pytest.mark.parametrize(
+    "arg, what, fix",
+    [(3, "argument 0 (x) is the Python int 3", "pass 3.0"),
+     (np.int64(3), "argument 0 (x) is the NumPy int64 3", "pass a float"),
+     (np.arange(3), "argument 0 (x) is an array of dtype int64 and shape (3,)", "float array"),
+     ({"n": 3}, "argument 0 (x)['n'] is the Python int 3", "pass 3.0")],
+    ids=["int", "numpy int", "int array", "dict of ints"],
+)  # fmt: skip
+def test_8_grad_of_an_int_argument_blames_it(arg, what, fix):
+    def f(x):
+        return dnp.sum(dp.tree.leaves(x)[0] * 2)
+
+    with raises(dp.UnsupportedLeafError, "dp.grad", what, fix):
+        dp.grad(f)(arg)
+
+
+def test_8_int_leaves_beside_float_leaves_stay_constants():
+    assert dp.grad(lambda p: p["w"] ** 2 * p["n"])({"w": 3.0, "n": 2}) == {"w": 12.0, "n": None}
+    assert dp.grad(lambda x, n: x * n, argnums=(0, 1))(2.0, 3) == (3.0, None)
+    assert dp.grad(lambda x, mode: x * 2.0, argnums=(0, 1))(1.0, "fast") == (2.0, None)
+
+
+# --- 9. traced values as jvp tangents ---------------------------------------------------------
+def test_9_traced_python_float_as_a_jvp_tangent():
+    assert dp.grad(lambda a: dp.jvp(lambda x: x * x, (2.0,), (a,))[1])(1.0) == 4.0
+
+
+def test_9_traced_array_and_float_tangents_nested():
+    def jvp_tangent(a, x0):  # d/da of the JVP of sin at x0 in direction a: cos(x0)
+        return dnp.sum(dp.jvp(dnp.sin, (x0,), (a,))[1])
+
+    x0 = np.array([0.3, 1.2])
+    np.testing.assert_allclose(dp.grad(jvp_tangent)(np.ones(2), x0), np.cos(x0))
+    assert dp.grad(jvp_tangent)(1.0, 0.3) == pytest.approx(math.cos(0.3))
+    assert dp.grad(jvp_tangent)(np.float32(1.0), np.float64(0.3)) == pytest.approx(math.cos(0.3))
+    # the tangent traced by a tape, and a float32 tangent for a float64 primal
+    with dp.Tape() as tape:
+        a = tape.watch(1.0)
+        _, t = dp.jvp(lambda x: x * x * x, (2.0,), (a,))
+    assert tape.gradient(t, a) == 12.0
+    with dp.Tape() as tape:
+        a = tape.watch(np.float32(1.0))
+        _, t = dp.jvp(lambda x: x * x, (np.array(2.0),), (a,))
+    assert tape.gradient(t, a) == 4.0
+    # forward over forward: the tangent traced by an outer jvp
+    outer = dp.jvp(lambda a: dp.jvp(lambda x: x * x, (2.0,), (a,))[1], (1.0,), (1.0,))
+    assert outer == (4.0, 4.0)
+    check_grads(lambda a: dp.jvp(lambda x: dnp.sin(x) * x, (0.7,), (a,))[1], (1.3,), order=2)
