@@ -24,14 +24,13 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import KERNEL_ERRORS, complex_error, refuse_complex
+from ..core.primitive import FLOAT64, KERNEL_ERRORS, complex_error, refuse_complex
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
 EXTRA_OUTPUT = ()  # a further output of the multi-output record just before it
 NO_PARAMS: dict = {}  # the params of every record without static parameters (never mutated)
-_F64 = numpy.dtype(numpy.float64)  # the usual dtype of a result: one identity test, done
 
 
 class ReverseTracer(Tracer):
@@ -94,7 +93,7 @@ class ReverseTrace(Trace):
                 prim.raise_named(e, vals, params)
             if not prim.multiple_results:  # (an outer trace checks a nested call's result)
                 dtype = out.dtype
-                if dtype is not _F64 and dtype.kind == "c":
+                if dtype is not FLOAT64 and dtype.kind == "c":
                     raise complex_error(prim.name, dtype)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]

@@ -28,6 +28,8 @@ Rule = Callable[..., Any]
 
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
+#: The usual dtype of a result: the hot paths test `dtype is not FLOAT64` before the kind
+FLOAT64 = numpy.dtype(numpy.float64)
 
 
 class Primitive:
@@ -210,7 +212,7 @@ def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
 
 def refuse_complex(name: str, outputs: Any) -> None:
     """Raise `complex_error` if one of the `outputs` of the traced operation `name` is
-    complex (ReverseTrace.process inlines this test for single outputs: its hot path)."""
+    complex (the traces' `process` inline this test for single outputs: their hot path)."""
     for o in outputs:
         value = raw(o)
         dtype = getattr(value, "dtype", None)

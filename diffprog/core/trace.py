@@ -175,7 +175,7 @@ class Tracer:
         """float(x), and what calls it: math.exp(x), np.float64(x), complex(x)...: refused
         while x's trace records (its gradient would be lost), except for `"%f" % x`."""
         _refuse_silent_store(self)
-        if not _percent_formatting():
+        if recording_trace(self) is not None and not _percent_formatting():
             refuse_conversion(self, "float(x) (or math.*, np.float64(x), complex(x))")
         return float(raw(self))
 
