@@ -25,7 +25,7 @@ def raises(kind, *fragments):
 
 
 def run_under(kind, f, x):
-    """Run f(x) with x traced by the transform `kind`; returns what f returned."""
+    """Run f(x) with x traced by the transform `kind`; returns the derivative it gives."""
     if kind == "grad":
         return dp.grad(lambda v: dnp.sum(f(v)))(x)
     if kind == "vjp":
