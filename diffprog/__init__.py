@@ -26,6 +26,8 @@ from .errors import (
     NonScalarOutputError,
     StructureError,
     TracerConversionError,
+    UnsupportedComplexError,
+    UnsupportedKeywordError,
     UnsupportedLeafError,
 )
 from .transforms import (
@@ -51,8 +53,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
     "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
-    "UnsupportedLeafError", "checkpoint", "custom_jvp", "custom_vjp", "debug_nans",
-    "distributed", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jit", "jvp", "load",
-    "make_graph", "nn", "numpy", "optim", "save", "stop_gradient", "testing", "to_device",
-    "tree", "value_and_grad", "vjp",
+    "UnsupportedComplexError", "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
+    "custom_jvp", "custom_vjp", "debug_nans", "distributed", "grad", "hessian", "hvp", "jacfwd",
+    "jacobian", "jacrev", "jit", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
+    "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

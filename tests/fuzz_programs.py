@@ -552,7 +552,7 @@ def _if_data(b: Builder) -> Any:
     x = b.pick()
     s = float(np.sum(b.val(x)))
     t = round(s - 0.5 if b.flip() else s + 0.5, 2)
-    return [f"if float(dnp.sum({x})) > {t}:", f"    OUT = {_smooth(b, x)}", "else:",
+    return [f"if dnp.sum({x}) > {t}:", f"    OUT = {_smooth(b, x)}", "else:",
             f"    OUT = {_smooth(b, x)}"]  # fmt: skip
 
 
@@ -583,7 +583,7 @@ def _while_loop(b: Builder) -> Any:
         return None
     k = b.int(0, 3)  # stop after k passes: sizes[k] < T < sizes[k - 1]
     t = sizes[0] * 1.5 if k == 0 else math.sqrt(sizes[k] * sizes[k - 1])
-    return [f"OUT = {x}", f"while float(dnp.max(dnp.abs(OUT))) > {t:.6g}:",
+    return [f"OUT = {x}", f"while dnp.max(dnp.abs(OUT)) > {t:.6g}:",
             "    OUT = OUT * 0.5 + 0.1 * dnp.tanh(OUT)"]  # fmt: skip
 
 
@@ -592,7 +592,7 @@ def _data_count_loop(b: Builder) -> Any:
     s = abs(float(np.sum(b.val(x))))
     if min(s % 1.0, 1.0 - s % 1.0) < 0.05:
         return None
-    return [f"OUT = {x}", f"for _ in range(int(abs(float(dnp.sum({x})))) % 3 + 1):",
+    return [f"OUT = {x}", f"for _ in range(int(abs(dnp.sum({x}))) % 3 + 1):",
             "    OUT = dnp.tanh(OUT) + 0.3 * OUT"]  # fmt: skip
 
 

@@ -49,8 +49,9 @@ def test_grad_of_an_integer_valued_output(f, what):
 
 
 def test_grad_with_respect_to_an_int_argument_is_none():
-    """Not an error: an int argument is a constant, its adjoint is None (API.md)."""
-    assert dp.grad(lambda n: n * 2.0)(3) is None
+    """Not an error: an int argument beside a float one is a constant, its adjoint is None
+    (API.md). (`dp.grad(f)(3)`, with nothing floating to differentiate, is refused: see
+    test_edges_core.py.)"""
     assert dp.grad(lambda x, n: x * n, argnums=(0, 1))(2.0, 3) == (3.0, None)
     assert dp.grad(lambda p: dnp.sum(p["w"] * p["n"]))({"w": 2.0, "n": np.arange(3)})["n"] is None
 
@@ -273,13 +274,18 @@ def test_unsupported_numpy_function_on_a_tracer():
     "f, what",
     [(lambda x: np.add.outer(x, x), "numpy.add.outer is not supported"),
      (lambda x: np.subtract.reduce(x), "numpy.subtract.reduce is not supported"),
-     (lambda x: np.exp(x, where=x > 0), "numpy.exp with where= is not supported"),
      (lambda x: np.heaviside(x, 0.5), "numpy.heaviside is not supported")],
-    ids=["outer", "reduce", "where=", "ufunc"],
+    ids=["outer", "reduce", "ufunc"],
 )  # fmt: skip
 def test_ufunc_method_or_option_refused(f, what):
     with raises(dp.TracerConversionError, what, "Supported: calls of the ufuncs", "diffprog.numpy"):
         dp.grad(lambda x: dnp.sum(f(x)))(np.ones(3))
+
+
+def test_ufunc_option_refused():  # an UnsupportedKeywordError since "Trust at the edges"
+    with raises(dp.UnsupportedKeywordError, "numpy.exp with where= is not supported",
+                "diffprog.numpy"):  # fmt: skip
+        dp.grad(lambda x: dnp.sum(np.exp(x, where=x > 0)))(np.ones(3))
 
 
 def test_ufunc_out_into_a_plain_array():

@@ -70,7 +70,7 @@ def test_recursion_closed_form():
 def test_while_loop_on_concrete_values():
     def f(x):
         steps = 0
-        while float(x) < 10.0:
+        while x < 10.0:
             x = x * 3.0
             steps += 1
         return x

@@ -424,14 +424,15 @@ def test_astype_to_a_non_float_dtype_is_a_constant(dtype):
 
 
 def test_item_gives_a_python_number():
+    """Of a constant: x.item() of a recorded value is refused (see test_edges_core.py)."""
     seen = []
-    dp.grad(lambda w: (seen.append(w[1, 2].item()), dnp.sum(w))[1])(M)
+    dp.grad(lambda w: (seen.append(dp.stop_gradient(w)[1, 2].item()), dnp.sum(w))[1])(M)
     assert seen == [6.0] and type(seen[0]) is float
 
 
 # --- concrete values drive Python control flow ----------------------------------------------
 def doubling_loop(x):
-    while float(x) < 100:
+    while x < 100:
         x = x * 2
     return x
 
@@ -483,7 +484,10 @@ def test_if_on_the_sum_of_the_tracer(x, value, gradient):
 @pytest.mark.parametrize("mode", ["grad", "jvp", "grad of grad"])
 def test_bool_float_int_give_python_values(mode):
     seen = []
-    probe = lambda x: seen.append((bool(x), float(x), int(x), bool(x * 0.0)))  # noqa: E731
+
+    def probe(x):  # float(x) of a recorded value is refused: see test_edges_core.py
+        seen.append((bool(x), float(dp.stop_gradient(x)), int(x), bool(x * 0.0)))
+
     _run_in(mode, probe, np.float64(2.75))
     assert seen == [(True, 2.75, 2, False)]
     assert [type(v) for v in seen[0]] == [bool, float, int, bool]
@@ -568,7 +572,7 @@ UNSUPPORTED_UFUNC_CALLS = {
 
 @pytest.mark.parametrize("what", list(UNSUPPORTED_UFUNC_CALLS))
 def test_unsupported_ufunc_call_raises_a_clear_error(what):
-    with pytest.raises(dp.TracerConversionError) as info:
+    with pytest.raises((dp.TracerConversionError, dp.UnsupportedKeywordError)) as info:
         dp.grad(lambda x: dnp.sum(UNSUPPORTED_UFUNC_CALLS[what](x)))(X)
     message = str(info.value)
     assert what in message and ("diffprog.numpy" in message or "return value" in message)

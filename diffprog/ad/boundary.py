@@ -130,7 +130,7 @@ class Watched:
 
 def own_value(trace: Any, x: Any) -> Any:
     """A tracer of `trace` back to its primal value; anything else unchanged."""
-    return x.value if isinstance(x, Tracer) and x.trace is trace else x
+    return x.value if isinstance(x, Tracer) and x._trace is trace else x
 
 
 def adjoint_like(ct: Any, leaf: Any) -> Any:

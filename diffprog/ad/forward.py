@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
+from ..core.primitive import FLOAT64, complex_error, refuse_complex
 from ..core.trace import Trace, Tracer, as_scalar
 
 
@@ -23,7 +24,7 @@ class JVPTracer(Tracer):
     __slots__ = ("tangent",)
 
     def __init__(self, trace: JVPTrace, value: Any, tangent: Any) -> None:
-        self.trace = trace
+        self._trace = trace
         self.value = value
         self.tangent = tangent
 
@@ -40,7 +41,7 @@ class JVPTrace(Trace):
         """Values one level down and tangents (None = zero) of `args`."""
         if not self.alive:
             raise self.escaped_error()
-        own = [isinstance(a, JVPTracer) and a.trace is self for a in args]
+        own = [isinstance(a, JVPTracer) and a._trace is self for a in args]
         return ([a.value if o else a for a, o in zip(args, own)],
                 [a.tangent if o else None for a, o in zip(args, own)])  # fmt: skip
 
@@ -52,7 +53,7 @@ class JVPTrace(Trace):
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a perturbed input a Python float (weakly typed, as NumPy treats it)?
         for a in args:
-            if type(a) is JVPTracer and a.trace is self:
+            if type(a) is JVPTracer and a._trace is self:
                 v = a.value
                 tangents.append(a.tangent)
                 if type(v) is float:
@@ -63,7 +64,16 @@ class JVPTrace(Trace):
             if isinstance(v, Tracer):
                 nested = True
             vals.append(v)
-        out = prim(*vals, **params) if nested else prim.run(vals, params)
+        if nested:  # (the outer trace refuses a complex result)
+            out = prim(*vals, **params)
+        else:
+            out = prim.run(vals, params)
+            if prim.multiple_results:
+                refuse_complex(prim.name, out)
+            else:
+                dtype = out.dtype
+                if dtype is not FLOAT64 and dtype.kind == "c":
+                    raise complex_error(prim.name, dtype)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         rules = prim.jvps

@@ -24,7 +24,7 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import KERNEL_ERRORS
+from ..core.primitive import FLOAT64, KERNEL_ERRORS, complex_error, refuse_complex
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -39,7 +39,7 @@ class ReverseTracer(Tracer):
     __slots__ = ("slot",)
 
     def __init__(self, trace: ReverseTrace, value: Any, slot: int) -> None:
-        self.trace = trace
+        self._trace = trace
         self.value = value
         self.slot = slot
 
@@ -67,7 +67,7 @@ class ReverseTrace(Trace):
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
         host = True  # are all values NumPy arrays or Python floats (then xp is NumPy)?
         for a in args:
-            if type(a) is ReverseTracer and a.trace is self:
+            if type(a) is ReverseTracer and a._trace is self:
                 v = a.value
                 slots.append(a.slot)
                 if type(v) is float:
@@ -91,12 +91,17 @@ class ReverseTrace(Trace):
                     out = run_kernel(prim.impl, vals, params)
             except KERNEL_ERRORS as e:
                 prim.raise_named(e, vals, params)
+            if not prim.multiple_results:  # (an outer trace checks a nested call's result)
+                dtype = out.dtype
+                if dtype is not FLOAT64 and dtype.kind == "c":
+                    raise complex_error(prim.name, dtype)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         tape = self.tape
         slot = len(tape)
         tape.append((prim, params or NO_PARAMS, vals, slots, out))  # one shared empty dict
         if prim.multiple_results:
+            refuse_complex(prim.name, out)
             tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
             return tuple(ReverseTracer(self, o, slot + i) for i, o in enumerate(out))
         return ReverseTracer(self, out, slot)
@@ -112,13 +117,14 @@ class ReverseTrace(Trace):
         vals = []
         slots = []
         for a in args:
-            if isinstance(a, ReverseTracer) and a.trace is self:
+            if isinstance(a, ReverseTracer) and a._trace is self:
                 vals.append(a.value)
                 slots.append(a.slot)
             else:
                 vals.append(a)
                 slots.append(-1)
         out = tuple(run(vals))
+        refuse_complex(node.name, out)
         vals = [as_scalar(v) for v in vals]  # the pullback and the sweep read shapes
         tape = self.tape
         slot = len(tape)

@@ -40,7 +40,7 @@ class StagingTracer(Tracer):
     opaque = True  # raw() stops here: to the traces above, this is the array
 
     def __init__(self, trace: StagingTrace, value: Any, var: Var) -> None:
-        self.trace = trace
+        self._trace = trace
         self.value = value
         self.var = var
 
@@ -50,29 +50,29 @@ class StagingTracer(Tracer):
 
     # Concrete reads: each is a guard of the recorded path.
     def __bool__(self) -> bool:
-        return self.trace.read(self, "bool", bool(self.value))
+        return self._trace.read(self, "bool", bool(self.value))
 
     def __int__(self) -> int:
-        return self.trace.read(self, "int", int(self.value))
+        return self._trace.read(self, "int", int(self.value))
 
     def __index__(self) -> int:
-        return self.trace.read(self, "index", operator.index(self.value))
+        return self._trace.read(self, "index", operator.index(self.value))
 
     def __float__(self) -> float:
-        return self.trace.read(self, "float", float(self.value))
+        return self._trace.read(self, "float", float(self.value))
 
     def item(self, *args: Any) -> Any:
         value = self.value.item(*args) if not args and hasattr(self.value, "item") else None
         if value is None:
-            return self.trace.read(self, "value", np.array(self.value)).item(*args)
+            return self._trace.read(self, "value", np.array(self.value)).item(*args)
         how = "bool" if type(value) is bool else "int" if type(value) is int else "float"
-        return self.trace.read(self, how, value)
+        return self._trace.read(self, how, value)
 
     def tolist(self) -> Any:
-        return self.trace.read(self, "value", np.array(self.value)).tolist()
+        return self._trace.read(self, "value", np.array(self.value)).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        value = self.trace.read(self, "value", np.array(self.value))
+        value = self._trace.read(self, "value", np.array(self.value))
         return value if dtype is None else value.astype(dtype)
 
     # Printing is not a read of the path: it shows the recording's value (as jax.jit does).
@@ -112,7 +112,7 @@ class StagingTrace(Trace):
                 vals.append(a.value)
                 refs.append(a.var)
             elif isinstance(a, Tracer):
-                raise a.trace.escaped_error()
+                raise a._trace.escaped_error()
             else:
                 vals.append(a)
                 refs.append(Const(a))
@@ -142,8 +142,8 @@ class StagingTrace(Trace):
         return value
 
     def check_own(self, x: StagingTracer) -> None:
-        if x.trace is not self or not self.alive:
-            raise x.trace.escaped_error()
+        if x._trace is not self or not self.alive:
+            raise x._trace.escaped_error()
 
     def var_of(self, x: Any) -> Any:
         if type(x) is StagingTracer:

@@ -5,11 +5,15 @@ one JVP rule per positional input), `NonDifferentiable` (primitives whose result
 constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: with no
 tracer among the arguments it runs the kernel; otherwise it hands the call to the
 highest-level trace among them, which records it and re-enters `bind` one level down.
+Also the errors of that door: a kernel's error re-raised naming the primitive and its
+operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`),
+a complex result of a traced operation (`complex_error`).
 Layer L2: imports L0/L1 and core.trace.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -17,12 +21,15 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from .trace import Tracer, raw, top_trace
+from ..errors import UnsupportedComplexError, UnsupportedKeywordError
+from .trace import Tracer, raw, top_trace, user_line
 
 Rule = Callable[..., Any]
 
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
+#: The usual dtype of a result: the hot paths test `dtype is not FLOAT64` before the kind
+FLOAT64 = numpy.dtype(numpy.float64)
 
 
 class Primitive:
@@ -72,8 +79,8 @@ class Primitive:
             if kind is ndarray or kind is float:
                 continue
             host = False
-            if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
-                trace = a.trace
+            if isinstance(a, Tracer) and (trace is None or a._trace.level > trace.level):
+                trace = a._trace
         if trace is None:  # `run`, inlined: this is the hot path of every tape sweep
             try:
                 if host:
@@ -92,11 +99,19 @@ class Primitive:
             self.raise_named(e, args, params)
 
     def raise_named(self, e: Exception, args: tuple | list, params: dict) -> NoReturn:
-        """Raise the kernel's error `e` again, its message naming this primitive and its
-        operands (once: an error already named by an inner primitive passes unchanged)."""
+        """Raise the kernel's error `e` again, its message naming this primitive (once, also
+        when NumPy's own message starts with the name) and its operands; an error already
+        named by an inner primitive passes unchanged. A keyword the kernel lacks is an
+        UnsupportedKeywordError."""
         if getattr(e, "_diffprog_named", False):
             raise e
-        err = type(e)(f"{self.name}: {e} ({describe_operands(args, params)})")
+        keyword = keyword_error(self.name, self, params) if isinstance(e, TypeError) else None
+        if keyword is not None:
+            raise keyword from e
+        message = str(e)
+        if not message.startswith(f"{self.name}:"):
+            message = f"{self.name}: {message}"
+        err = _rebuilt(e, f"{message} ({describe_operands(args, params)})")
         err._diffprog_named = True  # type: ignore[attr-defined]
         raise err from e
 
@@ -138,6 +153,74 @@ class NonDifferentiable(Primitive):
         args = [raw(a) if isinstance(a, Tracer) else a for a in args]
         trace = top_trace(args)  # what is left is a value dp.jit stages: record it there
         return self.run(args, params) if trace is None else trace.process(self, args, params)
+
+
+def _rebuilt(e: Exception, message: str) -> Exception:
+    """An exception of e's class with `message`; when that class cannot be built from a
+    message alone (NumPy's _UFuncNoLoopError wants a ufunc and dtypes), an exception of its
+    nearest ancestor among KERNEL_ERRORS, which is what callers catch."""
+    try:
+        err = type(e)(message)
+        if str(err) == message:
+            return err
+    except Exception:  # noqa: BLE001 - any constructor may refuse a lone message
+        pass
+    return next(c for c in type(e).__mro__ if c in KERNEL_ERRORS)(message)
+
+
+def accepted_keywords(fn: Any) -> set[str] | None:
+    """The keyword arguments `fn` takes (a Primitive: its static parameters); None if any."""
+    try:
+        sig = inspect.signature(fn.impl if isinstance(fn, Primitive) else fn)
+    except (TypeError, ValueError):
+        return None
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    kinds = {inspect.Parameter.KEYWORD_ONLY}
+    if not isinstance(fn, Primitive):  # a Primitive's other parameters are xp and the arrays
+        kinds.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {p.name for p in params if p.kind in kinds}
+
+
+def keyword_error(what: str, fn: Any, kwargs: dict) -> UnsupportedKeywordError | None:
+    """The error for calling `fn` (named `what` to the user) with keywords it does not take,
+    or None if it takes them all."""
+    accepted = accepted_keywords(fn)
+    if accepted is None or all(k in accepted for k in kwargs):
+        return None
+    return unsupported_keywords(what, [k for k in kwargs if k not in accepted], accepted)
+
+
+def unsupported_keywords(what: str, unknown: list[str], accepted: Any) -> UnsupportedKeywordError:
+    listed = ", ".join(f"{k}=" for k in unknown)
+    known = ", ".join(f"{k}=" for k in sorted(accepted)) or "none"
+    return UnsupportedKeywordError(
+        f"{what} with {listed} is not supported: diffprog does not implement this keyword "
+        f"argument of NumPy's (the keywords {what} takes in diffprog: {known}). Drop it, or "
+        "write what it does with diffprog.numpy functions"
+    )
+
+
+def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
+    """The error for a traced operation that produced a complex value."""
+    return UnsupportedComplexError(
+        f"{name} produced a complex result (dtype {dtype}) from a traced value, at "
+        f"{user_line()}: complex differentiation is not supported yet (its gradient would be "
+        "wrong). Keep the traced computation real: carry real and imaginary parts as separate "
+        "float arrays (e.g. |x (a + ib)| = |x| |a + ib|), or use complex numbers on constants "
+        "only (dp.stop_gradient)"
+    )
+
+
+def refuse_complex(name: str, outputs: Any) -> None:
+    """Raise `complex_error` if one of the `outputs` of the traced operation `name` is
+    complex (the traces' `process` inline this test for single outputs: their hot path)."""
+    for o in outputs:
+        value = raw(o)
+        dtype = getattr(value, "dtype", None)
+        if isinstance(value, complex) or (dtype is not None and dtype.kind == "c"):
+            raise complex_error(name, dtype if dtype is not None else "complex")
 
 
 def describe_operands(args: tuple, params: dict) -> str:

@@ -1,9 +1,11 @@
 """Traces and tracers: who is recording, at which nesting depth, and the values they hold.
 
 Owns: `Trace` (a level = nesting depth, a unique id, alive until closed), `open_trace` (the
-per-thread nesting counter), `Tracer` (an array-like stand-in that belongs to one trace),
-`raw` (strip every tracer layer), and the operator table through which layer L4 installs
-arithmetic on tracers, so that this layer never imports the ops.
+per-thread nesting counter), `Tracer` (an array-like stand-in that belongs to one trace) and
+its conversions to Python values (which may steer control flow but never silently drop a
+gradient), `raw` (strip every tracer layer), `user_line` (where in the user's code an error
+arose), and the operator table through which layer L4 installs arithmetic on tracers, so
+that this layer never imports the ops.
 Layer L2: imports L0/L1 only.
 """
 
@@ -12,6 +14,9 @@ from __future__ import annotations
 import dis
 import gc
 import itertools
+import linecache
+import math
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -111,19 +116,20 @@ class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
 
 
 class Tracer:
-    """An array-like value recorded by `trace`; `value` is the primal (raw or an outer tracer).
+    """An array-like value recorded by a trace; `value` is the primal (raw or an outer tracer)
+    and `_trace` the Trace that records it (not `trace`, which is ndarray's method).
 
     Arithmetic, indexing and NumPy's protocols are installed by diffprog.numpy through
     `install_operators`.
     """
 
-    __slots__ = ("value", "trace")
+    __slots__ = ("value", "_trace")
     __array_priority__ = 1000.0
     #: True for the values dp.jit stages: `raw` stops at them (see ad.staging)
     opaque = False
 
     value: Any
-    trace: Trace
+    _trace: Trace
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -156,7 +162,13 @@ class Tracer:
         for i in range(len(self)):
             yield self[i]  # type: ignore[index]
 
-    # Concrete values steer Python control flow; the tape records only what ran.
+    # --- conversions to Python values -----------------------------------------------------
+    # Concrete values steer Python control flow; the tape records only what ran. A
+    # conversion whose result is piecewise constant in x (bool(x), x > 0, int(x),
+    # math.floor(x), round(x)) has the zero derivative that is correct almost everywhere, so
+    # it is allowed. float(x) is not piecewise constant: math.exp(x), np.float64(x) * x or
+    # `return float(loss)` would drop the gradient without a word, so, as in JAX, it raises
+    # while x's trace records, naming the user's line. Printing and formatting still work.
     def __bool__(self) -> bool:
         value = raw(self)
         if getattr(value, "size", 1) != 1:
@@ -167,18 +179,36 @@ class Tracer:
         return bool(value)
 
     def __float__(self) -> float:
+        """float(x), and what calls it: math.exp(x), np.float64(x), complex(x)...: refused
+        while x's trace records (its gradient would be lost), except for `"%f" % x`."""
         _refuse_silent_store(self)
+        if recording_trace(self) is not None and not _percent_formatting():
+            refuse_conversion(self, "float(x) (or math.*, np.float64(x), complex(x))")
         return float(raw(self))
 
+    def item(self, *args: Any) -> Any:
+        """x.item(): refused like float(x) while x's trace records."""
+        refuse_conversion(self, "x.item()")
+        return raw(self).item(*args)
+
     def __int__(self) -> int:
+        """int(x) works: it truncates, a piecewise-constant function whose derivative, zero,
+        is right almost everywhere (and `range(int(n))` is how loops get their bounds)."""
         _refuse_silent_store(self)
         return int(raw(self))
 
+    # math.floor / ceil / trunc: piecewise constant like int(x), so allowed like it.
+    def __floor__(self) -> int:
+        return math.floor(as_scalar(raw(self)).item())
+
+    def __ceil__(self) -> int:
+        return math.ceil(as_scalar(raw(self)).item())
+
+    def __trunc__(self) -> int:
+        return math.trunc(as_scalar(raw(self)).item())
+
     def __format__(self, spec: str) -> str:
         return format(raw(self), spec)
-
-    def item(self) -> Any:
-        return raw(self).item()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         if _calling_instruction() == "BINARY_SUBSCR":
@@ -186,27 +216,71 @@ class Tracer:
                 f"a traced array (shape {self.shape}, dtype {self.dtype}) was used as an index "
                 "into a plain NumPy array; indices must be integer or boolean constants, and a "
                 "traced float array cannot index. Use dnp.take / integer indices, or index a "
-                "traced array"
+                f"traced array (at {user_line()})"
             )
         raise TracerConversionError(
             f"cannot convert a traced array (shape {self.shape}, dtype {self.dtype}) to a NumPy "
-            "array: the value would leave the tape and its gradient would be silently lost. "
-            "Use diffprog.numpy (dnp) functions, or NumPy functions diffprog supports, on the "
-            "traced value; use dp.stop_gradient(x) if you mean a constant; float(x) / x.item() "
-            "give a Python number for control flow. " + _STORE_HINT
+            "array or scalar (np.asarray(x), np.float64(x), np.float32(x), ...): the value "
+            f"would leave the tape and its gradient would be silently lost, at {user_line()}. "
+            + _CONVERSION_HINT + ". " + _STORE_HINT
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({raw(self)!r}, trace={self.trace!r})"
+        return f"{type(self).__name__}({raw(self)!r}, trace={self._trace!r})"
 
     __hash__ = None  # type: ignore[assignment]  # like NumPy arrays: mutable-looking, unhashable
 
 
+_CONVERSION_HINT = (
+    "Use diffprog.numpy functions on traced values (dnp.exp(x), dnp.sqrt(x), dnp.log(x), ... "
+    "instead of math.exp, math.sqrt, np.float64(x)) and return the traced value itself (not "
+    "float(loss) or loss.item()); write float(dp.stop_gradient(x)) if a constant is meant. "
+    "Comparisons (if x > 0:), bool(x), int(x) and printing work as usual"
+)
 _STORE_HINT = (
     "If this came from `a[i] = x` with `a` a plain NumPy array, build the array from traced "
     "pieces (dnp.stack, dnp.concatenate, dnp.where) or assign into a traced array instead "
     "(item assignment on tracers is recorded)."
 )
+
+
+def recording_trace(x: Any) -> Trace | None:
+    """The innermost trace still recording among x's tracer layers (None once all closed:
+    a value kept after its transform returned converts freely)."""
+    while isinstance(x, Tracer):
+        if x._trace.alive:
+            return x._trace
+        x = x.value
+    return None
+
+
+def refuse_conversion(x: Tracer, what: str) -> None:
+    """Raise TracerConversionError if `what` would turn x, still recorded, into a Python
+    number (which carries no gradient)."""
+    trace = recording_trace(x)
+    if trace is None:
+        return
+    raise TracerConversionError(
+        f"{what} turns a value traced by {trace.origin} (shape {x.shape}, dtype {x.dtype}) "
+        f"into a Python number, which would silently drop its gradient, at {user_line()}. "
+        + _CONVERSION_HINT
+    )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def user_line() -> str:
+    """`file:line: code` of the innermost frame outside the diffprog package: the line of the
+    user's code an error is about."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    code = linecache.getline(filename, lineno).strip()
+    return f"{filename}:{lineno}" + (f": `{code}`" if code else "")
 
 
 def _calling_instruction(depth: int = 2) -> str:
@@ -216,14 +290,29 @@ def _calling_instruction(depth: int = 2) -> str:
     return dis.opname[frame.f_code.co_code[frame.f_lasti]]
 
 
+#: BINARY_OP's arguments for `%` and `%=` (Python >= 3.11; before, BINARY_MODULO)
+_PERCENT_OPS = {i for i, (_, sym) in enumerate(getattr(dis, "_nb_ops", ())) if sym in ("%", "%=")}
+
+
+def _percent_formatting() -> bool:
+    """Is the code that called our caller (a conversion method) running `"%f" % x`? (A `%`
+    whose right operand converts with float() can only be string formatting: on numbers,
+    `%` reaches the tracer's __rmod__.)"""
+    frame = sys._getframe(2)
+    code, i = frame.f_code.co_code, frame.f_lasti
+    op = dis.opname[code[i]]
+    return op == "BINARY_MODULO" or (op == "BINARY_OP" and code[i + 1] in _PERCENT_OPS)
+
+
 def _refuse_silent_store(x: Tracer) -> None:
-    """`a[i] = x` into a plain NumPy array converts x with float()/int(): refuse, since the
-    gradient would be dropped without a word; a float(x) the user wrote is fine."""
+    """`a[i] = x` into a plain NumPy array converts x with float() or int(): refuse, since
+    the gradient would be dropped without a word (even once x's trace has closed)."""
     if _calling_instruction(3) == "STORE_SUBSCR":
         raise TracerConversionError(
             f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
             "NumPy array with `a[i] = x`, which would keep its value but silently drop its "
-            "gradient. " + _STORE_HINT + " Write float(x) explicitly if a constant is meant."
+            "gradient. " + _STORE_HINT + " Write float(dp.stop_gradient(x)) if a constant is "
+            "meant."
         )
 
 
@@ -231,8 +320,8 @@ def top_trace(values: Any) -> Trace | None:
     """The highest-level trace among the tracers in `values` (None if there are none)."""
     trace = None
     for a in values:
-        if isinstance(a, Tracer) and (trace is None or a.trace.level > trace.level):
-            trace = a.trace
+        if isinstance(a, Tracer) and (trace is None or a._trace.level > trace.level):
+            trace = a._trace
     return trace
 
 

@@ -14,10 +14,12 @@ protocols on tracers.
 from __future__ import annotations
 
 import sys
+import types
 from typing import Any
 
 from . import (  # noqa: F401  (re-exported: see __all__)
     creation,
+    dispatch,
     elementwise,
     indexing,
     linalg,
@@ -62,5 +64,11 @@ __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
     | {"linalg", "ndim", "setitem", "shape", "size"}
 )
+
+# A NumPy keyword one of these functions lacks is refused by name (the primitives refuse it
+# themselves, in Primitive.raise_named).
+for _name in __all__:
+    if isinstance(globals()[_name], types.FunctionType):
+        globals()[_name] = dispatch.keyword_checked(globals()[_name], f"diffprog.numpy.{_name}")
 
 methods.install(sys.modules[__name__])

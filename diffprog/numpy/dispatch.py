@@ -4,18 +4,23 @@ Owns: the tracer's `__array_ufunc__` and `__array_function__`, which send NumPy 
 their diffprog.numpy counterparts of the same name (ufunc calls, `reduce` and `accumulate`
 where a counterpart exists, `np.add.at`, `out=` when it names a tracer), and refuse, by name
 and with what to use instead, everything diffprog cannot differentiate. `supported()` lists
-what is dispatched, for the coverage table in the docs.
+what is dispatched, for the coverage table in the docs. Also `keyword_checked`: a NumPy
+keyword a function does not implement, passed either way (`np.sum(x, dtype=...)` or
+`dnp.sum(x, dtype=...)`), is refused by name, not with Python's bare TypeError.
 Layer L4: imports L0, L2 and other L4 modules.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from ..core.primitive import keyword_error, unsupported_keywords
 from ..core.trace import Tracer
 from ..errors import TracerConversionError
 from .assignment import setitem
@@ -39,8 +44,30 @@ def supported(dnp: ModuleType) -> tuple[dict[str, Callable[..., Any]], dict[Any,
         for name in getattr(ours, "__all__", ()):
             theirs = getattr(namespace, name, None)
             if callable(theirs) and not isinstance(theirs, np.ufunc):
-                functions[theirs] = getattr(ours, name)
+                functions[theirs] = inspect.unwrap(getattr(ours, name))
     return ufuncs, functions
+
+
+def keyword_checked(fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """`fn`, raising UnsupportedKeywordError (naming `what` and the keyword) when it is
+    called with a keyword argument it does not take. Nothing is checked on a good call."""
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        return call(what, fn, args, kwargs)
+
+    return checked
+
+
+def call(what: str, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    """`fn(*args, **kwargs)`; a keyword fn lacks is an UnsupportedKeywordError naming `what`."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError as e:
+        error = keyword_error(what, fn, kwargs) if kwargs else None
+        if error is None:
+            raise
+        raise error from e
 
 
 def install(dnp: ModuleType) -> dict[str, Any]:
@@ -50,17 +77,18 @@ def install(dnp: ModuleType) -> dict[str, Any]:
     def __array_ufunc__(self: Tracer, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         name = ufunc.__name__
         out = kwargs.pop("out", None)
-        if method == "__call__" and name in ufuncs and not kwargs:
-            result = ufuncs[name](*inputs)
-        elif method == "reduce" and hasattr(dnp, _REDUCE.get(name, "-")) and _only(kwargs, "axis", "keepdims"):
-            result = getattr(dnp, _REDUCE[name])(inputs[0], axis=kwargs.get("axis", 0),
-                                                 keepdims=kwargs.get("keepdims", False))  # fmt: skip
-        elif method == "accumulate" and hasattr(dnp, _ACCUMULATE.get(name, "-")) and _only(kwargs, "axis"):
-            result = getattr(dnp, _ACCUMULATE[name])(inputs[0], axis=kwargs.get("axis", 0))
-        elif method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
+        if method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
             return _add_at(*inputs)
-        else:
+        fn, keywords = _counterpart(dnp, ufuncs, name, method)
+        if fn is None:
             raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
+        if any(k not in keywords for k in kwargs):
+            what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+            raise unsupported_keywords(what, [k for k in kwargs if k not in keywords], keywords)
+        if method == "__call__":
+            result = fn(*inputs)
+        else:  # ufunc.reduce / accumulate work along axis 0 by default
+            result = fn(inputs[0], **{"axis": 0, **kwargs})
         if out is None:
             return result
         target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
@@ -81,13 +109,25 @@ def install(dnp: ModuleType) -> dict[str, Any]:
                 "diffprog.numpy.__all__ and docs/numpy_coverage.md), or dp.stop_gradient(x) "
                 "if x is a constant there"
             )
-        return fn(*args, **kwargs)
+        return call(f"{func.__module__}.{func.__name__}", fn, args, kwargs)
 
     return {"__array_ufunc__": __array_ufunc__, "__array_function__": __array_function__}
 
 
-def _only(kwargs: dict[str, Any], *allowed: str) -> bool:
-    return all(k in allowed for k in kwargs)
+#: the keywords of ufunc.reduce / accumulate that diffprog's counterparts implement
+_KEYWORDS = {"reduce": ("axis", "keepdims"), "accumulate": ("axis",)}
+
+
+def _counterpart(
+    dnp: ModuleType, ufuncs: dict[str, Any], name: str, method: str
+) -> tuple[Callable[..., Any] | None, tuple[str, ...]]:
+    """The diffprog.numpy function computing `numpy.<name>.<method>` and the keywords it
+    takes there; (None, ()) if diffprog has none."""
+    if method == "__call__":
+        return ufuncs.get(name), ()
+    table = {"reduce": _REDUCE, "accumulate": _ACCUMULATE}.get(method, {})
+    fn = getattr(dnp, table.get(name, "-"), None)
+    return (fn, _KEYWORDS[method]) if fn is not None else (None, ())
 
 
 def _add_at(a: Any, index: Any, b: Any) -> None:

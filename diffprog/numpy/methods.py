@@ -15,26 +15,48 @@ import numpy as np
 from ..ad.reverse import NO_PARAMS
 from ..ad.staging import StagingTracer
 from ..core.edge import astype as _astype
-from ..core.primitive import Primitive
-from ..core.trace import Tracer, install_operators, raw
+from ..core.primitive import Primitive, complex_error
+from ..core.trace import Tracer, as_scalar, install_operators, raw
+from ..errors import TracerConversionError
 from . import dispatch
 from .assignment import rebind, setitem
+from .elementwise import round as _round
 from .manipulation import swapaxes
 from .sorting import sort
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise complex_error("astype", dtype)
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
         value = raw(self)  # (under dp.jit a staged value, whose cast is recorded)
         return _astype(value, dtype=dtype) if isinstance(value, Tracer) else value.astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
 
 
+def _round_builtin(self: Tracer, ndigits: int | None = None) -> Any:
+    """round(x) is an int, like int(x), for a single value; round(x, n) is dnp.round(x, n).
+
+    Both are piecewise constant in x, so their zero derivative is right almost everywhere
+    and nothing is lost (see Tracer's conversions). round(x) follows Python's protocol (an
+    int, as NumPy's float64 gives, so `range(round(n))` works); round(x, n) keeps NumPy's
+    types and shapes.
+    """
+    if ndigits is not None:
+        return _round(self, decimals=ndigits)
+    if self.size != 1:
+        raise TracerConversionError(
+            f"round(x) of a traced array of shape {self.shape} (NumPy arrays refuse it too); "
+            "use dnp.round(x) or x.round() for the rounded array"
+        )
+    return round(as_scalar(raw(self)).item())
+
+
 _SAME_AS_FUNCTION = (
     "argmax", "argmin", "argsort", "clip", "cumprod", "cumsum", "diagonal", "dot",
     "max", "mean", "min", "prod", "ravel", "repeat", "round", "squeeze", "std", "sum",
-    "swapaxes", "take", "var",  # not "trace": Tracer.trace is the tracer's Trace
+    "swapaxes", "take", "trace", "var",
 )  # fmt: skip
 
 
@@ -87,9 +109,9 @@ def install(dnp: Any) -> None:
             return lambda self, other: fn(self, other)
 
         def method(self: Tracer, other: Any) -> Any:  # bind, knowing self is a tracer
-            trace = self.trace
-            if isinstance(other, Tracer) and other.trace.level > trace.level:
-                trace = other.trace
+            trace = self._trace
+            if isinstance(other, Tracer) and other._trace.level > trace.level:
+                trace = other._trace
             return trace.process(fn, (self, other), NO_PARAMS)
 
         return method
@@ -132,6 +154,7 @@ def install(dnp: Any) -> None:
         ),
         "flatten": lambda self: dnp.reshape(self, (-1,)),
         "nonzero": unary(dnp.nonzero),
+        "__round__": _round_builtin,
         "sort": _sort_in_place,
         "astype": _astype_method,
         # ndarray methods that are the function of the same name with the array first

@@ -10,13 +10,14 @@ Layer L6: imports only diffprog.tree, diffprog.backend, diffprog.errors, numpy a
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import tree
-from ..backend import asarray_like, device_scope, namespace_of
+from ..backend import asarray_like, device_scope, is_array, namespace_of
 from ..backend import zeros_like as device_zeros_like
 from ..errors import StructureError
 
@@ -94,12 +95,16 @@ def zeros_like(x: Any) -> Any:
 
 def cast_like(x: Any, ref: Any) -> Any:
     """``x`` as a value of ``ref``'s kind: a Python float for a Python float, else an array
-    (or NumPy scalar) of ``ref``'s dtype on ``ref``'s device."""
+    (or NumPy scalar) of ``ref``'s dtype on ``ref``'s device. A traced ``x`` (an optimizer
+    step being differentiated) stays traced, cast to ``ref``'s dtype: float() would drop its
+    gradient."""
     dtype = getattr(ref, "dtype", None)
+    if dtype is not None and type(x) is type(ref) and getattr(x, "dtype", None) == dtype:
+        return x
+    if not (isinstance(x, numbers.Number) or is_array(x)):  # a tracer
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
     if dtype is None:
         return float(x)
-    if type(x) is type(ref) and getattr(x, "dtype", None) == dtype:
-        return x
     if isinstance(ref, np.generic):
         return dtype.type(x)
     return asarray_like(x, ref, dtype=dtype)

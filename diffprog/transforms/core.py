@@ -60,7 +60,9 @@ def value_and_grad(
     @functools.wraps(f)
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums = _argnums(argnums, f, len(args), "dp.grad")
-        trace, inputs, out, aux = _record(f, args, kwargs, nums, has_aux, "dp.grad")
+        trace, inputs, out, aux = _record(
+            f, args, kwargs, nums, has_aux, "dp.grad", require_float=True
+        )
         seed = _scalar_seed(trace, out, f)
         cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
         grads = tuple(w.adjoint(cts) for w in inputs)
@@ -138,7 +140,7 @@ def jvp(
                 t = asarray_like(t, r)
                 if type(r) is float and type(t) is np.ndarray:  # a scalar goes anywhere
                     t = t[()]
-            if raw(t).dtype.kind == "c":
+            if as_scalar(raw(t)).dtype.kind == "c":  # t may be a traced Python float
                 raise UnsupportedLeafError(
                     f"dp.jvp: the tangent for primal {i}"
                     f"{tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])} is complex "
@@ -186,11 +188,14 @@ def _record(
     tracer_maker: Callable[[Any, int], Callable[[int, Any], Any]] = lambda trace, i: (
         lambda _, v: trace.watch(v)
     ),
+    require_float: bool = False,
 ) -> tuple[Any, list[Watched], Any, Any]:
     """Run `f(*args, **kwargs)` on a new trace with `args[i]` watched for i in argnums.
 
     `tracer_maker(trace, i)` gives the `wrap(leaf_index, value)` that makes argument i's
     tracers (reverse mode: `trace.watch`). Returns (trace, watched inputs, output, aux).
+    With `require_float`, watched arguments holding integers but no floating leaf at all are
+    refused before f runs (see `_refuse_integer_arguments`).
     f runs with the GPU of its arguments current (the forward-mode rules and f's own CuPy
     code compute on raw arrays, which CuPy runs on the current GPU).
     """
@@ -201,6 +206,8 @@ def _record(
             watched = Watched(args[i], tracer_maker(trace, i), lambda i=i: _arg_name(f, i))
             args[i] = watched.tree
             inputs.append(watched)
+        if require_float and all(t is None for w in inputs for t in w.tracers):
+            _refuse_integer_arguments(f, inputs, argnums, origin)
         result = f(*args, **kwargs)
     if not has_aux:
         return trace, inputs, result, None
@@ -234,12 +241,42 @@ def _argnums(argnums: int | Sequence[int], f: Callable[..., Any], nargs: int, or
     return nums
 
 
+def _refuse_integer_arguments(
+    f: Callable[..., Any], inputs: list[Watched], argnums: Sequence[int], origin: str
+) -> None:
+    """Called when no watched leaf is floating: raise, naming the first integer or bool
+    leaf, which the caller surely meant to differentiate (`dp.grad(f)(3)`). An int leaf
+    beside float leaves stays a constant with a None adjoint (API.md); leaves such as None
+    or strings alone pass (their adjoints are None)."""
+    for w, i in zip(inputs, argnums):
+        for path, leaf in tree.flatten_with_path(w.tree)[0]:
+            value = raw(leaf)
+            dtype = getattr(value, "dtype", None)
+            if isinstance(value, (bool, int, np.integer, np.bool_)):
+                origin_kind = "Python" if type(value) in (bool, int) else "NumPy"
+                what = f"the {origin_kind} {type(value).__name__} {value}"
+                fix = f"pass {float(value)!r} (a float)" if type(value) is int else "pass a float"
+            elif dtype is not None and dtype.kind in "biu" and is_array(value):
+                what = f"an array of dtype {dtype} and shape {tuple(value.shape)}"
+                fix = "pass a float array, e.g. x.astype(float)"
+            else:
+                continue
+            name = _arg_name(f, i)
+            label = f"argument {i}" + ("" if name.startswith("argument") else f" ({name})")
+            raise UnsupportedLeafError(
+                f"{origin}: {label}{tree.keystr(path)} is {what}, "
+                f"which has no gradient, and no argument differentiated here holds a float; "
+                f"{fix} to differentiate with respect to it (an integer beside float leaves "
+                "is a constant, its adjoint None)"
+            )
+
+
 def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
     """The seed cotangent (ones) for grad's output, after checking it is a real scalar.
 
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
-    own = isinstance(out, ReverseTracer) and out.trace is trace
+    own = isinstance(out, ReverseTracer) and out._trace is trace
     value = unwrapped(out)
     if type(value) is float:  # a Python float: a watched one passed through, or a constant
         return np.float64(1.0) if own else None
@@ -282,7 +319,7 @@ def cotangent_seeds(
         )
     seeds = []
     for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
-        if c is None or not (isinstance(o, ReverseTracer) and o.trace is trace):
+        if c is None or not (isinstance(o, ReverseTracer) and o._trace is trace):
             continue
         shape = getattr(c, "shape", ())
         if tuple(shape) != tuple(o.shape):
@@ -326,7 +363,7 @@ def as_tuples(origin: str, *groups: Any) -> tuple[tuple, ...]:
 
 
 def _tangent_of(trace: JVPTrace, x: Any) -> Any:
-    if isinstance(x, JVPTracer) and x.trace is trace:
+    if isinstance(x, JVPTracer) and x._trace is trace:
         return adjoint_like(x.tangent, x.value)  # a symbolic zero becomes real zeros
     return adjoint_like(None, x)  # real zeros for a floating output, None for a constant
 

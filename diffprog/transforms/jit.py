@@ -222,11 +222,11 @@ class Jitted:
             out_leaves, out_def = tree.flatten(out)
             outputs, values = [], []
             for leaf in out_leaves:
-                if type(leaf) is StagingTracer and leaf.trace is trace:
+                if type(leaf) is StagingTracer and leaf._trace is trace:
                     outputs.append(leaf.var)
                     values.append(leaf.value)
                 elif isinstance(leaf, Tracer):
-                    raise leaf.trace.escaped_error()
+                    raise leaf._trace.escaped_error()
                 else:
                     outputs.append(Const(leaf))
                     values.append(leaf)

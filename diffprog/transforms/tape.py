@@ -96,7 +96,7 @@ class Tape:
         def adjoint(path: Any, s: Any) -> Any:
             if not is_floating(s):  # a constant: no adjoint
                 return None
-            if not (isinstance(s, ReverseTracer) and s.trace is trace):
+            if not (isinstance(s, ReverseTracer) and s._trace is trace):
                 raise DiffprogError(
                     f"source{tree.keystr(path)} was not watched by this tape; pass values "
                     "returned by tape.watch(...)"
