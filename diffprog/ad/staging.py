@@ -29,6 +29,7 @@ import numpy as np
 
 from ..backend import register_wrapper
 from ..compile.ir import Const, Guard, Node, Var, substitute
+from ..core.primitive import NonDifferentiable
 from ..core.trace import Trace, Tracer, as_scalar
 from . import reverse
 
@@ -84,6 +85,9 @@ class StagingTracer(Tracer):
 
 
 register_wrapper(StagingTracer, lambda s: s.value)
+
+#: float(x) as a recorded operation: arithmetic of Python floats gives Python floats
+python_float = NonDifferentiable("python_float", lambda xp, x: float(x))
 
 
 class StagingTrace(Trace):

@@ -146,6 +146,37 @@ class Graph:
         lines.append(f"outputs: {outs}")
         return "\n".join(lines)
 
+    def to_dot(self) -> str:
+        """Graphviz DOT text, drawn as dp.make_graph draws a tape: inputs as ellipses,
+        operations as boxes (dashed and shaded when a derivative rule made them), constants
+        in grey; guards as diamonds."""
+        out = ["digraph diffprog {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+        made: dict[int, str] = {}
+        for i, v in enumerate(self.inputs):
+            made[v.id] = f"i{i}"
+            out.append(f'  i{i} [shape=ellipse, style=filled, fillcolor="#d8ecff", '
+                       f'label="input {i}\\n{v.describe()}"];')  # fmt: skip
+        for k, item in enumerate(self.body):
+            name = f"n{k}"
+            if type(item) is Guard:
+                out.append(f'  {name} [shape=diamond, label="guard {item.how}\\n'
+                           f'{_show(item.expected)}", tooltip="{item.site}"];')  # fmt: skip
+            else:
+                style = ('style="filled,dashed", fillcolor="#ffe9c6"' if item.backward
+                         else 'style=filled, fillcolor="#f2f2f2"')  # fmt: skip
+                label = f"{item.prim.name}\\n{item.outs[0].describe()}" if item.outs else item.prim.name
+                out.append(f'  {name} [shape=box, {style}, label="{label}", tooltip="{item.site}"];')
+                for o in item.outs:
+                    made[o.id] = name
+            for v in item.inputs():
+                out.append(f"  {made[v.id]} -> {name};")
+        for j, o in enumerate(self.outputs):
+            out.append(f'  o{j} [shape=ellipse, label="output {j}"];')
+            if type(o) is Var:
+                out.append(f"  {made[o.id]} -> o{j};")
+        out.append("}")
+        return "\n".join(out)
+
     def __str__(self) -> str:
         return self.text()
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .codegen import ufunc_of
 from .ir import Const, Graph, Guard, Node, Var, substitute
 
 
@@ -132,6 +133,10 @@ def _identity(node: Node, producer: dict[int, Node]) -> Any:
             return _same_as(out, args[0])
     elif name in ("reshape", "astype", "broadcast_to", "sum_to_shape") and len(args) == 1:
         return _same_as(out, args[0])
+    elif name == "fit_adjoint" and node.params.get("kind") == "array" and type(args[0]) is Var:
+        inner = producer.get(args[0].id)  # a ufunc's result owns its memory: nothing to fit
+        if inner is not None and ufunc_of(inner.prim) is not None and not inner.params:
+            return _same_as(out, args[0])
     elif name in ("negative", "transpose") and len(args) == 1 and type(args[0]) is Var:
         inner = producer.get(args[0].id)
         if inner is None or inner.prim is not node.prim:

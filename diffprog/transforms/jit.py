@@ -83,7 +83,7 @@ class Variant:
         self.constants = [(c, _checksum(c)) for c in constants]
         #: outputs that are constant arrays: copied per call, as eager makes new ones
         self.copies = [i for i, o in enumerate(self.graph.outputs)
-                       if type(o) is Const and hasattr(o.value, "copy")]  # fmt: skip
+                       if type(o) is Const and is_array(o.value)]  # fmt: skip
 
     def constants_unchanged(self) -> bool:
         return all(_checksum(c) == before for c, before in self.constants)
@@ -227,9 +227,9 @@ class Jitted:
                     values.append(leaf.value)
                 elif isinstance(leaf, Tracer):
                     raise leaf._trace.escaped_error()
-                else:
+                else:  # a constant: the graph keeps it, the caller gets a copy
                     outputs.append(Const(leaf))
-                    values.append(leaf)
+                    values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
         graph = Graph(trace.inputs, trace.body, outputs)
         constants = _user_constants(graph)
         return Variant(graph, sig.xp, out_def, constants), tree.unflatten(out_def, values)
