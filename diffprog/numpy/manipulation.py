@@ -175,7 +175,7 @@ def _is_basic(index: tuple) -> bool:
 
 
 def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) -> Any:
-    out = xp.zeros(shape, dtype=g.dtype)
+    out = xp.zeros(shape, dtype=np.float64 if type(g) is float else g.dtype)  # a watched float
     if _is_basic(index):
         out[index] = g
     else:
