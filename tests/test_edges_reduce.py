@@ -146,3 +146,156 @@ def test_einsum_vjp_of_a_watched_python_float_cotangent():
     assert dp.grad(pull)(1.0) == 1.0
     check_grads(lambda c: dp.vjp(lambda y: dnp.einsum(",i->", y, VEC), 2.0)[1](c * c)[0], (1.5,),
                 order=2)  # fmt: skip
+
+
+# --- 9: initial= and where= on the reductions ------------------------------------------------
+def distinct(rng, shape):
+    """Values at least 0.1 apart in [-1.5, 1.5] (max/min stay put under a perturbation)."""
+    n = int(np.prod(shape))
+    return rng.permutation(np.linspace(-1.5, 1.5, n) + rng.uniform(-0.02, 0.02, n)).reshape(shape)
+
+
+def dense_mask(rng, shape):
+    """A mask selecting at least one entry of every line along every axis."""
+    return (rng.random(shape) < 0.5) | (np.indices(shape).sum(axis=0) % 2 == 0)
+
+
+# name -> (keyword arguments besides where=); max/min need initial= with where= (NumPy's rule)
+MASKED = {
+    "sum": {}, "sum_initial": {"initial": 1.5}, "prod": {}, "prod_initial": {"initial": 0.5},
+    "max": {"initial": -0.55}, "min": {"initial": 0.45}, "amax": {"initial": -5.0},
+    "amin": {"initial": 5.0}, "mean": {}, "var": {}, "std": {}, "var_ddof1": {"ddof": 1},
+    "nansum": {"initial": 0.25}, "nanmean": {},
+}  # fmt: skip
+MASKS = {"full": lambda rng: dense_mask(rng, (2, 3, 4)), "row": lambda rng: dense_mask(rng, (4,)),
+         "column": lambda rng: np.array([[True], [False], [True]]), "all": lambda rng: True}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0, 2), (1,)], ids=str)
+@pytest.mark.parametrize("mask", sorted(MASKS))
+@pytest.mark.parametrize("name", sorted(MASKED))
+def test_where_and_initial_match_numpy_and_differentiate(name, mask, axis, keepdims, dtype):
+    rng = np.random.default_rng(3)
+    x, where = distinct(rng, (2, 3, 4)).astype(dtype), MASKS[mask](rng)
+    fn, kw = name.split("_")[0], {**MASKED[name], "axis": axis, "keepdims": keepdims}
+    kw["where"] = where
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's NaN for an empty group
+        expected = getattr(np, fn)(x, **kw)
+        out = getattr(dnp, fn)(x, **kw)
+    assert_same(out, expected)
+    if np.isnan(expected).any():  # an empty group: see test_where_selecting_nothing_...
+        return
+    tol = {"rtol": 2e-2, "atol": 1e-3} if dtype == np.float32 else {}
+    check_grads(lambda x: getattr(dnp, fn)(x, **kw), (x,), order=2, **tol)
+
+
+def test_where_zeroes_the_gradient_of_entries_left_out():
+    x = np.array([[1.0, 4.0, 2.0], [3.0, -1.0, 0.5]])
+    w = np.array([True, False, True])
+    for fn in (dnp.sum, dnp.mean, dnp.prod, dnp.var, dnp.std, dnp.nansum, dnp.nanmean):
+        g = dp.grad(lambda x: dnp.sum(fn(x, axis=1, where=w)))(x)
+        assert (g[:, 1] == 0).all() and (g[:, [0, 2]] != 0).all()
+    g = dp.grad(lambda x: dnp.sum(dnp.max(x, axis=1, where=w, initial=-9.0)))(x)
+    np.testing.assert_array_equal(g, [[0, 0, 1], [1, 0, 0]])  # 4.0 and -1.0 are left out
+    np.testing.assert_array_equal(dp.grad(lambda x: dnp.mean(x, where=w))(x),
+                                  [[0.25, 0, 0.25], [0.25, 0, 0.25]])  # fmt: skip
+
+
+def test_ties_in_max_and_min_with_initial_and_where():
+    """k tied candidates share the gradient equally; an initial equal to the result is one
+    of them (its share goes nowhere); entries left out by where= are not candidates."""
+    grad = lambda f, x: dp.grad(f)(x)
+    x = np.array([3.0, 1.0, 3.0, 3.0])
+    w = np.array([True, True, False, True])
+    np.testing.assert_array_equal(grad(lambda x: dnp.max(x, where=w, initial=0.0), x),
+                                  [0.5, 0.0, 0.0, 0.5])  # fmt: skip
+    assert dp.jvp(lambda x: dnp.max(x, where=w, initial=0.0), (x,), (np.arange(4.0),))[1] == 1.5
+    np.testing.assert_array_equal(grad(lambda x: dnp.max(x, initial=3.0), x),
+                                  [0.25, 0.0, 0.25, 0.25])  # fmt: skip
+    np.testing.assert_array_equal(grad(lambda x: dnp.min(x, initial=1.0), x), [0, 0.5, 0, 0])
+    np.testing.assert_array_equal(grad(lambda x: dnp.max(x, initial=5.0), x), np.zeros(4))
+    np.testing.assert_array_equal(grad(lambda x: dnp.max(x, where=False, initial=5.0), x),
+                                  np.zeros(4))  # fmt: skip
+    np.testing.assert_array_equal(dp.hessian(lambda x: dnp.max(x, where=w, initial=3.0))(x),
+                                  np.zeros((4, 4)))  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_initial_over_empty_axes(dtype):
+    """NumPy defines max/min/sum/prod of nothing when initial= is given: initial itself."""
+    e = np.zeros((0, 3), dtype=dtype)
+    for fn, init in (("max", 1.0), ("min", -1.0), ("sum", 2.0), ("prod", 3.0), ("amax", 0.5)):
+        for axis, keepdims in ((0, False), (0, True), (None, False), (1, False)):
+            out = getattr(dnp, fn)(e, axis=axis, keepdims=keepdims, initial=init)
+            assert_same(out, getattr(np, fn)(e, axis=axis, keepdims=keepdims, initial=init))
+        f = lambda x: dnp.sum(getattr(dnp, fn)(x, axis=0, initial=init) ** 2)
+        assert dp.grad(f)(e).shape == (0, 3) and dp.grad(f)(e).dtype == dtype
+        assert dp.jvp(f, (e,), (e,))[1] == 0.0
+        check_grads(f, (e,), order=2)
+    assert_same(dnp.max([], initial=3.0), np.max([], initial=3.0))
+
+
+def test_where_selecting_nothing_gives_nan_and_zero_gradient():
+    """An empty group: NaN for mean/var/std (as NumPy), initial for max/min/sum/prod, and
+    zero gradient to its entries in both modes (no NaN leaks into the other groups)."""
+    x = np.array([[1.0, 4.0, 2.0], [3.0, -1.0, 0.5]])
+    w = np.array([[True, True, False], [False, False, False]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for fn in (dnp.mean, dnp.var, dnp.std, dnp.nanmean):
+            out = fn(x, axis=1, where=w)
+            assert np.isnan(out[1]) and not np.isnan(out[0])
+            f = lambda x: fn(x, axis=1, where=w)[0]
+            g = dp.grad(f)(x)
+            assert (g[1] == 0).all() and (g[0, :2] != 0).all()
+            t = dp.jvp(f, (x,), (np.ones_like(x),))[1]
+            assert np.isfinite(t)
+    assert_same(dnp.max(x, axis=1, where=w, initial=-2.0), [4.0, -2.0])
+    np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dnp.max(x, 1, where=w, initial=-2.0)))(x),
+                                  [[0, 1, 0], [0, 0, 0]])  # fmt: skip
+
+
+def test_where_and_initial_through_numpy_functions_methods_and_ufunc_reduce():
+    rng = np.random.default_rng(5)
+    x, w = distinct(rng, (2, 3)), np.array([True, False, True])
+    cases = [
+        (lambda x: np.sum(x, axis=1, where=w, initial=1.0), lambda x: dnp.sum(x, 1, initial=1.0, where=w)),
+        (lambda x: np.add.reduce(x, axis=None, where=w, initial=1.0), lambda x: dnp.sum(x, None, initial=1.0, where=w)),
+        (lambda x: np.add.reduce(x, where=w), lambda x: dnp.sum(x, 0, where=w)),
+        (lambda x: np.multiply.reduce(x, axis=1, where=w), lambda x: dnp.prod(x, 1, where=w)),
+        (lambda x: np.maximum.reduce(x, axis=1, where=w, initial=0.0), lambda x: dnp.max(x, 1, initial=0.0, where=w)),
+        (lambda x: np.minimum.reduce(x, initial=0.0), lambda x: dnp.min(x, 0, initial=0.0)),
+        (lambda x: np.amax(x, 1, None, False, -0.3, w), lambda x: dnp.max(x, 1, initial=-0.3, where=w)),
+        (lambda x: np.mean(x, axis=1, where=w[None]), lambda x: dnp.mean(x, 1, where=w[None])),
+        (lambda x: np.var(x, axis=1, where=w), lambda x: dnp.var(x, 1, where=w)),
+        (lambda x: np.std(x, where=w), lambda x: dnp.std(x, where=w)),
+        (lambda x: x.sum(axis=1, where=w), lambda x: dnp.sum(x, 1, where=w)),
+        (lambda x: x.max(initial=7.0), lambda x: dnp.max(x, initial=7.0)),
+        (lambda x: x.min(1, None, True, 0.2, w), lambda x: dnp.min(x, 1, keepdims=True, initial=0.2, where=w)),
+        (lambda x: x.mean(axis=1, where=w), lambda x: dnp.mean(x, 1, where=w)),
+        (lambda x: x.prod(initial=2.0, where=w), lambda x: dnp.prod(x, initial=2.0, where=w)),
+    ]  # fmt: skip
+    for numpy_call, ours in cases:
+        assert_same(numpy_call(x), ours(x))  # NumPy on plain arrays
+        f = lambda x: dnp.sum(numpy_call(x) ** 2)  # the same call on tracers dispatches to ours
+        np.testing.assert_allclose(dp.grad(f)(x), dp.grad(lambda x: dnp.sum(ours(x) ** 2))(x))
+        check_grads(f, (x,), order=2)
+
+
+def test_where_and_initial_errors():
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match="to use a where mask one has to specify 'initial'"):
+        dnp.max(x, where=np.array([True, False, True]))
+    with pytest.raises(ValueError, match="to use a where mask one has to specify 'initial'"):
+        dp.grad(lambda x: np.minimum.reduce(x, axis=None, where=x > 0))(x)
+    with pytest.raises(TypeError, match="where= must be a boolean mask, got dtype float64"):
+        dnp.sum(x, where=np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"where= of shape \(2, 1, 3\) does not broadcast"):
+        dnp.mean(x, where=np.ones((2, 1, 3), dtype=bool))
+    with pytest.raises(ValueError, match="initial= must be a scalar"):
+        dnp.sum(x, initial=np.ones(2))
+    with pytest.raises(TypeError, match="initial= must be a constant scalar, not a traced value"):
+        dp.grad(lambda v: dnp.max(x, initial=v))(1.0)

@@ -52,9 +52,10 @@ def install(dnp: ModuleType) -> dict[str, Any]:
         out = kwargs.pop("out", None)
         if method == "__call__" and name in ufuncs and not kwargs:
             result = ufuncs[name](*inputs)
-        elif method == "reduce" and hasattr(dnp, _REDUCE.get(name, "-")) and _only(kwargs, "axis", "keepdims"):
-            result = getattr(dnp, _REDUCE[name])(inputs[0], axis=kwargs.get("axis", 0),
-                                                 keepdims=kwargs.get("keepdims", False))  # fmt: skip
+        elif method == "reduce" and hasattr(dnp, _REDUCE.get(name, "-")) and _only(
+            kwargs, "axis", "keepdims", *(() if name == "logaddexp" else ("initial", "where"))
+        ):
+            result = getattr(dnp, _REDUCE[name])(inputs[0], **{"axis": 0, **kwargs})
         elif method == "accumulate" and hasattr(dnp, _ACCUMULATE.get(name, "-")) and _only(kwargs, "axis"):
             result = getattr(dnp, _ACCUMULATE[name])(inputs[0], axis=kwargs.get("axis", 0))
         elif method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
