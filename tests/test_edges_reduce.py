@@ -299,3 +299,24 @@ def test_where_and_initial_errors():
         dnp.sum(x, initial=np.ones(2))
     with pytest.raises(TypeError, match="initial= must be a constant scalar, not a traced value"):
         dp.grad(lambda v: dnp.max(x, initial=v))(1.0)
+
+
+# --- 8: hypot at the origin: 0 to every order, as norm and std --------------------------------
+def test_hypot_at_the_origin_is_zero_to_every_order():
+    """hypot(0, 0) takes the subgradient 0 (as linalg.norm(0) and std of a constant), and
+    its slope x / hypot is a constant there, so second derivatives are 0 too, in both modes;
+    off the origin they are the closed form [[y^2, -xy], [-xy, x^2]] / r^3."""
+    f = lambda v: dnp.hypot(v[0], v[1])
+    norm = lambda v: dnp.linalg.norm(v)
+    origin = np.zeros(2)
+    for fn in (f, norm):
+        np.testing.assert_array_equal(dp.grad(fn)(origin), [0.0, 0.0])
+        assert dp.jvp(fn, (origin,), (np.array([1.0, 2.0]),))[1] == 0.0
+        np.testing.assert_array_equal(dp.hessian(fn)(origin), np.zeros((2, 2)))
+        np.testing.assert_array_equal(dp.jacfwd(dp.grad(fn))(origin), np.zeros((2, 2)))
+        np.testing.assert_array_equal(dp.jvp(dp.grad(fn), (origin,), (np.ones(2),))[1], [0, 0])
+    assert dp.grad(dp.grad(lambda x: dnp.hypot(x, 0.0)))(0.0) == 0.0  # |x|, as abs at 0
+    x, y = 3.0, -4.0
+    np.testing.assert_allclose(dp.hessian(f)(np.array([x, y])),
+                               np.array([[y * y, -x * y], [-x * y, x * x]]) / 125.0)  # fmt: skip
+    check_grads(f, (np.array([0.3, -0.2]),), order=3)
