@@ -320,3 +320,159 @@ def test_hypot_at_the_origin_is_zero_to_every_order():
     np.testing.assert_allclose(dp.hessian(f)(np.array([x, y])),
                                np.array([[y * y, -x * y], [-x * y, x * x]]) / 125.0)  # fmt: skip
     check_grads(f, (np.array([0.3, -0.2]),), order=3)
+
+
+# --- 5: det's gradient at singular matrices is the adjugate; slogdet's is infinite ------------
+def cofactors(a):
+    """adj(a)^T by its definition: signed minors (a closed form, independent of diffprog)."""
+    n = a.shape[-1]
+    out = np.empty_like(a)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(a, i, axis=0), j, axis=1)
+            out[i, j] = (-1) ** (i + j) * (np.linalg.det(minor) if minor.size else 1.0)
+    return out
+
+
+SINGULAR = {
+    "rank 1 of 2": np.array([[1.0, 2.0], [2.0, 4.0]]),
+    "rank 2 of 3": np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, -1.0]]),
+    "diag(1, 1, 0)": np.diag([1.0, 1.0, 0.0]),
+    "rank 1 of 3": np.ones((3, 3)),
+    "rank 1 of 4": np.outer([1.0, 2.0, 3.0, 4.0], [1.0, -1.0, 2.0, 0.5]),
+    "zero 3x3": np.zeros((3, 3)),
+    "zero 1x1": np.zeros((1, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", sorted(SINGULAR))
+def test_det_gradient_at_singular_matrices_is_the_adjugate(name, dtype):
+    a = SINGULAR[name].astype(dtype)
+    assert np.linalg.det(a) == 0.0
+    expected = cofactors(a.astype(np.float64))
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    t = np.random.default_rng(0).normal(size=a.shape).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no LinAlgError, no division by zero on the way
+        g = dp.grad(la.det)(a)
+        tangent = dp.jvp(la.det, (a,), (t,))[1]
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, expected, **tol)
+    np.testing.assert_allclose(tangent, np.sum(expected * t), **tol)
+    if name in ("rank 1 of 3", "rank 1 of 4", "zero 3x3"):  # rank <= n - 2
+        assert np.abs(g).max() < 1e-5 if dtype == np.float32 else np.abs(g).max() < 1e-13
+
+
+def test_det_gradient_in_a_batch_mixing_singular_and_invertible_matrices():
+    a = np.stack([SINGULAR["rank 1 of 2"], [[2.0, 1.0], [1.0, 3.0]], np.zeros((2, 2)),
+                  np.eye(2)])  # fmt: skip
+    g = dp.grad(lambda a: dnp.sum(la.det(a)))(a)
+    np.testing.assert_allclose(g, [cofactors(m) for m in a], rtol=1e-12, atol=1e-14)
+    t = np.random.default_rng(1).normal(size=a.shape)
+    np.testing.assert_allclose(dp.jvp(la.det, (a,), (t,))[1],
+                               [np.sum(cofactors(m) * u) for m, u in zip(a, t)], atol=1e-14)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_det_second_order_at_invertible_matrices(dtype):
+    rng = np.random.default_rng(2)
+    tol = {"rtol": 2e-2, "atol": 1e-3} if dtype == np.float32 else {}
+    for a in (np.eye(3), rng.normal(size=(3, 3)) + 3 * np.eye(3), rng.normal(size=(2, 3, 3))):
+        check_grads(la.det, (a.astype(dtype),), order=2, **tol)
+    # d2 det(A)[E, E] = det(A) ((tr A^-1 E)^2 - tr(A^-1 E A^-1 E)), here at A = I
+    e = rng.normal(size=(3, 3))
+    _, hvp = dp.hvp(la.det, (np.eye(3),), (e,))
+    np.testing.assert_allclose(np.sum(hvp[0] * e), np.trace(e) ** 2 - np.trace(e @ e), rtol=1e-12)
+    # at a rank n - 1 matrix with distinct singular values, second order goes through the SVD
+    h = dp.hessian(la.det)(SINGULAR["rank 1 of 2"])  # det = ad - bc: a constant Hessian
+    np.testing.assert_allclose(h.reshape(4, 4), [[0, 0, 0, 1], [0, 0, -1, 0], [0, -1, 0, 0],
+                                                  [1, 0, 0, 0]], atol=1e-14)  # fmt: skip
+
+
+def test_slogdet_gradient_at_a_singular_matrix_is_a_clear_error():
+    """d logabsdet = tr(A^-1 dA) is infinite where det(A) = 0: both modes say so."""
+    logdet = lambda a: la.slogdet(a).logabsdet
+    a = SINGULAR["rank 1 of 2"]
+    assert la.slogdet(a) == (0.0, -np.inf)
+    for differentiate in (lambda: dp.grad(logdet)(a), lambda: dp.jvp(logdet, (a,), (a,))):
+        with pytest.raises(np.linalg.LinAlgError, match="logabsdet at a singular matrix is "
+                           "infinite .* differentiate det instead"):  # fmt: skip
+            differentiate()
+    with pytest.raises(np.linalg.LinAlgError, match=r"batch index \(1,\)"):
+        dp.grad(lambda a: dnp.sum(logdet(a)))(np.stack([np.eye(2), a]))
+    assert dp.grad(lambda a: la.slogdet(a).sign)(a).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+# --- 6: hermitian=True and UPLO: the derivative of the value NumPy computes -------------------
+def lower_symmetric_upper_noise(rng, shape, dtype):
+    """A matrix whose lower triangle is symmetric-with-distinct-eigenvalues material and whose
+    strictly upper triangle is unrelated noise: NumPy's hermitian readers see only the first."""
+    n = shape[-1]
+    q = np.linalg.qr(rng.normal(size=shape))[0]
+    lam = np.array([-2.0, 0.7, 1.6, 2.9][:n]) + rng.uniform(-0.05, 0.05, size=shape[:-1])
+    sym = (q * lam[..., None, :]) @ np.swapaxes(q, -1, -2)
+    return (np.tril(sym) + np.triu(rng.normal(size=shape), 1)).astype(dtype)
+
+
+W = np.array([1.0, -0.5, 2.0])
+HERMITIAN = {  # name -> (function of the lower-triangle matrix, NumPy's function, triangle)
+    "pinv": (lambda a: la.pinv(a, hermitian=True), lambda a: np.linalg.pinv(a, hermitian=True), "L"),
+    "svd_values": (lambda a: la.svd(a, hermitian=True).S, lambda a: np.linalg.svd(a, hermitian=True).S, "L"),
+    "svd_compute_uv_false": (lambda a: la.svd(a, compute_uv=False, hermitian=True),
+                             lambda a: np.linalg.svd(a, compute_uv=False, hermitian=True), "L"),
+    "svd_reconstruction": (lambda a: (lambda u, s, vh: (u * s[..., None, :]) @ vh)(*la.svd(a, hermitian=True)),
+                           lambda a: (lambda u, s, vh: (u * s[..., None, :]) @ vh)(*np.linalg.svd(a, hermitian=True)), "L"),
+    "svd_top_projector": (lambda a: (lambda u, s, vh: u[..., :, :1] @ vh[..., :1, :])(*la.svd(a, hermitian=True)),
+                          lambda a: (lambda u, s, vh: u[..., :, :1] @ vh[..., :1, :])(*np.linalg.svd(a, hermitian=True)), "L"),
+    "eigh_values_L": (lambda a: la.eigh(a).eigenvalues, lambda a: np.linalg.eigh(a).eigenvalues, "L"),
+    "eigh_values_U": (lambda a: la.eigh(a, UPLO="U").eigenvalues,
+                      lambda a: np.linalg.eigh(a, UPLO="U").eigenvalues, "U"),
+    "eigh_vector_squares_U": (lambda a: la.eigh(a, UPLO="U").eigenvectors ** 2,
+                              lambda a: np.linalg.eigh(a, UPLO="U").eigenvectors ** 2, "U"),
+    "eigvalsh_L": (la.eigvalsh, np.linalg.eigvalsh, "L"),
+    "eigvalsh_U": (lambda a: la.eigvalsh(a, UPLO="U"), lambda a: np.linalg.eigvalsh(a, UPLO="U"), "U"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", [(3, 3), (2, 3, 3)], ids=str)
+@pytest.mark.parametrize("name", sorted(HERMITIAN))
+def test_hermitian_readers_differentiate_the_triangle_numpy_reads(name, shape, dtype):
+    fn, np_fn, uplo = HERMITIAN[name]
+    a = lower_symmetric_upper_noise(np.random.default_rng(4), shape, dtype)
+    if uplo == "U":
+        a = np.swapaxes(a, -1, -2).copy()
+    assert_same(fn(a), np_fn(a))  # NumPy's own value of the non-symmetric input
+    tol = {"rtol": 2e-2, "atol": 2e-3} if dtype == np.float32 else {}
+    check_grads(fn, (a,), order=2, **tol)  # along every perturbation, not only symmetric ones
+    g = dp.grad(lambda a: dnp.sum(fn(a) * np.linspace(0.5, 1.5, fn(a).size).reshape(fn(a).shape)))(a)
+    unread = np.triu(np.ones(shape[-2:]), 1) if uplo == "L" else np.tril(np.ones(shape[-2:]), -1)
+    assert (g * unread == 0).all() and (g * (1 - unread) != 0).any()  # the other triangle: 0
+
+
+# --- 7: logsumexp over an empty axis: -inf, an empty gradient, no warning --------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape, axis", [((0,), None), ((2, 0), 1), ((2, 0), None), ((0, 3), 0),
+                                         ((0, 3), 1), ((2, 0, 3), (1, 2))], ids=str)  # fmt: skip
+def test_logsumexp_over_an_empty_axis_is_minus_inf(shape, axis, dtype):
+    x = np.zeros(shape, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for keepdims in (False, True):
+            out = dnp.logsumexp(x, axis=axis, keepdims=keepdims)
+            assert out.dtype == dtype and np.shape(out) == np.sum(x, axis, keepdims=keepdims).shape
+            assert (np.asarray(out) == -np.inf).all() or np.size(out) == 0
+        f = lambda x: dnp.sum(dnp.exp(dnp.logsumexp(x, axis=axis)))  # exp(-inf) = 0: finite
+        g = dp.grad(f)(x)
+        assert g.shape == shape and g.dtype == dtype
+        assert dp.jvp(f, (x,), (x,))[1] == 0.0
+        check_grads(f, (x,), order=2)
+
+
+def test_logsumexp_of_minus_infinities_is_minus_inf_without_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dnp.logsumexp(np.full(3, -np.inf)) == -np.inf
+        np.testing.assert_array_equal(dnp.logsumexp(np.array([[-np.inf, 0.0], [-np.inf, -np.inf]]),
+                                                    axis=1), [0.0, -np.inf])  # fmt: skip
