@@ -14,6 +14,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.numpy import linalg as la
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -190,6 +191,20 @@ def test_where_and_initial_match_numpy_and_differentiate(name, mask, axis, keepd
         return
     tol = {"rtol": 2e-2, "atol": 1e-3} if dtype == np.float32 else {}
     check_grads(lambda x: getattr(dnp, fn)(x, **kw), (x,), order=2, **tol)
+
+
+@pytest.mark.parametrize("mask", sorted(MASKS))
+@pytest.mark.parametrize("name", sorted(MASKED))
+def test_where_and_initial_on_every_backend(name, mask, backend=NUMPY):
+    rng = np.random.default_rng(4)
+    x, where = distinct(rng, (2, 3, 4)), MASKS[mask](rng)
+    axis = None if mask == "column" else (0, 2)  # every group selects 2 or more entries
+    fn, kw = name.split("_")[0], {**MASKED[name], "axis": axis, "where": where}
+    assert_same(getattr(dnp, fn)(x, **kw), getattr(np, fn)(x, **kw))
+    backend.check_grads(lambda x: getattr(dnp, fn)(x, **kw), (x,), order=2)  # CuPy vs NumPy
+
+
+test_where_and_initial_on_every_backend_on_gpu = on_gpu(test_where_and_initial_on_every_backend)
 
 
 def test_where_zeroes_the_gradient_of_entries_left_out():
@@ -476,3 +491,32 @@ def test_logsumexp_of_minus_infinities_is_minus_inf_without_warning():
         assert dnp.logsumexp(np.full(3, -np.inf)) == -np.inf
         np.testing.assert_array_equal(dnp.logsumexp(np.array([[-np.inf, 0.0], [-np.inf, -np.inf]]),
                                                     axis=1), [0.0, -np.inf])  # fmt: skip
+
+
+# --- 5, 6, 7 on every backend -------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(HERMITIAN))
+def test_hermitian_readers_on_every_backend(name, backend=NUMPY):
+    if name == "pinv" and backend.gpu is not None:
+        pytest.skip("CuPy's pinv has no hermitian= option")
+    fn = HERMITIAN[name][0]
+    a = lower_symmetric_upper_noise(np.random.default_rng(6), (2, 3, 3), np.float64)
+    if HERMITIAN[name][2] == "U":
+        a = np.swapaxes(a, -1, -2).copy()
+    backend.check_grads(fn, (a,), order=2)
+
+
+test_hermitian_readers_on_every_backend_on_gpu = on_gpu(test_hermitian_readers_on_every_backend)
+
+
+def test_singular_det_and_empty_logsumexp_on_every_backend(backend=NUMPY):
+    b = np.stack([SINGULAR["rank 1 of 2"], [[2.0, 1.0], [1.0, 3.0]], np.zeros((2, 2))])
+    backend.check(dp.grad(lambda a: dnp.sum(la.det(a)))(backend.put(b)),
+                  np.stack([cofactors(m) for m in b]))  # fmt: skip
+    e = np.zeros((2, 0))
+    backend.check(dnp.logsumexp(backend.put(e), axis=1), np.full(2, -np.inf))
+    backend.check(dp.grad(lambda x: dnp.sum(dnp.exp(dnp.logsumexp(x, axis=1))))(backend.put(e)), e)
+
+
+test_singular_det_and_empty_logsumexp_on_every_backend_on_gpu = on_gpu(
+    test_singular_det_and_empty_logsumexp_on_every_backend
+)
