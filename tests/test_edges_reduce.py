@@ -485,14 +485,6 @@ def test_logsumexp_over_an_empty_axis_is_minus_inf(shape, axis, dtype):
         check_grads(f, (x,), order=2)
 
 
-def test_logsumexp_of_minus_infinities_is_minus_inf_without_warning():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert dnp.logsumexp(np.full(3, -np.inf)) == -np.inf
-        np.testing.assert_array_equal(dnp.logsumexp(np.array([[-np.inf, 0.0], [-np.inf, -np.inf]]),
-                                                    axis=1), [0.0, -np.inf])  # fmt: skip
-
-
 # --- 5, 6, 7 on every backend -------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(HERMITIAN))
 def test_hermitian_readers_on_every_backend(name, backend=NUMPY):

@@ -220,6 +220,8 @@ def index_tuple(index: Any) -> tuple:
 # --- helpers -------------------------------------------------------------------------------
 def as_array(a: Any) -> Any:
     """`a` itself if it is an array or a tracer, else `numpy.asarray(a)` (lists, numbers)."""
+    if type(a) is np.ndarray or isinstance(a, Tracer):  # the common cases, without hasattr
+        return a
     return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
 
 

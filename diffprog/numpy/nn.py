@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..core.trace import as_scalar, raw
+from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, unary
 from .elementwise import exp, where
 from .manipulation import as_array
@@ -44,7 +44,9 @@ def _shifted(xp: Any, x: Any, axis: tuple[int, ...]) -> tuple[Any, Any]:
 
 def _logsumexp_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     s, m = _shifted(xp, x, axis)
-    with np.errstate(divide="ignore"):  # an empty or all -inf group: log(0) = -inf (as SciPy)
+    if s.size == 0:  # empty groups: log(0) = -inf, as SciPy (without NumPy's divide warning)
+        out = xp.full(m.shape, -xp.inf, dtype=m.dtype)
+    else:
         out = xp.log(xp.exp(s).sum(axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)[()]  # 0-d: a scalar, as SciPy
 
@@ -112,6 +114,8 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
 
 def _floating(a: Any) -> Any:
     """`a` as an array; integers and booleans (constants) as float64, as SciPy computes."""
+    if isinstance(a, Tracer):  # floating by construction
+        return a
     a = as_array(a)
     r = as_scalar(raw(a))
     return r.astype(np.float64) if r.dtype.kind in "biu" else a
