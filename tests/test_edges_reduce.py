@@ -377,6 +377,9 @@ def test_det_gradient_at_singular_matrices_is_the_adjugate(name, dtype):
     np.testing.assert_allclose(tangent, np.sum(expected * t), **tol)
     if name in ("rank 1 of 3", "rank 1 of 4", "zero 3x3"):  # rank <= n - 2
         assert np.abs(g).max() < 1e-5 if dtype == np.float32 else np.abs(g).max() < 1e-13
+    # second order there too, repeated singular values included (diag(1, 1, 0), zeros)
+    check_grads(la.det, (a,), order=2, **({"rtol": 2e-2, "atol": 1e-3} if dtype == np.float32
+                                            else {}))  # fmt: skip
 
 
 def test_det_gradient_in_a_batch_mixing_singular_and_invertible_matrices():
@@ -390,7 +393,7 @@ def test_det_gradient_in_a_batch_mixing_singular_and_invertible_matrices():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
-def test_det_second_order_at_invertible_matrices(dtype):
+def test_det_second_order_at_invertible_and_singular_matrices(dtype):
     rng = np.random.default_rng(2)
     tol = {"rtol": 2e-2, "atol": 1e-3} if dtype == np.float32 else {}
     for a in (np.eye(3), rng.normal(size=(3, 3)) + 3 * np.eye(3), rng.normal(size=(2, 3, 3))):
@@ -399,10 +402,11 @@ def test_det_second_order_at_invertible_matrices(dtype):
     e = rng.normal(size=(3, 3))
     _, hvp = dp.hvp(la.det, (np.eye(3),), (e,))
     np.testing.assert_allclose(np.sum(hvp[0] * e), np.trace(e) ** 2 - np.trace(e @ e), rtol=1e-12)
-    # at a rank n - 1 matrix with distinct singular values, second order goes through the SVD
-    h = dp.hessian(la.det)(SINGULAR["rank 1 of 2"])  # det = ad - bc: a constant Hessian
-    np.testing.assert_allclose(h.reshape(4, 4), [[0, 0, 0, 1], [0, 0, -1, 0], [0, -1, 0, 0],
-                                                  [1, 0, 0, 0]], atol=1e-14)  # fmt: skip
+    # det = ad - bc has a constant Hessian, also at singular 2x2 matrices
+    for a in (SINGULAR["rank 1 of 2"], np.zeros((2, 2)), np.eye(2)):
+        np.testing.assert_allclose(dp.hessian(la.det)(a).reshape(4, 4),
+                                   [[0, 0, 0, 1], [0, 0, -1, 0], [0, -1, 0, 0], [1, 0, 0, 0]],
+                                   atol=1e-14)  # fmt: skip
 
 
 def test_slogdet_gradient_at_a_singular_matrix_is_a_clear_error():

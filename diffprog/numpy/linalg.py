@@ -20,7 +20,8 @@ Assumptions of the rules, as in JAX and PyTorch:
 - pinv: the rank is constant near the input (e.g. full rank); qr: mode='reduced', M >= N,
   full rank; slogdet: invertible (at a singular matrix its gradient is infinite: an error).
 det's gradient is the cofactor matrix adj(a)^T everywhere: det(a) inv(a)^T where det(a) != 0,
-from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), as PyTorch does.
+from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), as PyTorch does, with a
+derivative of its own that needs no distinct singular values (second order is exact there).
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -165,28 +166,52 @@ def solve(a: Any, b: Any) -> Any:
     return _solve(a, b, vector=len(b.shape) == 1)
 
 
+def _cofactors_impl(xp: Any, a: Any) -> Any:
+    """adj(a)^T = det(U) det(V) U diag(products of the other singular values) V^T: no
+    division, so exact at singular matrices (rank n - 1; zero at rank <= n - 2)."""
+    u, s, vh = xp.linalg.svd(a)
+    others = xp.where(xp.eye(s.shape[-1], dtype=bool), 1, s[..., None, :]).prod(axis=-1)
+    sign = xp.sign(xp.linalg.det(u) * xp.linalg.det(vh))
+    return sign[..., None, None] * ((u * others[..., None, :]) @ vh)
+
+
+def _cofactors_derivative(a: Any, t: Any) -> Any:
+    """The derivative of adj(a)^T along t (and, the map being self-adjoint, its transpose):
+    sign U L(U^T t V) V^T with L(P) = diag(Q diag(P)) - Q * P^T, Q_ij the product of the
+    singular values other than s_i and s_j (Q_ii = 0). No gap of singular values divides, so
+    it is exact at every matrix, singular or not, repeated singular values included."""
+    u, s, vh = _svd(a, full_matrices=False)
+    xp = namespace_of((raw(u),))
+    sign = xp.sign(xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
+    diagonal = _const(s, lambda xp, dt: xp.eye(s.shape[-1], dtype=bool))
+    q = where(diagonal, 0.0, product_of_others(where(diagonal, 1.0, expand_dims(s, -2)),
+                                               (len(s.shape),)))  # fmt: skip
+    p = matmul(_mT(u), matmul(t, _mT(vh)))
+    inner = _diag_embed(_sum(q * expand_dims(_diag(p), -2), axis=-1)) - q * _mT(p)
+    return expand_dims(sign, (-2, -1)) * matmul(u, matmul(inner, vh))
+
+
+_adjugate_t = Primitive("cofactors", _cofactors_impl)
+_adjugate_t.defvjp(lambda g, ans, a: _cofactors_derivative(a, g))
+_adjugate_t.defjvp(lambda t, ans, a: _cofactors_derivative(a, t))
+
+
 def _cofactors(a: Any, d: Any) -> Any:
     """adj(a)^T, the gradient of d = det(a), for a stack of square matrices: d inv(a)^T where
-    d != 0; where d == 0, sign U diag(products of the other singular values) Vh from the SVD
-    (exact at rank n - 1, zero at rank <= n - 2; its own derivative goes through the SVD's
-    rule, which needs distinct singular values). One look at d decides (on a GPU, a wait)."""
+    d != 0, the SVD's formula where d == 0 (exact there to second order). One look at d
+    decides (on a GPU, a wait)."""
     singular = raw(d) == 0
     if not bool(singular.any()):
         return expand_dims(d, (-2, -1)) * _mT(inv(a))
-    n, every = a.shape[-1], bool(singular.all())
-    mask = expand_dims(singular, (-2, -1))
+    n = a.shape[-1]
+    if bool(singular.all()):
+        return _adjugate_t(a)
     # each branch gets a harmless stand-in for the members it does not serve (a zero
-    # cotangent times a NaN from an SVD or inverse that is not needed would still be NaN)
+    # cotangent times a NaN from a derivative that is not needed would still be NaN)
+    mask = expand_dims(singular, (-2, -1))
     spread = _const(a, lambda xp, dt: xp.diag(xp.arange(1, n + 1, dtype=dt)))
-    u, s, vh = _svd(a if every else where(mask, a, spread), full_matrices=False)
-    xp = namespace_of((raw(u),))
-    sign = xp.sign(xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))  # det(U) det(V) = +-1
-    others = product_of_others(s, (len(s.shape) - 1,))  # no division: exact at s_n = 0
-    adj_t = expand_dims(sign, (-2, -1)) * _weighted(u, vh, others)
-    if every:
-        return adj_t
     regular = expand_dims(d, (-2, -1)) * _mT(inv(where(mask, _eye(a, n), a)))
-    return where(mask, adj_t, regular)
+    return where(mask, _adjugate_t(where(mask, a, spread)), regular)
 
 
 _det = Primitive("det", lambda xp, a: xp.linalg.det(a))
