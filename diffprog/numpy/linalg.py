@@ -20,8 +20,8 @@ Assumptions of the rules, as in JAX and PyTorch:
 - pinv: the rank is constant near the input (e.g. full rank); qr: mode='reduced', M >= N,
   full rank; slogdet: invertible (at a singular matrix its gradient is infinite: an error).
 det's gradient is the cofactor matrix adj(a)^T everywhere: det(a) inv(a)^T where det(a) != 0,
-from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), as PyTorch does, with a
-derivative of its own that needs no distinct singular values (second order is exact there).
+from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), with a derivative of its
+own that needs no distinct singular values (second order is exact there too).
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -180,7 +180,7 @@ def _cofactors_derivative(a: Any, t: Any) -> Any:
     sign U L(U^T t V) V^T with L(P) = diag(Q diag(P)) - Q * P^T, Q_ij the product of the
     singular values other than s_i and s_j (Q_ii = 0). No gap of singular values divides, so
     it is exact at every matrix, singular or not, repeated singular values included."""
-    u, s, vh = _svd(a, full_matrices=False)
+    u, s, vh = _svd(a, full_matrices=False, hermitian=False)
     xp = namespace_of((raw(u),))
     sign = xp.sign(xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
     diagonal = _const(s, lambda xp, dt: xp.eye(s.shape[-1], dtype=bool))
@@ -348,8 +348,9 @@ def eigvalsh(a: Any, UPLO: str = "L") -> Any:
 
 
 # --- svd, svdvals, pinv --------------------------------------------------------------------
-def _svd_impl(xp: Any, a: Any, *, full_matrices: bool) -> tuple:
-    return tuple(xp.linalg.svd(a, full_matrices=full_matrices))
+def _svd_impl(xp: Any, a: Any, *, full_matrices: bool, hermitian: bool) -> tuple:
+    extra = {"hermitian": True} if hermitian else {}
+    return tuple(xp.linalg.svd(a, full_matrices=full_matrices, **extra))
 
 
 def _svd_jvp(t: Any, ans: Any, a: Any, **_: Any) -> tuple[Any, Any, Any]:
@@ -398,7 +399,7 @@ _svd.defjvp(_svd_jvp)
 
 
 def _uvh(a: Any) -> tuple[Any, Any]:
-    u, _, vh = _svd(a, full_matrices=False)
+    u, _, vh = _svd(a, full_matrices=False, hermitian=False)
     return u, vh
 
 
@@ -450,7 +451,7 @@ def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
             "svd: differentiating full_matrices=True is not supported for a non-square "
             f"matrix (shape {tuple(a.shape)}); pass full_matrices=False"
         )
-    return SVDResult(*_svd(a, full_matrices=bool(full_matrices)))
+    return SVDResult(*_svd(a, full_matrices=bool(full_matrices), hermitian=bool(hermitian)))
 
 
 def _pinv_jvp(t: Any, p: Any, a: Any, **_: Any) -> Any:

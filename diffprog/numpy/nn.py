@@ -2,7 +2,8 @@
 softmax, log_softmax.
 
 Owns: these functions and their rules, each finite in value and gradient at inputs of
-+-1e3 (no exp of a large argument anywhere on the way).
++-1e3 (no exp of a large argument anywhere on the way). logsumexp, softmax and log_softmax
+take Python numbers and lists, integers as float64 (SciPy's dtypes).
 Layer L4: imports L2 and the other L4 modules.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..core.trace import Tracer, as_scalar, raw
+from ..core.trace import Tracer
 from ._define import axes_of, kept_shape, unary
 from .elementwise import exp, where
 from .manipulation import as_array
@@ -117,8 +118,7 @@ def _floating(a: Any) -> Any:
     if isinstance(a, Tracer):  # floating by construction
         return a
     a = as_array(a)
-    r = as_scalar(raw(a))
-    return r.astype(np.float64) if r.dtype.kind in "biu" else a
+    return a.astype(np.float64) if a.dtype.kind in "biu" else a
 
 
 __all__ = ["log_softmax", "logsumexp", "relu", "sigmoid", "softmax", "softplus"]

@@ -2,9 +2,13 @@
 cumsum, cumprod, average, ptp, nansum, nanmean, norm (numpy.linalg.norm), and the constant
 valued argmax, argmin, count_nonzero (logsumexp lives in nn, sort in sorting).
 
-Owns: the reduction primitives and their rules. Public functions normalise `axis` once
-(`axes_of`), so rules always see a sorted tuple of non-negative axes; the cotangent is
-brought back to the input's shape by reshaping to the kept-dims shape and broadcasting.
+Owns: the reduction primitives and their rules. Public functions take Python numbers and
+lists as NumPy does (`as_array`) and normalise `axis` once (`axes_of`), so rules always see a
+sorted tuple of non-negative axes; the cotangent is brought back to the input's shape by
+reshaping to the kept-dims shape and broadcasting. Rules read shapes and dtypes through
+`as_scalar`, since a watched Python float stays a Python float. NumPy's `where=` is a
+constant mask (entries left out are replaced through `where`, so they get zero gradient) and
+`initial=` a constant scalar in the result's dtype; max/min carry both to their rules.
 Ties in max/min share the gradient equally. Products never divide by x: the product of the
 other elements comes from exclusive cumulative products, and cumprod's rules are linear
 recurrences solved by doubling in diffprog ops, so zeros are exact to every order.
