@@ -88,7 +88,8 @@ FLOAT_REDUCTIONS = {
     "logsumexp": dnp.logsumexp, "norm": dnp.linalg.norm,
     "softmax": lambda x: dnp.softmax(x, None),
     "log_softmax": lambda x: dnp.log_softmax(x, None),
-    "max_initial": lambda x: dnp.max(x, initial=-1.0), "sum_where": lambda x: dnp.sum(x, where=True),
+    "max_initial": lambda x: dnp.max(x, initial=-1.0),
+    "sum_where": lambda x: dnp.sum(x, where=True),
 }  # fmt: skip
 # the value and first and second derivatives of x * r(x) at x = 2 when r(x) is x, 0 or 1
 SLOPES = {"ptp": 0.0, "std": 0.0, "var": 0.0, "softmax": 1.0, "log_softmax": 0.0}
@@ -126,7 +127,8 @@ EINSUM_SCALARS = {
 }
 
 
-@pytest.mark.parametrize("make", [float, np.float64, np.array, np.float32], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("make", [float, np.float64, np.array, np.float32],
+                         ids=lambda m: m.__name__)  # fmt: skip
 @pytest.mark.parametrize("name", sorted(EINSUM_SCALARS))
 def test_einsum_with_scalar_operands_to_second_order(name, make):
     f = EINSUM_SCALARS[name]
@@ -168,8 +170,10 @@ MASKED = {
     "amin": {"initial": 5.0}, "mean": {}, "var": {}, "std": {}, "var_ddof1": {"ddof": 1},
     "nansum": {"initial": 0.25}, "nanmean": {},
 }  # fmt: skip
-MASKS = {"full": lambda rng: dense_mask(rng, (2, 3, 4)), "row": lambda rng: dense_mask(rng, (4,)),
-         "column": lambda rng: np.array([[True], [False], [True]]), "all": lambda rng: True}  # fmt: skip
+MASKS = {
+    "full": lambda rng: dense_mask(rng, (2, 3, 4)), "row": lambda rng: dense_mask(rng, (4,)),
+    "column": lambda rng: np.array([[True], [False], [True]]), "all": lambda rng: True,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
@@ -269,8 +273,8 @@ def test_where_selecting_nothing_gives_nan_and_zero_gradient():
             t = dp.jvp(f, (x,), (np.ones_like(x),))[1]
             assert np.isfinite(t)
     assert_same(dnp.max(x, axis=1, where=w, initial=-2.0), [4.0, -2.0])
-    np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dnp.max(x, 1, where=w, initial=-2.0)))(x),
-                                  [[0, 1, 0], [0, 0, 0]])  # fmt: skip
+    g = dp.grad(lambda x: dnp.sum(dnp.max(x, 1, where=w, initial=-2.0)))(x)
+    np.testing.assert_array_equal(g, [[0, 1, 0], [0, 0, 0]])
 
 
 def test_where_and_initial_through_numpy_functions_methods_and_ufunc_reduce():
@@ -388,8 +392,8 @@ def test_det_gradient_in_a_batch_mixing_singular_and_invertible_matrices():
     g = dp.grad(lambda a: dnp.sum(la.det(a)))(a)
     np.testing.assert_allclose(g, [cofactors(m) for m in a], rtol=1e-12, atol=1e-14)
     t = np.random.default_rng(1).normal(size=a.shape)
-    np.testing.assert_allclose(dp.jvp(la.det, (a,), (t,))[1],
-                               [np.sum(cofactors(m) * u) for m, u in zip(a, t)], atol=1e-14)  # fmt: skip
+    expected = [np.sum(cofactors(m) * u) for m, u in zip(a, t)]
+    np.testing.assert_allclose(dp.jvp(la.det, (a,), (t,))[1], expected, atol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
@@ -465,7 +469,8 @@ def test_hermitian_readers_differentiate_the_triangle_numpy_reads(name, shape, d
     assert_same(fn(a), np_fn(a))  # NumPy's own value of the non-symmetric input
     tol = {"rtol": 2e-2, "atol": 2e-3} if dtype == np.float32 else {}
     check_grads(fn, (a,), order=2, **tol)  # along every perturbation, not only symmetric ones
-    g = dp.grad(lambda a: dnp.sum(fn(a) * np.linspace(0.5, 1.5, fn(a).size).reshape(fn(a).shape)))(a)
+    weights = np.linspace(0.5, 1.5, np.size(fn(a))).reshape(np.shape(fn(a)))
+    g = dp.grad(lambda a: dnp.sum(fn(a) * weights))(a)
     unread = np.triu(np.ones(shape[-2:]), 1) if uplo == "L" else np.tril(np.ones(shape[-2:]), -1)
     assert (g * unread == 0).all() and (g * (1 - unread) != 0).any()  # the other triangle: 0
 
