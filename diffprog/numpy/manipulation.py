@@ -175,7 +175,7 @@ def _is_basic(index: tuple) -> bool:
 
 
 def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) -> Any:
-    out = xp.zeros(shape, dtype=g.dtype)
+    out = xp.zeros(shape, dtype=np.float64 if type(g) is float else g.dtype)  # a watched float
     if _is_basic(index):
         out[index] = g
     else:
@@ -220,6 +220,8 @@ def index_tuple(index: Any) -> tuple:
 # --- helpers -------------------------------------------------------------------------------
 def as_array(a: Any) -> Any:
     """`a` itself if it is an array or a tracer, else `numpy.asarray(a)` (lists, numbers)."""
+    if type(a) is np.ndarray or isinstance(a, Tracer):  # the common cases, without hasattr
+        return a
     return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
 
 
