@@ -67,7 +67,7 @@ def load(path: str | os.PathLike, device: str | None = None, *, like: Any = None
     {'b': 0.5, 'w': array([1., 1.], dtype=float32)}
     >>> dp.load(path, like={"b": 0.0, "w": np.zeros(3, "float32")})
     Traceback (most recent call last):
-    diffprog.errors.StructureError: ...: the checkpoint does not match like= at ['w']: the file has a float32 array of shape (2,), like has a float32 array of shape (3,)
+    diffprog.errors.StructureError: ... at ['w']: the file has a float32 array of shape (2,), ...
     """
     path = os.fspath(path)
     if like is not None and device is not None:
