@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import diffprog as dp
-from diffprog.numpy import indexing, manipulation
+from diffprog.numpy import indexing, joins, manipulation
 from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
 # The functions under test, side by side with NumPy's: `f(m, *args)` runs with m = D or np.
-D = types.SimpleNamespace(**{n: getattr(manipulation, n) for n in manipulation.__all__},
-                          **{n: getattr(indexing, n) for n in indexing.__all__})  # fmt: skip
+D = types.SimpleNamespace(**{n: getattr(m, n) for m in (indexing, joins, manipulation)
+                             for n in m.__all__})  # fmt: skip
 SORTED = np.array([[2, 0, 1, 1], [0, 0, 2, 1], [1, 2, 0, 0]])  # a take_along_axis index, repeats
 
 # name: (f(m, *arrays), shapes of the arrays)

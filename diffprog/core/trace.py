@@ -41,6 +41,11 @@ class Trace:
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
         raise NotImplementedError
 
+    def process_joint(self, prim: Any, args: tuple, params: dict) -> Any:
+        """`process` for a JointPrimitive. By default the same: a reverse trace records it
+        (its sweep calls the joint pullback); forward mode passes all tangents at once."""
+        return self.process(prim, args, params)
+
     def escaped_error(self) -> EscapedTracerError:
         return EscapedTracerError(
             f"a traced value of {self.origin} (trace level {self.level}, id {self.id}) was used "
