@@ -115,6 +115,8 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple:
 def as_array(a: Any) -> Any:
     """`a` itself if it is an array or a tracer; a (nested) list or tuple holding traced
     values or GPU arrays `assemble`d; anything else (lists, numbers) `numpy.asarray(a)`."""
+    if isinstance(a, Tracer):
+        return a
     if isinstance(a, (list, tuple)):
         try:
             return np.asarray(a)
@@ -171,7 +173,7 @@ def cast(x: Tracer, dtype: np.dtype) -> Any:
         raise TypeError("cannot make a complex array of traced values: complex numbers are not "
                         "supported yet")  # fmt: skip
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
-        return raw(x).astype(dtype)
+        return np.asarray(raw(x)).astype(dtype) if type(raw(x)) is float else raw(x).astype(dtype)
     return x if x.dtype == dtype else astype(x, dtype=dtype)
 
 

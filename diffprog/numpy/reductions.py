@@ -25,7 +25,8 @@ from ..core.trace import raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .elementwise import abs as _abs
 from .elementwise import isnan, where
-from .manipulation import broadcast_to as _broadcast, concatenate, getitem, reshape, transpose
+from .joins import as_array, concatenate
+from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
 
 def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
@@ -55,6 +56,7 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     array([3., 3.])
     """
     _unsupported("sum", dtype=dtype, out=out)
+    a = as_array(a)
     return _sum(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -74,6 +76,7 @@ def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False) -> Any:  # fmt: skip
     """`numpy.mean` (dtype= and out= are refused by name)."""
     _unsupported("mean", dtype=dtype, out=out)
+    a = as_array(a)
     return _mean(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -107,12 +110,14 @@ _min = _extremum("min", "min")
 def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """`numpy.max`; ties share the gradient equally."""
     _unsupported("max", out=out)
+    a = as_array(a)
     return _max(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
 def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     """`numpy.min`; ties share the gradient equally."""
     _unsupported("min", out=out)
+    a = as_array(a)
     return _min(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -125,11 +130,6 @@ def _ndim(a: Any) -> int:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def _asarray(a: Any) -> Any:
-    """Python numbers and lists as NumPy arrays; arrays and tracers pass through."""
-    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
-
-
 def _unsupported(name: str, **options: Any) -> None:
     for option, value in options.items():
         if value is not None:
@@ -195,7 +195,7 @@ _cumprod.defjvp(lambda t, ans, x, *, axis: _linear_scan(x, t * _shift_in(ans, ax
 
 
 def _cumulative(prim: Primitive, a: Any, axis: Any) -> Any:
-    a = _asarray(a)
+    a = as_array(a)
     if axis is None:
         return prim(reshape(a, (-1,)), axis=0)
     return prim(a, axis=axes_of(axis, _ndim(a))[0])
@@ -250,7 +250,7 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     array([0., 6., 0.])
     """
     _unsupported("prod", dtype=dtype, out=out)
-    a = _asarray(a)
+    a = as_array(a)
     return _prod(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
 
 
@@ -271,7 +271,7 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int 
         keepdims: bool = False) -> Any:  # fmt: skip
     """`numpy.var`: mean squared deviation from the mean, divided by N - ddof."""
     _unsupported("var", dtype=dtype, out=out)
-    a = _asarray(a)
+    a = as_array(a)
     axes = axes_of(axis, _ndim(a))
     d = a - mean(a, axes, keepdims=True)
     dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
@@ -292,14 +292,14 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 
     1-D weights go along an int `axis`; returned=True also returns sum(w) (as NumPy does).
     """
-    a = _asarray(a)
+    a = as_array(a)
     nd = _ndim(a)
     axes = axes_of(axis, nd)
     if weights is None:
         avg = mean(a, axes, keepdims=keepdims)
         scale = float(_count(a.shape, axes))
     else:
-        w = _asarray(weights)
+        w = as_array(weights)
         if w.shape != a.shape:
             if axis is None:
                 raise TypeError("average: axis must be specified if a and weights differ in shape")
@@ -325,6 +325,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     """`numpy.ptp`: max - min (ties share the gradient, as in max and min)."""
     _unsupported("ptp", out=out)
+    a = as_array(a)
     return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
 
 
@@ -332,7 +333,7 @@ def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
            keepdims: bool = False) -> Any:  # fmt: skip
     """`numpy.nansum`: NaNs count as zero and get zero gradient."""
     _unsupported("nansum", dtype=dtype, out=out)
-    a = _asarray(a)
+    a = as_array(a)
     if raw(a).dtype.kind in "fc":
         a = where(isnan(a), 0.0, a)
     return sum(a, axis, keepdims=keepdims)
@@ -342,7 +343,7 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
             keepdims: bool = False) -> Any:  # fmt: skip
     """`numpy.nanmean`: the mean of the non-NaN entries; NaNs get zero gradient."""
     _unsupported("nanmean", dtype=dtype, out=out)
-    a = _asarray(a)
+    a = as_array(a)
     r, xp = raw(a), namespace_of((raw(a),))
     if r.dtype.kind not in "fc":
         return mean(a, axis, keepdims=keepdims)
@@ -406,7 +407,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     >>> dp.grad(norm)(np.array([3.0, 4.0]))
     array([0.6, 0.8])
     """
-    x = _asarray(x)
+    x = as_array(x)
     if raw(x).dtype.kind not in "fc":
         x = raw(x).astype(np.float64)
     nd = _ndim(x)
@@ -439,18 +440,18 @@ _count_nonzero = nondifferentiable(  # NumPy gives a Python int for axis=None, k
 def argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmax`: the index of the (first) maximum, a constant int array."""
     _unsupported("argmax", out=out)
-    return _argmax(_asarray(a), axis=axis, keepdims=keepdims)
+    return _argmax(as_array(a), axis=axis, keepdims=keepdims)
 
 
 def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmin`: the index of the (first) minimum, a constant int array."""
     _unsupported("argmin", out=out)
-    return _argmin(_asarray(a), axis=axis, keepdims=keepdims)
+    return _argmin(as_array(a), axis=axis, keepdims=keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.count_nonzero`: the number of nonzero entries, a constant."""
-    a = _asarray(a)
+    a = as_array(a)
     return _count_nonzero(a, axis=None if axis is None else axes_of(axis, _ndim(a)),
                           keepdims=keepdims)  # fmt: skip
 

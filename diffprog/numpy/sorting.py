@@ -17,6 +17,7 @@ from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, nondifferentiable
+from .joins import as_array
 from .manipulation import reshape
 
 _KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
@@ -48,8 +49,7 @@ def _prepare(name: str, a: Any, axis: Any, kind: Any, order: Any) -> tuple[Any, 
                                   "supported")
     if kind not in _KINDS:
         raise ValueError(f"{name}: kind must be one of {_KINDS[1:]}, got {kind!r}")
-    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
-        a = np.asarray(a)
+    a = as_array(a)
     if axis is None:
         return reshape(a, (-1,)), 0
     return a, axes_of(axis, len(a.shape))[0]
