@@ -189,3 +189,49 @@ def test_inhomogeneous_list_is_refused():
             dnp.std([a * np.ones(2), a])
         return a
     dp.grad(f)(1.0)
+
+
+# --- item 2: r_ and c_ ---------------------------------------------------------------------
+INDEX_TRICK_CASES = {
+    "r_scalars": (lambda m, a, b: m.r_[a, b * b, 1.0], [(), ()]),
+    "r_array_scalar_range": (lambda m, x: m.r_[x, 0.0, 0:3], [(3,)]),
+    "r_linspace_traced_ends": (lambda m, a, b: m.r_[a:b:5j, 2.0], [(), ()]),
+    "r_axis_ndmin": (lambda m, x, y: m.r_["0,2", x, y], [(3,), (3,)]),
+    "r_axis_ndmin_trans1d": (lambda m, x, y: m.r_["1,2,0", x, y * y], [(3,), (3,)]),
+    "r_axis_only": (lambda m, x, y: m.r_["-1", x, y], [(2, 3), (2, 1)]),
+    "r_ndmin3_trans1d": (lambda m, x, y: m.r_["2,3,1", x, y], [(3,), (3, 2)]),
+    "c_columns": (lambda m, x, y: m.c_[x, y], [(3,), (3,)]),
+    "c_rows_and_scalars": (lambda m, x, y: m.c_[x, 0, 0, y], [(1, 3), (1, 3)]),
+    "c_list_with_traced": (lambda m, x, a, b: m.c_[x, [a, b, 1.0]], [(3,), (), ()]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("name", sorted(INDEX_TRICK_CASES))
+def test_r_and_c(name, dtype):
+    fn, shapes = INDEX_TRICK_CASES[name]
+    args = _args(np.random.default_rng(2), shapes, dtype)
+    if name == "r_linspace_traced_ends":
+        args = (dtype(0.5), dtype(2.0))
+    check_grads(lambda *a: fn(dnp, *a), args, order=2)
+    _same(_value_traced(lambda *a: fn(dnp, *a), args), fn(np, *args))
+    _same(fn(dnp, *args), fn(np, *args))
+
+
+def test_r_and_c_errors():
+    with pytest.raises(NotImplementedError, match="numpy.matrix"):
+        dnp.r_["r", [1.0, 2.0]]
+    with pytest.raises(NotImplementedError, match="matrix"):
+        dnp.r_["1, 2; 3, 4"]
+    with pytest.raises(ValueError, match="first entry"):
+        dnp.r_[np.ones(2), "0"]
+    with pytest.raises(ValueError, match="unknown special directive"):
+        dnp.c_["a,b", np.ones(2)]
+
+    def f(a):
+        with pytest.raises(dp.errors.TracerConversionError, match=r"numpy.r_.*dnp.r_"):
+            np.r_[a, 1.0]
+        with pytest.raises(dp.errors.TracerConversionError, match=r"numpy.c_.*dnp.c_"):
+            np.c_[np.ones(2), a * np.ones(2)]
+        return a
+    dp.grad(f)(1.0)

@@ -19,6 +19,7 @@ from typing import Any
 from . import (  # noqa: F401  (re-exported: see __all__)
     creation,
     elementwise,
+    index_tricks,
     indexing,
     joins,
     linalg,
@@ -32,6 +33,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
 from .assignment import setitem  # noqa: F401
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
+from .index_tricks import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .joins import *  # noqa: F403
 from .manipulation import *  # noqa: F403
@@ -59,8 +61,8 @@ def size(a: Any) -> int:
     return n
 
 
-_MODULES = (creation, elementwise, indexing, joins, manipulation, nn, products, reductions,
-            sorting)
+_MODULES = (creation, elementwise, index_tricks, indexing, joins, manipulation, nn, products,
+            reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
     | {"linalg", "ndim", "setitem", "shape", "size"}
