@@ -380,9 +380,9 @@ def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A
 def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  # noqa: A002
     if row == col:
         raise ValueError("norm: duplicate axes given")
-    if ord in (2, -2, "nuc"):
-        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is not "
-                                  "supported")
+    if ord in (2, -2, "nuc"):  # numpy.linalg's name for this function does them
+        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is "
+                                  "diffprog.numpy.linalg.norm's")  # fmt: skip
     if ord is None or ord in ("fro", "f"):
         out = _two_norm(x, tuple(sorted((row, col))), keepdims=True)
     elif ord in (1, -1, math.inf, -math.inf):
@@ -397,7 +397,7 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     """`numpy.linalg.norm` for vectors (ord None/2, 1, inf, -inf, 0 a count, any p) and
-    matrices (None/'fro', 1, -1, inf, -inf; 'nuc' and 2/-2 are not supported).
+    matrices (None/'fro', 1, -1, inf, -inf; diffprog.numpy.linalg.norm adds 'nuc', 2, -2).
 
     The 2-norm's (and 'fro''s) gradient at x = 0 is 0; at a zero sum of |x|**p so is the
     p-norm's. Integer input is converted to float64, as NumPy does.
