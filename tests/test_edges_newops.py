@@ -15,6 +15,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
+from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -130,14 +131,32 @@ LIST_CASES = {
 }  # fmt: skip
 
 
+# Cases with a host constant (a NumPy array or list beside a GPU array is refused by design)
+HOST_CONSTANTS = {"concatenate", "where", "interp", "interp_left_right", "interp_period",
+                  "interp_scalar", "gradient_per_axis", "gradient_axis_coords",
+                  "gradient_edge2_coords", "select_broadcast"}  # fmt: skip
+
+
+def _check(name, fn, args, backend):
+    """Derivatives (both modes, second order) on `backend`; on NumPy also the values, traced
+    and untraced, equal to NumPy's (on a GPU the backend compares them with NumPy's)."""
+    if backend is not NUMPY and name in HOST_CONSTANTS:
+        pytest.skip("a NumPy constant beside GPU arrays")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        backend.check_grads(lambda *a: fn(dnp, *a), args, order=2)
+        if backend is NUMPY:
+            _same(_value_traced(lambda *a: fn(dnp, *a), args), fn(np, *args))
+            _same(fn(dnp, *args), fn(np, *args))  # untraced: NumPy's own result
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", sorted(LIST_CASES))
-def test_lists_of_traced_values(name, dtype):
+def test_lists_of_traced_values(name, dtype, backend=NUMPY):
     fn, shapes = LIST_CASES[name]
-    args = _args(np.random.default_rng(1), shapes, dtype)
-    check_grads(lambda *a: fn(dnp, *a), args, order=2)
-    _same(_value_traced(lambda *a: fn(dnp, *a), args), fn(np, *args))
-    _same(fn(dnp, *args), fn(np, *args))  # untraced: NumPy's own result
+    _check(name, fn, _args(np.random.default_rng(1), shapes, dtype), backend)
+
+
+test_lists_of_traced_values_on_gpu = on_gpu(test_lists_of_traced_values)
 
 
 def test_array_promotes_like_numpy():
@@ -208,14 +227,15 @@ INDEX_TRICK_CASES = {
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", sorted(INDEX_TRICK_CASES))
-def test_r_and_c(name, dtype):
+def test_r_and_c(name, dtype, backend=NUMPY):
     fn, shapes = INDEX_TRICK_CASES[name]
     args = _args(np.random.default_rng(2), shapes, dtype)
     if name == "r_linspace_traced_ends":
-        args = (dtype(0.5), dtype(2.0))
-    check_grads(lambda *a: fn(dnp, *a), args, order=2)
-    _same(_value_traced(lambda *a: fn(dnp, *a), args), fn(np, *args))
-    _same(fn(dnp, *args), fn(np, *args))
+        args = (np.asarray(0.5, dtype), np.asarray(2.0, dtype))
+    _check(name, fn, args, backend)
+
+
+test_r_and_c_on_gpu = on_gpu(test_r_and_c)
 
 
 def test_r_and_c_errors():
@@ -283,7 +303,7 @@ NEW_CASES = {
     "median_axes_keepdims": (lambda m, x: m.median(x, axis=(0, 2), keepdims=True), [(2, 3, 3)], _distinct),
     "interp": (lambda m, x, fp: m.interp(x, XP, fp), [(4, 3), (5,)], "interp"),
     "interp_left_right": (lambda m, x, fp, lr: m.interp(x, XP, fp, left=lr, right=lr * lr), [(4, 3), (5,), ()], "interp"),
-    "interp_traced_xp": (lambda m, x, xp: m.interp(x, xp, XP * XP), [(6,), (5,)], "interp_xp"),
+    "interp_traced_xp": (lambda m, x, xp: m.interp(x, xp, xp * xp), [(6,), (5,)], "interp_xp"),
     "interp_period": (lambda m, x, fp: m.interp(x, XP, fp, period=2.5), [(6,), (5,)], "interp"),
     "interp_scalar": (lambda m, x, fp: m.interp(x, XP, fp), [(), (5,)], "interp"),
 }  # fmt: skip
@@ -305,13 +325,12 @@ def _new_case_args(name, shapes, sampler, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", sorted(NEW_CASES))
-def test_new_functions(name, dtype):
+def test_new_functions(name, dtype, backend=NUMPY):
     fn, shapes, sampler = NEW_CASES[name]
-    args = _new_case_args(name, shapes, sampler, dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        check_grads(lambda *a: fn(dnp, *a), args, order=2)
-        _same(_value_traced(lambda *a: fn(dnp, *a), args), fn(np, *args))
-        _same(fn(dnp, *args), fn(np, *args))
+    _check(name, fn, _new_case_args(name, shapes, sampler, dtype), backend)
+
+
+test_new_functions_on_gpu = on_gpu(test_new_functions)
 
 
 @pytest.mark.parametrize("name", sorted(NEW_CASES))

@@ -24,11 +24,12 @@ _PYTHON_SCALARS = (int, float, complex)
 
 
 def _in_dtype(x: Any, dtype: np.dtype) -> Any:
-    """`x` (a traced value, an array or a Python scalar) in `dtype`."""
+    """`x` (a traced value or an array) in `dtype`; a Python scalar stays one (weakly typed,
+    it takes the dtype of the arrays beside it, on their device)."""
     if isinstance(x, Tracer):
         return cast(x, dtype)
     if type(x) in _PYTHON_SCALARS:
-        return np.asarray(x, dtype=dtype)
+        return x
     return x if x.dtype == dtype else x.astype(dtype)
 
 
@@ -62,7 +63,7 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
     result = _in_dtype(default, dtype)  # each where broadcasts: the result has every shape
     for cond, choice in zip(conds[::-1], choices[::-1]):
         result = where(cond, _in_dtype(choice, dtype), result)
-    return result
+    return result if result.dtype == dtype else result.astype(dtype)  # Python scalars only
 
 
 def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,

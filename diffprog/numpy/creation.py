@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import run_kernel
+from ..backend import namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
@@ -67,8 +67,15 @@ def array(object: Any, dtype: Any = None, *, copy: Any = True, order: str = "K",
         if copy and out is object:
             out = object.copy()  # a new tracer: in-place updates of either leave the other
         return _with_ndmin(out, ndmin)
-    return _made((like, object), lambda xp: xp.array(raw(object), dtype=dtype, copy=copy,
-                                                     order=order, ndmin=ndmin))
+    out = _made((like, object), lambda xp: _array_kernel(xp, object, dtype, copy, order, ndmin))
+    return out if namespace_of((out,)) is np else _with_ndmin(out, ndmin)
+
+
+def _array_kernel(xp: Any, obj: Any, dtype: Any, copy: Any, order: str, ndmin: int) -> Any:
+    """NumPy's own `array`; on a GPU, CuPy's copy or view (ndmin is applied after)."""
+    if xp is np:
+        return np.array(obj, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+    return xp.array(obj, dtype=dtype, order=order) if copy else xp.asarray(obj, dtype=dtype)
 
 
 def asarray(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.trace import Tracer, raw
 from ._define import axis_tuple
 from .elementwise import not_equal
-from .joins import as_array, concatenate
+from .joins import as_array, as_array_beside, concatenate
 from .manipulation import broadcast_to, getitem, reshape
 
 _NO_VALUE = object()  # NumPy's `np._NoValue` for prepend/append: "not given"
@@ -54,7 +54,7 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = _NO_VALUE,
         if end is a:
             parts.append(a)
         elif end is not _NO_VALUE:
-            end = as_array(end)
+            end = as_array_beside(end, a)
             if len(end.shape) == 0:
                 end = broadcast_to(end, a.shape[:axis] + (1,) + a.shape[axis + 1 :])
             parts.append(end)

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import asarray_like, namespace_of
+from ..core.trace import Tracer, raw
 from .creation import arange, array, linspace
-from .joins import as_array, concatenate
+from .joins import as_array, as_array_beside, concatenate, holds_arrays
 from .manipulation import swapaxes, transpose
 
 _SCALARS = (int, float, complex, np.generic)  # NumPy's ScalarType, less str and bytes
@@ -37,6 +39,8 @@ class AxisConcatenator:
                 "the matrix-building form r_['1, 2; 3, 4'] (numpy.matrix) is not supported")
         key = key if isinstance(key, tuple) else (key,)
         axis, ndmin, trans1d = self.axis, self.ndmin, self.trans1d
+        # ranges and scalars are made beside the first traced or GPU entry, on its device
+        ref = _device_reference(key)
         objs, weak = [], []
         for k, item in enumerate(key):
             if isinstance(item, str):
@@ -46,13 +50,15 @@ class AxisConcatenator:
                 continue
             if isinstance(item, slice):
                 obj = _range(item)
+                if ref is not None and not isinstance(obj, Tracer):
+                    obj = asarray_like(obj, raw(ref))
                 if ndmin > 1:
                     obj = array(obj, copy=None, ndmin=ndmin)
                     if trans1d != -1:
                         obj = swapaxes(obj, -1, trans1d)
                 weak.append(obj.dtype)
             elif isinstance(item, _SCALARS):
-                obj = item
+                obj = item if ref is None else as_array_beside(item, ref)
                 weak.append(item)  # a Python scalar takes part in promotion weakly
             else:
                 obj = as_array(item)
@@ -71,6 +77,17 @@ class AxisConcatenator:
 
     def __len__(self) -> int:
         return 0
+
+
+def _device_reference(key: tuple) -> Any:
+    """The first traced value or GPU array among the entries (and the slices' ends), if any."""
+    for item in key:
+        for x in (item.start, item.stop) if isinstance(item, slice) else (item,):
+            if isinstance(x, Tracer) or holds_arrays(x):
+                return as_array(x)
+            if hasattr(x, "shape") and not isinstance(x, np.generic) and namespace_of((x,)) is not np:
+                return x
+    return None
 
 
 def _directive(item: str, axis: int, ndmin: int, trans1d: int) -> tuple[int, int, int]:

@@ -5,9 +5,10 @@ Owns: the primitives `concatenate` and `stack` and their transposes `split` and 
 every piece at once (the VJP splits the cotangent once, the JVP joins the tangents once,
 one shared zeros array standing for the symbolic zeros of each shape), so joining N pieces
 costs O(N) in both modes and at every order. Public: concatenate, stack, unstack. Also
-`as_array` / `as_arrays`, the one path by which functions taking array_like turn lists and
-numbers into arrays, with `assemble` for (nested) lists and tuples that hold traced values
-(or GPU arrays): built like `numpy.array` builds them, differentiable in each entry.
+`as_array` / `as_arrays` / `as_array_beside`, the one path by which functions taking
+array_like turn lists and numbers into arrays (beside a GPU array: on its device), with
+`assemble` for (nested) lists and tuples that hold traced values (or GPU arrays): built like
+`numpy.array` builds them, differentiable in each entry.
 Layer L4: imports L0-L2 and _define.
 """
 
@@ -125,6 +126,16 @@ def as_array(a: Any) -> Any:
                 raise
         return assemble(a)
     return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+def as_array_beside(a: Any, ref: Any) -> Any:
+    """`a` as an array to be used with the array `ref`: arrays and traced values (also in
+    lists) as `as_array` makes them, other host data (numbers, lists) made on ref's device."""
+    if isinstance(a, Tracer) or holds_arrays(a):
+        return as_array(a)
+    if hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic):
+        return a
+    return asarray_like(a, raw(ref))
 
 
 def as_arrays(values: Sequence[Any]) -> tuple[Any, ...]:

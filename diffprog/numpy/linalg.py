@@ -1,10 +1,10 @@
 """diffprog.numpy.linalg: NumPy's linear algebra with derivative rules, batched over leading
 dimensions as numpy.linalg is.
 
-Owns: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, svdvals, pinv, qr, the
-composites matrix_power, multi_dot, matrix_transpose, and norm (the vector and entrywise
-norms live in reductions; the singular-value norms 'nuc', 2, -2 are here). eig, eigvals
-and lstsq live in linalg_general.py, built on these, and are re-exported. Every rule
+Owns: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, svdvals, pinv, qr, and the
+composites matrix_power, multi_dot, matrix_transpose. Built on these in linalg_general.py
+and re-exported: eig, eigvals, lstsq and norm (whose vector and entrywise orders live in
+reductions). Every rule
 is written in diffprog ops (matmul, solve, inv, einsum, where ...), so derivatives of any
 order work. Multi-output functions return namedtuples spelled as NumPy's; an unused output's
 cotangent arrives as None and costs nothing.
@@ -25,18 +25,12 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
-import numpy as np
-
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .elementwise import where
-from .joins import as_array
-from .manipulation import expand_dims, getitem, moveaxis, reshape, swapaxes
+from .manipulation import expand_dims, getitem, swapaxes
 from .products import cross, einsum, matmul, tensordot, vecdot
-from .reductions import max as _max
-from .reductions import min as _min
-from .reductions import norm as _entrywise_norm
 from .reductions import sum as _sum
 
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
@@ -467,40 +461,6 @@ def multi_dot(arrays: Any, *, out: Any = None) -> Any:
     return result
 
 
-# --- norm ----------------------------------------------------------------------------------
-_SINGULAR_VALUE_NORMS = {"nuc": _sum, 2: _max, -2: _min}
-
-
-def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
-    """`numpy.linalg.norm`. Matrix norms of the singular values: 'nuc' (their sum), 2 and -2
-    (the largest and the smallest), differentiable through svdvals (distinct singular values
-    assumed beyond first order); every other order: see reductions.norm.
-
-    >>> import numpy as np
-    >>> from diffprog.numpy.linalg import norm
-    >>> norm(np.array([[3.0, 0.0], [0.0, -4.0]]), "nuc")
-    np.float64(7.0)
-    """
-    x = as_array(x)
-    nd = len(x.shape)
-    axes = tuple(range(nd)) if axis is None and nd == 2 else axis
-    pick = _SINGULAR_VALUE_NORMS.get(ord) if isinstance(ord, (str, int, float)) else None
-    if pick is None or not isinstance(axes, (tuple, list)) or len(axes) != 2:
-        return _entrywise_norm(x, ord, axis, keepdims)
-    for i in axes:
-        if not -nd <= i < nd:
-            raise ValueError(f"norm: axis {i} is out of bounds for an array of dimension {nd}")
-    row, col = (int(i) % nd for i in axes)
-    if row == col:
-        raise ValueError("norm: duplicate axes given")
-    if raw(x).dtype.kind not in "fc":
-        x = raw(x).astype(np.float64)
-    out = pick(svdvals(moveaxis(x, (row, col), (-2, -1))), axis=-1)
-    if keepdims:
-        out = reshape(out, tuple(1 if i in (row, col) else n for i, n in enumerate(x.shape)))
-    return out
-
-
 __all__ = [
     "cholesky", "cross", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv", "lstsq",
     "matmul", "matrix_power", "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet",
@@ -508,5 +468,5 @@ __all__ = [
     "SlogdetResult", "SVDResult",
 ]  # fmt: skip
 
-# eig, eigvals and lstsq are built on the functions above, so they are imported last.
-from .linalg_general import EigResult, eig, eigvals, lstsq  # noqa: E402, F401
+# eig, eigvals, lstsq and norm are built on the functions above, so they are imported last.
+from .linalg_general import EigResult, eig, eigvals, lstsq, norm  # noqa: E402, F401

@@ -1,7 +1,9 @@
-"""Linear algebra of general real matrices: eig and eigvals (non-symmetric eigenproblems with
-a real spectrum) and lstsq (least squares, any rank), re-exported by diffprog.numpy.linalg.
+"""Linear algebra of general real matrices, built on linalg's decompositions and re-exported
+by diffprog.numpy.linalg: eig and eigvals (non-symmetric eigenproblems with a real
+spectrum), lstsq (least squares, any rank) and norm (with the singular-value norms).
 
-Owns: the `eig` and `lstsq` primitives and their rules, in diffprog ops (any order).
+Owns: the `eig` and `lstsq` primitives and their rules, in diffprog ops (any order), and
+`norm`: 'nuc', 2 and -2 of matrices through svdvals, every other order reductions.norm.
 - eig: A V = V diag(w) with unit-norm columns, as NumPy normalises them. With K = V^-1 dA V
   and F_ij = 1 / (w_j - w_i): dw = diag(K), dV = V (F o K) minus each column's component
   along itself (which keeps it unit). Distinct eigenvalues are assumed; eigenvectors are
@@ -30,8 +32,11 @@ from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .joins import as_array
 from .linalg import _diag, _diag_embed, _gap_inverse, _mT, _square, solve, svdvals
-from .manipulation import expand_dims, reshape
+from .manipulation import expand_dims, moveaxis, reshape
 from .products import matmul
+from .reductions import max as _max
+from .reductions import min as _min
+from .reductions import norm as _entrywise_norm
 from .reductions import sum as _sum
 
 EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
@@ -43,6 +48,8 @@ def _eig_impl(xp: Any, a: Any) -> tuple[Any, Any]:
         raise NotImplementedError(f"eig: {xp.__name__} has no general eigensolver "
                                   "(numpy.linalg.eig); move the matrix to the CPU")  # fmt: skip
     w, v = xp.linalg.eig(a)
+    if w.dtype.kind == "c" and xp is not np and bool((w.imag == 0).all()):
+        w, v = w.real, v.real  # NumPy gives real arrays for a real spectrum; CuPy may not
     if w.dtype.kind == "c":
         raise NotImplementedError(
             f"eig: a traced matrix of shape {tuple(a.shape)} has complex eigenvalues; diffprog "
@@ -159,4 +166,38 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, int, Any]:
     return x, residuals, rank, s
 
 
-__all__ = ["EigResult", "eig", "eigvals", "lstsq"]
+# --- norm ----------------------------------------------------------------------------------
+_SINGULAR_VALUE_NORMS = {"nuc": _sum, 2: _max, -2: _min}
+
+
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+    """`numpy.linalg.norm`. Matrix norms of the singular values: 'nuc' (their sum), 2 and -2
+    (the largest and the smallest), differentiable through svdvals (distinct singular values
+    assumed beyond first order); every other order: see reductions.norm.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.linalg import norm
+    >>> norm(np.array([[3.0, 0.0], [0.0, -4.0]]), "nuc")
+    np.float64(7.0)
+    """
+    x = as_array(x)
+    nd = len(x.shape)
+    axes = tuple(range(nd)) if axis is None and nd == 2 else axis
+    pick = _SINGULAR_VALUE_NORMS.get(ord) if isinstance(ord, (str, int, float)) else None
+    if pick is None or not isinstance(axes, (tuple, list)) or len(axes) != 2:
+        return _entrywise_norm(x, ord, axis, keepdims)
+    for i in axes:
+        if not -nd <= i < nd:
+            raise ValueError(f"norm: axis {i} is out of bounds for an array of dimension {nd}")
+    row, col = (int(i) % nd for i in axes)
+    if row == col:
+        raise ValueError("norm: duplicate axes given")
+    if raw(x).dtype.kind not in "fc":
+        x = raw(x).astype(np.float64)
+    out = pick(svdvals(moveaxis(x, (row, col), (-2, -1))), axis=-1)
+    if keepdims:
+        out = reshape(out, tuple(1 if i in (row, col) else n for i, n in enumerate(x.shape)))
+    return out
+
+
+__all__ = ["EigResult", "eig", "eigvals", "lstsq", "norm"]

@@ -24,7 +24,7 @@ from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, axis_tuple
-from .joins import as_array, concatenate, stack  # noqa: F401  (re-exported helpers)
+from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
 _reshape.defvjp(lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
@@ -376,6 +376,7 @@ def dstack(tup: Sequence[Any]) -> Any:
 def append(arr: Any, values: Any, axis: int | None = None) -> Any:
     """`numpy.append`: `values` joined after `arr` along `axis` (both flattened when None)."""
     arr = as_array(arr)
+    values = as_array_beside(values, arr)
     if axis is None:
         return concatenate([ravel(arr), ravel(values)], axis=0)
     return concatenate([arr, values], axis=axis)
