@@ -49,11 +49,12 @@ def _lines_run(fn):
     def calls(frame, event, arg):
         return local if frame.f_code.co_filename.startswith(PACKAGE) else None
 
+    previous = sys.gettrace()  # e.g. a coverage tool's: restored afterwards
     sys.settrace(calls)
     try:
         fn()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     return count
 
 
