@@ -265,9 +265,9 @@ def test_escaped_tracer():
 
 
 def test_unsupported_numpy_function_on_a_tracer():
-    with raises(dp.TracerConversionError, "numpy.median is not supported on traced arrays",
+    with raises(dp.TracerConversionError, "numpy.percentile is not supported on traced arrays",
                 "diffprog.numpy", "dp.stop_gradient"):  # fmt: skip
-        dp.grad(lambda x: np.median(x))(np.ones(3))
+        dp.grad(lambda x: np.percentile(x, 50.0))(np.ones(3))
 
 
 @pytest.mark.parametrize(

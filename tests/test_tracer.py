@@ -544,10 +544,10 @@ def test_numpy_function_on_a_tracer_differentiates(name):
 
 
 UNSUPPORTED_FUNCTIONS = {
-    "numpy.median": np.median,
+    "numpy.nanmedian": np.nanmedian,
     "numpy.unique": np.unique,
     "numpy.fft.fft": np.fft.fft,
-    "numpy.linalg.eig": np.linalg.eig,
+    "numpy.linalg.matrix_rank": np.linalg.matrix_rank,
 }
 
 

@@ -2,7 +2,9 @@
 dimensions as numpy.linalg is.
 
 Owns: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, svdvals, pinv, qr, and the
-composites matrix_power, multi_dot, matrix_transpose (norm lives in reductions). Every rule
+composites matrix_power, multi_dot, matrix_transpose. Built on these in linalg_general.py
+and re-exported: eig, eigvals, lstsq and norm (whose vector and entrywise orders live in
+reductions). Every rule
 is written in diffprog ops (matmul, solve, inv, einsum, where ...), so derivatives of any
 order work. Multi-output functions return namedtuples spelled as NumPy's; an unused output's
 cotangent arrives as None and costs nothing.
@@ -575,7 +577,11 @@ def multi_dot(arrays: Any, *, out: Any = None) -> Any:
 
 
 __all__ = [
-    "cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "matmul", "matrix_power",
-    "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals",
-    "tensordot", "vecdot", "EighResult", "QRResult", "SlogdetResult", "SVDResult",
+    "cholesky", "cross", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv", "lstsq",
+    "matmul", "matrix_power", "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet",
+    "solve", "svd", "svdvals", "tensordot", "vecdot", "EigResult", "EighResult", "QRResult",
+    "SlogdetResult", "SVDResult",
 ]  # fmt: skip
+
+# eig, eigvals, lstsq and norm are built on the functions above, so they are imported last.
+from .linalg_general import EigResult, eig, eigvals, lstsq, norm  # noqa: E402, F401

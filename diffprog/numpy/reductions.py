@@ -29,8 +29,8 @@ from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .elementwise import abs as _abs
 from .elementwise import isnan, where
-from .manipulation import as_array, concatenate, getitem, reshape, transpose
-from .manipulation import broadcast_to as _broadcast
+from .joins import as_array, concatenate
+from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
 
 def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
@@ -440,6 +440,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     """`numpy.ptp`: max - min (ties share the gradient, as in max and min)."""
     _unsupported("ptp", out=out)
+    a = as_array(a)
     return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
 
 
@@ -497,9 +498,9 @@ def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A
 def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  # noqa: A002
     if row == col:
         raise ValueError("norm: duplicate axes given")
-    if ord in (2, -2, "nuc"):
-        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is not "
-                                  "supported")
+    if ord in (2, -2, "nuc"):  # numpy.linalg's name for this function does them
+        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is "
+                                  "diffprog.numpy.linalg.norm's")  # fmt: skip
     if ord is None or ord in ("fro", "f"):
         out = _two_norm(x, tuple(sorted((row, col))), keepdims=True)
     elif ord in (1, -1, math.inf, -math.inf):
@@ -514,7 +515,7 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     """`numpy.linalg.norm` for vectors (ord None/2, 1, inf, -inf, 0 a count, any p) and
-    matrices (None/'fro', 1, -1, inf, -inf; 'nuc' and 2/-2 are not supported).
+    matrices (None/'fro', 1, -1, inf, -inf; diffprog.numpy.linalg.norm adds 'nuc', 2, -2).
 
     The 2-norm's (and 'fro''s) gradient at x = 0 is 0; at a zero sum of |x|**p so is the
     p-norm's. Integer input is converted to float64, as NumPy does.
