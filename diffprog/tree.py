@@ -191,6 +191,8 @@ def register_dataclass(cls: type) -> type:
     Fields with ``metadata={'static': True}`` are structure (must be hashable);
     all other fields are children, with paths ``.field``.  Unflattening rebuilds
     the object without calling ``__init__``/``__post_init__`` (frozen classes work).
+    Unregistered, a dataclass is one opaque leaf: the transforms refuse one that holds
+    floats (its gradient would silently be None) and treat one without floats as a constant.
 
     >>> import dataclasses
     >>> @dp.tree.register_dataclass

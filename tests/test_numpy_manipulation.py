@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import diffprog as dp
-from diffprog.numpy import indexing, manipulation
+from diffprog.numpy import indexing, joins, manipulation
 from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
 # The functions under test, side by side with NumPy's: `f(m, *args)` runs with m = D or np.
-D = types.SimpleNamespace(**{n: getattr(manipulation, n) for n in manipulation.__all__},
-                          **{n: getattr(indexing, n) for n in indexing.__all__})  # fmt: skip
+D = types.SimpleNamespace(**{n: getattr(m, n) for m in (indexing, joins, manipulation)
+                             for n in m.__all__})  # fmt: skip
 SORTED = np.array([[2, 0, 1, 1], [0, 0, 2, 1], [1, 2, 0, 0]])  # a take_along_axis index, repeats
 
 # name: (f(m, *arrays), shapes of the arrays)
@@ -100,6 +100,15 @@ CASES = {
     "column_stack": (lambda m, x, y: m.column_stack([x, y]), [(3,), (3, 2)]),
     "column_stack_0d": (lambda m, x, y: m.column_stack([x, y]), [(), ()]),
     "concatenate_list_input": (lambda m, x: m.concatenate([x, [1.0, 2.0]]), [(3,)]),
+    "unstack": (lambda m, x: m.unstack(x, axis=1), [(2, 3, 4)]),
+    "unstack_default_axis": (lambda m, x: m.unstack(x), [(3, 2)]),
+    "append_flat": (lambda m, x, y: m.append(x, y), [(2, 3), (4,)]),
+    "append_axis": (lambda m, x, y: m.append(x, y, axis=1), [(2, 3), (2, 2)]),
+    "append_scalar": (lambda m, x: m.append(x, 2.0), [(3,)]),
+    "rollaxis": (lambda m, x: m.rollaxis(x, 2), [(2, 3, 4)]),
+    "rollaxis_start": (lambda m, x: m.rollaxis(x, 0, 3), [(2, 3, 4)]),
+    "rollaxis_negative": (lambda m, x: m.rollaxis(x, -1, -2), [(2, 3, 4)]),
+    "rollaxis_in_place": (lambda m, x: m.rollaxis(x, 1, 2), [(2, 3, 4)]),
     "take_flat": (lambda m, x: m.take(x, [5, 0, 5]), [(2, 3)]),
     "take_axis0_repeats": (lambda m, x: m.take(x, [0, 2, 0, 0], axis=0), [(3, 2)]),
     "take_neg_axis_2d_indices": (lambda m, x: m.take(x, [[1, -1], [0, 1]], axis=-1), [(2, 3, 3)]),
@@ -253,6 +262,8 @@ def test_triangles_zero_infinities():
         (lambda: manipulation.repeat(np.ones(3), -1), ValueError, "negative"),
         (lambda: manipulation.rot90(np.ones((2, 2)), axes=(0, 0)), ValueError, "repeated"),
         (lambda: manipulation.hstack([np.ones(2)], dtype=np.float32), NotImplementedError, "dtype"),
+        (lambda: manipulation.rollaxis(np.ones((2, 3)), 0, 4), np.exceptions.AxisError, "start"),
+        (lambda: joins.unstack(np.float64(1.0)), ValueError, "at least 1-d"),
     ],
 )  # fmt: skip
 def test_errors(call, error, words):

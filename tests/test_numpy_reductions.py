@@ -15,7 +15,7 @@ from diffprog.numpy.reductions import (
     argmax, argmin, average, count_nonzero, cumprod, cumsum, nanmean, nansum, norm, prod, ptp,
     std, var,
 )  # fmt: skip
-from diffprog.numpy.sorting import argsort, sort
+from diffprog.numpy.sorting import argsort, median, partition, sort
 from backends import NUMPY, on_gpu
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
@@ -58,6 +58,7 @@ AXIS_FUNCS = {
     "nanmean_with_nans": (nanmean, np.nanmean, with_nans),
     "average": (lambda x, axis, keepdims: average(x, axis, keepdims=keepdims),
                 lambda x, axis, keepdims: np.average(x, axis, keepdims=keepdims), normal),
+    "median": (median, np.median, distinct),
 }  # fmt: skip
 
 
@@ -89,6 +90,9 @@ SHAPE_FUNCS = {
     "ptp": (ptp, np.ptp, distinct),
     "norm": (norm, np.linalg.norm, normal),
     "sort_flat": (lambda x: sort(x, axis=None), lambda x: np.sort(x, axis=None), distinct),
+    "median": (median, np.median, distinct),
+    "partition_flat": (lambda x: partition(x, 0, axis=None),
+                       lambda x: np.partition(x, 0, axis=None), distinct),
 }
 
 

@@ -1,7 +1,8 @@
 """The transform boundary: which leaves are differentiated, and adjoints shaped like them.
 
 Owns: `leaf_kind` (a floating leaf is differentiated; int, bool, str, None, integer arrays
-and other objects are constants; complex and exotic numbers are refused), `Watched`
+and other objects are constants; complex and exotic numbers are refused, and so is an
+unregistered dataclass holding floats, also among outputs: `refuse_opaque_floats`), `Watched`
 (an argument with every floating leaf wrapped in a tracer of a trace), `own_value` (a tracer of a
 given trace back to its primal) and `adjoint_like` (a cotangent turned into exactly the
 type, shape and dtype of its primal, real zeros where the output did not reach it).
@@ -11,6 +12,7 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import zlib
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from .. import tree
 from ..backend import asarray_like, device_scope, is_array, zeros_like
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Tracer, raw
-from ..errors import UnsupportedLeafError
+from ..errors import StructureError, UnsupportedLeafError
 
 FLOAT, CONSTANT = "float", "constant"
 
@@ -33,6 +35,12 @@ def leaf_kind(leaf: Any) -> str:
     """FLOAT for a differentiable leaf, CONSTANT for one whose adjoint is None; else raise.
 
     The raised error's message lacks the leaf's path; `Watched` adds it.
+
+    An unregistered dataclass is one opaque leaf to dp.tree. Holding a floating value
+    anywhere inside, it is refused: as a constant its adjoint would be None, silently
+    dropping what was most likely meant to be differentiated (params). Holding none (a config
+    of ints and strings), it is a constant like a string: refusing every dataclass leaf would
+    break such configs passed along with the params for no gain.
     """
     value = raw(leaf)  # a tracer of an outer transform is classified by its value
     if isinstance(value, Tracer):  # a value dp.jit stages: classified by its data
@@ -66,7 +74,55 @@ def leaf_kind(leaf: Any) -> str:
             f"{t.__name__} value {value!r} cannot be differentiated; convert it to float (or a "
             "float array), or mark it constant by passing it through a non-differentiated argument"
         )
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _refuse_floating_dataclass(value)
     return CONSTANT
+
+
+def refuse_opaque_floats(leaves: list[Any], out: Any, what: str) -> None:
+    """Raise if one of `leaves` (those of `out`: an output, a tape's target) is an unregistered
+    dataclass holding floats: traced values inside it are out of the transform's sight."""
+    for i, leaf in enumerate(leaves):
+        if hasattr(type(leaf), "__dataclass_fields__"):  # a dataclass instance, quickly
+            try:
+                _refuse_floating_dataclass(leaf)
+            except UnsupportedLeafError as e:
+                raise UnsupportedLeafError(f"{what}{tree.leaf_paths(out)[i]}: {e}") from None
+
+
+def _refuse_floating_dataclass(obj: Any) -> None:
+    """Raise if the unregistered dataclass `obj` holds a floating value (see `leaf_kind`)."""
+    seen = {id(obj)}
+    try:
+        names = [f.name for f in dataclasses.fields(obj)
+                 if _holds_float(getattr(obj, f.name, None), seen)]
+    except (StructureError, RecursionError):  # a cycle or a very deep field: a constant
+        return
+    if names:
+        t = type(obj)
+        raise UnsupportedLeafError(
+            f"unregistered dataclass {t.__qualname__} holds floating values (in {', '.join(names)})"
+            " but dp.tree sees it as one opaque leaf, a constant with a None gradient. Register "
+            f"it to differentiate its fields: dp.tree.register_dataclass({t.__name__}) once, or "
+            "@dp.tree.register_dataclass above @dataclasses.dataclass (fields with "
+            "metadata={'static': True} stay constants); or pass it in an argument that is not "
+            "differentiated"
+        )
+
+
+def _holds_float(x: Any, seen: set[int]) -> bool:
+    """Whether `x` holds a floating leaf, looking into unregistered dataclasses too."""
+    for leaf in tree.leaves(x):
+        value = raw(leaf)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            if id(value) not in seen:
+                seen.add(id(value))
+                if any(_holds_float(getattr(value, f.name, None), seen)
+                       for f in dataclasses.fields(value)):
+                    return True
+        elif type(value) is float or (is_array(value) and value.dtype.kind == "f"):
+            return True
+    return False
 
 
 class Watched:

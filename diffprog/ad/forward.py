@@ -90,6 +90,18 @@ class JVPTrace(Trace):
                 t_out = _accumulate(t_out, rules[j](t, out, *vals, **params))
         return self.wrap(out, t_out)
 
+    def process_joint(self, prim: Any, args: tuple, params: dict) -> Any:
+        """A JointPrimitive: one call of its JVP rule with every input's tangent."""
+        vals, tangents = self.split(args)
+        if any(isinstance(v, Tracer) for v in vals):
+            out = prim(*vals, **params)
+        else:
+            out = prim.run(vals, params)
+        if all(t is None for t in tangents):
+            return self.wrap(out, None)
+        vals = [as_scalar(v) for v in vals]
+        return self.wrap(out, prim.jvp_all(tangents, out, *vals, **params))
+
     def wrap(self, value: Any, tangent: Any) -> Any:
         if tangent is None:  # a symbolic zero: nothing to broadcast or cast
             return JVPTracer(self, value, None)

@@ -228,8 +228,11 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 continue
             cts[i] = None
         joint = prim.joint
-        if joint:
-            pulled = prim.pullback(g, out, vals)
+        if joint:  # a JointNode (its params are None) or a JointPrimitive
+            if params is None:
+                pulled = prim.pullback(g, out, vals)
+            else:
+                pulled = prim.pullback(g, out, vals, **params)
         else:
             rules = prim.vjps
         for j, s in enumerate(slots):

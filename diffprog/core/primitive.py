@@ -1,7 +1,8 @@
 """Primitives and `bind`: the one door every operation on arrays goes through.
 
 Owns: `Primitive` (a name, an implementation on raw arrays through `xp`, one VJP rule and
-one JVP rule per positional input), `NonDifferentiable` (primitives whose results are
+one JVP rule per positional input), `JointPrimitive` (rules over all inputs at once, for
+primitives of many inputs), `NonDifferentiable` (primitives whose results are
 constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: with no
 tracer among the arguments it runs the kernel; otherwise it hands the call to the
 highest-level trace among them, which records it and re-enters `bind` one level down.
@@ -117,6 +118,35 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+
+class JointPrimitive(Primitive):
+    """A primitive of many inputs whose rules see all of them at once (concatenate).
+
+    - `vjp(g, ans, *arrays, **static)` returns one cotangent per input (None = zero), all
+      from one computation;
+    - `jvp(tangents, ans, *arrays, **static)` gets every input's tangent (None = zero) and
+      returns the output's.
+    N inputs then cost O(N), where N one-input rules would each touch the whole output
+    (O(N^2)). The reverse sweep calls `pullback`, as for a JointNode; forward mode is
+    reached through `Trace.process_joint`. Both rules are written in diffprog ops.
+    """
+
+    __slots__ = ("vjp_all", "jvp_all")
+    joint = True
+
+    def __init__(self, name: str, impl: Callable[..., Any], *, vjp: Rule, jvp: Rule) -> None:
+        super().__init__(name, impl)
+        self.vjp_all, self.jvp_all = vjp, jvp
+
+    def pullback(self, g: Any, out: Any, vals: list[Any], **params: Any) -> Any:
+        return self.vjp_all(g, out, *vals, **params)
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        trace = top_trace(args)
+        if trace is None:
+            return Primitive.__call__(self, *args, **params)  # (dp.debug_nans swaps it)
+        return trace.process_joint(self, args, params)
 
 
 class JointNode:

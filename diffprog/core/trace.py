@@ -46,6 +46,11 @@ class Trace:
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
         raise NotImplementedError
 
+    def process_joint(self, prim: Any, args: tuple, params: dict) -> Any:
+        """`process` for a JointPrimitive. By default the same: a reverse trace records it
+        (its sweep calls the joint pullback); forward mode passes all tangents at once."""
+        return self.process(prim, args, params)
+
     def escaped_error(self) -> EscapedTracerError:
         return EscapedTracerError(
             f"a traced value of {self.origin} (trace level {self.level}, id {self.id}) was used "
@@ -218,11 +223,16 @@ class Tracer:
                 "traced float array cannot index. Use dnp.take / integer indices, or index a "
                 f"traced array (at {user_line()})"
             )
+        what = f"a traced array (shape {self.shape}, dtype {self.dtype})"
+        numpy_function = _numpy_caller(sys._getframe(1))
+        if numpy_function is not None:
+            raise TracerConversionError(_hidden_tracer_message(what, numpy_function))
         raise TracerConversionError(
-            f"cannot convert a traced array (shape {self.shape}, dtype {self.dtype}) to a NumPy "
+            f"cannot convert {what} to a NumPy "
             "array or scalar (np.asarray(x), np.float64(x), np.float32(x), ...): the value "
             f"would leave the tape and its gradient would be silently lost, at {user_line()}. "
-            + _CONVERSION_HINT + ". " + _STORE_HINT
+            + _CONVERSION_HINT + ". A list of traced values becomes one array with dnp.array([...]). "
+            + _STORE_HINT
         )
 
     def __repr__(self) -> str:
@@ -281,6 +291,36 @@ def user_line() -> str:
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     code = linecache.getline(filename, lineno).strip()
     return f"{filename}:{lineno}" + (f": `{code}`" if code else "")
+
+
+def _numpy_caller(frame: Any) -> Any:
+    """The outermost frame of NumPy's own Python code at the top of the stack from `frame`
+    (None if `frame` is not NumPy's): the NumPy function that was given a traced value."""
+    outer = None
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "numpy":
+        outer, frame = frame, frame.f_back
+    return outer
+
+
+def _hidden_tracer_message(what: str, frame: Any) -> str:
+    """Why NumPy's function (running in `frame`) cannot take a traced value, and what to use."""
+    owner = type(frame.f_locals.get("self")).__name__
+    if owner in ("RClass", "CClass"):  # numpy.r_[...] / numpy.c_[...]
+        name = owner[0].lower() + "_"
+        return (f"numpy.{name}[...] was given {what} and would make it a plain NumPy array, "
+                f"silently dropping its gradient; use diffprog.numpy.{name}[...] (dnp.{name}), "
+                "which builds the same array differentiably")  # fmt: skip
+    module = frame.f_globals["__name__"].split(".")
+    public = ".".join(m for m in module[: next((i for i, m in enumerate(module) if
+                                                m.startswith("_")), len(module))])  # fmt: skip
+    name = f"{public}.{frame.f_code.co_name}"
+    return (
+        f"{name} was given {what} where NumPy's dispatch cannot see it (inside a list or "
+        "tuple: NumPy hands to diffprog only arrays passed directly) and would make it a plain "
+        "NumPy array, silently dropping its gradient. Use diffprog.numpy's function of that "
+        f"name ({name.replace('numpy', 'dnp', 1)}), which accepts lists holding traced values, "
+        "or make the list one array first with dnp.array([...]) or dnp.stack"
+    )
 
 
 def _calling_instruction(depth: int = 2) -> str:

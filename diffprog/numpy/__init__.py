@@ -6,9 +6,9 @@ array([1., 1., 1.])
 
 Every function here accepts NumPy/CuPy arrays, Python numbers and tracers; called on
 tracers it is recorded for differentiation, called on plain arrays it just computes.
-`diffprog.numpy.linalg` mirrors `numpy.linalg`. Each module below declares its public
-names in `__all__`; this package re-exports them and installs arithmetic and NumPy's
-protocols on tracers.
+`diffprog.numpy.linalg` mirrors `numpy.linalg`; NumPy's constants e, inf, nan, newaxis and
+pi are here too. Each module below declares its public names in `__all__`; this package
+re-exports them and installs arithmetic and NumPy's protocols on tracers.
 """
 
 from __future__ import annotations
@@ -17,11 +17,18 @@ import sys
 import types
 from typing import Any
 
+from numpy import e, inf, nan, newaxis, pi
+
 from . import (  # noqa: F401  (re-exported: see __all__)
+    conditional,
     creation,
     dispatch,
+    differences,
     elementwise,
+    index_tricks,
     indexing,
+    interpolation,
+    joins,
     linalg,
     manipulation,
     methods,
@@ -31,9 +38,14 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     sorting,
 )
 from .assignment import setitem  # noqa: F401
+from .conditional import *  # noqa: F403
 from .creation import *  # noqa: F403
+from .differences import *  # noqa: F403
 from .elementwise import *  # noqa: F403
+from .index_tricks import *  # noqa: F403
 from .indexing import *  # noqa: F403
+from .interpolation import *  # noqa: F403
+from .joins import *  # noqa: F403
 from .manipulation import *  # noqa: F403
 from .nn import *  # noqa: F403
 from .products import *  # noqa: F403
@@ -59,10 +71,12 @@ def size(a: Any) -> int:
     return n
 
 
-_MODULES = (creation, elementwise, indexing, manipulation, nn, products, reductions, sorting)
+_MODULES = (conditional, creation, differences, elementwise, index_tricks, indexing,
+            interpolation, joins, manipulation, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
     | {"linalg", "ndim", "setitem", "shape", "size"}
+    | {"e", "inf", "nan", "newaxis", "pi"}
 )
 
 # A NumPy keyword one of these functions lacks is refused by name (the primitives refuse it

@@ -2,7 +2,8 @@
 
 Owns: `unary(name, impl, d)` and `binary(name, impl, dx, dy)` for elementwise ops, where the
 derivative `d(x, ans)` (or `dx(x, y, ans)`) is written in diffprog ops; the VJP is `g * d` and
-the JVP `t * d`. Also `axes_of`, the one place reduction axes are normalised.
+the JVP `t * d`. Also `axes_of`, the one place reduction axes are normalised (sorted), and
+`axis_tuple` (in the order given; NumPy's AxisError when out of bounds).
 Layer L4: imports L2.
 """
 
@@ -10,6 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from numpy.exceptions import AxisError
+
+import numpy as np
+from numpy.exceptions import AxisError
 
 from ..core.primitive import NonDifferentiable, Primitive
 
@@ -58,3 +64,16 @@ def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     """`shape` after a reduction over `axes` with keepdims=True."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def axis_tuple(axis: Any, ndim: int) -> tuple[int, ...]:
+    """`axis` (an int or a sequence) as non-negative ints in the order given."""
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise AxisError(int(a), ndim)
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(out)

@@ -1,10 +1,11 @@
-"""Array-creation functions under NumPy's names: zeros/ones/full/empty and their `_like`
-forms, arange, linspace, eye, identity.
+"""Array-creation functions under NumPy's names: array, asarray, zeros/ones/full/empty and
+their `_like` forms, arange, linspace, eye, identity.
 
 Owns: these functions. Their results are constants: raw arrays of the array module of the
 data (`namespace_of`; `like=` picks it for the functions that take a shape), never tracers,
-so `zeros_like(x)` of a traced x carries no gradient. Two exceptions keep gradients from
-being lost silently: `full`/`full_like` with a traced fill value broadcast that value, and
+so `zeros_like(x)` of a traced x carries no gradient. The exceptions keep gradients from
+being lost silently: `array`/`asarray` of traced values (or of lists holding them) are
+differentiable, `full`/`full_like` with a traced fill value broadcast that value, and
 `linspace` is a primitive, linear in traced `start` and `stop`.
 Layer L4: imports L0-L2 and other L4 modules.
 """
@@ -16,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import run_kernel
+from ..backend import namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw, unwrapped
-from .manipulation import broadcast_to, expand_dims
+from .joins import assemble, cast, holds_arrays
+from .manipulation import broadcast_to, expand_dims, reshape
 from .reductions import _sum
 
 
@@ -47,6 +49,54 @@ def _filled(fill_value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     if fill_value.dtype != dtype:
         fill_value = astype(fill_value, dtype=dtype)
     return broadcast_to(fill_value, shape)
+
+
+# --- from data ----------------------------------------------------------------------------
+def array(object: Any, dtype: Any = None, *, copy: Any = True, order: str = "K",  # noqa: A002
+          subok: bool = False, ndmin: int = 0, like: Any = None) -> Any:  # fmt: skip
+    """`numpy.array`; differentiable in traced values, also inside (nested) lists and tuples.
+
+    >>> import diffprog as dp, diffprog.numpy as dnp
+    >>> dp.grad(lambda a, b: dnp.sum(dnp.array([[a, b], [2.0 * b, 1.0]]) ** 2), (0, 1))(1.0, 2.0)
+    (2.0, 20.0)
+    """
+    if isinstance(object, Tracer) or holds_arrays(object):
+        if order not in ("K", "A", "C", None):
+            raise NotImplementedError(f"array: order={order!r} is not supported for traced values")
+        out = _traced_array(object, dtype)
+        if copy and out is object:
+            out = object.copy()  # a new tracer: in-place updates of either leave the other
+        return _with_ndmin(out, ndmin)
+    out = _made((like, object), lambda xp: _array_kernel(xp, object, dtype, copy, order, ndmin))
+    return out if namespace_of((out,)) is np else _with_ndmin(out, ndmin)
+
+
+def _array_kernel(xp: Any, obj: Any, dtype: Any, copy: Any, order: str, ndmin: int) -> Any:
+    """NumPy's own `array`; on a GPU, CuPy's copy or view (ndmin is applied after)."""
+    if xp is np:
+        return np.array(obj, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+    return xp.array(obj, dtype=dtype, order=order) if copy else xp.asarray(obj, dtype=dtype)
+
+
+def asarray(a: Any, dtype: Any = None, order: Any = None, *, device: Any = None,
+            copy: Any = None, like: Any = None) -> Any:  # fmt: skip
+    """`numpy.asarray`; a traced value passes through (cast if `dtype` says so), a list
+    holding traced values becomes one differentiable array."""
+    _check("asarray", device)
+    if isinstance(a, Tracer) or holds_arrays(a):
+        return array(a, dtype, copy=bool(copy), order=order)
+    return _made((like, a), lambda xp: xp.asarray(raw(a), dtype=dtype, order=order))
+
+
+def _traced_array(obj: Any, dtype: Any) -> Any:
+    if isinstance(obj, Tracer):
+        return cast(obj, obj.dtype if dtype is None else np.dtype(dtype))
+    return assemble(obj, dtype)
+
+
+def _with_ndmin(x: Any, ndmin: int) -> Any:
+    missing = operator.index(ndmin) - len(x.shape)
+    return reshape(x, (1,) * missing + tuple(x.shape)) if missing > 0 else x
 
 
 # --- from another array ----------------------------------------------------------------------
@@ -219,6 +269,6 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
 
 
 __all__ = [
-    "arange", "empty", "empty_like", "eye", "full", "full_like", "identity", "linspace",
+    "arange", "array", "asarray", "empty", "empty_like", "eye", "full", "full_like", "identity", "linspace",
     "ones", "ones_like", "zeros", "zeros_like",
 ]  # fmt: skip

@@ -115,7 +115,7 @@ def install(dnp: ModuleType) -> dict[str, Any]:
 
 
 #: the keywords of ufunc.reduce / accumulate that diffprog's counterparts implement
-_KEYWORDS = {"reduce": ("axis", "keepdims"), "accumulate": ("axis",)}
+_KEYWORDS = {"reduce": ("axis", "keepdims", "initial", "where"), "accumulate": ("axis",)}
 
 
 def _counterpart(
@@ -127,7 +127,12 @@ def _counterpart(
         return ufuncs.get(name), ()
     table = {"reduce": _REDUCE, "accumulate": _ACCUMULATE}.get(method, {})
     fn = getattr(dnp, table.get(name, "-"), None)
-    return (fn, _KEYWORDS[method]) if fn is not None else (None, ())
+    if fn is None:
+        return None, ()
+    keywords = _KEYWORDS[method]
+    if name == "logaddexp":  # logsumexp takes neither initial= nor where=
+        keywords = tuple(k for k in keywords if k not in ("initial", "where"))
+    return fn, keywords
 
 
 def _add_at(a: Any, index: Any, b: Any) -> None:

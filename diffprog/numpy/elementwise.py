@@ -191,9 +191,17 @@ arccos = _over("arccos", lambda xp, x: xp.arccos(x), lambda x, ans: -sqrt(1.0 - 
 arctan = _over("arctan", lambda xp, x: xp.arctan(x), lambda x, ans: 1.0 + x * x)
 sinh = unary("sinh", lambda xp, x: xp.sinh(x), lambda x, ans: cosh(x))
 cosh = unary("cosh", lambda xp, x: xp.cosh(x), lambda x, ans: sinh(x))
+
+
+def _hypot_slope(x: Any, ans: Any) -> Any:
+    """x / hypot(x, y), taken as 0 at the origin: a constant there, so every higher
+    derivative at the origin is 0 too (as for linalg.norm; see docs/reliability.md)."""
+    nz = ans != 0
+    return where(nz, x / where(nz, ans, 1.0), 0.0)
+
+
 hypot = binary("hypot", lambda xp, x, y: xp.hypot(x, y),
-               lambda x, y, ans: x / where(ans == 0, 1.0, ans),
-               lambda x, y, ans: y / where(ans == 0, 1.0, ans))  # fmt: skip
+               lambda x, y, ans: _hypot_slope(x, ans), lambda x, y, ans: _hypot_slope(y, ans))
 arcsinh = _over("arcsinh", lambda xp, x: xp.arcsinh(x), lambda x, ans: hypot(1.0, x))
 arccosh = _over("arccosh", lambda xp, x: xp.arccosh(x),
                 lambda x, ans: sqrt(x - 1.0) * sqrt(x + 1.0))  # fmt: skip

@@ -4,8 +4,8 @@ Owns: take, take_along_axis (gathers through `getitem`, so repeated indices accu
 diag, diagonal and trace (the `diagonal` primitive and its transpose, `_diag_embed`),
 triu and tril (a constant mask), pad (mode 'constant' is a primitive whose transpose is a
 slice; 'edge', 'reflect', 'symmetric' and 'wrap' are gathers along each padded axis), and
-split, array_split, hsplit, vsplit, dsplit (one multi-output primitive whose transpose
-concatenates the pieces' cotangents). All are linear in the array.
+split, array_split, hsplit, vsplit, dsplit (consecutive pieces are one `split` record, the
+transpose of concatenate). All are linear in the array.
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -15,18 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace_of, zeros_like
+from ..backend import namespace_of
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .elementwise import where
+from .joins import _split
 from .manipulation import (
-    _concatenate,
     as_array,
     axis_tuple,
     broadcast_to,
     getitem,
-    index_add,
     on_device_of,
     ravel,
     reshape,
@@ -257,29 +256,7 @@ def _traced_border(x: Any, width: tuple, value: Any) -> Any:
     return total
 
 
-# --- splitting: one multi-output primitive; its transpose concatenates the pieces ----------
-def _split_impl(xp: Any, x: Any, *, axis: int, bounds: tuple) -> tuple:
-    return tuple(x[(slice(None),) * axis + (slice(b, e),)] for b, e in bounds)
-
-
-def _split_vjp(g: tuple, ans: tuple, x: Any, *, axis: int, bounds: tuple) -> Any:
-    ends = [e for _, e in bounds]
-    if [b for b, _ in bounds] == [0] + ends[:-1] and ends[-1] == x.shape[axis]:
-        pieces = [zeros_like(raw(a)) if c is None else c for c, a in zip(g, ans)]
-        return _concatenate(*pieces, axis=axis)
-    total = None  # overlapping or out-of-order pieces (decreasing split points)
-    for c, (b, e) in zip(g, bounds):
-        if c is not None:
-            part = index_add(c, index=(slice(None),) * axis + (slice(b, e),), shape=x.shape)
-            total = part if total is None else total + part
-    return total
-
-
-_split = Primitive("split", _split_impl, multiple_results=True)
-_split.defvjp(_split_vjp)
-_split.defjvp(lambda t, ans, x, *, axis, bounds: _split(t, axis=axis, bounds=bounds))
-
-
+# --- splitting: consecutive pieces are one `split` (joins.py), others slices -------------
 def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     """`numpy.array_split`: a list of sub-arrays; `sections` need not divide the axis evenly.
     Each piece is differentiable on its own."""
@@ -300,7 +277,11 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     for b, e in zip(points, points[1:]):
         start, stop, _ = slice(b, e).indices(total)
         bounds.append((start, max(start, stop)))
-    return list(_split(ary, axis=axis, bounds=tuple(bounds)))
+    starts, stops = [b for b, _ in bounds], [e for _, e in bounds]
+    if starts == [0] + stops[:-1] and stops[-1] == total:  # consecutive: one record
+        return list(_split(ary, axis=axis, bounds=tuple(bounds)))
+    # decreasing split points: pieces overlap or come out of order
+    return [getitem(ary, (slice(None),) * axis + (slice(b, e),)) for b, e in bounds]
 
 
 def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:

@@ -2,19 +2,28 @@
 dimensions as numpy.linalg is.
 
 Owns: inv, solve, det, slogdet, cholesky, eigh, eigvalsh, svd, svdvals, pinv, qr, and the
-composites matrix_power, multi_dot, matrix_transpose (norm lives in reductions). Every rule
+composites matrix_power, multi_dot, matrix_transpose. Built on these in linalg_general.py
+and re-exported: eig, eigvals, lstsq and norm (whose vector and entrywise orders live in
+reductions). Every rule
 is written in diffprog ops (matmul, solve, inv, einsum, where ...), so derivatives of any
 order work. Multi-output functions return namedtuples spelled as NumPy's; an unused output's
 cotangent arrives as None and costs nothing.
 
+What is differentiated is what NumPy computes: eigh, eigvalsh and the hermitian=True forms
+of svd and pinv read one triangle of the input (eigh's UPLO, the lower one for hermitian=True),
+so only that triangle gets a gradient (the other one does not change the value), and
+svd(hermitian=True) is differentiated through eigh, as NumPy computes it.
 Assumptions of the rules, as in JAX and PyTorch:
-- cholesky, eigh, eigvalsh: the input is symmetric and only the symmetric part of a
-  perturbation counts (the gradient returned is symmetric);
+- cholesky: the input is symmetric and only the symmetric part of a perturbation counts (the
+  gradient returned is symmetric);
 - eigh: distinct eigenvalues; svd: distinct, non-zero singular values (the eigenvector and
   singular-vector derivatives divide by their gaps); eigenvectors and singular vectors are
   defined up to sign, so differentiate sign-invariant functions of them;
 - pinv: the rank is constant near the input (e.g. full rank); qr: mode='reduced', M >= N,
-  full rank; det and slogdet: invertible (their gradients use inv(a)).
+  full rank; slogdet: invertible (at a singular matrix its gradient is infinite: an error).
+det's gradient is the cofactor matrix adj(a)^T everywhere: det(a) inv(a)^T where det(a) != 0,
+from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), with a derivative of its
+own that needs no distinct singular values (second order is exact there too).
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -23,13 +32,17 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
+import numpy as np
+
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
+from .elementwise import abs as _abs
 from .elementwise import where
+from .indexing import take_along_axis
 from .manipulation import expand_dims, getitem, swapaxes
 from .products import cross, einsum, matmul, tensordot, vecdot
-from .reductions import norm
+from .reductions import norm, product_of_others
 from .reductions import sum as _sum
 
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
@@ -155,28 +168,95 @@ def solve(a: Any, b: Any) -> Any:
     return _solve(a, b, vector=len(b.shape) == 1)
 
 
+def _cofactors_impl(xp: Any, a: Any) -> Any:
+    """adj(a)^T = det(U) det(V) U diag(products of the other singular values) V^T: no
+    division, so exact at singular matrices (rank n - 1; zero at rank <= n - 2)."""
+    u, s, vh = xp.linalg.svd(a)
+    others = xp.where(xp.eye(s.shape[-1], dtype=bool), 1, s[..., None, :]).prod(axis=-1)
+    sign = xp.sign(xp.linalg.det(u) * xp.linalg.det(vh))
+    return sign[..., None, None] * ((u * others[..., None, :]) @ vh)
+
+
+def _cofactors_derivative(a: Any, t: Any) -> Any:
+    """The derivative of adj(a)^T along t (and, the map being self-adjoint, its transpose):
+    sign U L(U^T t V) V^T with L(P) = diag(Q diag(P)) - Q * P^T, Q_ij the product of the
+    singular values other than s_i and s_j (Q_ii = 0). No gap of singular values divides, so
+    it is exact at every matrix, singular or not, repeated singular values included."""
+    u, s, vh = _svd(a, full_matrices=False, hermitian=False)
+    xp = namespace_of((raw(u),))
+    sign = xp.sign(xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
+    diagonal = _const(s, lambda xp, dt: xp.eye(s.shape[-1], dtype=bool))
+    q = where(diagonal, 0.0, product_of_others(where(diagonal, 1.0, expand_dims(s, -2)),
+                                               (len(s.shape),)))  # fmt: skip
+    p = matmul(_mT(u), matmul(t, _mT(vh)))
+    inner = _diag_embed(_sum(q * expand_dims(_diag(p), -2), axis=-1)) - q * _mT(p)
+    return expand_dims(sign, (-2, -1)) * matmul(u, matmul(inner, vh))
+
+
+_adjugate_t = Primitive("cofactors", _cofactors_impl)
+_adjugate_t.defvjp(lambda g, ans, a: _cofactors_derivative(a, g))
+_adjugate_t.defjvp(lambda t, ans, a: _cofactors_derivative(a, t))
+
+
+def _cofactors(a: Any, d: Any) -> Any:
+    """adj(a)^T, the gradient of d = det(a), for a stack of square matrices: d inv(a)^T where
+    d != 0, the SVD's formula where d == 0 (exact there to second order). One look at d
+    decides (on a GPU, a wait)."""
+    singular = raw(d) == 0
+    if not bool(singular.any()):
+        return expand_dims(d, (-2, -1)) * _mT(inv(a))
+    n = a.shape[-1]
+    if bool(singular.all()):
+        return _adjugate_t(a)
+    # each branch gets a harmless stand-in for the members it does not serve (a zero
+    # cotangent times a NaN from a derivative that is not needed would still be NaN)
+    mask = expand_dims(singular, (-2, -1))
+    spread = _const(a, lambda xp, dt: xp.diag(xp.arange(1, n + 1, dtype=dt)))
+    regular = expand_dims(d, (-2, -1)) * _mT(inv(where(mask, _eye(a, n), a)))
+    return where(mask, _adjugate_t(where(mask, a, spread)), regular)
+
+
 _det = Primitive("det", lambda xp, a: xp.linalg.det(a))
-_det.defvjp(lambda g, ans, a: expand_dims(g * ans, (-2, -1)) * _mT(inv(a)))
-_det.defjvp(lambda t, ans, a: ans * _trace_of_product(inv(a), t))
+_det.defvjp(lambda g, ans, a: expand_dims(g, (-2, -1)) * _cofactors(a, ans))
+_det.defjvp(lambda t, ans, a: _sum(_cofactors(a, ans) * t, axis=(-2, -1)))
 
 
 def det(a: Any) -> Any:
-    """`numpy.linalg.det`, batched."""
+    """`numpy.linalg.det`, batched; its gradient is the cofactor matrix adj(a)^T, also where
+    a is singular (the rank n - 1 adjugate; zero at rank <= n - 2), as in JAX and PyTorch."""
     _square("det", a)
     return _det(a)
 
 
+def _logdet_inverse(a: Any, ans: Any) -> Any:
+    """inv(a), the derivative of logabsdet, or an error where a is singular (it is infinite)."""
+    singular = raw(ans[0]) == 0
+    if bool(singular.any()):
+        where_ = "" if not singular.shape else f" (batch index {_first(singular)})"
+        raise np.linalg.LinAlgError(
+            f"slogdet: the derivative of logabsdet at a singular matrix{where_} is infinite "
+            "(logabsdet is -inf there); differentiate det instead (its gradient there is the "
+            "adjugate), or move the matrix off the singularity (e.g. a + eps * I)"
+        )
+    return inv(a)
+
+
+def _first(mask: Any) -> tuple[int, ...]:
+    return tuple(int(i[0]) for i in namespace_of((mask,)).nonzero(mask))
+
+
 def _slogdet_vjp(g: Any, ans: Any, a: Any) -> Any:
-    return None if g[1] is None else expand_dims(g[1], (-2, -1)) * _mT(inv(a))
+    return None if g[1] is None else expand_dims(g[1], (-2, -1)) * _mT(_logdet_inverse(a, ans))
 
 
 _slogdet = Primitive("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)), multiple_results=True)
 _slogdet.defvjp(_slogdet_vjp)  # the sign is piecewise constant: no gradient
-_slogdet.defjvp(lambda t, ans, a: (None, _trace_of_product(inv(a), t)))
+_slogdet.defjvp(lambda t, ans, a: (None, _trace_of_product(_logdet_inverse(a, ans), t)))
 
 
 def slogdet(a: Any) -> SlogdetResult:
-    """`numpy.linalg.slogdet`: (sign, logabsdet); the gradient of logabsdet is inv(a)^T."""
+    """`numpy.linalg.slogdet`: (sign, logabsdet); the gradient of logabsdet is inv(a)^T, and
+    at a singular matrix, where it is infinite, differentiating raises LinAlgError."""
     _square("slogdet", a)
     return SlogdetResult(*_slogdet(a))
 
@@ -238,11 +318,22 @@ _eigh.defvjp(_eigh_vjp)
 _eigh.defjvp(_eigh_jvp)
 
 
+def _read_triangle(a: Any, uplo: str) -> Any:
+    """The symmetric matrix NumPy reads from `a` with UPLO='L' (its lower triangle mirrored)
+    or 'U': what to differentiate, since the other triangle does not change the value."""
+    if not isinstance(a, Tracer):  # plain arrays: NumPy reads the triangle itself
+        return a
+    n = a.shape[-1]
+    lower = _const(a, lambda xp, dt: xp.tri(n, dtype=bool))  # the diagonal and below
+    return where(lower if uplo == "L" else _mT(lower), a, _mT(a))
+
+
 def eigh(a: Any, UPLO: str = "L") -> EighResult:
     """`numpy.linalg.eigh`: (eigenvalues, eigenvectors) of symmetric matrices, batched; the
-    derivative assumes distinct eigenvalues."""
+    derivative assumes distinct eigenvalues. As NumPy, it reads only the UPLO triangle, which
+    alone gets a gradient."""
     _square("eigh", a, UPLO)
-    return EighResult(*_eigh(a, UPLO=UPLO))
+    return EighResult(*_eigh(_read_triangle(a, UPLO), UPLO=UPLO))
 
 
 # The eigenvectors are recomputed in the rules: V diag(g) V^T and diag(V^T dA V).
@@ -252,9 +343,10 @@ _eigvalsh.defjvp(lambda t, ans, a, *, UPLO: _proj_diag(_eigh(a, UPLO=UPLO)[1], N
 
 
 def eigvalsh(a: Any, UPLO: str = "L") -> Any:
-    """`numpy.linalg.eigvalsh`: eigenvalues of symmetric matrices (ascending), batched."""
+    """`numpy.linalg.eigvalsh`: eigenvalues of symmetric matrices (ascending), batched; as
+    NumPy, it reads only the UPLO triangle, which alone gets a gradient."""
     _square("eigvalsh", a, UPLO)
-    return _eigvalsh(a, UPLO=UPLO)
+    return _eigvalsh(_read_triangle(a, UPLO), UPLO=UPLO)
 
 
 # --- svd, svdvals, pinv --------------------------------------------------------------------
@@ -313,6 +405,22 @@ def _uvh(a: Any) -> tuple[Any, Any]:
     return u, vh
 
 
+def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
+    """NumPy's svd(a, hermitian=True) in diffprog ops, so that its derivative is that of the
+    value computed: eigh of the lower triangle, |eigenvalues| in descending order, their
+    signs moved into Vh."""
+    w, v = eigh(a) if compute_uv else (eigvalsh(a), None)  # as NumPy (their roundings differ)
+    r = raw(w)
+    xp = namespace_of((r,))
+    order = xp.argsort(xp.abs(r), axis=-1)[..., ::-1]  # NumPy's sort of the same values
+    s = take_along_axis(_abs(w), order, axis=-1)
+    if not compute_uv:
+        return s
+    u = take_along_axis(v, order[..., None, :], axis=-1)
+    sign = xp.take_along_axis(xp.copysign(1.0, r), order, axis=-1).astype(r.dtype)
+    return SVDResult(u, s, _mT(u * expand_dims(sign, -2)))
+
+
 # The singular vectors are recomputed in the rules: U diag(g) V^T and diag(U^T dA V).
 _svdvals = Primitive("svdvals", lambda xp, a: xp.linalg.svd(a, compute_uv=False))
 _svdvals.defvjp(lambda g, ans, a: _weighted(*_uvh(a), g))
@@ -330,9 +438,13 @@ def svdvals(x: Any, /) -> Any:
 def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
         hermitian: bool = False) -> Any:  # fmt: skip
     """`numpy.linalg.svd`: (U, S, Vh), batched. Differentiating a non-square matrix needs
-    full_matrices=False; the derivative assumes distinct, non-zero singular values."""
+    full_matrices=False; the derivative assumes distinct, non-zero singular values (with
+    hermitian=True: distinct, non-zero eigenvalues of the lower triangle, as NumPy reads it)."""
     if len(a.shape) < 2:
         raise ValueError(f"svd needs an array of at least 2 dimensions, got {a.shape}")
+    if hermitian:
+        _square("svd", a)
+        return _hermitian_svd(a, compute_uv)
     if not compute_uv:
         return svdvals(a)
     m, n = a.shape[-2:]
@@ -367,9 +479,13 @@ _pinv.defjvp(_pinv_jvp)
 
 
 def pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
-    """`numpy.linalg.pinv`, batched; the derivative assumes the rank is locally constant."""
+    """`numpy.linalg.pinv`, batched; the derivative assumes the rank is locally constant.
+    With hermitian=True NumPy reads only the lower triangle, which alone gets a gradient."""
     if len(a.shape) < 2:
         raise ValueError(f"pinv needs an array of at least 2 dimensions, got {a.shape}")
+    if hermitian:
+        _square("pinv", a)
+        a = _read_triangle(a, "L")
     return _pinv(a, rcond=rcond, hermitian=hermitian or None, rtol=rtol)
 
 
@@ -461,7 +577,11 @@ def multi_dot(arrays: Any, *, out: Any = None) -> Any:
 
 
 __all__ = [
-    "cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "matmul", "matrix_power",
-    "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals",
-    "tensordot", "vecdot", "EighResult", "QRResult", "SlogdetResult", "SVDResult",
+    "cholesky", "cross", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv", "lstsq",
+    "matmul", "matrix_power", "matrix_transpose", "multi_dot", "norm", "pinv", "qr", "slogdet",
+    "solve", "svd", "svdvals", "tensordot", "vecdot", "EigResult", "EighResult", "QRResult",
+    "SlogdetResult", "SVDResult",
 ]  # fmt: skip
+
+# eig, eigvals, lstsq and norm are built on the functions above, so they are imported last.
+from .linalg_general import EigResult, eig, eigvals, lstsq, norm  # noqa: E402, F401

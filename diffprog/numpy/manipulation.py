@@ -1,9 +1,10 @@
 """Shape and indexing functions under NumPy's names, with their derivative rules.
 
-Owns: reshape, ravel, transpose (and swapaxes/moveaxis), expand_dims, squeeze, atleast_*d,
-broadcast_to, tile, repeat, flip (fliplr/flipud), roll, rot90, the joins (concatenate, stack,
-hstack, vstack, dstack, column_stack), and indexing: `getitem` (basic, advanced and boolean)
-whose transpose `index_add` accumulates repeated indices (gathers and splits: indexing.py).
+Owns: reshape, ravel, transpose (and swapaxes/moveaxis/rollaxis), expand_dims, squeeze,
+atleast_*d, broadcast_to, tile, repeat, flip (fliplr/flipud), roll, rot90, the composite
+joins (hstack, vstack, dstack, column_stack, append; the join primitives: joins.py), and
+indexing: `getitem` (basic, advanced and boolean) whose transpose `index_add` accumulates
+repeated indices (gathers and splits: indexing.py).
 All of these are linear, so each JVP applies the same function to the tangent.
 Layer L4: imports L0-L2 and other L4 modules.
 """
@@ -11,17 +12,19 @@ Layer L4: imports L0-L2 and other L4 modules.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.exceptions import AxisError
 
-from ..backend import asarray_like, namespace_of, zeros_like
+from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
-from ._define import axes_of
+from ._define import axes_of, axis_tuple
+from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
 _reshape.defvjp(lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
@@ -94,6 +97,22 @@ def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[in
     return transpose(a, perm)
 
 
+def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    """`numpy.rollaxis`: move `axis` to lie before position `start` (prefer moveaxis)."""
+    a = as_array(a)
+    n = len(a.shape)
+    (axis,) = axis_tuple(axis, n)
+    given = operator.index(start)
+    start = given + n if given < 0 else given
+    if not 0 <= start < n + 1:
+        raise AxisError(f"rollaxis: 'start' must satisfy {-n} <= start < {n + 1}, got {given}")
+    if axis < start:
+        start -= 1
+    perm = [i for i in range(n) if i != axis]
+    perm.insert(start, axis)
+    return transpose(a, perm)
+
+
 def expand_dims(a: Any, axis: int | Sequence[int]) -> Any:
     """`numpy.expand_dims`."""
     a = as_array(a)
@@ -119,47 +138,6 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
     return _reshape(a, shape=tuple(n for i, n in enumerate(shape) if i not in axes))
 
 
-def _concatenate_vjp(i: int, g: Any, ans: Any, *arrays: Any, axis: int) -> Any:
-    start = 0
-    for a in arrays[:i]:
-        start += a.shape[axis]
-    index = (slice(None),) * axis + (slice(start, start + arrays[i].shape[axis]),)
-    return getitem(g, index)
-
-
-_concatenate = Primitive("concatenate", lambda xp, *arrays, axis: xp.concatenate(arrays, axis))
-def _concatenate_jvp(i: int, t: Any, ans: Any, *arrays: Any, axis: int) -> Any:
-    zeros = [zeros_like(raw(a)) for a in arrays]
-    zeros[i] = t
-    return _concatenate(*zeros, axis=axis)
-
-
-_concatenate.defvjp_variadic(_concatenate_vjp)
-_concatenate.defjvp_variadic(_concatenate_jvp)
-
-
-def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """`numpy.concatenate((a, b, ...), axis=0)`."""
-    arrays = as_arrays(arrays)
-    if not arrays:
-        raise ValueError("need at least one array to concatenate")
-    ndim = len(arrays[0].shape)
-    if ndim == 0:
-        raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return _concatenate(*arrays, axis=axis_tuple(axis, ndim)[0])
-
-
-def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """`numpy.stack`: join arrays of one shape along a new axis."""
-    arrays = as_arrays(arrays)
-    if not arrays:
-        raise ValueError("need at least one array to stack")
-    shapes = {tuple(a.shape) for a in arrays}
-    if len(shapes) != 1:
-        raise ValueError(f"all input arrays must have the same shape, got {sorted(shapes)}")
-    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
-
-
 # --- indexing ------------------------------------------------------------------------------
 def _is_basic(index: tuple) -> bool:
     """True when no element can be selected twice (ints, slices, None, ..., boolean masks)."""
@@ -175,7 +153,7 @@ def _is_basic(index: tuple) -> bool:
 
 
 def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) -> Any:
-    out = xp.zeros(shape, dtype=g.dtype)
+    out = xp.zeros(shape, dtype=np.float64 if type(g) is float else g.dtype)  # a watched float
     if _is_basic(index):
         out[index] = g
     else:
@@ -218,34 +196,6 @@ def index_tuple(index: Any) -> tuple:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def as_array(a: Any) -> Any:
-    """`a` itself if it is an array or a tracer, else `numpy.asarray(a)` (lists, numbers)."""
-    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
-
-
-def as_arrays(values: Sequence[Any]) -> tuple[Any, ...]:
-    """`values` as arrays to be joined: lists and numbers beside arrays become arrays of
-    the first array's module and device (a CuPy array's GPU), else NumPy arrays."""
-    ref = next((a for a in values if hasattr(a, "shape") and hasattr(a, "dtype")), None)
-    if ref is None:
-        return tuple(map(np.asarray, values))
-    return tuple(a if hasattr(a, "shape") and hasattr(a, "dtype") else asarray_like(a, ref)
-                 for a in values)  # fmt: skip
-
-
-def axis_tuple(axis: Any, ndim: int) -> tuple[int, ...]:
-    """`axis` (an int or a sequence) as non-negative ints in the order given."""
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        if not -ndim <= a < ndim:
-            raise AxisError(int(a), ndim)
-        out.append(int(a) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"repeated axis in {axis!r}")
-    return tuple(out)
-
-
 def host_index(x: Any) -> Any:
     """An index-like value (list, number, array, traced integers) as a NumPy array on the host."""
     x = raw(x)
@@ -423,6 +373,15 @@ def dstack(tup: Sequence[Any]) -> Any:
     return concatenate([atleast_3d(a) for a in tup], axis=2)
 
 
+def append(arr: Any, values: Any, axis: int | None = None) -> Any:
+    """`numpy.append`: `values` joined after `arr` along `axis` (both flattened when None)."""
+    arr = as_array(arr)
+    values = as_array_beside(values, arr)
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], axis=0)
+    return concatenate([arr, values], axis=axis)
+
+
 def column_stack(tup: Sequence[Any]) -> Any:
     """`numpy.column_stack`: 1-D arrays become columns, then join along the second axis."""
     arrays = [as_array(a) for a in tup]
@@ -430,8 +389,8 @@ def column_stack(tup: Sequence[Any]) -> Any:
 
 
 __all__ = [
-    "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "column_stack",
-    "concatenate", "dstack", "expand_dims", "flip", "fliplr", "flipud", "getitem",
-    "hstack", "moveaxis", "ravel", "repeat", "reshape", "roll", "rot90",
-    "row_stack", "squeeze", "stack", "swapaxes", "tile", "transpose", "vstack",
+    "append", "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "column_stack",
+    "dstack", "expand_dims", "flip", "fliplr", "flipud", "getitem", "hstack", "moveaxis",
+    "ravel", "repeat", "reshape", "roll", "rollaxis", "rot90", "row_stack", "squeeze",
+    "swapaxes", "tile", "transpose", "vstack",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 softmax, log_softmax.
 
 Owns: these functions and their rules, each finite in value and gradient at inputs of
-+-1e3 (no exp of a large argument anywhere on the way).
++-1e3 (no exp of a large argument anywhere on the way). logsumexp, softmax and log_softmax
+take Python numbers and lists, integers as float64 (SciPy's dtypes).
 Layer L4: imports L2 and the other L4 modules.
 """
 
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..core.primitive import Primitive
-from ._define import axes_of, unary
+from ..core.trace import Tracer
+from ._define import axes_of, kept_shape, unary
 from .elementwise import exp, where
+from .manipulation import as_array
 from .reductions import _sum, spread
 
 sigmoid = unary(
@@ -29,6 +34,10 @@ relu.defjvp(lambda t, ans, x: where(x > 0, t, 0.0))
 # Each shifts by the maximum before exponentiating (x - max is exact), so values and
 # derivatives are finite and accurate to the last bits at |x| ~ 1e3, in float32 too.
 def _shifted(xp: Any, x: Any, axis: tuple[int, ...]) -> tuple[Any, Any]:
+    if type(x) is float:  # a watched Python float
+        x = xp.asarray(x)
+    if x.size == 0:  # an empty reduction has no maximum: no shift
+        return x, xp.zeros(kept_shape(x.shape, axis), dtype=x.dtype)
     m = x.max(axis=axis, keepdims=True)  # the method: less wrapper than xp.max
     m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or an inf): no shift
     return x - m, m
@@ -36,8 +45,11 @@ def _shifted(xp: Any, x: Any, axis: tuple[int, ...]) -> tuple[Any, Any]:
 
 def _logsumexp_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     s, m = _shifted(xp, x, axis)
-    out = xp.log(xp.exp(s).sum(axis=axis, keepdims=True)) + m
-    return out if keepdims else xp.squeeze(out, axis=axis)
+    if s.size == 0:  # empty groups: log(0) = -inf, as SciPy (without NumPy's divide warning)
+        out = xp.full(m.shape, -xp.inf, dtype=m.dtype)
+    else:
+        out = xp.log(xp.exp(s).sum(axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)[()]  # 0-d: a scalar, as SciPy
 
 
 def _softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
@@ -77,23 +89,36 @@ _logsumexp.defjvp(
 
 
 def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """log(sum(exp(a))) along `axis` (all axes by default), without overflow.
+    """log(sum(exp(a))) along `axis` (all axes by default), without overflow, with
+    `scipy.special.logsumexp`'s values and dtypes: integers and booleans give float64, and
+    an empty group gives -inf (its entries, none, get no gradient).
 
     >>> import diffprog.numpy as dnp, numpy as np
     >>> float(dnp.logsumexp(np.array([1000.0, 1000.0])))  # doctest: +ELLIPSIS
     1000.693...
     """
-    return _logsumexp(a, axis=axes_of(axis, len(getattr(a, "shape", ()))), keepdims=keepdims)
+    a = _floating(a)
+    return _logsumexp(a, axis=axes_of(axis, len(a.shape)), keepdims=keepdims)
 
 
 def softmax(x: Any, axis: Any = -1) -> Any:
     """exp(x) / sum(exp(x)) along `axis`, stable for large |x|."""
+    x = _floating(x)
     return _softmax(x, axis=axes_of(axis, len(x.shape)))
 
 
 def log_softmax(x: Any, axis: Any = -1) -> Any:
     """x - logsumexp(x) along `axis`, stable and accurate for large |x|."""
+    x = _floating(x)
     return _log_softmax(x, axis=axes_of(axis, len(x.shape)))
+
+
+def _floating(a: Any) -> Any:
+    """`a` as an array; integers and booleans (constants) as float64, as SciPy computes."""
+    if isinstance(a, Tracer):  # floating by construction
+        return a
+    a = as_array(a)
+    return a.astype(np.float64) if a.dtype.kind in "biu" else a
 
 
 __all__ = ["log_softmax", "logsumexp", "relu", "sigmoid", "softmax", "softplus"]

@@ -21,7 +21,7 @@ from typing import Any
 from ..backend import namespace_of
 from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
-from ..core.trace import raw
+from ..core.trace import as_scalar, raw
 from .elementwise import multiply, subtract
 from .manipulation import as_array, expand_dims, getitem, moveaxis, reshape, stack, swapaxes, transpose
 from .reductions import sum as _sum
@@ -90,7 +90,7 @@ def _split(subscripts: str) -> tuple[list[str], str]:
 def _einsum_vjp(k: int, g: Any, ans: Any, *ops: Any, subscripts: str, optimize: Any) -> Any:
     ins, out = _split(subscripts)
     target, shape = ins[k], tuple(ops[k].shape)
-    r = raw(g)
+    r = as_scalar(raw(g))  # a cotangent may be a (traced) Python float
     xp, dtype = namespace_of((r,)), r.dtype
     fresh = iter(c for c in _LETTERS if c not in subscripts)
     subs = [out] + [s for j, s in enumerate(ins) if j != k]

@@ -2,9 +2,13 @@
 cumsum, cumprod, average, ptp, nansum, nanmean, norm (numpy.linalg.norm), and the constant
 valued argmax, argmin, count_nonzero (logsumexp lives in nn, sort in sorting).
 
-Owns: the reduction primitives and their rules. Public functions normalise `axis` once
-(`axes_of`), so rules always see a sorted tuple of non-negative axes; the cotangent is
-brought back to the input's shape by reshaping to the kept-dims shape and broadcasting.
+Owns: the reduction primitives and their rules. Public functions take Python numbers and
+lists as NumPy does (`as_array`) and normalise `axis` once (`axes_of`), so rules always see a
+sorted tuple of non-negative axes; the cotangent is brought back to the input's shape by
+reshaping to the kept-dims shape and broadcasting. Rules read shapes and dtypes through
+`as_scalar`, since a watched Python float stays a Python float. NumPy's `where=` is a
+constant mask (entries left out are replaced through `where`, so they get zero gradient) and
+`initial=` a constant scalar in the result's dtype; max/min carry both to their rules.
 Ties in max/min share the gradient equally. Products never divide by x: the product of the
 other elements comes from exclusive cumulative products, and cumprod's rules are linear
 recurrences solved by doubling in diffprog ops, so zeros are exact to every order.
@@ -18,14 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import namespace_of
+from ..backend import asarray_like, namespace_of
 from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
-from ..core.trace import raw
+from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .elementwise import abs as _abs
 from .elementwise import isnan, where
-from .manipulation import broadcast_to as _broadcast, concatenate, getitem, reshape, transpose
+from .joins import as_array, concatenate
+from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
 
 def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
@@ -47,19 +52,33 @@ _sum.defjvp(lambda t, ans, x, *, axis, keepdims: _sum(t, axis=axis, keepdims=kee
 
 
 def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
-        keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.sum` (dtype= and out= are refused by name).
+        keepdims: bool = False, initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.sum`, with `initial=` and `where=` (dtype= and out= are refused by name).
 
     >>> import diffprog.numpy as dnp, numpy as np
     >>> dnp.sum(np.ones((2, 3)), axis=1)
     array([3., 3.])
+    >>> dnp.sum(np.ones((2, 3)), axis=1, where=np.array([True, False, True]), initial=1.0)
+    array([3., 3.])
     """
     _unsupported("sum", dtype=dtype, out=out)
-    return _sum(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+    a = as_array(a)
+    axes = axes_of(axis, len(a.shape))
+    if initial is None and where is None:
+        return _sum(a, axis=axes, keepdims=keepdims)
+    total = _sum(_masked(a, _mask("sum", where, a), 0), axis=axes, keepdims=keepdims)
+    return total if initial is None else total + _initial("sum", initial, total)
 
 
 def _mean_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-    return _sum_impl(xp, x, axis=axis, keepdims=keepdims) / _count(xp.shape(x), axis)
+    if type(x) is float:
+        x = xp.asarray(x)
+    n = _count(x.shape, axis)
+    if x.dtype.kind in "biu":  # as NumPy: integers and booleans are summed in float64,
+        return x.sum(axis=axis, keepdims=keepdims, dtype=xp.float64) / n
+    if x.dtype == xp.float16:  # float16 in float32 (then cast back)
+        return (x.sum(axis=axis, keepdims=keepdims, dtype=xp.float32) / n).astype(x.dtype)
+    return x.sum(axis=axis, keepdims=keepdims) / n
 
 
 # One record, not a sum and a division: the mean is in nearly every loss.
@@ -71,30 +90,64 @@ _mean.defjvp(lambda t, ans, x, *, axis, keepdims: _mean(t, axis=axis, keepdims=k
 
 
 def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-         keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.mean` (dtype= and out= are refused by name)."""
+         keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.mean`, with `where=` (dtype= and out= are refused by name). A group with no
+    entry selected has mean NaN, as in NumPy, and gives its entries zero gradient."""
     _unsupported("mean", dtype=dtype, out=out)
-    return _mean(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+    a = as_array(a)
+    axes = axes_of(axis, len(a.shape))
+    mask = _mask("mean", where, a)
+    if mask is None:
+        return _mean(a, axis=axes, keepdims=keepdims)
+    total = _sum(_masked(a, mask, 0), axis=axes, keepdims=keepdims)
+    return total / _selected(mask, a, axes, keepdims)
 
 
-def _extremum_share(x: Any, ans: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
-    """Where x attains its max (or min): 1/count of ties, elsewhere 0 (a constant array)."""
-    x, ans = raw(x), raw(ans)
-    hit = x == (ans if keepdims else ans.reshape(kept_shape(x.shape, axes)))
-    return (hit / hit.sum(axis=axes, keepdims=True)).astype(x.dtype)
+def _extremum_share(x: Any, ans: Any, axes: tuple[int, ...], keepdims: bool,
+                    initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """Where x attains its max (or min): 1/k for each of k ties, elsewhere 0 (a constant
+    array). An `initial` equal to the result is one of the k; entries outside `where` are not."""
+    x, ans = as_scalar(raw(x)), as_scalar(raw(ans))
+    if not keepdims:
+        ans = ans.reshape(kept_shape(x.shape, axes))
+    hit = x == ans
+    if where is not None:
+        hit = hit & where
+    count = hit.sum(axis=axes, keepdims=True)
+    if initial is not None:
+        count = count + (ans == initial)
+    return (hit / count).astype(x.dtype)
+
+
+def _extremum_with_initial(xp: Any, x: Any, kernel: str, axis: tuple[int, ...], keepdims: bool,
+                           initial: Any, where: Any) -> Any:  # fmt: skip
+    """NumPy's max/min with initial= (and where=) on any backend (CuPy has neither)."""
+    x = xp.asarray(x)
+    if where is not None:
+        x = xp.where(where, x, initial)
+    if _count(x.shape, axis) == 0:  # every group is empty: the initial value alone
+        shape = kept_shape(x.shape, axis) if keepdims else tuple(
+            n for i, n in enumerate(x.shape) if i not in axis)  # fmt: skip
+        return xp.full(shape, initial, dtype=x.dtype)[()]
+    pair = xp.maximum if kernel == "max" else xp.minimum
+    return pair(getattr(xp, kernel)(x, axis=axis, keepdims=keepdims), initial)
 
 
 def _extremum(name: str, kernel: str) -> Primitive:
-    prim = Primitive(
-        name, lambda xp, x, *, axis, keepdims: getattr(xp, kernel)(x, axis=axis, keepdims=keepdims)
-    )
+    def impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool, initial: Any = None,
+             where: Any = None) -> Any:  # fmt: skip
+        if initial is None:
+            return getattr(xp, kernel)(x, axis=axis, keepdims=keepdims)
+        return _extremum_with_initial(xp, x, kernel, axis, keepdims, initial, where)
+
+    prim = Primitive(name, impl)
     prim.defvjp(
-        lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims)
-        * _extremum_share(x, ans, axis, keepdims)
+        lambda g, ans, x, *, axis, keepdims, **masking: spread(g, x, axis, keepdims)
+        * _extremum_share(x, ans, axis, keepdims, **masking)
     )
     prim.defjvp(
-        lambda t, ans, x, *, axis, keepdims: _sum(
-            t * _extremum_share(x, ans, axis, keepdims), axis=axis, keepdims=keepdims
+        lambda t, ans, x, *, axis, keepdims, **masking: _sum(
+            t * _extremum_share(x, ans, axis, keepdims, **masking), axis=axis, keepdims=keepdims
         )
     )
     return prim
@@ -104,30 +157,83 @@ _max = _extremum("max", "max")
 _min = _extremum("min", "min")
 
 
-def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """`numpy.max`; ties share the gradient equally."""
+def _extremum_call(prim: Primitive, a: Any, axis: Any, keepdims: bool, initial: Any,
+                   where: Any) -> Any:  # fmt: skip
+    a = as_array(a)
+    axes = axes_of(axis, len(a.shape))
+    mask = _mask(prim.name, where, a)
+    if initial is None:
+        if mask is not None:  # NumPy's error
+            raise ValueError(f"{prim.name}: reduction operation '{prim.name}imum' does not have an "
+                             "identity, so to use a where mask one has to specify 'initial'")
+        return prim(a, axis=axes, keepdims=keepdims)
+    initial = _initial(prim.name, initial, a)
+    return prim(a, axis=axes, keepdims=keepdims, initial=initial, where=mask)
+
+
+def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,  # noqa: A001
+        initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.max`, with `initial=` and `where=`; ties share the gradient equally (an
+    `initial` equal to the maximum takes its share, which goes nowhere)."""
     _unsupported("max", out=out)
-    return _max(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+    return _extremum_call(_max, a, axis, keepdims, initial, where)
 
 
-def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """`numpy.min`; ties share the gradient equally."""
+def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,  # noqa: A001
+        initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.min`, with `initial=` and `where=`; ties share the gradient equally."""
     _unsupported("min", out=out)
-    return _min(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+    return _extremum_call(_min, a, axis, keepdims, initial, where)
 
 
 amax, amin = max, min
 
 
-def _ndim(a: Any) -> int:
-    shape = getattr(a, "shape", None)
-    return 0 if shape is None else len(shape)
-
-
 # --- helpers -------------------------------------------------------------------------------
-def _asarray(a: Any) -> Any:
-    """Python numbers and lists as NumPy arrays; arrays and tracers pass through."""
-    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+def _mask(name: str, where: Any, a: Any) -> Any:
+    """NumPy's `where=` of a reduction over `a`: None when every entry counts, else a constant
+    boolean array on a's device that broadcasts to a's shape."""
+    if where is None or where is True:
+        return None
+    ref = as_scalar(raw(a))
+    mask = asarray_like(raw(where), ref)
+    if mask.dtype != bool:
+        raise TypeError(f"{name}: where= must be a boolean mask, got dtype {mask.dtype}")
+    try:
+        fits = np.broadcast_shapes(mask.shape, ref.shape) == ref.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: where= of shape {mask.shape} does not broadcast to the "
+                         f"array's shape {ref.shape}")  # fmt: skip
+    return mask
+
+
+def _masked(a: Any, mask: Any, fill: int) -> Any:
+    """`a` with the entries outside `mask` replaced by `fill` (and given zero gradient)."""
+    return a if mask is None else where(mask, a, fill)
+
+
+def _selected(mask: Any, a: Any, axes: tuple[int, ...], keepdims: bool, ddof: int = 0) -> Any:
+    """max(k - ddof, 0) for the k entries `mask` selects in each group of the reduction: a
+    constant array in the dtype of a's mean (a's floating dtype, else float64)."""
+    r = as_scalar(raw(a))
+    xp = namespace_of((mask,))
+    k = xp.broadcast_to(mask, r.shape).sum(axis=axes, keepdims=keepdims)
+    return xp.maximum(k - ddof, 0).astype(r.dtype if r.dtype.kind == "f" else xp.float64)
+
+
+def _initial(name: str, initial: Any, like: Any) -> Any:
+    """NumPy's `initial=`: a constant scalar, cast to the dtype of `like` as NumPy casts it."""
+    if isinstance(initial, Tracer):
+        raise TypeError(f"{name}: initial= must be a constant scalar, not a traced value; to "
+                        "differentiate with respect to it, combine it with the reduction "
+                        "(e.g. dnp.maximum(dnp.max(x), v) or dnp.sum(x) + v)")  # fmt: skip
+    if np.ndim(initial) != 0:
+        raise ValueError(f"{name}: initial= must be a scalar, got shape {np.shape(initial)}")
+    if hasattr(initial, "item"):  # a 0-d array (perhaps on a GPU) as a host number
+        initial = initial.item()
+    return as_scalar(raw(like)).dtype.type(initial)
 
 
 def _unsupported(name: str, **options: Any) -> None:
@@ -195,10 +301,10 @@ _cumprod.defjvp(lambda t, ans, x, *, axis: _linear_scan(x, t * _shift_in(ans, ax
 
 
 def _cumulative(prim: Primitive, a: Any, axis: Any) -> Any:
-    a = _asarray(a)
+    a = as_array(a)
     if axis is None:
         return prim(reshape(a, (-1,)), axis=0)
-    return prim(a, axis=axes_of(axis, _ndim(a))[0])
+    return prim(a, axis=axes_of(axis, len(a.shape))[0])
 
 
 def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
@@ -220,7 +326,7 @@ def cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any
 
 
 # --- prod ----------------------------------------------------------------------------------
-def _others(x: Any, axes: tuple[int, ...]) -> Any:
+def product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
     """For each element of x, the product of the other elements of its reduction group:
     exclusive prefix times exclusive suffix products (no division, exact with zeros)."""
     nd = len(x.shape)
@@ -235,14 +341,16 @@ def _others(x: Any, axes: tuple[int, ...]) -> Any:
 
 
 _prod = Primitive("prod", lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims))
-_prod.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims) * _others(x, axis))
+_prod.defvjp(lambda g, ans, x, *, axis, keepdims:
+             spread(g, x, axis, keepdims) * product_of_others(x, axis))  # fmt: skip
 _prod.defjvp(lambda t, ans, x, *, axis, keepdims:
-             _sum(t * _others(x, axis), axis=axis, keepdims=keepdims))  # fmt: skip
+             _sum(t * product_of_others(x, axis), axis=axis, keepdims=keepdims))  # fmt: skip
 
 
-def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-         keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.prod`; the gradient is the product of the other elements, exact with zeros.
+def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+         initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.prod`, with `initial=` and `where=`; the gradient is the product of the other
+    (selected) elements, exact with zeros.
 
     >>> import diffprog as dp, numpy as np
     >>> from diffprog.numpy.reductions import prod
@@ -250,8 +358,10 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     array([0., 6., 0.])
     """
     _unsupported("prod", dtype=dtype, out=out)
-    a = _asarray(a)
-    return _prod(a, axis=axes_of(axis, _ndim(a)), keepdims=keepdims)
+    a = as_array(a)
+    axes = axes_of(axis, len(a.shape))
+    p = _prod(_masked(a, _mask("prod", where, a), 1), axis=axes, keepdims=keepdims)
+    return p if initial is None else p * _initial("prod", initial, p)
 
 
 # --- roots: std and the p-norms ------------------------------------------------------------
@@ -268,22 +378,27 @@ _root.defjvp(lambda t, ans, s, *, p: t * _root_slope(s, ans, p))
 
 # --- statistics ----------------------------------------------------------------------------
 def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
-        keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.var`: mean squared deviation from the mean, divided by N - ddof."""
+        keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.var`, with `where=`: mean squared deviation from the mean, divided by N - ddof
+    (N the number of entries selected)."""
     _unsupported("var", dtype=dtype, out=out)
-    a = _asarray(a)
-    axes = axes_of(axis, _ndim(a))
-    d = a - mean(a, axes, keepdims=True)
-    dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
-    return _sum(d * d, axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
+    a = as_array(a)
+    axes = axes_of(axis, len(a.shape))
+    mask = _mask("var", where, a)
+    if mask is None:
+        d = a - mean(a, axes, keepdims=True)
+        dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
+        return _sum(d * d, axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
+    d = _masked(a - mean(a, axes, keepdims=True, where=mask), mask, 0)
+    return _sum(d * d, axis=axes, keepdims=keepdims) / _selected(mask, a, axes, keepdims, ddof)
 
 
 def std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
-        keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.std`, sqrt(var). Where the variance is exactly 0 the gradient is 0 (a
-    subgradient, like optax's safe_norm), not JAX's NaN (0 * inf from sqrt's slope)."""
+        keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.std`, sqrt(var), with `where=`. Where the variance is exactly 0 the gradient is
+    0 (a subgradient, like optax's safe_norm), not JAX's NaN (0 * inf from sqrt's slope)."""
     _unsupported("std", dtype=dtype, out=out)
-    return _root(var(a, axis, ddof=ddof, keepdims=keepdims), p=2)
+    return _root(var(a, axis, ddof=ddof, keepdims=keepdims, where=where), p=2)
 
 
 def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
@@ -292,14 +407,14 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 
     1-D weights go along an int `axis`; returned=True also returns sum(w) (as NumPy does).
     """
-    a = _asarray(a)
-    nd = _ndim(a)
+    a = as_array(a)
+    nd = len(a.shape)
     axes = axes_of(axis, nd)
     if weights is None:
         avg = mean(a, axes, keepdims=keepdims)
         scale = float(_count(a.shape, axes))
     else:
-        w = _asarray(weights)
+        w = as_array(weights)
         if w.shape != a.shape:
             if axis is None:
                 raise TypeError("average: axis must be specified if a and weights differ in shape")
@@ -325,30 +440,34 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     """`numpy.ptp`: max - min (ties share the gradient, as in max and min)."""
     _unsupported("ptp", out=out)
+    a = as_array(a)
     return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
 
 
 def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-           keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.nansum`: NaNs count as zero and get zero gradient."""
+           keepdims: bool = False, initial: Any = None, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.nansum`, with `initial=` and `where=`: NaNs count as zero and get zero gradient."""
     _unsupported("nansum", dtype=dtype, out=out)
-    a = _asarray(a)
-    if raw(a).dtype.kind in "fc":
-        a = where(isnan(a), 0.0, a)
-    return sum(a, axis, keepdims=keepdims)
+    a = as_array(a)
+    if as_scalar(raw(a)).dtype.kind in "fc":
+        a = _masked(a, ~isnan(a), 0)
+    return sum(a, axis, keepdims=keepdims, initial=initial, where=where)
 
 
 def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-            keepdims: bool = False) -> Any:  # fmt: skip
-    """`numpy.nanmean`: the mean of the non-NaN entries; NaNs get zero gradient."""
+            keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
+    """`numpy.nanmean`, with `where=`: the mean of the non-NaN (selected) entries; NaNs get
+    zero gradient."""
     _unsupported("nanmean", dtype=dtype, out=out)
-    a = _asarray(a)
-    r, xp = raw(a), namespace_of((raw(a),))
+    a = as_array(a)
+    r = as_scalar(raw(a))
     if r.dtype.kind not in "fc":
-        return mean(a, axis, keepdims=keepdims)
+        return mean(a, axis, keepdims=keepdims, where=where)
     axes = axes_of(axis, r.ndim)
-    count = xp.sum(~xp.isnan(r), axis=axes, keepdims=keepdims)
-    return nansum(a, axes, keepdims=keepdims) / count.astype(r.dtype)
+    mask = _mask("nanmean", where, a)
+    present = ~namespace_of((r,)).isnan(r)
+    return nansum(a, axes, keepdims=keepdims, where=mask) / _selected(
+        present if mask is None else present & mask, a, axes, keepdims)  # fmt: skip
 
 
 # --- numpy.linalg.norm ---------------------------------------------------------------------
@@ -379,9 +498,9 @@ def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A
 def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  # noqa: A002
     if row == col:
         raise ValueError("norm: duplicate axes given")
-    if ord in (2, -2, "nuc"):
-        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is not "
-                                  "supported")
+    if ord in (2, -2, "nuc"):  # numpy.linalg's name for this function does them
+        raise NotImplementedError(f"norm: ord={ord!r} for matrices (singular values) is "
+                                  "diffprog.numpy.linalg.norm's")  # fmt: skip
     if ord is None or ord in ("fro", "f"):
         out = _two_norm(x, tuple(sorted((row, col))), keepdims=True)
     elif ord in (1, -1, math.inf, -math.inf):
@@ -396,7 +515,7 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     """`numpy.linalg.norm` for vectors (ord None/2, 1, inf, -inf, 0 a count, any p) and
-    matrices (None/'fro', 1, -1, inf, -inf; 'nuc' and 2/-2 are not supported).
+    matrices (None/'fro', 1, -1, inf, -inf; diffprog.numpy.linalg.norm adds 'nuc', 2, -2).
 
     The 2-norm's (and 'fro''s) gradient at x = 0 is 0; at a zero sum of |x|**p so is the
     p-norm's. Integer input is converted to float64, as NumPy does.
@@ -406,10 +525,10 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     >>> dp.grad(norm)(np.array([3.0, 4.0]))
     array([0.6, 0.8])
     """
-    x = _asarray(x)
-    if raw(x).dtype.kind not in "fc":
+    x = as_array(x)
+    if as_scalar(raw(x)).dtype.kind not in "fc":
         x = raw(x).astype(np.float64)
-    nd = _ndim(x)
+    nd = len(x.shape)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
             return _two_norm(x, tuple(range(nd)), keepdims)
@@ -439,19 +558,19 @@ _count_nonzero = nondifferentiable(  # NumPy gives a Python int for axis=None, k
 def argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmax`: the index of the (first) maximum, a constant int array."""
     _unsupported("argmax", out=out)
-    return _argmax(_asarray(a), axis=axis, keepdims=keepdims)
+    return _argmax(as_array(a), axis=axis, keepdims=keepdims)
 
 
 def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmin`: the index of the (first) minimum, a constant int array."""
     _unsupported("argmin", out=out)
-    return _argmin(_asarray(a), axis=axis, keepdims=keepdims)
+    return _argmin(as_array(a), axis=axis, keepdims=keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.count_nonzero`: the number of nonzero entries, a constant."""
-    a = _asarray(a)
-    return _count_nonzero(a, axis=None if axis is None else axes_of(axis, _ndim(a)),
+    a = as_array(a)
+    return _count_nonzero(a, axis=None if axis is None else axes_of(axis, len(a.shape)),
                           keepdims=keepdims)  # fmt: skip
 
 

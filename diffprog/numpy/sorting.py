@@ -1,9 +1,13 @@
-"""Sorting under NumPy's names: sort (differentiable) and argsort (a constant).
+"""Sorting and order statistics under NumPy's names: sort, partition and median
+(differentiable), argsort and argpartition (constants).
 
 Owns: `permute`, a primitive that gathers along one axis by a permutation computed on raw
 values (its transpose is the same gather by the inverse permutation, so both rules are one
-more `permute`), and sort/argsort. The sorting permutation is stable: tied values keep their
-order and each receives the cotangent of its own output slot.
+more `permute`), and sort/argsort, partition/argpartition, median. The sorting permutation
+is stable: tied values keep their order and each receives the cotangent of its own output
+slot. partition returns exactly NumPy's arrangement (the permutation is recovered from
+NumPy's result); median is the mean of the middle one or two sorted values (NaN if the
+slice holds a NaN), so its gradient goes to those elements.
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -16,8 +20,11 @@ import numpy as np
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
-from ._define import axes_of, nondifferentiable
-from .manipulation import reshape
+from ._define import axes_of, kept_shape, nondifferentiable
+from .elementwise import isnan, where
+from .joins import as_array
+from .manipulation import getitem, reshape, transpose
+from .reductions import mean
 
 _KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
@@ -48,8 +55,7 @@ def _prepare(name: str, a: Any, axis: Any, kind: Any, order: Any) -> tuple[Any, 
                                   "supported")
     if kind not in _KINDS:
         raise ValueError(f"{name}: kind must be one of {_KINDS[1:]}, got {kind!r}")
-    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
-        a = np.asarray(a)
+    a = as_array(a)
     if axis is None:
         return reshape(a, (-1,)), 0
     return a, axes_of(axis, len(a.shape))[0]
@@ -81,4 +87,73 @@ def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
     return _argsort(a, axis=axis, options=_options(kind, stable))
 
 
-__all__ = ["sort", "argsort"]
+def _stable_argsort(xp: Any, r: Any, axis: int) -> Any:
+    return xp.argsort(r, axis=axis, kind="stable") if xp is np else xp.argsort(r, axis=axis)
+
+
+def _partition_options(name: str, a: Any, kth: Any, axis: Any, kind: str, order: Any) -> Any:
+    if kind != "introselect":
+        raise ValueError(f"{name}: kind must be 'introselect', got {kind!r}")
+    a, axis = _prepare(name, a, axis, None, order)
+    return a, axis, raw(kth)
+
+
+def partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",
+              order: Any = None) -> Any:  # fmt: skip
+    """`numpy.partition`: the k-th elements where sorting would put them, smaller ones
+    before and larger after, in NumPy's own arrangement; differentiable like sort.
+
+    >>> import diffprog as dp, numpy as np
+    >>> from diffprog.numpy.sorting import partition
+    >>> dp.grad(lambda x: partition(x, 1)[1])(np.array([3.0, 1.0, 2.0]))
+    array([0., 0., 1.])
+    """
+    a, axis, kth = _partition_options("partition", a, kth, axis, kind, order)
+    r = raw(a)
+    xp = namespace_of((r,))
+    out = xp.partition(r, kth, axis=axis)
+    if not isinstance(a, Tracer):
+        return out
+    # The permutation taking r to NumPy's arrangement: match both in sorted order.
+    inverse_out = xp.argsort(_stable_argsort(xp, out, axis), axis=axis)
+    perm = xp.take_along_axis(_stable_argsort(xp, r, axis), inverse_out, axis=axis)
+    return permute(a, perm=perm, inverse=xp.argsort(perm, axis=axis), axis=axis)
+
+
+_argpartition = nondifferentiable("argpartition", lambda xp, x, *, kth, axis: xp.argpartition(
+    x, kth, axis=axis))  # fmt: skip
+
+
+def argpartition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",
+                 order: Any = None) -> Any:  # fmt: skip
+    """`numpy.argpartition`: the indices that partition `a`, a constant int array."""
+    a, axis, kth = _partition_options("argpartition", a, kth, axis, kind, order)
+    return _argpartition(a, kth=kth, axis=axis)
+
+
+def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+           keepdims: bool = False) -> Any:  # fmt: skip
+    """`numpy.median` over `axis` (None: all; an int or a sequence): the middle sorted value,
+    or the mean of the two middle ones for an even count; NaN where a slice holds a NaN.
+
+    >>> import numpy as np
+    >>> from diffprog.numpy.sorting import median
+    >>> median(np.array([[4.0, 1.0, 3.0, 2.0], [5.0, 6.0, 7.0, 9.0]]), axis=1)
+    array([2.5, 6.5])
+    """
+    if out is not None:
+        raise NotImplementedError("median: the `out` option is not supported")
+    a = as_array(a)
+    nd = len(a.shape)
+    axes = axes_of(axis, nd)
+    rest = [i for i in range(nd) if i not in axes]
+    x = reshape(transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
+    s = sort(x, axis=-1)
+    n = s.shape[-1]
+    m = mean(getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1))), axis=-1)
+    if raw(s).dtype.kind == "f" and n:  # NaNs sort last: a NaN anywhere makes the median NaN
+        m = where(isnan(getitem(s, (Ellipsis, -1))), np.nan, m)
+    return reshape(m, kept_shape(a.shape, axes)) if keepdims else m
+
+
+__all__ = ["argpartition", "argsort", "median", "partition", "sort"]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..ad.boundary import Watched, adjoint_like, own_value
+from ..ad.boundary import Watched, adjoint_like, own_value, refuse_opaque_floats
 from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like
@@ -87,6 +87,7 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[An
     """
     trace, inputs, out, aux = _record(f, primals, {}, range(len(primals)), has_aux, "dp.vjp")
     out_leaves, out_def = tree.flatten(out)
+    refuse_opaque_floats(out_leaves, out, "dp.vjp: the output")
     primal_out = tree.unflatten(out_def, [_copied(own_value(trace, x)) for x in out_leaves])
     aux = tree.map(_copied, aux)
     fingerprints = [w.fingerprints() for w in inputs]
@@ -161,6 +162,7 @@ def jvp(
         f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
     )
     out_leaves, out_def = tree.flatten(out)
+    refuse_opaque_floats(out_leaves, out, "dp.jvp: the output")
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
     tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
     return (primal_out, tangent_out, aux) if has_aux else (primal_out, tangent_out)

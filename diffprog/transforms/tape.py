@@ -14,7 +14,7 @@ import contextlib
 from typing import Any
 
 from .. import tree
-from ..ad.boundary import Watched, adjoint_like
+from ..ad.boundary import Watched, adjoint_like, refuse_opaque_floats
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
 from ..backend import ones_like
 from ..core.trace import open_trace, raw
@@ -83,6 +83,7 @@ class Tape:
                 "this dp.Tape is not persistent and its gradient was already taken (that "
                 "freed it); create it with dp.Tape(persistent=True) to call gradient() again"
             )
+        refuse_opaque_floats(tree.leaves(target), target, "tape.gradient: the target")
         if output_gradients is None:
             output_gradients = tree.map(_ones_or_none, target)
         seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients", "target")

@@ -1,46 +1,40 @@
-"""Checkpoints: ``save(path, tree)`` and ``load(path)`` in the safetensors format.
+"""The checkpoint format: a pytree as safetensors tensors plus a JSON description.
 
-Owns the on-disk format of pytrees. Array leaves (NumPy; CuPy is copied to the host) are
-safetensors tensors named by their key path. The structure and all other leaves are JSON in the
-header's ``__metadata__`` (``"diffprog.tree"``): dict (key order and key types), OrderedDict,
-defaultdict (builtin factory), list, tuple, namedtuple, registered dataclasses; ``None``,
-``bool``, ``int`` (any size), ``float``/``complex`` (exact bits), ``str``; NumPy scalars are
-0-d tensors. Tensor dtypes, shapes and CRC-32s and the JSON's CRC-32 are checked on load. No
-pickle: loading runs no code from the file. Types are found by module and qualname among
-*already imported* modules, through ``__dict__``s only (nothing is imported); a namedtuple not
-found, or whose fields changed, is rebuilt as a fresh namedtuple type with a warning. Writes
-are atomic (temp file in the same directory, then ``os.replace``).
+Owns `encode(tree)` (the tensors and the header metadata for a tree) and `decode(path,
+handle)` (the tree back from an open safetensors file). Array leaves (NumPy; CuPy is copied to
+the host) are tensors named by their key path. The structure and all other leaves are JSON in
+the header's ``__metadata__`` (``"diffprog.tree"``): dict (key order and key types),
+OrderedDict, defaultdict (builtin factory), list, tuple, namedtuple, registered dataclasses;
+``None``, ``bool``, ``int`` (any size), ``float``/``complex`` (exact bits), ``str``; NumPy
+scalars are 0-d tensors. Tensor dtypes, shapes and CRC-32s and the JSON's CRC-32 are checked
+on load. No pickle: decoding runs no code from the file. Types are found by module and qualname
+among *already imported* modules, through ``__dict__``s only (nothing is imported); a namedtuple
+not found, or whose fields changed, is rebuilt as a fresh namedtuple type with a warning.
 
-Layer L6: imports diffprog.tree, .errors, .backend, numpy, safetensors and the stdlib.
+Layer L6: imports diffprog.tree, .errors, .backend, numpy and the stdlib.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import json
 import keyword
-import os
 import re
-import stat
 import struct
 import sys
-import tempfile
 import types
 import warnings
 import zlib
 from typing import Any
 
 import numpy as np
-import safetensors
-import safetensors.numpy
 
-from . import tree as _tree
-from .backend import namespace_of, to_device
-from .errors import CheckpointError, UnsupportedLeafError
+from .. import tree as _tree
+from ..backend import namespace_of
+from ..errors import CheckpointError, UnsupportedLeafError
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "save"]
+__all__ = ["FORMAT_VERSION", "decode", "encode"]
 
 FORMAT_VERSION = "1"
 _TREE, _VERSION, _CRC = "diffprog.tree", "diffprog.version", "diffprog.crc32"
@@ -54,24 +48,18 @@ _INT_RE, _BITS_RE = re.compile(r"-?0x[0-9a-f]+"), re.compile(r"[0-9a-f]{16}")
 
 
 
-def save(path: str | os.PathLike, tree: Any) -> None:
-    """Write ``tree`` to ``path`` (a safetensors file), atomically.
-
-    >>> import os, tempfile, diffprog.io as dio
-    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.safetensors")
-    >>> dio.save(path, {"w": np.arange(3.0), "step": 7, "opt": (None, 0.5)})
-    >>> dio.load(path)
-    {'w': array([0., 1., 2.]), 'step': 7, 'opt': (None, 0.5)}
-    """
-    path, writer = os.fspath(path), _Writer()
+def encode(tree: Any, where: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and the header metadata that store ``tree`` (``where`` names the call in
+    errors)."""
+    writer = _Writer()
     try:
         node = writer.encode(tree, "")
     except RecursionError:
-        raise UnsupportedLeafError(f"save({path!r}): the tree is nested too deeply "
+        raise UnsupportedLeafError(f"{where}: the tree is nested too deeply "
                                    f"(or contains itself)") from None
     text = json.dumps(node, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    meta = {_VERSION: FORMAT_VERSION, _TREE: text, _CRC: str(zlib.crc32(text.encode()))}
-    _atomic_write(path, writer.tensors, meta)
+    return writer.tensors, {_VERSION: FORMAT_VERSION, _TREE: text,
+                            _CRC: str(zlib.crc32(text.encode()))}
 
 
 def _bits(x: float) -> str:
@@ -209,78 +197,33 @@ class _Writer:
             f"str leaves can be saved; convert it or leave it out of the tree{hint}")
 
 
-def _atomic_write(path: str, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+def decode(path: str, handle: Any, warn: bool = True) -> Any:
+    """The tree stored in ``handle`` (an open ``safetensors.safe_open`` of ``path``); a
+    damaged or foreign file raises CheckpointError. ``warn=False``: a namedtuple type that is
+    not imported is rebuilt without a warning (the caller supplies the type)."""
+    meta = handle.metadata() or {}
+    if _TREE not in meta:
+        raise CheckpointError(f"{path}: a safetensors file but not a diffprog checkpoint (no "
+                              f"{_TREE!r} metadata); read it with safetensors directly")
+    if meta.get(_VERSION) != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {meta.get(_VERSION)!r}; "
+                              f"this diffprog reads version {FORMAT_VERSION!r}")
+    text = meta[_TREE]
+    if meta.get(_CRC) != str(zlib.crc32(text.encode("utf-8", "surrogatepass"))):
+        raise CheckpointError(f"{path}: the tree description is corrupted (checksum mismatch)")
+    reader = _Reader(path, handle, warn)
     try:
-        safetensors.numpy.save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if os.path.exists(path):  # keep an overwritten file's mode, else follow the umask
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        else:
-            umask = os.umask(0o022)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def load(path: str | os.PathLike, device: str | None = None) -> Any:
-    """Read a tree written by :func:`save`: same containers, key order, dtypes and bits.
-
-    Arrays come back as NumPy arrays, or on ``device`` ("cpu", "gpu", "gpu:N") if given.
-    A damaged or foreign file raises :class:`CheckpointError` and runs no code from the file.
-
-    >>> import os, tempfile, collections, diffprog.io as dio
-    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.safetensors")
-    >>> dio.save(path, collections.OrderedDict(b=np.float32(2), a=[np.zeros((0, 2), "int8")]))
-    >>> out = dio.load(path)
-    >>> type(out).__name__, list(out.items())
-    ('OrderedDict', [('b', np.float32(2.0)), ('a', [array([], shape=(0, 2), dtype=int8)])])
-    """
-    path = os.fspath(path)
-    with open(path, "rb"):  # a missing or unreadable file raises its usual OSError
-        pass
-    try:
-        handle = safetensors.safe_open(path, framework="numpy")
-    except Exception as e:  # noqa: BLE001 - the Rust parser raises SafetensorError and others
-        raise CheckpointError(f"{path}: not a valid safetensors file ({e})") from None
-    with handle as f:
-        meta = f.metadata() or {}
-        if _TREE not in meta:
-            raise CheckpointError(f"{path}: a safetensors file but not a diffprog checkpoint (no "
-                                  f"{_TREE!r} metadata); read it with safetensors directly")
-        if meta.get(_VERSION) != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {meta.get(_VERSION)!r}; "
-                                  f"this diffprog reads version {FORMAT_VERSION!r}")
-        text = meta[_TREE]
-        if meta.get(_CRC) != str(zlib.crc32(text.encode("utf-8", "surrogatepass"))):
-            raise CheckpointError(f"{path}: the tree description is corrupted (checksum mismatch)")
-        reader = _Reader(path, f)
-        try:
-            result = reader.decode(json.loads(text, object_pairs_hook=_no_duplicates,
-                                              parse_constant=_no_constant), "")
-        except RecursionError:
-            raise CheckpointError(f"{path}: the tree description is nested too deeply") from None
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path}: the tree description is not valid JSON ({e})") from None
-        unused = sorted(set(f.keys()) - reader.used)
-        if unused:
-            raise CheckpointError(f"{path}: tensors {unused[:5]} are in the file but not in "
-                                  f"the tree description (corrupted or hand-edited file)")
-    return result if device is None else to_device(result, device)
+        result = reader.decode(json.loads(text, object_pairs_hook=_no_duplicates,
+                                          parse_constant=_no_constant), "")
+    except RecursionError:
+        raise CheckpointError(f"{path}: the tree description is nested too deeply") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: the tree description is not valid JSON ({e})") from None
+    unused = sorted(set(handle.keys()) - reader.used)
+    if unused:
+        raise CheckpointError(f"{path}: tensors {unused[:5]} are in the file but not in "
+                              f"the tree description (corrupted or hand-edited file)")
+    return result
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -316,8 +259,9 @@ _KEY_KINDS = ("none", "bool", "int", "float", "str")
 
 
 class _Reader:
-    def __init__(self, path: str, handle: Any) -> None:
+    def __init__(self, path: str, handle: Any, warn: bool) -> None:
         self.path, self.f, self.names, self.used = path, handle, set(handle.keys()), set()
+        self.warn = warn
 
     def want(self, ok: Any, where: str, what: str) -> None:
         if not ok:
@@ -386,11 +330,12 @@ class _Reader:
         values = [self.decode(c, f"{path}.{n}") for n, c in zip(fields, kids)]
         self.want(cls is None or _is_namedtuple_class(cls), path,
                   f"{name} is {_short(cls)}, not a namedtuple class")
-        if cls is None or list(cls._fields) != fields:
+        if (cls is None or list(cls._fields) != fields) and self.warn:
             why = "is not imported" if cls is None else f"now has fields {cls._fields}"
             warnings.warn(f"{self.path}: namedtuple type {name} {why}; rebuilt {path or 'the root'}"
                           f" as a new namedtuple type with fields {fields} (import the module "
-                          f"that defines the type before loading)", stacklevel=4)
+                          f"that defines the type before loading)", stacklevel=5)
+        if cls is None or list(cls._fields) != fields:
             cls = collections.namedtuple(re.sub(r"\W", "_", name.rpartition(".")[2]), fields)
         return cls(*values)
 
