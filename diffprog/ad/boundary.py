@@ -224,8 +224,8 @@ def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
         return float(ct)
     if kind == "scalar":
         return np.dtype(dtype).type(ct)
-    if xp is not None and not hasattr(ct, "flags"):
-        ct = xp.asarray(ct)
+    if xp is not None and (isinstance(ct, np.generic) or not hasattr(ct, "flags")):
+        ct = xp.asarray(ct)  # (staged: a NumPy scalar cotangent of a 0-d array)
     if not getattr(ct.flags, "writeable", True) or (0 in ct.strides and ct.size > 1):
         ct = ct.copy()
     return ct

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import register_wrapper
+from .. import tree
+from ..backend import register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Trace, Tracer, as_scalar
@@ -86,8 +87,56 @@ class StagingTracer(Tracer):
 
 register_wrapper(StagingTracer, lambda s: s.value)
 
-#: float(x) as a recorded operation: arithmetic of Python floats gives Python floats
+#: float(x) as a recorded operation (an optimizer keeps a Python float parameter one)
 python_float = NonDifferentiable("python_float", lambda xp, x: float(x))
+
+
+# --- Python's operators on staged values ---------------------------------------------------
+#: A Python operator applied to values as the eager program applies it: on arrays it is the
+#: ufunc, on NumPy scalars NumPy's scalar arithmetic, on Python floats Python's (a Python
+#: float stays one), so a replay gives the eager result bit for bit.
+apply_operator = NonDifferentiable("operator", lambda xp, *operands, op: getattr(operator, op)(*operands))
+_BINARY = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and_", "or_",
+           "xor", "lshift", "rshift")  # fmt: skip
+_COMPARISONS = ("lt", "le", "gt", "ge", "eq", "ne")
+_UNARY = ("neg", "pos", "abs", "invert")
+
+
+def operator_methods(fallback: dict[str, Any]) -> dict[str, Any]:
+    """The operator methods of a staged value: each records the Python operator itself,
+    unless an operand is a differentiating tracer, which `fallback[name]` (the tracer's own
+    method, a diffprog primitive) hands to its trace. In-place operators on arrays rebind
+    (`fallback`); on Python and NumPy scalars `x += y` is `x = x + y`, as in Python."""
+    methods: dict[str, Any] = {}
+    for op in _BINARY + _COMPARISONS:
+        name = op.rstrip("_")
+        methods[f"__{name}__"] = _binary(op, fallback.get(f"__{name}__"), swap=False)
+        if op not in _COMPARISONS:
+            methods[f"__r{name}__"] = _binary(op, fallback.get(f"__r{name}__"), swap=True)
+            methods[f"__i{name}__"] = _in_place(methods[f"__{name}__"], fallback.get(f"__i{name}__"))
+    for op in _UNARY:
+        methods[f"__{op}__"] = lambda self, op=op: apply_operator(self, op=op)
+    return methods
+
+
+def _binary(op: str, fallback: Any, swap: bool) -> Any:
+    def method(self: StagingTracer, other: Any) -> Any:
+        if isinstance(other, Tracer) and not other.opaque:
+            if fallback is None:
+                return NotImplemented
+            return fallback(self, other)
+        return apply_operator(other, self, op=op) if swap else apply_operator(self, other, op=op)
+
+    return method
+
+
+def _in_place(binary: Any, fallback: Any) -> Any:
+    def method(self: StagingTracer, other: Any) -> Any:
+        if fallback is not None and type(self.value) is not float and not isinstance(self.value, np.generic):
+            return fallback(self, other)  # an array: updated in place, as in NumPy
+        return binary(self, other)
+
+    return method
 
 
 class StagingTrace(Trace):
@@ -122,8 +171,8 @@ class StagingTrace(Trace):
                 refs.append(Const(a))
         recorded = params
         if params and _holds_staged(params):
-            recorded = {k: substitute(v, self.var_of) for k, v in params.items()}
-            params = {k: substitute(v, self.value_of) for k, v in params.items()}
+            recorded = {k: substitute(v, self.var_of, StagingTracer) for k, v in params.items()}
+            params = {k: substitute(v, self.value_of, StagingTracer) for k, v in params.items()}
         out = prim.run(vals, params)
         if prim.multiple_results:
             outs = [self.wrap(o) for o in out]
@@ -149,15 +198,13 @@ class StagingTrace(Trace):
         if x._trace is not self or not self.alive:
             raise x._trace.escaped_error()
 
-    def var_of(self, x: Any) -> Any:
-        if type(x) is StagingTracer:
-            self.check_own(x)
-            return x.var
-        return x
+    def var_of(self, x: StagingTracer) -> Var:
+        self.check_own(x)
+        return x.var
 
     @staticmethod
-    def value_of(x: Any) -> Any:
-        return x.value if type(x) is StagingTracer else x
+    def value_of(x: StagingTracer) -> Any:
+        return x.value
 
 
 def _holds_staged(params: dict) -> bool:
@@ -172,6 +219,8 @@ def _staged_inside(value: Any) -> bool:
         return any(_staged_inside(v) for v in value)
     if t is slice:
         return _staged_inside((value.start, value.stop, value.step))
+    if t is dict:
+        return any(_staged_inside(v) for v in value.values())
     return False
 
 
@@ -186,3 +235,69 @@ def user_line() -> str:
     if frame is None:
         return ""
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+# --- NumPy's own functions on staged values ------------------------------------------------
+def _numpy_impl(xp: Any, *arrays: Any, function: str, method: str, treedef: Any, leaves: tuple,
+                slots: tuple) -> tuple:  # fmt: skip
+    """Call NumPy's (CuPy's) `function` (a dotted name; `method` of a ufunc) on the call's
+    arguments rebuilt from the constant `leaves` with `arrays` put back at `slots`; the
+    results as a tuple of arrays (a Python number becomes a 0-d array)."""
+    return tuple(o if hasattr(o, "dtype") else np.asarray(o)
+                 for o in _results(_numpy_call_once(xp, arrays, function, method, treedef,
+                                                    leaves, slots)))  # fmt: skip
+
+
+def _numpy_call_once(xp: Any, arrays: Any, function: str, method: str, treedef: Any,
+                     leaves: tuple, slots: tuple) -> Any:  # fmt: skip
+    filled = list(leaves)
+    for slot, a in zip(slots, arrays):
+        filled[slot] = a
+    args, kwargs = tree.unflatten(treedef, filled)
+    fn = xp
+    for part in function.split("."):
+        fn = getattr(fn, part)
+    if method != "__call__":
+        fn = getattr(fn, method)
+    return fn(*args, **kwargs)
+
+
+def _results(out: Any) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+_numpy_call = NonDifferentiable("numpy", _numpy_impl, multiple_results=True)
+
+
+def stage_numpy_call(function: str, method: str, args: tuple, kwargs: dict) -> Any:
+    """`numpy.<function>[.<method>](*args, **kwargs)` on staged values (and constants),
+    recorded as one node that makes the same call at replay.
+
+    For code that computes on raw values (the masks and index arithmetic of derivative
+    rules): under dp.jit those values are staged, and replaying the very NumPy call the
+    eager program makes gives its result bit for bit. A Python number in the result (the
+    bool of np.array_equal) is a concrete read: a guard.
+    """
+    leaves, treedef = tree.flatten((args, kwargs))
+    slots = tuple(i for i, leaf in enumerate(leaves) if type(leaf) is StagingTracer)
+    staged = [leaves[i] for i in slots]
+    trace = staged[0]._trace
+    for a in staged:
+        trace.check_own(a)
+    params = {"function": function, "method": method, "treedef": treedef,
+              "leaves": tuple(None if i in slots else v for i, v in enumerate(leaves)),
+              "slots": slots}  # fmt: skip
+    values = [a.value for a in staged]
+    out = run_kernel(lambda xp, *arrays: _numpy_call_once(xp, arrays, **params), values, {})
+    results = _results(out)
+    outs = [trace.wrap(o if hasattr(o, "dtype") else np.asarray(o)) for o in results]
+    trace.record(_numpy_call, params, [a.var for a in staged], [o.var for o in outs])
+    final = []
+    for o, r in zip(outs, results):
+        if hasattr(r, "dtype"):
+            final.append(o)
+        else:
+            how = {bool: "bool", int: "int", float: "float"}.get(type(r), "value")
+            trace.read(o, how, r if how != "value" else o.value)
+            final.append(r)
+    return type(out)(final) if isinstance(out, (tuple, list)) else final[0]

@@ -32,6 +32,14 @@ class GuardFailed(Exception):
         self.index = index  # the guard's position in graph.guards()
 
 
+#: Python's operators (`operator` module names) as written in source
+OPERATOR_SYMBOLS = {
+    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
+    "pow": "**", "matmul": "@", "and_": "&", "or_": "|", "xor": "^", "lshift": "<<",
+    "rshift": ">>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
+    "neg": "-", "pos": "+", "invert": "~", "abs": "abs",
+}  # fmt: skip
+
 #: Arrays at least this big are written into dead buffers of the same shape and dtype
 #: (smaller ones: allocating is cheaper than passing `out=`).
 OUT_MIN_SIZE = 1024
@@ -169,6 +177,12 @@ class _Writer:
 
     def node(self, node: Node, index: int, last_use: dict[int, int], outputs: set[int]) -> str:
         args = [self.ref(a) for a in node.args]
+        if node.prim.name == "operator":  # a Python operator: written as one
+            symbol = OPERATOR_SYMBOLS[node.params["op"]]
+            expr = f"{symbol}{args[0]}" if len(args) == 1 else f"{args[0]} {symbol} {args[1]}"
+            if symbol == "abs":
+                expr = f"abs({args[0]})"
+            return f"{self.new_slot(node.outs[0])} = {expr}"
         ufunc = ufunc_of(node.prim) if not node.params else None
         if ufunc is not None:
             out = node.outs[0]

@@ -23,15 +23,17 @@ import numpy as np
 
 
 class Var:
-    """One value of the recorded program. `kind` is "float" (a Python float), "scalar" (a
-    NumPy scalar) or "array"; shape and dtype are those seen while recording."""
+    """One value of the recorded program. `kind` is "float", "int" or "bool" (a Python
+    number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen while
+    recording."""
 
     __slots__ = ("id", "shape", "dtype", "kind")
 
     def __init__(self, id: int, value: Any) -> None:  # noqa: A002
         self.id = id
-        if type(value) is float:
-            self.kind, self.shape, self.dtype = "float", (), np.dtype(np.float64)
+        t = type(value)
+        if t is float or t is int or t is bool:
+            self.kind, self.shape, self.dtype = t.__name__, (), np.dtype(t)
         else:
             self.kind = "scalar" if isinstance(value, np.generic) else "array"
             self.shape, self.dtype = tuple(value.shape), value.dtype
@@ -41,8 +43,8 @@ class Var:
         return f"v{self.id}"
 
     def describe(self) -> str:
-        if self.kind == "float":
-            return "float"
+        if self.kind in ("float", "int", "bool"):
+            return self.kind
         dims = "x".join(map(str, self.shape)) or "scalar"
         return f"{self.dtype}[{dims}]"
 
@@ -195,17 +197,18 @@ def refs_in(value: Any) -> Iterator[Var]:
         yield from refs_in(list(value.values()))
 
 
-def substitute(value: Any, get: Callable[[Var], Any]) -> Any:
-    """`value` with every Var inside replaced by `get(var)` (containers rebuilt)."""
+def substitute(value: Any, get: Callable[[Any], Any], cls: type = Var) -> Any:
+    """`value` with every instance of `cls` inside (a Var, by default) replaced by `get(it)`;
+    tuples, lists, slices and dicts are rebuilt around them."""
     t = type(value)
-    if t is Var:
+    if t is cls:
         return get(value)
     if t is tuple or t is list:
-        return t(substitute(v, get) for v in value)
+        return t(substitute(v, get, cls) for v in value)
     if t is slice:
-        return slice(*(substitute(v, get) for v in (value.start, value.stop, value.step)))
+        return slice(*(substitute(v, get, cls) for v in (value.start, value.stop, value.step)))
     if t is dict:
-        return {k: substitute(v, get) for k, v in value.items()}
+        return {k: substitute(v, get, cls) for k, v in value.items()}
     return value
 
 

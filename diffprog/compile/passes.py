@@ -119,7 +119,7 @@ def _identity(node: Node, producer: dict[int, Node]) -> Any:
     its operand: `-(-x)`, a transpose undone), if any."""
     if len(node.outs) != 1:
         return None
-    name, args, out = node.prim.name, node.args, node.outs[0]
+    name, args, out = _name(node), node.args, node.outs[0]
     if name == "multiply" and len(args) == 2:
         for i in (0, 1):
             if _is_const(args[1 - i], 1):
@@ -139,7 +139,7 @@ def _identity(node: Node, producer: dict[int, Node]) -> Any:
             return _same_as(out, args[0])
     elif name in ("negative", "transpose") and len(args) == 1 and type(args[0]) is Var:
         inner = producer.get(args[0].id)
-        if inner is None or inner.prim is not node.prim:
+        if inner is None or _name(inner) != name:
             return None
         if name == "transpose":
             first, second = inner.params["axes"], node.params["axes"]
@@ -147,6 +147,18 @@ def _identity(node: Node, producer: dict[int, Node]) -> Any:
                 return None
         return _same_as(out, inner.args[0])
     return None
+
+
+#: Python operators named as the primitives that compute the same
+_OPERATOR_NAMES = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+                   "neg": "negative"}  # fmt: skip
+
+
+def _name(node: Node) -> str:
+    """The node's primitive name; a Python operator's as the primitive's (`mul`: multiply)."""
+    if node.prim.name == "operator":
+        return _OPERATOR_NAMES.get(node.params["op"], "operator")
+    return node.prim.name
 
 
 def _fold(node: Node, xp: Any) -> tuple | None:

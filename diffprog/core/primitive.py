@@ -149,6 +149,32 @@ class JointPrimitive(Primitive):
         return trace.process_joint(self, args, params)
 
 
+class IndexedPrimitive(Primitive):
+    """A primitive whose static params may hold index arrays computed from data (a gather's
+    index, a scatter's, a permutation): under dp.jit they are staged values, and the staging
+    trace records the call even when no operand is traced (a derivative rule scattering a
+    constant cotangent by a staged index)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if params and top_trace(args) is None:
+            trace = top_trace(_tracers_in(params.values()))
+            if trace is not None:
+                return trace.process(self, args, params)
+        return Primitive.__call__(self, *args, **params)
+
+
+def _tracers_in(values: Any) -> list[Any]:
+    found = []
+    for v in values:
+        if isinstance(v, Tracer):
+            found.append(v)
+        elif type(v) in (tuple, list):
+            found += _tracers_in(v)
+    return found
+
+
 class JointNode:
     """A whole function call recorded as one tape node with its own pullback
     (custom_vjp, custom_jvp used in reverse mode, checkpoint).

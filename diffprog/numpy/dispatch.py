@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree
+from ..ad.staging import stage_numpy_call
+from ..compile.codegen import ufunc_of
 from ..core.primitive import keyword_error, unsupported_keywords
 from ..core.trace import Tracer
 from ..errors import TracerConversionError
@@ -76,6 +79,11 @@ def install(dnp: ModuleType) -> dict[str, Any]:
 
     def __array_ufunc__(self: Tracer, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         name = ufunc.__name__
+        if self.opaque and not _differentiating((inputs, kwargs)):  # raw code under dp.jit
+            prim = ufuncs.get(name)
+            if method == "__call__" and not kwargs and ufunc_of(prim) == name:
+                return prim(*inputs)  # the primitive that is exactly this ufunc
+            return stage_numpy_call(name, method, inputs, kwargs)
         out = kwargs.pop("out", None)
         if method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
             return _add_at(*inputs)
@@ -101,6 +109,10 @@ def install(dnp: ModuleType) -> dict[str, Any]:
         return target
 
     def __array_function__(self: Tracer, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if self.opaque and not _differentiating((args, kwargs)):  # raw code under dp.jit
+            path = func.__module__.partition(".")[2]  # "linalg" of "numpy.linalg"
+            return stage_numpy_call(f"{path}.{func.__name__}" if path else func.__name__,
+                                    "__call__", args, kwargs)  # fmt: skip
         fn = functions.get(func)
         if fn is None:
             raise TracerConversionError(
@@ -116,6 +128,11 @@ def install(dnp: ModuleType) -> dict[str, Any]:
 
 #: the keywords of ufunc.reduce / accumulate that diffprog's counterparts implement
 _KEYWORDS = {"reduce": ("axis", "keepdims", "initial", "where"), "accumulate": ("axis",)}
+
+
+def _differentiating(args: Any) -> bool:
+    """Whether a tracer of a differentiating transform is among `args` (in lists too)."""
+    return any(isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args))
 
 
 def _counterpart(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..ad.reverse import NO_PARAMS
-from ..ad.staging import StagingTracer, python_float
+from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
 from ..core.primitive import Primitive, complex_error
 from ..core.trace import Tracer, as_scalar, install_operators, raw
@@ -101,28 +101,6 @@ def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = 
     setitem(self, Ellipsis, sort(self, axis=axis, kind=kind, order=order))
 
 
-_FLOAT_ARITHMETIC = ["__neg__", "__abs__"] + [
-    f"__{kind}{name}__" for name in ("add", "sub", "mul", "truediv", "pow", "mod", "floordiv")
-    for kind in ("", "r", "i")
-]  # fmt: skip
-
-
-def _python_float_result(method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method` of a staged value, whose result is a Python float when the operands are
-    Python floats or ints (staged or not), as eager Python arithmetic gives."""
-
-    def wrapped(self: Any, *other: Any) -> Any:
-        out = method(self, *other)
-        if type(self.value) is float and all(
-            type(o) in (float, int) or (type(o) is StagingTracer and type(o.value) is float)
-            for o in other
-        ):
-            return python_float(out)
-        return out
-
-    return wrapped
-
-
 def install(dnp: Any) -> None:
     """Install the tracer methods, built on the functions of the module `dnp`."""
     # Primitives are not descriptors: wrap them so that `self` is passed.
@@ -184,11 +162,8 @@ def install(dnp: Any) -> None:
         **dispatch.install(dnp),
     }  # fmt: skip
     install_operators(table)
-    # A value dp.jit stages is the array itself to the traces above it: its comparisons are
-    # recorded primitives, not comparisons of raw values; and arithmetic of staged Python
-    # floats gives a Python float, as it does in plain Python.
-    install_operators({n: _python_float_result(table[n]) for n in _FLOAT_ARITHMETIC}, StagingTracer)
-    install_operators({
-        "__lt__": op(dnp.less), "__le__": op(dnp.less_equal), "__gt__": op(dnp.greater),
-        "__ge__": op(dnp.greater_equal), "__eq__": op(dnp.equal), "__ne__": op(dnp.not_equal),
-    }, StagingTracer)  # fmt: skip
+    # A value dp.jit stages is the array itself to the traces above it: Python's operators on
+    # it are recorded as those operators (comparisons and bitwise ones included), and NumPy's
+    # reductions of booleans as NumPy's.
+    install_operators({**operator_methods(table), "any": lambda s, *a, **k: np.any(s, *a, **k),
+                       "all": lambda s, *a, **k: np.all(s, *a, **k)}, StagingTracer)

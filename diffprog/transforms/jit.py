@@ -162,6 +162,8 @@ class Jitted:
         self.max_variants = max_variants
         self.cache: dict[Any, Entry] = {}
         self.stats = {"recordings": 0, "replays": 0, "guard_failures": 0, "eager_calls": 0}
+        #: why the last call that ran eagerly did so
+        self.last_eager_reason = ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if tracing() or debug_nans_on():  # inside another transform: run inline, as it is
@@ -186,8 +188,9 @@ class Jitted:
                 guard = variant.graph.guards()[e.index]
                 entry.last_failure = f"{guard.how}() of a traced value at {guard.site or 'an unknown line'}"
                 continue
-            except Exception:  # noqa: BLE001 - the eager call raises it from the user's line
+            except Exception as e:  # noqa: BLE001 - the eager call raises it from the user's line
                 self.stats["eager_calls"] += 1
+                self.last_eager_reason = f"the replay raised {type(e).__name__}: {e}"
                 return self.f(*args, **kwargs)
             self.stats["replays"] += 1
             if i:
@@ -205,6 +208,7 @@ class Jitted:
                 stacklevel=2,
             )
             self.stats["eager_calls"] += 1
+            self.last_eager_reason = f"too many variants; the last guard that failed: {entry.last_failure}"
             return self.f(*args, **kwargs)
         variant, out = self.record(sig, args, kwargs)
         entry.variants.insert(0, variant)
