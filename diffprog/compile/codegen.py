@@ -40,6 +40,15 @@ OPERATOR_SYMBOLS = {
     "neg": "-", "pos": "+", "invert": "~", "abs": "abs",
 }  # fmt: skip
 
+#: ufuncs that Python's operators on NumPy arrays and scalars call, with identical results
+#: (correctly rounded IEEE operations; not `power`, whose scalar path differs in the last bit)
+_SAME_AS_OPERATOR = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
+                     "true_divide": "/", "negative": "-"}  # fmt: skip
+
+#: Python operators (on NumPy values) that are these ufuncs (so may write into a buffer)
+_OPERATOR_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+                    "neg": "negative"}  # fmt: skip
+
 #: Arrays at least this big are written into dead buffers of the same shape and dtype
 #: (smaller ones: allocating is cheaper than passing `out=`).
 OUT_MIN_SIZE = 1024
@@ -177,21 +186,33 @@ class _Writer:
 
     def node(self, node: Node, index: int, last_use: dict[int, int], outputs: set[int]) -> str:
         args = [self.ref(a) for a in node.args]
-        if node.prim.name == "operator":  # a Python operator: written as one
-            symbol = OPERATOR_SYMBOLS[node.params["op"]]
-            expr = f"{symbol}{args[0]}" if len(args) == 1 else f"{args[0]} {symbol} {args[1]}"
-            if symbol == "abs":
-                expr = f"abs({args[0]})"
-            return f"{self.new_slot(node.outs[0])} = {expr}"
-        ufunc = ufunc_of(node.prim) if not node.params else None
-        if ufunc is not None:
-            out = node.outs[0]
-            buffer = self.buffer_for(out, node, index, last_use, outputs)
-            call = f"xp.{ufunc}({', '.join(args)}" + (f", out={buffer})" if buffer else ")")
-            target = self.new_slot(out, buffer)
-            if out.kind == "array" and out.shape:
-                self.owned.add(out.id)
-            return f"{target} = {call}"
+        numpy_operand = any(type(a) is Var and a.kind in ("array", "scalar") for a in node.args)
+        if node.prim.name == "operator":  # a Python operator applied as the program did
+            op = node.params["op"]
+            ufunc = _OPERATOR_UFUNCS.get(op) if numpy_operand else None
+            symbol = OPERATOR_SYMBOLS[op]
+        else:
+            ufunc = ufunc_of(node.prim) if not node.params else None
+            symbol = _SAME_AS_OPERATOR.get(ufunc) if numpy_operand else None
+        if ufunc is None and symbol is None:
+            return self.kernel_call(node, args)
+        out = node.outs[0]
+        buffer = self.buffer_for(out, node, index, last_use, outputs) if ufunc else None
+        target = self.new_slot(out, buffer)
+        if out.kind == "array" and out.shape:
+            self.owned.add(out.id)  # a ufunc's result: fresh memory this replay may reuse
+        if buffer or symbol is None:
+            fn = f"u_{ufunc}"  # the ufunc bound as a global: no attribute lookup per call
+            self.globals[fn] = getattr(self.globals["xp"], ufunc)
+            return f"{target} = {fn}({', '.join(args)}" + (f", out={buffer})" if buffer else ")")
+        if symbol == "abs":
+            return f"{target} = abs({args[0]})"
+        if len(args) == 1:
+            return f"{target} = {symbol}{args[0]}"
+        return f"{target} = {args[0]} {symbol} {args[1]}"
+
+    def kernel_call(self, node: Node, args: list[str]) -> str:
+        """`outs = impl(xp, *args, **params)`: the kernel called directly."""
         kernel = self.constant(node.prim.impl, "k")
         params = "".join(f", {k}={self.expr(v)}" for k, v in node.params.items())
         call = f"{kernel}(xp{''.join(', ' + a for a in args)}{params})"
