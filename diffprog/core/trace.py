@@ -365,6 +365,12 @@ def top_trace(values: Any) -> Trace | None:
     return trace
 
 
+def differentiating_trace(values: Any) -> Trace | None:
+    """`top_trace` among the tracers of differentiating transforms in `values` (a value
+    dp.jit stages is an array to them, not a tracer)."""
+    return top_trace(v for v in values if not (isinstance(v, Tracer) and v.opaque))
+
+
 def as_scalar(x: Any) -> Any:
     """A Python float as a NumPy float64 scalar (which has .shape and .dtype); else `x`."""
     return np.float64(x) if type(x) is float else x
