@@ -25,7 +25,7 @@ from numpy import ndarray
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
 from ..core.primitive import KERNEL_ERRORS
-from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
+from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -118,7 +118,8 @@ class ReverseTrace(Trace):
             else:
                 vals.append(a)
                 slots.append(-1)
-        out = tuple(run(vals))
+        with hidden(self):  # run's code allocates (dnp.zeros) one level down
+            out = tuple(run(vals))
         vals = [as_scalar(v) for v in vals]  # the pullback and the sweep read shapes
         tape = self.tape
         slot = len(tape)
@@ -129,6 +130,19 @@ class ReverseTrace(Trace):
         return [
             ReverseTracer(self, o, slot + i) if is_floating(o) else o for i, o in enumerate(out)
         ]
+
+
+    def append(self, record: tuple) -> int:
+        """Append a ready-made single-output record and return its slot: item assignment's
+        (diffprog.numpy.inplace), whose inputs are saved as shape-only placeholders."""
+        if not self.alive:
+            raise self.escaped_error()
+        tape = self.tape
+        tape.append(record)
+        slot = len(tape) - 1
+        for observer in _observers:
+            observer(self, slot)
+        return slot
 
 
 _observers: list[Callable[[ReverseTrace, int], None]] = []
@@ -178,7 +192,9 @@ check_cotangent: Callable[[Any, Any, Any], None] | None = None
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
     cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
-    compute on raw arrays, which CuPy would run on the current GPU)."""
+    compute on raw arrays, which CuPy would run on the current GPU). A seed at slot -1 (a
+    constant tracer, e.g. an output made by dnp.zeros) reaches nothing and is dropped."""
+    seeds = [(slot, ct) for slot, ct in seeds if slot >= 0]  # slot -1: a constant (dnp.zeros)
     with gc_paused(), device_scope(ct for _, ct in seeds):
         return _sweep(tape, seeds)
 

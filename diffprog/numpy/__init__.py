@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from . import (  # noqa: F401  (re-exported: see __all__)
+    assignment,
     creation,
     elementwise,
     indexing,
@@ -27,8 +28,9 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     products,
     reductions,
     sorting,
+    views,
 )
-from .assignment import setitem  # noqa: F401
+from .assignment import copyto, setitem  # noqa: F401
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
@@ -37,6 +39,7 @@ from .nn import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reductions import *  # noqa: F403
 from .sorting import *  # noqa: F403
+from .views import *  # noqa: F403  (after manipulation: the view-making functions record views)
 
 
 def shape(a: Any) -> tuple[int, ...]:
@@ -60,7 +63,7 @@ def size(a: Any) -> int:
 _MODULES = (creation, elementwise, indexing, manipulation, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
-    | {"linalg", "ndim", "setitem", "shape", "size"}
+    | {"copyto", "linalg", "ndim", "setitem", "shape", "size"}
 )
 
 methods.install(sys.modules[__name__])
