@@ -26,6 +26,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.core.trace import Tracer
+from diffprog.numpy import inplace
 from diffprog.testing import check_grads
 
 X34 = np.linspace(-1.0, 1.2, 12).reshape(3, 4) + 0.1 * np.arange(12).reshape(3, 4) ** 1.5
@@ -160,11 +161,51 @@ def _copies_stay_independent(x):
     return np.concatenate([y.reshape(-1), r, a.reshape(-1), f, c.reshape(-1)]) * s
 
 
+def _split_and_rotate(x):
+    y = x * 1.0
+    left, right = np.split(y, 2, axis=1)
+    left[0] = right[1] * x[2, :2]
+    top, bottom = np.array_split(y, [1])
+    bottom[:, 3] *= top[0, 0]
+    r = np.rot90(y)  # rot90 is a view: r[0] is y's last column
+    r[0, 1] += x[0, 0] ** 2
+    np.rot90(y, 3)[1:3, 0] = x[1, :2]
+    return y * x
+
+
+def _read_only_views_see_their_base(x):
+    y = x * 1.0
+    d = np.diagonal(y)
+    b = np.broadcast_to(y[0], (2, 4))
+    y[1, 1] = x[0, 0] * 5.0  # NumPy's read-only views still show writes into their base
+    y[0] *= x[2]
+    return np.concatenate([d, b.reshape(-1), np.diag(y)]) * x[1, 2]
+
+
+def _copyto_and_out(x):
+    y = x * 1.0
+    np.copyto(y[0], x[1] ** 2)
+    np.multiply(y[1], x[2], out=y[2])
+    np.add.at(y[:, 0], [0, 0, 2], x[0, 1])
+    return y
+
+
+def _reshape_views_follow_numpy_layouts(x):
+    c = (x * 1.0).T.copy()  # a copy is C-ordered: its reshape is a view
+    c.reshape(-1)[0] = 5.0 * x[0, 0]
+    f = dnp.full((4, 3), x[0, :3]) if isinstance(x, Tracer) else np.full((4, 3), x[0, :3])
+    f.reshape(12)[1] = x[1, 1] ** 2  # NumPy's full is C-ordered too
+    t = (x * 1.0).T
+    t.reshape(-1)[2] = 7.0  # a transpose's reshape is a copy: t is unchanged
+    return np.concatenate([c.reshape(-1), f.reshape(-1), t.reshape(-1)]) * x[2, 3]
+
+
 VIEW_PROGRAMS = [
     _slice_write, _row_iadd, _rows_loop, _reshape_write, _transpose_iadd,
     _view_sees_base_write, _swapaxes_write, _view_of_view, _two_views, _ellipsis_none,
     _element_of_a_row, _view_function_writes, _sort_a_row, _views_across_a_loop,
-    _copies_stay_independent,
+    _copies_stay_independent, _split_and_rotate, _read_only_views_see_their_base,
+    _copyto_and_out, _reshape_views_follow_numpy_layouts,
 ]  # fmt: skip
 
 
@@ -176,6 +217,17 @@ def test_views_follow_numpy_semantics(f):
     out, _ = dp.jvp(f, (X34,), (np.ones_like(X34),))
     np.testing.assert_allclose(out, expected, rtol=1e-14)
     check_grads(f, (X34,), order=2)
+
+
+@pytest.mark.parametrize("write", [lambda y: np.diagonal(y).__setitem__(0, 1.0),
+                                   lambda y: np.broadcast_to(y[0], (2, 4)).__setitem__(0, 1.0),
+                                   lambda y: np.diag(y).__iadd__(1.0)],
+                         ids=["diagonal", "broadcast_to", "diag +="])  # fmt: skip
+def test_writing_through_a_read_only_view_raises_as_in_numpy(write):
+    with pytest.raises(ValueError, match="read-only"):
+        write(X34.copy())
+    with pytest.raises(ValueError, match="read-only"):
+        dp.grad(lambda x: dnp.sum(write(x * 1.0) or x))(X34)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -204,6 +256,17 @@ def test_writing_an_inner_traced_value_into_an_outer_array_is_refused():
 
     with pytest.raises(dp.DiffprogError, match="outer"):
         dp.grad(lambda x: dnp.sum(outer(x)))(np.ones(3))
+
+
+def test_views_and_writes_on_every_backend(backend):
+    x = backend.put(X34)
+    for f in (_slice_write, _rows_loop, _view_sees_base_write, _transpose_iadd, _reshape_write,
+              _view_of_view, _recurrence):  # fmt: skip
+        backend.check(dp.vjp(f, x)[0], f(X34.copy()))
+        check_grads(f, (x,), order=2)
+    fill, row = _fill(lambda x: dnp.zeros_like(x)), backend.put(X34[0])
+    backend.check(dp.vjp(fill, row)[0], fill(X34[0].copy()))
+    check_grads(fill, (row,), order=2)
 
 
 # --- 2. allocate then fill -------------------------------------------------------------------
@@ -273,6 +336,34 @@ def test_allocation_is_a_constant_of_the_innermost_transform():
     # f(x) = x^2 + (x + 3 x^2), f'(x) = 2x + 1 + 6x
     assert dp.grad(f)(2.0) == pytest.approx(2 * 2.0 + 1 + 6 * 2.0)
     check_grads(f, (2.0,), order=2)
+
+
+def test_allocate_then_fill_inside_custom_rules_and_checkpoints():
+    def fill(x):
+        y = dnp.zeros_like(x)
+        for i in range(x.shape[0]):
+            y[i] = x[i] * x[i - 1]
+        return y
+
+    @dp.custom_vjp
+    def f(x):
+        return fill(x)
+
+    f.defvjp(lambda x: (fill(x), x), lambda x, g: (dp.vjp(fill, x)[1](g)[0],))
+
+    @dp.custom_jvp
+    def h(x):
+        return fill(x)
+
+    h.defjvp(lambda p, t: (fill(p[0]), dp.jvp(fill, p, t)[1]))
+    x = np.array([0.5, -1.5, 2.0])
+    for fn in (f, h, dp.checkpoint(fill)):
+        check_grads(lambda x: fn(x) * x, (x,), order=2, modes=("rev",) if fn is f else ("fwd", "rev"))
+    with dp.Tape() as tape:  # a custom rule's backward pass runs below the open tape
+        xt = tape.watch(x)
+        loss = dnp.sum(f(xt))
+        g = tape.gradient(loss, xt)
+    np.testing.assert_allclose(g, dp.grad(lambda x: dnp.sum(fill(x)))(x))
 
 
 @pytest.mark.parametrize("where", ["element", "slice"])
@@ -345,6 +436,22 @@ def test_n_writes_take_linear_memory(program, mode):
     run = (lambda: dp.grad(program)(x)) if mode == "grad" else (lambda: dp.jvp(program, (x,), (x,)))
     run()
     assert _peak_bytes(run) < 12 * 2**20
+
+
+@pytest.mark.parametrize("mode", ["grad", "jvp", "grad of grad"])
+def test_writes_copy_an_array_at_most_once(mode, monkeypatch):
+    """White-box: the forward writes and the backward zeroing of cotangents go in place."""
+    copies = []
+    copy_of = inplace._copy_of
+    monkeypatch.setattr(inplace, "_copy_of", lambda x: copies.append(x.shape) or copy_of(x))
+    x = np.linspace(0.1, 1.0, 50)
+    if mode == "grad":
+        dp.grad(_recurrence)(x)
+    elif mode == "jvp":
+        dp.jvp(_recurrence, (x,), (x,))
+    else:  # (in a recurrence, the second order's sums of cotangents are copied anyway)
+        dp.grad(lambda x: dnp.sum(dp.grad(_fill_loop)(x) ** 2))(x)
+    assert len(copies) <= 4, copies  # not one per write (49 writes)
 
 
 def test_in_place_writes_keep_saved_values_and_aliases_right():

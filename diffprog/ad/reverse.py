@@ -248,4 +248,6 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 check(c, g, record)
             prev = cts[s]
             cts[s] = c if prev is None else prev + c
+        if joint:  # hold nothing a pullback returned: then a later pullback may find its
+            pulled = c = None  # cotangent held by the sweep alone and reuse it (inplace.py)
     return cts

@@ -285,7 +285,11 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     Each piece is differentiable on its own."""
     ary = as_array(ary)
     (axis,) = axis_tuple(axis, len(ary.shape))
-    total = ary.shape[axis]
+    return list(_split(ary, axis=axis, bounds=split_bounds(ary.shape[axis], indices_or_sections)))
+
+
+def split_bounds(total: int, indices_or_sections: Any) -> tuple:
+    """(start, stop) of each piece `array_split` cuts from an axis of length `total`."""
     try:
         points = [0, *(int(i) for i in indices_or_sections), total]
     except TypeError:  # a number of sections
@@ -300,7 +304,7 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     for b, e in zip(points, points[1:]):
         start, stop, _ = slice(b, e).indices(total)
         bounds.append((start, max(start, stop)))
-    return list(_split(ary, axis=axis, bounds=tuple(bounds)))
+    return tuple(bounds)
 
 
 def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:

@@ -39,15 +39,27 @@ import numpy as np
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
 from ..backend import device_scope, namespace_of, zeros_like
-from ..core.primitive import KERNEL_ERRORS, JointNode, describe_operands
+from ..core.edge import broadcast_to
+from ..core.primitive import KERNEL_ERRORS, JointNode, Primitive, describe_operands
 from ..core.trace import Tracer, as_scalar, raw, top_trace
 from .elementwise import where
+from .indexing import _diagonal
 from .manipulation import _getitem, _is_basic, _reshape, _transpose
 
-#: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes).
+#: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes),
+#: NumPy's read-only views ("diagonal", (offset, axis1, axis2)), ("broadcast", shape), and
+#: ("copy", None), which is no view: a C-ordered copy (`x.copy()` of a non-contiguous x).
 Op = tuple
-_PRIMITIVES = {"index": (_getitem, "index"), "reshape": (_reshape, "shape"),
-               "transpose": (_transpose, "axes")}  # fmt: skip
+READ_ONLY = ("diagonal", "broadcast")
+_copy = Primitive("copy", lambda xp, x: x.copy())
+_copy.defvjp(lambda g, ans, x: g)
+_copy.defjvp(lambda t, ans, x: t)
+_PRIMITIVES = {  # kind -> (the primitive that records a read, its parameters from the op's)
+    "index": (_getitem, lambda a: {"index": a}), "reshape": (_reshape, lambda a: {"shape": a}),
+    "transpose": (_transpose, lambda a: {"axes": a}),
+    "diagonal": (_diagonal, lambda a: {"offset": a[0], "axis1": a[1], "axis2": a[2]}),
+    "broadcast": (broadcast_to, lambda a: {"shape": a}), "copy": (_copy, lambda a: {}),
+}  # fmt: skip
 
 
 def view_of(x: Any, op: Op) -> Any:
@@ -55,13 +67,25 @@ def view_of(x: Any, op: Op) -> Any:
     kind, arg = op
     if kind == "index":
         return x[arg]
-    return x.reshape(arg) if kind == "reshape" else x.transpose(arg)
+    if kind == "reshape":
+        return x.reshape(arg)
+    if kind == "transpose":
+        return x.transpose(arg)
+    if kind == "diagonal":
+        return x.diagonal(*arg)
+    if kind == "copy":
+        with device_scope((x,)):
+            return x.copy()
+    return namespace_of((x,)).broadcast_to(x, arg)
 
 
-def owner(x: Any) -> Any:
-    """The array whose memory `x` uses (NumPy and CuPy point every view at it)."""
-    base = getattr(x, "base", None)
-    return x if base is None else base
+def shares_memory(a: Any, b: Any) -> bool:
+    """Whether the array `a` uses memory of the array `b` (`a` a view of `b`, or `b` of `a`)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # NumPy points every view at its owner
+        return (a if a.base is None else a.base) is (b if b.base is None else b.base)
+    if isinstance(a, (float, np.generic)) or isinstance(b, (float, np.generic)):
+        return False
+    return bool(namespace_of((a, b)).may_share_memory(a, b))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -81,8 +105,8 @@ def _read_one(x: Tracer, op: Op) -> Tracer:
         raise trace.escaped_error()
     down = read(x.value, (op,))
     if type(x) is ReverseTracer:
-        prim, key = _PRIMITIVES[op[0]]
-        slot = trace.append((prim, {key: op[1]}, [placeholder(x.value)], [x.slot], down))
+        prim, params = _PRIMITIVES[op[0]]
+        slot = trace.append((prim, params(op[1]), [placeholder(x.value)], [x.slot], down))
         return ReverseTracer(trace, down, slot)
     assert type(x) is JVPTracer
     return JVPTracer(trace, down, None if x.tangent is None else read(x.tangent, (op,)))
@@ -92,8 +116,8 @@ def _copied_view(x: Any, ops: tuple) -> Any:
     v = as_scalar(x)
     for op in ops:
         v = view_of(v, op)
-    if getattr(v, "base", None) is None:  # already a new array, or a NumPy scalar
-        return v
+    if isinstance(v, np.generic) or (type(v) is np.ndarray and v.base is None):
+        return v  # a NumPy scalar, or a new array (advanced indexing)
     with device_scope((v,)):
         return v.copy()
 
@@ -177,10 +201,12 @@ def _write_raw(target: Any, chain: tuple, index: tuple, value: Any, owned: bool)
 
 def _store(buf: Any, chain: tuple, index: tuple, value: Any) -> None:
     """`buf` seen through `chain`, then `[index] = value`, written into `buf`'s memory."""
+    if chain and chain[-1][0] == "index" and index in ((Ellipsis,), ()):  # all of an indexed
+        chain, index = chain[:-1], chain[-1][1]  # view, e.g. a 0-d one: write through its index
     v = buf
     for k, op in enumerate(chain):
         w = view_of(v, op)
-        if owner(w) is not owner(v):  # a reshape NumPy had to copy: write the copy back
+        if op[0] == "reshape" and not shares_memory(w, v):  # NumPy had to copy: write it back
             _store(w, chain[k + 1 :], index, value)
             v[...] = w.reshape(v.shape)
             return
@@ -190,17 +216,18 @@ def _store(buf: Any, chain: tuple, index: tuple, value: Any) -> None:
 
 
 def _owns_memory(x: Any) -> bool:
-    """A NumPy or CuPy array that owns its memory and may be written."""
-    return getattr(x, "base", 0) is None and getattr(x.flags, "writeable", True)
+    """A NumPy array that owns its memory and may be written. (CuPy arrays are copied before
+    a write: other CuPy-like libraries may share memory without a `base`, which would hide
+    it from the reference count; the old array is freed at once all the same.)"""
+    return type(x) is np.ndarray and x.base is None and x.flags.writeable
 
 
 def _copy_of(x: Any) -> Any:
     """A new writable array with `x`'s values (a Python float or NumPy scalar: 0-d)."""
     if type(x) is float or isinstance(x, np.generic):
         return np.array(x)
-    xp = namespace_of((x,))
-    with device_scope((x,)):
-        return xp.array(x, copy=True)
+    with device_scope((x,)):  # NumPy's layout kept (a reshape stays a view if it was one);
+        return x.copy(order="C" if 0 in x.strides else "K")  # a broadcast: NumPy's full is C
 
 
 # --- a write's derivative ----------------------------------------------------------------

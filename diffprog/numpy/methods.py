@@ -22,7 +22,10 @@ from . import dispatch
 from . import manipulation as _manipulation
 from .assignment import setitem
 from .sorting import sort
+from .inplace import read
 from .views import rebind, replace, swapaxes
+
+_CONTIGUOUS = np.ones(1).flags  # what a Python float's missing flags are taken as
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
@@ -68,9 +71,13 @@ def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
     return method
 
 
-def _copy(self: Tracer, order: str = "K") -> Tracer:
+def _copy(self: Tracer, order: str = "C") -> Tracer:
     """x.copy(): a new tracer object for the same value (later in-place updates of either
-    one do not reach the other)."""
+    one do not reach the other: inplace.py copies an array held twice before writing it).
+    A non-contiguous array is copied at once (a recorded copy), into NumPy's C layout, so
+    that reshapes of the copy are views exactly where NumPy's are."""
+    if order == "C" and not getattr(raw(self), "flags", _CONTIGUOUS).c_contiguous:
+        return read(self, (("copy", None),))
     new = object.__new__(type(self))
     rebind(new, self)
     return new

@@ -5,7 +5,9 @@ tracer it was taken from and the view operations between them, weak references t
 views taken from it, whether its array has been written in place), the view-making
 functions under NumPy's names that record it (basic indexing with ints, slices, Ellipsis and
 None; reshape, ravel, squeeze, expand_dims and atleast_*d when NumPy returns a view;
-transpose, swapaxes, moveaxis, .T and .mT; flip, fliplr, flipud), `rebind` (a tracer object
+transpose, swapaxes, moveaxis, .T and .mT; flip, fliplr, flipud, rot90; the split family;
+and NumPy's read-only views diagonal, diag and broadcast_to, through which a write raises as
+in NumPy while writes into their base show), `rebind` (a tracer object
 made to stand for a new value, as an in-place update does), and the two doors of every
 write into a traced array: `assign` (`x[i] = v`, `x.sort()`, `out=`, np.copyto) and
 `replace` (`x op= y`).
@@ -34,42 +36,62 @@ from typing import Any
 
 import numpy as np
 
-from . import inplace
-from . import manipulation as m
-from ._define import axes_of
 from ..core.trace import Tracer, as_scalar, raw, top_trace
 from ..errors import TracerConversionError
+from . import indexing, inplace
+from . import manipulation as m
+from ._define import axes_of
+from .inplace import Op
 
 
 class ViewState:
-    """The view bookkeeping of one tracer: the tracer it is a view of (None for a root) and
-    the ops from it, the live views taken from this tracer, and (roots) whether its array
-    has been written in place, after which reads of single elements copy (inplace.read)."""
+    """The view bookkeeping of a tracer that has views or was written: the tracer it is a
+    view of (None for a root) and the ops from it, weak references to the views taken from
+    it, and (roots) whether its array was written in place, after which element reads copy
+    (inplace.read). A view that has no views of its own keeps just `(parent, ops)`."""
 
     __slots__ = ("parent", "ops", "children", "prune_at", "written", "ref")
 
-    def __init__(self, box: Tracer, parent: Tracer | None, ops: tuple) -> None:
-        self.parent = parent
-        self.ops = ops
+    def __init__(self, box: Tracer) -> None:
+        link = _state(box)
+        self.parent, self.ops = (None, ()) if link is None else link
         self.children: list[weakref.ref] = []
         self.prune_at = 16
         self.written = False
-        self.ref = weakref.ref(box)  # also what makes getweakrefcount(box) nonzero
+        self.ref = weakref.ref(box)  # what makes getweakrefcount(box) nonzero for a root
         box._view = self
 
 
-def state_of(box: Any) -> ViewState | None:
-    """The view bookkeeping of a tracer, None if it never took part in a view or a write."""
+def _state(box: Any) -> ViewState | tuple | None:
+    """The `_view` slot: a ViewState, a view's (parent, ops), or None (never involved). A
+    tracer with one has a weak reference to it, so most tracers are told apart cheaply."""
     return getattr(box, "_view", None) if weakref.getweakrefcount(box) else None
 
 
+def _node(box: Tracer) -> ViewState:
+    state = _state(box)
+    return state if type(state) is ViewState else ViewState(box)
+
+
+def _parent_link(box: Tracer) -> tuple | None:
+    """(the tracer `box` is a view of, the ops from it), or None for a root."""
+    state = _state(box)
+    if type(state) is ViewState:
+        return None if state.parent is None else (state.parent, state.ops)
+    return state
+
+
 def link(view: Tracer, parent: Tracer, ops: tuple) -> Tracer:
-    """Record that `view` is `parent` seen through `ops` (as NumPy's view, sharing data)."""
-    kids = (state_of(parent) or ViewState(parent, None, ())).children
-    kids.append(ViewState(view, parent, ops).ref)
-    if len(kids) > parent._view.prune_at:  # dead views' references are dropped now and then
+    """Record that `view` is `parent` seen through `ops` (NumPy's view, sharing its data)."""
+    state = _state(parent)
+    if type(state) is not ViewState:
+        state = ViewState(parent)
+    view._view = (parent, ops)
+    kids = state.children
+    kids.append(weakref.ref(view))
+    if len(kids) > state.prune_at:  # the references of dead views are dropped now and then
         kids[:] = [r for r in kids if r() is not None]
-        parent._view.prune_at = 2 * len(kids) + 16
+        state.prune_at = 2 * len(kids) + 16
     return view
 
 
@@ -77,25 +99,29 @@ def link(view: Tracer, parent: Tracer, ops: tuple) -> Tracer:
 def assign(box: Tracer, index: tuple, value: Any) -> None:
     """`box[index] = value` with NumPy's semantics: into the root of `box`, seen by all views."""
     root, chain = _root_and_chain(box)
+    if any(op[0] in inplace.READ_ONLY for op in chain):  # NumPy's words, NumPy's type
+        raise ValueError("assignment destination is read-only (a view made by np.diagonal, "
+                         "np.diag or np.broadcast_to); write into a copy instead")
     _check_level(root, value)
     inplace.write(root, chain, index, value, owned=True)
-    state = state_of(root) or ViewState(root, None, ())
+    state = _node(root)
     state.written = True
     _refresh(root, state)
 
 
 def replace(box: Tracer, new: Tracer) -> None:
     """`box op= y`: `box` holds the result `new` (same shape and dtype), seen by all views."""
-    state = state_of(box)
-    if state is None:
+    if not weakref.getweakrefcount(box):
         rebind(box, new)  # the common case: no view involved, the result is the new value
         return
     _check_level(box, new)
-    if state.parent is not None:
+    if _parent_link(box) is not None:
         assign(box, (Ellipsis,), new)
     else:
         rebind(box, new)
-        _refresh(box, state)
+        state = _state(box)
+        if type(state) is ViewState:
+            _refresh(box, state)
 
 
 def rebind(x: Tracer, new: Tracer) -> None:
@@ -110,11 +136,11 @@ def rebind(x: Tracer, new: Tracer) -> None:
 
 def _root_and_chain(box: Tracer) -> tuple[Tracer, tuple]:
     ops: tuple = ()
-    state = state_of(box)
-    while state is not None and state.parent is not None:
-        ops = state.ops + ops
-        box = state.parent
-        state = state_of(box)
+    link = _parent_link(box)
+    while link is not None:
+        box, more = link
+        ops = more + ops
+        link = _parent_link(box)
     return box, ops
 
 
@@ -125,8 +151,10 @@ def _refresh(box: Tracer, state: ViewState) -> None:
         view = ref()
         if view is not None:
             alive.append(ref)
-            rebind(view, inplace.read(box, view._view.ops))
-            _refresh(view, view._view)
+            view_state = view._view
+            rebind(view, inplace.read(box, _parent_link(view)[1]))
+            if type(view_state) is ViewState:
+                _refresh(view, view_state)
     state.children = alive
     state.prune_at = 2 * len(alive) + 16
 
@@ -145,17 +173,23 @@ def _check_level(root: Tracer, value: Any) -> None:
 # --- view-making functions under NumPy's names -----------------------------------------------
 def getitem(x: Any, index: Any) -> Any:
     """`x[index]`; with ints, slices, Ellipsis and None only, a view of `x` (as in NumPy)."""
-    index = m.index_tuple(index)
+    if type(index) is int:  # the common case, first
+        index, basic = (index,), True
+    else:
+        index = m.index_tuple(index)
+        basic = _basic(index)
     if not isinstance(x, Tracer):
         return m._getitem(x, index=index)
-    state = state_of(x)
+    state = _state(x)
     op = ("index", index)
-    if state is not None and state.written and state.parent is None:
+    if type(state) is ViewState and state.written and state.parent is None:
         out = inplace.read(x, (op,))  # a copy: x's array stays held by x alone
     else:
         out = m._getitem(x, index=index)
-    if _basic(index) and not isinstance(raw(out), np.generic):
-        link(out, x, (op,))
+    if basic:  # NumPy returns a view, unless the result is a scalar
+        value = out.value
+        if not isinstance(value if type(value) is np.ndarray else raw(value), np.generic):
+            link(out, x, (op,))
     return out
 
 
@@ -171,15 +205,23 @@ def _reshaped(a: Any, out: Any) -> Any:
     """`out`, a reshape of `a`, recorded as a view of `a` where NumPy's reshape is one."""
     if out is a or not isinstance(a, Tracer):
         return out
-    like = _numpy_layout(a)
-    if like.flags.c_contiguous or inplace.owner(like.reshape(out.shape)) is inplace.owner(like):
-        link(out, a, (("reshape", tuple(out.shape)),))
-    return out
+    result = _raw(out)
+    if _parent_link(a) is None:  # a root: laid out as NumPy's (dense, C for a broadcast
+        r = _raw(a)  # fill value, as NumPy's full is)
+        shared = inplace.shares_memory(result, r) or (type(r) is np.ndarray and 0 in r.strides)
+    else:  # a view: its array may be a copy (refreshed after a write); ask its root's
+        like = _numpy_layout(a)
+        shared = like.flags.c_contiguous or inplace.shares_memory(like.reshape(result.shape), like)
+    return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
+
+
+def _raw(x: Tracer) -> Any:
+    value = x.value
+    return raw(value) if isinstance(value, Tracer) else value
 
 
 def _numpy_layout(a: Tracer) -> Any:
-    """A raw array laid out as NumPy's `a` would be: for a view, the same view of its root's
-    array (the view's own array may be a copy, after a write refreshed it)."""
+    """A raw array laid out as NumPy's `a` would be: the same view of its root's array."""
     root, chain = _root_and_chain(a)
     r = as_scalar(raw(root))
     for op in chain:
@@ -228,10 +270,10 @@ def atleast_3d(*arys: Any) -> Any:
 
 
 def _transposed(a: Any, axes: tuple) -> Any:
-    out = m.transpose(a, axes)
-    if out is not a and isinstance(a, Tracer):
-        link(out, a, (("transpose", axes),))
-    return out
+    if axes == tuple(range(len(axes))):
+        return a
+    out = m._transpose(a, axes=axes)
+    return link(out, a, (("transpose", axes),)) if isinstance(a, Tracer) else out
 
 
 def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
@@ -256,9 +298,7 @@ def flip(m_: Any, axis: Any = None) -> Any:
     default)."""
     out = m.flip(m_, axis)
     if out is not m_ and isinstance(m_, Tracer):
-        axes = axes_of(axis, len(m_.shape))
-        reverse = slice(None, None, -1)
-        link(out, m_, (("index", tuple(reverse if i in axes else slice(None) for i in range(len(m_.shape)))),))
+        link(out, m_, (_reversed(len(m_.shape), axes_of(axis, len(m_.shape))),))
     return out
 
 
@@ -276,7 +316,89 @@ def flipud(m_: Any) -> Any:
     return flip(m_, 0)
 
 
+def rot90(m_: Any, k: int = 1, axes: Sequence[int] = (0, 1)) -> Any:
+    """`numpy.rot90`: a view of the input rotated by 90 degrees `k` times."""
+    out = m.rot90(m_, k, axes)
+    if out is m_ or not isinstance(m_, Tracer):
+        return out
+    n = len(m_.shape)
+    a0, a1 = m.axis_tuple(tuple(axes), n)
+    perm = m.swapaxes_axes(n, a0, a1)
+    flip_a1 = _reversed(n, (a1,))
+    ops = {1: (flip_a1, ("transpose", perm)), 2: (_reversed(n, (a0, a1)),),
+           3: (("transpose", perm), flip_a1)}[k % 4]  # fmt: skip
+    return link(out, m_, ops)
+
+
+def _reversed(n: int, axes: tuple) -> Op:
+    return ("index", tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(n)))
+
+
+def _pieces(ary: Any, pieces: list, axis: int, indices_or_sections: Any) -> list:
+    """The pieces of a split, recorded as views of `ary` (slices along `axis`)."""
+    if isinstance(ary, Tracer):
+        (axis,) = m.axis_tuple(axis, len(ary.shape))
+        for piece, (b, e) in zip(pieces, indexing.split_bounds(ary.shape[axis], indices_or_sections)):
+            link(piece, ary, (("index", (slice(None),) * axis + (slice(b, e),)),))
+    return pieces
+
+
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
+    """`numpy.array_split`: views of `ary`."""
+    return _pieces(ary, indexing.array_split(ary, indices_or_sections, axis), axis, indices_or_sections)
+
+
+def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
+    """`numpy.split`: views of `ary`."""
+    return _pieces(ary, indexing.split(ary, indices_or_sections, axis), axis, indices_or_sections)
+
+
+def hsplit(ary: Any, indices_or_sections: Any) -> list:
+    """`numpy.hsplit`: views of `ary` along its second axis (the first for 1-D arrays)."""
+    pieces = indexing.hsplit(ary, indices_or_sections)
+    return _pieces(ary, pieces, 1 if len(ary.shape) > 1 else 0, indices_or_sections)
+
+
+def vsplit(ary: Any, indices_or_sections: Any) -> list:
+    """`numpy.vsplit`: views of `ary` along its first axis."""
+    return _pieces(ary, indexing.vsplit(ary, indices_or_sections), 0, indices_or_sections)
+
+
+def dsplit(ary: Any, indices_or_sections: Any) -> list:
+    """`numpy.dsplit`: views of `ary` along its third axis."""
+    return _pieces(ary, indexing.dsplit(ary, indices_or_sections), 2, indices_or_sections)
+
+
+# NumPy's read-only views: writes through them raise, as in NumPy; writes into their base show.
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """`numpy.diagonal`: a read-only view of `a`'s diagonal."""
+    out = indexing.diagonal(a, offset, axis1, axis2)
+    if isinstance(a, Tracer):
+        axis1, axis2 = m.axis_tuple((axis1, axis2), len(a.shape))
+        link(out, a, (("diagonal", (int(offset), axis1, axis2)),))
+    return out
+
+
+def diag(v: Any, k: int = 0) -> Any:
+    """`numpy.diag`: the k-th diagonal of a 2-D array (a read-only view), or a 1-D array
+    placed on the k-th diagonal of a new square matrix."""
+    out = indexing.diag(v, k)
+    if isinstance(v, Tracer) and len(v.shape) == 2:
+        link(out, v, (("diagonal", (int(k), 0, 1)),))
+    return out
+
+
+def broadcast_to(array: Any, shape: Any) -> Any:
+    """`numpy.broadcast_to`: a read-only view of `array`."""
+    out = m.broadcast_to(array, shape)
+    if out is not array and isinstance(array, Tracer):
+        link(out, array, (("broadcast", tuple(out.shape)),))
+    return out
+
+
 __all__ = [
-    "atleast_1d", "atleast_2d", "atleast_3d", "expand_dims", "flip", "fliplr", "flipud",
-    "getitem", "moveaxis", "ravel", "reshape", "squeeze", "swapaxes", "transpose",
+    "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag",
+    "diagonal", "dsplit", "expand_dims", "flip", "fliplr", "flipud", "getitem", "hsplit",
+    "moveaxis", "ravel", "reshape", "rot90", "split", "squeeze", "swapaxes", "transpose",
+    "vsplit",
 ]  # fmt: skip
