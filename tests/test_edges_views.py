@@ -200,12 +200,22 @@ def _reshape_views_follow_numpy_layouts(x):
     return np.concatenate([c.reshape(-1), f.reshape(-1), t.reshape(-1)]) * x[2, 3]
 
 
+def _many_views_some_written(x):
+    y = x * 1.0
+    rows = [y[i] for i in range(3)]
+    cols = [y[:, j] for j in range(4)]
+    for i in range(3):
+        y[i, i] = rows[i][3] * x[i, 0]  # only rows[i] and cols[i] see it
+    cols[3][1:] = cols[0][:2] ** 2
+    return np.concatenate(rows + cols) * x[0, 1]
+
+
 VIEW_PROGRAMS = [
     _slice_write, _row_iadd, _rows_loop, _reshape_write, _transpose_iadd,
     _view_sees_base_write, _swapaxes_write, _view_of_view, _two_views, _ellipsis_none,
     _element_of_a_row, _view_function_writes, _sort_a_row, _views_across_a_loop,
     _copies_stay_independent, _split_and_rotate, _read_only_views_see_their_base,
-    _copyto_and_out, _reshape_views_follow_numpy_layouts,
+    _copyto_and_out, _reshape_views_follow_numpy_layouts, _many_views_some_written,
 ]  # fmt: skip
 
 

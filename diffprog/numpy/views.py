@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import namespace_of
 from ..core.trace import Tracer, as_scalar, raw, top_trace
 from ..errors import TracerConversionError
 from . import indexing, inplace
@@ -106,7 +107,8 @@ def assign(box: Tracer, index: tuple, value: Any) -> None:
     inplace.write(root, chain, index, value, owned=True)
     state = _node(root)
     state.written = True
-    _refresh(root, state)
+    r = raw(root)
+    _refresh(root, state, (), r, _written_region(r, chain, index))
 
 
 def replace(box: Tracer, new: Tracer) -> None:
@@ -121,7 +123,7 @@ def replace(box: Tracer, new: Tracer) -> None:
         rebind(box, new)
         state = _state(box)
         if type(state) is ViewState:
-            _refresh(box, state)
+            _refresh(box, state, (), None, None)
 
 
 def rebind(x: Tracer, new: Tracer) -> None:
@@ -144,19 +146,53 @@ def _root_and_chain(box: Tracer) -> tuple[Tracer, tuple]:
     return box, ops
 
 
-def _refresh(box: Tracer, state: ViewState) -> None:
-    """Read every live view of `box` again, recursively, after `box` changed."""
+def _refresh(box: Tracer, state: ViewState, chain: tuple, root: Any, region: Any) -> None:
+    """Read again every live view of `box` (the root seen through `chain`; `root` is the
+    root's raw array) that may overlap the written `region` of `root` (None: all of it), and
+    recursively their views. A view that misses the region keeps its value and its older
+    record, which are still right: its elements are the same before and after the write."""
     alive = []
     for ref in state.children:
         view = ref()
-        if view is not None:
-            alive.append(ref)
-            view_state = view._view
-            rebind(view, inplace.read(box, _parent_link(view)[1]))
-            if type(view_state) is ViewState:
-                _refresh(view, view_state)
+        if view is None:
+            continue
+        alive.append(ref)
+        ops = _parent_link(view)[1]
+        if region is not None and not _may_overlap(root, chain + ops, region):
+            continue
+        rebind(view, inplace.read(box, ops))
+        view_state = view._view
+        if type(view_state) is ViewState:
+            _refresh(view, view_state, chain + ops, root, region)
     state.children = alive
     state.prune_at = 2 * len(alive) + 16
+
+
+def _layout_view(root: Any, chain: tuple) -> Any:
+    """The raw `root` seen through `chain` as a view of its memory, None if it is none."""
+    r = as_scalar(root)
+    for op in chain:
+        v = inplace.view_of(r, op)
+        if op[0] == "reshape" and not inplace.shares_memory(v, r):
+            return None
+        r = v
+    return r
+
+
+def _written_region(root: Any, chain: tuple, index: tuple) -> Any:
+    """The part of the raw `root` that a write through `chain` at `index` changed, as a view
+    of its memory (only its bounds are looked at), or None where it is not one."""
+    region = _layout_view(root, chain)
+    if region is None or not _basic(index):  # advanced indices: the whole view, at most
+        return region
+    return region[(*index, None)]  # (a new axis keeps a single element a view)
+
+
+def _may_overlap(root: Any, chain: tuple, region: Any) -> bool:
+    view = _layout_view(root, chain)
+    if view is None or isinstance(view, np.generic):
+        return True
+    return bool(namespace_of((view,)).may_share_memory(view, region))
 
 
 def _check_level(root: Tracer, value: Any) -> None:
@@ -211,7 +247,8 @@ def _reshaped(a: Any, out: Any) -> Any:
         shared = inplace.shares_memory(result, r) or (type(r) is np.ndarray and 0 in r.strides)
     else:  # a view: its array may be a copy (refreshed after a write); ask its root's
         like = _numpy_layout(a)
-        shared = like.flags.c_contiguous or inplace.shares_memory(like.reshape(result.shape), like)
+        shared = like is not None and (like.flags.c_contiguous or inplace.shares_memory(
+            like.reshape(result.shape), like))
     return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
 
 
@@ -221,12 +258,10 @@ def _raw(x: Tracer) -> Any:
 
 
 def _numpy_layout(a: Tracer) -> Any:
-    """A raw array laid out as NumPy's `a` would be: the same view of its root's array."""
+    """A raw array laid out as NumPy's `a` would be: the same view of its root's array (the
+    view's own array may be a copy, after a write refreshed it); None if unknown."""
     root, chain = _root_and_chain(a)
-    r = as_scalar(raw(root))
-    for op in chain:
-        r = inplace.view_of(r, op)
-    return r
+    return _layout_view(raw(root), chain)
 
 
 def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None) -> Any:
