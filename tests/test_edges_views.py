@@ -368,7 +368,8 @@ def test_allocate_then_fill_inside_custom_rules_and_checkpoints():
     h.defjvp(lambda p, t: (fill(p[0]), dp.jvp(fill, p, t)[1]))
     x = np.array([0.5, -1.5, 2.0])
     for fn in (f, h, dp.checkpoint(fill)):
-        check_grads(lambda x: fn(x) * x, (x,), order=2, modes=("rev",) if fn is f else ("fwd", "rev"))
+        modes = ("rev",) if fn is f else ("fwd", "rev")  # custom_vjp: reverse mode only
+        check_grads(lambda x: fn(x) * x, (x,), order=2, modes=modes)
     with dp.Tape() as tape:  # a custom rule's backward pass runs below the open tape
         xt = tape.watch(x)
         loss = dnp.sum(f(xt))
@@ -406,7 +407,8 @@ def test_full_with_a_traced_fill_value(dtype):
     check_grads(filled, (v,), order=2)
 
 
-@pytest.mark.parametrize("call", [lambda x: np.full(3, x[0]), lambda x: np.full(3, x[0], dtype=float),
+@pytest.mark.parametrize("call", [lambda x: np.full(3, x[0]),
+                                  lambda x: np.full(3, x[0], dtype=float),
                                   lambda x: np.full_like(np.zeros(3), x[0])],
                          ids=["full", "full dtype", "full_like"])  # fmt: skip
 def test_numpy_full_with_a_traced_fill_value_names_dnp_full(call):

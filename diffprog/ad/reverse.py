@@ -1,9 +1,11 @@
 """Reverse mode: the tape (a Wengert list) and the backward sweep over it.
 
 Owns: `ReverseTrace`, which appends one record per primitive call to a flat list in
-execution order (already a topological order), `ReverseTracer` (a value plus its slot on
-the tape), `backward`, the non-recursive reverse sweep that drops every cotangent as soon
-as it is consumed, and `observing`, the hook through which tools watch records being made.
+execution order (already a topological order; `append` takes the ready-made records of item
+assignment, diffprog.numpy.inplace), `ReverseTracer` (a value plus its slot on the tape;
+slot -1 is a constant, such as an array dnp.zeros allocates), `backward`, the non-recursive
+reverse sweep that drops every cotangent as soon as it is consumed, and `observing`, the hook
+through which tools watch records being made.
 
 The same rule code serves both strategies. With nothing tracing outside, residuals and
 cotangents are raw arrays and each rule runs straight on its kernels (tape backprop). When

@@ -28,6 +28,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     products,
     reductions,
     sorting,
+    view_functions,
     views,
 )
 from .assignment import copyto, setitem  # noqa: F401
@@ -39,7 +40,7 @@ from .nn import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reductions import *  # noqa: F403
 from .sorting import *  # noqa: F403
-from .views import *  # noqa: F403  (after manipulation: the view-making functions record views)
+from .view_functions import *  # noqa: F403  (after manipulation and indexing: views)
 
 
 def shape(a: Any) -> tuple[int, ...]:

@@ -201,8 +201,9 @@ def _write_raw(target: Any, chain: tuple, index: tuple, value: Any, owned: bool)
 
 def _store(buf: Any, chain: tuple, index: tuple, value: Any) -> None:
     """`buf` seen through `chain`, then `[index] = value`, written into `buf`'s memory."""
-    if chain and chain[-1][0] == "index" and (not index or (len(index) == 1 and index[0] is Ellipsis)):
-        chain, index = chain[:-1], chain[-1][1]  # all of an indexed view (0-d: its own index)
+    whole = not index or (len(index) == 1 and index[0] is Ellipsis)
+    if chain and chain[-1][0] == "index" and whole:  # all of an indexed view (a 0-d one too):
+        chain, index = chain[:-1], chain[-1][1]  # written through its own index
     v = buf
     for k, op in enumerate(chain):
         w = view_of(v, op)

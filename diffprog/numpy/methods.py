@@ -2,7 +2,7 @@
 
 Owns: the table of tracer methods, installed into core's Tracer by `install` together with
 NumPy's protocols from `dispatch`. The methods that make views (`x[i]`, `.T`, `.reshape`...)
-are views.py's functions, so they behave like NumPy's views; in-place operators and `.sort()`
+are view_functions.py's, so they behave like NumPy's views; in-place operators and `.sort()`
 write through `views.replace` / `setitem`, so views of the same data see the change.
 Layer L4: imports L0, L2 and the other L4 modules.
 """
@@ -23,7 +23,8 @@ from . import manipulation as _manipulation
 from .assignment import setitem
 from .sorting import sort
 from .inplace import read
-from .views import rebind, replace, swapaxes
+from .view_functions import swapaxes
+from .views import rebind, replace
 
 _CONTIGUOUS = np.ones(1).flags  # what a Python float's missing flags are taken as
 
