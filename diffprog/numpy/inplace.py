@@ -19,9 +19,9 @@ the write copy first, once; the copy is then held alone and the next writes go i
 So n writes of k elements into an array of size N cost O(n k + N), not O(n N).
 
 Reads of a written array that would keep it referenced (`y[i - 1]` in a recurrence saves its
-input, and NumPy returns a view of it) go through `read`, which saves a placeholder for its
-input and returns a copy of the elements read, so the next write still finds the array held
-alone. The backward pass does the same with cotangents: a write record's pullback first
+input, and NumPy returns a view of it) go through `read`, which saves placeholders for its
+input and output (the rules of indexing, reshape and transpose need only shapes) and returns
+a copy of the elements read, so the next write still finds the array held alone. The backward pass does the same with cotangents: a write record's pullback first
 reads the value's cotangent (a copy), then zeros the written elements of the output's
 cotangent in place when the sweep holds it alone, else in a copy; in graph extension the
 cotangents are tracers of the outer trace, and the same two functions record on it.
@@ -104,10 +104,10 @@ def _read_one(x: Tracer, op: Op) -> Tracer:
     if not trace.alive:
         raise trace.escaped_error()
     down = read(x.value, (op,))
-    if type(x) is ReverseTracer:
+    if type(x) is ReverseTracer:  # the rules of these primitives read only x's shape
         prim, params = _PRIMITIVES[op[0]]
-        slot = trace.append((prim, params(op[1]), [placeholder(x.value)], [x.slot], down))
-        return ReverseTracer(trace, down, slot)
+        record = (prim, params(op[1]), [placeholder(x.value)], [x.slot], placeholder(down))
+        return ReverseTracer(trace, down, trace.append(record))
     assert type(x) is JVPTracer
     return JVPTracer(trace, down, None if x.tangent is None else read(x.tangent, (op,)))
 
