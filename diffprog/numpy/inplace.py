@@ -212,8 +212,11 @@ def _store(buf: Any, chain: tuple, index: tuple, value: Any) -> None:
             v[...] = w.reshape(v.shape)
             return
         v = w
-    with device_scope((buf,)):
+    if type(buf) is np.ndarray:
         v[index] = value
+    else:
+        with device_scope((buf,)):
+            v[index] = value
 
 
 def _owns_memory(x: Any) -> bool:

@@ -13,6 +13,7 @@ Layer L4: imports L0-L3 and other L4 modules.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,15 +36,16 @@ def getitem(x: Any, index: Any) -> Any:
         basic = basic_index(index)
     if not isinstance(x, Tracer):
         return m._getitem(x, index=index)
-    op = ("index", index)
-    if written_root(x):
-        out = inplace.read(x, (op,))  # a copy: x's array stays held by x alone
+    if weakref.getweakrefcount(x) and written_root(x):
+        out = inplace.read(x, (("index", index),))  # a copy: x's array stays held by x alone
     else:
         out = m._getitem(x, index=index)
     if basic:  # NumPy returns a view, unless the result is a scalar
         value = out.value
-        if not isinstance(value if type(value) is np.ndarray else raw(value), np.generic):
-            link(out, x, (op,))
+        if isinstance(value, Tracer):
+            value = raw(value)
+        if not isinstance(value, np.generic):
+            link(out, x, (("index", index),))
     return out
 
 

@@ -99,8 +99,9 @@ def assign(box: Tracer, index: tuple, value: Any) -> None:
     inplace.write(root, chain, index, value, owned=True)
     state = _node(root)
     state.written = True
-    r = raw(root)
-    _refresh(root, state, (), r, _written_region(r, chain, index))
+    if state.children:
+        r = raw(root)
+        _refresh(root, state, (), r, _written_region(r, chain, index))
 
 
 def replace(box: Tracer, new: Tracer) -> None:
