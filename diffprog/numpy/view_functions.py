@@ -53,12 +53,15 @@ def _reshaped(a: Any, out: Any) -> Any:
     """`out`, a reshape of `a`, recorded as a view of `a` where NumPy's reshape is one."""
     if out is a or not isinstance(a, Tracer):
         return out
-    result = _raw(out)
-    if parent_link(a) is None:  # a root: laid out as NumPy's (dense, C for a broadcast
-        r = _raw(a)  # fill value, as NumPy's full is)
+    result, r = out.value, a.value
+    root = not weakref.getweakrefcount(a) or parent_link(a) is None
+    if root and type(result) is np.ndarray and type(r) is np.ndarray:  # the common case
+        shared = result.base is (r if r.base is None else r.base) or 0 in r.strides
+    elif root:  # laid out as NumPy's (dense, C for a broadcast fill value, as NumPy's full is)
+        result, r = _raw(out), _raw(a)
         shared = inplace.shares_memory(result, r) or (type(r) is np.ndarray and 0 in r.strides)
     else:  # a view: its array may be a copy (refreshed after a write); ask its root's
-        like = numpy_layout(a)
+        result, like = _raw(out), numpy_layout(a)
         shared = like is not None and (like.flags.c_contiguous or inplace.shares_memory(
             like.reshape(result.shape), like))
     return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
