@@ -229,6 +229,77 @@ def test_views_follow_numpy_semantics(f):
     check_grads(f, (X34,), order=2)
 
 
+def _random_index(rng, shape):
+    """A random basic index for an array of `shape`: ints, slices (steps too), maybe None."""
+    index = []
+    for n in shape:
+        kind = rng.integers(4)
+        if kind == 0 and n:
+            index.append(int(rng.integers(-n, n)))
+        elif kind == 1:
+            a = int(rng.integers(0, n + 1))
+            index.append(slice(a, int(rng.integers(a, n + 1))))
+        elif kind == 2 and n > 1:
+            index.append(slice(None, None, -1 if rng.integers(2) else 2))
+        else:
+            index.append(slice(None))
+    if rng.integers(5) == 0:
+        index.insert(int(rng.integers(len(index) + 1)), None)
+    return tuple(index)
+
+
+def _random_program(seed, steps=14):
+    """Views (indexing, .T, reshape(-1): a copy where NumPy copies), writes, in-place
+    products and reads, on a (3, 4) array and the views taken so far."""
+    rng = np.random.default_rng(seed)
+    program, shapes = [], {"y": np.zeros((3, 4))}
+    for k in range(steps):
+        names = [name for name, a in shapes.items() if a.ndim and a.size]
+        src = names[int(rng.integers(len(names)))]
+        a, kind, index = shapes[src], int(rng.integers(6)), _random_index(rng, shapes[src].shape)
+        view = None
+        if kind == 0 and isinstance(a[index], np.ndarray):
+            view = lambda v, index=index: v[index]  # noqa: E731
+        elif kind == 1 and a.ndim >= 2:
+            view = lambda v: v.T  # noqa: E731
+        elif kind == 2:
+            view = lambda v: v.reshape(-1)  # noqa: E731
+        elif kind in (3, 4) and a[index].size:
+            program.append(("write" if kind == 3 else "imul", src, index, (k % 3, k % 4)))
+        elif kind == 5:
+            program.append(("read", src))
+        if view is not None:
+            program.append(("view", f"v{k}", src, view))
+            shapes[f"v{k}"] = view(a)
+    return program
+
+
+def _run_program(program, x):
+    arrays, acc = {"y": x * 1.0}, x[0, 0] * 0.0
+    for step in program:
+        if step[0] == "view":
+            arrays[step[1]] = step[3](arrays[step[2]])
+        elif step[0] == "write":
+            (i, j) = step[3]
+            arrays[step[1]][step[2]] = x[i, j] * x[j % 3, i] + 0.5
+        elif step[0] == "imul":
+            target = arrays[step[1]]
+            target[step[2]] *= x[step[3]]
+        else:
+            acc = acc + (arrays[step[1]] ** 2).sum()
+    return np.concatenate([a.reshape(-1) for a in arrays.values()] + [acc.reshape(1)])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_view_programs_match_numpy(seed):
+    program = _random_program(seed)
+    f = lambda x: _run_program(program, x)  # noqa: E731
+    expected = f(X34.copy())
+    np.testing.assert_allclose(dp.vjp(f, X34)[0], expected, rtol=1e-14)
+    np.testing.assert_allclose(dp.jvp(f, (X34,), (X34,))[0], expected, rtol=1e-14)
+    check_grads(f, (X34,), order=2 if seed % 8 == 0 else 1)
+
+
 @pytest.mark.parametrize("write", [lambda y: np.diagonal(y).__setitem__(0, 1.0),
                                    lambda y: np.broadcast_to(y[0], (2, 4)).__setitem__(0, 1.0),
                                    lambda y: np.diag(y).__iadd__(1.0)],
