@@ -21,8 +21,8 @@ from ..core.trace import Tracer, install_operators, raw
 from . import dispatch
 from . import manipulation as _manipulation
 from .assignment import setitem
-from .sorting import sort
 from .inplace import read
+from .sorting import sort
 from .view_functions import swapaxes
 from .views import rebind, replace
 
