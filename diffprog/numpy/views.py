@@ -122,18 +122,19 @@ def replace(box: Tracer, new: Tracer) -> None:
 def rebind(x: Tracer, new: Tracer) -> None:
     """Make the tracer object `x` stand for `new` (same trace kind): what in-place updates
     do, so that every alias of `x` sees the new value, as with NumPy arrays. Its view
-    bookkeeping (the slots named with `_`) stays with `x`."""
+    bookkeeping (`_view`, and the weak references to it) stays with `x`."""
     names = _CONTENT.get(type(x))
     if names is None:
         names = _CONTENT[type(x)] = tuple(
             name for cls in type(x).__mro__ for name in getattr(cls, "__slots__", ())
-            if name[0] != "_"
+            if name not in _BOOKKEEPING
         )  # fmt: skip
     for name in names:
         object.__setattr__(x, name, getattr(new, name))
 
 
 _CONTENT: dict[type, tuple[str, ...]] = {}  # tracer type -> the slots that hold its value
+_BOOKKEEPING = ("_view", "__weakref__")
 
 
 def _root_and_chain(box: Tracer) -> tuple[Tracer, tuple]:
