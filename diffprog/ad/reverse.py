@@ -1,9 +1,11 @@
 """Reverse mode: the tape (a Wengert list) and the backward sweep over it.
 
 Owns: `ReverseTrace`, which appends one record per primitive call to a flat list in
-execution order (already a topological order), `ReverseTracer` (a value plus its slot on
-the tape), `backward`, the non-recursive reverse sweep that drops every cotangent as soon
-as it is consumed, and `observing`, the hook through which tools watch records being made.
+execution order (already a topological order; `append` takes the ready-made records of item
+assignment, diffprog.numpy.inplace), `ReverseTracer` (a value plus its slot on the tape;
+slot -1 is a constant, such as an array dnp.zeros allocates), `backward`, the non-recursive
+reverse sweep that drops every cotangent as soon as it is consumed, and `observing`, the hook
+through which tools watch records being made.
 
 The same rule code serves both strategies. With nothing tracing outside, residuals and
 cotangents are raw arrays and each rule runs straight on its kernels (tape backprop). When
@@ -25,7 +27,7 @@ from numpy import ndarray
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
 from ..core.primitive import FLOAT64, KERNEL_ERRORS, complex_error, refuse_complex
-from ..core.trace import Trace, Tracer, as_scalar, gc_paused, raw
+from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -123,7 +125,8 @@ class ReverseTrace(Trace):
             else:
                 vals.append(a)
                 slots.append(-1)
-        out = tuple(run(vals))
+        with hidden(self):  # run's code allocates (dnp.zeros) one level down
+            out = tuple(run(vals))
         refuse_complex(node.name, out)
         vals = [as_scalar(v) for v in vals]  # the pullback and the sweep read shapes
         tape = self.tape
@@ -135,6 +138,19 @@ class ReverseTrace(Trace):
         return [
             ReverseTracer(self, o, slot + i) if is_floating(o) else o for i, o in enumerate(out)
         ]
+
+
+    def append(self, record: tuple) -> int:
+        """Append a ready-made single-output record and return its slot: item assignment's
+        (diffprog.numpy.inplace), whose inputs are saved as shape-only placeholders."""
+        if not self.alive:
+            raise self.escaped_error()
+        tape = self.tape
+        tape.append(record)
+        slot = len(tape) - 1
+        for observer in _observers:
+            observer(self, slot)
+        return slot
 
 
 _observers: list[Callable[[ReverseTrace, int], None]] = []
@@ -193,7 +209,9 @@ def sweeping() -> bool:
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
     cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
-    compute on raw arrays, which CuPy would run on the current GPU)."""
+    compute on raw arrays, which CuPy would run on the current GPU). A seed at slot -1 (a
+    constant tracer, e.g. an output made by dnp.zeros) reaches nothing and is dropped."""
+    seeds = [(slot, ct) for slot, ct in seeds if slot >= 0]  # slot -1: a constant (dnp.zeros)
     depth = getattr(_sweeps, "depth", 0)
     _sweeps.depth = depth + 1
     try:
@@ -255,4 +273,6 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 check(c, g, record)
             prev = cts[s]
             cts[s] = c if prev is None else prev + c
+        if joint:  # hold nothing a pullback returned: then a later pullback may find its
+            pulled = c = None  # cotangent held by the sweep alone and reuse it (inplace.py)
     return cts

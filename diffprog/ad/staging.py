@@ -31,7 +31,7 @@ from .. import tree
 from ..backend import register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
-from ..core.trace import Trace, Tracer, as_scalar
+from ..core.trace import Trace, Tracer, as_scalar, innermost_trace
 from . import reverse
 
 
@@ -86,6 +86,19 @@ class StagingTracer(Tracer):
 
 
 register_wrapper(StagingTracer, lambda s: s.value)
+
+#: A copy of a constant array, made at every replay: an array allocated inside the program
+#: (dnp.zeros under dp.jit), which a replay must not share between calls
+_fresh = NonDifferentiable("fresh_copy", lambda xp, x: x.copy())
+
+
+def fresh_copy(x: Any) -> StagingTracer:
+    """The constant array `x` as a staged value of the innermost (staging) trace, copied
+    anew at every replay."""
+    trace = innermost_trace()
+    assert isinstance(trace, StagingTrace)
+    return trace.process(_fresh, (x,), {})
+
 
 #: float(x) as a recorded operation (an optimizer keeps a Python float parameter one)
 python_float = NonDifferentiable("python_float", lambda xp, x: float(x))

@@ -1,11 +1,14 @@
 """Traces and tracers: who is recording, at which nesting depth, and the values they hold.
 
 Owns: `Trace` (a level = nesting depth, a unique id, alive until closed), `open_trace` (the
-per-thread nesting counter), `Tracer` (an array-like stand-in that belongs to one trace) and
-its conversions to Python values (which may steer control flow but never silently drop a
-gradient), `raw` (strip every tracer layer), `user_line` (where in the user's code an error
-arose), and the operator table through which layer L4 installs arithmetic on tracers, so
-that this layer never imports the ops.
+per-thread nesting counter and stack of open traces), `innermost_trace` / `hidden` (which
+trace the user's code runs under: where `dnp.zeros` allocates), `Tracer` (an array-like
+stand-in that belongs to one trace; its `_view` slot and weak references are diffprog.numpy's
+view bookkeeping, off every hot path) and its conversions to Python values (which may steer
+control flow but never silently drop a gradient), `raw` (strip every tracer layer),
+`user_line` (where in the user's code an error arose), the operator table through which
+layer L4 installs arithmetic on tracers, so that this layer never imports the ops, and the
+errors for a traced value stored into a plain NumPy array or hidden from NumPy's dispatch.
 Layer L2: imports L0/L1 only.
 """
 
@@ -76,12 +79,58 @@ def open_trace(cls: type[T], origin: str, *args: Any) -> Iterator[T]:
     level = getattr(_depth, "level", 0) + 1
     trace = cls(level, origin, *args)
     _depth.level = level
+    stack = _open_stack()
+    stack.append(trace)
     try:
         with gc_paused():
             yield trace
     finally:
         trace.alive = False
         _depth.level = level - 1
+        stack.remove(trace)  # the last entry, unless contexts were exited out of order
+
+
+def _open_stack() -> list[Any]:
+    """This thread's open traces (and `hidden` marks), innermost last."""
+    stack = getattr(_depth, "stack", None)
+    if stack is None:
+        stack = _depth.stack = []
+    return stack
+
+
+class _Hidden:
+    """A mark on the stack: traces of this level and above are not the user's, below it."""
+
+    __slots__ = ("level",)
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+
+def innermost_trace() -> Trace | None:
+    """The trace the running user code is recorded by: the innermost open one, skipping those
+    hidden by `hidden` (None outside every transform)."""
+    bound = sys.maxsize
+    for entry in reversed(getattr(_depth, "stack", ())):
+        if type(entry) is _Hidden:
+            bound = min(bound, entry.level)
+        elif entry.level < bound and entry.alive:
+            return entry
+    return None
+
+
+@contextmanager
+def hidden(trace: Trace) -> Iterator[None]:
+    """Run code one level below `trace`: a custom rule's or checkpoint's function on values one
+    level down, or a backward sweep while its trace is still open (dp.Tape); allocations made
+    there belong to the traces below."""
+    stack = _open_stack()
+    mark = _Hidden(trace.level)
+    stack.append(mark)
+    try:
+        yield
+    finally:
+        stack.remove(mark)
 
 
 def tracing() -> bool:
@@ -128,7 +177,7 @@ class Tracer:
     `install_operators`.
     """
 
-    __slots__ = ("value", "_trace")
+    __slots__ = ("value", "_trace", "_view", "__weakref__")
     __array_priority__ = 1000.0
     #: True for the values dp.jit stages: `raw` stops at them (see ad.staging)
     opaque = False
@@ -216,13 +265,19 @@ class Tracer:
         return format(raw(self), spec)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        if _calling_instruction() == "BINARY_SUBSCR":
+        instruction = _calling_instruction()
+        if instruction == "BINARY_SUBSCR":
             raise TracerConversionError(
                 f"a traced array (shape {self.shape}, dtype {self.dtype}) was used as an index "
                 "into a plain NumPy array; indices must be integer or boolean constants, and a "
                 "traced float array cannot index. Use dnp.take / integer indices, or index a "
                 f"traced array (at {user_line()})"
             )
+        if instruction == "STORE_SUBSCR":
+            raise _store_error(self)
+        caller = numpy_caller()
+        if caller in ("full", "full_like"):
+            raise full_error(caller)
         what = f"a traced array (shape {self.shape}, dtype {self.dtype})"
         numpy_function = _numpy_caller(sys._getframe(1))
         if numpy_function is not None:
@@ -248,9 +303,9 @@ _CONVERSION_HINT = (
     "Comparisons (if x > 0:), bool(x), int(x) and printing work as usual"
 )
 _STORE_HINT = (
-    "If this came from `a[i] = x` with `a` a plain NumPy array, build the array from traced "
-    "pieces (dnp.stack, dnp.concatenate, dnp.where) or assign into a traced array instead "
-    "(item assignment on tracers is recorded)."
+    "If this came from `a[i] = x` with `a` a plain NumPy array, allocate `a` with dnp.zeros / "
+    "dnp.empty / dnp.zeros_like (inside a transform they make arrays whose item assignments "
+    "are recorded), or build it from traced pieces (dnp.stack, dnp.concatenate, dnp.where)."
 )
 
 
@@ -323,6 +378,52 @@ def _hidden_tracer_message(what: str, frame: Any) -> str:
     )
 
 
+def _store_error(x: Tracer) -> TracerConversionError:
+    err = TracerConversionError(
+        f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
+        "NumPy array with `a[i] = x`, which would keep its value but silently drop its "
+        "gradient. " + _STORE_HINT
+        + " Write float(dp.stop_gradient(x)) if a constant is meant."
+    )
+    err._diffprog_store = True  # type: ignore[attr-defined]  # see numpy_store_cause
+    return err
+
+
+def full_error(name: str) -> TracerConversionError:
+    """The error for numpy.full / full_like given a traced fill value."""
+    on, instead = (("`like=`", "or np.full(shape, x, like=x)") if name == "full" else
+                   ("its prototype", "or make the prototype a traced array"))  # fmt: skip
+    return TracerConversionError(
+        f"numpy.{name} with a traced fill value: NumPy's {name} hands diffprog only {on}, so "
+        "it cannot return a traced array and the fill value's gradient would be lost. Use "
+        f"dnp.{name} with the same arguments (differentiable in the fill value), {instead}"
+    )
+
+
+def numpy_store_cause(e: BaseException) -> BaseException | None:
+    """The TracerConversionError behind NumPy's "setting an array element with a sequence".
+
+    For `a[i] = x` (a plain NumPy array, x a traced scalar) NumPy converts x with float(),
+    which `_refuse_silent_store` refuses; seeing that a tracer has `__getitem__` (so it looks
+    like a sequence to NumPy's C API), NumPy then replaces our error with its own ValueError,
+    keeping ours as the cause. The transforms raise ours instead (None for other errors)."""
+    cause = e.__cause__
+    if isinstance(e, ValueError) and getattr(cause, "_diffprog_store", False):
+        return cause
+    return None
+
+
+def numpy_caller() -> str:
+    """The name of the NumPy function whose code called into diffprog (for a conversion or a
+    dispatched call), or '' when the nearest caller outside diffprog is not NumPy's."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("diffprog."):
+        frame = frame.f_back
+    if frame is None or frame.f_globals.get("__name__", "").partition(".")[0] != "numpy":
+        return ""
+    return frame.f_code.co_name
+
+
 def _calling_instruction(depth: int = 2) -> str:
     """The bytecode instruction of the Python code that made NumPy convert a tracer (the
     frame `depth` levels above this function)."""
@@ -348,12 +449,7 @@ def _refuse_silent_store(x: Tracer) -> None:
     """`a[i] = x` into a plain NumPy array converts x with float() or int(): refuse, since
     the gradient would be dropped without a word (even once x's trace has closed)."""
     if _calling_instruction(3) == "STORE_SUBSCR":
-        raise TracerConversionError(
-            f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
-            "NumPy array with `a[i] = x`, which would keep its value but silently drop its "
-            "gradient. " + _STORE_HINT + " Write float(dp.stop_gradient(x)) if a constant is "
-            "meant."
-        )
+        raise _store_error(x)
 
 
 def top_trace(values: Any) -> Trace | None:

@@ -24,8 +24,8 @@ DEVICES = ("cpu", "gpu")
 def xp_of(*values: Any) -> ModuleType:
     """The array module (numpy or cupy) holding the data of `values`, traced or not.
 
-    A tracer's data is reached through `dnp.zeros_like`, which returns a raw array of the
-    tracer's module (a constant, off the tape).
+    A tracer's data is reached through `dnp.zeros_like`, a constant of the tracer's module
+    (inside a transform itself a tracer, which `namespace_of` sees through).
     """
     raws = []
     for v in values:

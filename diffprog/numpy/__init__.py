@@ -20,6 +20,7 @@ from typing import Any
 from numpy import e, inf, nan, newaxis, pi
 
 from . import (  # noqa: F401  (re-exported: see __all__)
+    assignment,
     conditional,
     creation,
     dispatch,
@@ -36,8 +37,10 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     products,
     reductions,
     sorting,
+    view_functions,
+    views,
 )
-from .assignment import setitem  # noqa: F401
+from .assignment import copyto, setitem  # noqa: F401
 from .conditional import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .differences import *  # noqa: F403
@@ -51,6 +54,7 @@ from .nn import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reductions import *  # noqa: F403
 from .sorting import *  # noqa: F403
+from .view_functions import *  # noqa: F403  (after manipulation and indexing: views)
 
 
 def shape(a: Any) -> tuple[int, ...]:
@@ -75,7 +79,7 @@ _MODULES = (conditional, creation, differences, elementwise, index_tricks, index
             interpolation, joins, manipulation, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
-    | {"linalg", "ndim", "setitem", "shape", "size"}
+    | {"copyto", "linalg", "ndim", "setitem", "shape", "size"}
     | {"e", "inf", "nan", "newaxis", "pi"}
 )
 

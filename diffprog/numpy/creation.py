@@ -1,13 +1,18 @@
 """Array-creation functions under NumPy's names: array, asarray, zeros/ones/full/empty and
 their `_like` forms, arange, linspace, eye, identity.
 
-Owns: these functions. Their results are constants: raw arrays of the array module of the
-data (`namespace_of`; `like=` picks it for the functions that take a shape), never tracers,
-so `zeros_like(x)` of a traced x carries no gradient. The exceptions keep gradients from
-being lost silently: `array`/`asarray` of traced values (or of lists holding them) are
-differentiable, `full`/`full_like` with a traced fill value broadcast that value, and
-`linspace` is a primitive, linear in traced `start` and `stop`.
-Layer L4: imports L0-L2 and other L4 modules.
+Owns: these functions. Their results are constants, made in the array module of the data
+(`namespace_of`; `like=` picks it for the functions that take a shape), so `zeros_like(x)` of
+a traced x carries no gradient. Outside every transform they are plain NumPy (or CuPy)
+arrays. Inside one, the floating arrays of zeros/ones/empty/full, their `_like` forms, eye
+and identity are constants *of the innermost trace* (`_writable`: a tracer with no
+derivative), so that "allocate, then fill" works as in PyTorch: `y = dnp.zeros(n);
+y[i] = x[i] * 2` records the writes (a plain `np.zeros` cannot hold a traced value, and
+writing one into it is refused; under dp.jit they are staged, made anew by every replay).
+Some are differentiable: `array`/`asarray` of traced values (or of lists holding them),
+`full`/`full_like` with a traced fill value broadcast that value, and `linspace` is a
+primitive, linear in traced `start` and `stop`.
+Layer L4: imports L0-L3 and other L4 modules.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.reverse import ReverseTrace, ReverseTracer
+from ..ad.staging import StagingTrace, fresh_copy
 from ..backend import namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
-from ..core.trace import Tracer, raw, unwrapped
+from ..core.trace import Tracer, innermost_trace, raw, unwrapped
 from .joins import assemble, cast, holds_arrays
 from .manipulation import broadcast_to, expand_dims, reshape
 from .reductions import _sum
@@ -30,6 +37,20 @@ def _made(values: tuple, make: Any) -> Any:
     """`make(xp)`, xp the array module of `values` (traced or not), on their device (a CuPy
     array's GPU: CuPy would create on the current one)."""
     return run_kernel(lambda xp, *_: make(xp), tuple(unwrapped(v) for v in values), {})
+
+
+def _writable(x: Any) -> Any:
+    """Inside a transform, the floating array `x` as a constant of the innermost trace, whose
+    item assignments are recorded (slot -1 in reverse mode, a zero tangent in forward
+    mode); outside every transform, or for an integer or boolean array, `x` itself."""
+    trace = innermost_trace()
+    if trace is None or raw(x).dtype.kind != "f" or (isinstance(x, Tracer) and x._trace is trace):
+        return x
+    if isinstance(trace, ReverseTrace):
+        return ReverseTracer(trace, x, -1)
+    if isinstance(trace, StagingTrace):  # dp.jit: a fresh copy of x at every replay
+        return fresh_copy(x)
+    return trace.lift(x, None)  # type: ignore[attr-defined]  # a JVPTrace
 
 
 def _check(name: str, device: Any = None, subok: bool = True) -> None:
@@ -110,24 +131,24 @@ def zeros_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
     array([0., 0., 0.], dtype=float32)
     """
     _check("zeros_like", device, subok)
-    return _made((a,), lambda xp: xp.zeros_like(unwrapped(a), dtype=dtype, order=order,
-                                                  shape=shape))
+    return _writable(_made((a,), lambda xp: xp.zeros_like(unwrapped(a), dtype=dtype, order=order,
+                                                            shape=shape)))
 
 
 def ones_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.ones_like`; a constant even for a traced `a`."""
     _check("ones_like", device, subok)
-    return _made((a,), lambda xp: xp.ones_like(unwrapped(a), dtype=dtype, order=order,
-                                                 shape=shape))
+    return _writable(_made((a,), lambda xp: xp.ones_like(unwrapped(a), dtype=dtype, order=order,
+                                                           shape=shape)))
 
 
 def empty_like(prototype: Any, dtype: Any = None, order: str = "K", subok: bool = True,
                shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.empty_like`: uninitialised; a constant even for a traced `prototype`."""
     _check("empty_like", device, subok)
-    return _made((prototype,), lambda xp: xp.empty_like(unwrapped(prototype), dtype=dtype,
-                                                         order=order, shape=shape))
+    return _writable(_made((prototype,), lambda xp: xp.empty_like(unwrapped(prototype), dtype=dtype,
+                                                                   order=order, shape=shape)))
 
 
 def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subok: bool = True,
@@ -137,8 +158,8 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
     out = _made((a, fill_value), lambda xp: xp.full_like(raw(a), raw(fill_value), dtype=dtype,
                                                          order=order, shape=shape))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
-        return _filled(fill_value, out.shape, out.dtype)
-    return out
+        out = _filled(fill_value, out.shape, out.dtype)
+    return _writable(out)
 
 
 # --- from a shape --------------------------------------------------------------------------
@@ -147,7 +168,7 @@ def zeros(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None
     """`numpy.zeros`; `like=` picks the array module (NumPy or CuPy)."""
     _check("zeros", device)
     dtype = float if dtype is None else dtype
-    return _made((like,), lambda xp: xp.zeros(_shape(shape), dtype=dtype, order=order))
+    return _writable(_made((like,), lambda xp: xp.zeros(_shape(shape), dtype=dtype, order=order)))
 
 
 def ones(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
@@ -155,7 +176,7 @@ def ones(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
     """`numpy.ones`; `like=` picks the array module (NumPy or CuPy)."""
     _check("ones", device)
     dtype = float if dtype is None else dtype
-    return _made((like,), lambda xp: xp.ones(_shape(shape), dtype=dtype, order=order))
+    return _writable(_made((like,), lambda xp: xp.ones(_shape(shape), dtype=dtype, order=order)))
 
 
 def empty(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None,
@@ -163,7 +184,7 @@ def empty(shape: Any, dtype: Any = None, order: str = "C", *, device: Any = None
     """`numpy.empty` (uninitialised); `like=` picks the array module (NumPy or CuPy)."""
     _check("empty", device)
     dtype = float if dtype is None else dtype
-    return _made((like,), lambda xp: xp.empty(_shape(shape), dtype=dtype, order=order))
+    return _writable(_made((like,), lambda xp: xp.empty(_shape(shape), dtype=dtype, order=order)))
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
@@ -173,20 +194,21 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
     out = _made((like, fill_value),
                 lambda xp: xp.full(_shape(shape), raw(fill_value), dtype=dtype, order=order))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
-        return _filled(fill_value, out.shape, out.dtype)
-    return out
+        out = _filled(fill_value, out.shape, out.dtype)
+    return _writable(out)
 
 
 def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, order: str = "C", *,
         device: Any = None, like: Any = None) -> Any:  # noqa: N803  # fmt: skip
     """`numpy.eye`: ones on the k-th diagonal of an N x M matrix."""
     _check("eye", device)
-    return _made((like,), lambda xp: xp.eye(N, M, k, dtype=dtype, order=order))
+    return _writable(_made((like,), lambda xp: xp.eye(N, M, k, dtype=dtype, order=order)))
 
 
 def identity(n: int, dtype: Any = None, *, like: Any = None) -> Any:
     """`numpy.identity`: the n x n identity matrix."""
-    return _made((like,), lambda xp: xp.identity(n, dtype=float if dtype is None else dtype))
+    return _writable(_made((like,), lambda xp: xp.identity(n, dtype=float if dtype is None
+                                                           else dtype)))
 
 
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,

@@ -263,6 +263,16 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     ary = as_array(ary)
     (axis,) = axis_tuple(axis, len(ary.shape))
     total = ary.shape[axis]
+    bounds = split_bounds(total, indices_or_sections)
+    starts, stops = [b for b, _ in bounds], [e for _, e in bounds]
+    if starts == [0] + stops[:-1] and stops[-1] == total:  # consecutive: one record
+        return list(_split(ary, axis=axis, bounds=bounds))
+    # decreasing split points: pieces overlap or come out of order
+    return [getitem(ary, (slice(None),) * axis + (slice(b, e),)) for b, e in bounds]
+
+
+def split_bounds(total: int, indices_or_sections: Any) -> tuple:
+    """(start, stop) of each piece `array_split` cuts from an axis of length `total`."""
     try:
         points = [0, *(int(i) for i in indices_or_sections), total]
     except TypeError:  # a number of sections
@@ -277,11 +287,7 @@ def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
     for b, e in zip(points, points[1:]):
         start, stop, _ = slice(b, e).indices(total)
         bounds.append((start, max(start, stop)))
-    starts, stops = [b for b, _ in bounds], [e for _, e in bounds]
-    if starts == [0] + stops[:-1] and stops[-1] == total:  # consecutive: one record
-        return list(_split(ary, axis=axis, bounds=tuple(bounds)))
-    # decreasing split points: pieces overlap or come out of order
-    return [getitem(ary, (slice(None),) * axis + (slice(b, e),)) for b, e in bounds]
+    return tuple(bounds)
 
 
 def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:

@@ -68,33 +68,46 @@ _transpose.defjvp(lambda t, ans, x, *, axes: _transpose(t, axes=axes))
 def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
     """`numpy.transpose`; `axes=None` reverses the axes."""
     a = as_array(a)
-    n = len(a.shape)
-    axes = tuple(range(n))[::-1] if axes is None else tuple(i % n for i in axes)
-    if sorted(axes) != list(range(n)):
-        raise ValueError(f"axes {axes} do not match an array of dimension {n}")
-    return a if axes == tuple(range(n)) else _transpose(a, axes=axes)
+    axes = transpose_axes(len(a.shape), axes)
+    return a if axes == tuple(range(len(axes))) else _transpose(a, axes=axes)
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     """`numpy.swapaxes`."""
-    n = len(a.shape)
-    (axis1,), (axis2,) = axis_tuple(axis1, n), axis_tuple(axis2, n)
-    perm = list(range(n))
-    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
-    return transpose(a, perm)
+    return transpose(a, swapaxes_axes(len(a.shape), axis1, axis2))
 
 
 def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[int]) -> Any:
     """`numpy.moveaxis`: move one axis, or a sequence of axes, to new positions."""
     a = as_array(a)
-    n = len(a.shape)
+    return transpose(a, moveaxis_axes(len(a.shape), source, destination))
+
+
+def transpose_axes(n: int, axes: Sequence[int] | None) -> tuple[int, ...]:
+    """The permutation `transpose(a, axes)` applies to an array of dimension `n`."""
+    axes = tuple(range(n))[::-1] if axes is None else tuple(i % n for i in axes)
+    if sorted(axes) != list(range(n)):
+        raise ValueError(f"axes {axes} do not match an array of dimension {n}")
+    return axes
+
+
+def swapaxes_axes(n: int, axis1: int, axis2: int) -> tuple[int, ...]:
+    """The permutation of `swapaxes(a, axis1, axis2)` for an array of dimension `n`."""
+    (axis1,), (axis2,) = axis_tuple(axis1, n), axis_tuple(axis2, n)
+    perm = list(range(n))
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    return tuple(perm)
+
+
+def moveaxis_axes(n: int, source: Any, destination: Any) -> tuple[int, ...]:
+    """The permutation of `moveaxis(a, source, destination)` for an array of dimension `n`."""
     src, dst = axis_tuple(source, n), axis_tuple(destination, n)
     if len(src) != len(dst):
         raise ValueError("moveaxis: `source` and `destination` must have the same number of axes")
     perm = [i for i in range(n) if i not in src]
     for d, s in sorted(zip(dst, src)):
         perm.insert(d, s)
-    return transpose(a, perm)
+    return tuple(perm)
 
 
 def rollaxis(a: Any, axis: int, start: int = 0) -> Any:

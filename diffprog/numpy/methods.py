@@ -1,7 +1,9 @@
-"""Arithmetic and methods on tracers: `x + y`, `x[i]`, `x[i] = v`, `x.sum()`, `x.T`.
+"""Arithmetic and methods on tracers: `x + y`, `x[i]`, `x[i] = v`, `x += y`, `x.sum()`, `x.T`.
 
 Owns: the table of tracer methods, installed into core's Tracer by `install` together with
-NumPy's protocols from `dispatch`.
+NumPy's protocols from `dispatch`. The methods that make views (`x[i]`, `.T`, `.reshape`...)
+are view_functions.py's, so they behave like NumPy's views; in-place operators and `.sort()`
+write through `views.replace` / `setitem`, so views of the same data see the change.
 Layer L4: imports L0, L2 and the other L4 modules.
 """
 
@@ -19,10 +21,15 @@ from ..core.primitive import Primitive, complex_error
 from ..core.trace import Tracer, as_scalar, install_operators, raw
 from ..errors import TracerConversionError
 from . import dispatch
-from .assignment import rebind, setitem
+from . import manipulation as _manipulation
+from .assignment import setitem
 from .elementwise import round as _round
-from .manipulation import swapaxes
+from .inplace import read
 from .sorting import sort
+from .view_functions import swapaxes
+from .views import rebind, replace
+
+_CONTIGUOUS = np.ones(1).flags  # what a Python float's missing flags are taken as
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
@@ -69,7 +76,8 @@ def _matrix_transpose(self: Tracer) -> Any:
 def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
     """`x op= y` updates x in place, as on NumPy arrays: every alias of x sees the result,
     which keeps x's shape and dtype. The tape needs no copy: the tracer object is rebound
-    to the recorded result."""
+    to the recorded result (and, where x is a view or has views, the data they share is
+    written: views.replace)."""
 
     def method(self: Tracer, other: Any) -> Any:
         new = fn(self, other)
@@ -82,18 +90,28 @@ def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
             )
         if new.dtype != self.dtype:
             new = _astype(new, dtype=self.dtype)
-        rebind(self, new)
+        replace(self, new)
         return self
 
     return method
 
 
-def _copy(self: Tracer, order: str = "K") -> Tracer:
+def _copy(self: Tracer, order: str = "C") -> Tracer:
     """x.copy(): a new tracer object for the same value (later in-place updates of either
-    one do not reach the other)."""
+    one do not reach the other: inplace.py copies an array held twice before writing it).
+    A non-contiguous array is copied at once (a recorded copy), into NumPy's C layout, so
+    that reshapes of the copy are views exactly where NumPy's are."""
+    if order == "C" and not getattr(raw(self), "flags", _CONTIGUOUS).c_contiguous:
+        return read(self, (("copy", None),))
     new = object.__new__(type(self))
     rebind(new, self)
     return new
+
+
+def _flatten(self: Tracer, order: str = "C") -> Tracer:
+    """x.flatten(): always a copy in NumPy, so never a view (writes to either stay apart)."""
+    out = _manipulation.ravel(self, order)
+    return _copy(out) if out is self else out
 
 
 def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
@@ -143,7 +161,7 @@ def install(dnp: Any) -> None:
         "__lt__": lambda s, o: raw(s) < raw(o), "__le__": lambda s, o: raw(s) <= raw(o),
         "__gt__": lambda s, o: raw(s) > raw(o), "__ge__": lambda s, o: raw(s) >= raw(o),
         "__eq__": lambda s, o: raw(s) == raw(o), "__ne__": lambda s, o: raw(s) != raw(o),
-        "__getitem__": op(dnp.getitem), "__setitem__": dnp.setitem,
+        "__getitem__": dnp.getitem, "__setitem__": dnp.setitem,
         "T": property(lambda self: dnp.transpose(self)),
         "mT": property(_matrix_transpose),
         "reshape": lambda self, *shape, order="C": dnp.reshape(
@@ -152,7 +170,7 @@ def install(dnp: Any) -> None:
         "transpose": lambda self, *axes: dnp.transpose(
             self, (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes) or None
         ),
-        "flatten": lambda self: dnp.reshape(self, (-1,)),
+        "flatten": _flatten,
         "nonzero": unary(dnp.nonzero),
         "__round__": _round_builtin,
         "sort": _sort_in_place,

@@ -21,7 +21,7 @@ from ..ad.forward import JVPTrace
 from ..ad.reverse import ReverseTrace, is_floating
 from ..backend import zeros_like
 from ..core.primitive import JointNode
-from ..core.trace import Tracer, differentiating_trace, raw
+from ..core.trace import Tracer, differentiating_trace, hidden, raw
 from ..errors import StructureError
 from .core import vjp
 
@@ -188,9 +188,10 @@ class custom_jvp(_Custom):
     def _forward(self, trace: JVPTrace, nondiff: list[Any], leaves: list[Any], treedef: Any) -> Any:
         vals, tangents = trace.split(leaves)
         tangents = [_zeros(v) if t is None else t for v, t in zip(vals, tangents)]
-        out, t_out = self._apply_rule(
-            nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents)
-        )
+        with hidden(trace):  # the rule runs on values one level down
+            out, t_out = self._apply_rule(
+                nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents)
+            )
         out_leaves, out_def = tree.flatten(out)
         t_leaves = tree.leaves(t_out)
         return tree.unflatten(

@@ -17,7 +17,7 @@ from .. import tree
 from ..ad.boundary import Watched, adjoint_like, refuse_opaque_floats
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
 from ..backend import ones_like
-from ..core.trace import open_trace, raw
+from ..core.trace import hidden, numpy_store_cause, open_trace, raw
 from ..errors import DiffprogError
 from .core import cotangent_seeds
 
@@ -52,6 +52,9 @@ class Tape:
     def __exit__(self, *exc: Any) -> None:
         assert self._context is not None
         self._context.__exit__(*exc)
+        cause = None if exc[1] is None else numpy_store_cause(exc[1])
+        if cause is not None:  # NumPy's wrapper around our refusal of `a[i] = x`
+            raise cause.with_traceback(exc[2]) from None
 
     def watch(self, value: Any) -> Any:
         """`value` (any pytree) with its floating leaves recorded from now on; use the
@@ -87,7 +90,8 @@ class Tape:
         if output_gradients is None:
             output_gradients = tree.map(_ones_or_none, target)
         seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients", "target")
-        cts = backward(trace.tape, seeds)
+        with hidden(trace):  # the sweep runs below the open tape (custom rules allocate there)
+            cts = backward(trace.tape, seeds)
         if not self.persistent:
             self._used = True
             trace.tape = []  # free the records and their residuals
