@@ -142,7 +142,11 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
     if not trace.alive:
         raise trace.escaped_error()
     if isinstance(trace, StagingTrace):  # dp.jit: a pure write (a copy), replayed as such
-        return _staged_write(target, value, chain=chain, index=index)
+        new = _staged_write(target, value, chain=chain, index=index)
+        if not (owned and type(target) is StagingTracer):
+            return new
+        target.value, target.var = new.value, new.var  # the target stands for the result
+        return target
     own = isinstance(target, Tracer) and target._trace is trace
     if type(target if own else value) is ReverseTracer:
         return _write_reverse(trace, target, own, chain, index, value, owned)
