@@ -10,7 +10,9 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
+from backends import check_jit
 from diffprog.errors import EscapedTracerError
+from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
 
 
 def assert_same(a, b, rtol=1e-12):
@@ -249,3 +251,20 @@ def test_warning_free_on_ordinary_use():
         rng = np.random.default_rng(6)
         for _ in range(3):
             jitted(make_params(rng), rng.normal(size=(5, 3)))
+
+
+# --- NumPy's write semantics under dp.jit ----------------------------------------------------
+@pytest.mark.parametrize("f", VIEW_PROGRAMS, ids=lambda f: f.__name__.strip("_"))
+def test_view_programs_under_jit(f):
+    check_jit(f, (X34,))
+
+
+def test_random_view_programs_under_jit():
+    for seed in range(40):
+        program = _random_program(seed)
+        check_jit(lambda x: _run_program(program, x), (X34,))
+
+
+@pytest.mark.parametrize("name", ALLOCATORS)
+def test_allocate_then_fill_under_jit(name):
+    check_jit(_fill(ALLOCATORS[name]), (np.array([0.5, -1.5, 2.0, 0.25]),))

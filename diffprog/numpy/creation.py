@@ -155,7 +155,7 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.full_like`; differentiable in a traced floating `fill_value`, else a constant."""
     _check("full_like", device, subok)
-    out = _made((a, fill_value), lambda xp: xp.full_like(raw(a), raw(fill_value), dtype=dtype,
+    out = _made((a, fill_value), lambda xp: xp.full_like(unwrapped(a), raw(fill_value), dtype=dtype,
                                                          order=order, shape=shape))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
         out = _filled(fill_value, out.shape, out.dtype)

@@ -22,10 +22,9 @@ import numpy as np
 
 from .. import tree
 from ..ad.staging import stage_numpy_call
-from ..compile.codegen import ufunc_of
 from ..core.primitive import keyword_error, unsupported_keywords
 from ..core.trace import Tracer
-from ..errors import TracerConversionError
+from ..errors import TracerConversionError, UnsupportedKeywordError
 from .assignment import setitem
 from .manipulation import broadcast_to, getitem, index_add, index_tuple
 
@@ -79,21 +78,18 @@ def install(dnp: ModuleType) -> dict[str, Any]:
 
     def __array_ufunc__(self: Tracer, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         name = ufunc.__name__
-        if self.opaque and not _differentiating((inputs, kwargs)):  # raw code under dp.jit
-            prim = ufuncs.get(name)
-            if method == "__call__" and not kwargs and ufunc_of(prim) == name:
-                return prim(*inputs)  # the primitive that is exactly this ufunc
-            return stage_numpy_call(name, method, inputs, kwargs)
         out = kwargs.pop("out", None)
         if method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
             return _add_at(*inputs)
         fn, keywords = _counterpart(dnp, ufuncs, name, method)
-        if fn is None:
-            raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
-        if any(k not in keywords for k in kwargs):
-            what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
-            raise unsupported_keywords(what, [k for k in kwargs if k not in keywords], keywords)
-        if method == "__call__":
+        if fn is None or any(k not in keywords for k in kwargs):
+            if not _staged_only(self, (inputs, kwargs)) or method == "at":
+                if fn is None:
+                    raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
+                what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+                raise unsupported_keywords(what, [k for k in kwargs if k not in keywords], keywords)
+            result = stage_numpy_call(name, method, inputs, kwargs)
+        elif method == "__call__":
             result = fn(*inputs)
         else:  # ufunc.reduce / accumulate work along axis 0 by default
             result = fn(inputs[0], **{"axis": 0, **kwargs})
@@ -109,19 +105,23 @@ def install(dnp: ModuleType) -> dict[str, Any]:
         return target
 
     def __array_function__(self: Tracer, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        if self.opaque and not _differentiating((args, kwargs)):  # raw code under dp.jit
-            path = func.__module__.partition(".")[2]  # "linalg" of "numpy.linalg"
-            return stage_numpy_call(f"{path}.{func.__name__}" if path else func.__name__,
-                                    "__call__", args, kwargs)  # fmt: skip
+        what = f"{func.__module__}.{func.__name__}"
         fn = functions.get(func)
+        staged = _staged_only(self, (args, kwargs)) and func.__name__ not in _MUTATING
         if fn is None:
+            if staged:
+                return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
             raise TracerConversionError(
-                f"{func.__module__}.{func.__name__} is not supported on traced arrays: diffprog "
-                "cannot differentiate it. Use a function from diffprog.numpy instead (see "
-                "diffprog.numpy.__all__ and docs/numpy_coverage.md), or dp.stop_gradient(x) "
-                "if x is a constant there"
+                f"{what} is not supported on traced arrays: diffprog cannot differentiate it. "
+                "Use a function from diffprog.numpy instead (see diffprog.numpy.__all__ and "
+                "docs/numpy_coverage.md), or dp.stop_gradient(x) if x is a constant there"
             )
-        return call(f"{func.__module__}.{func.__name__}", fn, args, kwargs)
+        try:
+            return call(what, fn, args, kwargs)
+        except UnsupportedKeywordError:
+            if not staged:
+                raise
+            return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
 
     return {"__array_ufunc__": __array_ufunc__, "__array_function__": __array_function__}
 
@@ -130,9 +130,18 @@ def install(dnp: ModuleType) -> dict[str, Any]:
 _KEYWORDS = {"reduce": ("axis", "keepdims", "initial", "where"), "accumulate": ("axis",)}
 
 
-def _differentiating(args: Any) -> bool:
-    """Whether a tracer of a differentiating transform is among `args` (in lists too)."""
-    return any(isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args))
+def _staged_only(x: Tracer, args: Any) -> bool:
+    """Whether `x` is a value dp.jit stages and no differentiating tracer is among `args` (in
+    lists too): raw-level code (a derivative rule's masks, index arithmetic) running under
+    dp.jit, whose NumPy calls diffprog has no function for are recorded as they are."""
+    return x.opaque and not any(
+        isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args)
+    )
+
+
+#: NumPy functions that write into an argument: never recorded as they are (a replay would
+#: write into a value other operations read)
+_MUTATING = {"put", "place", "putmask", "fill_diagonal", "put_along_axis", "copyto"}
 
 
 def _counterpart(

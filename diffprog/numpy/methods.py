@@ -18,7 +18,7 @@ from ..ad.reverse import NO_PARAMS
 from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
 from ..core.primitive import Primitive, complex_error
-from ..core.trace import Tracer, as_scalar, install_operators, raw
+from ..core.trace import Tracer, as_scalar, install_operators, raw, unwrapped
 from ..errors import TracerConversionError
 from . import dispatch
 from . import manipulation as _manipulation
@@ -101,7 +101,7 @@ def _copy(self: Tracer, order: str = "C") -> Tracer:
     one do not reach the other: inplace.py copies an array held twice before writing it).
     A non-contiguous array is copied at once (a recorded copy), into NumPy's C layout, so
     that reshapes of the copy are views exactly where NumPy's are."""
-    if order == "C" and not getattr(raw(self), "flags", _CONTIGUOUS).c_contiguous:
+    if order == "C" and not getattr(unwrapped(self), "flags", _CONTIGUOUS).c_contiguous:
         return read(self, (("copy", None),))
     new = object.__new__(type(self))
     rebind(new, self)
