@@ -268,3 +268,59 @@ def test_random_view_programs_under_jit():
 @pytest.mark.parametrize("name", ALLOCATORS)
 def test_allocate_then_fill_under_jit(name):
     check_jit(_fill(ALLOCATORS[name]), (np.array([0.5, -1.5, 2.0, 0.25]),))
+
+
+def test_random_draws_inside_are_never_replayed():
+    rng = np.random.default_rng(0)
+
+    def noisy(x, rng):
+        return x + rng.normal(size=x.shape)
+
+    jitted = dp.jit(noisy)
+    with pytest.warns(RuntimeWarning, match="drew random numbers"):
+        a = jitted(np.zeros(2), rng)
+    b = jitted(np.zeros(2), rng)
+    assert not np.array_equal(a, b)  # new draws every call, as eagerly
+    assert jitted.stats["replays"] == 0
+    with pytest.warns(RuntimeWarning, match="drew random numbers"):
+        g = dp.jit(lambda x: x * np.random.uniform())
+        g(1.0)
+    noise = rng.normal(size=2)  # the supported way: draws come in as an argument
+    passed = dp.jit(lambda x, noise: x + noise)
+    passed(np.zeros(2), noise)
+    np.testing.assert_array_equal(passed(np.zeros(2), noise + 1), noise + 1)
+    assert passed.stats["replays"] == 1
+
+
+# --- on the GPU -------------------------------------------------------------------------------
+def test_a_jitted_training_step_on_every_backend(backend):
+    """The replay runs CuPy kernels on the arrays' own GPU, results equal NumPy's, and
+    replays make no host <-> device copy and no synchronisation."""
+    opt = dp.optim.adam(1e-2)
+
+    def step(params, state, x):
+        value, grads = dp.value_and_grad(lambda p: dnp.mean(dnp.tanh(x @ p["W"] + p["b"]) ** 2))(params)
+        updates, state = opt.update(grads, state, params)
+        return dp.optim.apply_updates(params, updates), state, value
+
+    rng = np.random.default_rng(8)
+    host = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=4)}
+    xs = [rng.normal(size=(5, 3)) for _ in range(3)]
+    params, state = backend.put(host), backend.put(opt.init(host))
+    want_params, want_state = host, opt.init(host)
+    jitted = dp.jit(step)
+    for i, x in enumerate(xs):
+        want_params, want_state, want_value = step(want_params, want_state, x)
+        if i == 2 and backend.gpu is not None:  # a replay: no transfer, no synchronisation
+            cp, cupyx = backend.xp, pytest.importorskip("cupyx")
+            moved = backend.put(x)
+            sent = dict(getattr(cp, "transfers", {}))  # the simulator's host <-> device counts
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # allow_synchronize is deprecated
+                with cupyx.allow_synchronize(False):
+                    params, state, value = jitted(params, state, moved)
+            assert getattr(cp, "transfers", {}) == sent, "a host <-> device copy in a replay"
+        else:
+            params, state, value = jitted(params, state, backend.put(x))
+        backend.check((params, value), (want_params, want_value))
+    assert jitted.stats["replays"] == 2 and jitted.stats["recordings"] == 1

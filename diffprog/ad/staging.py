@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..backend import register_wrapper, run_kernel
+from ..backend import register_staged, register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Trace, Tracer, as_scalar, innermost_trace
@@ -86,6 +86,7 @@ class StagingTracer(Tracer):
 
 
 register_wrapper(StagingTracer, lambda s: s.value)
+register_staged(StagingTracer)
 
 #: A copy of a constant array, made at every replay: an array allocated inside the program
 #: (dnp.zeros under dp.jit), which a replay must not share between calls

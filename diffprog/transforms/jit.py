@@ -17,8 +17,10 @@ that raises runs the call again eagerly, so errors come from the user's line as 
 Arrays read from outside the arguments (closures, globals) are constants of the recording;
 an in-place change to one of them is detected at the next call (a checksum per NumPy
 constant the function's own code handed to an operation) and the call records anew.
-Randomness must come in through the arguments (e.g. a key array, or a NumPy Generator's draws
-made outside and passed in): a random draw made inside `f` with NumPy would be a constant.
+Randomness comes in through the arguments: draw outside and pass the numbers in. A replay
+cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
+arguments while it is recorded, its signature runs eagerly from then on, with a warning
+(a Generator hidden in a closure cannot be seen: its draws would be replayed as constants).
 Inside another transform, or under dp.debug_nans, `f` runs inline, as it is.
 Layer L5: imports L0-L4.
 """
@@ -211,12 +213,28 @@ class Jitted:
             self.last_eager_reason = f"too many variants; the last guard that failed: {entry.last_failure}"
             return self.f(*args, **kwargs)
         variant, out = self.record(sig, args, kwargs)
+        if variant is None:
+            entry.eager = True
+            self.last_eager_reason = "it draws random numbers"
+            warnings.warn(
+                f"dp.jit({_name(self.f)}) drew random numbers while recording (from NumPy's "
+                "global generator or a Generator among its arguments): a replay would repeat "
+                "the same draws, so this signature runs eagerly. Draw outside the jitted "
+                "function and pass the numbers in as an argument",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return out
         entry.variants.insert(0, variant)
         return out
 
-    def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant, Any]:
-        """Run f eagerly under a staging trace: (the new variant, the call's result)."""
+    def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
+        """Run f eagerly under a staging trace: (the new variant, the call's result). The
+        variant is None when f drew random numbers from NumPy's global generator or from a
+        Generator among its arguments: replaying would repeat those draws."""
         self.stats["recordings"] += 1
+        generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
+        before = [_draw_state(g) for g in generators]
         with device_scope(sig.input_values()), open_trace(StagingTrace, "dp.jit") as trace:
             leaves = list(sig.leaves)
             for i in sig.inputs:
@@ -234,9 +252,12 @@ class Jitted:
                 else:  # a constant: the graph keeps it, the caller gets a copy
                     outputs.append(Const(leaf))
                     values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
+        result = tree.unflatten(out_def, values)
+        drew = [g for g, state in zip(generators, before) if not _same_state(_draw_state(g), state)]
+        if drew:  # a replay would repeat the recording's draws
+            return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
-        constants = _user_constants(graph)
-        return Variant(graph, sig.xp, out_def, constants), tree.unflatten(out_def, values)
+        return Variant(graph, sig.xp, out_def, _user_constants(graph)), result
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,
@@ -244,6 +265,9 @@ class Jitted:
         sig = Signature(self, args, kwargs)
         variant, _ = self.record(sig, args, kwargs)
         self.stats["recordings"] -= 1  # a look, not a recording of the cache
+        if variant is None:
+            raise ValueError(f"dp.jit({_name(self.f)}) cannot be recorded: it draws random "
+                             "numbers (pass them in as an argument)")
         return Lowered(variant)
 
     def __repr__(self) -> str:
@@ -277,6 +301,24 @@ def _user_constants(graph: Graph) -> list:
                 if type(a) is Const and type(a.value) is np.ndarray and a.value.size > 1:
                     seen[id(a.value)] = a.value
     return list(seen.values())
+
+
+_GENERATORS = (np.random.Generator, np.random.RandomState)
+
+
+def _draw_state(g: Any) -> Any:
+    """Where a random generator (np.random itself: the global one) stands in its stream."""
+    if isinstance(g, np.random.Generator):
+        return g.bit_generator.state
+    return g.get_state(legacy=False)
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return bool(a == b)
 
 
 def _checksum(a: np.ndarray) -> int:
