@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -116,12 +117,18 @@ def install(dnp: ModuleType) -> dict[str, Any]:
                 "Use a function from diffprog.numpy instead (see diffprog.numpy.__all__ and "
                 "docs/numpy_coverage.md), or dp.stop_gradient(x) if x is a constant there"
             )
+        if not staged:
+            return call(what, fn, args, kwargs)
+        running = _running()
+        if func in running:  # diffprog's function computing with NumPy's own on raw values
+            return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
+        running.add(func)
         try:
             return call(what, fn, args, kwargs)
         except UnsupportedKeywordError:
-            if not staged:
-                raise
             return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
+        finally:
+            running.discard(func)
 
     return {"__array_ufunc__": __array_ufunc__, "__array_function__": __array_function__}
 
@@ -137,6 +144,17 @@ def _staged_only(x: Tracer, args: Any) -> bool:
     return x.opaque and not any(
         isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args)
     )
+
+
+_local = threading.local()
+
+
+def _running() -> set:
+    """The NumPy functions whose diffprog counterpart runs on staged values in this thread."""
+    running = getattr(_local, "running", None)
+    if running is None:
+        running = _local.running = set()
+    return running
 
 
 #: NumPy functions that write into an argument: never recorded as they are (a replay would
