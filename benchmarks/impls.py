@@ -1,18 +1,21 @@
 """diffprog's and the hand-written implementations of each workload, as `harness.Impl`s.
 
-Owns the two ways diffprog is timed:
+Owns the three ways diffprog is timed:
 - plain tape mode: `dp.value_and_grad(f)(x)`, a first-order backward pass over raw arrays;
 - graph-extension mode: the same call made while an outer `dp.Tape` watches the inputs, so
   the inner backward pass runs on traced values and is itself recorded, as when the gradient
   is later differentiated again. The outer tape's gradient is never taken (that would be a
   second backward pass, not the cost of recording the first): what is measured is exactly
   "the gradient computed with its backward pass recorded". `dp.Tape` rather than `dp.vjp`,
-  because vjp copies its outputs, a cost that is not part of recording.
+  because vjp copies its outputs, a cost that is not part of recording;
+- static replay: `dp.jit(dp.value_and_grad(f))(x)` after its first call, which records,
+  optimizes and compiles the graph (that first call's time is reported, `first_call_s`).
 Imports: numpy, diffprog and the sibling benchmark modules.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from harness import Impl
@@ -42,13 +45,26 @@ def _recorded(value_and_grad_f, *args: Any) -> Any:
     return dp.stop_gradient(out)
 
 
+def jitted(fn, *args: Any) -> tuple[Any, float]:
+    """`dp.jit(fn)` after its first call on `args`, and that call's time (record, optimize,
+    compile)."""
+    j = dp.jit(fn)
+    start = time.perf_counter()
+    j(*args)
+    return j, time.perf_counter() - start
+
+
 def diffprog_pair(f, args: tuple, xp: Any) -> list[Impl]:
-    """diffprog in plain tape mode and in graph-extension mode on value_and_grad(f)(*args)."""
+    """diffprog in plain tape mode, in graph-extension mode and replayed by dp.jit, on
+    value_and_grad(f)(*args)."""
     vg = dp.value_and_grad(f)
     sync = device_sync(xp)
+    jvg, first = jitted(vg, *args)
     return [
         Impl("diffprog tape", lambda: vg(*args), role="tape", sync=sync),
         Impl("diffprog graph extension", lambda: _recorded(vg, *args), role="graph", sync=sync),
+        Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
+             info={"first_call_s": first}),
     ]
 
 
@@ -89,6 +105,8 @@ def w5(problem: tuple, xp: Any) -> list[Impl]:
     # Reverse over reverse: the gradient of <grad loss(p), v>, whose inner backward pass is
     # recorded (graph extension) and then differentiated.
     rr = dp.grad(lambda p: _vdot_and_loss(loss, p, v), has_aux=True)
+    jit_hvp, first = jitted(lambda p, v: _value_hvp(loss, p, v), params, v)
+    jit_vg, _ = jitted(vg, params)
     hand = hand_name(xp)
     return [
         Impl(f"{hand} HVP (R-op)", lambda: mlp_hvp_hand(params, x, labels, rows, v, xp),
@@ -100,6 +118,9 @@ def w5(problem: tuple, xp: Any) -> list[Impl]:
         Impl("diffprog rev-over-rev (graph extension)", lambda: _swap(rr(params)),
              role="graph", sync=sync, pair="diffprog gradient"),
         Impl("diffprog gradient", lambda: vg(params), role="grad", sync=sync),
+        Impl("diffprog jit dp.hvp", lambda: jit_hvp(params, v), role="jit", sync=sync,
+             pair="diffprog jit gradient", info={"first_call_s": first}),
+        Impl("diffprog jit gradient", lambda: jit_vg(params), role="grad", sync=sync),
     ]
 
 

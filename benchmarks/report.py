@@ -23,6 +23,10 @@ TARGETS = [
     ("cpu", "W3", "graph", "vs_tape", 1.5, "x tape"),
     ("cpu", "W4", "tape", "ratio", 1.03, "x hand"),
     ("cpu", "W5", "tape", "pair_ratio", 2.5, "x its gradient"),
+    ("cpu", "W1", "jit", "ratio", 1.0, "x hand"),
+    ("cpu", "W2", "jit", "ratio", 1.5, "x hand"),
+    ("cpu", "W3", "jit", "ratio", 1.02, "x hand"),
+    ("cpu", "W5", "jit", "pair_ratio", 2.4, "x its gradient"),
     ("cpu", "W6 1M", "tape", "works", None, ""),
     ("cpu", "W6 100k", "tape", "w6_small", (3.0, 120.0), ""),
     ("gpu", "W3", "tape", "ratio", 1.2, "x hand"),
@@ -81,6 +85,8 @@ def _notes(row: dict, rows: list[dict]) -> str:
         tape = _find(rows, row["workload"], "tape")
         if tape and "seconds" in tape and "seconds" in row:
             notes.append(f"{row['seconds'] / tape['seconds']:.2f}x tape")
+    if row.get("first_call_s") is not None:
+        notes.append(f"first call {row['first_call_s'] * 1e3:.0f} ms")
     if "peak_mb" in row:
         notes.append(f"peak +{row['peak_mb']:.0f} MB")
     if "gpu_pool_mb" in row:
@@ -168,4 +174,6 @@ def _family(row: dict) -> str:
         return "diffprog tape (W5: dp.hvp)"
     if row["role"] == "graph":
         return "diffprog graph extension"
+    if row["role"] == "jit":
+        return "diffprog jit (W5: dp.hvp)"
     return row["impl"].split(" HVP")[0]

@@ -110,7 +110,8 @@ def run_workload(key: str, size, xp, peers: list, repeats: int, min_sample_s: fl
     refs = {_kind(i): to_numpy(run_once(i)) for i in candidates if _is_hand(i.name)}
     rows, timed = [], []
     for impl in candidates:
-        row = {"workload": key, "impl": impl.name, "role": impl.role, "pair": impl.pair}
+        row = {"workload": key, "impl": impl.name, "role": impl.role, "pair": impl.pair,
+               **impl.info}
         rows.append(row)
         if impl.skip:
             row.update(status="n/a", reason=impl.skip)

@@ -41,6 +41,7 @@ from .transforms import (
     jacfwd,
     jacobian,
     jacrev,
+    jit,
     jvp,
     stop_gradient,
     value_and_grad,
@@ -54,6 +55,6 @@ __all__ = [
     "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
     "UnsupportedComplexError", "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
     "custom_jvp", "custom_vjp", "debug_nans", "distributed", "grad", "hessian", "hvp", "jacfwd",
-    "jacobian", "jacrev", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
+    "jacobian", "jacrev", "jit", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
     "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp",
 ]  # fmt: skip

@@ -168,6 +168,11 @@ def _backward_record() -> Any:
     return None
 
 
+def debug_nans_on() -> bool:
+    """Whether dp.debug_nans is on in this thread."""
+    return getattr(_local, "depth", 0) > 0
+
+
 def user_site(frame: FrameType | None) -> str:
     """`file:line in function: source` of the innermost frame outside diffprog."""
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):

@@ -5,18 +5,22 @@ Owns: `require_cupy` (the one check for CuPy and a CUDA device; it skips with th
 marked `gpu`), `Backend` (moving inputs there and checking results: CuPy arrays on the GPU,
 equal to NumPy's within the dtype's tolerance), and `on_gpu`, which turns a table test
 parametrized per case into one gpu-marked test running every case on CuPy, so a table costs
-one skipped id on a machine without a GPU, not one per case.
+one skipped id on a machine without a GPU, not one per case; and `under_jit`, which runs every
+case of a table under dp.jit instead (`check_jit`: values, VJP, JVP and HVP of each function
+jitted, equal to the eager ones on a recording, a replay and moved inputs).
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 
 import diffprog as dp
+import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
 # "cupy:1": the arrays on GPU 1 while GPU 0 stays current (CuPy would run raw arithmetic on
@@ -87,10 +91,8 @@ class Backend:
         check_grads(f, moved, **kw)
 
 
-def on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
-    """A gpu-marked test running `test` on CuPy for every combination of its parametrize
-    marks (`test` takes `backend=NUMPY` as a default, so its own ids run on NumPy only).
-    The failures are collected and reported together, naming each case."""
+def _cases(test: Callable[..., Any]) -> list[dict[str, Any]]:
+    """The keyword arguments of every case of `test`'s parametrize marks."""
     grids = []  # (argument names, one tuple of values per case) per parametrize mark
     for mark in getattr(test, "pytestmark", []):
         if mark.name == "parametrize":
@@ -101,27 +103,106 @@ def on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
             rows = [tuple(v.values) if hasattr(v, "marks")  # a pytest.param(...)
                     else tuple(v) if len(names) > 1 else (v,) for v in argvalues]
             grids.append((names, rows))
+    return [{n: v for (names, _), vs in zip(grids, combo) for n, v in zip(names, vs)}
+            for combo in itertools.product(*(rows for _, rows in grids))]
+
+
+def _run_every_case(test: Callable[..., Any], backend: Any, where: str) -> None:
+    """`test` on every case with `backend`; the failures reported together, each named."""
+    failures, cases = [], _cases(test)
+    for kwargs in cases:
+        try:
+            test(**kwargs, backend=backend)
+        except pytest.skip.Exception:
+            continue
+        except Exception as e:  # noqa: BLE001  (reported below, every case at once)
+            failures.append(f"{kwargs}: {type(e).__name__}: {str(e)[:300]}")
+    assert not failures, f"{len(failures)} of {len(cases)} cases fail {where}:\n" + "\n".join(
+        failures
+    )
+
+
+def on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A gpu-marked test running `test` on CuPy for every combination of its parametrize
+    marks (`test` takes `backend=NUMPY` as a default, so its own ids run on NumPy only).
+    The failures are collected and reported together, naming each case."""
 
     @pytest.mark.gpu
     @pytest.mark.parametrize("backend", ["cupy", "cupy:1"], indirect=True)
     def run(backend: Backend) -> None:
-        failures, count = [], 0
-        for combo in itertools.product(*(rows for _, rows in grids)):
-            kwargs = {n: v for (names, _), vs in zip(grids, combo) for n, v in zip(names, vs)}
-            count += 1
-            try:
-                test(**kwargs, backend=backend)
-            except pytest.skip.Exception:
-                continue
-            except Exception as e:  # noqa: BLE001  (reported below, every case at once)
-                failures.append(f"{kwargs}: {type(e).__name__}: {str(e)[:300]}")
-        assert not failures, f"{len(failures)} of {count} cases fail on CuPy:\n" + "\n".join(
-            failures
-        )
+        _run_every_case(test, backend, "on CuPy")
 
     run.__name__ = f"{test.__name__}_on_gpu"
     run.__doc__ = f"Every case of {test.__name__} on CuPy, compared with NumPy."
     return run
 
 
+def under_jit(test: Callable[..., Any]) -> Callable[..., Any]:
+    """One test running every case of `test` under dp.jit (see `JitBackend`)."""
+
+    def run() -> None:
+        with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _run_every_case(test, JIT, "under dp.jit")
+
+    run.__name__ = f"{test.__name__}_under_jit"
+    run.__doc__ = f"Every case of {test.__name__} under dp.jit, compared with eager calls."
+    return run
+
+
+class JitBackend(Backend):
+    """NumPy, with every function checked under dp.jit: its value, a VJP, a JVP and an HVP,
+    each jitted, equal to the eager ones on the recording call, on a replay, and on inputs
+    scaled by 1.001 (which may take another path: a guard must catch it)."""
+
+    def __init__(self) -> None:
+        self.name, self.gpu, self.xp = "jit", None, np
+
+    def check_grads(self, f: Callable[..., Any], args: tuple, **kw: Any) -> None:
+        check_jit(f, args)
+
+
+def check_jit(f: Callable[..., Any], args: tuple) -> None:
+    """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend)."""
+    rng = np.random.default_rng(7)
+    like = lambda tree: dp.tree.map(  # noqa: E731
+        lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
+        else float(rng.normal()) if isinstance(a, float) else None, tree)
+    out = f(*args)
+    u, t = like(out), like(args)
+    weighted = lambda *a: sum(dnp.sum(o * w) for o, w in  # noqa: E731
+                              zip(dp.tree.leaves(f(*a)), dp.tree.leaves(u)) if w is not None)
+    programs = {
+        "value": f,
+        "vjp": lambda *a: dp.vjp(f, *a)[1](u),
+        "jvp": lambda *a: dp.jvp(f, a, t),
+        "hvp": lambda *a: dp.hvp(weighted, a, t),
+    }
+    scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
+                         np.asarray(a).dtype.kind == "f" else a, args)  # fmt: skip
+    for name, program in programs.items():
+        jitted = dp.jit(program)
+        for call in (args, args, scaled):
+            want = program(*call)
+            got = jitted(*call)
+            try:
+                _same(got, want)
+            except AssertionError as e:
+                raise AssertionError(f"dp.jit of the {name}: {e}") from None
+        assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
+
+
+def _same(got: Any, want: Any) -> None:
+    assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
+    for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+        assert type(g) is type(w), (type(g), type(w))
+        if hasattr(w, "dtype"):
+            assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
+        if hasattr(w, "dtype") or isinstance(w, float):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
+        else:  # None, an int, a string: the very value
+            assert g == w, (g, w)
+
+
 NUMPY = Backend("numpy")
+JIT = JitBackend()

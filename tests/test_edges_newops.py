@@ -15,7 +15,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu
+from backends import NUMPY, on_gpu, under_jit
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -545,3 +545,7 @@ def test_constants():
 def test_numpy_dispatches_more_new_functions(call):
     x = np.array([0.5, -1.0, 2.0, 1.5, 0.25, -0.75])
     check_grads(call, (x,), order=1)
+
+test_lists_of_traced_values_under_jit = under_jit(test_lists_of_traced_values)
+test_r_and_c_under_jit = under_jit(test_r_and_c)
+test_new_functions_under_jit = under_jit(test_new_functions)

@@ -14,7 +14,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.numpy import linalg as la
-from backends import NUMPY, on_gpu
+from backends import NUMPY, on_gpu, under_jit
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -521,3 +521,6 @@ def test_singular_det_and_empty_logsumexp_on_every_backend(backend=NUMPY):
 test_singular_det_and_empty_logsumexp_on_every_backend_on_gpu = on_gpu(
     test_singular_det_and_empty_logsumexp_on_every_backend
 )
+
+test_where_and_initial_on_every_backend_under_jit = under_jit(test_where_and_initial_on_every_backend)
+test_hermitian_readers_on_every_backend_under_jit = under_jit(test_hermitian_readers_on_every_backend)

@@ -1,8 +1,8 @@
 """Random-program fuzzing: for hundreds of random programs over random parameter pytrees
 (tests/fuzz_programs.py), reverse mode, forward mode and graph-extension second order agree
 with central differences, adjoints have exactly the parameters' structure (None for int and
-str leaves), and grad, value_and_grad, the Tape, jacrev/jacfwd, hessian and hvp agree with
-vjp. Then the regression tests for what the fuzzing found, minimised.
+str leaves), grad, value_and_grad, the Tape, jacrev/jacfwd, hessian and hvp agree with vjp,
+and dp.jit replays each program's value and derivatives exactly. Then the regression tests for what the fuzzing found, minimised.
 
 The CI profile runs 500 float64 programs (plus 250 mixed-precision and 250 small ones for
 the Jacobian transforms), derandomised, in about 6 s. `DIFFPROG_FUZZ_EXAMPLES=20000` runs a long profile;
@@ -20,6 +20,7 @@ from fuzz_programs import Pair, Program, programs
 from hypothesis import HealthCheck, given, note, settings
 
 import diffprog as dp
+from backends import check_jit
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
@@ -149,6 +150,15 @@ def test_random_programs_jacobians_hessians(prog):
             g = dp.tree.leaves(inner.gradient(y, q2))
             s = sum(dnp.sum(a * b) for a, b in zip(g, dp.tree.leaves(v)) if b is not None)
         assert_trees_close(outer.gradient(s, q), expected, 1e-10, 1e-12)
+
+
+@fuzz_settings(max(EXAMPLES // 5, 10))
+@given(programs())
+def test_random_programs_under_jit(prog):
+    """dp.jit of each program's value, VJP, JVP and HVP equals the eager call, on the
+    recording, a replay, and parameters moved by 0.1% (another path: a guard catches it)."""
+    note(prog.script())
+    check_jit(prog.fn, (prog.params,))
 
 
 # --- regressions: what the fuzzing found, minimised (each fixed) --------------------------------

@@ -21,6 +21,7 @@ LAYERS = {
     "diffprog.backend": 1,
     "diffprog.core": 2,
     "diffprog.ad": 3,
+    "diffprog.compile": 3,  # the graph IR, its passes and code generator, beside ad/ (staging)
     "diffprog.numpy": 4,
     "diffprog.transforms": 5,
     "diffprog.testing": 6,

@@ -17,7 +17,7 @@ from diffprog.numpy import linalg as la
 from diffprog.numpy.products import (
     cross, dot, einsum, inner, kron, matmul, outer, tensordot, vdot, vecdot,
 )  # fmt: skip
-from backends import NUMPY, on_gpu
+from backends import NUMPY, on_gpu, under_jit
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -446,3 +446,8 @@ def test_linalg_errors():
         la.multi_dot([np.eye(2), np.eye(2)], out=np.empty((2, 2)))
     with pytest.raises(np.linalg.LinAlgError):
         la.cholesky(-np.eye(2))
+
+test_einsum_under_jit = under_jit(test_einsum)
+test_products_under_jit = under_jit(test_products)
+test_linalg_grads_under_jit = under_jit(test_linalg_grads)
+test_solve_under_jit = under_jit(test_solve)

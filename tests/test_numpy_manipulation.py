@@ -10,7 +10,7 @@ import pytest
 
 import diffprog as dp
 from diffprog.numpy import indexing, joins, manipulation
-from backends import NUMPY, on_gpu
+from backends import NUMPY, on_gpu, under_jit
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -269,3 +269,5 @@ def test_triangles_zero_infinities():
 def test_errors(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+test_grads_under_jit = under_jit(test_grads)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu
+from backends import NUMPY, on_gpu, under_jit
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -188,3 +188,8 @@ def test_float32_stays_float32(dtype):
     assert f(x).dtype == dtype
     assert dp.grad(f)(x).dtype == dtype
     assert dp.grad(lambda x: dnp.sum(dp.grad(f)(x)))(x).dtype == dtype
+
+test_unary_under_jit = under_jit(test_unary)
+test_binary_under_jit = under_jit(test_binary)
+test_reduction_under_jit = under_jit(test_reduction)
+test_shape_and_products_under_jit = under_jit(test_shape_and_products)

@@ -196,8 +196,8 @@ def test_none_leaves_and_constants_untouched(name):
              "x": None}
     opt = OPTIMIZERS[name]()
     state = opt.init(params)
-    for leaf in dp.tree.leaves(state):  # only arrays, ints, floats and None in states
-        assert leaf is None or isinstance(leaf, (int, float, np.ndarray)), type(leaf)
+    for leaf in dp.tree.leaves(state):  # arrays, NumPy int counts, floats and None
+        assert leaf is None or isinstance(leaf, (np.integer, float, np.ndarray)), type(leaf)
     for _ in range(2):
         updates, state = opt.update(grads, state, params)
         params = optim.apply_updates(params, updates)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import asarray_like, device_scope, is_array, zeros_like
+from ..core.primitive import NonDifferentiable
 from ..core.trace import Tracer, raw
 from ..errors import StructureError, UnsupportedLeafError
 
@@ -42,6 +43,8 @@ def leaf_kind(leaf: Any) -> str:
     break such configs passed along with the params for no gain.
     """
     value = raw(leaf)  # a tracer of an outer transform is classified by its value
+    if isinstance(value, Tracer):  # a value dp.jit stages: classified by its data
+        value = value.value
     t = type(value)
     if t is float:
         return FLOAT
@@ -196,18 +199,37 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     """`adjoint_like` for a leaf known to be floating."""
     if type(ct) is np.ndarray and type(leaf) is np.ndarray:  # the common case, first
         return ct if ct.flags.writeable else ct.copy()  # broadcast views are read-only
-    if isinstance(ct, Tracer):  # graph extension: the adjoint is itself being traced
-        return ct
-    if type(leaf) is float:
-        return 0.0 if ct is None else float(ct)
     value = raw(leaf)
-    if isinstance(value, np.generic):  # a NumPy scalar stays a NumPy scalar
-        return value.dtype.type(0 if ct is None else ct)
+    if isinstance(value, Tracer):  # a leaf dp.jit stages
+        value = value.value
+    kind = "float" if type(value) is float else "scalar" if isinstance(value, np.generic) else "array"
     if ct is None:
-        return zeros_like(value)
-    if type(ct) is not type(value):  # a NumPy scalar cotangent of a 0-d array
+        if kind == "array":
+            return zeros_like(value)
+        return 0.0 if kind == "float" else value.dtype.type(0)
+    if isinstance(ct, Tracer):
+        if not ct.opaque:  # graph extension: the adjoint is itself being traced
+            return ct
+        return _fitted(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
+    if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array
         ct = asarray_like(ct, value)
+    with device_scope((ct,)):
+        return _fit(None, ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
+
+
+def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
+    """A cotangent as its leaf's type: a Python float, a NumPy scalar, or an array that owns
+    its memory (a broadcast view is read-only in NumPy and shared in CuPy: copied)."""
+    if kind == "float":
+        return float(ct)
+    if kind == "scalar":
+        return np.dtype(dtype).type(ct)
+    if xp is not None and (isinstance(ct, np.generic) or not hasattr(ct, "flags")):
+        ct = xp.asarray(ct)  # (staged: a NumPy scalar cotangent of a 0-d array)
     if not getattr(ct.flags, "writeable", True) or (0 in ct.strides and ct.size > 1):
-        with device_scope((ct,)):  # a broadcast view (read-only in NumPy, not in CuPy)
-            ct = ct.copy()
+        ct = ct.copy()
     return ct
+
+
+#: `_fit` as a primitive, for cotangents dp.jit stages (the conversion is then recorded)
+_fitted = NonDifferentiable("fit_adjoint", _fit)

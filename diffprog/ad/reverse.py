@@ -197,14 +197,28 @@ def is_floating(x: Any) -> bool:
 check_cotangent: Callable[[Any, Any, Any], None] | None = None
 
 
+_sweeps = threading.local()
+
+
+def sweeping() -> bool:
+    """Whether this thread is inside a backward sweep (for tools that label what the
+    derivative rules record: dp.jit's graphs)."""
+    return getattr(_sweeps, "depth", 0) > 0
+
+
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
     cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
     compute on raw arrays, which CuPy would run on the current GPU). A seed at slot -1 (a
     constant tracer, e.g. an output made by dnp.zeros) reaches nothing and is dropped."""
     seeds = [(slot, ct) for slot, ct in seeds if slot >= 0]  # slot -1: a constant (dnp.zeros)
-    with gc_paused(), device_scope(ct for _, ct in seeds):
-        return _sweep(tape, seeds)
+    depth = getattr(_sweeps, "depth", 0)
+    _sweeps.depth = depth + 1
+    try:
+        with gc_paused(), device_scope(ct for _, ct in seeds):
+            return _sweep(tape, seeds)
+    finally:
+        _sweeps.depth = depth
 
 
 def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:

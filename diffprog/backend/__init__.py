@@ -75,8 +75,41 @@ def namespace_of(args: tuple | list) -> ModuleType:
     >>> import numpy as np
     >>> namespace_of((np.ones(2), 3.0)) is np
     True
+
+    For CuPy values being staged by dp.jit (types registered with `register_staged`), a
+    `DispatchingNamespace`: CuPy's functions refuse objects that are not CuPy arrays.
     """
-    return _module_and_gpu(args)[0]
+    mod = _module_and_gpu(args)[0]
+    if mod is not np and _STAGED and any(type(a) in _STAGED for a in args):
+        return DispatchingNamespace(mod, np)
+    return mod
+
+
+_STAGED: set[type] = set()
+
+
+def register_staged(cls: type) -> None:
+    """Mark `cls` (dp.jit's staged values) as handled by `DispatchingNamespace` on CuPy."""
+    _STAGED.add(cls)
+
+
+class DispatchingNamespace:
+    """An array module for code computing on staged values (dp.jit) of another library: each
+    function is NumPy's function of that name, which hands the call to the values' own
+    `__array_function__` / `__array_ufunc__` (where it is recorded, to run the library's
+    function at replay); everything else (dtypes, constants, submodules' other members) is
+    the library's own."""
+
+    def __init__(self, mod: ModuleType, numpy_mod: ModuleType) -> None:
+        self._mod, self._numpy = mod, numpy_mod
+
+    def __getattr__(self, name: str) -> Any:
+        theirs, ours = getattr(self._mod, name), getattr(self._numpy, name, None)
+        if isinstance(theirs, ModuleType) and isinstance(ours, ModuleType):
+            return DispatchingNamespace(theirs, ours)
+        if callable(ours) and not isinstance(ours, type):
+            return ours
+        return theirs
 
 
 def run_kernel(impl: Any, args: tuple | list, params: dict) -> Any:
@@ -116,18 +149,18 @@ def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
 
 def zeros_like(ref: Any) -> Any:
     """Zeros of `ref`'s shape and dtype, on its device."""
-    return run_kernel(lambda xp, r: xp.zeros_like(r), (ref,), {})
+    return run_kernel(lambda xp, r: xp.zeros_like(r), (_unwrapped(ref),), {})
 
 
 def ones_like(ref: Any) -> Any:
     """Ones of `ref`'s shape and dtype, on its device."""
-    return run_kernel(lambda xp, r: xp.ones_like(r), (ref,), {})
+    return run_kernel(lambda xp, r: xp.ones_like(r), (_unwrapped(ref),), {})
 
 
 def asarray_like(x: Any, ref: Any, dtype: Any = None) -> Any:
     """`x` (host data: numbers, lists, NumPy values) as an array of `ref`'s module, on its
     device (a host-to-device copy for CuPy), of `dtype` if given."""
-    return run_kernel(lambda xp, r: xp.asarray(x, dtype=dtype), (ref,), {})
+    return run_kernel(lambda xp, r: xp.asarray(x, dtype=dtype), (_unwrapped(ref),), {})
 
 
 def _module_and_gpu(args: tuple | list) -> tuple[ModuleType, int | None]:
@@ -202,7 +235,9 @@ def device_name(mod: ModuleType, gpu: int | None = None) -> str:
 
 def is_array(x: Any) -> bool:
     """True for NumPy/CuPy arrays and NumPy scalars (values with .shape and .dtype)."""
-    return isinstance(x, np.generic) or _module_of_type(type(x)) is not None
+    if isinstance(x, np.generic):
+        return True
+    return _module_of_type(type(x)) is not None and hasattr(x, "shape") and hasattr(x, "dtype")
 
 
 def to_device(tree: Any, device: str) -> Any:

@@ -149,6 +149,32 @@ class JointPrimitive(Primitive):
         return trace.process_joint(self, args, params)
 
 
+class IndexedPrimitive(Primitive):
+    """A primitive whose static params may hold index arrays computed from data (a gather's
+    index, a scatter's, a permutation): under dp.jit they are staged values, and the staging
+    trace records the call even when no operand is traced (a derivative rule scattering a
+    constant cotangent by a staged index)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if params and top_trace(args) is None:
+            trace = top_trace(_tracers_in(params.values()))
+            if trace is not None:
+                return trace.process(self, args, params)
+        return Primitive.__call__(self, *args, **params)
+
+
+def _tracers_in(values: Any) -> list[Any]:
+    found = []
+    for v in values:
+        if isinstance(v, Tracer):
+            found.append(v)
+        elif type(v) in (tuple, list):
+            found += _tracers_in(v)
+    return found
+
+
 class JointNode:
     """A whole function call recorded as one tape node with its own pullback
     (custom_vjp, custom_jvp used in reverse mode, checkpoint).
@@ -172,14 +198,17 @@ class JointNode:
 class NonDifferentiable(Primitive):
     """A primitive whose result is a constant (bool, int, or a derivative-free float).
 
-    Its arguments are stripped of every tracer layer, nothing is recorded, and the result
-    is a raw array at every level.
+    Its arguments are stripped of every differentiating tracer layer, nothing is recorded
+    by those traces, and the result is a raw array at every level (under dp.jit, a staged
+    value: the staging trace records it like any other primitive).
     """
 
     __slots__ = ()
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        return self.run([raw(a) if isinstance(a, Tracer) else a for a in args], params)
+        args = [raw(a) if isinstance(a, Tracer) else a for a in args]
+        trace = top_trace(args)  # what is left is a value dp.jit stages: record it there
+        return self.run(args, params) if trace is None else trace.process(self, args, params)
 
 
 def _rebuilt(e: Exception, message: str) -> Exception:

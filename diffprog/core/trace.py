@@ -133,6 +133,11 @@ def hidden(trace: Trace) -> Iterator[None]:
         stack.remove(mark)
 
 
+def tracing() -> bool:
+    """Whether a transform is recording in this thread (some trace is open)."""
+    return getattr(_depth, "level", 0) > 0
+
+
 class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
     """Pause Python's cyclic garbage collector while recording or sweeping a tape.
 
@@ -174,6 +179,8 @@ class Tracer:
 
     __slots__ = ("value", "_trace", "_view", "__weakref__")
     __array_priority__ = 1000.0
+    #: True for the values dp.jit stages: `raw` stops at them (see ad.staging)
+    opaque = False
 
     value: Any
     _trace: Trace
@@ -454,21 +461,38 @@ def top_trace(values: Any) -> Trace | None:
     return trace
 
 
+def differentiating_trace(values: Any) -> Trace | None:
+    """`top_trace` among the tracers of differentiating transforms in `values` (a value
+    dp.jit stages is an array to them, not a tracer)."""
+    return top_trace(v for v in values if not (isinstance(v, Tracer) and v.opaque))
+
+
 def as_scalar(x: Any) -> Any:
     """A Python float as a NumPy float64 scalar (which has .shape and .dtype); else `x`."""
     return np.float64(x) if type(x) is float else x
 
 
 def raw(x: Any) -> Any:
-    """The concrete array under any number of tracer layers."""
+    """The array under every differentiating tracer layer: a concrete array, or a value being
+    staged by dp.jit (an `opaque` tracer, which stands for the array to everything above it)."""
+    while isinstance(x, Tracer) and not x.opaque:
+        x = x.value
+    return x
+
+
+def unwrapped(x: Any) -> Any:
+    """The concrete array under every tracer layer, values dp.jit stages included: for
+    reading a value's type, shape and dtype. Data read through it escapes dp.jit's graph:
+    compute on `raw(x)` instead."""
     while isinstance(x, Tracer):
         x = x.value
     return x
 
 
-def install_operators(table: dict[str, Callable[..., Any]]) -> None:
-    """Install methods (`__add__`, `sum`, `__array_ufunc__`, ...) on every tracer type."""
+def install_operators(table: dict[str, Callable[..., Any]], cls: type = Tracer) -> None:
+    """Install methods (`__add__`, `sum`, `__array_ufunc__`, ...) on every tracer type (or on
+    the tracer type `cls` and its subclasses)."""
     for name, fn in table.items():
         if name in Tracer.__slots__:
             raise ValueError(f"the tracer method {name!r} would hide the tracer's own attribute")
-        setattr(Tracer, name, fn)
+        setattr(cls, name, fn)

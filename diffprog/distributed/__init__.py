@@ -103,7 +103,7 @@ def broadcast(tree: Any, root: int = 0) -> Any:
 
     >>> state = dp.optim.adam(1e-3).init({'w': np.zeros(2)})
     >>> dp.distributed.broadcast({'w': np.ones(2), 'opt': state})['opt'][0].count
-    0
+    np.int64(0)
     """
     st = state()
     if not isinstance(root, (int, np.integer)) or not 0 <= root < st.size:

@@ -8,9 +8,10 @@ arrays. Inside one, the floating arrays of zeros/ones/empty/full, their `_like` 
 and identity are constants *of the innermost trace* (`_writable`: a tracer with no
 derivative), so that "allocate, then fill" works as in PyTorch: `y = dnp.zeros(n);
 y[i] = x[i] * 2` records the writes (a plain `np.zeros` cannot hold a traced value, and
-writing one into it is refused). Some are differentiable: `array`/`asarray` of traced values (or of lists
-holding them), `full`/`full_like` with a traced fill value broadcast that value, and
-`linspace` is a primitive, linear in traced `start` and `stop`.
+writing one into it is refused; under dp.jit they are staged, made anew by every replay).
+Some are differentiable: `array`/`asarray` of traced values (or of lists holding them),
+`full`/`full_like` with a traced fill value broadcast that value, and `linspace` is a
+primitive, linear in traced `start` and `stop`.
 Layer L4: imports L0-L3 and other L4 modules.
 """
 
@@ -22,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..ad.reverse import ReverseTrace, ReverseTracer
+from ..ad.staging import StagingTrace, fresh_copy
 from ..backend import namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
-from ..core.trace import Tracer, innermost_trace, raw
+from ..core.trace import Tracer, innermost_trace, raw, unwrapped
 from .joins import assemble, cast, holds_arrays
 from .manipulation import broadcast_to, expand_dims, reshape
 from .reductions import _sum
@@ -34,7 +36,7 @@ from .reductions import _sum
 def _made(values: tuple, make: Any) -> Any:
     """`make(xp)`, xp the array module of `values` (traced or not), on their device (a CuPy
     array's GPU: CuPy would create on the current one)."""
-    return run_kernel(lambda xp, *_: make(xp), tuple(raw(v) for v in values), {})
+    return run_kernel(lambda xp, *_: make(xp), tuple(unwrapped(v) for v in values), {})
 
 
 def _writable(x: Any) -> Any:
@@ -46,6 +48,8 @@ def _writable(x: Any) -> Any:
         return x
     if isinstance(trace, ReverseTrace):
         return ReverseTracer(trace, x, -1)
+    if isinstance(trace, StagingTrace):  # dp.jit: a fresh copy of x at every replay
+        return fresh_copy(x)
     return trace.lift(x, None)  # type: ignore[attr-defined]  # a JVPTrace
 
 
@@ -127,7 +131,7 @@ def zeros_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
     array([0., 0., 0.], dtype=float32)
     """
     _check("zeros_like", device, subok)
-    return _writable(_made((a,), lambda xp: xp.zeros_like(raw(a), dtype=dtype, order=order,
+    return _writable(_made((a,), lambda xp: xp.zeros_like(unwrapped(a), dtype=dtype, order=order,
                                                             shape=shape)))
 
 
@@ -135,7 +139,7 @@ def ones_like(a: Any, dtype: Any = None, order: str = "K", subok: bool = True,
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.ones_like`; a constant even for a traced `a`."""
     _check("ones_like", device, subok)
-    return _writable(_made((a,), lambda xp: xp.ones_like(raw(a), dtype=dtype, order=order,
+    return _writable(_made((a,), lambda xp: xp.ones_like(unwrapped(a), dtype=dtype, order=order,
                                                            shape=shape)))
 
 
@@ -143,7 +147,7 @@ def empty_like(prototype: Any, dtype: Any = None, order: str = "K", subok: bool 
                shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.empty_like`: uninitialised; a constant even for a traced `prototype`."""
     _check("empty_like", device, subok)
-    return _writable(_made((prototype,), lambda xp: xp.empty_like(raw(prototype), dtype=dtype,
+    return _writable(_made((prototype,), lambda xp: xp.empty_like(unwrapped(prototype), dtype=dtype,
                                                                    order=order, shape=shape)))
 
 
@@ -151,7 +155,7 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
               shape: Any = None, *, device: Any = None) -> Any:  # fmt: skip
     """`numpy.full_like`; differentiable in a traced floating `fill_value`, else a constant."""
     _check("full_like", device, subok)
-    out = _made((a, fill_value), lambda xp: xp.full_like(raw(a), raw(fill_value), dtype=dtype,
+    out = _made((a, fill_value), lambda xp: xp.full_like(unwrapped(a), raw(fill_value), dtype=dtype,
                                                          order=order, shape=shape))
     if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
         out = _filled(fill_value, out.shape, out.dtype)

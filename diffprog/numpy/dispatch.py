@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from .. import tree
+from ..ad.staging import stage_numpy_call
 from ..core.primitive import keyword_error, unsupported_keywords
 from ..core.trace import Tracer
-from ..errors import TracerConversionError
+from ..errors import TracerConversionError, UnsupportedKeywordError
 from .assignment import setitem
 from .manipulation import broadcast_to, getitem, index_add, index_tuple
 
@@ -80,12 +83,14 @@ def install(dnp: ModuleType) -> dict[str, Any]:
         if method == "at" and name == "add" and len(inputs) == 3 and not kwargs and out is None:
             return _add_at(*inputs)
         fn, keywords = _counterpart(dnp, ufuncs, name, method)
-        if fn is None:
-            raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
-        if any(k not in keywords for k in kwargs):
-            what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
-            raise unsupported_keywords(what, [k for k in kwargs if k not in keywords], keywords)
-        if method == "__call__":
+        if fn is None or any(k not in keywords for k in kwargs):
+            if not _staged_only(self, (inputs, kwargs)) or method == "at":
+                if fn is None:
+                    raise _refusal(name, method, kwargs, out, dnp, sorted(ufuncs))
+                what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+                raise unsupported_keywords(what, [k for k in kwargs if k not in keywords], keywords)
+            result = stage_numpy_call(name, method, inputs, kwargs)
+        elif method == "__call__":
             result = fn(*inputs)
         else:  # ufunc.reduce / accumulate work along axis 0 by default
             result = fn(inputs[0], **{"axis": 0, **kwargs})
@@ -101,21 +106,60 @@ def install(dnp: ModuleType) -> dict[str, Any]:
         return target
 
     def __array_function__(self: Tracer, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        what = f"{func.__module__}.{func.__name__}"
         fn = functions.get(func)
+        staged = _staged_only(self, (args, kwargs)) and func.__name__ not in _MUTATING
         if fn is None:
+            if staged:
+                return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
             raise TracerConversionError(
-                f"{func.__module__}.{func.__name__} is not supported on traced arrays: diffprog "
-                "cannot differentiate it. Use a function from diffprog.numpy instead (see "
-                "diffprog.numpy.__all__ and docs/numpy_coverage.md), or dp.stop_gradient(x) "
-                "if x is a constant there"
+                f"{what} is not supported on traced arrays: diffprog cannot differentiate it. "
+                "Use a function from diffprog.numpy instead (see diffprog.numpy.__all__ and "
+                "docs/numpy_coverage.md), or dp.stop_gradient(x) if x is a constant there"
             )
-        return call(f"{func.__module__}.{func.__name__}", fn, args, kwargs)
+        if not staged:
+            return call(what, fn, args, kwargs)
+        running = _running()
+        if func in running:  # diffprog's function computing with NumPy's own on raw values
+            return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
+        running.add(func)
+        try:
+            return call(what, fn, args, kwargs)
+        except UnsupportedKeywordError:
+            return stage_numpy_call(what.partition(".")[2], "__call__", args, kwargs)
+        finally:
+            running.discard(func)
 
     return {"__array_ufunc__": __array_ufunc__, "__array_function__": __array_function__}
 
 
 #: the keywords of ufunc.reduce / accumulate that diffprog's counterparts implement
 _KEYWORDS = {"reduce": ("axis", "keepdims", "initial", "where"), "accumulate": ("axis",)}
+
+
+def _staged_only(x: Tracer, args: Any) -> bool:
+    """Whether `x` is a value dp.jit stages and no differentiating tracer is among `args` (in
+    lists too): raw-level code (a derivative rule's masks, index arithmetic) running under
+    dp.jit, whose NumPy calls diffprog has no function for are recorded as they are."""
+    return x.opaque and not any(
+        isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args)
+    )
+
+
+_local = threading.local()
+
+
+def _running() -> set:
+    """The NumPy functions whose diffprog counterpart runs on staged values in this thread."""
+    running = getattr(_local, "running", None)
+    if running is None:
+        running = _local.running = set()
+    return running
+
+
+#: NumPy functions that write into an argument: never recorded as they are (a replay would
+#: write into a value other operations read)
+_MUTATING = {"put", "place", "putmask", "fill_diagonal", "put_along_axis", "copyto"}
 
 
 def _counterpart(

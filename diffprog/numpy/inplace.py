@@ -38,9 +38,12 @@ import numpy as np
 
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
+from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, namespace_of, zeros_like
 from ..core.edge import broadcast_to
-from ..core.primitive import KERNEL_ERRORS, JointNode, Primitive, describe_operands
+from ..core.primitive import (
+    KERNEL_ERRORS, JointNode, NonDifferentiable, Primitive, describe_operands,
+)
 from ..core.trace import Tracer, as_scalar, raw, top_trace
 from .elementwise import where
 from .indexing import _diagonal
@@ -103,6 +106,9 @@ def _read_one(x: Tracer, op: Op) -> Tracer:
     trace = x._trace
     if not trace.alive:
         raise trace.escaped_error()
+    if type(x) is StagingTracer:  # dp.jit: a view op, recorded as it is (its writes copy)
+        prim, params = _PRIMITIVES[op[0]]
+        return prim(x, **params(op[1]))
     down = read(x.value, (op,))
     if type(x) is ReverseTracer:  # the rules of these primitives read only x's shape
         prim, params = _PRIMITIVES[op[0]]
@@ -135,6 +141,12 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
         return _write_raw(target, chain, index, value, owned)
     if not trace.alive:
         raise trace.escaped_error()
+    if isinstance(trace, StagingTrace):  # dp.jit: a pure write (a copy), replayed as such
+        new = _staged_write(target, value, chain=chain, index=index)
+        if not (owned and type(target) is StagingTracer):
+            return new
+        target.value, target.var = new.value, new.var  # the target stands for the result
+        return target
     own = isinstance(target, Tracer) and target._trace is trace
     if type(target if own else value) is ReverseTracer:
         return _write_reverse(trace, target, own, chain, index, value, owned)
@@ -232,6 +244,13 @@ def _copy_of(x: Any) -> Any:
         return np.array(x)
     with device_scope((x,)):  # NumPy's layout kept (a reshape stays a view if it was one);
         return x.copy(order="C" if 0 in x.strides else "K")  # a broadcast: NumPy's full is C
+
+
+#: A write into a copy of the target, as dp.jit records it: a pure operation (the staged
+#: target may be read again), whose replay the code generator may still do in place.
+_staged_write = NonDifferentiable(
+    "write", lambda xp, target, value, *, chain, index: _write_raw(target, chain, index, value, False)
+)
 
 
 # --- a write's derivative ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from numpy.exceptions import AxisError
 
 from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
-from ..core.primitive import Primitive
+from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, axis_tuple
 from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
@@ -174,8 +174,8 @@ def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) ->
     return out
 
 
-_getitem = Primitive("getitem", lambda xp, x, *, index: x[index])
-index_add = Primitive("index_add", _index_add_impl)
+_getitem = IndexedPrimitive("getitem", lambda xp, x, *, index: x[index])
+index_add = IndexedPrimitive("index_add", _index_add_impl)
 _getitem.defvjp(lambda g, ans, x, *, index: index_add(g, index=index, shape=x.shape))
 _getitem.defjvp(lambda t, ans, x, *, index: _getitem(t, index=index))
 index_add.defvjp(lambda g, ans, x, *, index, shape: _getitem(g, index=index))
@@ -217,7 +217,10 @@ def host_index(x: Any) -> Any:
 
 def on_device_of(a: Any, index: Any) -> Any:
     """A host index array moved to the array module of `a` (a no-op for NumPy), on a CuPy
-    array's own GPU."""
+    array's own GPU. (An index computed from data is already there: under dp.jit a staged
+    value, which stays one.)"""
+    if isinstance(index, Tracer):
+        return index
     return asarray_like(index, raw(a))
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..ad.reverse import NO_PARAMS
+from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
 from ..core.primitive import Primitive, complex_error
-from ..core.trace import Tracer, as_scalar, install_operators, raw
+from ..core.trace import Tracer, as_scalar, install_operators, raw, unwrapped
 from ..errors import TracerConversionError
 from . import dispatch
 from . import manipulation as _manipulation
@@ -36,7 +37,8 @@ def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
     if dtype.kind == "c":
         raise complex_error("astype", dtype)
     if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
-        return raw(self).astype(dtype)
+        value = raw(self)  # (under dp.jit a staged value, whose cast is recorded)
+        return _astype(value, dtype=dtype) if isinstance(value, Tracer) else value.astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
 
 
@@ -99,7 +101,7 @@ def _copy(self: Tracer, order: str = "C") -> Tracer:
     one do not reach the other: inplace.py copies an array held twice before writing it).
     A non-contiguous array is copied at once (a recorded copy), into NumPy's C layout, so
     that reshapes of the copy are views exactly where NumPy's are."""
-    if order == "C" and not getattr(raw(self), "flags", _CONTIGUOUS).c_contiguous:
+    if order == "C" and not getattr(unwrapped(self), "flags", _CONTIGUOUS).c_contiguous:
         return read(self, (("copy", None),))
     new = object.__new__(type(self))
     rebind(new, self)
@@ -178,3 +180,8 @@ def install(dnp: Any) -> None:
         **dispatch.install(dnp),
     }  # fmt: skip
     install_operators(table)
+    # A value dp.jit stages is the array itself to the traces above it: Python's operators on
+    # it are recorded as those operators (comparisons and bitwise ones included), and NumPy's
+    # reductions of booleans as NumPy's.
+    install_operators({**operator_methods(table), "any": lambda s, *a, **k: np.any(s, *a, **k),
+                       "all": lambda s, *a, **k: np.all(s, *a, **k)}, StagingTracer)

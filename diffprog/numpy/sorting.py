@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import namespace_of
-from ..core.primitive import Primitive
+from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .elementwise import isnan, where
@@ -28,7 +28,7 @@ from .reductions import mean
 
 _KINDS = (None, "quicksort", "mergesort", "heapsort", "stable")
 
-permute = Primitive(
+permute = IndexedPrimitive(
     "permute",
     lambda xp, x, *, perm, inverse, axis: xp.take_along_axis(x, perm, axis=axis),
 )

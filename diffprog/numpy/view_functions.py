@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, unwrapped
 from . import indexing, inplace
 from . import manipulation as m
 from ._define import axes_of
@@ -41,10 +41,7 @@ def getitem(x: Any, index: Any) -> Any:
     else:
         out = m._getitem(x, index=index)
     if basic:  # NumPy returns a view, unless the result is a scalar
-        value = out.value
-        if isinstance(value, Tracer):
-            value = raw(value)
-        if not isinstance(value, np.generic):
+        if not isinstance(unwrapped(out), np.generic):
             link(out, x, (("index", index),))
     return out
 
@@ -58,18 +55,13 @@ def _reshaped(a: Any, out: Any) -> Any:
     if root and type(result) is np.ndarray and type(r) is np.ndarray:  # the common case
         shared = result.base is (r if r.base is None else r.base) or 0 in r.strides
     elif root:  # laid out as NumPy's (dense, C for a broadcast fill value, as NumPy's full is)
-        result, r = _raw(out), _raw(a)
+        result, r = unwrapped(out), unwrapped(a)
         shared = inplace.shares_memory(result, r) or (type(r) is np.ndarray and 0 in r.strides)
     else:  # a view: its array may be a copy (refreshed after a write); ask its root's
-        result, like = _raw(out), numpy_layout(a)
+        result, like = unwrapped(out), numpy_layout(a)
         shared = like is not None and (like.flags.c_contiguous or inplace.shares_memory(
             like.reshape(result.shape), like))
     return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
-
-
-def _raw(x: Tracer) -> Any:
-    value = x.value
-    return raw(value) if isinstance(value, Tracer) else value
 
 
 def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import namespace_of
-from ..core.trace import Tracer, as_scalar, raw, top_trace
+from ..core.trace import Tracer, as_scalar, top_trace, unwrapped
 from ..errors import TracerConversionError
 from . import inplace
 
@@ -100,7 +100,7 @@ def assign(box: Tracer, index: tuple, value: Any) -> None:
     state = _node(root)
     state.written = True
     if state.children:
-        r = raw(root)
+        r = unwrapped(root)  # its layout only
         _refresh(root, state, (), r, _written_region(r, chain, index))
 
 
@@ -221,7 +221,7 @@ def numpy_layout(a: Tracer) -> Any:
     """A raw array laid out as NumPy's `a` would be: the same view of its root's array (the
     view's own array may be a copy, after a write refreshed it); None if unknown."""
     root, chain = _root_and_chain(a)
-    return _layout_view(raw(root), chain)
+    return _layout_view(unwrapped(root), chain)
 
 
 def written_root(x: Tracer) -> bool:

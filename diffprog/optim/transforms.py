@@ -17,6 +17,8 @@ import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .. import tree
 from ..backend import namespace_of
 from ..errors import StructureError
@@ -51,7 +53,7 @@ __all__ = [
 
 
 class ScaleByScheduleState(NamedTuple):
-    count: int  # updates done so far; the schedule is evaluated at it
+    count: Any  # updates done so far, a NumPy int64 (an input, not a constant, to dp.jit)
 
 
 class TraceState(NamedTuple):
@@ -59,7 +61,7 @@ class TraceState(NamedTuple):
 
 
 class ScaleByAdamState(NamedTuple):
-    count: int
+    count: Any  # a NumPy int64, like ScaleByScheduleState.count
     mu: Any  # first moment, shaped like params
     nu: Any  # second moment
 
@@ -137,7 +139,7 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformat
     >>> state = opt.init({'w': 0.0})
     >>> u, state = opt.update({'w': 1.0}, state)
     >>> opt.update({'w': 1.0}, state)[0], opt.update({'w': 1.0}, state)[1].count
-    ({'w': 0.5}, 2)
+    ({'w': 0.5}, np.int64(2))
     """
     if not callable(step_size_fn):
         raise TypeError(f"scale_by_schedule: expected a function of the step count, got "
@@ -148,12 +150,12 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformat
 def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], float],
                         rule: str) -> GradientTransformation:
     def init(params: Any) -> ScaleByScheduleState:
-        return ScaleByScheduleState(count=0)
+        return ScaleByScheduleState(count=np.int64(0))
 
     def update(updates: Any, state: Any, params: Any = None
                ) -> tuple[Any, ScaleByScheduleState]:
         require_fields(state, ScaleByScheduleState, rule)
-        count = int(state.count)
+        count = state.count
         if params is not None:
             flatten_like(updates, params)
         factor = post(_schedule_value(fn, count, rule), count)
@@ -226,7 +228,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     >>> opt = dp.optim.scale_by_adam()
     >>> u, state = opt.update({'w': 0.5}, opt.init({'w': 1.0}))
     >>> round(u['w'], 6), state.count
-    (1.0, 1)
+    (1.0, np.int64(1))
     """
     b1 = check_real("scale_by_adam: b1", b1, 0.0, 1.0, hi_open=True)
     b2 = check_real("scale_by_adam: b2", b2, 0.0, 1.0, hi_open=True)
@@ -234,7 +236,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     eps_root = check_real("scale_by_adam: eps_root", eps_root, 0.0, None)
 
     def init(params: Any) -> ScaleByAdamState:
-        return ScaleByAdamState(count=0, mu=tree.map(zeros_like, params),
+        return ScaleByAdamState(count=np.int64(0), mu=tree.map(zeros_like, params),
                                 nu=tree.map(zeros_like, params))
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:
@@ -244,7 +246,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         if nu_def != treedef:
             raise StructureError("scale_by_adam: the state's mu and nu differ in structure; "
                                  "the state is corrupt (pass the one init()/update() made)")
-        count = int(state.count) + 1
+        count = state.count + 1
         c1, c2 = 1.0 - b1 ** count, 1.0 - b2 ** count
         out, new_mu, new_nu = [], [], []
         for i, (g, mu, nu) in enumerate(zip(g_leaves, mu_leaves, nu_leaves)):

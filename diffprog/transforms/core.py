@@ -22,7 +22,7 @@ from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like
 from ..core.edge import astype
-from ..core.trace import Trace, Tracer, as_scalar, numpy_store_cause, open_trace, raw
+from ..core.trace import Trace, Tracer, as_scalar, numpy_store_cause, open_trace, raw, unwrapped
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
@@ -285,7 +285,7 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
     own = isinstance(out, ReverseTracer) and out._trace is trace
-    value = raw(out)
+    value = unwrapped(out)
     if type(value) is float:  # a Python float: a watched one passed through, or a constant
         return np.float64(1.0) if own else None
     hint = (
@@ -309,7 +309,7 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
         raise NonScalarOutputError(f"{_name(f)} returned an array of shape {value.shape}. {hint}")
     if not own:
         return None
-    return ones_like(value)
+    return ones_like(raw(out))
 
 
 def cotangent_seeds(

@@ -21,7 +21,7 @@ from ..ad.forward import JVPTrace
 from ..ad.reverse import ReverseTrace, is_floating
 from ..backend import zeros_like
 from ..core.primitive import JointNode
-from ..core.trace import Tracer, hidden, raw, top_trace
+from ..core.trace import Tracer, differentiating_trace, hidden, raw
 from ..errors import StructureError
 from .core import vjp
 
@@ -83,7 +83,7 @@ class custom_vjp(_Custom):
         if self.fwd is None or self.bwd is None:
             raise TypeError(f"{self.__name__} has no VJP rule: call .defvjp(fwd, bwd) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
-        trace = top_trace(leaves)
+        trace = differentiating_trace(leaves)
         if trace is None:
             return self.fun(*args)
         if isinstance(trace, JVPTrace):
@@ -138,7 +138,7 @@ class custom_jvp(_Custom):
         if self.rule is None:
             raise TypeError(f"{self.__name__} has no JVP rule: call .defjvp(rule) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
-        trace = top_trace(leaves)
+        trace = differentiating_trace(leaves)
         if trace is None:
             return self.fun(*args)
         if isinstance(trace, JVPTrace):
@@ -215,7 +215,7 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(f)
     def checkpointed(*args: Any) -> Any:
         leaves, treedef = tree.flatten(args)
-        trace = top_trace(leaves)
+        trace = differentiating_trace(leaves)
         if not isinstance(trace, ReverseTrace):
             return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
         saved: dict[str, Any] = {}

@@ -1,0 +1,2 @@
+"""Static graphs (layer L3, beside ad/): `ir` (the graph a staging trace records), `passes`
+(the optimizations run on it), `codegen` (the straight-line Python replay made from it)."""

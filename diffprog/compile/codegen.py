@@ -1,0 +1,264 @@
+"""From a graph to a replay: straight-line Python that calls the kernels directly.
+
+Owns: `generate(graph, xp)`, which writes the graph as the source of one Python function
+`replay(inputs) -> outputs` and compiles it. Each node is one line: a ufunc primitive becomes
+a direct call of NumPy's (or CuPy's) ufunc, every other primitive a call of its kernel
+(`impl(xp, *args, **params)`) with its static params bound as globals: no `bind`, no tracers,
+no dictionaries per op. Each guard is one `if` that raises `GuardFailed` when the program
+would take another path. Variables live in reused local names (a name is rebound as soon as
+its value is dead, which frees it), and a ufunc whose output matches a dead intermediate
+array of its own making writes into that buffer (`out=`), so a replay allocates about as
+much as its live set (memory planning). `ufunc_of` finds the primitives that are one ufunc.
+Layer L3 (beside ad/): imports L0-L2 and compile.ir.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .ir import Const, Graph, Guard, Node, Var, has_refs
+
+
+class GuardFailed(Exception):
+    """A replay reached a guard whose recorded value does not hold this time."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index  # the guard's position in graph.guards()
+
+
+#: Python's operators (`operator` module names) as written in source
+OPERATOR_SYMBOLS = {
+    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
+    "pow": "**", "matmul": "@", "and_": "&", "or_": "|", "xor": "^", "lshift": "<<",
+    "rshift": ">>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
+    "neg": "-", "pos": "+", "invert": "~", "abs": "abs",
+}  # fmt: skip
+
+#: ufuncs that Python's operators on NumPy arrays and scalars call, with identical results
+#: (correctly rounded IEEE operations; not `power`, whose scalar path differs in the last bit)
+_SAME_AS_OPERATOR = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
+                     "true_divide": "/", "negative": "-"}  # fmt: skip
+
+#: Python operators (on NumPy values) that are these ufuncs (so may write into a buffer)
+_OPERATOR_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+                    "neg": "negative"}  # fmt: skip
+
+#: Arrays at least this big are written into dead buffers of the same shape and dtype
+#: (smaller ones: allocating is cheaper than passing `out=`).
+OUT_MIN_SIZE = 1024
+
+_ufuncs: dict[Any, str | None] = {}
+
+
+class _Probe:
+    """A stand-in `xp` that records which function a kernel calls, with which operands."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., str]:
+        def call(*args: Any, **kwargs: Any) -> str:
+            self.calls.append((name, args, kwargs))
+            return "result"
+
+        return call
+
+
+def ufunc_of(prim: Any) -> str | None:
+    """The NumPy ufunc name when `prim`'s kernel is exactly `xp.<ufunc>(*operands)`, else None.
+
+    Found once per primitive by running its kernel on a probe namespace and placeholders.
+    """
+    try:
+        return _ufuncs[prim]
+    except (KeyError, TypeError):
+        pass
+    name = None
+    impl = getattr(prim, "impl", None)
+    code = getattr(impl, "__code__", None)
+    if code is not None and not code.co_kwonlyargcount and not code.co_flags & 0x0C:
+        n = code.co_argcount - 1
+        probe, operands = _Probe(), tuple(f"operand{i}" for i in range(n))
+        try:
+            result = impl(probe, *operands)
+        except Exception:  # noqa: BLE001 - the kernel does more than call one function
+            result = None
+        if result == "result" and len(probe.calls) == 1:
+            fn, args, kwargs = probe.calls[0]
+            if args == operands and not kwargs and isinstance(getattr(np, fn, None), np.ufunc):
+                name = fn
+    _ufuncs[prim] = name
+    return name
+
+
+def generate(graph: Graph, xp: Any) -> Callable[[list], list]:
+    """Compile `graph` into `replay(inputs) -> outputs` for the array module `xp`."""
+    return _Writer(graph, xp).compile()
+
+
+class _Writer:
+    def __init__(self, graph: Graph, xp: Any) -> None:
+        self.graph = graph
+        self.globals: dict[str, Any] = {"xp": xp, "GuardFailed": GuardFailed, "math": math,
+                                        "array_equal": xp.array_equal}  # fmt: skip
+        self.ids = itertools.count()
+        self.slot_of: dict[int, str] = {}  # var id -> local name holding it
+        self.free: list[str] = []  # local names whose value is dead
+        self.pool: dict[tuple, list[str]] = {}  # (shape, dtype) -> names of dead owned buffers
+        self.owned: set[int] = set()  # vars that are fresh arrays made by this replay
+        self.names = itertools.count()
+        self.vars = {v.id: v for v in graph.inputs}
+        self.vars.update({v.id: v for n in graph.body if type(n) is Node for v in n.outs})
+
+    def constant(self, value: Any, stem: str = "c") -> str:
+        name = f"{stem}{next(self.ids)}"
+        self.globals[name] = value
+        return name
+
+    def ref(self, a: Any) -> str:
+        if type(a) is Var:
+            return self.slot_of[a.id]
+        value = a.value if type(a) is Const else a
+        if type(value) in (int, bool, type(None)) or (type(value) is float and math.isfinite(value)):
+            return repr(value)
+        return self.constant(value)
+
+    def expr(self, value: Any) -> str:
+        """Source for a params value: Vars inside tuples, lists and slices become their names."""
+        if not has_refs(value):
+            if type(value) in (int, bool, type(None)) or type(value) is float:
+                return self.ref(value)
+            return self.constant(value, "p")
+        t = type(value)
+        if t is Var:
+            return self.slot_of[value.id]
+        if t is slice:
+            return f"slice({self.expr(value.start)}, {self.expr(value.stop)}, {self.expr(value.step)})"
+        items = "".join(self.expr(v) + ", " for v in value)
+        return f"({items})" if t is tuple else f"[{items}]"
+
+    def new_slot(self, var: Var, reuse: str | None = None) -> str:
+        name = reuse or (self.free.pop() if self.free else f"s{next(self.names)}")
+        self.slot_of[var.id] = name
+        return name
+
+    def compile(self) -> Callable[[list], list]:
+        g = self.graph
+        last_use = _last_uses(g)
+        outputs = {o.id for o in g.outputs if type(o) is Var}
+        lines = ["def replay(inputs):"]
+        if g.inputs:
+            lines.append("    " + "".join(self.new_slot(v) + ", " for v in g.inputs) + "= inputs")
+        guard_index = 0
+        for i, item in enumerate(g.body):
+            if type(item) is Guard:
+                lines.append("    " + self.guard(item, guard_index))
+                guard_index += 1
+            else:
+                lines.append("    " + self.node(item, i, last_use, outputs))
+            self.release(i, last_use, outputs)
+        lines.append("    return [" + "".join(self.ref(o) + ", " for o in g.outputs) + "]")
+        source = "\n".join(lines)
+        code = compile(source, "<diffprog replay>", "exec")
+        exec(code, self.globals)  # noqa: S102 - our own generated source
+        replay = self.globals["replay"]
+        replay.source = source  # type: ignore[attr-defined]
+        return replay
+
+    def guard(self, guard: Guard, index: int) -> str:
+        v = self.slot_of[guard.var.id]
+        e = guard.expected
+        if guard.how == "bool":
+            test = f"not {v}" if e else v
+        elif guard.how in ("int", "index"):
+            test = f"int({v}) != {e!r}"
+        elif guard.how == "float":
+            test = f"not math.isnan({v})" if e != e else f"float({v}) != {self.ref(e)}"
+        else:  # "value": the whole array was read
+            test = f"not array_equal({v}, {self.constant(e)})"
+        return f"if {test}: raise GuardFailed({index})"
+
+    def node(self, node: Node, index: int, last_use: dict[int, int], outputs: set[int]) -> str:
+        args = [self.ref(a) for a in node.args]
+        numpy_operand = any(type(a) is Var and a.kind in ("array", "scalar") for a in node.args)
+        if node.prim.name == "operator":  # a Python operator applied as the program did
+            op = node.params["op"]
+            ufunc = _OPERATOR_UFUNCS.get(op) if numpy_operand else None
+            symbol = OPERATOR_SYMBOLS[op]
+        else:
+            ufunc = ufunc_of(node.prim) if not node.params else None
+            symbol = _SAME_AS_OPERATOR.get(ufunc) if numpy_operand else None
+        if ufunc is None and symbol is None:
+            return self.kernel_call(node, args)
+        out = node.outs[0]
+        buffer = self.buffer_for(out, node, index, last_use, outputs) if ufunc else None
+        target = self.new_slot(out, buffer)
+        if out.kind == "array" and out.shape:
+            self.owned.add(out.id)  # a ufunc's result: fresh memory this replay may reuse
+        if buffer or symbol is None:
+            fn = f"u_{ufunc}"  # the ufunc bound as a global: no attribute lookup per call
+            self.globals[fn] = getattr(self.globals["xp"], ufunc)
+            return f"{target} = {fn}({', '.join(args)}" + (f", out={buffer})" if buffer else ")")
+        if symbol == "abs":
+            return f"{target} = abs({args[0]})"
+        if len(args) == 1:
+            return f"{target} = {symbol}{args[0]}"
+        return f"{target} = {args[0]} {symbol} {args[1]}"
+
+    def kernel_call(self, node: Node, args: list[str]) -> str:
+        """`outs = impl(xp, *args, **params)`: the kernel called directly."""
+        kernel = self.constant(node.prim.impl, "k")
+        params = "".join(f", {k}={self.expr(v)}" for k, v in node.params.items())
+        call = f"{kernel}(xp{''.join(', ' + a for a in args)}{params})"
+        targets = [self.new_slot(o) for o in node.outs]
+        if node.prim.multiple_results:
+            return f"{''.join(t + ', ' for t in targets)}= {call}"
+        return f"{targets[0]} = {call}"
+
+    def buffer_for(self, out: Var, node: Node, index: int, last_use: dict[int, int],
+                   outputs: set[int]) -> str | None:  # fmt: skip
+        """A dead buffer this ufunc may write its result into (memory planning), or None."""
+        if out.kind != "array" or math.prod(out.shape) < OUT_MIN_SIZE:
+            return None
+        key = (out.shape, out.dtype)
+        for a in node.args:  # an operand dying here: write in place
+            if (type(a) is Var and a.id in self.owned and last_use.get(a.id) == index
+                    and a.id not in outputs and (a.shape, a.dtype) == key):  # fmt: skip
+                self.owned.discard(a.id)
+                name = self.slot_of.pop(a.id)
+                return name
+        pool = self.pool.get(key)
+        return pool.pop() if pool else None
+
+    def release(self, index: int, last_use: dict[int, int], outputs: set[int]) -> None:
+        """Free the names of the variables whose last use was item `index`."""
+        for var_id in [v for v, last in last_use.items() if last == index]:
+            del last_use[var_id]
+            if var_id in outputs or var_id not in self.slot_of:
+                continue
+            name = self.slot_of.pop(var_id)
+            if var_id in self.owned:
+                self.owned.discard(var_id)
+                var = self.vars[var_id]
+                self.pool.setdefault((var.shape, var.dtype), []).append(name)
+            else:
+                self.free.append(name)
+
+
+def _last_uses(graph: Graph) -> dict[int, int]:
+    """var id -> index of the last body item that reads it (definitions count as uses, so a
+    value nobody reads is freed right after it is made)."""
+    last: dict[int, int] = {}
+    for i, item in enumerate(graph.body):
+        for v in item.inputs():
+            last[v.id] = i
+        if type(item) is Node:
+            for v in item.outs:
+                last.setdefault(v.id, i)
+    return last

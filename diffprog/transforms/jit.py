@@ -1,0 +1,357 @@
+"""dp.jit: record a function once under guards, optimize the graph, replay it.
+
+Owns: `jit` and `Jitted`. A call is keyed by its signature: the tree structure of the
+arguments, the type, shape, dtype and device of every array leaf and Python float (these are
+the graph's inputs), and the value of every other leaf and of the static arguments (these are
+constants of the recording). The first call with a new signature runs `f` eagerly under a
+staging trace (ad.staging), which records every primitive, the backward pass of any
+transform inside included, and every concrete value Python read (the guards); the graph is
+optimized (compile.passes) and compiled to straight-line Python (compile.codegen).
+
+Later calls replay it. A guard that fails means the program takes another path this time:
+the call tries the other recorded variants of its signature, and else records a new one
+(the recording's result is the eager result, so every call is right). After `max_variants`
+variants a signature runs eagerly, with one warning naming the guard and its line. A replay
+that raises runs the call again eagerly, so errors come from the user's line as usual.
+
+Arrays read from outside the arguments (closures, globals) are constants of the recording;
+an in-place change to one of them is detected at the next call (a checksum per NumPy
+constant the function's own code handed to an operation) and the call records anew.
+Randomness comes in through the arguments: draw outside and pass the numbers in. A replay
+cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
+arguments while it is recorded, its signature runs eagerly from then on, with a warning
+(a Generator hidden in a closure cannot be seen: its draws would be replayed as constants).
+Inside another transform, or under dp.debug_nans, `f` runs inline, as it is.
+Layer L5: imports L0-L4.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import tree
+from ..ad.staging import StagingTrace, StagingTracer
+from ..backend import device_scope, is_array, namespace_of
+from ..compile.codegen import GuardFailed, generate
+from ..compile.ir import Const, Graph, Var
+from ..compile.passes import optimize
+from ..core.trace import Tracer, open_trace, tracing
+from ..debug import debug_nans_on
+
+_CONSTANT_TYPES = (int, bool, str, bytes, type(None))
+
+
+def jit(
+    f: Callable[..., Any] | None = None,
+    *,
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    max_variants: int = 8,
+) -> Any:
+    """`f` recorded once per signature and replayed: same results, less Python per call.
+
+    Usable as `dp.jit(f)`, `@dp.jit` or `@dp.jit(static_argnums=1)`. Static arguments are
+    part of the signature by value (they must be hashable); so are Python ints, bools and
+    strings anywhere in the arguments. `jitted.lower(*args)` shows the optimized graph;
+    `jitted.stats` counts recordings, replays and guard failures.
+
+    >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
+    >>> step = dp.jit(dp.value_and_grad(lambda w: dnp.sum(dnp.sin(w) * w)))
+    >>> value, grad = step(np.zeros(3))
+    >>> value, grad = step(np.ones(3))  # replayed
+    >>> step.stats["recordings"], step.stats["replays"]
+    (1, 1)
+    """
+    if f is None:
+        return lambda g: Jitted(g, static_argnums, static_argnames, max_variants)
+    return Jitted(f, static_argnums, static_argnames, max_variants)
+
+
+class Variant:
+    """One recorded path: its optimized graph, its replay, and how to rebuild the output."""
+
+    __slots__ = ("graph", "replay", "out_def", "constants", "copies")
+
+    def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list) -> None:
+        self.graph = optimize(graph, xp)
+        self.replay = generate(self.graph, xp)
+        self.out_def = out_def
+        self.constants = [(c, _checksum(c)) for c in constants]
+        #: outputs that are constant arrays: copied per call, as eager makes new ones
+        self.copies = [i for i, o in enumerate(self.graph.outputs)
+                       if type(o) is Const and is_array(o.value)]  # fmt: skip
+
+    def constants_unchanged(self) -> bool:
+        return all(_checksum(c) == before for c, before in self.constants)
+
+    def run(self, inputs: list) -> Any:
+        out = self.replay(inputs)
+        for i in self.copies:
+            out[i] = out[i].copy()
+        return tree.unflatten(self.out_def, out)
+
+
+class Signature:
+    """Everything of one call that a replay cannot change: structure, static values, and
+    the avals (type, shape, dtype, device) of its input leaves."""
+
+    __slots__ = ("key", "inputs", "leaves", "treedef", "xp")
+
+    def __init__(self, jitted: Jitted, args: tuple, kwargs: dict) -> None:
+        static_args = tuple((i, args[i]) for i in jitted.static_argnums if i < len(args))
+        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in jitted.static_argnames))
+        dynamic = (tuple(None if i in jitted.static_argnums else a for i, a in enumerate(args)),
+                   {k: v for k, v in kwargs.items() if k not in jitted.static_argnames})  # fmt: skip
+        self.leaves, self.treedef = tree.flatten(dynamic)
+        parts: list[Any] = []
+        self.inputs = []
+        for i, leaf in enumerate(self.leaves):
+            t = type(leaf)
+            if t is float:
+                parts.append(float)
+                self.inputs.append(i)
+            elif t is np.ndarray or is_array(leaf):
+                parts.append((t, leaf.shape, leaf.dtype.str, _device(leaf)))
+                self.inputs.append(i)
+            else:
+                parts.append((t, leaf))
+        self.key = (self.treedef, tuple(parts), static_args, static_kw)
+        try:
+            hash(self.key)
+        except TypeError:
+            raise TypeError(_unhashable(jitted, args, kwargs, self)) from None
+        self.xp = namespace_of([self.leaves[i] for i in self.inputs])
+
+    def input_values(self) -> list:
+        return [self.leaves[i] for i in self.inputs]
+
+    def rebuild(self, jitted: Jitted, args: tuple, kwargs: dict, leaves: list) -> tuple:
+        """The call's (args, kwargs) with the dynamic leaves replaced by `leaves`."""
+        dyn_args, dyn_kwargs = tree.unflatten(self.treedef, leaves)
+        new_args = tuple(a if i in jitted.static_argnums else d
+                         for i, (a, d) in enumerate(zip(args, dyn_args)))  # fmt: skip
+        return new_args, {**kwargs, **dyn_kwargs}
+
+
+class Entry:
+    """The variants recorded for one signature, most recently replayed first."""
+
+    __slots__ = ("variants", "eager", "last_failure")
+
+    def __init__(self) -> None:
+        self.variants: list[Variant] = []
+        self.eager = False
+        self.last_failure = ""
+
+
+class Jitted:
+    """A jitted function: call it like `f`. See `jit`."""
+
+    def __init__(self, f: Callable[..., Any], static_argnums: Any, static_argnames: Any,
+                 max_variants: int) -> None:  # fmt: skip
+        functools.update_wrapper(self, f)
+        self.f = f
+        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        if max_variants < 1:
+            raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
+        self.max_variants = max_variants
+        self.cache: dict[Any, Entry] = {}
+        self.stats = {"recordings": 0, "replays": 0, "guard_failures": 0, "eager_calls": 0}
+        #: why the last call that ran eagerly did so
+        self.last_eager_reason = ""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if tracing() or debug_nans_on():  # inside another transform: run inline, as it is
+            return self.f(*args, **kwargs)
+        sig = Signature(self, args, kwargs)
+        entry = self.cache.get(sig.key)
+        if entry is None:
+            entry = self.cache[sig.key] = Entry()
+        if entry.eager:
+            self.stats["eager_calls"] += 1
+            return self.f(*args, **kwargs)
+        inputs = sig.input_values()
+        for i, variant in enumerate(entry.variants):
+            if not variant.constants_unchanged():
+                del entry.variants[i]
+                break
+            try:
+                with device_scope(inputs):
+                    out = variant.run(inputs)
+            except GuardFailed as e:
+                self.stats["guard_failures"] += 1
+                guard = variant.graph.guards()[e.index]
+                entry.last_failure = f"{guard.how}() of a traced value at {guard.site or 'an unknown line'}"
+                continue
+            except Exception as e:  # noqa: BLE001 - the eager call raises it from the user's line
+                self.stats["eager_calls"] += 1
+                self.last_eager_reason = f"the replay raised {type(e).__name__}: {e}"
+                return self.f(*args, **kwargs)
+            self.stats["replays"] += 1
+            if i:
+                entry.variants.insert(0, entry.variants.pop(i))
+            return out
+        if len(entry.variants) >= self.max_variants:
+            entry.eager = True
+            warnings.warn(
+                f"dp.jit({_name(self.f)}) recorded {len(entry.variants)} variants for one "
+                f"signature and the program took yet another path: the guard that failed last "
+                f"is {entry.last_failure}. From now on this signature runs eagerly. Guards come "
+                "from Python reading traced values (if/while on them, int(), float(), .item(), "
+                "np.asarray); dnp.where computes both branches without a guard",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.stats["eager_calls"] += 1
+            self.last_eager_reason = f"too many variants; the last guard that failed: {entry.last_failure}"
+            return self.f(*args, **kwargs)
+        variant, out = self.record(sig, args, kwargs)
+        if variant is None:
+            entry.eager = True
+            self.last_eager_reason = "it draws random numbers"
+            warnings.warn(
+                f"dp.jit({_name(self.f)}) drew random numbers while recording (from NumPy's "
+                "global generator or a Generator among its arguments): a replay would repeat "
+                "the same draws, so this signature runs eagerly. Draw outside the jitted "
+                "function and pass the numbers in as an argument",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return out
+        entry.variants.insert(0, variant)
+        return out
+
+    def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
+        """Run f eagerly under a staging trace: (the new variant, the call's result). The
+        variant is None when f drew random numbers from NumPy's global generator or from a
+        Generator among its arguments: replaying would repeat those draws."""
+        self.stats["recordings"] += 1
+        generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
+        before = [_draw_state(g) for g in generators]
+        with device_scope(sig.input_values()), open_trace(StagingTrace, "dp.jit") as trace:
+            leaves = list(sig.leaves)
+            for i in sig.inputs:
+                leaves[i] = trace.new_input(leaves[i])
+            call_args, call_kwargs = sig.rebuild(self, args, kwargs, leaves)
+            out = self.f(*call_args, **call_kwargs)
+            out_leaves, out_def = tree.flatten(out)
+            outputs, values = [], []
+            for leaf in out_leaves:
+                if type(leaf) is StagingTracer and leaf._trace is trace:
+                    outputs.append(leaf.var)
+                    values.append(leaf.value)
+                elif isinstance(leaf, Tracer):
+                    raise leaf._trace.escaped_error()
+                else:  # a constant: the graph keeps it, the caller gets a copy
+                    outputs.append(Const(leaf))
+                    values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
+        result = tree.unflatten(out_def, values)
+        drew = [g for g, state in zip(generators, before) if not _same_state(_draw_state(g), state)]
+        if drew:  # a replay would repeat the recording's draws
+            return None, result
+        graph = Graph(trace.inputs, trace.body, outputs)
+        return Variant(graph, sig.xp, out_def, _user_constants(graph)), result
+
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,
+        `.source` (the generated replay), `.recorded` (the graph before optimization)."""
+        sig = Signature(self, args, kwargs)
+        variant, _ = self.record(sig, args, kwargs)
+        self.stats["recordings"] -= 1  # a look, not a recording of the cache
+        if variant is None:
+            raise ValueError(f"dp.jit({_name(self.f)}) cannot be recorded: it draws random "
+                             "numbers (pass them in as an argument)")
+        return Lowered(variant)
+
+    def __repr__(self) -> str:
+        return f"<dp.jit of {_name(self.f)}: {self.stats}>"
+
+
+class Lowered:
+    """What dp.jit made of one call: the optimized graph and its generated replay."""
+
+    def __init__(self, variant: Variant) -> None:
+        self.graph = variant.graph
+        self.source: str = variant.replay.source  # type: ignore[attr-defined]
+
+    def text(self) -> str:
+        return self.graph.text()
+
+    def to_dot(self) -> str:
+        return self.graph.to_dot()
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def _user_constants(graph: Graph) -> list:
+    """The NumPy arrays the forward program read from outside its arguments (derivative
+    rules' constants are made from shapes alone and are not checked)."""
+    seen: dict[int, Any] = {}
+    for node in graph.nodes():
+        if not node.backward:
+            for a in node.args:
+                if type(a) is Const and type(a.value) is np.ndarray and a.value.size > 1:
+                    seen[id(a.value)] = a.value
+    return list(seen.values())
+
+
+_GENERATORS = (np.random.Generator, np.random.RandomState)
+
+
+def _draw_state(g: Any) -> Any:
+    """Where a random generator (np.random itself: the global one) stands in its stream."""
+    if isinstance(g, np.random.Generator):
+        return g.bit_generator.state
+    return g.get_state(legacy=False)
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b))
+    return bool(a == b)
+
+
+def _checksum(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+
+
+def _device(x: Any) -> Any:
+    device = getattr(x, "device", None)
+    return getattr(device, "id", "cpu")
+
+
+def _name(f: Any) -> str:
+    return getattr(f, "__qualname__", None) or repr(f)
+
+
+def _unhashable(jitted: Jitted, args: tuple, kwargs: dict, sig: Signature) -> str:
+    for i in jitted.static_argnums:
+        if i < len(args):
+            try:
+                hash(args[i])
+            except TypeError:
+                return (f"dp.jit({_name(jitted.f)}): static argument {i} is a {type(args[i]).__name__}, "
+                        "which is not hashable; static arguments are part of the signature by "
+                        "value: pass a hashable one (a tuple instead of a list), or make it an "
+                        "ordinary argument")  # fmt: skip
+    paths = tree.flatten_with_path(tree.unflatten(sig.treedef, sig.leaves))[0]
+    for path, leaf in paths:
+        if type(leaf) is not float and not is_array(leaf):
+            try:
+                hash(leaf)
+            except TypeError:
+                return (f"dp.jit({_name(jitted.f)}): the argument leaf {tree.keystr(path)} is a "
+                        f"{type(leaf).__name__}, which is neither an array nor hashable; "
+                        "register its type as a pytree node (dp.tree.register_node or "
+                        "register_dataclass), or pass it through static_argnums")  # fmt: skip
+    return f"dp.jit({_name(jitted.f)}): an argument is not hashable"

@@ -1,0 +1,326 @@
+"""dp.jit: every replay equals the eager call (values, gradients, second order), guards
+follow the program's path, and the errors and counters users rely on."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from backends import check_jit
+from diffprog.errors import EscapedTracerError
+from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
+
+
+def assert_same(a, b, rtol=1e-12):
+    la, ta = dp.tree.flatten(a)
+    lb, tb = dp.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        assert type(x) is type(y), (type(x), type(y))
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=0)
+
+
+def check_replays(f, *calls, **kw):
+    """jit(f) on each call's args equals f's eager result; the calls after the first replay."""
+    jitted = dp.jit(f, **kw)
+    for args in calls:
+        assert_same(jitted(*args), f(*args))
+    return jitted
+
+
+def loss(params, x):
+    h = dnp.tanh(x @ params["W"] + params["b"])
+    return dnp.mean((h @ params["v"]) ** 2) + 0.1 * params["scale"] ** 2
+
+
+def make_params(rng):
+    return {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=4), "v": rng.normal(size=4),
+            "scale": 0.7}  # fmt: skip
+
+
+def test_value_and_grad_replays_and_matches_eager():
+    rng = np.random.default_rng(0)
+    calls = [(make_params(rng), rng.normal(size=(5, 3))) for _ in range(3)]
+    jitted = check_replays(dp.value_and_grad(loss), *calls)
+    assert jitted.stats["recordings"] == 1
+    assert jitted.stats["replays"] == 2
+
+
+def test_python_float_leaf_gradient_stays_a_python_float():
+    jitted = dp.jit(dp.grad(lambda p: p["a"] ** 3 * p["n"]))
+    for a in (1.5, 2.0):
+        g = jitted({"a": a, "n": 2})
+        assert type(g["a"]) is float and g["a"] == pytest.approx(6 * a * a)
+        assert g["n"] is None
+
+
+def test_second_order_under_jit():
+    f = lambda x: dnp.sum(dnp.sin(x) * x**2)  # noqa: E731
+    rng = np.random.default_rng(1)
+    check_replays(dp.hessian(f), (rng.normal(size=3),), (rng.normal(size=3),))
+    check_replays(dp.grad(dp.grad(lambda x: x**4)), (1.5,), (2.5,))
+
+
+def test_hvp_vjp_jvp_under_jit():
+    f = lambda x: dnp.sum(dnp.exp(x) * x)  # noqa: E731
+    rng = np.random.default_rng(2)
+    xs = [rng.normal(size=4) for _ in range(3)]
+    check_replays(lambda x, v: dp.hvp(f, (x,), (v,)), *[(x, x + 1) for x in xs])
+    check_replays(lambda x, v: dp.jvp(dnp.sin, (x,), (v,)), *[(x, x * 2) for x in xs])
+    check_replays(lambda x, ct: dp.vjp(dnp.tanh, x)[1](ct), *[(x, x - 1) for x in xs])
+
+
+def test_a_branch_that_changes_between_calls_is_guarded():
+    def f(x):
+        if dnp.sum(x) > 0:
+            return dnp.sum(dnp.sin(x))
+        return dnp.sum(dnp.cos(x)) * 3.0
+
+    jitted = check_replays(dp.value_and_grad(f), (np.ones(3),), (-np.ones(3),), (np.ones(3) * 2,),
+                           (-np.ones(3) * 2,))  # fmt: skip
+    assert jitted.stats["recordings"] == 2  # one per path
+    assert jitted.stats["guard_failures"] >= 1
+    assert jitted.stats["replays"] == 2
+
+
+def test_a_loop_whose_trip_count_depends_on_data():
+    def f(x):
+        while x < 10.0:
+            x = x * 2.0
+        return x
+
+    check_replays(dp.value_and_grad(f), (1.0,), (1.5,), (3.0,), (1.2,))
+
+
+def test_comparisons_are_staged_not_constants():
+    f = lambda x: dnp.sum(dnp.where(x > 0, x, 0.0) * (x < 0.5))  # noqa: E731
+    rng = np.random.default_rng(3)
+    jitted = check_replays(dp.value_and_grad(f), *[(rng.normal(size=6),) for _ in range(4)])
+    assert jitted.stats["recordings"] == 1
+
+
+def test_int_array_inputs_index_without_guards():
+    def f(logits, labels):
+        return -dnp.mean(dnp.take_along_axis(dnp.log_softmax(logits), labels[:, None], axis=1))
+
+    rng = np.random.default_rng(4)
+    calls = [(rng.normal(size=(6, 3)), rng.integers(0, 3, size=6)) for _ in range(3)]
+    jitted = check_replays(dp.value_and_grad(f), *calls)
+    assert jitted.stats["recordings"] == 1
+
+
+def test_too_many_paths_warn_once_and_run_eagerly():
+    def f(x):
+        n = int(x)  # a new loop bound every call
+        return sum(x * i for i in range(n))
+
+    jitted = dp.jit(dp.grad(f), max_variants=2)
+    with pytest.warns(RuntimeWarning, match=r"int\(\) of a traced value at .*test_jit.py"):
+        for x in (1.0, 2.0, 3.0, 4.0, 5.0):
+            assert jitted(x) == dp.grad(f)(x)
+    assert jitted.stats["recordings"] == 2
+    assert jitted.stats["eager_calls"] >= 2
+
+
+def test_static_argnums_and_decorator_forms():
+    @dp.jit(static_argnums=1)
+    def power(x, n):
+        return x**n
+
+    assert power(2.0, 3) == 8.0 and power(2.0, 2) == 4.0
+    assert power.stats["recordings"] == 2
+
+    @dp.jit
+    def double(x):
+        return x * 2.0
+
+    np.testing.assert_array_equal(double(np.ones(2)), 2 * np.ones(2))
+
+    with pytest.raises(TypeError, match="static argument 1 is a list.*not hashable"):
+        power(2.0, [3])
+
+
+def test_nested_jit_and_grad_of_jit_run_inline():
+    inner = dp.jit(lambda x: dnp.sin(x) * x)
+    outer = dp.jit(lambda x: dnp.sum(inner(x)))
+    x = np.linspace(0.1, 1, 4)
+    assert_same(outer(x), dnp.sum(dnp.sin(x) * x))
+    assert_same(dp.grad(outer)(x), dp.grad(lambda x: dnp.sum(dnp.sin(x) * x))(x))
+
+
+def test_a_training_step_with_an_optimizer_under_one_jit():
+    opt = dp.optim.adam(1e-2)
+
+    def step(params, state, x):
+        value, grads = dp.value_and_grad(loss)(params, x)
+        updates, state = opt.update(grads, state, params)
+        return dp.optim.apply_updates(params, updates), state, value
+
+    rng = np.random.default_rng(5)
+    params = make_params(rng)
+    eager_params, eager_state = params, opt.init(params)
+    jit_params, jit_state = params, opt.init(params)
+    jitted = dp.jit(step)
+    for _ in range(4):
+        x = rng.normal(size=(5, 3))
+        eager_params, eager_state, v1 = step(eager_params, eager_state, x)
+        jit_params, jit_state, v2 = jitted(jit_params, jit_state, x)
+        assert_same((jit_params, v2), (eager_params, v1))
+    assert jitted.stats["recordings"] == 1
+
+
+def test_a_staged_value_kept_past_the_call_is_an_escaped_tracer():
+    kept = []
+
+    @dp.jit
+    def f(x):
+        kept.append(x * 2.0)
+        return x
+
+    f(np.ones(2))
+    with pytest.raises(EscapedTracerError):
+        kept[0] + 1.0
+
+
+def test_a_captured_array_changed_in_place_is_seen():
+    w = np.ones(3)
+    jitted = dp.jit(lambda x: dnp.sum(x * w))
+    assert jitted(np.ones(3)) == 3.0
+    w[:] = 2.0
+    assert jitted(np.ones(3)) == 6.0
+    assert jitted.stats["recordings"] == 2
+
+
+def test_returned_constant_arrays_are_fresh_each_call():
+    jitted = dp.jit(dp.grad(lambda x, y: dnp.sum(y), argnums=0))
+    g1 = jitted(np.ones(2), np.ones(2))
+    g1 += 5.0
+    np.testing.assert_array_equal(jitted(np.ones(2), np.ones(2)), np.zeros(2))
+
+
+def test_lower_shows_the_optimized_graph_and_its_replay():
+    lowered = dp.jit(dp.value_and_grad(lambda x: dnp.sum(dnp.sin(x) * 1.0))).lower(np.ones(3))
+    text = lowered.text()
+    assert "sin(v0)" in text and "cos(v0)" in text and "(backward)" in text
+    assert "multiply" not in text  # x * 1.0 and the ones of sum's rule are gone
+    assert "def replay" in lowered.source
+    assert lowered.to_dot().startswith("digraph")
+
+
+def test_replay_errors_come_from_an_eager_run():
+    jitted = dp.jit(lambda a: dnp.linalg.inv(a))
+    jitted(np.eye(2))
+    with pytest.raises(np.linalg.LinAlgError):
+        jitted(np.zeros((2, 2)))
+
+
+def test_dead_forward_values_are_eliminated():
+    def f(x):
+        unused = dnp.exp(x) * 3.0  # noqa: F841 - dead
+        return dnp.sum(x * x)
+
+    lowered = dp.jit(dp.grad(f)).lower(np.ones(2))
+    assert "exp" not in lowered.text()
+
+
+def test_common_subexpressions_are_shared():
+    lowered = dp.jit(lambda x: dnp.sin(x) + dnp.sin(x)).lower(np.ones(2))
+    assert lowered.text().count("sin(") == 1
+
+
+def test_memory_planning_writes_dead_buffers_in_place():
+    f = lambda x: dnp.sum(dnp.exp(dnp.sin(dnp.cos(x))))  # noqa: E731
+    lowered = dp.jit(f).lower(np.ones(5000))
+    assert "out=" in lowered.source
+    jitted = dp.jit(f)
+    x = np.linspace(0, 1, 5000)
+    before = x.copy()
+    for _ in range(2):
+        assert_same(jitted(x), f(x))
+    np.testing.assert_array_equal(x, before)  # inputs are never written
+
+
+def test_warning_free_on_ordinary_use():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jitted = dp.jit(dp.value_and_grad(loss))
+        rng = np.random.default_rng(6)
+        for _ in range(3):
+            jitted(make_params(rng), rng.normal(size=(5, 3)))
+
+
+# --- NumPy's write semantics under dp.jit ----------------------------------------------------
+@pytest.mark.parametrize("f", VIEW_PROGRAMS, ids=lambda f: f.__name__.strip("_"))
+def test_view_programs_under_jit(f):
+    check_jit(f, (X34,))
+
+
+def test_random_view_programs_under_jit():
+    for seed in range(40):
+        program = _random_program(seed)
+        check_jit(lambda x: _run_program(program, x), (X34,))
+
+
+@pytest.mark.parametrize("name", ALLOCATORS)
+def test_allocate_then_fill_under_jit(name):
+    check_jit(_fill(ALLOCATORS[name]), (np.array([0.5, -1.5, 2.0, 0.25]),))
+
+
+def test_random_draws_inside_are_never_replayed():
+    rng = np.random.default_rng(0)
+
+    def noisy(x, rng):
+        return x + rng.normal(size=x.shape)
+
+    jitted = dp.jit(noisy)
+    with pytest.warns(RuntimeWarning, match="drew random numbers"):
+        a = jitted(np.zeros(2), rng)
+    b = jitted(np.zeros(2), rng)
+    assert not np.array_equal(a, b)  # new draws every call, as eagerly
+    assert jitted.stats["replays"] == 0
+    with pytest.warns(RuntimeWarning, match="drew random numbers"):
+        g = dp.jit(lambda x: x * np.random.uniform())
+        g(1.0)
+    noise = rng.normal(size=2)  # the supported way: draws come in as an argument
+    passed = dp.jit(lambda x, noise: x + noise)
+    passed(np.zeros(2), noise)
+    np.testing.assert_array_equal(passed(np.zeros(2), noise + 1), noise + 1)
+    assert passed.stats["replays"] == 1
+
+
+# --- on the GPU -------------------------------------------------------------------------------
+def test_a_jitted_training_step_on_every_backend(backend):
+    """The replay runs CuPy kernels on the arrays' own GPU, results equal NumPy's, and
+    replays make no host <-> device copy and no synchronisation."""
+    opt = dp.optim.adam(1e-2)
+
+    def step(params, state, x):
+        value, grads = dp.value_and_grad(lambda p: dnp.mean(dnp.tanh(x @ p["W"] + p["b"]) ** 2))(params)
+        updates, state = opt.update(grads, state, params)
+        return dp.optim.apply_updates(params, updates), state, value
+
+    rng = np.random.default_rng(8)
+    host = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=4)}
+    xs = [rng.normal(size=(5, 3)) for _ in range(3)]
+    params, state = backend.put(host), backend.put(opt.init(host))
+    want_params, want_state = host, opt.init(host)
+    jitted = dp.jit(step)
+    for i, x in enumerate(xs):
+        want_params, want_state, want_value = step(want_params, want_state, x)
+        if i == 2 and backend.gpu is not None:  # a replay: no transfer, no synchronisation
+            cp, cupyx = backend.xp, pytest.importorskip("cupyx")
+            moved = backend.put(x)
+            sent = dict(getattr(cp, "transfers", {}))  # the simulator's host <-> device counts
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # allow_synchronize is deprecated
+                with cupyx.allow_synchronize(False):
+                    params, state, value = jitted(params, state, moved)
+            assert getattr(cp, "transfers", {}) == sent, "a host <-> device copy in a replay"
+        else:
+            params, state, value = jitted(params, state, backend.put(x))
+        backend.check((params, value), (want_params, want_value))
+    assert jitted.stats["replays"] == 2 and jitted.stats["recordings"] == 1
