@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
-import sys
 from typing import Any
 
 import numpy as np
@@ -31,7 +29,7 @@ from .. import tree
 from ..backend import register_staged, register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
-from ..core.trace import Trace, Tracer, as_scalar, innermost_trace
+from ..core.trace import Trace, Tracer, as_scalar, innermost_trace, user_line
 from . import reverse
 
 
@@ -200,12 +198,12 @@ class StagingTrace(Trace):
         return StagingTracer(self, value, Var(next(self.ids), value))
 
     def record(self, prim: Any, params: dict, refs: list, outs: list[Var]) -> None:
-        self.body.append(Node(prim, params, refs, outs, user_line(), reverse.sweeping()))
+        self.body.append(Node(prim, params, refs, outs, user_line(code=False), reverse.sweeping()))
 
     def read(self, x: StagingTracer, how: str, value: Any) -> Any:
         """Python read `value` out of `x`: a guard of the path (returns `value`)."""
         self.check_own(x)
-        self.body.append(Guard(x.var, how, value, user_line()))
+        self.body.append(Guard(x.var, how, value, user_line(code=False)))
         return value
 
     def check_own(self, x: StagingTracer) -> None:
@@ -236,19 +234,6 @@ def _staged_inside(value: Any) -> bool:
     if t is dict:
         return any(_staged_inside(v) for v in value.values())
     return False
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def user_line() -> str:
-    """`file:line` of the innermost frame outside diffprog (cheap: no source is read)."""
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    if frame is None:
-        return ""
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 # --- NumPy's own functions on staged values ------------------------------------------------

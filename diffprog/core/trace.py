@@ -275,15 +275,14 @@ class Tracer:
             )
         if instruction == "STORE_SUBSCR":
             raise _store_error(self)
-        caller = numpy_caller()
-        if caller in ("full", "full_like"):
-            raise full_error(caller)
-        what = f"a traced array (shape {self.shape}, dtype {self.dtype})"
-        numpy_function = _numpy_caller(sys._getframe(1))
-        if numpy_function is not None:
-            raise TracerConversionError(_hidden_tracer_message(what, numpy_function))
+        frame = numpy_frame()
+        if frame is not None:  # NumPy's own code was given the tracer: say which function
+            if frame.f_code.co_name in ("full", "full_like"):
+                raise full_error(frame.f_code.co_name)
+            what = f"a traced array (shape {self.shape}, dtype {self.dtype})"
+            raise TracerConversionError(_hidden_tracer_message(what, frame))
         raise TracerConversionError(
-            f"cannot convert {what} to a NumPy "
+            f"cannot convert a traced array (shape {self.shape}, dtype {self.dtype}) to a NumPy "
             "array or scalar (np.asarray(x), np.float64(x), np.float32(x), ...): the value "
             f"would leave the tape and its gradient would be silently lost, at {user_line()}. "
             + _CONVERSION_HINT + ". A list of traced values becomes one array with dnp.array([...]). "
@@ -335,22 +334,27 @@ def refuse_conversion(x: Tracer, what: str) -> None:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def user_line() -> str:
+def user_line(code: bool = True) -> str:
     """`file:line: code` of the innermost frame outside the diffprog package: the line of the
-    user's code an error is about."""
+    user's code an error is about (without the code, which is read from the file, if not
+    `code`)."""
     frame = sys._getframe(1)
     while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
         _PACKAGE_DIR
     ):
         frame = frame.f_back
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
-    code = linecache.getline(filename, lineno).strip()
-    return f"{filename}:{lineno}" + (f": `{code}`" if code else "")
+    text = linecache.getline(filename, lineno).strip() if code else ""
+    return f"{filename}:{lineno}" + (f": `{text}`" if text else "")
 
 
-def _numpy_caller(frame: Any) -> Any:
-    """The outermost frame of NumPy's own Python code at the top of the stack from `frame`
-    (None if `frame` is not NumPy's): the NumPy function that was given a traced value."""
+def numpy_frame() -> Any:
+    """The outermost frame of the NumPy Python code that called into diffprog (diffprog's own
+    frames skipped): the NumPy function given a traced value (`np.std([a, b])`, `np.full`);
+    None when the caller is not NumPy's."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("diffprog."):
+        frame = frame.f_back
     outer = None
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "numpy":
         outer, frame = frame, frame.f_back
@@ -411,17 +415,6 @@ def numpy_store_cause(e: BaseException) -> BaseException | None:
     if isinstance(e, ValueError) and getattr(cause, "_diffprog_store", False):
         return cause
     return None
-
-
-def numpy_caller() -> str:
-    """The name of the NumPy function whose code called into diffprog (for a conversion or a
-    dispatched call), or '' when the nearest caller outside diffprog is not NumPy's."""
-    frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("diffprog."):
-        frame = frame.f_back
-    if frame is None or frame.f_globals.get("__name__", "").partition(".")[0] != "numpy":
-        return ""
-    return frame.f_code.co_name
 
 
 def _calling_instruction(depth: int = 2) -> str:

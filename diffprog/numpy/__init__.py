@@ -17,7 +17,7 @@ import sys
 import types
 from typing import Any
 
-from numpy import e, inf, nan, newaxis, pi
+from numpy import e, inf, nan, newaxis, pi  # noqa: F401  (NumPy's constants, re-exported)
 
 from . import (  # noqa: F401  (re-exported: see __all__)
     assignment,

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from numpy.exceptions import AxisError
-
 import numpy as np
 from numpy.exceptions import AxisError
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.trace import Tracer, full_error, numpy_caller
+from ..core.trace import Tracer, full_error, numpy_frame
 from ..errors import TracerConversionError
 from .manipulation import index_tuple
 from .views import assign
@@ -27,9 +27,9 @@ def setitem(x: Tracer, index: Any, value: Any) -> None:
 def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
     """`numpy.copyto(dst, src)`: `src` broadcast into the traced array `dst` (where=True only)."""
     if not isinstance(dst, Tracer):
-        caller = numpy_caller()
-        if caller in ("full", "full_like"):
-            raise full_error(caller)
+        frame = numpy_frame()
+        if frame is not None and frame.f_code.co_name in ("full", "full_like"):
+            raise full_error(frame.f_code.co_name)
         raise TracerConversionError(
             "numpy.copyto(dst, src) with `dst` a plain NumPy array and `src` traced would drop "
             "src's gradient; make dst a traced array (e.g. dst = dnp.zeros_like(src)) or use "

@@ -42,7 +42,7 @@ from .elementwise import where
 from .indexing import take_along_axis
 from .manipulation import expand_dims, getitem, swapaxes
 from .products import cross, einsum, matmul, tensordot, vecdot
-from .reductions import norm, product_of_others
+from .reductions import product_of_others
 from .reductions import sum as _sum
 
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])

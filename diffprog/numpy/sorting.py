@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import namespace_of
-from ..core.primitive import IndexedPrimitive, Primitive
+from ..core.primitive import IndexedPrimitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .elementwise import isnan, where

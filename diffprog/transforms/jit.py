@@ -39,7 +39,7 @@ from .. import tree
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, is_array, namespace_of
 from ..compile.codegen import GuardFailed, generate
-from ..compile.ir import Const, Graph, Var
+from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
 from ..core.trace import Tracer, open_trace, tracing
 from ..debug import debug_nans_on
