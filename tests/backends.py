@@ -199,7 +199,7 @@ def _same(got: Any, want: Any) -> None:
         if hasattr(w, "dtype"):
             assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
         if hasattr(w, "dtype") or isinstance(w, float):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)  # (sums over other layouts)
         else:  # None, an int, a string: the very value
             assert g == w, (g, w)
 

@@ -274,7 +274,7 @@ def stage_numpy_call(function: str, method: str, args: tuple, kwargs: dict) -> A
 
     For code that computes on raw values (the masks and index arithmetic of derivative
     rules): under dp.jit those values are staged, and replaying the very NumPy call the
-    eager program makes gives its result bit for bit. A Python number in the result (the
+    eager program makes gives its result. A Python number in the result (the
     bool of np.array_equal) is a concrete read: a guard.
     """
     leaves, treedef = tree.flatten((args, kwargs))
