@@ -54,24 +54,26 @@ def jitted(fn, *args: Any) -> tuple[Any, float]:
     return j, time.perf_counter() - start
 
 
-def diffprog_pair(f, args: tuple, xp: Any) -> list[Impl]:
-    """diffprog in plain tape mode, in graph-extension mode and replayed by dp.jit, on
-    value_and_grad(f)(*args)."""
+def diffprog_pair(f, args: tuple, xp: Any, jit: bool = True) -> list[Impl]:
+    """diffprog in plain tape mode, in graph-extension mode and (if `jit`) replayed by dp.jit,
+    on value_and_grad(f)(*args)."""
     vg = dp.value_and_grad(f)
     sync = device_sync(xp)
-    jvg, first = jitted(vg, *args)
-    return [
+    pair = [
         Impl("diffprog tape", lambda: vg(*args), role="tape", sync=sync),
         Impl("diffprog graph extension", lambda: _recorded(vg, *args), role="graph", sync=sync),
-        Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
-             info={"first_call_s": first}),
     ]
+    if not jit:
+        return pair
+    jvg, first = jitted(vg, *args)
+    return pair + [Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
+                        info={"first_call_s": first})]  # fmt: skip
 
 
-def w1(x: Any, n: int, xp: Any) -> list[Impl]:
+def w1(x: Any, n: int, xp: Any, jit: bool = True) -> list[Impl]:
     sync = device_sync(xp)
     hand = Impl(hand_name(xp), lambda: chain_hand(x, n, xp), role="hand", sync=sync)
-    return [hand, *diffprog_pair(lambda x: dnp.sum(chain(x, n, dnp)), (x,), xp)]
+    return [hand, *diffprog_pair(lambda x: dnp.sum(chain(x, n, dnp)), (x,), xp, jit)]
 
 
 def w2(x: Any, n: int, xp: Any) -> list[Impl]:

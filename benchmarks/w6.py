@@ -58,7 +58,7 @@ def _child(impl: str, n: int, device: str, repeats: int, out: str) -> None:
             sys.exit(f"{impl}: {skipped[impl]}")
         case = loaded[0].w1(x, n)[0]
     else:
-        case = impls.w1(x, n, xp)[("hand", "tape", "graph").index(impl)]
+        case = impls.w1(x, n, xp, jit=False)[("hand", "tape", "graph").index(impl)]
     times, result = [], None
     for _ in range(repeats):
         result = None  # free the previous run's results before the next one starts

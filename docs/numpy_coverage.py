@@ -6,6 +6,7 @@ Run: python docs/numpy_coverage.py   (tests/test_docs.py checks the file is curr
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 
 import numpy as np
@@ -19,6 +20,15 @@ PATH = pathlib.Path(__file__).with_name("numpy_coverage.md")
 
 def qualname(func) -> str:
     return f"{func.__module__}.{func.__name__}".replace("numpy._core.", "numpy.")
+
+
+def like_only(func) -> bool:
+    """Whether NumPy hands `func` to diffprog only through its `like=` argument (the array
+    creation functions: `np.full(shape, x)` never sees a traced `x`)."""
+    try:
+        return "like" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def rows() -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
@@ -37,6 +47,15 @@ def rows() -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
     return function_rows, ufunc_rows
 
 
+LIKE_ONLY = {qualname(f) for f in get_overridable_numpy_array_functions() if like_only(f)}
+
+
+def verdict(name: str, ok: bool) -> str:
+    if not ok:
+        return "-"
+    return "with `like=x` only" if name in LIKE_ONLY else "yes"
+
+
 def render() -> str:
     function_rows, ufunc_rows = rows()
 
@@ -44,7 +63,7 @@ def render() -> str:
         done = sum(ok for _, ok in entries)
         lines = [f"## {title}: {done} of {len(entries)} supported", "", "| NumPy | on tracers |",
                  "|---|---|"]  # fmt: skip
-        lines += [f"| `{name}` | {'yes' if ok else '-'} |" for name, ok in entries]
+        lines += [f"| `{name}` | {verdict(name, ok)} |" for name, ok in entries]
         return lines + [""]
 
     header = [
@@ -55,7 +74,10 @@ def render() -> str:
         "differentiates, unless its result is a constant, like a comparison's); a `-` means it",
         "raises an error naming the function. Ufunc methods: `reduce` of add, multiply,",
         "maximum, minimum and logaddexp, `accumulate` of add and multiply, and `numpy.add.at`",
-        "are supported; `out=` works when it names a traced array.",
+        "are supported; `out=` works when it names a traced array. NumPy hands its array",
+        "creation functions to diffprog only through `like=` (`np.full(shape, x, like=x)`):",
+        "`np.full(shape, x)` or `np.array([x])` on a traced `x` raises, naming the `dnp`",
+        "function to use.",
         "",
     ]
     return "\n".join(header + table("Ufuncs", ufunc_rows) + table("Functions", function_rows))

@@ -151,6 +151,9 @@ class _Writer:
     def compile(self) -> Callable[[list], list]:
         g = self.graph
         last_use = _last_uses(g)
+        dying: dict[int, list[int]] = {}  # item index -> the variables it reads last
+        for var_id, last in last_use.items():
+            dying.setdefault(last, []).append(var_id)
         outputs = {o.id for o in g.outputs if type(o) is Var}
         lines = ["def replay(inputs):"]
         if g.inputs:
@@ -162,7 +165,7 @@ class _Writer:
                 guard_index += 1
             else:
                 lines.append("    " + self.node(item, i, last_use, outputs))
-            self.release(i, last_use, outputs)
+            self.release(dying.get(i, ()), outputs)
         lines.append("    return [" + "".join(self.ref(o) + ", " for o in g.outputs) + "]")
         source = "\n".join(lines)
         code = compile(source, "<diffprog replay>", "exec")
@@ -236,10 +239,9 @@ class _Writer:
         pool = self.pool.get(key)
         return pool.pop() if pool else None
 
-    def release(self, index: int, last_use: dict[int, int], outputs: set[int]) -> None:
-        """Free the names of the variables whose last use was item `index`."""
-        for var_id in [v for v, last in last_use.items() if last == index]:
-            del last_use[var_id]
+    def release(self, dying: list[int], outputs: set[int]) -> None:
+        """Free the names of the variables `dying` (their last use was the item just written)."""
+        for var_id in dying:
             if var_id in outputs or var_id not in self.slot_of:
                 continue
             name = self.slot_of.pop(var_id)

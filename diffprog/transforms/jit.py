@@ -44,8 +44,6 @@ from ..compile.passes import optimize
 from ..core.trace import Tracer, open_trace, tracing
 from ..debug import debug_nans_on
 
-_CONSTANT_TYPES = (int, bool, str, bytes, type(None))
-
 
 def jit(
     f: Callable[..., Any] | None = None,
