@@ -199,7 +199,10 @@ def _same(got: Any, want: Any) -> None:
         if hasattr(w, "dtype"):
             assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
         if hasattr(w, "dtype") or isinstance(w, float):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)  # (sums over other layouts)
+            # the same kernels on the same values; a sum over memory laid out or aligned
+            # otherwise may round differently in the last bits
+            wide = np.result_type(w).itemsize >= 8
+            np.testing.assert_allclose(g, w, rtol=1e-12 if wide else 1e-6, atol=0)
         else:  # None, an int, a string: the very value
             assert g == w, (g, w)
 

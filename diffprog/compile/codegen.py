@@ -45,6 +45,9 @@ OPERATOR_SYMBOLS = {
 _SAME_AS_OPERATOR = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/",
                      "true_divide": "/", "negative": "-"}  # fmt: skip
 
+#: operators whose augmented form (`a += b`) writes the same values into `a`'s memory
+_AUGMENTABLE = {"+", "-", "*", "/"}
+
 #: Python operators (on NumPy values) that are these ufuncs (so may write into a buffer)
 _OPERATOR_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
                     "neg": "negative"}  # fmt: skip
@@ -200,6 +203,15 @@ class _Writer:
         if ufunc is None and symbol is None:
             return self.kernel_call(node, args)
         out = node.outs[0]
+        first = node.args[0]
+        if (symbol in _AUGMENTABLE and len(args) == 2 and type(first) is Var
+                and self.dies_here(first, out, index, last_use, outputs)):  # fmt: skip
+            # the left operand's buffer dies here: `a op= b` writes the result into it
+            name = self.slot_of.pop(first.id)
+            self.owned.discard(first.id)
+            self.slot_of[out.id] = name
+            self.owned.add(out.id)
+            return f"{name} {symbol}= {args[1]}"
         buffer = self.buffer_for(out, node, index, last_use, outputs) if ufunc else None
         target = self.new_slot(out, buffer)
         if out.kind == "array" and out.shape:
@@ -214,8 +226,19 @@ class _Writer:
             return f"{target} = {symbol}{args[0]}"
         return f"{target} = {args[0]} {symbol} {args[1]}"
 
+    def dies_here(self, a: Var, out: Var, index: int, last_use: dict[int, int],
+                  outputs: set[int]) -> bool:  # fmt: skip
+        """Whether `a` is a buffer this replay made, which nothing else can see (no kernel
+        took it: one may have returned a view of it), read for the last time by item
+        `index`, with `out`'s shape and dtype: its memory may hold `out`."""
+        return (a.id in self.owned and last_use.get(a.id) == index and a.id not in outputs
+                and out.kind == "array" and (a.shape, a.dtype) == (out.shape, out.dtype))  # fmt: skip
+
     def kernel_call(self, node: Node, args: list[str]) -> str:
-        """`outs = impl(xp, *args, **params)`: the kernel called directly."""
+        """`outs = impl(xp, *args, **params)`: the kernel called directly. Its operands stop
+        being buffers this replay may reuse: the kernel may have returned a view of them."""
+        for v in node.inputs():
+            self.owned.discard(v.id)
         kernel = self.constant(node.prim.impl, "k")
         params = "".join(f", {k}={self.expr(v)}" for k, v in node.params.items())
         call = f"{kernel}(xp{''.join(', ' + a for a in args)}{params})"
@@ -231,11 +254,9 @@ class _Writer:
             return None
         key = (out.shape, out.dtype)
         for a in node.args:  # an operand dying here: write in place
-            if (type(a) is Var and a.id in self.owned and last_use.get(a.id) == index
-                    and a.id not in outputs and (a.shape, a.dtype) == key):  # fmt: skip
+            if type(a) is Var and self.dies_here(a, out, index, last_use, outputs):
                 self.owned.discard(a.id)
-                name = self.slot_of.pop(a.id)
-                return name
+                return self.slot_of.pop(a.id)
         pool = self.pool.get(key)
         return pool.pop() if pool else None
 
