@@ -2,13 +2,18 @@
 
 Owns: `generate(graph, xp)`, which writes the graph as the source of one Python function
 `replay(inputs) -> outputs` and compiles it. Each node is one line: a ufunc primitive becomes
-a direct call of NumPy's (or CuPy's) ufunc, every other primitive a call of its kernel
-(`impl(xp, *args, **params)`) with its static params bound as globals: no `bind`, no tracers,
-no dictionaries per op. Each guard is one `if` that raises `GuardFailed` when the program
-would take another path. Variables live in reused local names (a name is rebound as soon as
-its value is dead, which frees it), and a ufunc whose output matches a dead intermediate
-array of its own making writes into that buffer (`out=`), so a replay allocates about as
-much as its live set (memory planning). `ufunc_of` finds the primitives that are one ufunc.
+a Python operator where the operator is that ufunc on NumPy values (`a * b`), else a direct
+call of NumPy's (or CuPy's) ufunc; a Python operator the program applied stays one; every
+other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
+bound as globals: no `bind`, no tracers, no dictionaries per op. Each guard is one `if` that
+raises `GuardFailed` when the program would take another path.
+
+Memory planning: variables live in reused local names (a name is rebound as soon as its
+value is dead, which frees it); a result whose left operand is a dying array this replay
+made takes its memory (`a *= b`), and a big ufunc result a dead one's of its shape and dtype
+(`out=`), so a replay allocates about as much as its live set. An array some kernel took is
+never reused (the kernel may have returned a view of it), nor is an input or an output.
+`ufunc_of` finds the primitives that are one ufunc.
 Layer L3 (beside ad/): imports L0-L2 and compile.ir.
 """
 
