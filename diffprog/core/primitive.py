@@ -23,7 +23,7 @@ from numpy import ndarray
 
 from ..backend import run_kernel
 from ..errors import UnsupportedComplexError, UnsupportedKeywordError
-from .trace import Tracer, raw, top_trace, user_line
+from .trace import Tracer, raw, top_trace, tracing, user_line
 
 Rule = Callable[..., Any]
 
@@ -158,7 +158,7 @@ class IndexedPrimitive(Primitive):
     __slots__ = ()
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        if params and top_trace(args) is None:
+        if params and tracing() and top_trace(args) is None:  # (no scan in a tape sweep)
             trace = top_trace(_tracers_in(params.values()))
             if trace is not None:
                 return trace.process(self, args, params)
