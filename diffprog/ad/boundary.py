@@ -210,7 +210,7 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     if isinstance(ct, Tracer):
         if not ct.opaque:  # graph extension: the adjoint is itself being traced
             return ct
-        return _fitted(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
+        return fit_to_leaf(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
     if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array
         ct = asarray_like(ct, value)
     with device_scope((ct,)):
@@ -231,5 +231,6 @@ def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
     return ct
 
 
-#: `_fit` as a primitive, for cotangents dp.jit stages (the conversion is then recorded)
-_fitted = NonDifferentiable("fit_adjoint", _fit)
+#: `_fit` as a primitive, for values dp.jit stages (the conversion is then recorded): the
+#: adjoints of leaves, an optimizer's update of a Python float parameter
+fit_to_leaf = NonDifferentiable("fit_adjoint", _fit)

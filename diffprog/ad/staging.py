@@ -99,10 +99,6 @@ def fresh_copy(x: Any) -> StagingTracer:
     return trace.process(_fresh, (x,), {})
 
 
-#: float(x) as a recorded operation (an optimizer keeps a Python float parameter one)
-python_float = NonDifferentiable("python_float", lambda xp, x: float(x))
-
-
 # --- Python's operators on staged values ---------------------------------------------------
 #: A Python operator applied to values as the eager program applies it: on arrays it is the
 #: ufunc, on NumPy scalars NumPy's scalar arithmetic, on Python floats Python's (a Python

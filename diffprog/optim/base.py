@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from ..ad.staging import StagingTracer, python_float
+from ..ad.boundary import fit_to_leaf
+from ..ad.staging import StagingTracer
 from ..backend import asarray_like, device_scope, is_array, namespace_of
 from ..backend import zeros_like as device_zeros_like
 from ..errors import StructureError
@@ -100,7 +101,7 @@ def cast_like(x: Any, ref: Any) -> Any:
     step being differentiated) stays traced, cast to ``ref``'s dtype: float() would drop its
     gradient."""
     if isinstance(ref, StagingTracer) and type(ref.value) is float:  # under dp.jit
-        return python_float(x)
+        return fit_to_leaf(x, kind="float", dtype=None)
     dtype = getattr(ref, "dtype", None)
     if dtype is not None and type(x) is type(ref) and getattr(x, "dtype", None) == dtype:
         return x

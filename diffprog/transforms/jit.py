@@ -259,7 +259,7 @@ class Jitted:
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,
-        `.source` (the generated replay), `.recorded` (the graph before optimization)."""
+        `.source` (the generated replay)."""
         sig = Signature(self, args, kwargs)
         variant, _ = self.record(sig, args, kwargs)
         self.stats["recordings"] -= 1  # a look, not a recording of the cache
