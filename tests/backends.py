@@ -162,8 +162,9 @@ class JitBackend(Backend):
         check_jit(f, args)
 
 
-def check_jit(f: Callable[..., Any], args: tuple) -> None:
-    """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend)."""
+def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
+    """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend); with
+    `fuse`, replayed with fused kernels (each costs a numba compile: used on samples)."""
     rng = np.random.default_rng(7)
     like = lambda tree: dp.tree.map(  # noqa: E731
         lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
@@ -181,30 +182,44 @@ def check_jit(f: Callable[..., Any], args: tuple) -> None:
     scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
                          np.asarray(a).dtype.kind == "f" else a, args)  # fmt: skip
     for name, program in programs.items():
-        jitted = dp.jit(program)
+        jitted = dp.jit(program, fuse=fuse)
         for call in (args, args, scaled):
             want = program(*call)
             got = jitted(*call)
             try:
-                _same(got, want)
+                _same(got, want, fuse)
             except AssertionError as e:
                 raise AssertionError(f"dp.jit of the {name}: {e}") from None
         assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
 
 
-def _same(got: Any, want: Any) -> None:
+def _same(got: Any, want: Any, fused: bool = False) -> None:
     assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
     for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
         assert type(g) is type(w), (type(g), type(w))
         if hasattr(w, "dtype"):
             assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
-        if hasattr(w, "dtype") or isinstance(w, float):
+        numeric = hasattr(w, "dtype") or isinstance(w, float)
+        if fused and numeric and np.result_type(w).kind in "fc":
+            assert_fused_close(g, w)
+        elif numeric:
             # the same kernels on the same values; a sum over memory laid out or aligned
             # otherwise may round differently in the last bits
             wide = np.result_type(w).itemsize >= 8
             np.testing.assert_allclose(g, w, rtol=1e-12 if wide else 1e-6, atol=0)
         else:  # None, an int, a string: the very value
             assert g == w, (g, w)
+
+
+def assert_fused_close(got: Any, want: Any) -> None:
+    """A fused kernel's result equals NumPy's to float rounding: libm and NumPy's SIMD
+    functions differ in the last bits, sums accumulate in another order (and in float64).
+    float64: rtol 1e-12; float32: rtol 1e-5; plus atol of the same order times max|want|."""
+    wide = np.result_type(want).itemsize >= 8
+    finite = np.abs(np.asarray(want)[np.isfinite(want)])
+    scale = float(finite.max()) if finite.size else 0.0
+    rtol, atol = (1e-12, 1e-12) if wide else (1e-5, 1e-6)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale)
 
 
 NUMPY = Backend("numpy")
