@@ -26,7 +26,6 @@ from .errors import (
     NonScalarOutputError,
     StructureError,
     TracerConversionError,
-    UnsupportedComplexError,
     UnsupportedKeywordError,
     UnsupportedLeafError,
 )
@@ -53,7 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
     "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
-    "UnsupportedComplexError", "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
+    "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
     "custom_jvp", "custom_vjp", "debug_nans", "distributed", "grad", "hessian", "hvp", "jacfwd",
     "jacobian", "jacrev", "jit", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
     "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp",
