@@ -17,6 +17,7 @@ from typing import Any
 from ..core.primitive import Primitive
 from ..core.trace import raw
 from ._define import binary, nondifferentiable, unary
+from .batching import elementwise
 
 # --- comparisons and other constant-valued functions -------------------------------------
 greater = nondifferentiable("greater", lambda xp, x, y: xp.greater(x, y))
@@ -26,6 +27,11 @@ less_equal = nondifferentiable("less_equal", lambda xp, x, y: xp.less_equal(x, y
 equal = nondifferentiable("equal", lambda xp, x, y: xp.equal(x, y))
 not_equal = nondifferentiable("not_equal", lambda xp, x, y: xp.not_equal(x, y))
 sign = nondifferentiable("sign", lambda xp, x: xp.sign(x))
+# bitwise operators: raw masks are arrays, but dp.vmap's masks are batched values (x > 0 & m)
+bitwise_and = nondifferentiable("bitwise_and", lambda xp, x, y: xp.bitwise_and(x, y))
+bitwise_or = nondifferentiable("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
+bitwise_xor = nondifferentiable("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
+invert = nondifferentiable("invert", lambda xp, x: xp.invert(x))
 isfinite = nondifferentiable("isfinite", lambda xp, x: xp.isfinite(x))
 isnan = nondifferentiable("isnan", lambda xp, x: xp.isnan(x))
 isinf = nondifferentiable("isinf", lambda xp, x: xp.isinf(x))
@@ -330,6 +336,10 @@ copysign.defvjp(lambda g, ans, x, y: where(signbit(x) == signbit(y), g, -g),
                 lambda g, ans, x, y: None)  # fmt: skip
 copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
                 lambda t, ans, x, y: None)  # fmt: skip
+
+# dp.vmap: every primitive here is elementwise, but nonzero (its result's shape is the data's)
+elementwise(*{id(p): p for p in list(globals().values())
+              if isinstance(p, Primitive) and p is not nonzero}.values())  # fmt: skip
 
 __all__ = [
     "abs", "absolute", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
