@@ -46,3 +46,8 @@ class NonFiniteError(DiffprogError, FloatingPointError):
 
 class CheckpointError(DiffprogError, ValueError):
     """A checkpoint file is truncated, corrupted, foreign or malicious; nothing was executed."""
+
+
+class BatchedControlFlowError(DiffprogError, TypeError):
+    """Under dp.vmap, Python control flow (`if x > 0`, bool(x), int(x)) met a value that
+    differs between examples: one branch cannot be chosen for all of them."""

@@ -73,6 +73,9 @@ def _host(x: Any) -> Any:
 
 iscomplex = nondifferentiable("iscomplex", lambda xp, x: xp.iscomplex(x))
 isreal = nondifferentiable("isreal", lambda xp, x: xp.isreal(x))
+#: the primitives here, all elementwise (elementwise.py gives them dp.vmap's elementwise rule:
+#: batching.py is above this module)
+PRIMITIVES = (real, imag, conjugate, _angle, iscomplex, isreal)
 
 
 def iscomplexobj(x: Any) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 from ..core.primitive import Primitive
 from ..core.trace import raw, unwrapped
 from ._define import binary, nondifferentiable, unary
+from .batching import elementwise
+from .complex_parts import PRIMITIVES as _COMPLEX_PARTS
 from .complex_parts import conj
 
 # --- comparisons and other constant-valued functions -------------------------------------
@@ -46,6 +48,12 @@ def _kind(x: Any) -> str | None:
     value = unwrapped(x)
     return "c" if type(value) is complex else getattr(getattr(value, "dtype", None), "kind", None)
 
+
+# bitwise operators: raw masks are arrays, but dp.vmap's masks are batched values (x > 0 & m)
+bitwise_and = nondifferentiable("bitwise_and", lambda xp, x, y: xp.bitwise_and(x, y))
+bitwise_or = nondifferentiable("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
+bitwise_xor = nondifferentiable("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
+invert = nondifferentiable("invert", lambda xp, x: xp.invert(x))
 isfinite = nondifferentiable("isfinite", lambda xp, x: xp.isfinite(x))
 isnan = nondifferentiable("isnan", lambda xp, x: xp.isnan(x))
 isinf = nondifferentiable("isinf", lambda xp, x: xp.isinf(x))
@@ -360,6 +368,10 @@ copysign.defvjp(lambda g, ans, x, y: where(signbit(x) == signbit(y), g, -g),
                 lambda g, ans, x, y: None)  # fmt: skip
 copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
                 lambda t, ans, x, y: None)  # fmt: skip
+
+# dp.vmap: every primitive here is elementwise, but nonzero (its result's shape is the data's)
+elementwise(*{id(p): p for p in [*globals().values(), *_COMPLEX_PARTS]
+              if isinstance(p, Primitive) and p is not nonzero}.values())  # fmt: skip
 
 __all__ = [
     "abs", "absolute", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",

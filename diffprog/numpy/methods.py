@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import BatchTracer
 from ..ad.reverse import NO_PARAMS
 from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
@@ -23,6 +24,7 @@ from ..errors import TracerConversionError
 from . import dispatch
 from . import manipulation as _manipulation
 from .assignment import setitem
+from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert
 from .elementwise import round as _round
 from .inplace import read
 from .sorting import sort
@@ -186,3 +188,27 @@ def install(dnp: Any) -> None:
     # reductions of booleans as NumPy's.
     install_operators({**operator_methods(table), "any": lambda s, *a, **k: np.any(s, *a, **k),
                        "all": lambda s, *a, **k: np.all(s, *a, **k)}, StagingTracer)
+    # A value dp.vmap batches is one example to the traces above it: its comparisons and
+    # masks are batched values too, so they go through the primitives.
+    install_operators(_batched_operators(dnp), BatchTracer)
+
+
+def _batched_operators(dnp: Any) -> dict[str, Any]:
+    def method(prim: Any) -> Any:  # (a primitive is no function: it would not bind `self`)
+        return lambda s, o: prim(s, o)
+
+    def reflected(prim: Any) -> Any:
+        return lambda s, o: prim(o, s)
+
+    return {
+        **{f"__{name}__": method(prim) for name, prim in (
+            ("lt", dnp.less), ("le", dnp.less_equal), ("gt", dnp.greater),
+            ("ge", dnp.greater_equal), ("eq", dnp.equal), ("ne", dnp.not_equal),
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+        **{f"__r{name}__": reflected(prim) for name, prim in (
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+        "__invert__": lambda s: invert(s),
+        "any": lambda s, axis=None, keepdims=False: dnp.count_nonzero(s, axis, keepdims=keepdims) > 0,
+        "all": lambda s, axis=None, keepdims=False: dnp.count_nonzero(
+            s == 0, axis, keepdims=keepdims) == 0,
+    }  # fmt: skip
