@@ -5,7 +5,8 @@
 {'w': 6.0}
 
 The public surface: transforms (`grad`, `value_and_grad`, `vjp`, `jvp`, `jacrev`, `jacfwd`,
-`hessian`, `hvp`, `Tape`, `custom_vjp`, `custom_jvp`, `checkpoint`, `stop_gradient`), pytrees
+`hessian`, `hvp`, `Tape`, `custom_vjp`, `custom_jvp`, `checkpoint`, `stop_gradient`, `jit`,
+`vmap`), pytrees
 (`dp.tree`), differentiable NumPy (`diffprog.numpy`), gradient checking (`dp.testing`) and
 NaN hunting (`dp.debug_nans`), tape introspection (`dp.make_graph`), and training: layers,
 initializers and losses (`dp.nn`), optimizers (`dp.optim`).
@@ -18,6 +19,7 @@ from .debug import debug_nans
 from .graph import Graph, make_graph
 from .io import load, save
 from .errors import (
+    BatchedControlFlowError,
     DeviceMismatchError,
     CheckpointError,
     DiffprogError,
@@ -26,7 +28,6 @@ from .errors import (
     NonScalarOutputError,
     StructureError,
     TracerConversionError,
-    UnsupportedComplexError,
     UnsupportedKeywordError,
     UnsupportedLeafError,
 )
@@ -46,15 +47,17 @@ from .transforms import (
     stop_gradient,
     value_and_grad,
     vjp,
+    vmap,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "DeviceMismatchError", "DiffprogError", "EscapedTracerError", "Graph",
-    "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
-    "UnsupportedComplexError", "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
+    "BatchedControlFlowError", "CheckpointError", "DeviceMismatchError", "DiffprogError",
+    "EscapedTracerError", "Graph", "NonFiniteError", "NonScalarOutputError", "StructureError",
+    "Tape", "TracerConversionError", "UnsupportedKeywordError", "UnsupportedLeafError",
+    "checkpoint",
     "custom_jvp", "custom_vjp", "debug_nans", "distributed", "grad", "hessian", "hvp", "jacfwd",
     "jacobian", "jacrev", "jit", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
-    "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp",
+    "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp", "vmap",
 ]  # fmt: skip

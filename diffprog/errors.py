@@ -28,11 +28,6 @@ class TracerConversionError(DiffprogError, TypeError):
     """A traced value was about to leave the tape (np.asarray, a NumPy function we lack...)."""
 
 
-class UnsupportedComplexError(DiffprogError, TypeError):
-    """A traced computation produced a complex value: complex differentiation is not
-    supported yet."""
-
-
 class UnsupportedKeywordError(DiffprogError, TypeError):
     """A function got a keyword argument (one of NumPy's) that diffprog does not implement."""
 
@@ -51,3 +46,8 @@ class NonFiniteError(DiffprogError, FloatingPointError):
 
 class CheckpointError(DiffprogError, ValueError):
     """A checkpoint file is truncated, corrupted, foreign or malicious; nothing was executed."""
+
+
+class BatchedControlFlowError(DiffprogError, TypeError):
+    """Under dp.vmap, Python control flow (`if x > 0`, bool(x), int(x)) met a value that
+    differs between examples: one branch cannot be chosen for all of them."""

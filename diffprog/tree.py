@@ -30,6 +30,7 @@ from .errors import StructureError
 __all__ = [
     "TreeDef", "flatten", "unflatten", "leaves", "structure", "map",
     "flatten_with_path", "keystr", "leaf_paths", "register_node", "register_dataclass",
+    "broadcast_prefix",
 ]
 
 #: How deep containers may nest: the C++ flattener's recursion limit.
@@ -134,6 +135,18 @@ def flatten_with_path(tree: Any, is_leaf: Callable[[Any], bool] | None = None
     """
     paths, leaves_, treedef = optree.tree_flatten_with_accessor(tree, is_leaf, **_OPTS)
     return list(zip(paths, leaves_)), treedef
+
+
+@_depth_limited
+def broadcast_prefix(prefix: Any, tree: Any) -> list[Any]:
+    """One leaf of ``prefix`` per leaf of ``tree``: each leaf of ``prefix`` stands for the
+    whole subtree of ``tree`` at its place (as dp.vmap's in_axes do). Raises ValueError when
+    ``prefix`` is not a prefix of ``tree``'s structure.
+
+    >>> dp.tree.broadcast_prefix((0, None), ([1, 2], {'a': 3}))
+    [0, 0, None]
+    """
+    return optree.broadcast_prefix(prefix, tree, **_OPTS)
 
 
 def keystr(path: Iterable[Any]) -> str:

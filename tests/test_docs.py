@@ -28,3 +28,12 @@ def test_numpy_coverage_table_is_current():
         if name in written and (written[name] != "-") != ok
     ]
     assert not stale, f"regenerate with `python docs/numpy_coverage.py`: {stale}"
+
+
+def test_vmap_coverage_table_is_current():
+    spec = importlib.util.spec_from_file_location("vmap_coverage", DOCS / "vmap_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (DOCS / "vmap_coverage.md").read_text() == module.text(), (
+        "regenerate with `python docs/vmap_coverage.py`"
+    )

@@ -1,1 +1,2 @@
-"""Automatic differentiation over the core: the tape and reverse sweep, forward mode (L3)."""
+"""Transforms over the core: the tape and reverse sweep, forward mode, staging for dp.jit,
+batching for dp.vmap (L3)."""

@@ -1,14 +1,14 @@
 """Primitives and `bind`: the one door every operation on arrays goes through.
 
 Owns: `Primitive` (a name, an implementation on raw arrays through `xp`, one VJP rule and
-one JVP rule per positional input), `JointPrimitive` (rules over all inputs at once, for
-primitives of many inputs), `NonDifferentiable` (primitives whose results are
-constants: comparisons, argmax...), and `bind`, which is `Primitive.__call__`: with no
-tracer among the arguments it runs the kernel; otherwise it hands the call to the
-highest-level trace among them, which records it and re-enters `bind` one level down.
+one JVP rule per positional input, one batching rule for dp.vmap), `JointPrimitive` (rules
+over all inputs at once, for primitives of many inputs), `NonDifferentiable` (primitives
+whose results are constants: comparisons, argmax...), and `bind`, which is
+`Primitive.__call__`: with no tracer among the arguments it runs the kernel; otherwise it
+hands the call to the highest-level trace among them, which records it and re-enters `bind`
+one level down.
 Also the errors of that door: a kernel's error re-raised naming the primitive and its
-operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`),
-a complex result of a traced operation (`complex_error`).
+operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`).
 Layer L2: imports L0/L1 and core.trace.
 """
 
@@ -22,15 +22,13 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from ..errors import UnsupportedComplexError, UnsupportedKeywordError
-from .trace import Tracer, raw, top_trace, tracing, user_line
+from ..errors import UnsupportedKeywordError
+from .trace import Tracer, raw, top_trace, tracing
 
 Rule = Callable[..., Any]
 
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
-#: The usual dtype of a result: the hot paths test `dtype is not FLOAT64` before the kind
-FLOAT64 = numpy.dtype(numpy.float64)
 
 
 class Primitive:
@@ -40,11 +38,12 @@ class Primitive:
     - `vjps[i](g, ans, *arrays, **static)` is the cotangent of input i (None = zero),
       written in diffprog ops so that it can itself be traced (graph extension).
     - `jvps[i](t, ans, *arrays, **static)` is the output tangent due to tangent t of input i.
+    - `batch(size, batched, *arrays, **static)` is dp.vmap's rule (see `defbatch`).
     Arrays are positional, static parameters keyword-only. Broadcasting and dtype are undone
     on the edge by the reverse sweep, so rules may return cotangents of the broadcast shape.
     """
 
-    __slots__ = ("name", "impl", "vjps", "jvps", "multiple_results")
+    __slots__ = ("name", "impl", "vjps", "jvps", "batch", "multiple_results")
     joint = False  # see JointNode
 
     def __init__(self, name: str, impl: Callable[..., Any], *, multiple_results: bool = False):
@@ -52,6 +51,7 @@ class Primitive:
         self.impl = impl
         self.vjps: Any = _NoRules(name, "reverse-mode (VJP)")
         self.jvps: Any = _NoRules(name, "forward-mode (JVP)")
+        self.batch: Rule | None = None  # None: dp.vmap loops over the examples
         self.multiple_results = multiple_results
 
     def defvjp(self, *rules: Rule | None) -> Primitive:
@@ -61,6 +61,14 @@ class Primitive:
 
     def defjvp(self, *rules: Rule | None) -> Primitive:
         self.jvps = _rule_table(self.name, "forward-mode (JVP)", rules)
+        return self
+
+    def defbatch(self, rule: Rule) -> Primitive:
+        """dp.vmap's rule: `rule(size, batched, *arrays, **static)` gets the arrays one level
+        down, `batched[i]` telling whether array i holds `size` examples along its axis 0
+        (the others are shared by every example), and returns the result for every example,
+        batch axis first (a tuple of them for a multi-output primitive)."""
+        self.batch = rule
         return self
 
     def defvjp_variadic(self, rule: Callable[..., Any]) -> Primitive:
@@ -256,27 +264,6 @@ def unsupported_keywords(what: str, unknown: list[str], accepted: Any) -> Unsupp
         f"argument of NumPy's (the keywords {what} takes in diffprog: {known}). Drop it, or "
         "write what it does with diffprog.numpy functions"
     )
-
-
-def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
-    """The error for a traced operation that produced a complex value."""
-    return UnsupportedComplexError(
-        f"{name} produced a complex result (dtype {dtype}) from a traced value, at "
-        f"{user_line()}: complex differentiation is not supported yet (its gradient would be "
-        "wrong). Keep the traced computation real: carry real and imaginary parts as separate "
-        "float arrays (e.g. |x (a + ib)| = |x| |a + ib|), or use complex numbers on constants "
-        "only (dp.stop_gradient)"
-    )
-
-
-def refuse_complex(name: str, outputs: Any) -> None:
-    """Raise `complex_error` if one of the `outputs` of the traced operation `name` is
-    complex (the traces' `process` inline this test for single outputs: their hot path)."""
-    for o in outputs:
-        value = raw(o)
-        dtype = getattr(value, "dtype", None)
-        if isinstance(value, complex) or (dtype is not None and dtype.kind == "c"):
-            raise complex_error(name, dtype if dtype is not None else "complex")
 
 
 def describe_operands(args: tuple, params: dict) -> str:

@@ -179,8 +179,11 @@ class Tracer:
 
     __slots__ = ("value", "_trace", "_view", "__weakref__")
     __array_priority__ = 1000.0
-    #: True for the values dp.jit stages: `raw` stops at them (see ad.staging)
+    #: True for the values dp.jit stages and dp.vmap batches: `raw` stops at them (see
+    #: ad.staging, ad.batching)
     opaque = False
+    #: True for dp.vmap's values (ad.batching): `value` holds every example, batch axis first
+    batched = False
 
     value: Any
     _trace: Trace
@@ -461,24 +464,29 @@ def differentiating_trace(values: Any) -> Trace | None:
 
 
 def as_scalar(x: Any) -> Any:
-    """A Python float as a NumPy float64 scalar (which has .shape and .dtype); else `x`."""
-    return np.float64(x) if type(x) is float else x
+    """A Python float (complex) as a NumPy float64 (complex128) scalar, which has .shape and
+    .dtype; else `x`."""
+    t = type(x)
+    return np.float64(x) if t is float else np.complex128(x) if t is complex else x
 
 
 def raw(x: Any) -> Any:
-    """The array under every differentiating tracer layer: a concrete array, or a value being
-    staged by dp.jit (an `opaque` tracer, which stands for the array to everything above it)."""
-    while isinstance(x, Tracer) and not x.opaque:
+    """The array under every differentiating tracer layer: a concrete array, or an `opaque`
+    tracer, which stands for the array to everything above it: a value being staged by
+    dp.jit, or one batched by dp.vmap (rebuilt on the raw values of its examples)."""
+    while isinstance(x, Tracer):
+        if x.opaque:
+            return x.stripped() if x.batched else x
         x = x.value
     return x
 
 
 def unwrapped(x: Any) -> Any:
-    """The concrete array under every tracer layer, values dp.jit stages included: for
-    reading a value's type, shape and dtype. Data read through it escapes dp.jit's graph:
+    """The concrete array under every tracer layer, values dp.jit stages included (of a value
+    dp.vmap batches, one example): for reading a value's type, shape and dtype. Data read through it escapes dp.jit's graph:
     compute on `raw(x)` instead."""
     while isinstance(x, Tracer):
-        x = x.value
+        x = x.example if x.batched else x.value  # (one example of a dp.vmap batch)
     return x
 
 

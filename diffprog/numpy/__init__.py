@@ -21,6 +21,7 @@ from numpy import e, inf, nan, newaxis, pi  # noqa: F401  (NumPy's constants, re
 
 from . import (  # noqa: F401  (re-exported: see __all__)
     assignment,
+    complex_parts,
     conditional,
     creation,
     dispatch,
@@ -41,6 +42,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     views,
 )
 from .assignment import copyto, setitem  # noqa: F401
+from .complex_parts import *  # noqa: F403
 from .conditional import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .differences import *  # noqa: F403
@@ -75,7 +77,7 @@ def size(a: Any) -> int:
     return n
 
 
-_MODULES = (conditional, creation, differences, elementwise, index_tricks, indexing,
+_MODULES = (complex_parts, conditional, creation, differences, elementwise, index_tricks, indexing,
             interpolation, joins, manipulation, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}

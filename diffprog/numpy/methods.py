@@ -14,15 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import BatchTracer
 from ..ad.reverse import NO_PARAMS
 from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
-from ..core.primitive import Primitive, complex_error
+from ..core.primitive import Primitive
 from ..core.trace import Tracer, as_scalar, install_operators, raw, unwrapped
 from ..errors import TracerConversionError
 from . import dispatch
 from . import manipulation as _manipulation
 from .assignment import setitem
+from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert
 from .elementwise import round as _round
 from .inplace import read
 from .sorting import sort
@@ -33,10 +35,8 @@ _CONTIGUOUS = np.ones(1).flags  # what a Python float's missing flags are taken 
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise complex_error("astype", dtype)
-    if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
+    dtype = np.dtype(dtype)  # complex to real keeps the real part (and its derivative)
+    if dtype.kind not in "fc":  # an integer / bool view of a traced value is a constant
         value = raw(self)  # (under dp.jit a staged value, whose cast is recorded)
         return _astype(value, dtype=dtype) if isinstance(value, Tracer) else value.astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
@@ -175,6 +175,9 @@ def install(dnp: Any) -> None:
         "__round__": _round_builtin,
         "sort": _sort_in_place,
         "astype": _astype_method,
+        "real": property(lambda self: dnp.real(self)),
+        "imag": property(lambda self: dnp.imag(self)),
+        "conj": unary(dnp.conjugate), "conjugate": unary(dnp.conjugate),
         # ndarray methods that are the function of the same name with the array first
         **{name: getattr(dnp, name) for name in _SAME_AS_FUNCTION},
         **dispatch.install(dnp),
@@ -185,3 +188,27 @@ def install(dnp: Any) -> None:
     # reductions of booleans as NumPy's.
     install_operators({**operator_methods(table), "any": lambda s, *a, **k: np.any(s, *a, **k),
                        "all": lambda s, *a, **k: np.all(s, *a, **k)}, StagingTracer)
+    # A value dp.vmap batches is one example to the traces above it: its comparisons and
+    # masks are batched values too, so they go through the primitives.
+    install_operators(_batched_operators(dnp), BatchTracer)
+
+
+def _batched_operators(dnp: Any) -> dict[str, Any]:
+    def method(prim: Any) -> Any:  # (a primitive is no function: it would not bind `self`)
+        return lambda s, o: prim(s, o)
+
+    def reflected(prim: Any) -> Any:
+        return lambda s, o: prim(o, s)
+
+    return {
+        **{f"__{name}__": method(prim) for name, prim in (
+            ("lt", dnp.less), ("le", dnp.less_equal), ("gt", dnp.greater),
+            ("ge", dnp.greater_equal), ("eq", dnp.equal), ("ne", dnp.not_equal),
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+        **{f"__r{name}__": reflected(prim) for name, prim in (
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+        "__invert__": lambda s: invert(s),
+        "any": lambda s, axis=None, keepdims=False: dnp.count_nonzero(s, axis, keepdims=keepdims) > 0,
+        "all": lambda s, axis=None, keepdims=False: dnp.count_nonzero(
+            s == 0, axis, keepdims=keepdims) == 0,
+    }  # fmt: skip

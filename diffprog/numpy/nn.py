@@ -16,6 +16,7 @@ import numpy as np
 from ..core.primitive import Primitive
 from ..core.trace import Tracer
 from ._define import axes_of, kept_shape, unary
+from .batching import along_axes, elementwise
 from .elementwise import exp, where
 from .manipulation import as_array
 from .reductions import _sum, spread
@@ -86,6 +87,10 @@ _logsumexp.defjvp(
         t * _softmax(x, axis=axis), axis=axis, keepdims=keepdims
     )
 )
+
+# dp.vmap's rules
+elementwise(sigmoid, softplus, relu)
+along_axes(_softmax, _log_softmax, _logsumexp)
 
 
 def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..backend import asarray_like, namespace_of
-from ..core.edge import broadcast_to
+from ..core.edge import broadcast_to, sum_to_shape
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, nondifferentiable
+from .batching import along_axes, elementwise, ndim
 from .elementwise import abs as _abs
 from .elementwise import isnan, where
 from .joins import as_array, concatenate
@@ -553,6 +554,35 @@ _argmin = nondifferentiable("argmin", lambda xp, x, **kw: xp.argmin(x, **kw))
 _count_nonzero = nondifferentiable(  # NumPy gives a Python int for axis=None, keepdims=False
     "count_nonzero", lambda xp, x, *, axis, keepdims: xp.count_nonzero(x) if axis is None and
     not keepdims else (x != 0).sum(axis=axis, keepdims=keepdims, dtype=xp.intp))  # fmt: skip
+
+
+
+
+def _arg_batch(prim: Primitive) -> Any:
+    """dp.vmap's rule of argmax/argmin: axis=None indexes one example's flattened array."""
+
+    def rule(size: int, batched: tuple, x: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+        if axis is not None:
+            return prim(x, axis=axis + 1 if axis >= 0 else axis, keepdims=keepdims)
+        flat = prim(reshape(x, (size, -1)), axis=1)
+        return reshape(flat, (size,) + (1,) * (ndim(x) - 1)) if keepdims else flat
+
+    return rule
+
+
+def _sum_to_shape_batch(size: int, batched: tuple, x: Any, *, shape: tuple) -> Any:
+    lead = ndim(x) - 1 - len(shape)  # the leading axes of one example that the sum removes
+    if lead > 0:
+        x = _sum(x, axis=tuple(range(1, lead + 1)), keepdims=False)
+    return sum_to_shape(x, shape=(size,) + tuple(shape))
+
+
+# dp.vmap's rules of this module's primitives (and of the reverse sweep's sum_to_shape)
+along_axes(_sum, _mean, _max, _min, _prod, _cumsum, _cumprod, _count_nonzero)
+elementwise(_root)
+_argmax.defbatch(_arg_batch(_argmax))
+_argmin.defbatch(_arg_batch(_argmin))
+sum_to_shape.defbatch(_sum_to_shape_batch)
 
 
 def argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
