@@ -13,10 +13,10 @@ import warnings
 
 import numpy as np
 import pytest
+from backends import assert_fused_close, check_jit
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import assert_fused_close, check_jit
 from diffprog.compile import fusion, kernels
 from diffprog.compile.ir import Fused
 
@@ -97,7 +97,7 @@ def test_second_order_fused():
 
 def test_scalars_keep_their_types():
     """NumPy scalars, 0-d arrays and Python floats come out as unfused replays give them."""
-    f = lambda x, y: (x * 2.0 + y, dnp.sum(x * x * y), dnp.where(x > 0.5, y, 0.0) * 3.0)  # noqa: E731
+    f = lambda x, y: (x * 2.0 + y, dnp.sum(x * x * y), dnp.where(x > 0.5, y, 0.0) * 3.0)
     x = np.linspace(0, 1, 12).reshape(3, 4).astype(np.float32)
     check_fused(f, x, np.float32(0.5))
     check_fused(lambda a, b: (a * b + 1.0) * a - b, np.asarray(2.0), 0.5)
@@ -134,7 +134,7 @@ def test_sealed_group_gains_no_new_dependency():
 
 
 def test_backward_siblings_share_one_kernel():
-    f = lambda x: dnp.sum(x * x * 3.0 + x / (x + 2.0))  # noqa: E731
+    f = lambda x: dnp.sum(x * x * 3.0 + x / (x + 2.0))
     graph = check_fused(dp.value_and_grad(f), np.linspace(0.5, 2.0, 10))
     (node,) = fused_nodes(graph)
     assert any(m.backward for m in node.prim.members) and not all(m.backward for m in node.prim.members)
@@ -175,7 +175,7 @@ def test_guards_inside_a_scalar_kernel():
 
 
 def test_graph_order_is_kept_where_it_can_be():
-    f = lambda x: dnp.sum(x * 2.0 + 1.0) * dnp.sum(dnp.cumsum(x) * x * 3.0 - x)  # noqa: E731
+    f = lambda x: dnp.sum(x * 2.0 + 1.0) * dnp.sum(dnp.cumsum(x) * x * 3.0 - x)
     check_fused(dp.grad(f), np.linspace(0, 1, 8))
 
 
@@ -215,7 +215,7 @@ def test_without_numba_replays_unfused_and_warns_once(monkeypatch):
 def test_a_kernel_numba_cannot_make_leaves_its_nodes_unfused(monkeypatch):
     real = kernels.compile_kernel
     monkeypatch.setattr(kernels, "compile_kernel", lambda src: None if "np.sin" in src else real(src))
-    f = lambda x: dnp.sin(x * 2.0 + 1.0) * x - x * x * 0.5  # noqa: E731
+    f = lambda x: dnp.sin(x * 2.0 + 1.0) * x - x * x * 0.5
     graph = check_fused(f, np.linspace(0, 1, 5))
     assert all("sin" not in member_names(n) for n in fused_nodes(graph))
     assert any(n.prim.name == "sin" for n in graph.body)
@@ -225,16 +225,15 @@ def test_wrong_kernel_is_refused(monkeypatch):
     """A kernel that disagrees with NumPy on sample data is never used."""
     monkeypatch.setitem(kernels._FORMS, "subtract", "({0} + {1})")
     monkeypatch.setattr(kernels, "_compiled", {})
-    f = lambda x: (x * 2.0 - 1.0) * x + 3.0  # noqa: E731
+    f = lambda x: (x * 2.0 - 1.0) * x + 3.0
     graph = dp.jit(f).lower(np.linspace(0, 1, 5)).graph
     assert not fused_nodes(graph)
 
 
 def test_debug_nans_runs_eagerly():
     jitted = dp.jit(lambda x: dnp.log(x * 2.0 - 1.0) * x + x)
-    with dp.debug_nans():
-        with pytest.raises(FloatingPointError):
-            jitted(np.array([0.25, 1.0, 2.0]))
+    with dp.debug_nans(), pytest.raises(FloatingPointError):
+        jitted(np.array([0.25, 1.0, 2.0]))
     assert jitted.stats["recordings"] == 0
 
 

@@ -48,7 +48,7 @@ TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 
 
 
 class _Group:
-    __slots__ = ("index", "members", "shape", "deps", "sealed", "sums", "libm", "guards")
+    __slots__ = ("deps", "guards", "index", "libm", "members", "sealed", "shape", "sums")
 
     def __init__(self, index: int, shape: tuple) -> None:
         self.index = index

@@ -131,7 +131,7 @@ def literal(value: Any, dtype: np.dtype) -> str:
     if dtype == np.bool_:
         return repr(bool(value))
     v = float(value)
-    text = repr(v) if math.isfinite(v) else ("np.nan" if v != v else ("np.inf" if v > 0 else "-np.inf"))
+    text = repr(v) if math.isfinite(v) else ("np.nan" if math.isnan(v) else ("np.inf" if v > 0 else "-np.inf"))
     return text if dtype == np.float64 else f"np.float32({text})"
 
 
