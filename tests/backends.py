@@ -41,11 +41,19 @@ def require_cupy(devices: int = 1) -> Any:
     return cupy
 
 
+def _wide(dtype: Any) -> bool:
+    """Double precision (complex128 too; complex64 has float32 parts)."""
+    dtype = np.dtype(dtype)
+    return dtype.itemsize // (2 if dtype.kind == "c" else 1) >= 8
+
+
 def _tolerance(dtype: Any) -> dict[str, float]:
     # GPU kernels round differently (fused multiply-add, other reduction orders, other libm).
-    dtype = np.dtype(dtype)
-    wide = dtype.itemsize // (2 if dtype.kind == "c" else 1) >= 8  # complex64: float32 parts
-    return {"rtol": 1e-9, "atol": 1e-12} if wide else {"rtol": 1e-4, "atol": 1e-5}
+    return {"rtol": 1e-9, "atol": 1e-12} if _wide(dtype) else {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _same_tolerance(dtype: Any) -> dict[str, float]:
+    return {"rtol": 1e-12 if _wide(dtype) else 1e-6}
 
 
 class Backend:
@@ -167,12 +175,13 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
     """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend); with
     `fuse`, replayed with fused kernels (each costs a numba compile: used on samples)."""
     rng = np.random.default_rng(7)
-    like = lambda tree: dp.tree.map(  # noqa: E731
-        lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
+    like = lambda tree: dp.tree.map(  # noqa: E731  (complex leaves: complex directions)
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
+                   if a.dtype.kind == "c" else 0)).astype(a.dtype) if hasattr(a, "dtype")
         else float(rng.normal()) if isinstance(a, float) else None, tree)
     out = f(*args)
     u, t = like(out), like(args)
-    weighted = lambda *a: sum(dnp.sum(o * w) for o, w in  # noqa: E731
+    weighted = lambda *a: sum(dnp.real(dnp.sum(o * w)) for o, w in  # noqa: E731
                               zip(dp.tree.leaves(f(*a)), dp.tree.leaves(u)) if w is not None)
     programs = {
         "value": f,
@@ -181,7 +190,7 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
         "hvp": lambda *a: dp.hvp(weighted, a, t),
     }
     scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
-                         np.asarray(a).dtype.kind == "f" else a, args)  # fmt: skip
+                         np.asarray(a).dtype.kind in "fc" else a, args)  # fmt: skip
     for name, program in programs.items():
         jitted = dp.jit(program, fuse=fuse)
         for call in (args, args, scaled):
@@ -206,8 +215,7 @@ def _same(got: Any, want: Any, fused: bool = False) -> None:
         elif numeric:
             # the same kernels on the same values; a sum over memory laid out or aligned
             # otherwise may round differently in the last bits
-            wide = np.result_type(w).itemsize >= 8
-            np.testing.assert_allclose(g, w, rtol=1e-12 if wide else 1e-6, atol=0)
+            np.testing.assert_allclose(g, w, atol=0, **_same_tolerance(np.result_type(w)))
         else:  # None, an int, a string: the very value
             assert g == w, (g, w)
 
