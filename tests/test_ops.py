@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -190,6 +190,10 @@ def test_float32_stays_float32(dtype):
     assert dp.grad(lambda x: dnp.sum(dp.grad(f)(x)))(x).dtype == dtype
 
 test_unary_under_jit = under_jit(test_unary)
+test_unary_under_vmap = under_vmap(test_unary)
 test_binary_under_jit = under_jit(test_binary)
+test_binary_under_vmap = under_vmap(test_binary)
 test_reduction_under_jit = under_jit(test_reduction)
+test_reduction_under_vmap = under_vmap(test_reduction)
 test_shape_and_products_under_jit = under_jit(test_shape_and_products)
+test_shape_and_products_under_vmap = under_vmap(test_shape_and_products)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
-from ..core.primitive import FLOAT64, complex_error, refuse_complex
+from ..core.primitive import FLOAT64, complex_error, params_traced, refuse_complex
 from ..core.trace import Trace, Tracer, as_scalar
 
 
@@ -64,8 +64,8 @@ class JVPTrace(Trace):
             if isinstance(v, Tracer):
                 nested = True
             vals.append(v)
-        if nested:  # (the outer trace refuses a complex result)
-            out = prim(*vals, **params)
+        if nested or (prim.indexed and params_traced(params)):  # (the outer trace refuses a
+            out = prim(*vals, **params)  # complex result)
         else:
             out = prim.run(vals, params)
             if prim.multiple_results:
