@@ -28,7 +28,6 @@ from .errors import (
     NonScalarOutputError,
     StructureError,
     TracerConversionError,
-    UnsupportedComplexError,
     UnsupportedKeywordError,
     UnsupportedLeafError,
 )
@@ -55,8 +54,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchedControlFlowError", "CheckpointError", "DeviceMismatchError", "DiffprogError",
-    "EscapedTracerError", "Graph", "NonFiniteError", "NonScalarOutputError", "StructureError", "Tape", "TracerConversionError",
-    "UnsupportedComplexError", "UnsupportedKeywordError", "UnsupportedLeafError", "checkpoint",
+    "EscapedTracerError", "Graph", "NonFiniteError", "NonScalarOutputError", "StructureError",
+    "Tape", "TracerConversionError", "UnsupportedKeywordError", "UnsupportedLeafError",
+    "checkpoint",
     "custom_jvp", "custom_vjp", "debug_nans", "distributed", "grad", "hessian", "hvp", "jacfwd",
     "jacobian", "jacrev", "jit", "jvp", "load", "make_graph", "nn", "numpy", "optim", "save",
     "stop_gradient", "testing", "to_device", "tree", "value_and_grad", "vjp", "vmap",

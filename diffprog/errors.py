@@ -28,11 +28,6 @@ class TracerConversionError(DiffprogError, TypeError):
     """A traced value was about to leave the tape (np.asarray, a NumPy function we lack...)."""
 
 
-class UnsupportedComplexError(DiffprogError, TypeError):
-    """A traced computation produced a complex value: complex differentiation is not
-    supported yet."""
-
-
 class UnsupportedKeywordError(DiffprogError, TypeError):
     """A function got a keyword argument (one of NumPy's) that diffprog does not implement."""
 

@@ -41,6 +41,8 @@ def check_grads(
     For every floating leaf x_k of the arguments and a random direction v_k, compares the
     numerical directional derivative <u, (f(x + eps v_k) - f(x - eps v_k)) / 2 eps> with
     forward mode (<u, J v_k>) and reverse mode (<J^T u, v_k>), u a random output cotangent.
+    Complex leaves get random complex directions (real and imaginary parts both moved) and
+    <a, b> is Re sum(a * b), so a VJP is checked as the transpose of the R-linear JVP.
     At order > 1 it checks the reverse-mode derivative function itself the same way.
     Tolerances: `rtol` relative to the derivative's size, plus the rounding of f's values
     over 2 eps, plus `atol` (default 10 ulp / eps, the noise floor of an O(1) function).
@@ -146,11 +148,16 @@ def _check_first_order(
 
 
 def _is_float(x: Any) -> bool:
-    return type(x) is float or getattr(raw(x), "dtype", np.dtype(object)).kind == "f"
+    """A leaf that is differentiated: floating or complex."""
+    return type(x) in (float, complex) or getattr(raw(x), "dtype", np.dtype(object)).kind in "fc"
 
 
 def _dtype(x: Any) -> Any:
-    return np.float64 if type(x) is float else raw(x).dtype
+    """The real dtype of a differentiated leaf (a complex one's parts)."""
+    if type(x) in (float, complex):
+        return np.float64
+    dtype = raw(x).dtype
+    return dtype if dtype.kind == "f" else np.finfo(dtype).dtype
 
 
 def _random_like(t: Any, rng: np.random.Generator) -> Any:
@@ -161,8 +168,13 @@ def _random_like(t: Any, rng: np.random.Generator) -> Any:
             return None
         if type(x) is float:
             return float(rng.standard_normal())
+        if type(x) is complex:
+            return complex(*rng.standard_normal(2))
         r = raw(x)
-        sample = rng.standard_normal(r.shape).astype(r.dtype)
+        sample = rng.standard_normal(r.shape)
+        if r.dtype.kind == "c":  # a random direction in the real and imaginary parts
+            sample = sample + 1j * rng.standard_normal(r.shape)
+        sample = sample.astype(r.dtype)
         if namespace_of((r,)) is np:
             return sample if r.shape else r.dtype.type(sample)
         return asarray_like(sample, r)  # CuPy: on the leaf's own GPU
@@ -171,25 +183,32 @@ def _random_like(t: Any, rng: np.random.Generator) -> Any:
 
 
 def _shift(x: Any, v: Any, amount: float) -> Any:
-    if type(x) is float:
+    if type(x) in (float, complex):
         return x + amount * v
     return (x + amount * v).astype(x.dtype)
 
 
 def _dot(a: Any, b: Any, absolute: bool = False) -> float:
-    """<a, b> over matching pytrees in float64; leaves where either side is None count 0."""
+    """<a, b> = Re sum(a * b) over matching pytrees, in double precision (no conjugation:
+    the pairing under which a VJP is the transpose of the R-linear JVP, JAX's convention);
+    leaves where either side is None count 0."""
     total = 0.0
     for x, y in zip(tree.leaves(a), tree.leaves(b)):
         if x is None or y is None:
             continue
-        x64 = np.asarray(_host(x), dtype=np.float64)
-        y64 = np.asarray(_host(y), dtype=np.float64)
-        total += float(np.sum(np.abs(x64 * y64) if absolute else x64 * y64))
+        product = _as_complex(x) * _as_complex(y)
+        total += float(np.sum(np.abs(product) if absolute else product.real))
     return total
 
 
 def _norm(a: Any) -> float:
-    return float(np.sqrt(_dot(a, a)))
+    return float(np.sqrt(sum(np.sum(np.abs(_as_complex(x)) ** 2)
+                             for x in tree.leaves(a) if x is not None)))
+
+
+def _as_complex(x: Any) -> Any:
+    """A leaf as a host complex128 array (exact for every float and complex dtype)."""
+    return np.asarray(_host(x), dtype=np.complex128)
 
 
 def _host(x: Any) -> Any:

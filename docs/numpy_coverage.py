@@ -77,7 +77,8 @@ def render() -> str:
         "are supported; `out=` works when it names a traced array. NumPy hands its array",
         "creation functions to diffprog only through `like=` (`np.full(shape, x, like=x)`):",
         "`np.full(shape, x)` or `np.array([x])` on a traced `x` raises, naming the `dnp`",
-        "function to use.",
+        "function to use. Complex values are differentiated in JAX's convention (the README's",
+        "Complex numbers section says what is covered), and `numpy.fft` is (diffprog.numpy.fft).",
         "",
     ]
     return "\n".join(header + table("Ufuncs", ufunc_rows) + table("Functions", function_rows))

@@ -41,10 +41,19 @@ def require_cupy(devices: int = 1) -> Any:
     return cupy
 
 
+def _wide(dtype: Any) -> bool:
+    """Double precision (complex128 too; complex64 has float32 parts)."""
+    dtype = np.dtype(dtype)
+    return dtype.itemsize // (2 if dtype.kind == "c" else 1) >= 8
+
+
 def _tolerance(dtype: Any) -> dict[str, float]:
     # GPU kernels round differently (fused multiply-add, other reduction orders, other libm).
-    wide = np.dtype(dtype).itemsize >= 8
-    return {"rtol": 1e-9, "atol": 1e-12} if wide else {"rtol": 1e-4, "atol": 1e-5}
+    return {"rtol": 1e-9, "atol": 1e-12} if _wide(dtype) else {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _same_tolerance(dtype: Any) -> dict[str, float]:
+    return {"rtol": 1e-12 if _wide(dtype) else 1e-6}
 
 
 class Backend:
@@ -162,15 +171,17 @@ class JitBackend(Backend):
         check_jit(f, args)
 
 
-def check_jit(f: Callable[..., Any], args: tuple) -> None:
-    """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend)."""
+def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
+    """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend); with
+    `fuse`, replayed with fused kernels (each costs a numba compile: used on samples)."""
     rng = np.random.default_rng(7)
-    like = lambda tree: dp.tree.map(  # noqa: E731
-        lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
+    like = lambda tree: dp.tree.map(  # noqa: E731  (complex leaves: complex directions)
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
+                   if a.dtype.kind == "c" else 0)).astype(a.dtype) if hasattr(a, "dtype")
         else float(rng.normal()) if isinstance(a, float) else None, tree)
     out = f(*args)
     u, t = like(out), like(args)
-    weighted = lambda *a: sum(dnp.sum(o * w) for o, w in  # noqa: E731
+    weighted = lambda *a: sum(dnp.real(dnp.sum(o * w)) for o, w in  # noqa: E731
                               zip(dp.tree.leaves(f(*a)), dp.tree.leaves(u)) if w is not None)
     programs = {
         "value": f,
@@ -179,32 +190,45 @@ def check_jit(f: Callable[..., Any], args: tuple) -> None:
         "hvp": lambda *a: dp.hvp(weighted, a, t),
     }
     scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
-                         np.asarray(a).dtype.kind == "f" else a, args)  # fmt: skip
+                         np.asarray(a).dtype.kind in "fc" else a, args)  # fmt: skip
     for name, program in programs.items():
-        jitted = dp.jit(program)
+        jitted = dp.jit(program, fuse=fuse)
         for call in (args, args, scaled):
             want = program(*call)
             got = jitted(*call)
             try:
-                _same(got, want)
+                _same(got, want, fuse)
             except AssertionError as e:
                 raise AssertionError(f"dp.jit of the {name}: {e}") from None
         assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
 
 
-def _same(got: Any, want: Any) -> None:
+def _same(got: Any, want: Any, fused: bool = False) -> None:
     assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
     for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
         assert type(g) is type(w), (type(g), type(w))
         if hasattr(w, "dtype"):
             assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
-        if hasattr(w, "dtype") or isinstance(w, float):
+        numeric = hasattr(w, "dtype") or isinstance(w, float)
+        if fused and numeric and np.result_type(w).kind in "fc":
+            assert_fused_close(g, w)
+        elif numeric:
             # the same kernels on the same values; a sum over memory laid out or aligned
             # otherwise may round differently in the last bits
-            wide = np.result_type(w).itemsize >= 8
-            np.testing.assert_allclose(g, w, rtol=1e-12 if wide else 1e-6, atol=0)
+            np.testing.assert_allclose(g, w, atol=0, **_same_tolerance(np.result_type(w)))
         else:  # None, an int, a string: the very value
             assert g == w, (g, w)
+
+
+def assert_fused_close(got: Any, want: Any) -> None:
+    """A fused kernel's result equals NumPy's to float rounding: libm and NumPy's SIMD
+    functions differ in the last bits, sums accumulate in another order (and in float64).
+    float64: rtol 1e-12; float32: rtol 1e-5; plus atol of the same order times max|want|."""
+    wide = np.result_type(want).itemsize >= 8
+    finite = np.abs(np.asarray(want)[np.isfinite(want)])
+    scale = float(finite.max()) if finite.size else 0.0
+    rtol, atol = (1e-12, 1e-12) if wide else (1e-5, 1e-6)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale)
 
 
 NUMPY = Backend("numpy")

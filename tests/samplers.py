@@ -26,6 +26,11 @@ def distinct(rng, shape):
 
 
 def make(rng, sampler, shape, dtype):
-    """A sample as an array of `dtype`; a 0-d one arrives as a NumPy scalar, as users pass."""
-    x = np.asarray(sampler(rng, shape), dtype=dtype)
+    """A sample as an array of `dtype`; a 0-d one arrives as a NumPy scalar, as users pass.
+    A complex one has both parts drawn from `sampler` (positive parts for `positive`: away
+    from the branch cuts of log and sqrt)."""
+    x = sampler(rng, shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * sampler(rng, shape)
+    x = np.asarray(x, dtype=dtype)
     return x if shape else dtype(x)

@@ -189,6 +189,55 @@ def test_float32_stays_float32(dtype):
     assert dp.grad(f)(x).dtype == dtype
     assert dp.grad(lambda x: dnp.sum(dp.grad(f)(x)))(x).dtype == dtype
 
+# --- the same tables in complex64 / complex128, for the ops NumPy defines on complex values
+# (not relu, softplus, clip, maximum, minimum, max, min, logsumexp, softmax: orderings) ------
+COMPLEX_DTYPES = [np.complex128, np.complex64]
+REAL_ONLY = {"relu", "softplus", "clip", "sigmoid", "maximum", "minimum", "clip_bounds", "max",
+             "min", "logsumexp", "softmax", "softmax_axis0", "log_softmax", "where",
+             "getitem_mask_from_values"}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", sorted(set(UNARY) - REAL_ONLY))
+def test_unary_complex(name, shape, dtype, backend=NUMPY):
+    test_unary(name, shape, dtype, backend)
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shapes", BINARY_SHAPES, ids=str)
+@pytest.mark.parametrize("name", sorted(set(BINARY) - REAL_ONLY))
+def test_binary_complex(name, shapes, dtype, backend=NUMPY):
+    test_binary(name, shapes, dtype, backend)
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", AXES, ids=str)
+@pytest.mark.parametrize("name", sorted(set(REDUCTIONS) - REAL_ONLY))
+def test_reduction_complex(name, axis, keepdims, dtype, backend=NUMPY):
+    test_reduction(name, axis, keepdims, dtype, backend)
+
+
+@pytest.mark.parametrize("dtype", COMPLEX_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", sorted(set(SHAPE_OPS) - REAL_ONLY))
+def test_shape_and_products_complex(name, dtype, backend=NUMPY):
+    test_shape_and_products(name, dtype, backend)
+
+
+test_unary_complex_on_gpu = on_gpu(test_unary_complex)
+test_binary_complex_on_gpu = on_gpu(test_binary_complex)
+test_reduction_complex_on_gpu = on_gpu(test_reduction_complex)
+test_shape_and_products_complex_on_gpu = on_gpu(test_shape_and_products_complex)
+
+
+@pytest.mark.parametrize("name", sorted(set(UNARY) - REAL_ONLY))
+def test_unary_on_python_complex(name):
+    fn, sampler = UNARY[name]
+    rng = np.random.default_rng(4)
+    check_grads(fn, (complex(float(sampler(rng, ())), float(sampler(rng, ()))),), order=2)
+
+
 test_unary_under_jit = under_jit(test_unary)
 test_unary_under_vmap = under_vmap(test_unary)
 test_binary_under_jit = under_jit(test_binary)
@@ -196,4 +245,12 @@ test_binary_under_vmap = under_vmap(test_binary)
 test_reduction_under_jit = under_jit(test_reduction)
 test_reduction_under_vmap = under_vmap(test_reduction)
 test_shape_and_products_under_jit = under_jit(test_shape_and_products)
+test_unary_complex_under_jit = under_jit(test_unary_complex)
+test_binary_complex_under_jit = under_jit(test_binary_complex)
+test_reduction_complex_under_jit = under_jit(test_reduction_complex)
+test_shape_and_products_complex_under_jit = under_jit(test_shape_and_products_complex)
 test_shape_and_products_under_vmap = under_vmap(test_shape_and_products)
+test_unary_complex_under_vmap = under_vmap(test_unary_complex)
+test_binary_complex_under_vmap = under_vmap(test_binary_complex)
+test_reduction_complex_under_vmap = under_vmap(test_reduction_complex)
+test_shape_and_products_complex_under_vmap = under_vmap(test_shape_and_products_complex)

@@ -1,7 +1,8 @@
 """The transform boundary: which leaves are differentiated, and adjoints shaped like them.
 
 Owns: `leaf_kind` (a floating leaf is differentiated; int, bool, str, None, integer arrays
-and other objects are constants; complex and exotic numbers are refused, and so is an
+and other objects are constants; complex leaves are differentiated like floating ones (JAX's
+convention, see README "Complex numbers"); exotic numbers are refused, and so is an
 unregistered dataclass holding floats, also among outputs: `refuse_opaque_floats`), `Watched`
 (an argument with every floating leaf wrapped in a tracer of a trace), `own_value` (a tracer of a
 given trace back to its primal) and `adjoint_like` (a cotangent turned into exactly the
@@ -47,28 +48,18 @@ def leaf_kind(leaf: Any) -> str:
     if isinstance(value, Tracer):  # a value dp.jit stages: classified by its data
         value = value.value
     t = type(value)
-    if t is float:
+    if t is float or t is complex:
         return FLOAT
     if t in _CONSTANT_TYPES:
         return CONSTANT
     if t is np.ndarray or is_array(value):
         kind = value.dtype.kind
-        if kind == "f":
+        if kind == "f" or kind == "c":
             return FLOAT
         if kind in "biuUSMm":
             return CONSTANT
-        if kind == "c":
-            raise UnsupportedLeafError(
-                f"complex array (dtype {value.dtype}): complex differentiation is not supported "
-                "yet; differentiate the real and imaginary parts as separate float arrays"
-            )
         raise UnsupportedLeafError(
             f"array of dtype {value.dtype} cannot be differentiated; use a float dtype"
-        )
-    if isinstance(value, complex):
-        raise UnsupportedLeafError(
-            "complex number: complex differentiation is not supported yet; pass the real and "
-            "imaginary parts as separate floats"
         )
     if isinstance(value, numbers.Number):
         raise UnsupportedLeafError(
@@ -121,7 +112,7 @@ def _holds_float(x: Any, seen: set[int]) -> bool:
                 if any(_holds_float(getattr(value, f.name, None), seen)
                        for f in dataclasses.fields(value)):
                     return True
-        elif type(value) is float or (is_array(value) and value.dtype.kind == "f"):
+        elif type(value) in (float, complex) or (is_array(value) and value.dtype.kind in "fc"):
             return True
     return False
 
@@ -144,8 +135,8 @@ class Watched:
             except UnsupportedLeafError as e:
                 path = tree.keystr(tree.flatten_with_path(arg)[0][i][0])
                 raise UnsupportedLeafError(f"{where()}{path}: {e}") from None
-            if kind is FLOAT:
-                tracers.append(wrap(i, leaf))
+            if kind is FLOAT:  # (a Python complex is traced as a complex128 scalar)
+                tracers.append(wrap(i, np.complex128(leaf) if type(leaf) is complex else leaf))
             else:
                 tracers.append(None)
         self.leaves = leaves
@@ -203,11 +194,12 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     value = raw(leaf)
     if isinstance(value, Tracer) and not value.batched:  # a leaf dp.jit stages (dp.vmap's
         value = value.value  # stands for one example: its zeros are one example's)
-    kind = "float" if type(value) is float else "scalar" if isinstance(value, np.generic) else "array"
+    kind = ("float" if type(value) is float else "complex" if type(value) is complex
+            else "scalar" if isinstance(value, np.generic) else "array")
     if ct is None:
         if kind == "array":
             return zeros_like(value)
-        return 0.0 if kind == "float" else value.dtype.type(0)
+        return value.dtype.type(0) if kind == "scalar" else 0.0 if kind == "float" else 0j
     if isinstance(ct, Tracer):
         if not ct.opaque:  # graph extension: the adjoint is itself being traced
             return ct
@@ -223,6 +215,8 @@ def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
     its memory (a broadcast view is read-only in NumPy and shared in CuPy: copied)."""
     if kind == "float":
         return float(ct)
+    if kind == "complex":
+        return complex(ct)
     if kind == "scalar":
         return np.dtype(dtype).type(ct)
     if xp is not None and (isinstance(ct, np.generic) or not hasattr(ct, "flags")):

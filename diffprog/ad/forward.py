@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
-from ..core.primitive import FLOAT64, complex_error, params_traced, refuse_complex
+from ..core.primitive import params_traced
 from ..core.trace import Trace, Tracer, as_scalar
 
 
@@ -64,16 +64,10 @@ class JVPTrace(Trace):
             if isinstance(v, Tracer):
                 nested = True
             vals.append(v)
-        if nested or (prim.indexed and params_traced(params)):  # (the outer trace refuses a
-            out = prim(*vals, **params)  # complex result)
+        if nested or (prim.indexed and params_traced(params)):  # (an IndexedPrimitive's
+            out = prim(*vals, **params)  # params may hold a value dp.vmap batches)
         else:
             out = prim.run(vals, params)
-            if prim.multiple_results:
-                refuse_complex(prim.name, out)
-            else:
-                dtype = out.dtype
-                if dtype is not FLOAT64 and dtype.kind == "c":
-                    raise complex_error(prim.name, dtype)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         rules = prim.jvps

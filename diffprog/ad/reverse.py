@@ -26,7 +26,7 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import FLOAT64, KERNEL_ERRORS, complex_error, params_traced, refuse_complex
+from ..core.primitive import KERNEL_ERRORS, params_traced
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -93,17 +93,12 @@ class ReverseTrace(Trace):
                     out = run_kernel(prim.impl, vals, params)
             except KERNEL_ERRORS as e:
                 prim.raise_named(e, vals, params)
-            if not prim.multiple_results:  # (an outer trace checks a nested call's result)
-                dtype = out.dtype
-                if dtype is not FLOAT64 and dtype.kind == "c":
-                    raise complex_error(prim.name, dtype)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         tape = self.tape
         slot = len(tape)
         tape.append((prim, params or NO_PARAMS, vals, slots, out))  # one shared empty dict
         if prim.multiple_results:
-            refuse_complex(prim.name, out)
             tape.extend([EXTRA_OUTPUT] * (len(out) - 1))
             return tuple(ReverseTracer(self, o, slot + i) for i, o in enumerate(out))
         return ReverseTracer(self, out, slot)
@@ -127,7 +122,6 @@ class ReverseTrace(Trace):
                 slots.append(-1)
         with hidden(self):  # run's code allocates (dnp.zeros) one level down
             out = tuple(run(vals))
-        refuse_complex(node.name, out)
         vals = [as_scalar(v) for v in vals]  # the pullback and the sweep read shapes
         tape = self.tape
         slot = len(tape)
@@ -187,9 +181,12 @@ def observing(observer: Callable[[ReverseTrace, int], None]) -> Iterator[None]:
 
 
 def is_floating(x: Any) -> bool:
-    """True for a Python float or a floating array / tracer (a value that can be traced)."""
+    """True for a Python float or complex, or a floating or complex array / tracer (a value
+    that can be traced)."""
     value = raw(x)
-    return type(value) is float or getattr(getattr(value, "dtype", None), "kind", None) == "f"
+    t = type(value)
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return t is float or t is complex or kind == "f" or kind == "c"
 
 
 #: None, or a function (cotangent, output cotangent, record) called on every cotangent the

@@ -2,7 +2,8 @@
 
 Owns: `broadcast_to`, `sum_to_shape` (its transpose) and `astype`. A VJP rule may return a
 cotangent of the broadcast output's shape or dtype; the sweep brings it back to its input's
-shape with `sum_to_shape` and dtype with `astype`, once, centrally, so no rule repeats it.
+shape with `sum_to_shape` and dtype with `astype`, once, centrally, so no rule repeats it
+(a real input's cotangent is the real part of a complex one: JAX's convention).
 Layer L2: imports core.primitive.
 """
 
@@ -32,7 +33,13 @@ def _broadcast_to(xp: Any, x: Any, *, shape: tuple[int, ...]) -> Any:
 
 
 def _astype(xp: Any, x: Any, *, dtype: Any) -> Any:
-    return xp.asarray(x).astype(dtype, copy=False)
+    """A cast; complex to real keeps the real part (NumPy would warn): the transpose of
+    the embedding of reals in complex numbers, which is how a real input's cotangent is
+    brought back from a complex one."""
+    x = xp.asarray(x)
+    if x.dtype.kind == "c" and xp.dtype(dtype).kind != "c":
+        x = x.real
+    return x.astype(dtype, copy=False)
 
 
 sum_to_shape = Primitive("sum_to_shape", _sum_to_shape)

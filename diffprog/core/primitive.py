@@ -8,8 +8,7 @@ whose results are constants: comparisons, argmax...), and `bind`, which is
 hands the call to the highest-level trace among them, which records it and re-enters `bind`
 one level down.
 Also the errors of that door: a kernel's error re-raised naming the primitive and its
-operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`),
-a complex result of a traced operation (`complex_error`).
+operands (`raise_named`), a keyword argument diffprog does not implement (`keyword_error`).
 Layer L2: imports L0/L1 and core.trace.
 """
 
@@ -23,15 +22,13 @@ import numpy
 from numpy import ndarray
 
 from ..backend import run_kernel
-from ..errors import UnsupportedComplexError, UnsupportedKeywordError
-from .trace import Tracer, raw, top_trace, tracing, user_line
+from ..errors import UnsupportedKeywordError
+from .trace import Tracer, raw, top_trace, tracing
 
 Rule = Callable[..., Any]
 
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
-#: The usual dtype of a result: the hot paths test `dtype is not FLOAT64` before the kind
-FLOAT64 = numpy.dtype(numpy.float64)
 
 
 class Primitive:
@@ -276,27 +273,6 @@ def unsupported_keywords(what: str, unknown: list[str], accepted: Any) -> Unsupp
         f"argument of NumPy's (the keywords {what} takes in diffprog: {known}). Drop it, or "
         "write what it does with diffprog.numpy functions"
     )
-
-
-def complex_error(name: str, dtype: Any) -> UnsupportedComplexError:
-    """The error for a traced operation that produced a complex value."""
-    return UnsupportedComplexError(
-        f"{name} produced a complex result (dtype {dtype}) from a traced value, at "
-        f"{user_line()}: complex differentiation is not supported yet (its gradient would be "
-        "wrong). Keep the traced computation real: carry real and imaginary parts as separate "
-        "float arrays (e.g. |x (a + ib)| = |x| |a + ib|), or use complex numbers on constants "
-        "only (dp.stop_gradient)"
-    )
-
-
-def refuse_complex(name: str, outputs: Any) -> None:
-    """Raise `complex_error` if one of the `outputs` of the traced operation `name` is
-    complex (the traces' `process` inline this test for single outputs: their hot path)."""
-    for o in outputs:
-        value = raw(o)
-        dtype = getattr(value, "dtype", None)
-        if isinstance(value, complex) or (dtype is not None and dtype.kind == "c"):
-            raise complex_error(name, dtype if dtype is not None else "complex")
 
 
 def describe_operands(args: tuple, params: dict) -> str:

@@ -464,8 +464,10 @@ def differentiating_trace(values: Any) -> Trace | None:
 
 
 def as_scalar(x: Any) -> Any:
-    """A Python float as a NumPy float64 scalar (which has .shape and .dtype); else `x`."""
-    return np.float64(x) if type(x) is float else x
+    """A Python float (complex) as a NumPy float64 (complex128) scalar, which has .shape and
+    .dtype; else `x`."""
+    t = type(x)
+    return np.float64(x) if t is float else np.complex128(x) if t is complex else x
 
 
 def raw(x: Any) -> Any:

@@ -6,8 +6,8 @@ array([1., 1., 1.])
 
 Every function here accepts NumPy/CuPy arrays, Python numbers and tracers; called on
 tracers it is recorded for differentiation, called on plain arrays it just computes.
-`diffprog.numpy.linalg` mirrors `numpy.linalg`; NumPy's constants e, inf, nan, newaxis and
-pi are here too. Each module below declares its public names in `__all__`; this package
+`diffprog.numpy.linalg` mirrors `numpy.linalg`, `diffprog.numpy.fft` mirrors `numpy.fft`;
+NumPy's constants e, inf, nan, newaxis and pi are here too. Each module below declares its public names in `__all__`; this package
 re-exports them and installs arithmetic and NumPy's protocols on tracers.
 """
 
@@ -21,11 +21,13 @@ from numpy import e, inf, nan, newaxis, pi  # noqa: F401  (NumPy's constants, re
 
 from . import (  # noqa: F401  (re-exported: see __all__)
     assignment,
+    complex_parts,
     conditional,
     creation,
     dispatch,
     differences,
     elementwise,
+    fft,
     index_tricks,
     indexing,
     interpolation,
@@ -41,6 +43,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     views,
 )
 from .assignment import copyto, setitem  # noqa: F401
+from .complex_parts import *  # noqa: F403
 from .conditional import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .differences import *  # noqa: F403
@@ -75,11 +78,11 @@ def size(a: Any) -> int:
     return n
 
 
-_MODULES = (conditional, creation, differences, elementwise, index_tricks, indexing,
+_MODULES = (complex_parts, conditional, creation, differences, elementwise, index_tricks, indexing,
             interpolation, joins, manipulation, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
-    | {"copyto", "linalg", "ndim", "setitem", "shape", "size"}
+    | {"copyto", "fft", "linalg", "ndim", "setitem", "shape", "size"}
     | {"e", "inf", "nan", "newaxis", "pi"}
 )
 

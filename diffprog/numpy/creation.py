@@ -41,11 +41,12 @@ def _made(values: tuple, make: Any) -> Any:
 
 
 def _writable(x: Any) -> Any:
-    """Inside a transform, the floating array `x` as a constant of the innermost trace, whose
-    item assignments are recorded (slot -1 in reverse mode, a zero tangent in forward
-    mode); outside every transform, or for an integer or boolean array, `x` itself."""
+    """Inside a transform, the floating (or complex) array `x` as a constant of the innermost
+    trace, whose item assignments are recorded (slot -1 in reverse mode, a zero tangent in
+    forward mode); outside every transform, or for an integer or boolean array, `x` itself."""
     trace = innermost_trace()
-    if trace is None or raw(x).dtype.kind != "f" or (isinstance(x, Tracer) and x._trace is trace):
+    if trace is None or raw(x).dtype.kind not in "fc" or (isinstance(x, Tracer)
+                                                           and x._trace is trace):
         return x
     if isinstance(trace, ReverseTrace):
         return ReverseTracer(trace, x, -1)
@@ -160,7 +161,7 @@ def full_like(a: Any, fill_value: Any, dtype: Any = None, order: str = "K", subo
     _check("full_like", device, subok)
     out = _made((a, fill_value), lambda xp: xp.full_like(unwrapped(a), raw(fill_value), dtype=dtype,
                                                          order=order, shape=shape))
-    if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
+    if isinstance(fill_value, Tracer) and out.dtype.kind in "fc":
         out = _filled(fill_value, out.shape, out.dtype)
     return _writable(out)
 
@@ -196,7 +197,7 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
     _check("full", device)
     out = _made((like, fill_value),
                 lambda xp: xp.full(_shape(shape), raw(fill_value), dtype=dtype, order=order))
-    if isinstance(fill_value, Tracer) and out.dtype.kind == "f":
+    if isinstance(fill_value, Tracer) and out.dtype.kind in "fc":
         out = _filled(fill_value, out.shape, out.dtype)
     return _writable(out)
 
@@ -280,7 +281,7 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     num, endpoint = operator.index(num), bool(endpoint)
     dtype = None if dtype is None else np.dtype(dtype)
     traced = isinstance(start, Tracer) or isinstance(stop, Tracer)
-    if not traced or num < 0 or (dtype is not None and dtype.kind != "f"):  # a constant
+    if not traced or num < 0 or (dtype is not None and dtype.kind not in "fc"):  # a constant
         return _made((start, stop), lambda xp: xp.linspace(raw(start), raw(stop), num, endpoint,
                                                             retstep, dtype, axis))
     ndim = 1 + max(np.ndim(raw(start)), np.ndim(raw(stop)))

@@ -43,7 +43,8 @@ def supported(dnp: ModuleType) -> tuple[dict[str, Callable[..., Any]], dict[Any,
         if isinstance(getattr(np, name, None), np.ufunc) and callable(getattr(dnp, name))
     }
     functions = {}
-    for namespace, ours in ((np, dnp), (np.linalg, getattr(dnp, "linalg", None))):
+    for namespace, ours in ((np, dnp), (np.linalg, getattr(dnp, "linalg", None)),
+                            (np.fft, getattr(dnp, "fft", None))):
         for name in getattr(ours, "__all__", ()):
             theirs = getattr(namespace, name, None)
             if callable(theirs) and not isinstance(theirs, np.ufunc):

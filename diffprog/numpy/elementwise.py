@@ -5,7 +5,9 @@ log and their variants, the trigonometric and hyperbolic functions and inverses,
 maximum/minimum/fmax/fmin, where, clip, and the constant-valued functions (comparisons,
 floor/ceil/round/trunc/fix/rint, signbit, floor_divide). Ties in maximum/minimum/fmax/fmin
 share the gradient equally, as JAX does; a NaN loses in fmax/fmin. One row per function;
-rules are written in diffprog ops.
+rules are written in diffprog ops. The holomorphic functions' rules serve complex values
+unchanged (g * f'(z): JAX's convention, see complex_parts.py); abs and sign of complex z
+have their own.
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -15,9 +17,11 @@ import math
 from typing import Any
 
 from ..core.primitive import Primitive
-from ..core.trace import raw
+from ..core.trace import raw, unwrapped
 from ._define import binary, nondifferentiable, unary
 from .batching import elementwise
+from .complex_parts import PRIMITIVES as _COMPLEX_PARTS
+from .complex_parts import conj
 
 # --- comparisons and other constant-valued functions -------------------------------------
 greater = nondifferentiable("greater", lambda xp, x, y: xp.greater(x, y))
@@ -26,7 +30,25 @@ less = nondifferentiable("less", lambda xp, x, y: xp.less(x, y))
 less_equal = nondifferentiable("less_equal", lambda xp, x, y: xp.less_equal(x, y))
 equal = nondifferentiable("equal", lambda xp, x, y: xp.equal(x, y))
 not_equal = nondifferentiable("not_equal", lambda xp, x, y: xp.not_equal(x, y))
-sign = nondifferentiable("sign", lambda xp, x: xp.sign(x))
+_sign = nondifferentiable("sign", lambda xp, x: xp.sign(x))
+
+
+def sign(x: Any) -> Any:
+    """`numpy.sign`: a constant for real x (its derivative is zero almost everywhere);
+    z / |z| (0 at 0) for complex z, which is differentiable."""
+    if _kind(x) != "c":
+        return _sign(x)
+    magnitude = abs(x)
+    nz = magnitude != 0
+    return where(nz, x / where(nz, magnitude, 1.0), 0.0)
+
+
+def _kind(x: Any) -> str | None:
+    """The dtype kind of x's value ('c' for complex), read without computing on it."""
+    value = unwrapped(x)
+    return "c" if type(value) is complex else getattr(getattr(value, "dtype", None), "kind", None)
+
+
 # bitwise operators: raw masks are arrays, but dp.vmap's masks are batched values (x > 0 & m)
 bitwise_and = nondifferentiable("bitwise_and", lambda xp, x, y: xp.bitwise_and(x, y))
 bitwise_or = nondifferentiable("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
@@ -73,7 +95,16 @@ def _power_dy(x: Any, y: Any, ans: Any) -> Any:
 power = binary("power", lambda xp, x, y: xp.power(x, y), _power_dx, _power_dy)
 
 square = unary("square", lambda xp, x: xp.square(x), lambda x, ans: 2.0 * x)
-abs = unary("abs", lambda xp, x: xp.abs(x), lambda x, ans: sign(x))  # noqa: A001
+def _abs_slope(x: Any, ans: Any) -> Any:
+    """d|x|: sign(x) for real x; conj(z) / |z| (0 at 0) for complex z, so that the VJP is
+    g conj(z) / |z| and the JVP Re(conj(z) t) / |z| (the sweep keeps the real part)."""
+    if _kind(x) != "c":
+        return _sign(x)
+    nz = ans != 0
+    return where(nz, conj(x) / where(nz, ans, 1.0), 0.0)
+
+
+abs = unary("abs", lambda xp, x: xp.abs(x), _abs_slope)  # noqa: A001
 absolute = abs
 
 # --- unary math ----------------------------------------------------------------------------
@@ -208,7 +239,8 @@ def _hypot_slope(x: Any, ans: Any) -> Any:
 
 hypot = binary("hypot", lambda xp, x, y: xp.hypot(x, y),
                lambda x, y, ans: _hypot_slope(x, ans), lambda x, y, ans: _hypot_slope(y, ans))
-arcsinh = _over("arcsinh", lambda xp, x: xp.arcsinh(x), lambda x, ans: hypot(1.0, x))
+arcsinh = _over("arcsinh", lambda xp, x: xp.arcsinh(x),  # sqrt(1 + x^2); hypot is real only
+                lambda x, ans: sqrt(1.0 + x * x) if _kind(x) == "c" else hypot(1.0, x))
 arccosh = _over("arccosh", lambda xp, x: xp.arccosh(x),
                 lambda x, ans: sqrt(x - 1.0) * sqrt(x + 1.0))  # fmt: skip
 arctanh = _over("arctanh", lambda xp, x: xp.arctanh(x), lambda x, ans: 1.0 - x * x)
@@ -220,7 +252,7 @@ rad2deg = _linear("rad2deg", lambda xp, x: xp.rad2deg(x), 1.0 / _D2R)
 radians = _linear("radians", lambda xp, x: xp.radians(x), _D2R)
 degrees = _linear("degrees", lambda xp, x: xp.degrees(x), 1.0 / _D2R)
 positive = _linear("positive", lambda xp, x: xp.positive(x), 1.0)
-fabs = unary("fabs", lambda xp, x: xp.fabs(x), lambda x, ans: sign(x))
+fabs = unary("fabs", lambda xp, x: xp.fabs(x), lambda x, ans: _sign(x))
 
 # --- log-sum-exp pairs: the partials are sigmoids of x - y, accurate in both tails ----------
 def _logaddexp_partial(mine: Any, other: Any, exp_: Any) -> Any:
@@ -338,7 +370,7 @@ copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
                 lambda t, ans, x, y: None)  # fmt: skip
 
 # dp.vmap: every primitive here is elementwise, but nonzero (its result's shape is the data's)
-elementwise(*{id(p): p for p in list(globals().values())
+elementwise(*{id(p): p for p in [*globals().values(), *_COMPLEX_PARTS]
               if isinstance(p, Primitive) and p is not nonzero}.values())  # fmt: skip
 
 __all__ = [

@@ -171,6 +171,9 @@ def _index_add_impl(xp: Any, g: Any, *, index: tuple, shape: tuple[int, ...]) ->
     out = xp.zeros(shape, dtype=np.float64 if type(g) is float else g.dtype)  # a watched float
     if _is_basic(index):
         out[index] = g
+    elif out.dtype.kind == "c" and xp is not np:  # CuPy's atomic adds are real: part by part
+        xp.add.at(out.real, index, xp.real(g))
+        xp.add.at(out.imag, index, xp.imag(g))
     else:
         xp.add.at(out, index, g)  # unbuffered: repeated indices accumulate
     return out

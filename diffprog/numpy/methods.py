@@ -18,7 +18,7 @@ from ..ad.batching import BatchTracer
 from ..ad.reverse import NO_PARAMS
 from ..ad.staging import StagingTracer, operator_methods
 from ..core.edge import astype as _astype
-from ..core.primitive import Primitive, complex_error
+from ..core.primitive import Primitive
 from ..core.trace import Tracer, as_scalar, install_operators, raw, unwrapped
 from ..errors import TracerConversionError
 from . import dispatch
@@ -35,10 +35,8 @@ _CONTIGUOUS = np.ones(1).flags  # what a Python float's missing flags are taken 
 
 
 def _astype_method(self: Tracer, dtype: Any, copy: bool = True) -> Any:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise complex_error("astype", dtype)
-    if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
+    dtype = np.dtype(dtype)  # complex to real keeps the real part (and its derivative)
+    if dtype.kind not in "fc":  # an integer / bool view of a traced value is a constant
         value = raw(self)  # (under dp.jit a staged value, whose cast is recorded)
         return _astype(value, dtype=dtype) if isinstance(value, Tracer) else value.astype(dtype)
     return self if dtype == self.dtype else _astype(self, dtype=dtype)
@@ -177,6 +175,9 @@ def install(dnp: Any) -> None:
         "__round__": _round_builtin,
         "sort": _sort_in_place,
         "astype": _astype_method,
+        "real": property(lambda self: dnp.real(self)),
+        "imag": property(lambda self: dnp.imag(self)),
+        "conj": unary(dnp.conjugate), "conjugate": unary(dnp.conjugate),
         # ndarray methods that are the function of the same name with the array first
         **{name: getattr(dnp, name) for name in _SAME_AS_FUNCTION},
         **dispatch.install(dnp),

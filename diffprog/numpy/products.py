@@ -18,12 +18,15 @@ import string
 import warnings
 from typing import Any
 
+import numpy
+
 from ..backend import namespace_of
 from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
 from ..ad.batching import example_ndim
-from ..core.trace import as_scalar, raw
+from ..core.trace import as_scalar, raw, unwrapped
 from .batching import aligned
+from .complex_parts import conjugate
 from .elementwise import multiply, subtract
 from .manipulation import as_array, expand_dims, getitem, moveaxis, reshape, stack, swapaxes, transpose
 from .reductions import sum as _sum
@@ -274,17 +277,22 @@ def inner(a: Any, b: Any) -> Any:
 
 
 def vdot(a: Any, b: Any) -> Any:
-    """`numpy.vdot` for real arrays: the dot product of the flattened arrays."""
+    """`numpy.vdot`: the dot product of the flattened arrays, `a` conjugated if complex."""
     a, b = as_array(a), as_array(b)
     a, b = _ravel(a), _ravel(b)
     if a.shape != b.shape:
         raise ValueError(f"vdot: vectors of sizes {a.shape[0]} and {b.shape[0]} differ")
-    return matmul(a, b)
+    return matmul(_conjugated(a), b)
 
 
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
-    """`numpy.vecdot` for real arrays: sum(x1 * x2) along `axis`, broadcasting the rest."""
-    return _sum(multiply(x1, x2), axis=axis)
+    """`numpy.vecdot`: sum(conj(x1) * x2) along `axis`, broadcasting the rest."""
+    return _sum(multiply(_conjugated(x1), x2), axis=axis)
+
+
+def _conjugated(x: Any) -> Any:
+    """conj(x) for a complex x, else x itself (vdot and vecdot conjugate their first operand)."""
+    return conjugate(x) if numpy.iscomplexobj(unwrapped(x)) else x
 
 
 def kron(a: Any, b: Any) -> Any:

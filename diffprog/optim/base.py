@@ -76,12 +76,33 @@ class EmptyState(NamedTuple):
 
 
 def is_float_leaf(x: Any) -> bool:
-    """True for Python floats and real floating NumPy/CuPy arrays or scalars: the leaves an
-    optimizer updates. Everything else (ints, bools, strings, None, integer arrays) is constant."""
+    """True for Python floats and complex numbers, floating and complex NumPy/CuPy arrays or
+    scalars: the leaves an optimizer updates. Everything else (ints, bools, strings, None,
+    integer arrays) is constant."""
     dtype = getattr(x, "dtype", None)
     if dtype is not None:
-        return getattr(dtype, "kind", None) == "f"
-    return isinstance(x, float)
+        return getattr(dtype, "kind", None) in ("f", "c")
+    return isinstance(x, (float, complex))
+
+
+def is_complex_leaf(x: Any) -> bool:
+    """True for a complex number or a complex array / scalar (traced or not)."""
+    dtype = getattr(x, "dtype", None)
+    return isinstance(x, complex) if dtype is None else getattr(dtype, "kind", None) == "c"
+
+
+def abs_squared(g: Any) -> Any:
+    """|g|^2 elementwise, real (g * g for a real g): the second moments of complex gradients."""
+    return (g * g.conjugate()).real if is_complex_leaf(g) else g * g
+
+
+def real_zeros_like(x: Any) -> Any:
+    """`zeros_like(x)` in x's real dtype (float64 for complex128): state holding |g|^2."""
+    z = zeros_like(x)
+    if z is None or not is_complex_leaf(z):
+        return z
+    r = z.real
+    return r.copy() if is_array(r) else r
 
 
 def zeros_like(x: Any) -> Any:
@@ -91,12 +112,13 @@ def zeros_like(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.dtype.type(0)
     if getattr(x, "dtype", None) is None:
-        return 0.0
+        return 0j if isinstance(x, complex) else 0.0
     return device_zeros_like(x)
 
 
 def cast_like(x: Any, ref: Any) -> Any:
-    """``x`` as a value of ``ref``'s kind: a Python float for a Python float, else an array
+    """``x`` as a value of ``ref``'s kind: a Python float (complex) for a Python float
+    (complex), else an array
     (or NumPy scalar) of ``ref``'s dtype on ``ref``'s device. A traced ``x`` (an optimizer
     step being differentiated) stays traced, cast to ``ref``'s dtype: float() would drop its
     gradient."""
@@ -108,7 +130,7 @@ def cast_like(x: Any, ref: Any) -> Any:
     if not (isinstance(x, numbers.Number) or is_array(x)):  # a tracer
         return x if dtype is None or x.dtype == dtype else x.astype(dtype)
     if dtype is None:
-        return float(x)
+        return complex(x) if isinstance(ref, complex) else float(x)
     if isinstance(ref, np.generic):
         return dtype.type(x)
     return asarray_like(x, ref, dtype=dtype)
@@ -285,9 +307,9 @@ def _norm(leaves: list[Any]) -> Any:
         if g is None:
             continue
         if getattr(g, "dtype", None) is None:
-            total = total + float(g) * float(g)
+            total = total + abs(g) ** 2
         else:
             xp = namespace_of((g,))
             g = g.astype(xp.result_type(g.dtype, xp.float32), copy=False)
-            total = total + xp.sum(g * g)
+            total = total + xp.sum(abs_squared(g))
     return sqrt(total)

@@ -25,10 +25,13 @@ from ..errors import StructureError
 from .base import (
     EmptyState,
     GradientTransformation,
+    abs_squared,
     cast_like,
     flatten_like,
     global_norm,
+    is_complex_leaf,
     is_float_leaf,
+    real_zeros_like,
     require_fields,
     sqrt,
     transformation,
@@ -107,8 +110,18 @@ def _rate(value: float, count: int | None) -> float:
     return value
 
 
-def _scaled(updates: Any, factor: Any) -> Any:
-    return tree.map(lambda g: None if g is None else cast_like(g * factor, g), updates)
+def _scaled(updates: Any, factor: Any, conjugate: bool = False) -> Any:
+    """Each update times `factor`; with `conjugate`, complex ones conjugated first (a
+    gradient in JAX's convention, df/dx - i df/dy, turned into a step: see
+    scale_by_learning_rate)."""
+    def one(g: Any) -> Any:
+        if g is None:
+            return None
+        if conjugate and is_complex_leaf(g):
+            g = g.conjugate()
+        return cast_like(g * factor, g)
+
+    return tree.map(one, updates)
 
 
 def scale(step_size: float) -> GradientTransformation:
@@ -119,14 +132,17 @@ def scale(step_size: float) -> GradientTransformation:
     {'w': -3.0, 'c': None}
     """
     step_size = check_real("scale: step_size", step_size)
+    return _scale(step_size, conjugate=False)
 
+
+def _scale(step_size: float, conjugate: bool) -> GradientTransformation:
     def init(params: Any) -> EmptyState:
         return EmptyState()
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
         if params is not None:
             flatten_like(updates, params)
-        return _scaled(updates, step_size), EmptyState()
+        return _scaled(updates, step_size, conjugate), EmptyState()
 
     return transformation(init, update)
 
@@ -148,7 +164,7 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformat
 
 
 def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], float],
-                        rule: str) -> GradientTransformation:
+                        rule: str, conjugate: bool = False) -> GradientTransformation:
     def init(params: Any) -> ScaleByScheduleState:
         return ScaleByScheduleState(count=np.int64(0))
 
@@ -159,7 +175,7 @@ def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], f
         if params is not None:
             flatten_like(updates, params)
         factor = post(_schedule_value(fn, count, rule), count)
-        return _scaled(updates, factor), ScaleByScheduleState(count=count + 1)
+        return _scaled(updates, factor, conjugate), ScaleByScheduleState(count=count + 1)
 
     return transformation(init, update)
 
@@ -167,7 +183,9 @@ def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], f
 def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
                            ) -> GradientTransformation:
     """Multiply updates by ``-learning_rate`` (a float, or a schedule: a function of the
-    step count). Rates must be >= 0.
+    step count). Rates must be >= 0. Complex updates are conjugated too: dp.grad gives
+    df/dx - i df/dy for a complex parameter (JAX's convention), whose conjugate is the
+    steepest-ascent direction, so every optimizer built on this descends.
 
     >>> opt = dp.optim.scale_by_learning_rate(0.1)
     >>> opt.update({'w': 3.0}, opt.init({'w': 0.0}))[0]
@@ -175,9 +193,9 @@ def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
     """
     if callable(learning_rate):
         return _schedule_transform(learning_rate, lambda v, c: -_rate(v, c),
-                                   "scale_by_learning_rate")
+                                   "scale_by_learning_rate", conjugate=True)
     lr = check_real("learning_rate", learning_rate)
-    return scale(-_rate(lr, None))
+    return _scale(-_rate(lr, None), conjugate=True)
 
 
 def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
@@ -237,7 +255,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
 
     def init(params: Any) -> ScaleByAdamState:
         return ScaleByAdamState(count=np.int64(0), mu=tree.map(zeros_like, params),
-                                nu=tree.map(zeros_like, params))
+                                nu=tree.map(real_zeros_like, params))
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:
         require_fields(state, ScaleByAdamState, "scale_by_adam")
@@ -257,7 +275,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                 continue
             _require_state(mu, i, state.mu, "scale_by_adam")
             mu = cast_like(b1 * mu + (1.0 - b1) * g, mu)
-            nu = cast_like(b2 * nu + (1.0 - b2) * (g * g), nu)
+            nu = cast_like(b2 * nu + (1.0 - b2) * abs_squared(g), nu)
             new_mu.append(mu)
             new_nu.append(nu)
             out.append(cast_like((widen(mu) / c1) / (sqrt(widen(nu) / c2 + eps_root) + eps),
@@ -282,8 +300,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     initial_scale = check_real("scale_by_rms: initial_scale", initial_scale, 0.0, None)
 
     def first(p: Any) -> Any:
-        z = zeros_like(p)
-        return z if z is None or initial_scale == 0.0 else cast_like(z + initial_scale, p)
+        z = real_zeros_like(p)
+        return z if z is None or initial_scale == 0.0 else cast_like(z + initial_scale, z)
 
     def init(params: Any) -> ScaleByRmsState:
         return ScaleByRmsState(nu=tree.map(first, params))
@@ -298,7 +316,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
                 new_nu.append(nu)
                 continue
             _require_state(nu, i, state.nu, "scale_by_rms")
-            nu = cast_like(decay * nu + (1.0 - decay) * (g * g), nu)
+            nu = cast_like(decay * nu + (1.0 - decay) * abs_squared(g), nu)
             new_nu.append(nu)
             out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
         return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(treedef, new_nu))
@@ -308,8 +326,10 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
 
 def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> GradientTransformation:
     """Add ``weight_decay * params`` to each update (decoupled weight decay once scaled by
-    the learning rate). ``mask`` (a tree of bools shaped like params, or a function of
-    params returning one) picks the leaves to decay; the others pass unchanged.
+    the learning rate; ``weight_decay * conj(params)`` for complex ones, the gradient of
+    ``weight_decay / 2 * |params|^2`` in dp.grad's convention). ``mask`` (a tree of bools
+    shaped like params, or a function of params returning one) picks the leaves to decay;
+    the others pass unchanged.
 
     >>> opt = dp.optim.add_decayed_weights(0.1, mask={'w': True, 'b': False})
     >>> p = {'w': 2.0, 'b': 2.0}
@@ -336,7 +356,8 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
             if g is None or not m_ or not is_float_leaf(p) or weight_decay == 0.0:
                 out.append(g)
             else:
-                out.append(cast_like(g + weight_decay * p, g))
+                decay = p.conjugate() if is_complex_leaf(p) else p
+                out.append(cast_like(g + weight_decay * decay, g))
         return tree.unflatten(treedef, out), EmptyState()
 
     return transformation(init, update)

@@ -27,17 +27,23 @@ from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
 def grad(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """The gradient of a real-scalar-valued `f` with respect to argument(s) `argnums`.
 
-    The gradient has exactly the structure, types and dtypes of the argument.
+    The gradient has exactly the structure, types and dtypes of the argument. For a complex
+    argument z = x + iy it is JAX's: df/dx - i df/dy, the conjugate of the steepest-ascent
+    direction, so gradient descent steps by `z -= lr * conj(grad)`. With `holomorphic=True`
+    f's output is a complex scalar, the seed is 1, and the result is f'(z).
 
     >>> import diffprog as dp
     >>> dp.grad(lambda p: p["w"] ** 2 * p["n"])({"w": 3.0, "n": 2})
     {'w': 12.0, 'n': None}
+    >>> dp.grad(lambda z: z ** 3, holomorphic=True)(1j)
+    (-3+0j)
     """
-    value_and_grad_f = value_and_grad(f, argnums, has_aux)
+    value_and_grad_f = value_and_grad(f, argnums, has_aux, holomorphic)
 
     @functools.wraps(f)
     def grad_f(*args: Any, **kwargs: Any) -> Any:
@@ -48,7 +54,8 @@ def grad(
 
 
 def value_and_grad(
-    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+    f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable[..., Any]:
     """Like `grad`, returning `(value, grad)` (or `((value, aux), grad)` with has_aux).
 
@@ -63,7 +70,9 @@ def value_and_grad(
         trace, inputs, out, aux = _record(
             f, args, kwargs, nums, has_aux, "dp.grad", require_float=True
         )
-        seed = _scalar_seed(trace, out, f)
+        if holomorphic:
+            _require_complex_inputs(inputs, f)
+        seed = _scalar_seed(trace, out, f, holomorphic)
         cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
         grads = tuple(w.adjoint(cts) for w in inputs)
         value = own_value(trace, out)
@@ -141,13 +150,13 @@ def jvp(
                 t = asarray_like(t, r)
                 if type(r) is float and type(t) is np.ndarray:  # a scalar goes anywhere
                     t = t[()]
-            if as_scalar(raw(t)).dtype.kind == "c":  # t may be a traced Python float
+            like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
+            if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
                 raise UnsupportedLeafError(
                     f"dp.jvp: the tangent for primal {i}"
                     f"{tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])} is complex "
-                    "(complex differentiation is not supported yet); pass a real tangent"
+                    f"but the primal is real (dtype {like.dtype}); pass a real tangent"
                 )
-            like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if tuple(t.shape) != tuple(like.shape):
                 path = tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])
                 raise StructureError(
@@ -279,13 +288,16 @@ def _refuse_integer_arguments(
             )
 
 
-def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
-    """The seed cotangent (ones) for grad's output, after checking it is a real scalar.
+def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any], holomorphic: bool) -> Any:
+    """The seed cotangent (ones) for grad's output, after checking it is a real scalar (a
+    complex one with `holomorphic`).
 
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
     own = isinstance(out, ReverseTracer) and out._trace is trace
     value = unwrapped(out)
+    if holomorphic:
+        return _holomorphic_seed(own, value, f)
     if type(value) is float:  # a Python float: a watched one passed through, or a constant
         return np.float64(1.0) if own else None
     hint = (
@@ -299,17 +311,50 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any]) -> Any:
         )
     if not is_array(value):
         raise NonScalarOutputError(f"{_name(f)} returned a {type(value).__name__}. {hint}")
-    if value.dtype.kind != "f":
-        what = "complex" if value.dtype.kind == "c" else "non-floating"
+    if value.dtype.kind == "c":
         raise NonScalarOutputError(
-            f"{_name(f)} returned a {what} value (dtype {value.dtype}), which has no real "
-            f"gradient. {hint}"
+            f"{_name(f)} returned a complex value (dtype {value.dtype}): grad needs a real "
+            "output (e.g. dnp.abs(z) ** 2 or dnp.real(z)), or holomorphic=True for a "
+            "holomorphic f (then the result is f'(z))"
+        )
+    if value.dtype.kind != "f":
+        raise NonScalarOutputError(
+            f"{_name(f)} returned a non-floating value (dtype {value.dtype}), which has no "
+            f"real gradient. {hint}"
         )
     if value.size != 1:
         raise NonScalarOutputError(f"{_name(f)} returned an array of shape {value.shape}. {hint}")
     if not own:
         return None
     return ones_like(raw(out))
+
+
+def _holomorphic_seed(own: bool, value: Any, f: Callable[..., Any]) -> Any:
+    """The seed 1 (complex) of grad(f, holomorphic=True), after checking f's output is a
+    complex scalar."""
+    dtype = getattr(as_scalar(value), "dtype", None)
+    if dtype is None or dtype.kind != "c" or as_scalar(value).size != 1:
+        what = (f"dtype {dtype}, shape {tuple(value.shape)}" if dtype is not None
+                else type(value).__name__)
+        raise NonScalarOutputError(
+            f"grad(holomorphic=True) needs {_name(f)} to return a complex scalar; it returned "
+            f"a value of {what}. For a real output, drop holomorphic=True"
+        )
+    return ones_like(raw(as_scalar(value))) if own else None
+
+
+def _require_complex_inputs(inputs: list[Watched], f: Callable[..., Any]) -> None:
+    """grad(holomorphic=True) differentiates complex arguments only (as JAX)."""
+    for w in inputs:
+        for j, (leaf, t) in enumerate(zip(w.leaves, w.tracers)):
+            dtype = None if t is None else as_scalar(unwrapped(leaf)).dtype
+            if dtype is not None and dtype.kind != "c":
+                path = tree.keystr(tree.flatten_with_path(w.tree)[0][j][0])
+                raise UnsupportedLeafError(
+                    f"grad(holomorphic=True) of {_name(f)}: the argument leaf {path or '(x)'} "
+                    f"is real (dtype {dtype}); a holomorphic derivative needs complex inputs: "
+                    "pass x.astype(complex)"
+                )
 
 
 def cotangent_seeds(
@@ -337,11 +382,11 @@ def cotangent_seeds(
                 f"{entry} has shape {tuple(shape)}, but the {noun}{path} has shape "
                 f"{tuple(o.shape)}"
             )
-        if getattr(raw(c), "dtype", None) is not None and raw(c).dtype.kind == "c" or isinstance(c, complex):
+        if np.iscomplexobj(unwrapped(c)) and o.dtype.kind != "c":
             path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
             raise UnsupportedLeafError(
-                f"{what}: the entry for {noun}{path} is complex (complex differentiation is "
-                "not supported yet); pass a real cotangent"
+                f"{what}: the entry for {noun}{path} is complex but the {noun} is real "
+                f"(dtype {o.dtype}); pass a real cotangent (its real part, if that is meant)"
             )
         if not hasattr(c, "dtype"):
             c = asarray_like(c, raw(o.value), dtype=o.dtype)

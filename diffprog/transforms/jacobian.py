@@ -19,12 +19,16 @@ from .. import numpy as dnp
 from .. import tree
 from ..backend import device_scope, namespace_of
 from ..ad.boundary import FLOAT, leaf_kind
-from ..core.trace import raw
+from ..core.trace import raw, unwrapped
+from ..errors import UnsupportedLeafError
 from .core import _argnums, as_tuples, grad, jvp, stop_gradient, vjp
 
 
-def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """The Jacobian of `f` by reverse mode: one backward sweep per output element.
+def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
+           holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
+    """The Jacobian of `f` by reverse mode: one backward sweep per output element. Complex
+    outputs need `holomorphic=True` (then inputs and outputs are complex and the entries are
+    df_i/dz_j), as in JAX; a real output of complex inputs gives grad's rows.
 
     >>> import numpy as np, diffprog as dp
     >>> dp.jacrev(lambda x: {"y": x ** 2})(np.array([1.0, 2.0]))["y"]
@@ -38,6 +42,9 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[
         out, vjp_fn = vjp(_partial(f, args, nums), *(args[i] for i in nums))
         out_leaves, out_def = tree.flatten(out)
         blocks = []
+        if holomorphic:
+            _check_kinds("dp.jacrev", "input", tree.leaves([args[i] for i in nums]), True)
+        _check_kinds("dp.jacrev", "output", out_leaves, holomorphic)
         for k, o in enumerate(out_leaves):
             if not _is_float(o):
                 blocks.append(_none_like(args, nums, argnums))
@@ -52,8 +59,10 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[
     return jac_f
 
 
-def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """The Jacobian of `f` by forward mode: one forward pass per input element.
+def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
+           holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
+    """The Jacobian of `f` by forward mode: one forward pass per input element. Complex
+    inputs need `holomorphic=True` (then the entries are df_i/dz_j), as in JAX.
 
     >>> import numpy as np, diffprog as dp
     >>> dp.jacfwd(lambda x: x ** 2)(np.array([1.0, 2.0]))
@@ -67,6 +76,7 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[
         primals = tuple(args[i] for i in nums)
         g = _partial(f, args, nums)
         flat, in_def = tree.flatten(primals)
+        _check_kinds("dp.jacfwd", "input", flat, holomorphic)
         columns: list[list[Any]] = []  # columns[m] = output tangents for input leaf m
         out = None
         for m, leaf in enumerate(flat):
@@ -99,16 +109,18 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[
 jacobian = jacrev
 
 
-def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
+            holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
     """The Hessian of a scalar `f`, forward-over-reverse, nested like a Jacobian of the
-    gradient: the input's structure, then the input's structure again.
+    gradient: the input's structure, then the input's structure again. Complex inputs need
+    `holomorphic=True` (f''(z)).
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> dp.hessian(lambda x: dnp.sum(x ** 3))(np.array([1.0, 2.0]))
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    return jacfwd(jacrev(f, argnums), argnums)
+    return jacfwd(jacrev(f, argnums, holomorphic), argnums, holomorphic)
 
 
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
@@ -155,6 +167,23 @@ def _is_float(x: Any) -> bool:
         return leaf_kind(x) is FLOAT
     except TypeError:
         return False
+
+
+def _check_kinds(origin: str, what: str, leaves: list[Any], holomorphic: bool) -> None:
+    """Complex `what`s (inputs or outputs) need holomorphic=True, which needs complex ones:
+    one-hot real seeds would see only the real direction of a complex value."""
+    for leaf in leaves:
+        if not _is_float(leaf):
+            continue
+        dtype = np.result_type(unwrapped(leaf))
+        if (dtype.kind == "c") != holomorphic:
+            fix = ("pass holomorphic=True for a holomorphic f, or differentiate a real function "
+                   "of it (dp.grad, dp.jacrev of a real output)") if not holomorphic else (
+                   "pass complex values (x.astype(complex)) or drop holomorphic=True")  # fmt: skip
+            raise UnsupportedLeafError(
+                f"{origin}{'(holomorphic=True)' if holomorphic else ''} got a"
+                f"{'' if holomorphic else ' complex'} {what} of dtype {dtype}: {fix}"
+            )
 
 
 def _shape(x: Any) -> tuple[int, ...]:

@@ -1,0 +1,199 @@
+"""Complex numbers end to end: JAX's convention checked on closed forms (grad of a real f of
+z = x + iy is df/dx - i df/dy; holomorphic=True gives f'(z)), the parts real/imag/conj/angle
+and abs of complex values in both modes and to second order, casts both ways, complex
+cotangents and tangents, NumPy's functions and the tracer's attributes on complex values,
+and check_grads itself catching a wrong complex rule. (The op tables run in complex dtypes
+in test_ops.py.)"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from diffprog.testing import check_grads
+
+RNG = np.random.default_rng(0)
+Z = RNG.normal(size=(2, 3)) + 1j * RNG.normal(size=(2, 3))
+DTYPES = [np.complex128, np.complex64]
+
+
+def test_grad_of_a_real_function_is_df_dx_minus_i_df_dy():
+    # JAX's autodiff cookbook: f(z) = x^2 + y^2 at 3 + 4j has grad 6 - 8j = 2 conj(z)
+    assert dp.grad(lambda z: dnp.real(z) ** 2 + dnp.imag(z) ** 2)(3 + 4j) == 6 - 8j
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.abs(z) ** 2))(Z), 2 * np.conj(Z))
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(z * dnp.conj(z)).real)(Z), 2 * np.conj(Z))
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.real(z)))(Z), np.ones_like(Z))
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.imag(z)))(Z), -1j * np.ones_like(Z))
+    # |z|: (x - iy) / |z| = conj(z) / |z|; angle: atan2(y, x) gives (-y - ix) / |z|^2 = -1j / z
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.abs(z)))(Z), np.conj(Z) / np.abs(Z))
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.angle(z)))(Z), -1j / Z)
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.angle(z, deg=True)))(Z),
+                               -1j / Z * 180 / np.pi)  # fmt: skip
+
+
+def test_descending_along_the_conjugate_of_grad_reaches_the_minimum():
+    target = np.array([1 - 2j, 0.5j])
+    loss = lambda z: dnp.sum(dnp.abs(z - target) ** 2)
+    z = np.zeros(2, dtype=complex)
+    for _ in range(50):
+        z = z - 0.25 * np.conj(dp.grad(loss)(z))
+    np.testing.assert_allclose(z, target, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_holomorphic_grad_is_the_complex_derivative(dtype):
+    for z in (np.complex128(0.3 + 0.7j).astype(dtype), 0.3 + 0.7j):
+        tol = 1e-6 if np.dtype(dtype) == np.complex64 else 1e-13
+        for f, d in [(lambda z: z**3, lambda z: 3 * z**2), (dnp.sin, np.cos), (dnp.exp, np.exp),
+                     (dnp.log, lambda z: 1 / z), (lambda z: dnp.sqrt(z) / (1 + z),
+                     lambda z: (1 - z) / (2 * np.sqrt(z) * (1 + z) ** 2))]:  # fmt: skip
+            g = dp.grad(f, holomorphic=True)(z)
+            assert type(g) is type(z) and np.isclose(g, d(z), rtol=tol, atol=tol)
+    second = dp.grad(dp.grad(lambda z: z**4, holomorphic=True), holomorphic=True)(1j)
+    assert second == 12 * (1j) ** 2
+    np.testing.assert_allclose(dp.hessian(lambda z: dnp.sum(z**3), holomorphic=True)(Z[0]),
+                               np.diag(6 * Z[0]))  # fmt: skip
+    np.testing.assert_allclose(dp.jacfwd(dnp.exp, holomorphic=True)(Z[0]), np.diag(np.exp(Z[0])))
+    np.testing.assert_allclose(dp.jacrev(dnp.exp, holomorphic=True)(Z[0]), np.diag(np.exp(Z[0])))
+
+
+def test_jacobians_refuse_complex_values_without_holomorphic():
+    with pytest.raises(dp.UnsupportedLeafError, match="dp.jacfwd got a complex input.*holomorphic=True"):
+        dp.jacfwd(lambda z: dnp.abs(z))(Z[0])
+    with pytest.raises(dp.UnsupportedLeafError, match="dp.jacrev got a complex output"):
+        dp.jacrev(dnp.exp)(Z[0])
+    with pytest.raises(dp.UnsupportedLeafError, match=r"jacfwd\(holomorphic=True\) got a input"):
+        dp.jacfwd(dnp.exp, holomorphic=True)(np.ones(2))
+    # a real output of complex inputs: grad's rows
+    np.testing.assert_allclose(dp.jacrev(dnp.abs)(Z[0]), np.diag(np.conj(Z[0]) / np.abs(Z[0])))
+
+
+def test_vjp_and_jvp_of_a_holomorphic_function_multiply_by_its_derivative():
+    u = RNG.normal(size=Z.shape) + 1j * RNG.normal(size=Z.shape)
+    _, pull = dp.vjp(dnp.sin, Z)
+    np.testing.assert_allclose(pull(u)[0], u * np.cos(Z))
+    np.testing.assert_allclose(dp.jvp(dnp.sin, (Z,), (u,))[1], u * np.cos(Z))
+    # a real cotangent or tangent of a complex value is the complex one with zero imaginary part
+    np.testing.assert_allclose(pull(np.ones(Z.shape))[0], np.cos(Z))
+    np.testing.assert_allclose(dp.jvp(dnp.exp, (Z,), (np.ones(Z.shape),))[1], np.exp(Z))
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")  # NumPy's, untraced
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_casts_both_ways(dtype):
+    z = Z.astype(dtype)
+    real = np.finfo(dtype).dtype
+    x = Z.real.astype(real)
+    # complex -> real keeps the real part: the imaginary part gets no cotangent
+    g = dp.grad(lambda z: dnp.sum(z.astype(real) ** 2))(z)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, 2 * z.real, rtol=1e-6)
+    assert dp.jvp(lambda z: z.astype(real), (z,), (1j * np.ones_like(z),))[1].tolist() == \
+        np.zeros(z.shape, real).tolist()  # fmt: skip
+    # real -> complex: the real input's cotangent is the real part of the complex one
+    g = dp.grad(lambda x: dnp.sum(dnp.abs(x.astype(dtype) * (1 + 1j))))(x)
+    assert g.dtype == real
+    np.testing.assert_allclose(g, np.sqrt(2) * np.sign(x), rtol=1e-6)
+    for f in (lambda z: z.astype(real) * z, lambda x: dnp.exp(1j * x.astype(dtype)) * x,
+              lambda z: dnp.real_if_close(z * dnp.conj(z)), lambda z: z.real * z.imag + z.conj()):
+        check_grads(f, (z,) if f.__code__.co_varnames[0] == "z" else (x,))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["real", "imag", "conj", "conjugate", "angle", "abs", "sign"])
+def test_parts_in_both_modes_to_second_order(name, dtype):
+    f = getattr(dnp, name)
+    check_grads(lambda z: f(z) * z, (Z.astype(dtype),), order=2)
+    check_grads(lambda x: f(x * (1 + 2j)) * x, (Z.real.astype(np.finfo(dtype).dtype),), order=2)
+    np.testing.assert_allclose(f(Z), getattr(np, name)(Z), rtol=1e-15)  # (sign: z / |z|)
+
+
+def test_numpy_functions_and_tracer_attributes_dispatch():
+    def f(z):
+        parts = [np.real(z), np.imag(z), np.conj(z), np.conjugate(z), np.angle(z), np.abs(z),
+                 z.real, z.imag, z.conj(), z.conjugate(), np.real_if_close(z), abs(z)]
+        assert np.iscomplexobj(z) and not np.isrealobj(z) and np.iscomplex(z).all()
+        assert not np.isreal(z).any() and dnp.iscomplexobj(z)
+        return sum(dnp.sum(p * p) for p in parts)
+
+    check_grads(f, (Z,))
+    assert dnp.real_if_close(np.array([1 + 1e-15j])).dtype == np.float64
+    assert dnp.real_if_close(np.array([1 + 1e-3j])).dtype == np.complex128
+    assert dnp.isrealobj(np.ones(2)) and not dnp.iscomplexobj(1.0) and dnp.iscomplexobj(1j)
+
+
+def test_complex_leaves_in_pytrees_and_python_complex():
+    params = {"w": Z, "c": 1 + 2j, "x": 0.5, "n": 3}
+    g = dp.grad(lambda p: dnp.sum(dnp.abs(p["w"] * p["c"] + p["x"]) ** 2) * p["n"])(params)
+    assert type(g["c"]) is complex and type(g["x"]) is float and g["n"] is None
+    assert g["w"].dtype == np.complex128 and g["w"].shape == Z.shape
+    check_grads(lambda p: dnp.abs(p["w"] * p["c"] + p["x"]) ** 2, (params,))
+
+
+def test_check_grads_catches_a_wrong_complex_rule():
+    """A conj whose VJP forgets to conjugate agrees on real directions only: check_grads,
+    moving the imaginary parts too, must catch it."""
+
+    @dp.custom_vjp
+    def bad_conj(z):
+        return dnp.conj(z)
+
+    bad_conj.defvjp(lambda z: (dnp.conj(z), None), lambda _, g: (g,))
+    check_grads(lambda x: bad_conj(x) * x, (Z.real,), order=1, modes=("rev",))  # real: right
+    with pytest.raises(AssertionError, match="reverse-mode derivative disagrees"):
+        check_grads(lambda z: bad_conj(z) * z, (Z,), order=1, modes=("rev",))
+
+
+def test_complex_intermediates_warn_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dp.grad(lambda x: dnp.sum(dnp.abs(dnp.exp(1j * x) * x).astype(np.float32)))(np.ones(3))
+        dp.jvp(lambda z: dnp.real(z).astype(np.float64), (Z,), (Z,))
+
+
+OPTIMIZERS = {
+    "sgd": lambda: dp.optim.sgd(0.1),
+    "sgd_nesterov": lambda: dp.optim.sgd(0.05, momentum=0.9, nesterov=True),
+    "adam": lambda: dp.optim.adam(0.05),
+    "adamw": lambda: dp.optim.adamw(0.05, weight_decay=1e-3),
+    "rmsprop": lambda: dp.optim.rmsprop(0.01),
+    "clipped_sgd_schedule": lambda: dp.optim.chain(
+        dp.optim.clip_by_global_norm(1.0), dp.optim.sgd(lambda n: 0.1 / (1 + 0.001 * n))),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_descend_on_complex_parameters(name):
+    target = {"z": np.array([1 - 2j, 0.5j]), "c": 0.3 + 0.1j, "w": np.float32(0.7)}
+    loss = lambda p: sum(dnp.sum(dnp.abs(p[k] - target[k]) ** 2) for k in p)
+    params = {"z": np.zeros(2, complex), "c": 0j, "w": np.float32(0.0)}
+    opt = OPTIMIZERS[name]()
+    state = opt.init(params)
+    start = float(loss(params))
+    for _ in range(300):
+        updates, state = opt.update(dp.grad(loss)(params), state, params)
+        params = dp.optim.apply_updates(params, updates)
+    assert float(loss(params)) < 1e-3 * start
+    assert type(params["c"]) is complex and params["z"].dtype == np.complex128
+    assert params["w"].dtype == np.float32
+    if name == "adam":  # the second moments of complex gradients are real: |g|^2
+        assert state[0].nu["z"].dtype == np.float64 and type(state[0].nu["c"]) is float
+    # weight decay pulls a complex parameter towards 0 along -p (the step is -lr wd p)
+    decay = dp.optim.add_decayed_weights(0.5)
+    assert decay.update({"p": 0j}, decay.init(None), {"p": 2 - 4j})[0]["p"] == 1 + 2j
+    sgd = dp.optim.sgd(1.0)
+    assert sgd.update({"p": 1 + 2j}, sgd.init(None))[0]["p"] == -1 + 2j
+
+
+def test_save_and_load_round_trip_complex_leaves(tmp_path):
+    tree = {"a": Z, "b": Z.astype(np.complex64), "c": 1 + 2j, "d": np.complex64(2j),
+            "e": np.zeros((0, 2), complex)}  # fmt: skip
+    dp.save(tmp_path / "z.dp", tree)
+    for back in (dp.load(tmp_path / "z.dp"), dp.load(tmp_path / "z.dp", like=tree)):
+        for k, v in tree.items():
+            assert type(back[k]) is type(v) and np.array_equal(back[k], v)
+            assert getattr(back[k], "dtype", None) == getattr(v, "dtype", None)
