@@ -15,7 +15,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -551,5 +551,8 @@ def test_numpy_dispatches_more_new_functions(call):
     check_grads(call, (x,), order=1)
 
 test_lists_of_traced_values_under_jit = under_jit(test_lists_of_traced_values)
+test_lists_of_traced_values_under_vmap = under_vmap(test_lists_of_traced_values)
 test_r_and_c_under_jit = under_jit(test_r_and_c)
+test_r_and_c_under_vmap = under_vmap(test_r_and_c)
 test_new_functions_under_jit = under_jit(test_new_functions)
+test_new_functions_under_vmap = under_vmap(test_new_functions)

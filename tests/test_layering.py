@@ -35,6 +35,7 @@ LAYERS = {
 }
 THIRD_PARTY_FROM_LAYER = {
     "optree": 0, "typing_extensions": 0, "numpy": 1, "cupy": 1, "cupyx": 1, "safetensors": 6, "graphviz": 5, "mpi4py": 6,
+    "numba": 3,
 }  # fmt: skip
 
 

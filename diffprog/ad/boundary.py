@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import asarray_like, device_scope, is_array, zeros_like
+from ..core.edge import astype
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Tracer, raw
 from ..errors import StructureError, UnsupportedLeafError
@@ -191,8 +192,8 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     if type(ct) is np.ndarray and type(leaf) is np.ndarray:  # the common case, first
         return ct if ct.flags.writeable else ct.copy()  # broadcast views are read-only
     value = raw(leaf)
-    if isinstance(value, Tracer):  # a leaf dp.jit stages
-        value = value.value
+    if isinstance(value, Tracer) and not value.batched:  # a leaf dp.jit stages (dp.vmap's
+        value = value.value  # stands for one example: its zeros are one example's)
     kind = ("float" if type(value) is float else "complex" if type(value) is complex
             else "scalar" if isinstance(value, np.generic) else "array")
     if ct is None:
@@ -228,3 +229,7 @@ def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
 #: `_fit` as a primitive, for values dp.jit stages (the conversion is then recorded): the
 #: adjoints of leaves, an optimizer's update of a Python float parameter
 fit_to_leaf = NonDifferentiable("fit_adjoint", _fit)
+# dp.vmap: the adjoints of a batch of leaves are one array (of a Python float's: float64)
+fit_to_leaf.defbatch(lambda size, batched, ct, *, kind, dtype: fit_to_leaf(
+    ct if kind == "array" else astype(ct, dtype=np.dtype(dtype or np.float64)), kind="array",
+    dtype=None))  # fmt: skip

@@ -6,7 +6,8 @@ a Python operator where the operator is that ufunc on NumPy values (`a * b`), el
 call of NumPy's (or CuPy's) ufunc; a Python operator the program applied stays one; every
 other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
 bound as globals: no `bind`, no tracers, no dictionaries per op. Each guard is one `if` that
-raises `GuardFailed` when the program would take another path.
+raises `GuardFailed` when the program would take another path. A fused node (compile.fusion)
+is one call of its kernel, with the guards it checks inside.
 
 Memory planning: variables live in reused local names (a name is rebound as soon as its
 value is dead, which frees it); a result whose left operand is a dying array this replay
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .ir import Const, Graph, Guard, Node, Var, has_refs
+from .ir import Const, Fused, Graph, Guard, Node, Var, has_refs
 
 
 class GuardFailed(Exception):
@@ -171,6 +172,9 @@ class _Writer:
             if type(item) is Guard:
                 lines.append("    " + self.guard(item, guard_index))
                 guard_index += 1
+            elif type(item.prim) is Fused:
+                lines.append("    " + self.fused(item, guard_index))
+                guard_index += len(item.prim.guards)
             else:
                 lines.append("    " + self.node(item, i, last_use, outputs))
             self.release(dying.get(i, ()), outputs)
@@ -238,6 +242,26 @@ class _Writer:
         `index`, with `out`'s shape and dtype: its memory may hold `out`."""
         return (a.id in self.owned and last_use.get(a.id) == index and a.id not in outputs
                 and out.kind == "array" and (a.shape, a.dtype) == (out.shape, out.dtype))  # fmt: skip
+
+    def fused(self, node: Node, guard_index: int) -> str:
+        """`outs..., = kernel(operands)` for a fused node, its results given the types the
+        unfused nodes give (a NumPy scalar, a 0-d array), then its guards' verdict."""
+        kernel = self.constant(node.prim.kernel, "f")
+        args = [self.ref(a) + ("[()]" if type(a) is Var and a.kind == "array" and not a.shape else "")
+                for a in node.args]  # fmt: skip
+        targets = [self.new_slot(o) for o in node.outs]
+        failed = ["failed"] if node.prim.guards else []
+        lines = [f"{''.join(t + ', ' for t in targets + failed)}= {kernel}({', '.join(args)})"]
+        for o, t in zip(node.outs, targets):
+            if o.kind == "scalar":
+                lines.append(f"{t} = {self.constant(o.dtype.type, 'd')}({t})")
+            elif not o.shape:
+                lines.append(f"{t} = xp.asarray({t}, dtype={self.constant(o.dtype, 'd')})")
+            else:
+                self.owned.add(o.id)  # a fresh array no one else holds
+        if failed:
+            lines.append(f"if failed >= 0: raise GuardFailed({guard_index} + failed)")
+        return "\n    ".join(lines)
 
     def kernel_call(self, node: Node, args: list[str]) -> str:
         """`outs = impl(xp, *args, **params)`: the kernel called directly. Its operands stop

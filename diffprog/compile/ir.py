@@ -4,7 +4,8 @@ Owns: `Var` (a value the program computed or received, with the shape, dtype and
 it had when recorded), `Const` (a value captured from outside: a number, an array from a
 closure), `Node` (one primitive applied to variables and constants, with its static params),
 `Guard` (a concrete value the program read from a traced one to steer Python: a `bool` behind
-an `if`, an `int` behind a loop bound; the replay checks it), and `Graph`, which holds them as
+an `if`, an `int` behind a loop bound; the replay checks it), `Fused` (the primitive of a node
+that runs a group of elementwise nodes, and the guards on them, as one kernel), and `Graph`, which holds them as
 a straight-line program with inputs and outputs. The graph is a Wengert list like the tape:
 execution order is a topological order.
 
@@ -122,6 +123,22 @@ class Guard:
         return f"guard {self.how}({self.var.name}) == {shown}"
 
 
+class Fused:
+    """The primitive of a node that computes `members` (Nodes) as one compiled `kernel`:
+    the node's args are the values the members read from outside, its outs the members'
+    results read outside. `guards` (on a scalar kernel's values) are checked inside it."""
+
+    __slots__ = ("members", "guards", "kernel", "source")
+    name = "fused"
+    multiple_results = True
+
+    def __init__(self, members: list[Node], guards: list[Guard], kernel: Any, source: str) -> None:
+        self.members = members
+        self.guards = guards
+        self.kernel = kernel
+        self.source = source
+
+
 class Graph:
     """A recorded program: `inputs` (Vars), `body` (Nodes and Guards in execution order),
     `outputs` (Vars or Consts, the flattened result)."""
@@ -135,15 +152,20 @@ class Graph:
         return [n for n in self.body if type(n) is Node]
 
     def guards(self) -> list[Guard]:
-        return [n for n in self.body if type(n) is Guard]
+        """Every guard in execution order, those a fused kernel checks included."""
+        out = []
+        for item in self.body:
+            if type(item) is Guard:
+                out.append(item)
+            elif type(item.prim) is Fused:
+                out.extend(item.prim.guards)
+        return out
 
     def text(self) -> str:
         """The program, one line per node or guard, with the user's line beside it."""
         lines = [f"inputs: {', '.join(map(repr, self.inputs))}"]
         for item in self.body:
-            tag = "  (backward)" if type(item) is Node and item.backward else ""
-            site = f"    # {item.site}" if item.site else ""
-            lines.append(f"  {item!r}{tag}{site}")
+            lines.extend(_lines(item, "  "))
         outs = ", ".join(o.name if type(o) is Var else o.describe() for o in self.outputs)
         lines.append(f"outputs: {outs}")
         return "\n".join(lines)
@@ -181,6 +203,23 @@ class Graph:
 
     def __str__(self) -> str:
         return self.text()
+
+
+def _lines(item: Any, indent: str) -> list[str]:
+    """One item as text lines; a fused node as its outputs, then its members indented."""
+    if type(item) is Node and type(item.prim) is Fused:
+        outs = ", ".join(map(repr, item.outs))
+        head = [f"{indent}{outs} = (one kernel:)"]
+        inner = sorted([*item.prim.members, *item.prim.guards], key=_order)
+        return head + [line for m in inner for line in _lines(m, indent + "    ")]
+    tag = "  (backward)" if type(item) is Node and item.backward else ""
+    site = f"    # {item.site}" if item.site else ""
+    return [f"{indent}{item!r}{tag}{site}"]
+
+
+def _order(item: Any) -> int:
+    """Recording order: a node by its first output, a guard by the value it reads."""
+    return item.outs[0].id if type(item) is Node else item.var.id + 0.5  # type: ignore[return-value]
 
 
 def refs_in(value: Any) -> Iterator[Var]:

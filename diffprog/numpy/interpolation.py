@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import anywhere
 from ..backend import namespace_of
 from ..core.trace import Tracer, raw
 from .elementwise import where
 from .indexing import take
 from .joins import as_array, cast, concatenate
-from .manipulation import broadcast_to, getitem
+from .manipulation import broadcast_to, expand_dims, getitem
+from .reductions import count_nonzero
 
 
 def _float64(v: Any) -> Any:
@@ -74,11 +76,11 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
     right = getitem(fp, -1) if right is None else right
     kr = raw(xp)
     mod = namespace_of((kr,))
-    xr, n = mod.asarray(raw(x)), kr.shape[0]
+    xr, n = _raw_array(mod, x), kr.shape[0]
     if n == 1:
         y = broadcast_to(fp, xr.shape) if xr.shape else getitem(fp, 0)
     else:
-        j = mod.searchsorted(kr, xr, side="right") - 1  # xp[j] <= x < xp[j + 1]
+        j = _segment(mod, kr, xr)  # xp[j] <= x < xp[j + 1]
         s, a = mod.clip(j, 0, n - 2), mod.clip(j, 0, n - 1)
         xs, fs, fs1 = take(xp, s), take(fp, s), take(fp, s + 1)
         slope = (fs1 - fs) / (take(xp, s + 1) - xs)
@@ -88,21 +90,35 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
     return where(xr > kr[-1], right, y)
 
 
+def _raw_array(mod: Any, x: Any) -> Any:
+    """raw(x) as an array of `mod` (a value batched by dp.vmap stays one: one example)."""
+    r = raw(x)
+    return r if isinstance(r, Tracer) else mod.asarray(r)
+
+
+def _segment(mod: Any, kr: Any, xr: Any) -> Any:
+    """j with kr[j] <= xr < kr[j + 1] (-1 before the first): NumPy's searchsorted, which
+    cannot see the examples of a batch (under dp.vmap: a count of the sample points <= x)."""
+    if not any(isinstance(v, Tracer) and v.batched for v in (kr, xr)):
+        return mod.searchsorted(kr, xr, side="right") - 1
+    return count_nonzero(expand_dims(xr, -1) >= kr, axis=-1) - 1
+
+
 def _non_finite_cases(y: Any, x: Any, xp: Any, fp: Any, slope: Any, j: Any, a: Any,
                       s: Any) -> Any:  # fmt: skip
     """NumPy's answers where the formula gives NaN from infinite values: fp[j] at a sample
     point; inside a segment the formula from its right end, else fp[j] if both ends agree."""
     kr, fr = raw(xp), raw(fp)
     mod = namespace_of((kr,))
-    xr = mod.asarray(raw(x))
+    xr = _raw_array(mod, x)
     inside = (j >= 0) & ~mod.isnan(xr)
-    if mod is np and not (inside & np.isnan(raw(y))).any():
+    if mod is np and not anywhere(inside & np.isnan(raw(y))):
         return y  # finite values: nothing to mend
-    at_point = inside & (kr[a] == xr)
+    at_point = inside & (take(kr, a) == xr)
     y = where(at_point & mod.isnan(raw(y)), take(fp, a), y)
     nan = inside & ~at_point & mod.isnan(raw(y))
     y = where(nan, slope * (x - take(xp, s + 1)) + take(fp, s + 1), y)
-    return where(nan & mod.isnan(raw(y)) & (fr[s] == fr[s + 1]), take(fp, s), y)
+    return where(nan & mod.isnan(raw(y)) & (take(fr, s) == take(fr, s + 1)), take(fp, s), y)
 
 
 __all__ = ["interp"]

@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import anywhere, everywhere, example_ndim
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw, unwrapped
+from .batching import aligned, stacked
 from .complex_parts import conjugate, imag, real
 from .elementwise import abs as _abs
 from .elementwise import where
@@ -144,6 +146,7 @@ def _square(name: str, a: Any, uplo: str = "L") -> None:
 _inv = Primitive("inv", lambda xp, a: xp.linalg.inv(a))
 _inv.defvjp(lambda g, ans, a: -matmul(_mT(ans), matmul(g, _mT(ans))))
 _inv.defjvp(lambda t, ans, a: -matmul(ans, matmul(t, ans)))
+stacked(_inv)  # dp.vmap: NumPy's linalg maps over leading axes
 
 
 def inv(a: Any) -> Any:
@@ -180,6 +183,18 @@ _solve.defvjp(_solve_vjp_a, lambda g, x, a, b, *, vector: _solve(_mT(a), g, vect
 _solve.defjvp(_solve_jvp_a, lambda t, x, a, b, *, vector: _solve(a, t, vector=vector))
 
 
+def _solve_batch(size: int, batched: tuple, a: Any, b: Any, *, vector: bool) -> Any:
+    """dp.vmap: NumPy's solve broadcasts stacks of systems; each example's own stack axes
+    are aligned first (a vector b has one core axis, a matrix two)."""
+    core = 1 if vector else 2
+    stack = max(example_ndim(a, batched[0]) - 2, example_ndim(b, batched[1]) - core)
+    return _solve(aligned(a, stack + 2) if batched[0] else a,
+                  aligned(b, stack + core) if batched[1] else b, vector=vector)  # fmt: skip
+
+
+_solve.defbatch(_solve_batch)
+
+
 def solve(a: Any, b: Any) -> Any:
     """`numpy.linalg.solve` with NumPy 2's batching: b is a vector only when it is 1-D."""
     _square("solve", a)
@@ -214,6 +229,7 @@ def _cofactors_derivative(a: Any, t: Any) -> Any:
 _adjugate_t = Primitive("cofactors", _cofactors_impl)
 _adjugate_t.defvjp(lambda g, ans, a: _cofactors_derivative(a, g))
 _adjugate_t.defjvp(lambda t, ans, a: _cofactors_derivative(a, t))
+stacked(_adjugate_t)
 
 
 def _cofactors(a: Any, d: Any) -> Any:
@@ -221,10 +237,10 @@ def _cofactors(a: Any, d: Any) -> Any:
     d != 0, the SVD's formula where d == 0 (exact there to second order). One look at d
     decides (on a GPU, a wait)."""
     singular = raw(d) == 0
-    if not bool(singular.any()):
+    if not anywhere(singular):
         return expand_dims(d, (-2, -1)) * _mT(inv(a))
     n = a.shape[-1]
-    if bool(singular.all()):
+    if everywhere(singular):
         return _adjugate_t(a)
     # each branch gets a harmless stand-in for the members it does not serve (a zero
     # cotangent times a NaN from a derivative that is not needed would still be NaN)
@@ -237,6 +253,7 @@ def _cofactors(a: Any, d: Any) -> Any:
 _det = Primitive("det", lambda xp, a: xp.linalg.det(a))
 _det.defvjp(lambda g, ans, a: expand_dims(g, (-2, -1)) * _cofactors(a, ans))
 _det.defjvp(lambda t, ans, a: _sum(_cofactors(a, ans) * t, axis=(-2, -1)))
+stacked(_det)
 
 
 def det(a: Any) -> Any:
@@ -249,7 +266,7 @@ def det(a: Any) -> Any:
 def _logdet_inverse(a: Any, ans: Any) -> Any:
     """inv(a), the derivative of logabsdet, or an error where a is singular (it is infinite)."""
     singular = raw(ans[0]) == 0
-    if bool(singular.any()):
+    if anywhere(singular):
         where_ = "" if not singular.shape else f" (batch index {_first(singular)})"
         raise np.linalg.LinAlgError(
             f"slogdet: the derivative of logabsdet at a singular matrix{where_} is infinite "
@@ -260,6 +277,8 @@ def _logdet_inverse(a: Any, ans: Any) -> Any:
 
 
 def _first(mask: Any) -> tuple[int, ...]:
+    while isinstance(mask, Tracer):  # (under dp.vmap, the index in the whole batch)
+        mask = mask.value
     return tuple(int(i[0]) for i in namespace_of((mask,)).nonzero(mask))
 
 
@@ -284,6 +303,7 @@ def _slogdet_jvp(t: Any, ans: Any, a: Any) -> tuple[Any, Any]:
 _slogdet = Primitive("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)), multiple_results=True)
 _slogdet.defvjp(_slogdet_vjp)
 _slogdet.defjvp(_slogdet_jvp)
+stacked(_slogdet)
 
 
 def slogdet(a: Any) -> SlogdetResult:
@@ -319,6 +339,7 @@ _cholesky = Primitive(
 )  # fmt: skip
 _cholesky.defvjp(_cholesky_vjp)
 _cholesky.defjvp(_cholesky_jvp)
+stacked(_cholesky)
 
 
 def cholesky(a: Any, /, *, upper: bool = False) -> Any:
@@ -351,6 +372,7 @@ _eigh = Primitive(
 )
 _eigh.defvjp(_eigh_vjp)
 _eigh.defjvp(_eigh_jvp)
+stacked(_eigh)
 
 
 def _read_triangle(a: Any, uplo: str) -> Any:
@@ -377,6 +399,7 @@ def eigh(a: Any, UPLO: str = "L") -> EighResult:
 _eigvalsh = Primitive("eigvalsh", lambda xp, a, *, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO))
 _eigvalsh.defvjp(lambda g, ans, a, *, UPLO: _weighted(*_conj_pair(_eigh(a, UPLO=UPLO)[1]), g))
 _eigvalsh.defjvp(lambda t, ans, a, *, UPLO: _proj_diag(*_conj_pair(_eigh(a, UPLO=UPLO)[1]), t))
+stacked(_eigvalsh)
 
 
 def _conj_pair(v: Any) -> tuple[Any, Any]:
@@ -453,6 +476,7 @@ def _svd_vjp(g: Any, ans: Any, a: Any, **_: Any) -> Any:
 _svd = Primitive("svd", _svd_impl, multiple_results=True)
 _svd.defvjp(_svd_vjp)
 _svd.defjvp(_svd_jvp)
+stacked(_svd)
 
 
 def _uvh(a: Any) -> tuple[Any, Any]:
@@ -481,6 +505,7 @@ def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
 _svdvals = Primitive("svdvals", lambda xp, a: xp.linalg.svd(a, compute_uv=False))
 _svdvals.defvjp(lambda g, ans, a: _weighted(*map(_cj, _uvh(a)), g))
 _svdvals.defjvp(lambda t, ans, a: _proj_diag(*map(_cj, _uvh(a)), t))
+stacked(_svdvals)
 
 
 def svdvals(x: Any, /) -> Any:
@@ -533,6 +558,7 @@ _pinv = Primitive("pinv", lambda xp, a, **options: xp.linalg.pinv(
     a, **{k: v for k, v in options.items() if v is not None}))
 _pinv.defvjp(_pinv_vjp)
 _pinv.defjvp(_pinv_jvp)
+stacked(_pinv)
 
 
 def pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
@@ -580,6 +606,7 @@ _qr = Primitive("qr", lambda xp, a, *, mode: tuple(xp.linalg.qr(a, mode=mode)),
                 multiple_results=True)  # fmt: skip
 _qr.defvjp(_qr_vjp)
 _qr.defjvp(_qr_jvp)
+stacked(_qr)
 
 
 def qr(a: Any, mode: str = "reduced") -> Any:

@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import everywhere
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
+from .batching import stacked
 from .joins import as_array
 from .complex_parts import real
 from .linalg import (
@@ -58,7 +60,7 @@ def _eig_impl(xp: Any, a: Any) -> tuple[Any, Any]:
         raise NotImplementedError(f"eig: {xp.__name__} has no general eigensolver "
                                   "(numpy.linalg.eig); move the matrix to the CPU")  # fmt: skip
     w, v = xp.linalg.eig(a)
-    if w.dtype.kind == "c" and xp is not np and bool((w.imag == 0).all()):
+    if w.dtype.kind == "c" and xp is not np and everywhere(w.imag == 0):
         w, v = w.real, v.real  # NumPy gives real arrays for a real spectrum; CuPy may not
     return w, v
 
@@ -95,6 +97,7 @@ def _eig_vjp(g: Any, ans: Any, a: Any) -> Any:
 _eig = Primitive("eig", _eig_impl, multiple_results=True)
 _eig.defvjp(_eig_vjp)
 _eig.defjvp(_eig_jvp)
+stacked(_eig)  # dp.vmap: NumPy's eig maps over leading axes
 
 
 def eig(a: Any) -> EigResult:
@@ -166,6 +169,11 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, int, Any]:
     """
     a, b = as_array(a), as_array(b)
     ra, rb = raw(a), raw(b)
+    if any(isinstance(r, Tracer) and r.batched for r in (ra, rb)):
+        raise NotImplementedError(
+            "lstsq under dp.vmap: its rank and residuals are Python values of one matrix, not "
+            "of a batch; write the least-squares solution with dnp.linalg.pinv(a) @ b, or "
+            "dnp.linalg.solve(a.T @ a, a.T @ b) for a matrix of full column rank")
     xp = namespace_of((ra, rb))
     m, n = ra.shape[-2:] if len(ra.shape) == 2 else (0, 0)
     rcond = float(np.finfo(np.float64).eps * max(m, n)) if rcond is None else float(raw(rcond))

@@ -38,6 +38,7 @@ import numpy as np
 from .. import tree
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, is_array, namespace_of
+from ..compile import fusion, kernels
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
@@ -51,13 +52,17 @@ def jit(
     static_argnums: int | Sequence[int] = (),
     static_argnames: str | Sequence[str] = (),
     max_variants: int = 8,
+    fuse: bool = True,
 ) -> Any:
     """`f` recorded once per signature and replayed: same results, less Python per call.
 
     Usable as `dp.jit(f)`, `@dp.jit` or `@dp.jit(static_argnums=1)`. Static arguments are
     part of the signature by value (they must be hashable); so are Python ints, bools and
     strings anywhere in the arguments. `jitted.lower(*args)` shows the optimized graph;
-    `jitted.stats` counts recordings, replays and guard failures.
+    `jitted.stats` counts recordings, replays and guard failures. With `fuse` (the default)
+    and NumPy arrays, groups of elementwise operations run as one compiled loop each
+    (compile.fusion; needs numba: `pip install diffprog[jit]`, else the replay runs
+    unfused, with one warning).
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> step = dp.jit(dp.value_and_grad(lambda w: dnp.sum(dnp.sin(w) * w)))
@@ -67,8 +72,8 @@ def jit(
     (1, 1)
     """
     if f is None:
-        return lambda g: Jitted(g, static_argnums, static_argnames, max_variants)
-    return Jitted(f, static_argnums, static_argnames, max_variants)
+        return lambda g: Jitted(g, static_argnums, static_argnames, max_variants, fuse)
+    return Jitted(f, static_argnums, static_argnames, max_variants, fuse)
 
 
 class Variant:
@@ -76,8 +81,10 @@ class Variant:
 
     __slots__ = ("graph", "replay", "out_def", "constants", "copies")
 
-    def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list) -> None:
+    def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list, fuse: bool) -> None:
         self.graph = optimize(graph, xp)
+        if fuse and xp is np and fusion_available():
+            self.graph = fusion.fuse(self.graph)
         self.replay = generate(self.graph, xp)
         self.out_def = out_def
         self.constants = [(c, _checksum(c)) for c in constants]
@@ -152,7 +159,7 @@ class Jitted:
     """A jitted function: call it like `f`. See `jit`."""
 
     def __init__(self, f: Callable[..., Any], static_argnums: Any, static_argnames: Any,
-                 max_variants: int) -> None:  # fmt: skip
+                 max_variants: int, fuse: bool = True) -> None:  # fmt: skip
         functools.update_wrapper(self, f)
         self.f = f
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
@@ -160,6 +167,7 @@ class Jitted:
         if max_variants < 1:
             raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
         self.max_variants = max_variants
+        self.fuse = fuse
         self.cache: dict[Any, Entry] = {}
         self.stats = {"recordings": 0, "replays": 0, "guard_failures": 0, "eager_calls": 0}
         #: why the last call that ran eagerly did so
@@ -255,7 +263,7 @@ class Jitted:
         if drew:  # a replay would repeat the recording's draws
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
-        return Variant(graph, sig.xp, out_def, _user_constants(graph)), result
+        return Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse), result
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,
@@ -287,6 +295,22 @@ class Lowered:
 
     def __str__(self) -> str:
         return self.text()
+
+
+_warned_no_numba = False
+
+
+def fusion_available() -> bool:
+    """Whether numba is there to fuse with; the first time it is not, one warning."""
+    global _warned_no_numba
+    if kernels.AVAILABLE:
+        return True
+    if not _warned_no_numba:
+        _warned_no_numba = True
+        warnings.warn("dp.jit: numba is not installed, so replays run unfused (one NumPy call "
+                      "per operation); install diffprog[jit] for fused kernels",
+                      RuntimeWarning, stacklevel=4)  # fmt: skip
+    return False
 
 
 def _user_constants(graph: Graph) -> list:

@@ -1,0 +1,348 @@
+"""Fusion: groups of elementwise nodes of a graph, each run as one compiled loop.
+
+Owns: `fuse(graph)`, which partitions the graph's nodes into groups a loop can compute per
+element (compile.kernels says which: arithmetic, comparisons, where, casts, libm functions,
+with broadcasting; a `sum` or `sum_to_shape` of the loop's values ends a group as an
+accumulator), compiles each group worth it into one kernel, checks that kernel once against
+the unfused NumPy operations on sample data, and returns the graph with one `Fused` node per
+group, scheduled in a topological order that keeps the recorded order wherever it can.
+
+The partition walks the nodes in order. A node joins a group that computes one of its
+operands, or a recent sibling group over the same loop (the many elementwise nodes of a
+backward pass read the same forward values), when that makes no cycle: every value carries
+the set of groups it depends on (a Python int as a bitset), and a node may not join a group
+that one of its outside operands depends on. A group read from outside is sealed: a node
+that would make it depend on anything new may no longer join (whoever read it saw its
+dependencies). A guard (`bool` of a value) on a scalar group's value is checked inside the
+kernel; the replay raises the same GuardFailed as unfused. A group is worth a kernel with
+at least 3 operations, or 2 over at least 1024 elements; libm functions (exp, tanh, ...) join
+only loops of at most 64 elements (NumPy's SIMD loops beat numba's scalar calls beyond).
+A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
+without its function calls (exp, maximum, ...), or without its nodes if it had none.
+Layer L3 (beside ad/): imports compile.ir and compile.kernels.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .ir import Const, Fused, Graph, Guard, Node, Var
+
+#: the most operations in one kernel
+MAX_OPS = 256
+#: a group of fewer operations is not worth a kernel ...
+MIN_OPS = 3
+#: ... unless it has 2 over at least this many elements
+MIN_PAIR_SIZE = 1024
+#: libm functions are fused only into loops of at most this many elements
+TRANSCENDENTAL_MAX_SIZE = 64
+#: how many recent groups a node tries to join as a sibling
+RECENT = 4
+#: validation tolerances (rtol, atol as a fraction of the largest |value|) per dtype
+TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
+
+
+class _Group:
+    __slots__ = ("deps", "guards", "index", "libm", "members", "sealed", "shape", "sums")
+
+    def __init__(self, index: int, shape: tuple) -> None:
+        self.index = index
+        self.members: list[int] = []  # body positions
+        self.shape = shape  # the loop's extents
+        self.deps = 0  # the groups this one depends on (bitset)
+        self.sealed = False  # read from outside: may not gain dependencies
+        self.sums: set[int] = set()  # var ids of its accumulators (not readable inside)
+        self.libm = False
+        self.guards: list[int] = []  # body positions of the guards it checks
+
+    def worth_it(self) -> bool:
+        n = len(self.members)
+        return n >= MIN_OPS or (n >= 2 and math.prod(self.shape) >= MIN_PAIR_SIZE)
+
+
+def fuse(graph: Graph) -> Graph:
+    """`graph` with its fusible groups as `Fused` nodes (the input graph is not changed)."""
+    refused: set[int] = set()
+    readers: dict[int, list[int]] = {}  # var id -> body positions reading it (-1: an output)
+    for i, item in enumerate(graph.body):
+        for v in item.inputs():
+            readers.setdefault(v.id, []).append(i)
+    for o in graph.outputs:
+        if type(o) is Var:
+            readers.setdefault(o.id, []).append(-1)
+    while True:
+        groups = [g for g in _Partition(graph.body, refused).groups if g.worth_it()]
+        nodes, failed = [], []
+        for g in groups:
+            node = _build(graph, g, readers)
+            (nodes if node is not None else failed).append((g, node))
+        if not failed:
+            return _schedule(graph, nodes)
+        for g, _ in failed:  # its libm calls first, then (if it had none) all of it
+            calls = [i for i in g.members if kernels.scalar_op(graph.body[i]) not in kernels.PLAIN]
+            refused.update(calls or g.members)
+
+
+class _Partition:
+    """Groups of body positions (see the module docstring)."""
+
+    def __init__(self, body: list, refused: set[int]) -> None:
+        self.group_of: dict[int, _Group] = {}  # var id -> the group computing it
+        self.deps: dict[int, int] = {}  # var id -> groups it depends on (unfused values)
+        self.groups: list[_Group] = []
+        for i, item in enumerate(body):
+            if type(item) is Guard:
+                g = self.group_of.get(item.var.id)
+                if g is not None and g.shape == () and item.how == "bool" and i not in refused:
+                    g.guards.append(i)
+                else:
+                    self.read(item.var)
+                continue
+            op = kernels.scalar_op(item) if i not in refused else None
+            if op is None or not self.place(i, item, op):
+                d = 0
+                for v in item.inputs():
+                    self.read(v)
+                    d |= self.deps_of(v)
+                for o in item.outs:
+                    self.deps[o.id] = d
+
+    def deps_of(self, v: Var) -> int:
+        g = self.group_of.get(v.id)
+        return self.deps.get(v.id, 0) if g is None else g.deps | (1 << g.index)
+
+    def read(self, v: Var) -> None:
+        g = self.group_of.get(v.id)
+        if g is not None:
+            g.sealed = True
+
+    def place(self, i: int, node: Node, op: str) -> bool:
+        """Put node `i` into a group (an existing one, or a new one); False if none fits."""
+        summing = op in ("sum", "sum_to_shape")
+        if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
+            return False
+        tried = []
+        for v in reversed(node.args):
+            g = self.group_of.get(v.id) if type(v) is Var else None
+            if g is not None and g not in tried:
+                tried.append(g)
+        tried += [g for g in self.groups[-RECENT:][::-1] if g not in tried]
+        for g in tried:
+            fit = self.fits(g, node, op, summing)
+            if fit is not None:
+                self.join(g, i, node, op, *fit)
+                return True
+        g = _Group(len(self.groups), node.args[0].shape if summing else node.outs[0].shape)
+        fit = self.fits(g, node, op, summing)
+        if fit is None:
+            return False
+        self.groups.append(g)
+        self.join(g, i, node, op, *fit)
+        return True
+
+    def fits(self, g: _Group, node: Node, op: str, summing: bool) -> tuple | None:
+        """(loop shape, new dependencies) if `node` may join `g`, else None."""
+        if len(g.members) >= MAX_OPS:
+            return None
+        out = node.outs[0].shape
+        if summing:
+            if node.args[0].shape != g.shape:
+                return None
+            shape = g.shape
+        else:
+            if (out == ()) != (g.shape == ()):
+                return None  # scalar loops and array loops stay apart
+            try:
+                shape = np.broadcast_shapes(g.shape, out)
+            except ValueError:
+                return None
+            if shape != g.shape and g.sums:
+                return None  # the accumulators sum over the loop as it is
+        if (g.libm or op in kernels.TRANSCENDENTAL) and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE:
+            return None
+        new = 0
+        for v in node.inputs():
+            if self.group_of.get(v.id) is g:
+                if v.id in g.sums:
+                    return None  # an accumulator is complete only after the loop
+                continue
+            d = self.deps_of(v)
+            if d >> g.index & 1:
+                return None  # g -> ... -> v -> node: joining would make a cycle
+            new |= d
+        if g.sealed and new & ~g.deps:
+            return None
+        return shape, new
+
+    def join(self, g: _Group, i: int, node: Node, op: str, shape: tuple, new: int) -> None:
+        g.members.append(i)
+        g.shape = shape
+        g.deps |= new
+        g.libm = g.libm or op in kernels.TRANSCENDENTAL
+        for v in node.inputs():
+            if self.group_of.get(v.id) is not g:
+                self.read(v)
+        out = node.outs[0]
+        self.group_of[out.id] = g
+        if op in ("sum", "sum_to_shape"):
+            g.sums.add(out.id)
+
+
+def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | None:
+    """The fused node of group `g`, or None when its kernel cannot be made or is wrong."""
+    body = graph.body
+    members = [body[i] for i in g.members]
+    made = {o.id for m in members for o in m.outs}
+    inside = set(g.members) | set(g.guards)
+    outs = [m.outs[0] for m in members
+            if any(r not in inside for r in readers.get(m.outs[0].id, ()))]  # fmt: skip
+    args: list[Any] = []
+    loop = kernels.Loop(g.shape, outputs=len(outs))
+    temps: dict[int, tuple[str, np.dtype]] = {}
+    for m in members:
+        for a in m.args:
+            key = a.id if type(a) is Var else id(a)
+            if key in temps or (type(a) is Var and a.id in made):
+                continue
+            if type(a) is Const and type(a.value) in (float, int, bool):
+                continue  # a literal
+            if type(a) is Const and np.ndim(a.value) == 0:
+                a = Const(np.asarray(a.value)[()])
+            temps[key] = (f"x{len(args)}", kernels.dtype_of(a))
+            ndim_shape = a.shape if type(a) is Var else np.shape(a.value)
+            loop.inputs.append((tuple(ndim_shape) or None, kernels.dtype_of(a)))
+            args.append(a)
+    position = {o.id: k for k, o in enumerate(outs)}
+    for k, m in enumerate(members):
+        op = kernels.scalar_op(m)
+        out = m.outs[0]
+        temp = f"t{k}"
+        if op in ("sum", "sum_to_shape"):
+            src = m.args[0]
+            value = kernels.operand_expr(src, src.dtype, temps)
+            loop.lines.append(f"{temp} = {kernels.cast(value, src.dtype, np.dtype(np.float64))}")
+            loop.sums.append((position[out.id], temp, _sum_index(m, g.shape), out.dtype))
+            continue
+        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps)}")
+        temps[out.id] = (temp, out.dtype)
+        if out.id in position:
+            loop.stores.append((position[out.id], temp, out.shape, out.dtype))
+    guards = [body[i] for i in g.guards]
+    loop.guards = [(temps[guard.var.id][0], bool(guard.expected)) for guard in guards]
+    source = kernels.kernel_source(loop)
+    kernel = kernels.compile_kernel(source)
+    if kernel is None or not _agrees(kernel, members, args, outs):
+        return None
+    node = Node(Fused(members, guards, kernel, source), {}, args, outs, members[0].site,
+                all(m.backward for m in members))  # fmt: skip
+    return node
+
+
+def _sum_index(node: Node, loop: tuple) -> tuple:
+    """Per dimension of the sum's result: the loop dimension it follows, or None (size 1)."""
+    if node.prim.name == "sum_to_shape":
+        shape = node.params["shape"]
+        lead = len(loop) - len(shape)
+        return tuple(None if n == 1 and loop[lead + k] != 1 else lead + k for k, n in enumerate(shape))
+    axes = {a % len(loop) for a in node.params["axis"]}
+    keep = node.params["keepdims"]
+    return tuple(None if d in axes else d for d in range(len(loop)) if keep or d not in axes)
+
+
+def sample(a: Any, rng: np.random.Generator) -> Any:
+    """A value like operand `a` (positive, so logs and roots are defined)."""
+    if type(a) is Const:
+        return a.value
+    if a.kind == "float":
+        return float(rng.uniform(0.5, 1.5))
+    if a.dtype == np.bool_:
+        value = rng.random(a.shape) < 0.5
+    else:
+        value = rng.uniform(0.5, 1.5, a.shape).astype(a.dtype)
+    return value[()] if a.kind == "scalar" else value
+
+
+def kernel_args(values: list) -> list:
+    """Operands as a kernel takes them: 0-d arrays as their scalar."""
+    return [v[()] if type(v) is np.ndarray and v.ndim == 0 else v for v in values]
+
+
+def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var]) -> bool:
+    """Whether the kernel computes what the members do, on sample data (compiling it)."""
+    rng = np.random.default_rng(0)
+    values = {(a.id if type(a) is Var else id(a)): sample(a, rng) for a in args}
+    inputs = [values[a.id if type(a) is Var else id(a)] for a in args]
+    with np.errstate(all="ignore"):
+        for m in members:
+            operands = [values[a.id] if type(a) is Var else a.value for a in m.args]
+            values[m.outs[0].id] = m.prim.impl(np, *operands, **m.params)
+        try:
+            got = kernel(*kernel_args(inputs))
+        except Exception:  # noqa: BLE001 - numba could not compile it: stays unfused
+            return False
+    for o, value in zip(outs, got):
+        want = np.asarray(values[o.id])
+        value = np.asarray(value, dtype=o.dtype)
+        if value.shape != want.shape or value.dtype != want.dtype:
+            return False
+        if o.dtype == np.bool_:
+            if not np.array_equal(value, want):
+                return False
+            continue
+        rtol, atol = TOLERANCE[o.dtype]
+        finite = np.abs(want[np.isfinite(want)])
+        scale = float(finite.max()) if finite.size else 0.0
+        if not np.isclose(value, want, rtol=rtol, atol=atol * scale, equal_nan=True).all():
+            return False
+    return True
+
+
+def _schedule(graph: Graph, fused: list[tuple[_Group, Node]]) -> Graph:
+    """The body with each group replaced by its node, in a topological order that takes
+    the earliest recorded item first."""
+    body = graph.body
+    unit_of: dict[int, int] = {}  # body position -> unit (its first position)
+    items: dict[int, Any] = {}
+    for g, node in fused:
+        first = min(g.members)
+        for i in (*g.members, *g.guards):
+            unit_of[i] = first
+        items[first] = node
+    for i, item in enumerate(body):
+        if i not in unit_of:
+            unit_of[i] = i
+            items[i] = item
+    maker: dict[int, int] = {}  # var id -> unit
+    for i, item in enumerate(body):
+        if type(item) is Node:
+            for o in item.outs:
+                maker[o.id] = unit_of[i]
+    waits: dict[int, set[int]] = {u: set() for u in items}
+    for i, item in enumerate(body):
+        u = unit_of[i]
+        for v in item.inputs():
+            m = maker.get(v.id)
+            if m is not None and m != u:
+                waits[u].add(m)
+    wakes: dict[int, list[int]] = {u: [] for u in items}
+    for u, before in waits.items():
+        for m in before:
+            wakes[m].append(u)
+    ready = [u for u, before in waits.items() if not before]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        u = heapq.heappop(ready)
+        order.append(items[u])
+        for w in wakes[u]:
+            waits[w].discard(u)
+            if not waits[w]:
+                heapq.heappush(ready, w)
+    if len(order) != len(items):
+        raise AssertionError("fusion made a cycle")  # the partition rules out
+    return Graph(list(graph.inputs), order, list(graph.outputs))

@@ -1,0 +1,338 @@
+"""Fused kernels: the source of one numba loop per group of elementwise nodes, compiled once.
+
+Owns: the scalar forms of the elementwise primitives (`scalar_op(node)`: which nodes a loop
+can compute per element, and how), `kernel_source(...)`, which writes one group as a Python
+function of explicit loops over the output shape with broadcast loads and scalar math, and
+`compile_kernel(source)`, which compiles it with numba and caches it: in this process by
+source text, and on disk as a module `diffprog_kernel_<sha>.py` under `$DIFFPROG_CACHE_DIR`
+(default `~/.cache/diffprog/kernels`; `off` disables it) compiled with numba's own cache, so
+another process loads the machine code instead of compiling again.
+
+A kernel reads its extents from its inputs' shapes, so one source serves every size with the
+same pattern of broadcast (size-1) dimensions. Every temporary has the dtype its node had
+when recorded: an operand whose dtype differs is cast first, Python numbers become literals
+of the dtype they combine with (as NumPy's weak scalars do), so float32 stays float32.
+Sums accumulate in float64 and are cast at the end.
+Layer L3 (beside ad/): imports numpy, numba (when installed) and compile.ir / codegen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .codegen import ufunc_of
+from .ir import Const, Node, Var
+
+AVAILABLE = importlib.util.find_spec("numba") is not None
+
+#: Python operators as the ufuncs they are on NumPy values
+_OPERATORS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+              "neg": "negative", "pos": "positive", "abs": "absolute", "pow": "power",
+              "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
+              "eq": "equal", "ne": "not_equal"}  # fmt: skip
+
+#: scalar forms of ufuncs: `{0}`, `{1}` are the operands (already of the computing dtype)
+_FORMS = {
+    "add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0} * {1})",
+    "divide": "({0} / {1})", "negative": "(-{0})", "positive": "(+{0})",
+    "absolute": "abs({0})", "fabs": "abs({0})", "square": "({0} * {0})",
+    "less": "({0} < {1})", "less_equal": "({0} <= {1})", "greater": "({0} > {1})",
+    "greater_equal": "({0} >= {1})", "equal": "({0} == {1})", "not_equal": "({0} != {1})",
+    "logical_and": "({0} and {1})", "logical_or": "({0} or {1})", "logical_not": "(not {0})",
+    "where": "({1} if {0} else {2})",
+}  # fmt: skip
+
+#: operations written as Python operators and expressions (no function call)
+PLAIN = set(_FORMS) | {"astype", "sum", "sum_to_shape"}
+
+#: ufuncs numba computes on scalars with NumPy's semantics (NaN, inf, signed zeros: tested)
+_NUMPY_SCALAR = {
+    "sqrt", "reciprocal", "floor", "ceil", "trunc", "rint", "sign", "isnan", "isinf",
+    "isfinite", "signbit", "maximum", "minimum", "fmax", "fmin", "copysign",
+    "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "cbrt", "sin", "cos", "tan",
+    "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh",
+    "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
+}  # fmt: skip
+
+#: ufuncs that call libm per element: numba's loop is several times slower than NumPy's SIMD
+#: one, so they are fused only into small loops (where the call overhead dominates)
+TRANSCENDENTAL = {
+    "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "cbrt", "sin", "cos", "tan",
+    "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh",
+    "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
+}  # fmt: skip
+
+#: comparisons and logical ufuncs: their operands are compared in their common dtype
+_PREDICATES = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+_LOGICAL = {"logical_and", "logical_or", "logical_not"}
+
+#: dtypes a fused loop computes in
+DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.bool_))
+
+_CAST = {np.dtype(np.float64): "np.float64", np.dtype(np.float32): "np.float32",
+         np.dtype(np.bool_): "np.bool_"}  # fmt: skip
+
+
+def scalar_op(node: Node) -> str | None:
+    """The name of the per-element operation `node` computes ("add", "exp", "where",
+    "astype", "sum", "sum_to_shape"), or None when a fused loop cannot compute it."""
+    name = node.prim.name
+    if name == "operator":
+        op = _OPERATORS.get(node.params["op"])
+    elif name == "where" and len(node.args) == 3 and not node.params:
+        op = "where"
+    elif name in ("astype", "sum", "sum_to_shape"):
+        op = name
+    else:
+        op = ufunc_of(node.prim) if not node.params else None
+    if op is None or not (op in _FORMS or op in _NUMPY_SCALAR or op in ("astype", "sum", "sum_to_shape")):
+        return None
+    if any(not _fusible_operand(a) for a in node.args) or len(node.outs) != 1:
+        return None
+    out = node.outs[0]
+    if out.kind not in ("array", "scalar") or out.dtype not in DTYPES:
+        return None
+    if op in ("sum", "sum_to_shape") and (out.dtype == np.bool_ or node.args[0].dtype != out.dtype):
+        return None
+    return op
+
+
+def _fusible_operand(a: Any) -> bool:
+    if type(a) is Var:
+        return a.kind in ("float", "bool") or (a.kind != "int" and a.dtype in DTYPES)
+    v = a.value
+    if type(v) in (float, int, bool):
+        return True
+    return isinstance(v, (np.ndarray, np.generic)) and v.dtype in DTYPES
+
+
+def is_weak(a: Any) -> bool:
+    """A Python number: it takes the dtype of what it combines with (NEP 50)."""
+    if type(a) is Var:
+        return a.kind in ("float", "int", "bool")
+    return type(a.value) in (float, int, bool)
+
+
+def dtype_of(a: Any) -> np.dtype:
+    return a.dtype if type(a) is Var else np.asarray(a.value).dtype
+
+
+def literal(value: Any, dtype: np.dtype) -> str:
+    """`value` as exact source text of a scalar of `dtype`."""
+    if dtype == np.bool_:
+        return repr(bool(value))
+    v = float(value)
+    text = repr(v) if math.isfinite(v) else ("np.nan" if math.isnan(v) else ("np.inf" if v > 0 else "-np.inf"))
+    return text if dtype == np.float64 else f"np.float32({text})"
+
+
+def cast(expr: str, have: np.dtype, want: np.dtype) -> str:
+    if have == want:
+        return expr
+    if want == np.bool_:
+        return f"({expr} != 0)"
+    return f"{_CAST[want]}({expr})"
+
+
+@dataclass
+class Loop:
+    """What a kernel computes, in the terms its source needs.
+
+    `shape`: the loop's extents; `inputs`: (ndim-1 shape or None for a scalar, dtype) per
+    argument; `lines`: per-element statements over `x<k>` (the loaded arguments) defining
+    `t<k>`; `stores`: (output index, temp, shape, dtype); `sums`: (output index, temp, index map:
+    per output dim the loop dim it follows or None for size 1, dtype); `guards`:
+    (temp, the bool it must have) per guard (a scalar kernel's); `outputs`: number of outputs.
+    """
+
+    shape: tuple
+    inputs: list = field(default_factory=list)
+    lines: list = field(default_factory=list)
+    stores: list = field(default_factory=list)
+    sums: list = field(default_factory=list)
+    guards: list = field(default_factory=list)
+    outputs: int = 0
+
+
+def _index(shape: tuple, loop: tuple) -> str:
+    """The broadcast index of an array of `shape` in the loop (right-aligned, 0 on size 1)."""
+    lead = len(loop) - len(shape)
+    parts = ["0" if n == 1 else f"i{lead + k}" for k, n in enumerate(shape)]
+    return ", ".join(parts) + ("," if len(parts) == 1 else "")
+
+
+def kernel_source(loop: Loop) -> str:
+    """The Python source of `kernel(*args) -> (outputs..., [failed guard or -1])`."""
+    L = loop.shape
+    head = ["import numpy as np", "", "", f"def kernel({', '.join(f'a{k}' for k in range(len(loop.inputs)))}):"]
+    body: list[str] = []
+    extent: dict[int, str] = {}
+    for k, (shape, _) in enumerate(loop.inputs):
+        if shape is None:
+            continue
+        lead = len(L) - len(shape)
+        for d, n in enumerate(shape):
+            if n != 1 and lead + d not in extent:
+                extent[lead + d] = f"a{k}.shape[{d}]"
+    dims = [d for d, n in enumerate(L) if n != 1]
+    for d in dims:
+        body.append(f"n{d} = {extent[d]}")
+
+    def shape_src(shape: tuple) -> str:
+        lead = len(L) - len(shape)
+        parts = ["1" if n == 1 else f"n{lead + k}" for k, n in enumerate(shape)]
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+    results = [""] * loop.outputs
+    for out, temp, shape, dtype in loop.stores:
+        if L:
+            body.append(f"o{out} = np.empty({shape_src(shape)}, {_CAST[dtype]})")
+            results[out] = f"o{out}"
+        else:
+            results[out] = temp
+    for out, temp, index, dtype in loop.sums:
+        if index:
+            extents = ["1" if d is None or L[d] == 1 else f"n{d}" for d in index]
+            body.append(f"r{out} = np.zeros(({''.join(e + ', ' for e in extents)}), np.float64)")
+            results[out] = f"r{out}" if dtype == np.float64 else f"r{out}.astype({_CAST[dtype]})"
+        else:
+            body.append(f"r{out} = 0.0")
+            results[out] = f"r{out}" if dtype == np.float64 else f"{_CAST[dtype]}(r{out})"
+    if loop.guards:
+        body.append("failed = -1")
+    inner: list[str] = []
+    for k, (shape, _) in enumerate(loop.inputs):
+        inner.append(f"x{k} = a{k}[{_index(shape, L)}]" if shape is not None else f"x{k} = a{k}")
+    inner += loop.lines
+    for out, temp, shape, _ in loop.stores:
+        if L:
+            inner.append(f"o{out}[{_index(shape, L)}] = {temp}")
+    for out, temp, index, _ in loop.sums:
+        if index:
+            idx = ", ".join("0" if d is None else f"i{d}" for d in index)
+            inner.append(f"r{out}[{idx}{',' if len(index) == 1 else ''}] += {temp}")
+        else:
+            inner.append(f"r{out} += {temp}")
+    for g, (temp, expected) in enumerate(loop.guards):
+        inner.append(f"if failed < 0 and {'not ' if expected else ''}{temp}:")
+        inner.append(f"    failed = {g}")
+    indent = ""
+    for d in dims:
+        body.append(f"{indent}for i{d} in range(n{d}):")
+        indent += "    "
+    for d, n in enumerate(L):
+        if n == 1:
+            inner.insert(0, f"i{d} = 0")
+    body += [indent + line for line in inner]
+    results += ["failed"] if loop.guards else []
+    body.append("return (" + "".join(r + ", " for r in results) + ")")
+    return "\n".join(head + ["    " + line for line in body]) + "\n"
+
+
+# --- compiling and caching ---------------------------------------------------------------
+_compiled: dict[str, Any] = {}  # source -> numba dispatcher (None: numba could not compile it)
+
+
+def cache_dir() -> Path | None:
+    """Where compiled kernels are kept between processes (None: the disk cache is off)."""
+    where = os.environ.get("DIFFPROG_CACHE_DIR", "")
+    if where.lower() == "off":
+        return None
+    return Path(where) if where else Path.home() / ".cache" / "diffprog" / "kernels"
+
+
+def compile_kernel(source: str) -> Any:
+    """The numba dispatcher of `source`'s `kernel` (compiled lazily on the first call), or
+    None if it cannot be made."""
+    if source in _compiled:
+        return _compiled[source]
+    import numba
+
+    options = {"error_model": "numpy", "nogil": True}
+    folder = cache_dir()
+    try:
+        if folder is None:
+            namespace: dict[str, Any] = {}
+            exec(compile(source, "<diffprog kernel>", "exec"), namespace)  # noqa: S102
+            fn = numba.njit(**options)(namespace["kernel"])
+        else:
+            fn = numba.njit(cache=True, **options)(_load(folder, source).kernel)
+    except Exception:  # noqa: BLE001 - the group stays unfused
+        fn = None
+    _compiled[source] = fn
+    return fn
+
+
+def _load(folder: Path, source: str) -> Any:
+    """The module of `source`, written once to a file of its hash (numba caches by file)."""
+    name = "diffprog_kernel_" + hashlib.sha256(source.encode()).hexdigest()[:24]
+    path = folder / f"{name}.py"
+    if not path.exists() or path.read_text() != source:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{name}.{os.getpid()}.tmp"
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    sys.modules[name] = module
+    return module
+
+
+def operand_expr(a: Any, compute: np.dtype, temps: dict[int, tuple[str, np.dtype]]) -> str:
+    """Source for operand `a` as a scalar of dtype `compute`: a temp, a loaded input or a
+    literal (`temps`: var id or id() of a constant -> (name, dtype))."""
+    if type(a) is Const and type(a.value) in (float, int, bool):
+        return literal(a.value, compute)
+    key = a.id if type(a) is Var else id(a)
+    name, have = temps[key]
+    if is_weak(a):  # a Python float Var: NumPy casts it to the array's dtype
+        return cast(name, np.dtype(np.float64) if a.kind == "float" else have, compute)
+    return cast(name, have, compute)
+
+
+def compute_dtype(op: str, node: Node) -> np.dtype:
+    """The dtype `node` computes in: its result's, or for a comparison its operands' common
+    dtype (Python numbers are weak: they take the array's)."""
+    if op in _PREDICATES:
+        strong = [dtype_of(a) for a in node.args if not is_weak(a)]
+        return np.result_type(*strong) if strong else np.dtype(np.float64)
+    if op in _LOGICAL:
+        return np.dtype(np.bool_)
+    return node.outs[0].dtype
+
+
+def expression(op: str, node: Node, temps: dict) -> str:
+    """The scalar expression of one elementwise node (not a sum)."""
+    out = node.outs[0].dtype
+    compute = compute_dtype(op, node)
+    if op == "where":
+        args = [operand_expr(node.args[0], np.dtype(np.bool_), temps)]
+        args += [operand_expr(a, out, temps) for a in node.args[1:]]
+        return _FORMS["where"].format(*args)
+    if op == "astype":
+        return operand_expr(node.args[0], out, temps)
+    args = [operand_expr(a, compute, temps) for a in node.args]
+    if op in _FORMS:
+        expr = _FORMS[op].format(*args)
+    elif op == "power" and type(node.args[1]) is Const and node.args[1].value == 2:
+        expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
+    else:
+        expr = f"np.{op}({', '.join(args)})"
+    return expr if out == np.bool_ else _as(expr, out)
+
+
+def _as(expr: str, dtype: np.dtype) -> str:
+    """A float32 result kept float32 (numba widens some mixed forms)."""
+    return f"np.float32({expr})" if dtype == np.float32 else expr

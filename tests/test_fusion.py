@@ -1,0 +1,249 @@
+"""Fused kernels under dp.jit (compile.fusion, compile.kernels): the partition (no cycles,
+sealed groups, siblings, sums, guards), fused == unfused to float rounding in float64 and
+float32 with broadcasting, NaN/Inf, second order, the disk cache in a second process, and
+the fallbacks (no numba, a kernel numba cannot compile)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from backends import assert_fused_close, check_jit
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from diffprog.compile import fusion, kernels
+from diffprog.compile.ir import Fused
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+
+
+def fused_nodes(graph):
+    return [n for n in graph.body if type(n).__name__ == "Node" and type(n.prim) is Fused]
+
+
+def member_names(node):
+    return [m.prim.name if m.prim.name != "operator" else m.params["op"] for m in node.prim.members]
+
+
+def check_fused(f, *args, kernels_at_least=1):
+    """f jitted with and without fusion, on a recording and a replay: the same results to
+    float rounding, of the same types; returns the fused graph."""
+    fused, plain = dp.jit(f), dp.jit(f, fuse=False)
+    graph = fused.lower(*args).graph
+    assert len(fused_nodes(graph)) >= kernels_at_least, graph.text()
+    for _ in range(2):
+        got, want = fused(*args), plain(*args)
+        for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+            assert type(g) is type(w) and np.shape(g) == np.shape(w), (type(g), type(w))
+            assert np.result_type(g) == np.result_type(w)
+            assert_fused_close(g, w)
+    assert fused.stats["replays"] == 1
+    return graph
+
+
+# --- numerics ---------------------------------------------------------------------------------
+def bias_layer(x, b):
+    return dnp.sum(dnp.where(x + b > 0.5, (x + b) * 2.0 - 1.0, -(x * b) / 3.0))
+
+
+def smooth(x, b):
+    return dnp.sum(dnp.tanh(x * b + 1.0) ** 2 + dnp.exp(-x) * dnp.sqrt(b * b + 1.0))
+
+
+def casts(x, b):
+    y = (x * b).astype(np.float32) * 1.5 + 0.25
+    return dnp.sum(dnp.maximum(y, 0.0) - dnp.minimum(y, 0.5) * (y < 1.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shapes", [((4, 3), (3,)), ((5, 1), (1, 6)), ((2, 3, 4), (3, 1))],
+                         ids=str)  # fmt: skip
+@pytest.mark.parametrize("f", [bias_layer, smooth, casts], ids=lambda f: f.__name__)
+def test_fused_equals_unfused_values_and_gradients(f, shapes, dtype):
+    rng = np.random.default_rng(0)
+    x, b = (rng.uniform(0.1, 1.0, s).astype(dtype) for s in shapes)
+    check_fused(dp.value_and_grad(f, argnums=(0, 1)), x, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_arithmetic_fuses_and_libm_stays_numpy(dtype):
+    x = np.linspace(-1, 1, 4096).astype(dtype)
+    graph = check_fused(lambda x: dnp.exp(x * 2.0 + 1.0) * 3.0 - x, x)
+    names = [name for n in fused_nodes(graph) for name in member_names(n)]
+    assert "exp" not in names and "mul" in names  # 4096 elements: NumPy's SIMD exp is faster
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_and_inf_propagate():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e308, -2.0, 5e-324])
+    graph = check_fused(lambda x: (dnp.maximum(x, 0.5) * x - x / 3.0, dnp.sqrt(x) + dnp.log(x)), x)
+    assert len(fused_nodes(graph)) >= 1
+
+
+def test_second_order_fused():
+    def f(x):
+        return dnp.sum(dnp.sin(x) * x * x + x / (1.0 + x * x))
+
+    x = np.linspace(-2, 2, 7)
+    check_fused(lambda x: dp.hvp(f, (x,), (np.ones_like(x),)), x)
+    check_jit(f, (x,), fuse=True)
+
+
+def test_scalars_keep_their_types():
+    """NumPy scalars, 0-d arrays and Python floats come out as unfused replays give them."""
+    f = lambda x, y: (x * 2.0 + y, dnp.sum(x * x * y), dnp.where(x > 0.5, y, 0.0) * 3.0)
+    x = np.linspace(0, 1, 12).reshape(3, 4).astype(np.float32)
+    check_fused(f, x, np.float32(0.5))
+    check_fused(lambda a, b: (a * b + 1.0) * a - b, np.asarray(2.0), 0.5)
+
+
+# --- the partition ----------------------------------------------------------------------------
+def test_no_cycle_through_an_unfused_node():
+    """a = f(x); m = a @ w (not fusible); c = g(a, m): c cannot join a's group (m depends on
+    it), so two kernels, scheduled around the matmul."""
+    def f(x, w):
+        a = x * 2.0 + 1.0 - x * x
+        m = a @ w
+        return (a * m + m) * a - 1.0
+
+    x = np.linspace(0, 1, 9).reshape(3, 3)
+    graph = check_fused(f, x, np.eye(3) * 0.5, kernels_at_least=2)
+    matmul = next(i for i, n in enumerate(graph.body) if n.params.get("op") == "matmul")
+    first, second = (i for i, n in enumerate(graph.body) if type(n.prim) is Fused)
+    assert first < matmul < second
+
+
+def test_sealed_group_gains_no_new_dependency():
+    """A group read from outside (the matmul reads `a`) takes no node that would make it
+    depend on something new (`m`), even one that only reads `a` and `m`."""
+    def f(x, w):
+        a = x * 3.0 - x * x
+        m = a @ w
+        return a + m
+
+    x = np.linspace(0, 1, 16).reshape(4, 4)
+    graph = check_fused(f, x, np.eye(4))
+    (node,) = fused_nodes(graph)
+    assert "add" not in member_names(node)
+
+
+def test_backward_siblings_share_one_kernel():
+    f = lambda x: dnp.sum(x * x * 3.0 + x / (x + 2.0))
+    graph = check_fused(dp.value_and_grad(f), np.linspace(0.5, 2.0, 10))
+    (node,) = fused_nodes(graph)
+    assert any(m.backward for m in node.prim.members) and not all(m.backward for m in node.prim.members)
+    assert "sum" in member_names(node)
+    assert "(one kernel:)" in graph.text()
+
+
+def test_reductions_end_groups():
+    """A bias gradient (sum_to_shape), a sum over one axis kept, and a total."""
+    def f(x, b):
+        y = x * b + 2.0 * b
+        return dnp.sum(dnp.sum(y * y, axis=1, keepdims=True) * x) + dnp.sum(dnp.abs(y))
+
+    x = np.linspace(-1, 1, 12).reshape(4, 3)
+    graph = check_fused(dp.value_and_grad(f, argnums=(0, 1)), x, np.array([0.5, -1.0, 2.0]))
+    names = [name for n in fused_nodes(graph) for name in member_names(n)]
+    assert "sum_to_shape" in names and names.count("sum") >= 2
+
+
+def test_guards_inside_a_scalar_kernel():
+    """The loop of W2: a 0-d value and an `if` on it per step; the guards are checked in the
+    kernel and a path not taken fails as unfused (the call records anew)."""
+    def f(x):
+        for _ in range(12):
+            x = dnp.sin(x) + 1.0 if x > 1.5 else x * 1.5 - 0.01
+        return x
+
+    jitted = dp.jit(dp.value_and_grad(f))
+    graph = jitted.lower(np.asarray(0.3)).graph
+    (node,) = fused_nodes(graph)
+    assert len(node.prim.guards) == 12 and len(graph.guards()) == 12
+    for x in (0.3, 0.3, 0.31, 1.4, 0.3):
+        got, want = jitted(np.asarray(x)), dp.value_and_grad(f)(np.asarray(x))
+        for g, w in zip(got, want):
+            assert type(g) is type(w)
+            assert_fused_close(g, w)
+    assert jitted.stats["guard_failures"] >= 1 and jitted.stats["recordings"] >= 2
+
+
+def test_graph_order_is_kept_where_it_can_be():
+    f = lambda x: dnp.sum(x * 2.0 + 1.0) * dnp.sum(dnp.cumsum(x) * x * 3.0 - x)
+    check_fused(dp.grad(f), np.linspace(0, 1, 8))
+
+
+# --- caching and fallbacks --------------------------------------------------------------------
+def test_a_second_process_loads_the_compiled_kernel(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np, diffprog as dp, diffprog.numpy as dnp
+        from diffprog.compile.ir import Fused
+        f = dp.jit(lambda x: x * 2.0 + x * x - 1.0)
+        f(np.ones(5))
+        (node,) = [n for n in f.lower(np.ones(5)).graph.body if type(n.prim) is Fused]
+        print(sum(node.prim.kernel.stats.cache_hits.values()))
+    """)
+    env = {**__import__("os").environ, "DIFFPROG_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()[-1] for _ in range(2)]  # fmt: skip
+    assert runs == ["0", "1"]
+    assert len(list(tmp_path.glob("diffprog_kernel_*.py"))) == 1
+
+
+def test_without_numba_replays_unfused_and_warns_once(monkeypatch):
+    jit_module = importlib.import_module("diffprog.transforms.jit")
+
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    monkeypatch.setattr(jit_module, "_warned_no_numba", False)
+    x = np.linspace(0, 1, 6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for g in (lambda x: x * 2.0 + x * x - 1.0, lambda x: x / 3.0 - x * x * x):
+            jitted = dp.jit(g)
+            assert not fused_nodes(jitted.lower(x).graph)
+            np.testing.assert_array_equal(jitted(x), g(x))
+    messages = [str(w.message) for w in caught if "numba" in str(w.message)]
+    assert len(messages) == 1 and "diffprog[jit]" in messages[0]
+
+
+def test_a_kernel_numba_cannot_make_leaves_its_nodes_unfused(monkeypatch):
+    real = kernels.compile_kernel
+    monkeypatch.setattr(kernels, "compile_kernel", lambda src: None if "np.sin" in src else real(src))
+    f = lambda x: dnp.sin(x * 2.0 + 1.0) * x - x * x * 0.5
+    graph = check_fused(f, np.linspace(0, 1, 5))
+    assert all("sin" not in member_names(n) for n in fused_nodes(graph))
+    assert any(n.prim.name == "sin" for n in graph.body)
+
+
+def test_wrong_kernel_is_refused(monkeypatch):
+    """A kernel that disagrees with NumPy on sample data is never used."""
+    monkeypatch.setitem(kernels._FORMS, "subtract", "({0} + {1})")
+    monkeypatch.setattr(kernels, "_compiled", {})
+    f = lambda x: (x * 2.0 - 1.0) * x + 3.0
+    graph = dp.jit(f).lower(np.linspace(0, 1, 5)).graph
+    assert not fused_nodes(graph)
+
+
+def test_debug_nans_runs_eagerly():
+    jitted = dp.jit(lambda x: dnp.log(x * 2.0 - 1.0) * x + x)
+    with dp.debug_nans(), pytest.raises(FloatingPointError):
+        jitted(np.array([0.25, 1.0, 2.0]))
+    assert jitted.stats["recordings"] == 0
+
+
+def test_max_ops_caps_a_kernel(monkeypatch):
+    monkeypatch.setattr(fusion, "MAX_OPS", 8)
+
+    def f(x):
+        for _ in range(6):
+            x = x * 1.01 + 0.5
+        return x
+
+    graph = check_fused(f, np.ones(3), kernels_at_least=2)
+    assert all(len(n.prim.members) <= 8 for n in fused_nodes(graph))
