@@ -450,8 +450,12 @@ def test_eig_closed_form_and_complex_spectrum():
     np.testing.assert_allclose(g, np.outer(u, v) / (u @ v), atol=1e-12)
     rotation = np.array([[0.0, -1.0], [1.0, 0.0]])  # eigenvalues +-i
     _same(tuple(dnp.linalg.eig(rotation)), tuple(np.linalg.eig(rotation)))  # a constant: NumPy's
-    with pytest.raises(NotImplementedError, match="complex eigenvalues.*eigh"):
-        dp.grad(lambda a: dnp.linalg.eigvals(a).sum())(rotation)
+    # a complex spectrum: sum(w) = trace(a), prod(w) = det(a) (gradient: the cofactors)
+    g = dp.grad(lambda a: dnp.real(dnp.linalg.eigvals(a).sum()))(rotation)
+    np.testing.assert_allclose(g, np.eye(2), atol=1e-12)
+    g = dp.grad(lambda a: dnp.real(dnp.prod(dnp.linalg.eigvals(a))))(rotation)
+    np.testing.assert_allclose(g, rotation, atol=1e-12)
+    check_grads(lambda a: dnp.abs(dnp.linalg.eig(a)[1]) ** 2, (rotation + 0.1 * np.eye(2)[::-1],))
 
 
 def _rank_two(rng, m, n):

@@ -81,7 +81,8 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     x = as_array(x)
     r = raw(x)
     if r.dtype.kind == "c":
-        raise TypeError("nan_to_num: complex arrays are not supported yet")
+        raise TypeError("nan_to_num: complex arrays are not supported by diffprog's nan_to_num; "
+                        "apply it to dnp.real(x) and dnp.imag(x) apart")
     if r.dtype.kind != "f":
         return r.copy() if copy else r
     info = np.finfo(r.dtype)

@@ -27,7 +27,8 @@ from .reductions import count_nonzero
 
 def _float64(v: Any) -> Any:
     if v.dtype.kind == "c":
-        raise TypeError("interp: complex values are not supported yet")
+        raise TypeError("interp: complex values are not supported by diffprog's interp; "
+                        "interpolate the real and imaginary parts (dnp.real, dnp.imag) apart")
     if isinstance(v, Tracer):
         return cast(v, np.dtype(np.float64))
     return v.astype(np.float64)

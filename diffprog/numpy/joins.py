@@ -187,11 +187,9 @@ def assemble(obj: Any, dtype: Any = None) -> Any:
 
 
 def cast(x: Tracer, dtype: np.dtype) -> Any:
-    """A traced value in `dtype`: differentiable to a floating dtype, a constant otherwise."""
-    if dtype.kind == "c":
-        raise TypeError("cannot make a complex array of traced values: complex numbers are not "
-                        "supported yet")  # fmt: skip
-    if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
+    """A traced value in `dtype`: differentiable to a floating or complex dtype, a constant
+    otherwise."""
+    if dtype.kind not in "fc":  # an integer / bool view of a traced value is a constant
         return np.asarray(raw(x)).astype(dtype) if type(raw(x)) is float else raw(x).astype(dtype)
     return x if x.dtype == dtype else astype(x, dtype=dtype)
 
