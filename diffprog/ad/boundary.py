@@ -45,7 +45,7 @@ def leaf_kind(leaf: Any) -> str:
     break such configs passed along with the params for no gain.
     """
     value = raw(leaf)  # a tracer of an outer transform is classified by its value
-    if isinstance(value, Tracer):  # a value dp.jit stages: classified by its data
+    while isinstance(value, Tracer):  # a value dp.jit stages or dp.vmap batches: by its data
         value = value.value
     t = type(value)
     if t is float or t is complex:
@@ -201,7 +201,7 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
             return zeros_like(value)
         return value.dtype.type(0) if kind == "scalar" else 0.0 if kind == "float" else 0j
     if isinstance(ct, Tracer):
-        if not ct.opaque:  # graph extension: the adjoint is itself being traced
+        if not ct.opaque or ct.batched:  # graph extension (or dp.vmap's batch): traced
             return ct
         return fit_to_leaf(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
     if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array
