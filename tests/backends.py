@@ -262,19 +262,21 @@ class VmapBackend(Backend):
 
 def check_vmap(f: Callable[..., Any], args: tuple) -> None:
     """f (and its VJP and JVP) under dp.vmap on a batch of 3 examples equal a loop over them.
-    Float arrays and NumPy float scalars are batched; Python numbers, integer arrays and the
+    Float and complex arrays and NumPy scalars are batched; Python numbers, integer arrays and the
     rest are shared (with none batched, the batch is three copies: axis_size=3)."""
     rng = np.random.default_rng(11)
-    batched = lambda a: isinstance(a, (np.ndarray, np.floating)) and a.dtype.kind == "f"  # noqa: E731
+    batched = lambda a: (isinstance(a, (np.ndarray, np.inexact))  # noqa: E731
+                         and a.dtype.kind in "fc")
     axes = dp.tree.map(lambda a: 0 if batched(a) else None, args)
     examples = [dp.tree.map(lambda a, s=s: a * s if batched(a) else a, args)
                 for s in (1.0, 0.9, 1.1)]  # fmt: skip
     batch = dp.tree.map(lambda a, *more: np.stack([a, *more]) if batched(a) else a,
                         *examples)  # fmt: skip
     like = lambda tree: dp.tree.map(  # noqa: E731
-        lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
-        and np.asarray(a).dtype.kind == "f" else float(rng.normal()) if isinstance(a, float)
-        else None, tree)  # fmt: skip
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a)) if
+                   np.asarray(a).dtype.kind == "c" else 0)).astype(a.dtype)
+        if hasattr(a, "dtype") and np.asarray(a).dtype.kind in "fc"
+        else float(rng.normal()) if isinstance(a, float) else None, tree)  # fmt: skip
     u, t = like(f(*args)), like(args)
     programs = {
         "value": f,
@@ -320,7 +322,7 @@ def _same_batch(got: Any, want: list, wide: bool) -> None:
         stacked = np.stack([np.asarray(w) for w in ws])
         g = np.asarray(g)
         assert g.shape == stacked.shape, (g.shape, stacked.shape)
-        if stacked.dtype.kind == "f":
+        if stacked.dtype.kind in "fc":
             assert g.dtype == stacked.dtype, (g.dtype, stacked.dtype)
             wide = wide and stacked.dtype.itemsize >= 8
             np.testing.assert_allclose(g, stacked, rtol=1e-9 if wide else 1e-5,
