@@ -271,3 +271,38 @@ def test_products_linalg_and_indexing_on_complex_matrices(name, dtype, backend=N
 
 test_products_linalg_and_indexing_on_complex_matrices_on_gpu = on_gpu(
     test_products_linalg_and_indexing_on_complex_matrices)
+
+
+def test_interp_and_nan_to_num_of_complex_values():
+    xp = np.array([0.0, 1.0, 2.5])
+    for x in (np.array([0.3, 1.7, -1.0, 3.0]), 0.5):
+        np.testing.assert_array_equal(dnp.interp(x, xp, Z[0]), np.interp(x, xp, Z[0]))
+    check_grads(lambda x, fp: dnp.interp(x, xp, fp), (np.array([0.3, 1.7, 2.0]), Z[0]))
+    bad = np.array([complex(np.nan, 1), complex(2, np.inf), complex(-np.inf, np.nan), 1 - 2j])
+    fixed = lambda z: dnp.nan_to_num(z + bad, posinf=7.0, neginf=-7.0)  # noqa: E731
+    np.testing.assert_array_equal(fixed(1.0), np.nan_to_num(1 + bad, posinf=7.0, neginf=-7.0))
+    # |.|^2 of the kept parts at z = 1: 1^2 (imag), 3^2 (real), 2^2 + (-2)^2: d/dx = 6 + 4,
+    # d/dy = 2 - 4, and grad = d/dx - i d/dy
+    assert dp.grad(lambda z: dnp.sum(dnp.abs(fixed(z)) ** 2))(1 + 0j) == 10 + 2j
+
+
+def test_other_transforms_on_complex_values():
+    f = lambda z: dnp.sum(dnp.abs(z) ** 4)  # noqa: E731
+    v = np.conj(Z[1])
+    g = dp.grad(f)
+    numeric = (g(Z[0] + 1e-6 * v) - g(Z[0] - 1e-6 * v)) / 2e-6
+    np.testing.assert_allclose(dp.hvp(f, (Z[0],), (v,))[1][0], numeric, rtol=1e-6)
+    with dp.Tape() as tape:
+        w = tape.watch(Z[0])
+        y = f(w)
+    np.testing.assert_allclose(tape.gradient(y, w), g(Z[0]))
+
+    @dp.custom_jvp
+    def conj(z):
+        return dnp.conj(z)
+
+    conj.defjvp(lambda p, t: (conj(p[0]), dnp.conj(t[0])))
+    check_grads(lambda z: conj(z) * z, (Z,))
+    check_grads(dp.checkpoint(lambda z: dnp.exp(z) * dnp.conj(z)), (Z,))
+    with dp.debug_nans():
+        assert np.all(np.isfinite(dp.grad(lambda z: dnp.sum(dnp.abs(dnp.sqrt(z))))(Z)))

@@ -5,7 +5,7 @@ s = (fp[j+1] - fp[j]) / (xp[j+1] - xp[j]) on the segment xp[j] <= x < xp[j+1] (f
 raw values, a constant), so its values are NumPy's and it is differentiable in x, fp, xp,
 left, right and period. Derivatives in x are one-sided at the sample points: the slope of
 the segment to the right (of the last segment at xp[-1]), 0 outside [xp[0], xp[-1]].
-Computed in float64, as NumPy does.
+Computed in float64 (complex128 for complex fp), as NumPy does.
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -25,13 +25,14 @@ from .manipulation import broadcast_to, expand_dims, getitem
 from .reductions import count_nonzero
 
 
-def _float64(v: Any) -> Any:
-    if v.dtype.kind == "c":
-        raise TypeError("interp: complex values are not supported by diffprog's interp; "
-                        "interpolate the real and imaginary parts (dnp.real, dnp.imag) apart")
+def _double(v: Any, name: str) -> Any:
+    """`v` in float64, or complex128 for complex sample values `fp` (as NumPy computes)."""
+    if v.dtype.kind == "c" and name != "fp":
+        raise TypeError(f"interp: {name} must be real (dtype {v.dtype}); only fp may be complex")
+    dtype = np.dtype(np.complex128 if v.dtype.kind == "c" else np.float64)
     if isinstance(v, Tracer):
-        return cast(v, np.dtype(np.float64))
-    return v.astype(np.float64)
+        return cast(v, dtype)
+    return v.astype(dtype)
 
 
 def _periodic(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
@@ -68,7 +69,7 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
         raise ValueError("fp and xp are not of the same length.")
     if xp.shape[0] == 0:
         raise ValueError("array of sample points is empty")
-    x, xp, fp = _float64(x), _float64(xp), _float64(fp)
+    x, xp, fp = _double(x, "x"), _double(xp, "xp"), _double(fp, "fp")
     if period is not None:
         x, xp, fp = _periodic(x, xp, fp, period)
         left = right = None
