@@ -24,16 +24,16 @@ import numpy as np
 
 
 class Var:
-    """One value of the recorded program. `kind` is "float", "int" or "bool" (a Python
-    number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen while
-    recording."""
+    """One value of the recorded program. `kind` is "float", "int", "bool" or "complex" (a
+    Python number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen
+    while recording."""
 
     __slots__ = ("id", "shape", "dtype", "kind")
 
     def __init__(self, id: int, value: Any) -> None:  # noqa: A002
         self.id = id
         t = type(value)
-        if t is float or t is int or t is bool:
+        if t is float or t is int or t is bool or t is complex:
             self.kind, self.shape, self.dtype = t.__name__, (), np.dtype(t)
         else:
             self.kind = "scalar" if isinstance(value, np.generic) else "array"
@@ -44,7 +44,7 @@ class Var:
         return f"v{self.id}"
 
     def describe(self) -> str:
-        if self.kind in ("float", "int", "bool"):
+        if self.kind in ("float", "int", "bool", "complex"):
             return self.kind
         dims = "x".join(map(str, self.shape)) or "scalar"
         return f"{self.dtype}[{dims}]"
