@@ -256,3 +256,102 @@ def assert_fused_close(got: Any, want: Any) -> None:
 NUMPY = Backend("numpy")
 JIT = JitBackend()
 FUSED_JIT = JitBackend(fuse=True)
+
+
+def under_vmap(test: Callable[..., Any]) -> Callable[..., Any]:
+    """One test running every case of `test` under dp.vmap (see `VmapBackend`)."""
+
+    def run() -> None:
+        with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _run_every_case(test, VMAP, "under dp.vmap")
+
+    run.__name__ = f"{test.__name__}_under_vmap"
+    run.__doc__ = f"Every case of {test.__name__} under dp.vmap, compared with a loop."
+    return run
+
+
+class VmapBackend(Backend):
+    """NumPy, with every function checked under dp.vmap: its value, a VJP and a JVP on a
+    batch of three examples (its float arrays scaled differently) equal the loop's, and the
+    VJP of the batched function equals each example's."""
+
+    def __init__(self) -> None:
+        self.name, self.gpu, self.xp = "vmap", None, np
+
+    def check_grads(self, f: Callable[..., Any], args: tuple, **kw: Any) -> None:
+        check_vmap(f, args)
+
+
+def check_vmap(f: Callable[..., Any], args: tuple) -> None:
+    """f (and its VJP and JVP) under dp.vmap on a batch of 3 examples equal a loop over them.
+    Float and complex arrays and NumPy scalars are batched; Python numbers, integer arrays and the
+    rest are shared (with none batched, the batch is three copies: axis_size=3)."""
+    rng = np.random.default_rng(11)
+    batched = lambda a: (isinstance(a, (np.ndarray, np.inexact))  # noqa: E731
+                         and a.dtype.kind in "fc")
+    axes = dp.tree.map(lambda a: 0 if batched(a) else None, args)
+    examples = [dp.tree.map(lambda a, s=s: a * s if batched(a) else a, args)
+                for s in (1.0, 0.9, 1.1)]  # fmt: skip
+    batch = dp.tree.map(lambda a, *more: np.stack([a, *more]) if batched(a) else a,
+                        *examples)  # fmt: skip
+    like = lambda tree: dp.tree.map(  # noqa: E731
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a)) if
+                   np.asarray(a).dtype.kind == "c" else 0)).astype(a.dtype)
+        if hasattr(a, "dtype") and np.asarray(a).dtype.kind in "fc"
+        else float(rng.normal()) if isinstance(a, float) else None, tree)  # fmt: skip
+    u, t = like(f(*args)), like(args)
+    programs = {
+        "value": f,
+        "vjp": lambda *a: dp.vjp(f, *a)[1](u),
+        "jvp": lambda *a: dp.jvp(f, a, t)[1],
+    }
+    vmap = lambda g: dp.vmap(g, in_axes=tuple(axes), axis_size=3)  # noqa: E731
+    wide = all(_wide(a.dtype) for a in dp.tree.leaves(args)  # every inexact array double
+               if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "fc")
+    for name, program in programs.items():
+        got = vmap(program)(*batch)
+        want = [program(*e) for e in examples]
+        try:
+            _same_batch(got, want, wide=wide)
+        except AssertionError as e:
+            raise AssertionError(f"dp.vmap of the {name}: {e}") from None
+    # the VJP of the batched function: each example's own cotangent pulled back
+    us = [like(f(*e)) for e in examples]
+    stacked_u = dp.tree.map(lambda *xs: None if xs[0] is None else np.stack(
+        [np.asarray(x) for x in xs]), *us, is_leaf=lambda x: x is None)  # fmt: skip
+    got = dp.vjp(vmap(f), *batch)[1](stacked_u)
+    want = [dp.vjp(f, *e)[1](w) for e, w in zip(examples, us)]
+    for g, ax, *ws in zip(dp.tree.leaves(got), dp.tree.leaves(axes), *map(dp.tree.leaves, want)):
+        if ws[0] is None:
+            continue
+        total = np.stack([np.asarray(w) for w in ws]) if ax == 0 else sum(np.asarray(w) for w in ws)
+        np.testing.assert_allclose(np.asarray(g), total, rtol=1e-6 if wide else 1e-5,
+                                   atol=1e-9 if wide else 1e-6 * np.abs(total).max(initial=1.0),
+                                   err_msg="the VJP of dp.vmap(f)")  # fmt: skip
+
+
+def _same_batch(got: Any, want: list, wide: bool) -> None:
+    """`got` (a batched result) equals the results `want` of each example, stacked (to
+    float32's tolerance unless `wide`: every input float64)."""
+    leaves = [dp.tree.leaves(w) for w in want]
+    got_leaves = dp.tree.leaves(got)
+    assert len(got_leaves) == len(leaves[0]), (dp.tree.structure(got), dp.tree.structure(want[0]))
+    for k, g in enumerate(got_leaves):
+        ws = [ls[k] for ls in leaves]
+        if ws[0] is None or isinstance(ws[0], str):
+            assert all(w == g for w in ws), (g, ws)
+            continue
+        stacked = np.stack([np.asarray(w) for w in ws])
+        g = np.asarray(g)
+        assert g.shape == stacked.shape, (g.shape, stacked.shape)
+        if stacked.dtype.kind in "fc":
+            assert g.dtype == stacked.dtype, (g.dtype, stacked.dtype)
+            wide = wide and stacked.dtype.itemsize >= 8
+            np.testing.assert_allclose(g, stacked, rtol=1e-9 if wide else 1e-5,
+                                       atol=1e-12 if wide else 1e-6)  # fmt: skip
+        else:
+            np.testing.assert_array_equal(g, stacked)
+
+
+VMAP = VmapBackend()

@@ -114,3 +114,12 @@ def test_train_step_runs_and_checks_the_step_against_the_hand_written_one():
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "x hand-written" in done.stdout and "diffprog" in done.stdout
+
+
+def test_vmap_benchmark_checks_its_results():
+    """benchmarks/vmap.py --smoke: dp.vmap's per-example gradients and Hessian equal the
+    loops' (the script raises otherwise); timings are not asserted."""
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "vmap.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "per-example gradients" in done.stdout and "hessian" in done.stdout

@@ -15,7 +15,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -399,7 +399,7 @@ def test_interp_closed_forms():
         (lambda: dnp.interp(1.0, [0.0, 1.0], [1.0]), ValueError, "same length"),
         (lambda: dnp.interp(1.0, [], []), ValueError, "empty"),
         (lambda: dnp.interp(1.0, [0.0, 1.0], [1.0, 2.0], period=0.0), ValueError, "non-zero"),
-        (lambda: dnp.interp(1.0, [0.0, 1.0], np.array([1.0, 2j])), TypeError, "complex"),
+        (lambda: dnp.interp(1j, [0.0, 1.0], np.array([1.0, 2j])), TypeError, "x must be real"),
         (lambda: dnp.diff(np.ones(3), n=-1), ValueError, "non-negative"),
         (lambda: dnp.diff(np.float64(1.0)), ValueError, "at least one dimensional"),
         (lambda: dnp.gradient(np.ones(3), edge_order=3), ValueError, "edge_order"),
@@ -450,8 +450,12 @@ def test_eig_closed_form_and_complex_spectrum():
     np.testing.assert_allclose(g, np.outer(u, v) / (u @ v), atol=1e-12)
     rotation = np.array([[0.0, -1.0], [1.0, 0.0]])  # eigenvalues +-i
     _same(tuple(dnp.linalg.eig(rotation)), tuple(np.linalg.eig(rotation)))  # a constant: NumPy's
-    with pytest.raises(NotImplementedError, match="complex eigenvalues.*eigh"):
-        dp.grad(lambda a: dnp.linalg.eigvals(a).sum())(rotation)
+    # a complex spectrum: sum(w) = trace(a), prod(w) = det(a) (gradient: the cofactors)
+    g = dp.grad(lambda a: dnp.real(dnp.linalg.eigvals(a).sum()))(rotation)
+    np.testing.assert_allclose(g, np.eye(2), atol=1e-12)
+    g = dp.grad(lambda a: dnp.real(dnp.prod(dnp.linalg.eigvals(a))))(rotation)
+    np.testing.assert_allclose(g, rotation, atol=1e-12)
+    check_grads(lambda a: dnp.abs(dnp.linalg.eig(a)[1]) ** 2, (rotation + 0.1 * np.eye(2)[::-1],))
 
 
 def _rank_two(rng, m, n):
@@ -547,5 +551,8 @@ def test_numpy_dispatches_more_new_functions(call):
     check_grads(call, (x,), order=1)
 
 test_lists_of_traced_values_under_jit = under_jit(test_lists_of_traced_values)
+test_lists_of_traced_values_under_vmap = under_vmap(test_lists_of_traced_values)
 test_r_and_c_under_jit = under_jit(test_r_and_c)
+test_r_and_c_under_vmap = under_vmap(test_r_and_c)
 test_new_functions_under_jit = under_jit(test_new_functions)
+test_new_functions_under_vmap = under_vmap(test_new_functions)

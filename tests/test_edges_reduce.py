@@ -14,7 +14,7 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.numpy import linalg as la
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -523,4 +523,6 @@ test_singular_det_and_empty_logsumexp_on_every_backend_on_gpu = on_gpu(
 )
 
 test_where_and_initial_on_every_backend_under_jit = under_jit(test_where_and_initial_on_every_backend)
+test_where_and_initial_on_every_backend_under_vmap = under_vmap(test_where_and_initial_on_every_backend)
 test_hermitian_readers_on_every_backend_under_jit = under_jit(test_hermitian_readers_on_every_backend)
+test_hermitian_readers_on_every_backend_under_vmap = under_vmap(test_hermitian_readers_on_every_backend)

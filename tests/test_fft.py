@@ -10,7 +10,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 F = dnp.fft
@@ -132,3 +132,4 @@ def test_bad_arguments_are_named():
         F.irfft(np.ones(1))
     with pytest.raises(ValueError, match="no axes to transform"):
         F.fft(np.float64(1.0))
+test_fft_under_vmap = under_vmap(test_fft)

@@ -2,7 +2,8 @@
 (tests/fuzz_programs.py), reverse mode, forward mode and graph-extension second order agree
 with central differences, adjoints have exactly the parameters' structure (None for int and
 str leaves), grad, value_and_grad, the Tape, jacrev/jacfwd, hessian and hvp agree with vjp,
-and dp.jit replays each program's value and derivatives exactly. Then the regression tests for what the fuzzing found, minimised.
+and dp.jit replays each program's value and derivatives exactly; dp.vmap of each equals a
+loop. Then the regression tests for what the fuzzing found, minimised.
 
 The CI profile runs 500 float64 programs (plus 250 mixed-precision and 250 small ones for
 the Jacobian transforms), derandomised, in about 6 s. `DIFFPROG_FUZZ_EXAMPLES=20000` runs a long profile;
@@ -21,7 +22,7 @@ from fuzz_programs import Pair, Program, programs
 from hypothesis import HealthCheck, given, note, settings
 
 import diffprog as dp
-from backends import check_jit
+from backends import check_jit, check_vmap
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
@@ -163,6 +164,21 @@ def test_random_programs_under_jit(prog):
     check_jit(prog.fn, (prog.params,))
     if zlib.crc32(prog.body.encode()) % 4 == 0:
         check_jit(prog.fn, (prog.params,), fuse=True)
+
+
+@fuzz_settings(max(EXAMPLES // 5, 10))
+@given(programs())
+def test_random_programs_under_vmap(prog):
+    """dp.vmap of each program's value, VJP and JVP on a batch of three parameter sets equals
+    a loop over them, and the VJP of the batched program each set's own; a program whose
+    Python `if`, `while` or loop count reads batched data cannot branch for all three at
+    once, and says so (only such a program)."""
+    note(prog.script())
+    try:
+        check_vmap(prog.fn, (prog.params,))
+    except dp.BatchedControlFlowError as e:
+        assert {"if_data", "while_loop", "data_count_loop"} & set(prog.ops), e
+        assert "dnp.where" in str(e)
 
 
 # --- regressions: what the fuzzing found, minimised (each fixed) --------------------------------

@@ -16,7 +16,7 @@ import diffprog.numpy as dnp
 from diffprog.core.trace import Tracer
 from diffprog.numpy import creation as C
 from diffprog.numpy import elementwise as E
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -396,6 +396,10 @@ def test_linspace_partials_and_step():
         dp.grad(lambda a: dnp.sum(C.linspace(a, 1.0, 3, axis=2)))(0.0)
 
 test_unary_under_jit = under_jit(test_unary)
+test_unary_under_vmap = under_vmap(test_unary)
 test_binary_under_jit = under_jit(test_binary)
+test_binary_under_vmap = under_vmap(test_binary)
 test_constant_unary_under_jit = under_jit(test_constant_unary)
+test_constant_unary_under_vmap = under_vmap(test_constant_unary)
 test_floor_divide_under_jit = under_jit(test_floor_divide)
+test_floor_divide_under_vmap = under_vmap(test_floor_divide)

@@ -17,7 +17,7 @@ from diffprog.numpy import linalg as la
 from diffprog.numpy.products import (
     cross, dot, einsum, inner, kron, matmul, outer, tensordot, vdot, vecdot,
 )  # fmt: skip
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -448,6 +448,10 @@ def test_linalg_errors():
         la.cholesky(-np.eye(2))
 
 test_einsum_under_jit = under_jit(test_einsum)
+test_einsum_under_vmap = under_vmap(test_einsum)
 test_products_under_jit = under_jit(test_products)
+test_products_under_vmap = under_vmap(test_products)
 test_linalg_grads_under_jit = under_jit(test_linalg_grads)
+test_linalg_grads_under_vmap = under_vmap(test_linalg_grads)
 test_solve_under_jit = under_jit(test_solve)
+test_solve_under_vmap = under_vmap(test_solve)

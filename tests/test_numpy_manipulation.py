@@ -10,7 +10,7 @@ import pytest
 
 import diffprog as dp
 from diffprog.numpy import indexing, joins, manipulation
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -271,3 +271,4 @@ def test_errors(call, error, words):
         call()
 
 test_grads_under_jit = under_jit(test_grads)
+test_grads_under_vmap = under_vmap(test_grads)

@@ -16,7 +16,7 @@ from diffprog.numpy.reductions import (
     std, var,
 )  # fmt: skip
 from diffprog.numpy.sorting import argsort, median, partition, sort
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -474,5 +474,8 @@ def test_method_and_python_inputs():
         np.testing.assert_array_equal(prod(x, axis), np.prod(x, axis))
 
 test_reduction_grads_and_values_under_jit = under_jit(test_reduction_grads_and_values)
+test_reduction_grads_and_values_under_vmap = under_vmap(test_reduction_grads_and_values)
 test_default_axis_over_shapes_under_jit = under_jit(test_default_axis_over_shapes)
+test_default_axis_over_shapes_under_vmap = under_vmap(test_default_axis_over_shapes)
 test_cumulative_along_axes_under_jit = under_jit(test_cumulative_along_axes)
+test_cumulative_along_axes_under_vmap = under_vmap(test_cumulative_along_axes)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit
+from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -239,10 +239,18 @@ def test_unary_on_python_complex(name):
 
 
 test_unary_under_jit = under_jit(test_unary)
+test_unary_under_vmap = under_vmap(test_unary)
 test_binary_under_jit = under_jit(test_binary)
+test_binary_under_vmap = under_vmap(test_binary)
 test_reduction_under_jit = under_jit(test_reduction)
+test_reduction_under_vmap = under_vmap(test_reduction)
 test_shape_and_products_under_jit = under_jit(test_shape_and_products)
 test_unary_complex_under_jit = under_jit(test_unary_complex)
 test_binary_complex_under_jit = under_jit(test_binary_complex)
 test_reduction_complex_under_jit = under_jit(test_reduction_complex)
 test_shape_and_products_complex_under_jit = under_jit(test_shape_and_products_complex)
+test_shape_and_products_under_vmap = under_vmap(test_shape_and_products)
+test_unary_complex_under_vmap = under_vmap(test_unary_complex)
+test_binary_complex_under_vmap = under_vmap(test_binary_complex)
+test_reduction_complex_under_vmap = under_vmap(test_reduction_complex)
+test_shape_and_products_complex_under_vmap = under_vmap(test_shape_and_products_complex)

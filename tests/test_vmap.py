@@ -4,6 +4,8 @@ nesting and composition with the other transforms; the errors."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -60,12 +62,19 @@ def test_reductions(axis, keepdims):
 
 
 def test_primitive_without_rule_loops():
-    """The fallback: a primitive with no rule runs once per example, results stacked."""
-    from diffprog.numpy.joins import _split
-    assert _split.batch is None  # (if this gains a rule, pick another primitive here)
+    """The fallback: a primitive with no rule runs once per example, results stacked (its
+    derivative rules then run batched, in both modes)."""
+    from diffprog.core.primitive import Primitive
+
+    cube = Primitive("cube_of_first", lambda xp, x, *, k: x[:k] ** 3)
+    cube.defvjp(lambda g, ans, x, *, k: dnp.pad(3.0 * x[:k] ** 2 * g, (0, x.shape[0] - k)))
+    cube.defjvp(lambda t, ans, x, *, k: 3.0 * x[:k] ** 2 * t[:k])
+    assert cube.batch is None
     x = rng.normal(size=(4, 6))
-    assert_batched_equal(lambda a: dnp.split(a, 3), (x,))
-    assert_batched_equal(lambda a: dp.grad(lambda b: dnp.sum(dnp.split(b, 2)[1] ** 2))(a), (x,))
+    assert_batched_equal(lambda a: cube(a, k=2), (x,))
+    assert_batched_equal(lambda a: dp.grad(lambda b: dnp.sum(cube(b, k=3)))(a), (x,))
+    assert_batched_equal(lambda a: dp.jvp(lambda b: cube(b, k=3), (a,), (a,))[1], (x,))
+    assert_batched_equal(lambda a: dnp.linspace(a[0], a[1], 5), (x,))  # (a loop in the library)
 
 
 def test_pytrees_in_axes_out_axes_and_kwargs():
@@ -148,3 +157,212 @@ def test_errors_name_the_leaves():
         dp.vmap(lambda x: x, in_axes=None)(np.ones(3))
     with pytest.raises(ValueError, match=r"out_axes is None for the output\[0\]"):
         dp.vmap(lambda x: (x,), out_axes=None)(np.ones(3))
+
+
+# --- real rules beyond the families: indexing, writes, products, linalg --------------------------
+INDICES = [(1,), (slice(1, 3),), (Ellipsis, 2), (None, 0, slice(None)), (np.array([0, 2, 2]),),
+           (slice(None), np.array([[1, 0], [3, 3]])), (np.array([0, 1]), slice(None), np.array([2, 3])),
+           (0, slice(None), np.array([1, 2])), (np.array([True, False, True, False, True]),),
+           (Ellipsis, np.array([1, 2]), 3)]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", INDICES, ids=range(len(INDICES)))
+def test_indexing_with_a_shared_index(index):
+    x = rng.normal(size=(3, 5, 6, 7))
+    assert_batched_equal(lambda a: a[index], (x,))
+    assert_batched_equal(lambda a: dp.grad(lambda b: dnp.sum(dnp.sin(b[index])))(a), (x,))
+
+
+@pytest.mark.parametrize("pick", [lambda a, i: a[i], lambda a, i: a[:, i], lambda a, i: a[i, 2],
+                                  lambda a, i: a[..., i], lambda a, i: a[1, :, i],
+                                  lambda a, i: a[i, i]])  # fmt: skip
+def test_indexing_with_each_examples_own_index(pick):
+    """An index batched with the data (a label per example): one gather for the batch."""
+    x = rng.normal(size=(3, 5, 5, 5))
+    for i in (rng.integers(0, 5, size=3), rng.integers(0, 5, size=(3, 2))):
+        assert_batched_equal(pick, (x, i))
+        assert_batched_equal(lambda a, i: dp.grad(lambda b: dnp.sum(dnp.sin(pick(b, i))))(a),
+                             (x, i))
+        assert_batched_equal(lambda a, i: dp.grad(lambda b: dnp.sum(pick(b, i) ** 2))(a),
+                             (x[0], i), (None, 0))  # the data shared, the index not
+    with pytest.raises(dp.BatchedControlFlowError, match=r"dnp\.take"):
+        dp.vmap(lambda i: np.arange(5.0)[i])(np.array([0, 1]))  # NumPy's own indexing
+
+
+def test_item_assignment():
+    x = rng.normal(size=(3, 4, 5))
+
+    def fill(a):  # into an array allocated inside
+        y = dnp.zeros((4, 5))
+        y[1] = a[0] * 2
+        y[:, 2] = dnp.sin(a[:, 1])
+        y[np.array([0, 3]), 1:3] = 7.0
+        return y
+
+    def through_views(a):
+        y = a * 1.0
+        y[0, 0] = 5.0
+        v = y[1]
+        v[2:] = a[2, 2:] ** 2
+        y.T[3] = 1.0
+        y[y > 0.5] = 0.25  # each example's own mask: a select
+        return y
+
+    def recurrence(a):
+        y = dnp.ones(5)
+        for i in range(1, 5):
+            y[i] = y[i - 1] * a[0, i]
+        return y
+
+    for f in (fill, through_views, recurrence):
+        assert_batched_equal(f, (x,))
+        assert_batched_equal(lambda a, f=f: dp.grad(lambda a: dnp.sum(f(a) ** 2))(a), (x,))
+        assert_batched_equal(lambda a, f=f: dp.jvp(f, (a,), (dnp.cos(a),))[1], (x,))
+
+    def at_own_index(a, i):
+        y = a * 1.0
+        y[i, 1] = a[0, 0]
+        return y
+
+    i = np.array([0, 2, 3])
+    assert_batched_equal(at_own_index, (x, i))
+    assert_batched_equal(lambda a, i: dp.jvp(lambda a: at_own_index(a, i), (a,), (a,))[1], (x, i))
+    with pytest.raises(NotImplementedError, match="dnp.where"):
+        dp.vmap(lambda a, i: dp.grad(lambda a: dnp.sum(at_own_index(a, i)))(a))(x, i)
+
+
+@pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (5, 1, 3)])
+@pytest.mark.parametrize("sb", [(3,), (3, 4), (5, 3, 2), (1, 3, 2)])
+def test_matmul_every_batching(sa, sb):
+    try:
+        np.matmul(np.ones(sa), np.ones(sb))
+    except ValueError:
+        pytest.skip("not a product NumPy takes")
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    aa, bb = rng.normal(size=(3,) + sa), rng.normal(size=(3,) + sb)
+    grad = dp.grad(lambda x, y: dnp.sum(dnp.sin(x @ y)), argnums=(0, 1))
+    for f in (lambda x, y: x @ y, grad):
+        assert_batched_equal(f, (aa, b), (0, None))
+        assert_batched_equal(f, (a, bb), (None, 0))
+        assert_batched_equal(f, (aa, bb), (0, 0))
+
+
+def test_einsum_and_linalg():
+    for subs, shapes in [("ij,jk->ik", [(2, 3), (3, 4)]), ("i,i->", [(3,), (3,)]),
+                         ("ii->i", [(3, 3)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)])]:
+        ops = tuple(rng.normal(size=(3,) + s) for s in shapes)
+        product = functools.partial(dnp.einsum, subs)
+        assert_batched_equal(product, ops)
+        assert_batched_equal(product, (ops[0],) + tuple(o[0] for o in ops[1:]),
+                             (0,) + (None,) * (len(ops) - 1))
+    a = rng.normal(size=(3, 4, 4)) + 4 * np.eye(4)
+    L = dnp.linalg
+    for f in (L.inv, L.det, lambda m: L.slogdet(m)[1], lambda m: L.svd(m)[1], L.pinv,
+              lambda m: L.qr(m)[1], lambda m: L.eigh(m @ m.T)[0], lambda m: L.cholesky(m @ m.T)):
+        assert_batched_equal(f, (a,), rtol=1e-9)
+        assert_batched_equal(lambda m, f=f: dp.grad(lambda m: dnp.sum(f(m) ** 2))(m), (a,), rtol=1e-8)
+    v, m = rng.normal(size=(3, 4)), rng.normal(size=(3, 4, 2))
+    for args, axes in [((a, v[0]), (0, None)), ((a[0], v), (None, 0)), ((a, m), (0, 0))]:
+        assert_batched_equal(L.solve, args, axes, rtol=1e-9)
+    with pytest.raises(NotImplementedError, match="pinv"):
+        dp.vmap(lambda m: L.lstsq(m, np.ones(4)))(a)
+
+
+def test_random_numbers_are_drawn_once_per_call():
+    """A NumPy Generator inside f is called once for the whole batch: every example sees the
+    same draw (as jax.vmap with a shared key). Each example's own numbers: draw them for the
+    batch outside and pass them batched."""
+    x = np.ones((4, 6))
+    same = dp.vmap(lambda r: dp.nn.dropout(r, 0.5, np.random.default_rng(3), train=True))(x)
+    assert (same == same[0]).all() and 0 < (same[0] == 0).sum() < 6
+    keep = np.random.default_rng(3).random((4, 6)) >= 0.5
+    own = dp.vmap(lambda r, k: dnp.where(k, r * 2.0, 0.0))(x, keep)
+    np.testing.assert_array_equal(own, np.where(keep, 2.0, 0.0))
+
+
+# --- composition with the other transforms -----------------------------------------------------
+@dp.custom_vjp
+def _softclip(x):
+    return dnp.tanh(x) * 2.0
+
+
+_softclip.defvjp(lambda x: (_softclip(x), x), lambda x, g: (g * 2.0 * (1 - dnp.tanh(x) ** 2),))
+
+
+@dp.custom_jvp
+def _logcosh(x):
+    return dnp.logaddexp(x, -x) - np.log(2.0)
+
+
+@_logcosh.defjvp
+def _logcosh_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _logcosh(x), dnp.tanh(x) * t
+
+
+_smooth = dp.checkpoint(lambda a: dnp.sin(a) * a)
+COMPOSED = {
+    "custom_vjp": lambda a: dnp.sum(_softclip(a) ** 2),
+    "custom_jvp": lambda a: dnp.sum(_logcosh(a) * a),
+    "checkpoint": lambda a: dnp.sum(_smooth(a) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSED)
+def test_custom_rules_and_checkpoint_both_orders(name):
+    f, xs = COMPOSED[name], rng.normal(size=(4, 3))
+    assert_batched_equal(f, (xs,))
+    assert_batched_equal(dp.grad(f), (xs,))
+    g = dp.grad(lambda a: dnp.sum(dp.vmap(f)(a)))(xs)
+    np.testing.assert_allclose(g, looped(dp.grad(f), (xs,)), rtol=1e-12)
+    if name != "custom_vjp":  # (which has no forward mode)
+        assert_batched_equal(lambda a: dp.jvp(f, (a,), (a,))[1], (xs,))
+        assert_batched_equal(dp.hessian(f), (xs,), rtol=1e-9)
+        v = rng.normal(size=3)
+        assert_batched_equal(lambda a: dp.hvp(f, (a,), (v,))[1][0], (xs,))
+
+
+def test_tape_and_jit_both_orders():
+    xs = rng.normal(size=(4, 3))
+    f = lambda a: dnp.sum(dnp.sin(a) * a)  # noqa: E731
+    want = np.cos(xs) * xs + np.sin(xs)
+
+    def tape_grad(a):
+        with dp.Tape() as tape:
+            w = tape.watch(a)
+            y = f(w)
+        return tape.gradient(y, w)
+
+    np.testing.assert_allclose(dp.vmap(tape_grad)(xs), want, rtol=1e-12)
+    with dp.Tape() as tape:
+        w = tape.watch(xs)
+        y = dnp.sum(dp.vmap(f)(w))
+    np.testing.assert_allclose(tape.gradient(y, w), want, rtol=1e-12)
+    jitted = dp.jit(dp.vmap(dp.grad(f)))
+    for scale in (1.0, 1.0, 0.5):
+        np.testing.assert_allclose(jitted(xs * scale), looped(dp.grad(f), (xs * scale,)), rtol=1e-12)
+    assert jitted.stats["replays"] >= 1
+    np.testing.assert_allclose(dp.vmap(dp.jit(dp.grad(f)))(xs), want, rtol=1e-12)
+
+
+def test_jacobians_and_hessians_are_one_batched_sweep():
+    """jacrev/jacfwd run each leaf's one-hot seeds as one dp.vmap batch: f runs once per
+    leaf, not once per element; the results are those of the per-element loop."""
+    calls = []
+
+    def f(p):
+        calls.append(1)
+        return {"y": dnp.tanh(p["w"] @ p["x"]), "s": dnp.sum(p["w"] ** 3)}
+
+    p = {"w": rng.normal(size=(3, 4)), "x": rng.normal(size=4)}
+    for jac in (dp.jacrev, dp.jacfwd):
+        calls.clear()
+        got = jac(f)(p)
+        assert len(calls) <= 2, (jac, len(calls))  # (jacfwd: one pass per input leaf)
+        want = dp.jacrev(f)(p) if jac is dp.jacfwd else dp.jacfwd(f)(p)
+        for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    x = rng.normal(size=5)
+    h = dp.hessian(lambda x: dnp.sum(dnp.sin(x) * x[::-1]))(x)
+    rows = [dp.hvp(lambda x: dnp.sum(dnp.sin(x) * x[::-1]), (x,), (e,))[1][0] for e in np.eye(5)]
+    np.testing.assert_allclose(h, np.stack(rows), rtol=1e-12, atol=1e-14)

@@ -7,7 +7,9 @@ of shape `value.shape[1:]`. Each primitive applied to batch tracers runs its bat
 by every example. A primitive without a rule runs once per example and the results are
 stacked (`install_fallback`: the loop is written with diffprog.numpy's ops, a layer above).
 Python control flow on a batched value cannot pick one branch for all examples: bool(x),
-int(x), float(x), x.item() and np.asarray(x) raise `BatchedControlFlowError`.
+int(x), float(x), x.item() and np.asarray(x) raise `BatchedControlFlowError`. Also the
+helpers of the rules that need no ops: `ndim`, `example_ndim`, `every`, `shifted`; and
+`anywhere` / `everywhere`, the checks of a whole stack that library code branches on.
 Layer L3: imports L0-L2.
 """
 
@@ -17,7 +19,9 @@ import math
 from typing import Any
 
 from ..backend import register_wrapper
-from ..core.trace import Trace, Tracer, raw, unwrapped, user_line
+from ..core.edge import broadcast_to
+from ..core.primitive import IndexedPrimitive
+from ..core.trace import Trace, Tracer, calling_instruction, raw, unwrapped, user_line
 from ..errors import BatchedControlFlowError
 
 
@@ -72,6 +76,12 @@ class BatchTracer(Tracer):
         raise control_flow_error(self, "x.tolist()")
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        if calling_instruction() == "BINARY_SUBSCR":  # a[i], `a` a plain NumPy array
+            raise BatchedControlFlowError(
+                f"a plain NumPy array indexed by a value batched by {self._trace.origin} (shape "
+                f"{self.shape}, dtype {self.dtype}), at {user_line()}: NumPy's indexing cannot "
+                "see the examples: write dnp.take(a, i, axis=0)"
+            )
         raise control_flow_error(self, "np.asarray(x) (a NumPy function without a diffprog one)")
 
     def __format__(self, spec: str) -> str:
@@ -114,9 +124,12 @@ class BatchTrace(Trace):
             vals.append(a.value if own else a)
             batched.append(own)
         rule = prim.batch
-        if rule is None or any(isinstance(v, Tracer) and v._trace is self for v in _flat(params)):
-            rule = BatchTrace.fallback  # (a rule of its own never sees this trace's tracers)
-            out = rule(self, prim, tuple(batched), *vals, **params)
+        if params and _holds(params.values(), self):  # a batched index array, a mask
+            params = {k: _marked(p, self) for k, p in params.items()}
+            if not isinstance(prim, IndexedPrimitive):  # (their rules take Batched params)
+                rule = None
+        if rule is None:
+            out = BatchTrace.fallback(prim, self.size, tuple(batched), *vals, **params)
         else:
             out = rule(self.size, tuple(batched), *vals, **params)
         if prim.multiple_results:
@@ -124,18 +137,94 @@ class BatchTrace(Trace):
         return BatchTracer(self, out)
 
 
-def _flat(values: Any) -> list[Any]:
-    """The values in `values` (a dict's values, tuples and lists in them, flattened)."""
-    found = []
-    for v in values.values() if isinstance(values, dict) else values:
+class Batched:
+    """A static param's array (an index array, a mask) that holds the batch along axis 0:
+    what the rules of IndexedPrimitives, and the loop, get for a tracer of their trace."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _holds(values: Any, trace: BatchTrace) -> bool:
+    """Whether a tracer of `trace` is among `values` (or in the tuples and lists there)."""
+    for v in values:
         if type(v) in (tuple, list):
-            found += _flat(v)
-        else:
-            found.append(v)
-    return found
+            if _holds(v, trace):
+                return True
+        elif type(v) is BatchTracer and v._trace is trace:
+            return True
+    return False
+
+
+def _marked(p: Any, trace: BatchTrace) -> Any:
+    """The param `p` with each tracer of `trace` in it replaced by `Batched(its batch)`."""
+    if type(p) in (tuple, list):
+        return type(p)(_marked(q, trace) for q in p)
+    return Batched(p.value) if type(p) is BatchTracer and p._trace is trace else p
+
+
+def ndim(v: Any) -> int:
+    """The number of axes of `v` (0 for a Python number)."""
+    return len(getattr(v, "shape", ()))
+
+
+def example_ndim(v: Any, batched: bool) -> int:
+    """The number of axes of one example of `v`."""
+    return ndim(v) - 1 if batched else ndim(v)
+
+
+def every(v: Any, batched: bool, size: int) -> Any:
+    """`v` as a batch: an unbatched `v` repeated for each of `size` examples (a broadcast
+    view)."""
+    if batched:
+        return v
+    return broadcast_to(v, shape=(size,) + tuple(getattr(v, "shape", ())))
+
+
+def shifted(axis: Any, rank: int) -> Any:
+    """The axis (an int, a tuple of them, or None = all of one example's `rank` axes) of an
+    example as an axis of the batch: negative axes count from the end and stay."""
+    if axis is None:
+        return tuple(range(1, rank + 1))
+    if isinstance(axis, (tuple, list)):
+        return tuple(shifted(a, rank) for a in axis)
+    return axis + 1 if axis >= 0 else axis
+
+
+def anywhere(mask: Any) -> bool:
+    """Whether the boolean `mask` is true anywhere, in any example of any batch holding it:
+    for library code that checks a whole stack at once (a fast path exact either way, an
+    error), where one example's truth cannot steer Python."""
+    while isinstance(mask, Tracer):
+        mask = mask.value
+    return bool(mask.any())
+
+
+def everywhere(mask: Any) -> bool:
+    """Whether the boolean `mask` is true everywhere, in every example (see `anywhere`)."""
+    while isinstance(mask, Tracer):
+        mask = mask.value
+    return bool(mask.all())
+
+
+def on_batches(fn: Any, x: Any) -> Any:
+    """`fn(array, lead)` on the raw array under the dp.vmap batches of the raw value `x`
+    (`lead` batch axes in front: 0 outside dp.vmap), each of its results made the same
+    batches: for library code that computes on raw values with NumPy's own functions (a
+    permutation, an index), which cannot see the examples."""
+    traces = []
+    while isinstance(x, Tracer) and x.batched:
+        traces.append(x._trace)
+        x = x.value
+    out = fn(x, len(traces))
+    for trace in reversed(traces):
+        out = tuple(BatchTracer(trace, o) for o in out)
+    return out
 
 
 def install_fallback(rule: Any) -> None:
-    """Set the rule of primitives without their own: `rule(trace, prim, batched, *arrays,
-    **static)` (static parameters may hold the trace's tracers: a batched index array)."""
+    """Set the rule of primitives without their own: `rule(prim, size, batched, *arrays,
+    **static)` (static params may hold `Batched` arrays)."""
     BatchTrace.fallback = rule

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import asarray_like, device_scope, is_array, zeros_like
+from ..core.edge import astype
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Tracer, raw
 from ..errors import StructureError, UnsupportedLeafError
@@ -44,7 +45,7 @@ def leaf_kind(leaf: Any) -> str:
     break such configs passed along with the params for no gain.
     """
     value = raw(leaf)  # a tracer of an outer transform is classified by its value
-    if isinstance(value, Tracer):  # a value dp.jit stages: classified by its data
+    while isinstance(value, Tracer):  # a value dp.jit stages or dp.vmap batches: by its data
         value = value.value
     t = type(value)
     if t is float or t is complex:
@@ -191,8 +192,8 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
     if type(ct) is np.ndarray and type(leaf) is np.ndarray:  # the common case, first
         return ct if ct.flags.writeable else ct.copy()  # broadcast views are read-only
     value = raw(leaf)
-    if isinstance(value, Tracer):  # a leaf dp.jit stages
-        value = value.value
+    if isinstance(value, Tracer) and not value.batched:  # a leaf dp.jit stages (dp.vmap's
+        value = value.value  # stands for one example: its zeros are one example's)
     kind = ("float" if type(value) is float else "complex" if type(value) is complex
             else "scalar" if isinstance(value, np.generic) else "array")
     if ct is None:
@@ -200,7 +201,7 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
             return zeros_like(value)
         return value.dtype.type(0) if kind == "scalar" else 0.0 if kind == "float" else 0j
     if isinstance(ct, Tracer):
-        if not ct.opaque:  # graph extension: the adjoint is itself being traced
+        if not ct.opaque or ct.batched:  # graph extension (or dp.vmap's batch): traced
             return ct
         return fit_to_leaf(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
     if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array
@@ -228,3 +229,7 @@ def _fit(xp: Any, ct: Any, *, kind: str, dtype: str | None) -> Any:
 #: `_fit` as a primitive, for values dp.jit stages (the conversion is then recorded): the
 #: adjoints of leaves, an optimizer's update of a Python float parameter
 fit_to_leaf = NonDifferentiable("fit_adjoint", _fit)
+# dp.vmap: the adjoints of a batch of leaves are one array (of a Python float's: float64)
+fit_to_leaf.defbatch(lambda size, batched, ct, *, kind, dtype: fit_to_leaf(
+    ct if kind == "array" else astype(ct, dtype=np.dtype(dtype or np.float64)), kind="array",
+    dtype=None))  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.edge import astype, broadcast_to
+from ..core.primitive import params_traced
 from ..core.trace import Trace, Tracer, as_scalar
 
 
@@ -63,8 +64,8 @@ class JVPTrace(Trace):
             if isinstance(v, Tracer):
                 nested = True
             vals.append(v)
-        if nested:
-            out = prim(*vals, **params)
+        if nested or (prim.indexed and params_traced(params)):  # (an IndexedPrimitive's
+            out = prim(*vals, **params)  # params may hold a value dp.vmap batches)
         else:
             out = prim.run(vals, params)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)

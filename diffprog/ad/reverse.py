@@ -26,7 +26,7 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import KERNEL_ERRORS
+from ..core.primitive import KERNEL_ERRORS, params_traced
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -83,8 +83,8 @@ class ReverseTrace(Trace):
                 if isinstance(v, Tracer):
                     nested = True
             vals.append(v)
-        if nested:  # re-enter bind one level down, where an outer trace is watching
-            out = prim(*vals, **params)
+        if nested or (prim.indexed and params_traced(params)):  # re-enter bind one level
+            out = prim(*vals, **params)  # down, where an outer trace is watching
         else:  # Primitive.run, inlined (the hot path); dp.debug_nans checks records instead
             try:
                 if host:

@@ -24,10 +24,11 @@ import numpy as np
 
 
 class Var:
-    """One value of the recorded program. `kind` is "float", "int" or "bool" (a Python
-    number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen while
-    recording, and for an array its memory `layout`: "C" or "F" (contiguous) or "A" (any
-    strides), with "r" after it when it was read-only (a compiled kernel is made for these)."""
+    """One value of the recorded program. `kind` is "float", "int", "bool" or "complex" (a
+    Python number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen
+    while recording, and for an array its memory `layout`: "C" or "F" (contiguous) or "A"
+    (any strides), with "r" after it when it was read-only (a compiled kernel is made for
+    these)."""
 
     __slots__ = ("id", "shape", "dtype", "kind", "layout")
 
@@ -35,7 +36,7 @@ class Var:
         self.id = id
         t = type(value)
         self.layout = ""
-        if t is float or t is int or t is bool:
+        if t is float or t is int or t is bool or t is complex:
             self.kind, self.shape, self.dtype = t.__name__, (), np.dtype(t)
         else:
             self.kind = "scalar" if isinstance(value, np.generic) else "array"
@@ -50,7 +51,7 @@ class Var:
         return f"v{self.id}"
 
     def describe(self) -> str:
-        if self.kind in ("float", "int", "bool"):
+        if self.kind in ("float", "int", "bool", "complex"):
             return self.kind
         dims = "x".join(map(str, self.shape)) or "scalar"
         return f"{self.dtype}[{dims}]"

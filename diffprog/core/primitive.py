@@ -45,6 +45,7 @@ class Primitive:
 
     __slots__ = ("name", "impl", "vjps", "jvps", "batch", "multiple_results")
     joint = False  # see JointNode
+    indexed = False  # see IndexedPrimitive
 
     def __init__(self, name: str, impl: Callable[..., Any], *, multiple_results: bool = False):
         self.name = name
@@ -161,9 +162,11 @@ class IndexedPrimitive(Primitive):
     """A primitive whose static params may hold index arrays computed from data (a gather's
     index, a scatter's, a permutation): under dp.jit they are staged values, and the staging
     trace records the call even when no operand is traced (a derivative rule scattering a
-    constant cotangent by a staged index)."""
+    constant cotangent by a staged index); under dp.vmap, batched values (each example's
+    index), which the traces above pass down (`params_traced`)."""
 
     __slots__ = ()
+    indexed = True
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         if params and tracing() and top_trace(args) is None:  # (no scan in a tape sweep)
@@ -171,6 +174,12 @@ class IndexedPrimitive(Primitive):
             if trace is not None:
                 return trace.process(self, args, params)
         return Primitive.__call__(self, *args, **params)
+
+
+def params_traced(params: dict) -> bool:
+    """Whether an IndexedPrimitive's params hold a tracer (an index batched by dp.vmap under
+    a trace that differentiates a shared array: that trace must re-enter `bind` with it)."""
+    return bool(_tracers_in(params.values()))
 
 
 def _tracers_in(values: Any) -> list[Any]:

@@ -268,7 +268,7 @@ class Tracer:
         return format(raw(self), spec)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        instruction = _calling_instruction()
+        instruction = calling_instruction()
         if instruction == "BINARY_SUBSCR":
             raise TracerConversionError(
                 f"a traced array (shape {self.shape}, dtype {self.dtype}) was used as an index "
@@ -420,7 +420,7 @@ def numpy_store_cause(e: BaseException) -> BaseException | None:
     return None
 
 
-def _calling_instruction(depth: int = 2) -> str:
+def calling_instruction(depth: int = 2) -> str:
     """The bytecode instruction of the Python code that made NumPy convert a tracer (the
     frame `depth` levels above this function)."""
     frame = sys._getframe(depth)
@@ -444,7 +444,7 @@ def _percent_formatting() -> bool:
 def _refuse_silent_store(x: Tracer) -> None:
     """`a[i] = x` into a plain NumPy array converts x with float() or int(): refuse, since
     the gradient would be dropped without a word (even once x's trace has closed)."""
-    if _calling_instruction(3) == "STORE_SUBSCR":
+    if calling_instruction(3) == "STORE_SUBSCR":
         raise _store_error(x)
 
 

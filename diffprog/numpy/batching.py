@@ -1,9 +1,9 @@
 """The shapes of dp.vmap's batching rules, derived once, and the loop for the rest.
 
-Owns: the helpers every batching rule uses (`example_ndim`, `aligned`, `every`,
-`shifted`), the rule families (`elementwise`: broadcasting operands with the batch axis
+Owns: `aligned` (unit axes after the batch axis, for broadcasting), the rule families (`elementwise`: broadcasting operands with the batch axis
 kept in front; `along_axes`: an operation on one array whose static params name its axes,
-shifted past the batch axis), the rules of the edge primitives broadcast_to and astype
+shifted past the batch axis; `stacked`: NumPy's linalg, which maps over leading axes),
+the rules of the edge primitives broadcast_to and astype
 (core cannot import the ops they need; sum_to_shape's is in reductions) and `loop`, the rule of a primitive without
 one: it runs the primitive on each example and stacks the results (correct, not fast;
 docs/vmap_coverage.md lists the primitives that use it).
@@ -17,21 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..ad.batching import BatchTracer, install_fallback
+from ..ad.batching import Batched, example_ndim, install_fallback, ndim, shifted
 from ..core.edge import astype, broadcast_to
 from ..core.primitive import Primitive
-from .joins import stack
-from .manipulation import _getitem, _reshape
-
-
-def ndim(v: Any) -> int:
-    """The number of axes of `v` (0 for a Python number)."""
-    return len(getattr(v, "shape", ()))
-
-
-def example_ndim(v: Any, batched: bool) -> int:
-    """The number of axes of one example of `v`."""
-    return ndim(v) - 1 if batched else ndim(v)
 
 
 def aligned(v: Any, rank: int) -> Any:
@@ -39,25 +27,7 @@ def aligned(v: Any, rank: int) -> Any:
     axes: it then broadcasts against unbatched operands of up to `rank` axes."""
     shape = tuple(v.shape)
     missing = rank - (len(shape) - 1)
-    return v if missing <= 0 else _reshape(v, shape=shape[:1] + (1,) * missing + shape[1:])
-
-
-def every(v: Any, batched: bool, size: int) -> Any:
-    """`v` as a batch: an unbatched `v` repeated for each of `size` examples (a broadcast
-    view)."""
-    if batched:
-        return v
-    return broadcast_to(v, shape=(size,) + tuple(getattr(v, "shape", ())))
-
-
-def shifted(axis: Any, rank: int) -> Any:
-    """The axis (an int, a tuple of them, or None = all of one example's `rank` axes) of an
-    example as an axis of the batch: negative axes count from the end and stay."""
-    if axis is None:
-        return tuple(range(1, rank + 1))
-    if isinstance(axis, (tuple, list)):
-        return tuple(shifted(a, rank) for a in axis)
-    return axis + 1 if axis >= 0 else axis
+    return v if missing <= 0 else manipulation._reshape(v, shape=shape[:1] + (1,) * missing + shape[1:])
 
 
 # --- families ------------------------------------------------------------------------------
@@ -93,6 +63,17 @@ def _along_axes_rule(prim: Primitive, names: tuple[str, ...]) -> Callable[..., A
     return rule
 
 
+def stacked(*prims: Primitive) -> None:
+    """Primitives of one array that already map over its leading axes (NumPy's linalg): the
+    batch axis is one more of them."""
+    for prim in prims:
+        prim.defbatch(_stacked_rule(prim))
+
+
+def _stacked_rule(prim: Primitive) -> Callable[..., Any]:
+    return lambda size, batched, x, **params: prim(x, **params)
+
+
 # --- the edge primitives (core/edge.py) ----------------------------------------------------
 def _broadcast_to_rule(size: int, batched: tuple, x: Any, *, shape: tuple) -> Any:
     return broadcast_to(aligned(x, len(shape)), shape=(size,) + tuple(shape))
@@ -103,28 +84,31 @@ elementwise(astype)
 
 
 # --- the loop --------------------------------------------------------------------------------
-def loop(trace: Any, prim: Primitive, batched: tuple, *vals: Any, **params: Any) -> Any:
-    """`prim` on each example in turn (its batched arrays, and the batched values among its
+def loop(prim: Primitive, size: int, batched: tuple, *vals: Any, **params: Any) -> Any:
+    """`prim` on each example in turn (its batched arrays, and the `Batched` arrays among its
     params, indexed by the example), the results stacked."""
-    if trace.size == 0:
+    if size == 0:
         raise ValueError(f"dp.vmap: {prim.name} has no batching rule, and a batch of 0 "
                          "examples gives nothing to stack; use a batch of at least one")  # fmt: skip
     outs = []
-    for i in range(trace.size):
-        args = [_getitem(v, index=(i,)) if b else v for v, b in zip(vals, batched)]
-        outs.append(prim(*args, **{k: _example(p, trace, i) for k, p in params.items()}))
+    for i in range(size):
+        args = [manipulation._getitem(v, index=(i,)) if b else v for v, b in zip(vals, batched)]
+        outs.append(prim(*args, **{k: _example(p, i) for k, p in params.items()}))
     if prim.multiple_results:
-        return tuple(stack(list(parts)) for parts in zip(*outs))
-    return stack(outs)
+        return tuple(joins.stack(list(parts)) for parts in zip(*outs))
+    return joins.stack(outs)
 
 
-def _example(p: Any, trace: Any, i: int) -> Any:
-    """The static param `p` for example i (a tracer of `trace` in it is indexed by i)."""
+def _example(p: Any, i: int) -> Any:
+    """The static param `p` for example i (a `Batched` array in it is indexed by i)."""
     if type(p) in (tuple, list):
-        return type(p)(_example(q, trace, i) for q in p)
-    if type(p) is BatchTracer and p._trace is trace:
-        return _getitem(p.value, index=(i,))
+        return type(p)(_example(q, i) for q in p)
+    if type(p) is Batched:
+        return manipulation._getitem(p.value, index=(i,))
     return p
 
 
 install_fallback(loop)
+
+# Used at call time; imported last, since both declare their rules with the families above.
+from . import joins, manipulation

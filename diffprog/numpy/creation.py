@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import BatchTrace, BatchTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer
 from ..ad.staging import StagingTrace, fresh_copy
 from ..backend import namespace_of, run_kernel
@@ -51,6 +52,8 @@ def _writable(x: Any) -> Any:
         return ReverseTracer(trace, x, -1)
     if isinstance(trace, StagingTrace):  # dp.jit: a fresh copy of x at every replay
         return fresh_copy(x)
+    if isinstance(trace, BatchTrace):  # dp.vmap: one copy per example, each written alone
+        return BatchTracer(trace, broadcast_to(x, (trace.size,) + tuple(x.shape)).copy())
     return trace.lift(x, None)  # type: ignore[attr-defined]  # a JVPTrace
 
 

@@ -142,7 +142,7 @@ def _staged_only(x: Tracer, args: Any) -> bool:
     """Whether `x` is a value dp.jit stages and no differentiating tracer is among `args` (in
     lists too): raw-level code (a derivative rule's masks, index arithmetic) running under
     dp.jit, whose NumPy calls diffprog has no function for are recorded as they are."""
-    return x.opaque and not any(
+    return x.opaque and not x.batched and not any(
         isinstance(leaf, Tracer) and not leaf.opaque for leaf in tree.leaves(args)
     )
 

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import shifted
 from ..backend import namespace_of
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
+from .batching import along_axes
 from .elementwise import where
 from .joins import _split
 from .manipulation import (
@@ -108,6 +110,10 @@ _diagonal.defvjp(lambda g, ans, x, **k: _diag_embed(g, shape=tuple(x.shape), **k
 _diagonal.defjvp(lambda t, ans, x, **k: _diagonal(t, **k))
 _diag_embed.defvjp(lambda g, ans, v, *, shape, **k: _diagonal(g, **k))
 _diag_embed.defjvp(lambda t, ans, v, **k: _diag_embed(t, **k))
+along_axes(_diagonal, names=("axis1", "axis2"))
+_diag_embed.defbatch(lambda size, batched, v, *, offset, axis1, axis2, shape: _diag_embed(
+    v, offset=offset, axis1=shifted(axis1, len(shape)), axis2=shifted(axis2, len(shape)),
+    shape=(size,) + tuple(shape)))  # fmt: skip
 
 
 def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
@@ -187,6 +193,9 @@ def _pad_slice(g: Any, x: Any, width: tuple) -> Any:
 _pad = Primitive("pad", lambda xp, x, *, width, value: xp.pad(x, width, constant_values=value))
 _pad.defvjp(lambda g, ans, x, *, width, value: _pad_slice(g, x, width))
 _pad.defjvp(lambda t, ans, x, *, width, value: _pad(t, width=width, value=0))
+_pad.defbatch(lambda size, batched, x, *, width, value: _pad(  # no padding on the batch axis
+    x, width=((0, 0),) + tuple(width), value=value if np.ndim(value) == 0 else (
+        (0, 0),) + tuple(value)))  # fmt: skip
 _PAD_OPTIONS = {"constant": {"constant_values"}, "edge": set(), "wrap": set(),
                 "reflect": {"reflect_type"}, "symmetric": {"reflect_type"}}  # fmt: skip
 

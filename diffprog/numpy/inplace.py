@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import Batched, BatchTrace, BatchTracer, every, shifted
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
 from ..ad.staging import StagingTrace, StagingTracer
@@ -44,10 +45,11 @@ from ..core.edge import broadcast_to
 from ..core.primitive import (
     KERNEL_ERRORS, JointNode, NonDifferentiable, Primitive, describe_operands,
 )
-from ..core.trace import Tracer, as_scalar, raw, top_trace
+from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
+from .batching import aligned, elementwise
 from .elementwise import where
 from .indexing import _diagonal
-from .manipulation import _getitem, _is_basic, _reshape, _transpose
+from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
 
 #: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes),
 #: NumPy's read-only views ("diagonal", (offset, axis1, axis2)), ("broadcast", shape), and
@@ -57,6 +59,7 @@ READ_ONLY = ("diagonal", "broadcast")
 _copy = Primitive("copy", lambda xp, x: x.copy())
 _copy.defvjp(lambda g, ans, x: g)
 _copy.defjvp(lambda t, ans, x: t)
+elementwise(_copy)
 _PRIMITIVES = {  # kind -> (the primitive that records a read, its parameters from the op's)
     "index": (_getitem, lambda a: {"index": a}), "reshape": (_reshape, lambda a: {"shape": a}),
     "transpose": (_transpose, lambda a: {"axes": a}),
@@ -109,6 +112,8 @@ def _read_one(x: Tracer, op: Op) -> Tracer:
     if type(x) is StagingTracer:  # dp.jit: a view op, recorded as it is (its writes copy)
         prim, params = _PRIMITIVES[op[0]]
         return prim(x, **params(op[1]))
+    if type(x) is BatchTracer:  # dp.vmap: the same view of every example
+        return BatchTracer(trace, read(x.value, (batched_op(op, trace.size),)))
     down = read(x.value, (op,))
     if type(x) is ReverseTracer:  # the rules of these primitives read only x's shape
         prim, params = _PRIMITIVES[op[0]]
@@ -136,6 +141,12 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
     may change it) and the levels below are held alone too; else a new array or tracer (the
     levels below that were shared are copied, the others changed in place).
     """
+    if len(index) == 1 and _batched_mask(index[0]) and not getattr(value, "shape", ()):
+        # dp.vmap: `y[mask] = v` with a mask of each example's own is a select
+        view = read(target, chain)
+        mask = index[0]
+        mask = _reshape(mask, shape=tuple(mask.shape) + (1,) * (len(view.shape) - len(mask.shape)))
+        return write(target, chain, (Ellipsis,), where(mask, value, view), owned)
     trace = top_trace((target, value))
     if trace is None:
         return _write_raw(target, chain, index, value, owned)
@@ -148,6 +159,8 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
         target.value, target.var = new.value, new.var  # the target stands for the result
         return target
     own = isinstance(target, Tracer) and target._trace is trace
+    if isinstance(trace, BatchTrace):
+        return _write_batched(trace, target, own, chain, index, value, owned)
     if type(target if own else value) is ReverseTracer:
         return _write_reverse(trace, target, own, chain, index, value, owned)
     return _write_forward(trace, target, own, chain, index, value, owned)
@@ -155,6 +168,11 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
 
 def _write_reverse(trace: Any, target: Any, own: bool, chain: tuple, index: tuple, value: Any,
                    owned: bool) -> Any:  # fmt: skip
+    if any(isinstance(e, Tracer) and e.batched for e in index):
+        raise NotImplementedError(
+            "the gradient of a write at an index that differs between examples (y[i] = v with "
+            "i batched by dp.vmap) is not supported yet; select instead: "
+            "y = dnp.where(dnp.arange(len(y)) == i, v, y)")
     if type(value) is ReverseTracer and value._trace is trace:
         v_down, v_slot = value.value, value.slot
     else:
@@ -200,6 +218,66 @@ def _write_forward(trace: Any, target: Any, own: bool, chain: tuple, index: tupl
         target.value, target.tangent = new, new_tangent
         return target
     return JVPTracer(trace, new, new_tangent)
+
+
+def _batched_mask(e: Any) -> bool:
+    r = raw(e)
+    return isinstance(r, Tracer) and r.batched and r.dtype == np.bool_
+
+
+def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, index: tuple,
+                   value: Any, owned: bool) -> Any:  # fmt: skip
+    """dp.vmap: every example's write at once, into the batch (a target shared by every
+    example is first copied once per example; a value shared by every example broadcasts)."""
+    size = trace.size
+    if own:
+        sole = owned and _refs(target.value) == _ONE_HOLDER
+        whole = target.value
+    else:  # a constant of the function (dnp.zeros), written with a batched value
+        sole, whole = True, _copy(every(target, False, size))
+    index = tuple(Batched(e.value) if type(e) is BatchTracer and e._trace is trace else e
+                  for e in index)  # fmt: skip
+    selected = _selected_ndim(target, chain, index)
+    plan = _batched_index(size, index, selected[1], whole)
+    if plan is None:
+        raise NotImplementedError("a write at a boolean mask that differs between examples, "
+                                  "under dp.vmap: write dnp.where(mask, value, x) instead")  # fmt: skip
+    new_index, order = plan
+    batched = type(value) is BatchTracer and value._trace is trace
+    if batched or order:  # (a shared value broadcasts from the right: not past the batch axis)
+        value = aligned(value.value if batched else every(value, False, size), selected[0])
+    if order:  # the layout of the batch's selection
+        value = _transpose(value, axes=tuple(int(i) for i in np.argsort(order(selected[0] + 1))))
+    new = write(whole, tuple(batched_op(op, size) for op in chain), new_index, value, sole)
+    if own and owned:
+        target.value = new
+        return target
+    return BatchTracer(trace, new)
+
+
+def _selected_ndim(target: Any, chain: tuple, index: tuple) -> tuple[int, int]:
+    """(the number of axes of `target`'s view through `chain` indexed by `index`, and of the
+    view), in one example."""
+    v = unwrapped(target)
+    for op in chain:
+        v = view_of(v, op)
+    one = tuple(unwrapped(e.value)[0] if type(e) is Batched else unwrapped(e) for e in index)
+    return np.ndim(v[one]), np.ndim(v)
+
+
+def batched_op(op: Op, size: int) -> Op:
+    """The view operation `op` of one example as the same view of every example of a batch
+    of `size`."""
+    kind, arg = op
+    if kind == "index":
+        return kind, (slice(None),) + tuple(arg)
+    if kind in ("reshape", "broadcast"):
+        return kind, (size,) + tuple(arg)
+    if kind == "transpose":
+        return kind, (0,) + tuple(a % len(arg) + 1 for a in arg)
+    if kind == "diagonal":
+        return kind, (arg[0], shifted(arg[1], 0), shifted(arg[2], 0))
+    return op  # a copy
 
 
 def _write_raw(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> Any:

@@ -5,7 +5,7 @@ s = (fp[j+1] - fp[j]) / (xp[j+1] - xp[j]) on the segment xp[j] <= x < xp[j+1] (f
 raw values, a constant), so its values are NumPy's and it is differentiable in x, fp, xp,
 left, right and period. Derivatives in x are one-sided at the sample points: the slope of
 the segment to the right (of the last segment at xp[-1]), 0 outside [xp[0], xp[-1]].
-Computed in float64, as NumPy does.
+Computed in float64 (complex128 for complex fp), as NumPy does.
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -15,20 +15,24 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import anywhere
 from ..backend import namespace_of
 from ..core.trace import Tracer, raw
 from .elementwise import where
 from .indexing import take
 from .joins import as_array, cast, concatenate
-from .manipulation import broadcast_to, getitem
+from .manipulation import broadcast_to, expand_dims, getitem
+from .reductions import count_nonzero
 
 
-def _float64(v: Any) -> Any:
-    if v.dtype.kind == "c":
-        raise TypeError("interp: complex values are not supported yet")
+def _double(v: Any, name: str) -> Any:
+    """`v` in float64, or complex128 for complex sample values `fp` (as NumPy computes)."""
+    if v.dtype.kind == "c" and name != "fp":
+        raise TypeError(f"interp: {name} must be real (dtype {v.dtype}); only fp may be complex")
+    dtype = np.dtype(np.complex128 if v.dtype.kind == "c" else np.float64)
     if isinstance(v, Tracer):
-        return cast(v, np.dtype(np.float64))
-    return v.astype(np.float64)
+        return cast(v, dtype)
+    return v.astype(dtype)
 
 
 def _periodic(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
@@ -65,7 +69,7 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
         raise ValueError("fp and xp are not of the same length.")
     if xp.shape[0] == 0:
         raise ValueError("array of sample points is empty")
-    x, xp, fp = _float64(x), _float64(xp), _float64(fp)
+    x, xp, fp = _double(x, "x"), _double(xp, "xp"), _double(fp, "fp")
     if period is not None:
         x, xp, fp = _periodic(x, xp, fp, period)
         left = right = None
@@ -73,11 +77,11 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
     right = getitem(fp, -1) if right is None else right
     kr = raw(xp)
     mod = namespace_of((kr,))
-    xr, n = mod.asarray(raw(x)), kr.shape[0]
+    xr, n = _raw_array(mod, x), kr.shape[0]
     if n == 1:
         y = broadcast_to(fp, xr.shape) if xr.shape else getitem(fp, 0)
     else:
-        j = mod.searchsorted(kr, xr, side="right") - 1  # xp[j] <= x < xp[j + 1]
+        j = _segment(mod, kr, xr)  # xp[j] <= x < xp[j + 1]
         s, a = mod.clip(j, 0, n - 2), mod.clip(j, 0, n - 1)
         xs, fs, fs1 = take(xp, s), take(fp, s), take(fp, s + 1)
         slope = (fs1 - fs) / (take(xp, s + 1) - xs)
@@ -87,21 +91,35 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
     return where(xr > kr[-1], right, y)
 
 
+def _raw_array(mod: Any, x: Any) -> Any:
+    """raw(x) as an array of `mod` (a value batched by dp.vmap stays one: one example)."""
+    r = raw(x)
+    return r if isinstance(r, Tracer) else mod.asarray(r)
+
+
+def _segment(mod: Any, kr: Any, xr: Any) -> Any:
+    """j with kr[j] <= xr < kr[j + 1] (-1 before the first): NumPy's searchsorted, which
+    cannot see the examples of a batch (under dp.vmap: a count of the sample points <= x)."""
+    if not any(isinstance(v, Tracer) and v.batched for v in (kr, xr)):
+        return mod.searchsorted(kr, xr, side="right") - 1
+    return count_nonzero(expand_dims(xr, -1) >= kr, axis=-1) - 1
+
+
 def _non_finite_cases(y: Any, x: Any, xp: Any, fp: Any, slope: Any, j: Any, a: Any,
                       s: Any) -> Any:  # fmt: skip
     """NumPy's answers where the formula gives NaN from infinite values: fp[j] at a sample
     point; inside a segment the formula from its right end, else fp[j] if both ends agree."""
     kr, fr = raw(xp), raw(fp)
     mod = namespace_of((kr,))
-    xr = mod.asarray(raw(x))
+    xr = _raw_array(mod, x)
     inside = (j >= 0) & ~mod.isnan(xr)
-    if mod is np and not (inside & np.isnan(raw(y))).any():
+    if mod is np and not anywhere(inside & np.isnan(raw(y))):
         return y  # finite values: nothing to mend
-    at_point = inside & (kr[a] == xr)
+    at_point = inside & (take(kr, a) == xr)
     y = where(at_point & mod.isnan(raw(y)), take(fp, a), y)
     nan = inside & ~at_point & mod.isnan(raw(y))
     y = where(nan, slope * (x - take(xp, s + 1)) + take(fp, s + 1), y)
-    return where(nan & mod.isnan(raw(y)) & (fr[s] == fr[s + 1]), take(fp, s), y)
+    return where(nan & mod.isnan(raw(y)) & (take(fr, s) == take(fr, s + 1)), take(fp, s), y)
 
 
 __all__ = ["interp"]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import every
 from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import JointPrimitive, Primitive
@@ -78,6 +79,13 @@ _split.defjvp(lambda t, ans, x, *, axis, bounds: _split(t, axis=axis, bounds=bou
 _unstack = Primitive("unstack", _unstack_impl, multiple_results=True)
 _unstack.defvjp(lambda g, ans, x, *, axis: _stack(*_zeros_for(g, ans), axis=axis))
 _unstack.defjvp(lambda t, ans, x, *, axis: _unstack(t, axis=axis))
+# dp.vmap: every piece made a batch, the axis shifted past the batch axis
+_concatenate.defbatch(lambda size, batched, *arrays, axis: _concatenate(
+    *(every(a, b, size) for a, b in zip(arrays, batched)), axis=axis + 1))
+_stack.defbatch(lambda size, batched, *arrays, axis: _stack(
+    *(every(a, b, size) for a, b in zip(arrays, batched)), axis=axis + 1))
+_split.defbatch(lambda size, batched, x, *, axis, bounds: _split(x, axis=axis + 1, bounds=bounds))
+_unstack.defbatch(lambda size, batched, x, *, axis: _unstack(x, axis=axis + 1))
 
 
 # --- public --------------------------------------------------------------------------------
@@ -179,11 +187,9 @@ def assemble(obj: Any, dtype: Any = None) -> Any:
 
 
 def cast(x: Tracer, dtype: np.dtype) -> Any:
-    """A traced value in `dtype`: differentiable to a floating dtype, a constant otherwise."""
-    if dtype.kind == "c":
-        raise TypeError("cannot make a complex array of traced values: complex numbers are not "
-                        "supported yet")  # fmt: skip
-    if dtype.kind != "f":  # an integer / bool view of a traced value is a constant
+    """A traced value in `dtype`: differentiable to a floating or complex dtype, a constant
+    otherwise."""
+    if dtype.kind not in "fc":  # an integer / bool view of a traced value is a constant
         return np.asarray(raw(x)).astype(dtype) if type(raw(x)) is float else raw(x).astype(dtype)
     return x if x.dtype == dtype else astype(x, dtype=dtype)
 

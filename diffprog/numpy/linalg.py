@@ -34,9 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import anywhere, everywhere, example_ndim
 from ..backend import namespace_of
 from ..core.primitive import Primitive
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, raw, unwrapped
+from .batching import aligned, stacked
+from .complex_parts import conjugate, imag, real
 from .elementwise import abs as _abs
 from .elementwise import where
 from .indexing import take_along_axis
@@ -64,6 +67,23 @@ _mT = matrix_transpose
 
 def _sym(x: Any) -> Any:
     return 0.5 * (x + _mT(x))
+
+
+def _is_complex(x: Any) -> bool:
+    return bool(np.iscomplexobj(unwrapped(x)))
+
+
+def _cj(x: Any) -> Any:
+    """conj(x) for a complex x, else x itself (no operation recorded)."""
+    return conjugate(x) if _is_complex(x) else x
+
+
+def _H(x: Any) -> Any:  # the conjugate transpose (the transpose of a real x)
+    return _cj(_mT(x))
+
+
+def _herm(x: Any) -> Any:  # the Hermitian part (the symmetric part of a real x)
+    return 0.5 * (x + _H(x))
 
 
 def _const(x: Any, make: Any) -> Any:
@@ -126,6 +146,7 @@ def _square(name: str, a: Any, uplo: str = "L") -> None:
 _inv = Primitive("inv", lambda xp, a: xp.linalg.inv(a))
 _inv.defvjp(lambda g, ans, a: -matmul(_mT(ans), matmul(g, _mT(ans))))
 _inv.defjvp(lambda t, ans, a: -matmul(ans, matmul(t, ans)))
+stacked(_inv)  # dp.vmap: NumPy's linalg maps over leading axes
 
 
 def inv(a: Any) -> Any:
@@ -162,6 +183,18 @@ _solve.defvjp(_solve_vjp_a, lambda g, x, a, b, *, vector: _solve(_mT(a), g, vect
 _solve.defjvp(_solve_jvp_a, lambda t, x, a, b, *, vector: _solve(a, t, vector=vector))
 
 
+def _solve_batch(size: int, batched: tuple, a: Any, b: Any, *, vector: bool) -> Any:
+    """dp.vmap: NumPy's solve broadcasts stacks of systems; each example's own stack axes
+    are aligned first (a vector b has one core axis, a matrix two)."""
+    core = 1 if vector else 2
+    stack = max(example_ndim(a, batched[0]) - 2, example_ndim(b, batched[1]) - core)
+    return _solve(aligned(a, stack + 2) if batched[0] else a,
+                  aligned(b, stack + core) if batched[1] else b, vector=vector)  # fmt: skip
+
+
+_solve.defbatch(_solve_batch)
+
+
 def solve(a: Any, b: Any) -> Any:
     """`numpy.linalg.solve` with NumPy 2's batching: b is a vector only when it is 1-D."""
     _square("solve", a)
@@ -196,6 +229,7 @@ def _cofactors_derivative(a: Any, t: Any) -> Any:
 _adjugate_t = Primitive("cofactors", _cofactors_impl)
 _adjugate_t.defvjp(lambda g, ans, a: _cofactors_derivative(a, g))
 _adjugate_t.defjvp(lambda t, ans, a: _cofactors_derivative(a, t))
+stacked(_adjugate_t)
 
 
 def _cofactors(a: Any, d: Any) -> Any:
@@ -203,10 +237,10 @@ def _cofactors(a: Any, d: Any) -> Any:
     d != 0, the SVD's formula where d == 0 (exact there to second order). One look at d
     decides (on a GPU, a wait)."""
     singular = raw(d) == 0
-    if not bool(singular.any()):
+    if not anywhere(singular):
         return expand_dims(d, (-2, -1)) * _mT(inv(a))
     n = a.shape[-1]
-    if bool(singular.all()):
+    if everywhere(singular):
         return _adjugate_t(a)
     # each branch gets a harmless stand-in for the members it does not serve (a zero
     # cotangent times a NaN from a derivative that is not needed would still be NaN)
@@ -219,6 +253,7 @@ def _cofactors(a: Any, d: Any) -> Any:
 _det = Primitive("det", lambda xp, a: xp.linalg.det(a))
 _det.defvjp(lambda g, ans, a: expand_dims(g, (-2, -1)) * _cofactors(a, ans))
 _det.defjvp(lambda t, ans, a: _sum(_cofactors(a, ans) * t, axis=(-2, -1)))
+stacked(_det)
 
 
 def det(a: Any) -> Any:
@@ -231,7 +266,7 @@ def det(a: Any) -> Any:
 def _logdet_inverse(a: Any, ans: Any) -> Any:
     """inv(a), the derivative of logabsdet, or an error where a is singular (it is infinite)."""
     singular = raw(ans[0]) == 0
-    if bool(singular.any()):
+    if anywhere(singular):
         where_ = "" if not singular.shape else f" (batch index {_first(singular)})"
         raise np.linalg.LinAlgError(
             f"slogdet: the derivative of logabsdet at a singular matrix{where_} is infinite "
@@ -242,16 +277,33 @@ def _logdet_inverse(a: Any, ans: Any) -> Any:
 
 
 def _first(mask: Any) -> tuple[int, ...]:
+    while isinstance(mask, Tracer):  # (under dp.vmap, the index in the whole batch)
+        mask = mask.value
     return tuple(int(i[0]) for i in namespace_of((mask,)).nonzero(mask))
 
 
 def _slogdet_vjp(g: Any, ans: Any, a: Any) -> Any:
-    return None if g[1] is None else expand_dims(g[1], (-2, -1)) * _mT(_logdet_inverse(a, ans))
+    """With tau = tr(inv(a) da): d logabsdet = Re tau; d sign = i Im(tau) sign, which is 0
+    for a real a (its sign is piecewise constant): g_l + i Im(g_s sign) times inv(a)^T."""
+    (gs, gl), sign = g, ans[0]
+    weight = gl
+    if gs is not None and _is_complex(sign):
+        spin = 1j * imag(gs * sign)
+        weight = spin if weight is None else weight + spin
+    return None if weight is None else expand_dims(weight, (-2, -1)) * _mT(_logdet_inverse(a, ans))
+
+
+def _slogdet_jvp(t: Any, ans: Any, a: Any) -> tuple[Any, Any]:
+    tau = _trace_of_product(_logdet_inverse(a, ans), t)
+    if not _is_complex(tau):
+        return None, tau
+    return 1j * imag(tau) * ans[0], real(tau)
 
 
 _slogdet = Primitive("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)), multiple_results=True)
-_slogdet.defvjp(_slogdet_vjp)  # the sign is piecewise constant: no gradient
-_slogdet.defjvp(lambda t, ans, a: (None, _trace_of_product(_logdet_inverse(a, ans), t)))
+_slogdet.defvjp(_slogdet_vjp)
+_slogdet.defjvp(_slogdet_jvp)
+stacked(_slogdet)
 
 
 def slogdet(a: Any) -> SlogdetResult:
@@ -268,25 +320,26 @@ def _phi(x: Any) -> Any:  # the lower triangle of x with its diagonal halved
 
 
 def _cholesky_jvp(t: Any, ans: Any, a: Any, *, upper: bool) -> Any:
-    low = _mT(ans) if upper else ans
-    # dL = L phi(L^-1 sym(dA) L^-T)
-    dl = matmul(low, _phi(solve(low, _mT(solve(low, _sym(t))))))
-    return _mT(dl) if upper else dl
+    low = _H(ans) if upper else ans
+    # dL = L phi(L^-1 herm(dA) L^-H)
+    dl = matmul(low, _phi(solve(low, _H(solve(low, _herm(t))))))
+    return _H(dl) if upper else dl
 
 
 def _cholesky_vjp(g: Any, ans: Any, a: Any, *, upper: bool) -> Any:
-    low, gl = (_mT(ans), _mT(g)) if upper else (ans, g)
+    low, gl = (_H(ans), _H(g)) if upper else (ans, g)
     left = solve(_mT(low), _phi(matmul(_mT(low), gl)))  # L^-T phi(L^T gL)
-    return _sym(_mT(solve(_mT(low), _mT(left))))  # sym(L^-T phi(L^T gL) L^-1)
+    return _herm(_mT(solve(_H(low), _mT(left))))  # herm(L^-T phi(L^T gL) conj(L^-1))
 
 
 _cholesky = Primitive(
-    "cholesky",  # U = L^T for real matrices (CuPy's cholesky has no `upper`)
-    lambda xp, a, *, upper: xp.linalg.cholesky(a).swapaxes(-1, -2) if upper
+    "cholesky",  # U = L^H (CuPy's cholesky has no `upper`)
+    lambda xp, a, *, upper: xp.conj(xp.linalg.cholesky(a).swapaxes(-1, -2)) if upper
     else xp.linalg.cholesky(a)
 )  # fmt: skip
 _cholesky.defvjp(_cholesky_vjp)
 _cholesky.defjvp(_cholesky_jvp)
+stacked(_cholesky)
 
 
 def cholesky(a: Any, /, *, upper: bool = False) -> Any:
@@ -297,17 +350,20 @@ def cholesky(a: Any, /, *, upper: bool = False) -> Any:
 
 # --- eigh, eigvalsh ------------------------------------------------------------------------
 def _eigh_vjp(g: Any, ans: Any, a: Any, *, UPLO: str) -> Any:
+    """The transpose of the JVP below: herm(conj(V) (diag(gw) + F * (V^T gV)) V^T)."""
     (gw, gv), (w, v) = g, ans
     inner = None if gw is None else _diag_embed(gw)
     if gv is not None:
         f = _gap_inverse(w) * matmul(_mT(v), gv)
         inner = f if inner is None else inner + f
-    return _sym(matmul(v, matmul(inner, _mT(v))))
+    return _herm(matmul(_cj(v), matmul(inner, _mT(v))))
 
 
 def _eigh_jvp(t: Any, ans: Any, a: Any, *, UPLO: str) -> tuple[Any, Any]:
+    """P = V^H herm(dA) V: dw = diag(P) (real), dV = V (F * P) (JAX's phase convention:
+    V^H dV has a zero diagonal)."""
     w, v = ans
-    vtv = matmul(_mT(v), matmul(_sym(t), v))
+    vtv = matmul(_H(v), matmul(_herm(t), v))
     return _diag(vtv), matmul(v, _gap_inverse(w) * vtv)
 
 
@@ -316,16 +372,19 @@ _eigh = Primitive(
 )
 _eigh.defvjp(_eigh_vjp)
 _eigh.defjvp(_eigh_jvp)
+stacked(_eigh)
 
 
 def _read_triangle(a: Any, uplo: str) -> Any:
-    """The symmetric matrix NumPy reads from `a` with UPLO='L' (its lower triangle mirrored)
-    or 'U': what to differentiate, since the other triangle does not change the value."""
+    """The symmetric (Hermitian) matrix NumPy reads from `a` with UPLO='L' (its lower
+    triangle mirrored, conjugated, the diagonal's imaginary part dropped) or 'U': what to
+    differentiate, since the other triangle does not change the value."""
     if not isinstance(a, Tracer):  # plain arrays: NumPy reads the triangle itself
         return a
     n = a.shape[-1]
     lower = _const(a, lambda xp, dt: xp.tri(n, dtype=bool))  # the diagonal and below
-    return where(lower if uplo == "L" else _mT(lower), a, _mT(a))
+    mirrored = where(lower if uplo == "L" else _mT(lower), a, _H(a))
+    return _herm(mirrored) if _is_complex(a) else mirrored
 
 
 def eigh(a: Any, UPLO: str = "L") -> EighResult:
@@ -336,10 +395,16 @@ def eigh(a: Any, UPLO: str = "L") -> EighResult:
     return EighResult(*_eigh(_read_triangle(a, UPLO), UPLO=UPLO))
 
 
-# The eigenvectors are recomputed in the rules: V diag(g) V^T and diag(V^T dA V).
+# The eigenvectors are recomputed in the rules: conj(V) diag(g) V^T and diag(V^H dA V).
 _eigvalsh = Primitive("eigvalsh", lambda xp, a, *, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO))
-_eigvalsh.defvjp(lambda g, ans, a, *, UPLO: _weighted(_eigh(a, UPLO=UPLO)[1], None, g))
-_eigvalsh.defjvp(lambda t, ans, a, *, UPLO: _proj_diag(_eigh(a, UPLO=UPLO)[1], None, t))
+_eigvalsh.defvjp(lambda g, ans, a, *, UPLO: _weighted(*_conj_pair(_eigh(a, UPLO=UPLO)[1]), g))
+_eigvalsh.defjvp(lambda t, ans, a, *, UPLO: _proj_diag(*_conj_pair(_eigh(a, UPLO=UPLO)[1]), t))
+stacked(_eigvalsh)
+
+
+def _conj_pair(v: Any) -> tuple[Any, Any]:
+    """(conj(V), V^T): U and Vh of `_weighted` / `_proj_diag` for V diag(.) V^H."""
+    return _cj(v), _mT(v)
 
 
 def eigvalsh(a: Any, UPLO: str = "L") -> Any:
@@ -356,48 +421,62 @@ def _svd_impl(xp: Any, a: Any, *, full_matrices: bool, hermitian: bool) -> tuple
 
 
 def _svd_jvp(t: Any, ans: Any, a: Any, **_: Any) -> tuple[Any, Any, Any]:
+    """P = U^H dA V: ds = Re diag(P); dU = U (F * (P S + S P^H) + i Im diag(P) / S) and
+    dV = V (F * (S P + P^H S)), plus the parts outside the spans for non-square a; JAX's
+    phase convention (the plain transposes of a real a)."""
     u, s, vh = ans
     m, n, k = a.shape[-2], a.shape[-1], s.shape[-1]
-    v, f = _mT(vh), _gap_inverse(s * s)  # F_ij = 1 / (s_j^2 - s_i^2)
+    v, f = _H(vh), _gap_inverse(s * s)  # F_ij = 1 / (s_j^2 - s_i^2)
     tv = matmul(t, v)
-    dp = matmul(_mT(u), tv)  # U^T dA V
+    dp = matmul(_H(u), tv)  # U^H dA V
     dps, sdp = dp * expand_dims(s, -2), expand_dims(s, -1) * dp
-    du = matmul(u, f * (dps + _mT(dps)))
-    dv = matmul(v, f * (sdp + _mT(sdp)))
-    if m > k:  # (I - U U^T) dA V S^-1
+    core = f * (dps + _H(dps))
+    if _is_complex(dp):  # the phase of U's columns follows the imaginary diagonal of P
+        core = core + _diag_embed(1j * imag(_diag(dp)) / s)
+    du = matmul(u, core)
+    dv = matmul(v, f * (sdp + _H(sdp)))
+    if m > k:  # (I - U U^H) dA V S^-1
         du = du + (tv - matmul(u, dp)) / expand_dims(s, -2)
-    if n > k:  # (I - V V^T) dA^T U S^-1
-        dv = dv + (matmul(_mT(t), u) - matmul(v, _mT(dp))) / expand_dims(s, -2)
-    return du, _diag(dp), _mT(dv)
+    if n > k:  # (I - V V^H) dA^H U S^-1
+        dv = dv + (matmul(_H(t), u) - matmul(v, _H(dp))) / expand_dims(s, -2)
+    return du, _diag(dp), _H(dv)
 
 
 def _svd_vjp(g: Any, ans: Any, a: Any, **_: Any) -> Any:
+    """The transpose of `_svd_jvp` under Re sum(x * y): conj(U) inner conj(Vh) plus the
+    parts outside the spans."""
     (gu, gs, gvh), (u, s, vh) = g, ans
     m, n, k = a.shape[-2], a.shape[-1], s.shape[-1]
     row, col = expand_dims(s, -2), expand_dims(s, -1)
+    uc, vhc = _cj(u), _cj(vh)
     inner = None if gs is None else _diag_embed(gs)
     out = None
     if gu is not None:
-        j = _gap_inverse(s * s) * matmul(_mT(u), gu)
-        term = (j + _mT(j)) * row
+        utg = matmul(_mT(u), gu)
+        j = _gap_inverse(s * s) * utg
+        term = (j + _H(j)) * row
+        if _is_complex(utg):
+            term = term + _diag_embed(1j * imag(_diag(utg)) / s)
         inner = term if inner is None else inner + term
         if m > k:
-            out = matmul((gu - matmul(u, matmul(_mT(u), gu))) / row, vh)
+            out = matmul((gu - matmul(uc, utg)) / row, vhc)
     if gvh is not None:
-        gv, v = _mT(gvh), _mT(vh)
-        j = _gap_inverse(s * s) * matmul(vh, gv)
-        term = col * (j + _mT(j))
+        gv = _H(gvh)
+        vtg = matmul(vhc, gv)  # V^T gV
+        j = _gap_inverse(s * s) * vtg
+        term = col * (j + _H(j))
         inner = term if inner is None else inner + term
         if n > k:
-            extra = matmul(u, _mT((gv - matmul(v, matmul(vh, gv))) / row))
+            extra = matmul(uc, _H((gv - matmul(_mT(vh), vtg)) / row))
             out = extra if out is None else out + extra
-    core = matmul(u, matmul(inner, vh))
+    core = matmul(uc, matmul(inner, vhc))
     return core if out is None else core + out
 
 
 _svd = Primitive("svd", _svd_impl, multiple_results=True)
 _svd.defvjp(_svd_vjp)
 _svd.defjvp(_svd_jvp)
+stacked(_svd)
 
 
 def _uvh(a: Any) -> tuple[Any, Any]:
@@ -418,13 +497,15 @@ def _hermitian_svd(a: Any, compute_uv: bool) -> Any:
         return s
     u = take_along_axis(v, order[..., None, :], axis=-1)
     sign = xp.take_along_axis(xp.copysign(1.0, r), order, axis=-1).astype(r.dtype)
-    return SVDResult(u, s, _mT(u * expand_dims(sign, -2)))
+    return SVDResult(u, s, _H(u * expand_dims(sign, -2)))
 
 
-# The singular vectors are recomputed in the rules: U diag(g) V^T and diag(U^T dA V).
+# The singular vectors are recomputed in the rules: U diag(g) V^T and diag(U^T dA V) for a
+# real a; conj(U diag(g) Vh) and Re diag(U^H dA V) for a complex one (distinct singular values).
 _svdvals = Primitive("svdvals", lambda xp, a: xp.linalg.svd(a, compute_uv=False))
-_svdvals.defvjp(lambda g, ans, a: _weighted(*_uvh(a), g))
-_svdvals.defjvp(lambda t, ans, a: _proj_diag(*_uvh(a), t))
+_svdvals.defvjp(lambda g, ans, a: _weighted(*map(_cj, _uvh(a)), g))
+_svdvals.defjvp(lambda t, ans, a: _proj_diag(*map(_cj, _uvh(a)), t))
+stacked(_svdvals)
 
 
 def svdvals(x: Any, /) -> Any:
@@ -457,25 +538,27 @@ def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
 
 
 def _pinv_jvp(t: Any, p: Any, a: Any, **_: Any) -> Any:
-    # dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P
-    tt = _mT(t)
-    z = matmul(p, matmul(_mT(p), tt))
-    w = matmul(tt, matmul(_mT(p), p))
+    # dP = -P dA P + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P
+    tt = _H(t)
+    z = matmul(p, matmul(_H(p), tt))
+    w = matmul(tt, matmul(_H(p), p))
     return -matmul(p, matmul(t, p)) + z - matmul(matmul(z, a), p) + w - matmul(p, matmul(a, w))
 
 
 def _pinv_vjp(g: Any, p: Any, a: Any, **_: Any) -> Any:
-    # gA = -P^T g P^T + (I - A P) g^T P P^T + P^T P g^T (I - P A)
-    pt, gt = _mT(p), _mT(g)
-    z = matmul(gt, matmul(p, pt))
-    w = matmul(matmul(pt, p), gt)
-    return -matmul(pt, matmul(g, pt)) + z - matmul(a, matmul(p, z)) + w - matmul(matmul(w, p), a)
+    # the transpose of the JVP: -P^T g P^T + conj(I - A P) g^H conj(P P^H)
+    #                                      + conj(P^H P) g^H conj(I - P A)
+    pt, pc, ac, gh = _mT(p), _cj(p), _cj(a), _H(g)
+    z = matmul(gh, matmul(pc, pt))
+    w = matmul(matmul(pt, pc), gh)
+    return -matmul(pt, matmul(g, pt)) + z - matmul(ac, matmul(pc, z)) + w - matmul(matmul(w, pc), ac)
 
 
 _pinv = Primitive("pinv", lambda xp, a, **options: xp.linalg.pinv(
     a, **{k: v for k, v in options.items() if v is not None}))
 _pinv.defvjp(_pinv_vjp)
 _pinv.defjvp(_pinv_jvp)
+stacked(_pinv)
 
 
 def pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None) -> Any:
@@ -491,23 +574,31 @@ def pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = None
 
 # --- qr ------------------------------------------------------------------------------------
 def _qr_jvp(t: Any, ans: Any, a: Any, *, mode: str) -> tuple[Any, Any]:
+    """C = Q^H dA R^-1 and Omega = the skew-Hermitian part of C's strict lower triangle,
+    plus i Im diag(C) for a complex a (JAX's phase convention): dQ = Q (Omega - C) + dA R^-1,
+    dR = (C - Omega) R."""
     q, r = ans
     b = _mT(solve(_mT(r), _mT(t)))  # dA R^-1
-    c = matmul(_mT(q), b)
+    c = matmul(_H(q), b)
     low = c * _tril(c, c.shape[-1], -1)
-    skew = low - _mT(low)
+    skew = low - _H(low)
+    if _is_complex(c):
+        skew = skew + _diag_embed(1j * imag(_diag(c)))
     return matmul(q, skew - c) + b, matmul(c - skew, r)
 
 
 def _qr_vjp(g: Any, ans: Any, a: Any, *, mode: str) -> Any:
+    """The transpose of `_qr_jvp` under Re sum(x * y)."""
     (gq, gr), (q, r) = g, ans
     n = r.shape[-1]
     nn = None if gr is None else matmul(gr, _mT(r))
     if gq is not None:
         nn = -matmul(_mT(q), gq) if nn is None else nn - matmul(_mT(q), gq)
     strict = _tril(nn, n, -1)
-    gc = nn * (1.0 - strict) + _mT(nn) * strict  # the upper triangle of N mirrored below
-    gb = matmul(q, gc) if gq is None else gq + matmul(q, gc)
+    gc = nn * (1.0 - strict) + _H(nn) * strict  # N's upper triangle, conj(N^T) below it
+    if _is_complex(nn):  # and the real part of its diagonal
+        gc = gc - _diag_embed(1j * imag(_diag(nn)))
+    gb = matmul(_cj(q), gc) if gq is None else gq + matmul(_cj(q), gc)
     return _mT(solve(r, _mT(gb)))  # gB R^-T
 
 
@@ -515,6 +606,7 @@ _qr = Primitive("qr", lambda xp, a, *, mode: tuple(xp.linalg.qr(a, mode=mode)),
                 multiple_results=True)  # fmt: skip
 _qr.defvjp(_qr_vjp)
 _qr.defjvp(_qr_jvp)
+stacked(_qr)
 
 
 def qr(a: Any, mode: str = "reduced") -> Any:

@@ -7,10 +7,8 @@ Owns: the `eig` and `lstsq` primitives and their rules, in diffprog ops (any ord
 - eig: A V = V diag(w) with unit-norm columns, as NumPy normalises them. With K = V^-1 dA V
   and F_ij = 1 / (w_j - w_i): dw = diag(K), dV = V (F o K) minus each column's component
   along itself (which keeps it unit). Distinct eigenvalues are assumed; eigenvectors are
-  defined up to sign, so differentiate sign-invariant functions of them. A traced matrix
-  with complex eigenvalues is refused: complex values are not supported yet, and dropping
-  the imaginary parts would be wrong. (On a constant matrix eig is NumPy's own, complex
-  or not.)
+  defined up to sign (a phase, when complex), so differentiate invariant functions of them.
+  The rules hold for complex eigenvalues and matrices (JAX's convention).
 - lstsq: x = P b with P the pseudo-inverse (singular values below rcond * the largest one
   count as zero, as in NumPy). The derivative is that of the minimum-norm solution at
   constant rank, dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, every product
@@ -27,11 +25,25 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import everywhere
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
+from .batching import stacked
 from .joins import as_array
-from .linalg import _diag, _diag_embed, _gap_inverse, _mT, _square, solve, svdvals
+from .complex_parts import real
+from .linalg import (
+    _H,
+    _cj,
+    _diag,
+    _diag_embed,
+    _gap_inverse,
+    _is_complex,
+    _mT,
+    _square,
+    solve,
+    svdvals,
+)
 from .manipulation import expand_dims, moveaxis, reshape
 from .products import matmul
 from .reductions import max as _max
@@ -48,21 +60,23 @@ def _eig_impl(xp: Any, a: Any) -> tuple[Any, Any]:
         raise NotImplementedError(f"eig: {xp.__name__} has no general eigensolver "
                                   "(numpy.linalg.eig); move the matrix to the CPU")  # fmt: skip
     w, v = xp.linalg.eig(a)
-    if w.dtype.kind == "c" and xp is not np and bool((w.imag == 0).all()):
+    if w.dtype.kind == "c" and xp is not np and everywhere(w.imag == 0):
         w, v = w.real, v.real  # NumPy gives real arrays for a real spectrum; CuPy may not
-    if w.dtype.kind == "c":
-        raise NotImplementedError(
-            f"eig: a traced matrix of shape {tuple(a.shape)} has complex eigenvalues; diffprog "
-            "does not differentiate complex values yet, and keeping only the real parts would "
-            "give wrong derivatives. For a symmetric matrix use eigh; for a constant, "
-            "dp.stop_gradient(a)"
-        )
     return w, v
 
 
 def _unit_columns_tangent(v: Any, dv: Any) -> Any:
-    """dv less each column's component along its unit column of v (v_k . dv_k = 0)."""
-    return dv - v * expand_dims(_sum(v * dv, axis=-2), -2)
+    """dv less each column's component along its unit column of v (Re v_k^H dv_k = 0)."""
+    return dv - v * expand_dims(_real(_sum(_cj(v) * dv, axis=-2)), -2)
+
+
+def _unit_columns_cotangent(v: Any, g: Any) -> Any:
+    """The transpose of `_unit_columns_tangent` under Re sum(x * y)."""
+    return g - _cj(v) * expand_dims(_real(_sum(v * g, axis=-2)), -2)
+
+
+def _real(x: Any) -> Any:
+    return real(x) if _is_complex(x) else x
 
 
 def _eig_jvp(t: Any, ans: Any, a: Any) -> tuple[Any, Any]:
@@ -75,7 +89,7 @@ def _eig_vjp(g: Any, ans: Any, a: Any) -> Any:
     (gw, gv), (w, v) = g, ans
     inner = None if gw is None else _diag_embed(gw)
     if gv is not None:
-        f = _gap_inverse(w) * matmul(_mT(v), _unit_columns_tangent(v, gv))
+        f = _gap_inverse(w) * matmul(_mT(v), _unit_columns_cotangent(v, gv))
         inner = f if inner is None else inner + f
     return solve(_mT(v), matmul(inner, _mT(v)))  # V^-T inner V^T
 
@@ -83,11 +97,13 @@ def _eig_vjp(g: Any, ans: Any, a: Any) -> Any:
 _eig = Primitive("eig", _eig_impl, multiple_results=True)
 _eig.defvjp(_eig_vjp)
 _eig.defjvp(_eig_jvp)
+stacked(_eig)  # dp.vmap: NumPy's eig maps over leading axes
 
 
 def eig(a: Any) -> EigResult:
     """`numpy.linalg.eig`, batched: (eigenvalues, eigenvectors) of square matrices, the
-    vectors in unit-norm columns. Differentiable for a real spectrum of distinct eigenvalues.
+    vectors in unit-norm columns. Differentiable for distinct eigenvalues, real or complex
+    (eigenvectors are defined up to a phase: differentiate phase-invariant functions of them).
 
     >>> import numpy as np
     >>> from diffprog.numpy.linalg import eig
@@ -115,19 +131,22 @@ def _outer(p: Any, q: Any) -> Any:
 
 
 def _lstsq_jvp_a(t: Any, x: Any, a: Any, b: Any, *, rcond: float) -> Any:
-    y = _lstsq(_mT(a), x, rcond=rcond)  # P^T x
-    w = matmul(_mT(t), y)  # dA^T P^T x
+    y = _lstsq(_H(a), x, rcond=rcond)  # P^H x
+    w = matmul(_H(t), y)  # dA^H P^H x
     residual = b - matmul(a, x)
-    z = _lstsq(_mT(a), matmul(_mT(t), residual), rcond=rcond) - matmul(t, x) - matmul(a, w)
-    return _lstsq(a, z, rcond=rcond) + w  # P (-dA x + P^T dA^T r - A w) + w
+    z = _lstsq(_H(a), matmul(_H(t), residual), rcond=rcond) - matmul(t, x) - matmul(a, w)
+    return _lstsq(a, z, rcond=rcond) + w  # P (-dA x + P^H dA^H r - A w) + w
 
 
 def _lstsq_vjp_a(g: Any, x: Any, a: Any, b: Any, *, rcond: float) -> Any:
+    """The transpose of the JVP: -P^T g x^T + conj(r) (P P^H conj(g))^T
+    + conj(P^H x) conj((I - P A)^T g)^T, conj a no-op for real values."""
     u = _lstsq(_mT(a), g, rcond=rcond)  # P^T g
-    y = _lstsq(_mT(a), x, rcond=rcond)  # P^T x
+    y = _lstsq(_H(a), x, rcond=rcond)  # P^H x
     residual = b - matmul(a, x)
-    q = g - matmul(_mT(a), u)  # (I - P A) g
-    return _outer(residual, _lstsq(a, u, rcond=rcond)) + _outer(y, q) - _outer(u, x)
+    q = g - matmul(_mT(a), u)  # (I - P A)^T g
+    return (_outer(_cj(residual), _lstsq(a, _cj(u), rcond=rcond)) + _outer(_cj(y), _cj(q))
+            - _outer(u, x))
 
 
 _lstsq = Primitive("lstsq", lambda xp, a, b, *, rcond: xp.linalg.lstsq(a, b, rcond)[0])
@@ -150,6 +169,11 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, int, Any]:
     """
     a, b = as_array(a), as_array(b)
     ra, rb = raw(a), raw(b)
+    if any(isinstance(r, Tracer) and r.batched for r in (ra, rb)):
+        raise NotImplementedError(
+            "lstsq under dp.vmap: its rank and residuals are Python values of one matrix, not "
+            "of a batch; write the least-squares solution with dnp.linalg.pinv(a) @ b, or "
+            "dnp.linalg.solve(a.T @ a, a.T @ b) for a matrix of full column rank")
     xp = namespace_of((ra, rb))
     m, n = ra.shape[-2:] if len(ra.shape) == 2 else (0, 0)
     rcond = float(np.finfo(np.float64).eps * max(m, n)) if rcond is None else float(raw(rcond))
@@ -159,7 +183,7 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, int, Any]:
     x = _lstsq(a, b, rcond=rcond)
     if int(rank) == n and m > n:
         r = b - matmul(a, x)
-        residuals = _sum(r * r, axis=0)
+        residuals = _sum(_real(r * _cj(r)), axis=0)
         residuals = reshape(residuals, (1,)) if len(rb.shape) == 1 else residuals
     if isinstance(a, Tracer):
         s = svdvals(a)

@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 from numpy.exceptions import AxisError
 
+from ..ad.batching import Batched, every, example_ndim
 from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, axis_tuple
+from .batching import aligned, along_axes, loop
 from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
@@ -185,6 +187,82 @@ index_add.defvjp(lambda g, ans, x, *, index, shape: _getitem(g, index=index))
 index_add.defjvp(lambda t, ans, x, *, index, shape: index_add(t, index=index, shape=shape))
 
 
+# dp.vmap: the batch axis (0) goes in front of every shape and permutation
+_reshape.defbatch(lambda size, batched, x, *, shape: _reshape(x, shape=(size,) + tuple(shape)))
+_transpose.defbatch(lambda size, batched, x, *, axes: _transpose(
+    x, axes=(0,) + tuple(a % (len(x.shape) - 1) + 1 for a in axes)))  # fmt: skip
+
+
+def _getitem_batch(size: int, batched: tuple, x: Any, *, index: tuple) -> Any:
+    plan = _batched_index(size, index, example_ndim(x, batched[0]), x)
+    if plan is None:
+        return loop(_getitem, size, batched, x, index=index)
+    new_index, order = plan
+    out = _getitem(every(x, batched[0], size), index=new_index)
+    return _transpose(out, axes=order(len(out.shape))) if order else out
+
+
+def _index_add_batch(size: int, batched: tuple, g: Any, *, index: tuple, shape: tuple) -> Any:
+    plan = _batched_index(size, index, len(shape), g)
+    if plan is None:
+        return loop(index_add, size, batched, g, index=index, shape=shape)
+    new_index, order = plan
+    g = every(g, batched[0], size)
+    if order:  # the layout the batched gather would have made
+        g = _transpose(g, axes=tuple(int(i) for i in np.argsort(order(len(g.shape)))))
+    return index_add(g, index=new_index, shape=(size,) + tuple(shape))
+
+
+def _batched_index(size: int, index: tuple, ndim: int, ref: Any) -> Any:
+    """How to index a batch (axis 0) as `index` indexes one example of `ndim` axes (on the
+    device of the array `ref`):
+    (the batch's index, order) where order(n) is the permutation that brings the batched
+    result (of n axes) to batch axis first, then one example's result (None: no need), or
+    None where the loop must do it (a batched boolean mask: each example's own count)."""
+    kinds = [_index_kind(e) for e in index]
+    arrays = [k for k in kinds if k in ("array", "bool", "batched")]
+    advanced = [i for i, k in enumerate(kinds) if k in ("array", "bool", "batched")
+                or (k == "int" and arrays)]  # fmt: skip
+    together = advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True
+    if "batched" not in kinds:  # a shared index: keep the batch axis as it is
+        if together:
+            return (slice(None),) + index, None
+        n = max(1 if k == "bool" else len(e.shape) for e, k in zip(index, kinds) if k != "int"
+                and k in ("array", "bool"))  # fmt: skip
+        return (slice(None),) + index, lambda rank: (n,) + tuple(range(n)) + tuple(
+            range(n + 1, rank))  # NumPy put the advanced axes first, then the batch axis
+    if "bool" in kinds or any(k == "batched" and e.value.dtype.kind == "b"
+                              for e, k in zip(index, kinds)):  # fmt: skip
+        return None
+    rank = max(len(e.value.shape) - 1 if k == "batched" else len(getattr(e, "shape", ()))
+               for e, k in zip(index, kinds) if k in ("array", "batched", "int"))  # fmt: skip
+    examples = on_device_of(ref, np.arange(size).reshape((size,) + (1,) * rank))
+    new_index = (examples,) + tuple(
+        aligned(e.value, rank) if k == "batched" else e for e, k in zip(index, kinds))
+    start = advanced[0]
+    if not together or start == 0:  # the advanced axes (the batch's among them) come first
+        return new_index, None
+    before = sum(1 for e in index[:start] if e is None or isinstance(e, slice))
+    if any(e is Ellipsis for e in index[:start]):
+        before += ndim - sum(1 for e in index if e is not None and e is not Ellipsis)
+    return new_index, lambda n: (0,) + tuple(range(rank + 1, rank + 1 + before)) + tuple(
+        range(1, rank + 1)) + tuple(range(rank + 1 + before, n))
+
+
+def _index_kind(e: Any) -> str:
+    if type(e) is Batched:
+        return "batched"
+    if e is None or e is Ellipsis or isinstance(e, slice):
+        return "basic"
+    if isinstance(e, (int, np.integer)):
+        return "int"
+    return "bool" if getattr(e, "dtype", None) == np.bool_ else "array"
+
+
+_getitem.defbatch(_getitem_batch)
+index_add.defbatch(_index_add_batch)
+
+
 def getitem(x: Any, index: Any) -> Any:
     """`x[index]` with NumPy's basic, advanced and boolean indexing; repeated indices
     accumulate their gradients."""
@@ -308,6 +386,7 @@ _flip.defjvp(lambda t, ans, x, *, axis: _flip(t, axis=axis))
 _roll = Primitive("roll", lambda xp, x, *, shift, axis: xp.roll(x, shift, axis))
 _roll.defvjp(lambda g, ans, x, *, shift, axis: _roll(g, shift=tuple(-s for s in shift), axis=axis))
 _roll.defjvp(lambda t, ans, x, *, shift, axis: _roll(t, shift=shift, axis=axis))
+along_axes(_flip, _roll)
 
 
 def flip(m: Any, axis: Any = None) -> Any:

@@ -23,7 +23,9 @@ import numpy
 from ..backend import namespace_of
 from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
+from ..ad.batching import example_ndim
 from ..core.trace import as_scalar, raw, unwrapped
+from .batching import aligned
 from .complex_parts import conjugate
 from .elementwise import multiply, subtract
 from .manipulation import as_array, expand_dims, getitem, moveaxis, reshape, stack, swapaxes, transpose
@@ -61,6 +63,35 @@ def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
 matmul = Primitive("matmul", lambda xp, a, b: xp.matmul(a, b))
 matmul.defvjp(_matmul_vjp_a, _matmul_vjp_b)
 matmul.defjvp(lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t))
+
+
+def _matmul_batch(size: int, batched: tuple, a: Any, b: Any) -> Any:
+    """dp.vmap: a batch times a shared matrix is one product of a tall matrix (one GEMM, not
+    one per example); otherwise vectors become matrices and NumPy broadcasts the batch."""
+    (ba, bb), ra, rb = batched, example_ndim(a, batched[0]), example_ndim(b, batched[1])
+    if ba and not bb and rb == 2:
+        lead = tuple(a.shape[:-1])
+        flat = matmul(reshape(a, (-1, a.shape[-1])), b)
+        return reshape(flat, lead + (b.shape[-1],))
+    if bb and not ba and ra == 2 and rb == 1:  # (m, k) @ (B, k) = (B, k) @ (k, m)
+        return matmul(b, transpose(a))
+    if ra == 1:
+        a = reshape(a, tuple(a.shape[:-1]) + (1, a.shape[-1]))
+    if rb == 1:
+        b = reshape(b, tuple(b.shape) + (1,))
+    rank = max(ra, rb, 2)
+    out = matmul(aligned(a, rank) if ba else a, aligned(b, rank) if bb else b)
+    if ra > 1 and rb > 1:
+        return out
+    shape = list(out.shape)  # drop the unit axes the vectors got
+    if rb == 1:
+        del shape[-1]
+    if ra == 1:
+        del shape[-1 if rb == 1 else -2]
+    return reshape(out, tuple(shape))
+
+
+matmul.defbatch(_matmul_batch)
 
 
 def dot(a: Any, b: Any) -> Any:
@@ -128,6 +159,17 @@ _einsum = Primitive(
 )
 _einsum.defvjp_variadic(_einsum_vjp)
 _einsum.defjvp_variadic(_einsum_jvp)
+
+
+def _einsum_batch(size: int, batched: tuple, *ops: Any, subscripts: str, optimize: Any) -> Any:
+    """dp.vmap: one more index, the batch's, on the batched operands and the output."""
+    inputs, output = subscripts.split("->")
+    label = next(c for c in _LETTERS if c not in subscripts)
+    inputs = ",".join(label + s if b else s for s, b in zip(inputs.split(","), batched))
+    return _einsum(*ops, subscripts=f"{inputs}->{label}{output}", optimize=optimize)
+
+
+_einsum.defbatch(_einsum_batch)
 
 
 def _sublist(labels: Any) -> str:

@@ -27,7 +27,8 @@ from ..core.edge import broadcast_to, sum_to_shape
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, nondifferentiable
-from .batching import along_axes, elementwise, ndim
+from ..ad.batching import anywhere, ndim
+from .batching import along_axes, elementwise
 from .elementwise import abs as _abs
 from .elementwise import isnan, where
 from .joins import as_array, concatenate
@@ -427,7 +428,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
         scale = _sum(w, axis=axes, keepdims=keepdims)
         # NumPy's check; on a GPU it would wait for the device at every call, so there a zero
         # weight sum gives inf or NaN instead.
-        if namespace_of((raw(scale),)) is np and bool((raw(scale) == 0).any()):
+        if namespace_of((raw(scale),)) is np and anywhere(raw(scale) == 0):
             raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
         avg = _sum(a * w, axis=axes, keepdims=keepdims) / scale
     if not returned:

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import Batched, every, on_batches, shifted
 from ..backend import namespace_of
 from ..core.primitive import IndexedPrimitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, kept_shape, nondifferentiable
+from .batching import along_axes
 from .elementwise import isnan, where
 from .joins import as_array
 from .manipulation import getitem, reshape, transpose
@@ -42,6 +44,19 @@ permute.defjvp(
 
 _argsort = nondifferentiable("argsort", lambda xp, x, *, axis, options: xp.argsort(
     x, axis=axis, **dict(options)))  # fmt: skip
+
+
+def _permute_batch(size: int, batched: tuple, x: Any, *, perm: Any, inverse: Any, axis: int) -> Any:
+    """dp.vmap: the permutations of each example (Batched) or one for all, along axis + 1."""
+    def batch(p: Any) -> Any:
+        return p.value if type(p) is Batched else every(p, False, size)
+
+    return permute(every(x, batched[0], size), perm=batch(perm), inverse=batch(inverse),
+                   axis=shifted(axis, len(x.shape)))  # fmt: skip
+
+
+permute.defbatch(_permute_batch)
+along_axes(_argsort)
 
 
 def _options(kind: Any, stable: Any) -> tuple:
@@ -111,17 +126,24 @@ def partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",
     a, axis, kth = _partition_options("partition", a, kth, axis, kind, order)
     r = raw(a)
     xp = namespace_of((r,))
-    out = xp.partition(r, kth, axis=axis)
     if not isinstance(a, Tracer):
-        return out
-    # The permutation taking r to NumPy's arrangement: match both in sorted order.
-    inverse_out = xp.argsort(_stable_argsort(xp, out, axis), axis=axis)
-    perm = xp.take_along_axis(_stable_argsort(xp, r, axis), inverse_out, axis=axis)
-    return permute(a, perm=perm, inverse=xp.argsort(perm, axis=axis), axis=axis)
+        return xp.partition(r, kth, axis=axis)
+
+    def permutations(r: Any, lead: int) -> tuple[Any, Any]:
+        # The permutation taking r to NumPy's arrangement: match both in sorted order.
+        ax = axis + lead
+        out = xp.partition(r, kth, axis=ax)
+        inverse_out = xp.argsort(_stable_argsort(xp, out, ax), axis=ax)
+        perm = xp.take_along_axis(_stable_argsort(xp, r, ax), inverse_out, axis=ax)
+        return perm, xp.argsort(perm, axis=ax)
+
+    perm, inverse = on_batches(permutations, r)
+    return permute(a, perm=perm, inverse=inverse, axis=axis)
 
 
 _argpartition = nondifferentiable("argpartition", lambda xp, x, *, kth, axis: xp.argpartition(
     x, kth, axis=axis))  # fmt: skip
+along_axes(_argpartition)
 
 
 def argpartition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect",

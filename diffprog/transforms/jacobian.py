@@ -1,7 +1,7 @@
 """Whole derivatives as nested pytrees: jacrev, jacfwd, jacobian, hessian, hvp.
 
-Owns: assembling Jacobians from one reverse sweep per output element (`jacrev`) or one
-forward pass per input element (`jacfwd`), nested as JAX nests them: the output's structure
+Owns: assembling Jacobians from reverse sweeps (`jacrev`) or forward passes (`jacfwd`), each
+leaf's one-hot cotangents or tangents run as one batch (dp.vmap), nested as JAX nests them: the output's structure
 outside, the input's structure inside, each leaf of shape out_leaf.shape + in_leaf.shape.
 `hessian` is forward-over-reverse; `hvp` (reverse-over-forward) never forms the Hessian.
 Layer L5: imports L0-L4 and transforms.core.
@@ -22,11 +22,12 @@ from ..ad.boundary import FLOAT, leaf_kind
 from ..core.trace import raw, unwrapped
 from ..errors import UnsupportedLeafError
 from .core import _argnums, as_tuples, grad, jvp, stop_gradient, vjp
+from .vmap import vmap
 
 
 def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
            holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
-    """The Jacobian of `f` by reverse mode: one backward sweep per output element. Complex
+    """The Jacobian of `f` by reverse mode: one batched backward sweep per output leaf. Complex
     outputs need `holomorphic=True` (then inputs and outputs are complex and the entries are
     df_i/dz_j), as in JAX; a real output of complex inputs gives grad's rows.
 
@@ -49,10 +50,13 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
             if not _is_float(o):
                 blocks.append(_none_like(args, nums, argnums))
                 continue
-            rows = []
-            for e in _basis(o):
-                ct = tree.unflatten(out_def, [e if j == k else None for j in range(len(out_leaves))])
-                rows.append(vjp_fn(ct))
+            def at_k(v: Any, k: int = k) -> Any:  # the cotangent tree: v at output leaf k
+                return tree.unflatten(out_def, [v if j == k else None for j in range(len(out_leaves))])
+
+            if _size(o) == 1:  # one sweep: no batch (and a Python float stays one)
+                rows = [vjp_fn(at_k(e)) for e in _basis(o)]
+            else:  # every one-hot cotangent of leaf k in one batched sweep
+                rows = vmap(vjp_fn, in_axes=(at_k(0),))(at_k(_one_hots(o)))
             blocks.append(_assemble(rows, _shape(o), args, nums, argnums, out_first=True))
         return tree.unflatten(out_def, blocks)
 
@@ -61,7 +65,7 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
 
 def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
            holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
-    """The Jacobian of `f` by forward mode: one forward pass per input element. Complex
+    """The Jacobian of `f` by forward mode: one batched forward pass per input leaf. Complex
     inputs need `holomorphic=True` (then the entries are df_i/dz_j), as in JAX.
 
     >>> import numpy as np, diffprog as dp
@@ -77,16 +81,23 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
         g = _partial(f, args, nums)
         flat, in_def = tree.flatten(primals)
         _check_kinds("dp.jacfwd", "input", flat, holomorphic)
-        columns: list[list[Any]] = []  # columns[m] = output tangents for input leaf m
+        columns: list[Any] = []  # columns[m]: output tangents for input leaf m (batched?, them)
         out = None
         for m, leaf in enumerate(flat):
-            columns.append([])
+            columns.append(None)
             if not _is_float(leaf):
                 continue
-            for e in _basis(leaf):
-                tangents = tree.unflatten(in_def, [e if j == m else None for j in range(len(flat))])
-                out, t_out = jvp(g, primals, tangents)
-                columns[m].append(t_out)
+
+            def at_m(v: Any, m: int = m) -> Any:  # the tangent tree: v at input leaf m
+                return tree.unflatten(in_def, [v if j == m else None for j in range(len(flat))])
+
+            if _size(leaf) == 1:  # one pass: no batch (and a Python float stays one)
+                out, t_out = jvp(g, primals, at_m(_basis(leaf)[0]))
+                columns[m] = (False, t_out)
+            else:  # every one-hot tangent of leaf m in one batched pass
+                out, t_out = vmap(lambda t: jvp(g, primals, t), in_axes=(at_m(0),),
+                                  out_axes=(None, 0))(at_m(_one_hots(leaf)))  # fmt: skip
+                columns[m] = (True, t_out)
         if out is None:
             out = g(*primals)
         out_leaves, out_def = tree.flatten(out)
@@ -97,8 +108,9 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
                 if not (_is_float(leaf) and _is_float(o)):
                     per_input.append(None)
                     continue
-                cols = [tree.leaves(t)[k] for t in columns[m]]
-                per_input.append(_stack(cols, _shape(o), _shape(leaf), out_first=False))
+                batched, t_out = columns[m]
+                parts = tree.leaves(t_out)[k] if batched else [tree.leaves(t_out)[k]]
+                per_input.append(_stack(parts, _shape(o), _shape(leaf), out_first=False))
             inner = tree.unflatten(in_def, per_input)
             blocks.append(inner[0] if isinstance(argnums, int) else inner)
         return tree.unflatten(out_def, blocks)
@@ -207,14 +219,28 @@ def _basis(x: Any) -> list[Any]:
     return out
 
 
-def _stack(parts: list[Any], outer: tuple, inner: tuple, out_first: bool) -> Any:
-    """Stack per-element derivatives into one leaf of shape outer + inner.
+def _size(x: Any) -> int:
+    return int(np.prod(_shape(x), dtype=np.int64))
+
+
+def _one_hots(x: Any) -> Any:
+    """The one-hot arrays like `x` (`_basis`), stacked along a new axis 0: (size, *shape)."""
+    r = raw(x)
+    xp = namespace_of((r,))
+    with device_scope((r,)):
+        return xp.eye(r.size, dtype=r.dtype).reshape((r.size,) + tuple(r.shape))
+
+
+def _stack(parts: Any, outer: tuple, inner: tuple, out_first: bool) -> Any:
+    """Stack per-element derivatives (a list, or one array already stacked along axis 0)
+    into one leaf of shape outer + inner.
 
     Written in diffprog ops, so a Jacobian taken inside another transform is traced too.
     """
-    if not outer and not inner:
+    if isinstance(parts, list) and not outer and not inner:
         return parts[0]
-    stacked = dnp.stack([p if hasattr(p, "shape") else np.float64(p) for p in parts])
+    stacked = parts if not isinstance(parts, list) else dnp.stack(
+        [p if hasattr(p, "shape") else np.float64(p) for p in parts])  # fmt: skip
     if out_first:  # one part per output element, each shaped like the input leaf
         return dnp.reshape(stacked, outer + inner)
     n_in, n_out = len(inner), len(outer)  # one part per input element, shaped like the output
@@ -223,19 +249,21 @@ def _stack(parts: list[Any], outer: tuple, inner: tuple, out_first: bool) -> Any
 
 
 def _assemble(
-    rows: list[tuple], outer: tuple, args: Sequence[Any], nums: Sequence[int], argnums: Any,
+    rows: list[tuple] | tuple, outer: tuple, args: Sequence[Any], nums: Sequence[int], argnums: Any,
     out_first: bool,
 ) -> Any:
-    """From per-output-element adjoint tuples to one input-structured block."""
+    """From per-output-element adjoint tuples (or one tuple of batched adjoints) to one
+    input-structured block."""
     per_arg = []
     for pos, i in enumerate(nums):
         leaves, treedef = tree.flatten(args[i])
-        columns = [tree.leaves(r[pos]) for r in rows]
-        block = [
-            None if not _is_float(leaf)
-            else _stack([c[m] for c in columns], outer, _shape(leaf), out_first)
-            for m, leaf in enumerate(leaves)
-        ]  # fmt: skip
+        if isinstance(rows, list):
+            columns = [tree.leaves(r[pos]) for r in rows]
+            parts = [[c[m] for c in columns] for m in range(len(leaves))]
+        else:  # one batched sweep: each leaf already stacked
+            parts = tree.leaves(rows[pos])
+        block = [None if not _is_float(leaf) else _stack(parts[m], outer, _shape(leaf), out_first)
+                 for m, leaf in enumerate(leaves)]  # fmt: skip
         per_arg.append(tree.unflatten(treedef, block))
     return per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
 
