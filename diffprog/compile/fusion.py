@@ -237,10 +237,17 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | Non
     source = kernels.kernel_source(loop)
     kernel = kernels.compile_kernel(source)
     bundles = kernels.bundles(loop)
-    if kernel is None or not _agrees(kernel, members, args, outs, bundles):
+    if kernel is None:
         return None
+    if source not in _agreed:  # one source, one computation: checked once per process
+        if not _agrees(kernel, members, args, outs, bundles):
+            return None
+        _agreed.add(source)
     return Node(Fused(members, guards, kernel, source, bundles), {}, args, outs, members[0].site,
                 all(m.backward for m in members))  # fmt: skip
+
+
+_agreed: set[str] = set()  # sources whose kernels agreed with NumPy
 
 
 def _sum_index(node: Node, loop: tuple) -> tuple:
