@@ -7,7 +7,8 @@ equal to NumPy's within the dtype's tolerance), and `on_gpu`, which turns a tabl
 parametrized per case into one gpu-marked test running every case on CuPy, so a table costs
 one skipped id on a machine without a GPU, not one per case; and `under_jit`, which runs every
 case of a table under dp.jit instead (`check_jit`: values, VJP, JVP and HVP of each function
-jitted, equal to the eager ones on a recording, a replay and moved inputs).
+jitted, equal to the eager ones on a recording, a replay and moved inputs), and one case per
+function again with fused kernels (each kernel costs a numba compile).
 """
 
 from __future__ import annotations
@@ -116,9 +117,26 @@ def _cases(test: Callable[..., Any]) -> list[dict[str, Any]]:
             for combo in itertools.product(*(rows for _, rows in grids))]
 
 
-def _run_every_case(test: Callable[..., Any], backend: Any, where: str) -> None:
-    """`test` on every case with `backend`; the failures reported together, each named."""
+#: the most cases of one table run with fused kernels (each kernel costs a numba compile)
+FUSED_CASES = 8
+
+
+def _sample(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One case per function (`name`) of a table, the k-th function's k-th case (cycling
+    through shapes and dtypes), at most FUSED_CASES of them spread over the table."""
+    by_name: dict[Any, list[dict[str, Any]]] = {}
+    for case in cases:
+        by_name.setdefault(repr(case.get("name")), []).append(case)
+    picked = [group[k % len(group)] for k, group in enumerate(by_name.values())]
+    step = -(-len(picked) // FUSED_CASES)
+    return picked[::step]
+
+
+def _run_every_case(test: Callable[..., Any], backend: Any, where: str, sample: bool = False) -> None:
+    """`test` on every case with `backend` (with `sample`: on `_sample` of them); the
+    failures reported together, each named."""
     failures, cases = [], _cases(test)
+    cases = _sample(cases) if sample else cases
     for kwargs in cases:
         try:
             test(**kwargs, backend=backend)
@@ -153,9 +171,11 @@ def under_jit(test: Callable[..., Any]) -> Callable[..., Any]:
         with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
             warnings.simplefilter("ignore", DeprecationWarning)
             _run_every_case(test, JIT, "under dp.jit")
+            _run_every_case(test, FUSED_JIT, "under dp.jit with fused kernels", sample=True)
 
     run.__name__ = f"{test.__name__}_under_jit"
-    run.__doc__ = f"Every case of {test.__name__} under dp.jit, compared with eager calls."
+    run.__doc__ = (f"Every case of {test.__name__} under dp.jit, compared with eager calls; "
+                   "one case per function with fused kernels.")  # fmt: skip
     return run
 
 
@@ -164,16 +184,16 @@ class JitBackend(Backend):
     each jitted, equal to the eager ones on the recording call, on a replay, and on inputs
     scaled by 1.001 (which may take another path: a guard must catch it)."""
 
-    def __init__(self) -> None:
-        self.name, self.gpu, self.xp = "jit", None, np
+    def __init__(self, fuse: bool = False) -> None:
+        self.name, self.gpu, self.xp, self.fuse = "jit", None, np, fuse
 
     def check_grads(self, f: Callable[..., Any], args: tuple, **kw: Any) -> None:
-        check_jit(f, args)
+        check_jit(f, args, fuse=self.fuse)
 
 
 def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
     """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend); with
-    `fuse`, replayed with fused kernels (each costs a numba compile: used on samples)."""
+    `fuse`, the VJP and HVP replayed with fused kernels (each costs a numba compile)."""
     rng = np.random.default_rng(7)
     like = lambda tree: dp.tree.map(  # noqa: E731  (complex leaves: complex directions)
         lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
@@ -192,6 +212,8 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
     scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
                          np.asarray(a).dtype.kind in "fc" else a, args)  # fmt: skip
     for name, program in programs.items():
+        if fuse and name not in ("vjp", "hvp"):  # the others' nodes are among theirs
+            continue
         jitted = dp.jit(program, fuse=fuse)
         for call in (args, args, scaled):
             want = program(*call)
@@ -233,6 +255,7 @@ def assert_fused_close(got: Any, want: Any) -> None:
 
 NUMPY = Backend("numpy")
 JIT = JitBackend()
+FUSED_JIT = JitBackend(fuse=True)
 
 
 def under_vmap(test: Callable[..., Any]) -> Callable[..., Any]:
@@ -262,19 +285,21 @@ class VmapBackend(Backend):
 
 def check_vmap(f: Callable[..., Any], args: tuple) -> None:
     """f (and its VJP and JVP) under dp.vmap on a batch of 3 examples equal a loop over them.
-    Float arrays and NumPy float scalars are batched; Python numbers, integer arrays and the
+    Float and complex arrays and scalars are batched; Python numbers, integer arrays and the
     rest are shared (with none batched, the batch is three copies: axis_size=3)."""
     rng = np.random.default_rng(11)
-    batched = lambda a: isinstance(a, (np.ndarray, np.floating)) and a.dtype.kind == "f"  # noqa: E731
+    batched = lambda a: (isinstance(a, (np.ndarray, np.inexact))  # noqa: E731
+                         and a.dtype.kind in "fc")
     axes = dp.tree.map(lambda a: 0 if batched(a) else None, args)
     examples = [dp.tree.map(lambda a, s=s: a * s if batched(a) else a, args)
                 for s in (1.0, 0.9, 1.1)]  # fmt: skip
     batch = dp.tree.map(lambda a, *more: np.stack([a, *more]) if batched(a) else a,
                         *examples)  # fmt: skip
     like = lambda tree: dp.tree.map(  # noqa: E731
-        lambda a: rng.normal(size=np.shape(a)).astype(a.dtype) if hasattr(a, "dtype")
-        and np.asarray(a).dtype.kind == "f" else float(rng.normal()) if isinstance(a, float)
-        else None, tree)  # fmt: skip
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a)) if
+                   np.asarray(a).dtype.kind == "c" else 0)).astype(a.dtype)
+        if hasattr(a, "dtype") and np.asarray(a).dtype.kind in "fc"
+        else float(rng.normal()) if isinstance(a, float) else None, tree)  # fmt: skip
     u, t = like(f(*args)), like(args)
     programs = {
         "value": f,
@@ -320,7 +345,7 @@ def _same_batch(got: Any, want: list, wide: bool) -> None:
         stacked = np.stack([np.asarray(w) for w in ws])
         g = np.asarray(g)
         assert g.shape == stacked.shape, (g.shape, stacked.shape)
-        if stacked.dtype.kind == "f":
+        if stacked.dtype.kind in "fc":
             assert g.dtype == stacked.dtype, (g.dtype, stacked.dtype)
             wide = wide and stacked.dtype.itemsize >= 8
             np.testing.assert_allclose(g, stacked, rtol=1e-9 if wide else 1e-5,

@@ -255,16 +255,34 @@ def _sum_index(node: Node, loop: tuple) -> tuple:
 
 
 def sample(a: Any, rng: np.random.Generator) -> Any:
-    """A value like operand `a` (positive, so logs and roots are defined)."""
+    """A value like operand `a`: magnitudes in [0.5, 1.5], either sign (a log or root of
+    a negative one is NaN on both sides)."""
     if type(a) is Const:
         return a.value
+    signs = rng.choice([-1.0, 1.0], size=a.shape)
     if a.kind == "float":
-        return float(rng.uniform(0.5, 1.5))
+        return float(signs * rng.uniform(0.5, 1.5))
     if a.dtype == np.bool_:
         value = rng.random(a.shape) < 0.5
     else:
-        value = rng.uniform(0.5, 1.5, a.shape).astype(a.dtype)
-    return value[()] if a.kind == "scalar" else value
+        value = (signs * rng.uniform(0.5, 1.5, a.shape)).astype(a.dtype)
+    if a.kind == "scalar":
+        return value[()]
+    return _laid_out(value, a.layout)
+
+
+def _laid_out(value: np.ndarray, layout: str) -> np.ndarray:
+    """`value` in memory laid out as `layout` says (Var.layout), so the kernel numba compiles
+    for the sample is the one the replay calls."""
+    if layout.startswith("F"):
+        value = np.asfortranarray(value)
+    elif layout.startswith("A") and value.ndim:
+        wide = np.empty((*value.shape[:-1], 2 * value.shape[-1]), value.dtype)
+        wide[..., ::2] = value
+        value = wide[..., ::2]
+    if layout.endswith("r"):
+        value.flags.writeable = False
+    return value
 
 
 def kernel_args(values: list) -> list:

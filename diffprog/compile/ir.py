@@ -26,18 +26,25 @@ import numpy as np
 class Var:
     """One value of the recorded program. `kind` is "float", "int", "bool" or "complex" (a
     Python number), "scalar" (a NumPy scalar) or "array"; shape and dtype are those seen
-    while recording."""
+    while recording, and for an array its memory `layout`: "C" or "F" (contiguous) or "A"
+    (any strides), with "r" after it when it was read-only (a compiled kernel is made for
+    these)."""
 
-    __slots__ = ("id", "shape", "dtype", "kind")
+    __slots__ = ("id", "shape", "dtype", "kind", "layout")
 
     def __init__(self, id: int, value: Any) -> None:  # noqa: A002
         self.id = id
         t = type(value)
+        self.layout = ""
         if t is float or t is int or t is bool or t is complex:
             self.kind, self.shape, self.dtype = t.__name__, (), np.dtype(t)
         else:
             self.kind = "scalar" if isinstance(value, np.generic) else "array"
             self.shape, self.dtype = tuple(value.shape), value.dtype
+            flags = getattr(value, "flags", None)
+            if self.kind == "array" and flags is not None:
+                self.layout = ("C" if flags.c_contiguous else "F" if flags.f_contiguous else "A") + (
+                    "" if getattr(flags, "writeable", True) else "r")
 
     @property
     def name(self) -> str:

@@ -71,8 +71,10 @@ TRANSCENDENTAL = {
     "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
 }  # fmt: skip
 
-#: comparisons and logical ufuncs: their operands are compared in their common dtype
-_PREDICATES = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal"}
+#: ufuncs with a bool result from operands of another dtype: computed in the operands'
+#: common dtype (comparisons, tests of a float); logical ones compute in bool
+_PREDICATES = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+               "isnan", "isinf", "isfinite", "signbit"}  # fmt: skip
 _LOGICAL = {"logical_and", "logical_or", "logical_not"}
 
 #: dtypes a fused loop computes in
