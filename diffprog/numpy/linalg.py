@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import anywhere, everywhere, example_ndim
+from ..ad.batching import all_examples, anywhere, everywhere, example_ndim
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw, unwrapped
@@ -277,8 +277,7 @@ def _logdet_inverse(a: Any, ans: Any) -> Any:
 
 
 def _first(mask: Any) -> tuple[int, ...]:
-    while isinstance(mask, Tracer):  # (under dp.vmap, the index in the whole batch)
-        mask = mask.value
+    mask = all_examples(mask)  # (under dp.vmap, the index in the whole batch)
     return tuple(int(i[0]) for i in namespace_of((mask,)).nonzero(mask))
 
 
