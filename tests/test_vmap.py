@@ -219,16 +219,29 @@ def test_item_assignment():
         assert_batched_equal(lambda a, f=f: dp.grad(lambda a: dnp.sum(f(a) ** 2))(a), (x,))
         assert_batched_equal(lambda a, f=f: dp.jvp(f, (a,), (dnp.cos(a),))[1], (x,))
 
-    def at_own_index(a, i):
+    def at_own_index(a, i, j):  # each example's own positions: a select
         y = a * 1.0
         y[i, 1] = a[0, 0]
+        y[:, j] = dnp.sin(a[:, 0])
+        z = dnp.zeros((4, 5))
+        z[i] = y[1] * 2.0
+        return z
+
+    i, j = np.array([0, 2, -1]), np.array([1, 4, 0])
+    for f in (at_own_index, lambda a, i, j: dp.grad(lambda a: dnp.sum(at_own_index(a, i, j) ** 2))(a),
+              lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
+        assert_batched_equal(f, (x, i, j))
+
+    def at_own_indices(a, k):  # an index array per example: forward only
+        y = a * 1.0
+        y[k] = 0.0
         return y
 
-    i = np.array([0, 2, 3])
-    assert_batched_equal(at_own_index, (x, i))
-    assert_batched_equal(lambda a, i: dp.jvp(lambda a: at_own_index(a, i), (a,), (a,))[1], (x, i))
+    k = np.array([[0, 1], [2, 2], [3, 0]])
+    assert_batched_equal(at_own_indices, (x, k))
+    assert_batched_equal(lambda a, k: dp.jvp(lambda a: at_own_indices(a, k), (a,), (a,))[1], (x, k))
     with pytest.raises(NotImplementedError, match="dnp.where"):
-        dp.vmap(lambda a, i: dp.grad(lambda a: dnp.sum(at_own_index(a, i)))(a))(x, i)
+        dp.vmap(lambda a, k: dp.grad(lambda a: dnp.sum(at_own_indices(a, k)))(a))(x, k)
 
 
 @pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (5, 1, 3)])
