@@ -285,7 +285,7 @@ class VmapBackend(Backend):
 
 def check_vmap(f: Callable[..., Any], args: tuple) -> None:
     """f (and its VJP and JVP) under dp.vmap on a batch of 3 examples equal a loop over them.
-    Float and complex arrays and NumPy scalars are batched; Python numbers, integer arrays and the
+    Float and complex arrays and scalars are batched; Python numbers, integer arrays and the
     rest are shared (with none batched, the batch is three copies: axis_size=3)."""
     rng = np.random.default_rng(11)
     batched = lambda a: (isinstance(a, (np.ndarray, np.inexact))  # noqa: E731

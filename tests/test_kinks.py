@@ -41,6 +41,15 @@ def test_relu_and_abs_around_zero_in_both_modes():
     assert dp.grad(lambda x: dnp.maximum(x, 0.0))(0.0) == 0.5  # relu spelled as a tie: 1/2
 
 
+def test_complex_abs_and_sign_at_zero_have_derivative_zero():
+    z = np.array([0j, 3 - 4j])
+    np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(dnp.abs(z)))(z), [0, 0.6 + 0.8j], atol=0)
+    np.testing.assert_allclose(dp.jvp(dnp.abs, (z,), (np.ones(2) * (1 + 1j),))[1], [0, -0.2], atol=0)
+    np.testing.assert_array_equal(dp.jvp(dnp.sign, (z,), (np.ones(2) * 1j,))[1][0], 0)
+    assert dp.grad(lambda z: dnp.real(dnp.sign(z)))(0j) == 0
+    assert dp.jvp(dp.grad(dnp.abs), (0j,), (1 + 1j,))[1] == 0  # second order
+
+
 # --- ties: shared equally ----------------------------------------------------------------------
 @pytest.mark.parametrize("fn", [dnp.maximum, dnp.minimum, dnp.fmax, dnp.fmin])
 def test_binary_ties_split_half_and_half(fn):

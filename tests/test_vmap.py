@@ -219,16 +219,29 @@ def test_item_assignment():
         assert_batched_equal(lambda a, f=f: dp.grad(lambda a: dnp.sum(f(a) ** 2))(a), (x,))
         assert_batched_equal(lambda a, f=f: dp.jvp(f, (a,), (dnp.cos(a),))[1], (x,))
 
-    def at_own_index(a, i):
+    def at_own_index(a, i, j):  # each example's own positions: a select
         y = a * 1.0
         y[i, 1] = a[0, 0]
+        y[:, j] = dnp.sin(a[:, 0])
+        z = dnp.zeros((4, 5))
+        z[i] = y[1] * 2.0
+        return z
+
+    i, j = np.array([0, 2, -1]), np.array([1, 4, 0])
+    for f in (at_own_index, lambda a, i, j: dp.grad(lambda a: dnp.sum(at_own_index(a, i, j) ** 2))(a),
+              lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
+        assert_batched_equal(f, (x, i, j))
+
+    def at_own_indices(a, k):  # an index array per example: forward only
+        y = a * 1.0
+        y[k] = 0.0
         return y
 
-    i = np.array([0, 2, 3])
-    assert_batched_equal(at_own_index, (x, i))
-    assert_batched_equal(lambda a, i: dp.jvp(lambda a: at_own_index(a, i), (a,), (a,))[1], (x, i))
+    k = np.array([[0, 1], [2, 2], [3, 0]])
+    assert_batched_equal(at_own_indices, (x, k))
+    assert_batched_equal(lambda a, k: dp.jvp(lambda a: at_own_indices(a, k), (a,), (a,))[1], (x, k))
     with pytest.raises(NotImplementedError, match="dnp.where"):
-        dp.vmap(lambda a, i: dp.grad(lambda a: dnp.sum(at_own_index(a, i)))(a))(x, i)
+        dp.vmap(lambda a, k: dp.grad(lambda a: dnp.sum(at_own_indices(a, k)))(a))(x, k)
 
 
 @pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (5, 1, 3)])
@@ -366,3 +379,73 @@ def test_jacobians_and_hessians_are_one_batched_sweep():
     h = dp.hessian(lambda x: dnp.sum(dnp.sin(x) * x[::-1]))(x)
     rows = [dp.hvp(lambda x: dnp.sum(dnp.sin(x) * x[::-1]), (x,), (e,))[1][0] for e in np.eye(5)]
     np.testing.assert_allclose(h, np.stack(rows), rtol=1e-12, atol=1e-14)
+
+
+# --- dp.nn under vmap ----------------------------------------------------------------------------
+_CONV = dp.nn.conv2d_init(np.random.default_rng(4), 1, 2, 3, dtype=np.float64)
+NN = {
+    "conv2d": lambda x: dp.nn.conv2d(_CONV, x, padding="same"),
+    "max_pool2d": lambda x: dp.nn.max_pool2d(x, 2),
+    "avg_pool2d": lambda x: dp.nn.avg_pool2d(x, 2),
+    "flatten_gelu": lambda x: dp.nn.gelu(dp.nn.flatten(x)),
+    "layer_norm": lambda x: dp.nn.layer_norm({"scale": np.ones(6), "bias": np.zeros(6)}, x),
+    "mse": lambda x: dp.nn.mse(x, x * 0.5),
+    "sigmoid_bce": lambda x: dp.nn.sigmoid_binary_cross_entropy(x, (x > 0) * 1.0),
+}
+
+
+@pytest.mark.parametrize("name", NN)
+def test_nn_layers_and_losses(name):
+    f, x = NN[name], rng.normal(size=(3, 2, 1, 6, 6))
+    assert_batched_equal(f, (x,), rtol=1e-10)
+    assert_batched_equal(lambda x: dp.grad(lambda x: dnp.sum(f(x) ** 2))(x), (x,), rtol=1e-10)
+
+
+def test_nn_classification_with_a_label_per_example():
+    p = dp.nn.mlp_init(rng, [4, 5, 3], dtype=np.float64)
+    xs, labels = rng.normal(size=(6, 4)), rng.integers(0, 3, size=6)
+
+    def loss(p, x, y):
+        return dp.nn.softmax_cross_entropy(dp.nn.mlp(p, x[None]), y[None])
+
+    got = dp.vmap(dp.grad(loss), in_axes=(None, 0, 0))(p, xs, labels)
+    want = looped(dp.grad(loss), (p, xs, labels), (None, 0, 0))
+    for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    assert_batched_equal(lambda i: dp.nn.embedding({"table": xs}, i), (labels[:4].reshape(2, 2),))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):  # every example checked
+        dp.vmap(loss, in_axes=(None, 0, 0))(p, xs, labels + 3)
+
+
+def test_custom_rules_are_kept_when_vmap_is_inside_the_derivative():
+    """grad(vmap(f)) of a custom rule uses the rule (not the derivative of f's body): the
+    function and its rules run over the whole batch; an argument shared by every example
+    gets the sum of their adjoints."""
+
+    @dp.custom_vjp
+    def clip_gradient(x):
+        return x * 1.0
+
+    clip_gradient.defvjp(lambda x: (x * 1.0, None), lambda res, g: (dnp.clip(g, -1.0, 1.0),))
+    xs = rng.normal(size=(3, 2))
+    f = lambda x: dnp.sum(5.0 * clip_gradient(x))  # noqa: E731
+    np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dp.vmap(f)(x)))(xs), np.ones((3, 2)))
+
+    @dp.custom_vjp
+    def scaled_product(a, b):  # a deliberately "wrong" rule: 10x the true VJP
+        return a * b
+
+    scaled_product.defvjp(lambda a, b: (a * b, (a, b)),
+                          lambda res, g: (10.0 * g * res[1], 10.0 * g * res[0]))  # fmt: skip
+    w = rng.normal(size=2)
+    got = dp.grad(lambda w: dnp.sum(dp.vmap(lambda x: scaled_product(x, w))(xs)))(w)
+    np.testing.assert_allclose(got, 10.0 * xs.sum(0), rtol=1e-12)
+
+    @dp.custom_jvp
+    def sin7(x):
+        return dnp.sin(x)
+
+    sin7.defjvp(lambda p, t: (sin7(p[0]), 7.0 * t[0]))
+    np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dp.vmap(sin7)(x)))(xs), np.full((3, 2), 7.0))
+    np.testing.assert_array_equal(dp.jvp(dp.vmap(sin7), (xs,), (np.ones_like(xs),))[1],
+                                  np.full((3, 2), 7.0))  # fmt: skip

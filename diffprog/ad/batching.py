@@ -9,7 +9,7 @@ stacked (`install_fallback`: the loop is written with diffprog.numpy's ops, a la
 Python control flow on a batched value cannot pick one branch for all examples: bool(x),
 int(x), float(x), x.item() and np.asarray(x) raise `BatchedControlFlowError`. Also the
 helpers of the rules that need no ops: `ndim`, `example_ndim`, `every`, `shifted`; and
-`anywhere` / `everywhere`, the checks of a whole stack that library code branches on.
+`all_examples`, `anywhere` and `everywhere`, for library code that checks a whole stack.
 Layer L3: imports L0-L2.
 """
 
@@ -193,20 +193,25 @@ def shifted(axis: Any, rank: int) -> Any:
     return axis + 1 if axis >= 0 else axis
 
 
+def all_examples(x: Any) -> Any:
+    """`x` without its dp.vmap batch layers: the values of every example at once, for
+    library code that checks or reads a whole stack (other tracers stay: under dp.jit the
+    read is still a guard)."""
+    while isinstance(x, Tracer) and x.batched:
+        x = x.value
+    return x
+
+
 def anywhere(mask: Any) -> bool:
     """Whether the boolean `mask` is true anywhere, in any example of any batch holding it:
     for library code that checks a whole stack at once (a fast path exact either way, an
     error), where one example's truth cannot steer Python."""
-    while isinstance(mask, Tracer):
-        mask = mask.value
-    return bool(mask.any())
+    return bool(all_examples(mask).any())
 
 
 def everywhere(mask: Any) -> bool:
     """Whether the boolean `mask` is true everywhere, in every example (see `anywhere`)."""
-    while isinstance(mask, Tracer):
-        mask = mask.value
-    return bool(mask.all())
+    return bool(all_examples(mask).all())
 
 
 def on_batches(fn: Any, x: Any) -> Any:

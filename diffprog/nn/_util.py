@@ -14,6 +14,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 
+from ..ad.batching import all_examples
 from ..backend import namespace_of, to_device
 from ..errors import StructureError
 from ..tree import keystr
@@ -122,7 +123,8 @@ def int_labels(labels: Any, name: str, where: str) -> Any:
 def out_of_range(labels: Any, n: int) -> list:
     """Up to 5 values of the NumPy integer array `labels` outside [0, n). CuPy labels are not
     checked here (reading them would synchronise with the GPU): the callers turn their
-    out-of-range entries into NaN on the device instead."""
+    out-of-range entries into NaN on the device instead. Under dp.vmap, every example's."""
+    labels = all_examples(labels)
     if type(labels).__module__.startswith("cupy") or not labels.size:
         return []
     if labels.min() >= 0 and labels.max() < n:

@@ -18,6 +18,7 @@ import numpy as np
 import diffprog.numpy as dnp
 
 from ..backend import device_scope
+from ..core.trace import Tracer
 from ..errors import StructureError
 from ._util import int_labels, out_of_range, shape_of, xp_of
 
@@ -61,7 +62,8 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     xp = xp_of(logits)
     logp = dnp.log_softmax(logits, axis=-1)
     with device_scope((logits,)):  # the one-hot targets, on the logits' GPU
-        labels = xp.asarray(labels)
+        if not isinstance(labels, Tracer):  # (a batch of dp.vmap's is on the logits' device)
+            labels = xp.asarray(labels)
         onehot = labels[..., None] == xp.arange(k)
         target = xp.where(onehot, 1.0 - label_smoothing + label_smoothing / k, label_smoothing / k)
         if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device

@@ -369,9 +369,10 @@ copysign.defvjp(lambda g, ans, x, y: where(signbit(x) == signbit(y), g, -g),
 copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
                 lambda t, ans, x, y: None)  # fmt: skip
 
-# dp.vmap: every primitive here is elementwise, but nonzero (its result's shape is the data's)
-elementwise(*{id(p): p for p in [*globals().values(), *_COMPLEX_PARTS]
-              if isinstance(p, Primitive) and p is not nonzero}.values())  # fmt: skip
+# dp.vmap: every primitive declared here is elementwise, but nonzero (its result's shape is
+# the data's); so are complex_parts' (batching.py is above that module)
+elementwise(*{id(p): p for p in globals().values() if isinstance(p, Primitive)
+              and p.impl.__module__ == __name__ and p is not nonzero}.values(), *_COMPLEX_PARTS)  # fmt: skip
 
 __all__ = [
     "abs", "absolute", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",

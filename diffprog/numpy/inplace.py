@@ -47,7 +47,7 @@ from ..core.primitive import (
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
-from .elementwise import where
+from .elementwise import equal, where
 from .indexing import _diagonal
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
 
@@ -141,12 +141,11 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
     may change it) and the levels below are held alone too; else a new array or tracer (the
     levels below that were shared are copied, the others changed in place).
     """
-    if len(index) == 1 and _batched_mask(index[0]) and not getattr(value, "shape", ()):
-        # dp.vmap: `y[mask] = v` with a mask of each example's own is a select
+    if any(_batched(e) for e in index):  # dp.vmap: each example's own positions
         view = read(target, chain)
-        mask = index[0]
-        mask = _reshape(mask, shape=tuple(mask.shape) + (1,) * (len(view.shape) - len(mask.shape)))
-        return write(target, chain, (Ellipsis,), where(mask, value, view), owned)
+        selection = _selection(index, view, value)
+        if selection is not None:  # a select, which every trace differentiates
+            return write(target, chain, (Ellipsis,), where(*selection, view), owned)
     trace = top_trace((target, value))
     if trace is None:
         return _write_raw(target, chain, index, value, owned)
@@ -170,9 +169,9 @@ def _write_reverse(trace: Any, target: Any, own: bool, chain: tuple, index: tupl
                    owned: bool) -> Any:  # fmt: skip
     if any(isinstance(e, Tracer) and e.batched for e in index):
         raise NotImplementedError(
-            "the gradient of a write at an index that differs between examples (y[i] = v with "
-            "i batched by dp.vmap) is not supported yet; select instead: "
-            "y = dnp.where(dnp.arange(len(y)) == i, v, y)")
+            "the gradient of a write at index arrays that differ between examples (y[k] = v "
+            "with k an array batched by dp.vmap) is not supported yet; select instead: "
+            "y = dnp.where(mask, v, y), or write one position at a time")
     if type(value) is ReverseTracer and value._trace is trace:
         v_down, v_slot = value.value, value.slot
     else:
@@ -220,9 +219,39 @@ def _write_forward(trace: Any, target: Any, own: bool, chain: tuple, index: tupl
     return JVPTracer(trace, new, new_tangent)
 
 
-def _batched_mask(e: Any) -> bool:
+def _batched(e: Any) -> bool:
     r = raw(e)
-    return isinstance(r, Tracer) and r.batched and r.dtype == np.bool_
+    return isinstance(r, Tracer) and r.batched
+
+
+def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
+    """`view[index] = value`, with index holding each example's own positions (dp.vmap), as
+    `where(mask, value', view)`: (mask, value') for a boolean mask and a scalar value, or for
+    integers (and whole axes `:`) and a value shaped like the selection; else None."""
+    n = len(view.shape)
+    if len(index) == 1 and index[0].dtype == np.bool_:
+        if getattr(value, "shape", ()):
+            return None
+        m = index[0]
+        return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), value
+    if len(index) > n or not all(e == slice(None) if isinstance(e, slice) else
+                                 isinstance(e, (int, np.integer)) or (_batched(e) and not e.shape
+                                 and e.dtype.kind in "iu") for e in index):  # fmt: skip
+        return None
+    mask, ints = None, []
+    for a, e in enumerate(index):
+        if isinstance(e, slice):
+            continue
+        positions = np.arange(view.shape[a]).reshape((1,) * a + (-1,) + (1,) * (n - a - 1))
+        hit = equal(positions, e % view.shape[a])
+        mask, ints = hit if mask is None else mask & hit, ints + [a]
+    shape = tuple(getattr(value, "shape", ()))
+    if len(shape) > n - len(ints):
+        return None
+    full = (1,) * (n - len(ints) - len(shape)) + shape
+    for a in ints:  # the value spread over the axes the integers picked from
+        full = full[:a] + (1,) + full[a:]
+    return mask, value if not shape and not hasattr(value, "shape") else _reshape(value, shape=full)
 
 
 def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, index: tuple,

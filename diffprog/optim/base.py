@@ -122,8 +122,8 @@ def cast_like(x: Any, ref: Any) -> Any:
     (or NumPy scalar) of ``ref``'s dtype on ``ref``'s device. A traced ``x`` (an optimizer
     step being differentiated) stays traced, cast to ``ref``'s dtype: float() would drop its
     gradient."""
-    if isinstance(ref, StagingTracer) and type(ref.value) is float:  # under dp.jit
-        return fit_to_leaf(x, kind="float", dtype=None)
+    if isinstance(ref, StagingTracer) and type(ref.value) in (float, complex):  # under dp.jit
+        return fit_to_leaf(x, kind=type(ref.value).__name__, dtype=None)
     dtype = getattr(ref, "dtype", None)
     if dtype is not None and type(x) is type(ref) and getattr(x, "dtype", None) == dtype:
         return x

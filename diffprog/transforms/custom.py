@@ -17,13 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import tree
+from .. import numpy as dnp
+from ..ad.batching import BatchTracer
 from ..ad.forward import JVPTrace
 from ..ad.reverse import ReverseTrace, is_floating
 from ..backend import zeros_like
 from ..core.primitive import JointNode
-from ..core.trace import Tracer, differentiating_trace, hidden, raw
+from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace
 from ..errors import StructureError
 from .core import vjp
+from .vmap import vmap
 
 
 class _Custom:
@@ -47,6 +50,15 @@ class _Custom:
         diff_idx = [i for i in range(len(args)) if i not in self.nondiff_argnums]
         leaves, treedef = tree.flatten(tuple(args[i] for i in diff_idx))
         return nondiff, diff_idx, leaves, treedef
+
+    def _diff_axes(self, axes: tuple) -> tuple:
+        """The in_axes of the differentiable arguments; refused for a batched nondiff one."""
+        if any(a is not None for i in self.nondiff_argnums for a in tree.leaves(axes[i])):
+            raise NotImplementedError(
+                f"{self.__name__}: an argument in nondiff_argnums differs between the examples "
+                "of dp.vmap inside a differentiating transform; pass it as a differentiable "
+                "argument (with dp.stop_gradient) instead")
+        return tuple(a for i, a in enumerate(axes) if i not in self.nondiff_argnums)
 
     @staticmethod
     def _merge(args: tuple, diff_idx: list[int], diff_args: tuple) -> tuple:
@@ -84,6 +96,9 @@ class custom_vjp(_Custom):
             raise TypeError(f"{self.__name__} has no VJP rule: call .defvjp(fwd, bwd) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
         trace = differentiating_trace(leaves)
+        batched = _through_batch(args, leaves, trace, self._batched)
+        if batched is not None:
+            return batched
         if trace is None:
             return self.fun(*args)
         if isinstance(trace, JVPTrace):
@@ -106,6 +121,23 @@ class custom_vjp(_Custom):
 
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
+
+    def _batched(self, axes: tuple) -> custom_vjp:
+        """This function over a batch (`axes`: each argument's in_axes), its rules too; an
+        argument shared by every example gets the sum of their adjoints."""
+        assert self.fwd is not None and self.bwd is not None
+        fwd, bwd, diff_axes = self.fwd, self.bwd, self._diff_axes(axes)
+        batched = custom_vjp(vmap(self.fun, in_axes=axes), self.nondiff_argnums)
+
+        def bwd_b(*rest: Any) -> tuple:
+            *nondiff, res, g = rest
+            cts = vmap(lambda res, g: bwd(*nondiff, res, g))(res, g)
+            return tuple(None if ct is None else tree.map(
+                lambda c, a: c if c is None or a == 0 else dnp.sum(c, axis=0), ct, ax,
+                is_leaf=lambda x: x is None) for ct, ax in zip(cts, diff_axes))  # fmt: skip
+
+        batched.defvjp(vmap(fwd, in_axes=axes), bwd_b)
+        return batched
 
 
 class custom_jvp(_Custom):
@@ -139,6 +171,9 @@ class custom_jvp(_Custom):
             raise TypeError(f"{self.__name__} has no JVP rule: call .defjvp(rule) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
         trace = differentiating_trace(leaves)
+        batched = _through_batch(args, leaves, trace, self._batched)
+        if batched is not None:
+            return batched
         if trace is None:
             return self.fun(*args)
         if isinstance(trace, JVPTrace):
@@ -164,6 +199,16 @@ class custom_jvp(_Custom):
 
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
+
+    def _batched(self, axes: tuple) -> custom_jvp:
+        """This function over a batch (`axes`: each argument's in_axes), its rule too (the
+        tangent of an argument shared by every example is shared too)."""
+        assert self.rule is not None
+        rule, diff_axes = self.rule, self._diff_axes(axes)
+        batched = custom_jvp(vmap(self.fun, in_axes=axes), self.nondiff_argnums)
+        batched.defjvp(lambda *rest: vmap(lambda p, t: rule(*rest[:-2], p, t),
+                                          in_axes=(diff_axes, diff_axes))(*rest[-2:]))  # fmt: skip
+        return batched
 
     def _apply_rule(self, nondiff: list[Any], primals: Any, tangents: Any) -> tuple[Any, Any]:
         """The user's rule, with its result checked: a pair whose tangent output has the
@@ -216,6 +261,9 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
     def checkpointed(*args: Any) -> Any:
         leaves, treedef = tree.flatten(args)
         trace = differentiating_trace(leaves)
+        batched = _through_batch(args, leaves, trace, lambda axes: checkpoint(vmap(f, in_axes=axes)))
+        if batched is not None:
+            return batched
         if not isinstance(trace, ReverseTrace):
             return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
         saved: dict[str, Any] = {}
@@ -235,6 +283,24 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+def _through_batch(args: tuple, leaves: list[Any], trace: Any,
+                   batched: Callable[[tuple], Any]) -> Any:  # fmt: skip
+    """dp.vmap inside a differentiating transform (`trace`, or one whose tracers its batch
+    hides): the call is made on the whole batch, by `batched(in_axes)` (the function and
+    its rules vmapped), so the transform still sees the custom rule. None when no batch is
+    above the differentiating trace (or, with none found, hides one)."""
+    batch = top_trace(x for x in leaves if isinstance(x, Tracer) and x.batched
+                      and (x._trace.level > trace.level if trace else raw(x) is not x))  # fmt: skip
+    if batch is None:
+        return None
+    own = lambda x: isinstance(x, Tracer) and x.batched and x._trace is batch  # noqa: E731
+    axes = tuple(tree.map(lambda x: 0 if own(x) else None, a) for a in args)
+    values = tree.map(lambda x: x.value if own(x) else x, args)
+    out = batched(axes)(*values)
+    return tree.map(lambda o: BatchTracer(batch, o) if hasattr(o, "shape") else o, out)
+
+
+
 def _zeros(v: Any) -> Any:
     """A constant zero tangent / cotangent like value `v` (None for a non-floating value)."""
     if not is_floating(v):

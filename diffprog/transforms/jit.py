@@ -118,8 +118,8 @@ class Signature:
         self.inputs = []
         for i, leaf in enumerate(self.leaves):
             t = type(leaf)
-            if t is float:
-                parts.append(float)
+            if t is float or t is complex:  # Python numbers a replay takes as inputs
+                parts.append(t)
                 self.inputs.append(i)
             elif t is np.ndarray or is_array(leaf):
                 parts.append((t, leaf.shape, leaf.dtype.str, _device(leaf)))
