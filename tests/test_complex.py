@@ -329,3 +329,16 @@ def test_jit_takes_python_complex_leaves_as_inputs_and_optimizers_keep_their_typ
     assert type(staged[0]["c"]) is complex and staged[0]["c"] == pytest.approx(eager[0]["c"])
     np.testing.assert_allclose(staged[0]["z"], eager[0]["z"], rtol=1e-12)
     assert jitted.stats["recordings"] == 1 and jitted.stats["replays"] == 3
+
+
+def test_det_of_singular_complex_matrices_gives_the_cofactors():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(3, 3)) + 1j * rng.normal(size=(3, 3))
+    a[2] = 0  # rank 2: the cofactors of row 2 are the only non-zero ones
+    cofactors = np.array([[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(a, i, 0), j, 1))
+                           for j in range(3)] for i in range(3)])  # fmt: skip
+    np.testing.assert_allclose(dp.grad(lambda a: dnp.real(dnp.linalg.det(a)))(a), cofactors,
+                               atol=1e-12)  # fmt: skip
+    check_grads(dnp.linalg.det, (a,), order=2)
+    a[1] = 0  # rank 1: every cofactor is 0, the second derivative is not
+    check_grads(dnp.linalg.det, (a,), order=2)

@@ -202,28 +202,37 @@ def solve(a: Any, b: Any) -> Any:
 
 
 def _cofactors_impl(xp: Any, a: Any) -> Any:
-    """adj(a)^T = det(U) det(V) U diag(products of the other singular values) V^T: no
-    division, so exact at singular matrices (rank n - 1; zero at rank <= n - 2)."""
+    """adj(a)^T = det(U) det(Vh) conj(U) diag(products of the other singular values)
+    conj(Vh) (U diag(...) V^T for a real a): no division, so exact at singular matrices
+    (rank n - 1; zero at rank <= n - 2)."""
     u, s, vh = xp.linalg.svd(a)
     others = xp.where(xp.eye(s.shape[-1], dtype=bool), 1, s[..., None, :]).prod(axis=-1)
-    sign = xp.sign(xp.linalg.det(u) * xp.linalg.det(vh))
-    return sign[..., None, None] * ((u * others[..., None, :]) @ vh)
+    phase = _unit(xp, xp.linalg.det(u) * xp.linalg.det(vh))
+    if u.dtype.kind == "c":
+        u, vh = u.conj(), vh.conj()
+    return phase[..., None, None] * ((u * others[..., None, :]) @ vh)
+
+
+def _unit(xp: Any, d: Any) -> Any:
+    """d / |d|: the sign of a real d, the phase of a complex one (|d| is 1 up to rounding)."""
+    return d / xp.abs(d)
 
 
 def _cofactors_derivative(a: Any, t: Any) -> Any:
     """The derivative of adj(a)^T along t (and, the map being self-adjoint, its transpose):
-    sign U L(U^T t V) V^T with L(P) = diag(Q diag(P)) - Q * P^T, Q_ij the product of the
-    singular values other than s_i and s_j (Q_ii = 0). No gap of singular values divides, so
-    it is exact at every matrix, singular or not, repeated singular values included."""
+    c conj(U) L(U^H t V) conj(Vh) with c = det(U) det(Vh) (the sign U L(U^T t V) V^T of a real
+    a), L(P) = diag(Q diag(P)) - Q * P^T, Q_ij the product of the singular values other than
+    s_i and s_j (Q_ii = 0). No gap of singular values divides, so it is exact at every
+    matrix, singular or not, repeated singular values included."""
     u, s, vh = _svd(a, full_matrices=False, hermitian=False)
     xp = namespace_of((raw(u),))
-    sign = xp.sign(xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
+    sign = _unit(xp, xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
     diagonal = _const(s, lambda xp, dt: xp.eye(s.shape[-1], dtype=bool))
     q = where(diagonal, 0.0, product_of_others(where(diagonal, 1.0, expand_dims(s, -2)),
                                                (len(s.shape),)))  # fmt: skip
-    p = matmul(_mT(u), matmul(t, _mT(vh)))
+    p = matmul(_H(u), matmul(t, _H(vh)))
     inner = _diag_embed(_sum(q * expand_dims(_diag(p), -2), axis=-1)) - q * _mT(p)
-    return expand_dims(sign, (-2, -1)) * matmul(u, matmul(inner, vh))
+    return expand_dims(sign, (-2, -1)) * matmul(_cj(u), matmul(inner, _cj(vh)))
 
 
 _adjugate_t = Primitive("cofactors", _cofactors_impl)
