@@ -247,3 +247,17 @@ def test_max_ops_caps_a_kernel(monkeypatch):
 
     graph = check_fused(f, np.ones(3), kernels_at_least=2)
     assert all(len(n.prim.members) <= 8 for n in fused_nodes(graph))
+
+
+def test_small_outputs_come_back_stacked(monkeypatch):
+    """A forward kernel's values saved for the backward pass come back as one stack per
+    shape and dtype (numba boxes each array it returns), split into rows by the replay."""
+    monkeypatch.setattr(fusion, "MAX_OPS", 20)  # forward and backward in separate kernels
+
+    def f(x):
+        for _ in range(4):
+            x = dnp.tanh(dnp.sin(x) * 2.0 + 1.0) * 0.5
+        return dnp.sum(x)
+
+    graph = check_fused(dp.value_and_grad(f), np.linspace(-0.5, 1.0, 16))
+    assert any(len(group) > 1 for n in fused_nodes(graph) for group in n.prim.bundles)

@@ -236,11 +236,18 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | Non
     loop.guards = [(temps[guard.var.id][0], bool(guard.expected)) for guard in guards]
     source = kernels.kernel_source(loop)
     kernel = kernels.compile_kernel(source)
-    if kernel is None or not _agrees(kernel, members, args, outs):
+    bundles = kernels.bundles(loop)
+    if kernel is None:
         return None
-    node = Node(Fused(members, guards, kernel, source), {}, args, outs, members[0].site,
+    if source not in _agreed:  # one source, one computation: checked once per process
+        if not _agrees(kernel, members, args, outs, bundles):
+            return None
+        _agreed.add(source)
+    return Node(Fused(members, guards, kernel, source, bundles), {}, args, outs, members[0].site,
                 all(m.backward for m in members))  # fmt: skip
-    return node
+
+
+_agreed: set[str] = set()  # sources whose kernels agreed with NumPy
 
 
 def _sum_index(node: Node, loop: tuple) -> tuple:
@@ -290,7 +297,17 @@ def kernel_args(values: list) -> list:
     return [v[()] if type(v) is np.ndarray and v.ndim == 0 else v for v in values]
 
 
-def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var]) -> bool:
+def unbundle(results: tuple, bundles: list[list[int]]) -> list:
+    """The kernel's results one per output (a stack split into its rows)."""
+    outs: list[Any] = [None] * sum(map(len, bundles))
+    for group, value in zip(bundles, results):
+        for k, out in enumerate(group):
+            outs[out] = value[k] if len(group) > 1 else value
+    return outs
+
+
+def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
+            bundles: list[list[int]]) -> bool:  # fmt: skip
     """Whether the kernel computes what the members do, on sample data (compiling it)."""
     rng = np.random.default_rng(0)
     values = {(a.id if type(a) is Var else id(a)): sample(a, rng) for a in args}
@@ -300,7 +317,7 @@ def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var]) -> bo
             operands = [values[a.id] if type(a) is Var else a.value for a in m.args]
             values[m.outs[0].id] = m.prim.impl(np, *operands, **m.params)
         try:
-            got = kernel(*kernel_args(inputs))
+            got = unbundle(kernel(*kernel_args(inputs)), bundles)
         except Exception:  # noqa: BLE001 - numba could not compile it: stays unfused
             return False
     for o, value in zip(outs, got):

@@ -133,17 +133,21 @@ class Guard:
 class Fused:
     """The primitive of a node that computes `members` (Nodes) as one compiled `kernel`:
     the node's args are the values the members read from outside, its outs the members'
-    results read outside. `guards` (on a scalar kernel's values) are checked inside it."""
+    results read outside. `guards` (on a scalar kernel's values) are checked inside it. The
+    kernel returns one value per group of `bundles` (positions in outs): the output itself,
+    or for a group of several a stack of them."""
 
-    __slots__ = ("members", "guards", "kernel", "source")
+    __slots__ = ("members", "guards", "kernel", "source", "bundles")
     name = "fused"
     multiple_results = True
 
-    def __init__(self, members: list[Node], guards: list[Guard], kernel: Any, source: str) -> None:
+    def __init__(self, members: list[Node], guards: list[Guard], kernel: Any, source: str,
+                 bundles: list[list[int]]) -> None:  # fmt: skip
         self.members = members
         self.guards = guards
         self.kernel = kernel
         self.source = source
+        self.bundles = bundles
 
 
 class Graph:

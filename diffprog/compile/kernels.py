@@ -173,7 +173,8 @@ def _index(shape: tuple, loop: tuple) -> str:
 
 
 def kernel_source(loop: Loop) -> str:
-    """The Python source of `kernel(*args) -> (outputs..., [failed guard or -1])`."""
+    """The Python source of `kernel(*args) -> (one result per `bundles(loop)` group...,
+    [the failed guard or -1])`."""
     L = loop.shape
     head = ["import numpy as np", "", "", f"def kernel({', '.join(f'a{k}' for k in range(len(loop.inputs)))}):"]
     body: list[str] = []
@@ -194,21 +195,26 @@ def kernel_source(loop: Loop) -> str:
         parts = ["1" if n == 1 else f"n{lead + k}" for k, n in enumerate(shape)]
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
-    results = [""] * loop.outputs
+    groups = bundles(loop)
+    place = {out: (g[0], k, len(g)) for g in groups for k, out in enumerate(g)}
+    result: dict[int, str] = {}  # first output of a group -> what the kernel returns for it
     for out, temp, shape, dtype in loop.stores:
-        if L:
-            body.append(f"o{out} = np.empty({shape_src(shape)}, {_CAST[dtype]})")
-            results[out] = f"o{out}"
-        else:
-            results[out] = temp
+        first, k, n = place[out]
+        if not L:
+            result[out] = temp
+        elif k == 0:
+            stack = f"{n}, " if n > 1 else ""
+            body.append(f"o{out} = np.empty(({stack}{shape_src(shape)[1:]}, {_CAST[dtype]})")
+            result[out] = f"o{out}"
     for out, temp, index, dtype in loop.sums:
         if index:
             extents = ["1" if d is None or L[d] == 1 else f"n{d}" for d in index]
             body.append(f"r{out} = np.zeros(({''.join(e + ', ' for e in extents)}), np.float64)")
-            results[out] = f"r{out}" if dtype == np.float64 else f"r{out}.astype({_CAST[dtype]})"
+            result[out] = f"r{out}" if dtype == np.float64 else f"r{out}.astype({_CAST[dtype]})"
         else:
             body.append(f"r{out} = 0.0")
-            results[out] = f"r{out}" if dtype == np.float64 else f"{_CAST[dtype]}(r{out})"
+            result[out] = f"r{out}" if dtype == np.float64 else f"{_CAST[dtype]}(r{out})"
+    results = [result[g[0]] for g in groups]
     if loop.guards:
         body.append("failed = -1")
     inner: list[str] = []
@@ -216,8 +222,9 @@ def kernel_source(loop: Loop) -> str:
         inner.append(f"x{k} = a{k}[{_index(shape, L)}]" if shape is not None else f"x{k} = a{k}")
     inner += loop.lines
     for out, temp, shape, _ in loop.stores:
+        first, k, n = place[out]
         if L:
-            inner.append(f"o{out}[{_index(shape, L)}] = {temp}")
+            inner.append(f"o{first}[{f'{k}, ' if n > 1 else ''}{_index(shape, L)}] = {temp}")
     for out, temp, index, _ in loop.sums:
         if index:
             idx = ", ".join("0" if d is None else f"i{d}" for d in index)
@@ -238,6 +245,24 @@ def kernel_source(loop: Loop) -> str:
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
     return "\n".join(head + ["    " + line for line in body]) + "\n"
+
+
+#: outputs of at most this many elements are returned stacked, one array per shape and dtype
+#: (numba boxes each array it returns: about 0.4 us each, more than a small loop costs)
+BUNDLE_MAX_SIZE = 4096
+
+
+def bundles(loop: Loop) -> list[list[int]]:
+    """The kernel's results: groups of outputs, in order of their first one. An array loop's
+    small stored outputs of one shape and dtype are one group (returned as a stack of
+    them); every other output is a group of its own."""
+    groups: dict[Any, list[int]] = {}
+    for out, _, shape, dtype in loop.stores:
+        small = loop.shape and math.prod(shape) <= BUNDLE_MAX_SIZE
+        groups.setdefault((shape, dtype) if small else ("alone", out), []).append(out)
+    for out, *_ in loop.sums:
+        groups[("alone", out)] = [out]
+    return sorted(groups.values())
 
 
 # --- compiling and caching ---------------------------------------------------------------
