@@ -74,7 +74,17 @@ def test_primitive_without_rule_loops():
     assert_batched_equal(lambda a: cube(a, k=2), (x,))
     assert_batched_equal(lambda a: dp.grad(lambda b: dnp.sum(cube(b, k=3)))(a), (x,))
     assert_batched_equal(lambda a: dp.jvp(lambda b: cube(b, k=3), (a,), (a,))[1], (x,))
-    assert_batched_equal(lambda a: dnp.linspace(a[0], a[1], 5), (x,))  # (a loop in the library)
+    with pytest.raises(ValueError, match=r"nonzero gives results of shapes \[\(1, 1\), \(1, 2\)\]"):
+        dp.vmap(lambda a: dnp.nonzero(a > 0)[0])(np.array([[1.0, -1.0], [1.0, 1.0]]))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_linspace_between_each_examples_ends(axis):
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=(3, 2, 4))
+    assert_batched_equal(lambda a, b: dnp.linspace(a, b, 5, axis=axis), (a, b))
+    assert_batched_equal(lambda a, b: dnp.linspace(a, b, 5, axis=axis), (a[0], b), (None, 0))
+    assert_batched_equal(dp.grad(lambda a, b: dnp.sum(dnp.linspace(a, b, 5, axis=axis) ** 2),
+                                 argnums=(0, 1)), (a, b))  # fmt: skip
 
 
 def test_pytrees_in_axes_out_axes_and_kwargs():

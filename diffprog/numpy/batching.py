@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..ad.batching import Batched, example_ndim, install_fallback, ndim, shifted
 from ..core.edge import astype, broadcast_to
 from ..core.primitive import Primitive
@@ -94,9 +96,16 @@ def loop(prim: Primitive, size: int, batched: tuple, *vals: Any, **params: Any) 
     for i in range(size):
         args = [manipulation._getitem(v, index=(i,)) if b else v for v, b in zip(vals, batched)]
         outs.append(prim(*args, **{k: _example(p, i) for k, p in params.items()}))
-    if prim.multiple_results:
-        return tuple(joins.stack(list(parts)) for parts in zip(*outs))
-    return joins.stack(outs)
+    columns = list(zip(*outs)) if prim.multiple_results else [outs]
+    for parts in columns:
+        shapes = sorted({np.shape(p) for p in parts})
+        if len(shapes) > 1:
+            raise ValueError(
+                f"dp.vmap: {prim.name} gives results of shapes {shapes} for different examples "
+                "(the shape depends on the data); a batch needs one shape for every example. "
+                "Keep shapes fixed: a mask with dnp.where instead of the selected elements")
+    stacked = tuple(joins.stack(list(parts)) for parts in columns)
+    return stacked if prim.multiple_results else stacked[0]
 
 
 def _example(p: Any, i: int) -> Any:

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import BatchTrace, BatchTracer
+from ..ad.batching import BatchTrace, BatchTracer, example_ndim, shifted
 from ..ad.reverse import ReverseTrace, ReverseTracer
 from ..ad.staging import StagingTrace, fresh_copy
 from ..backend import namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, innermost_trace, raw, unwrapped
+from .batching import aligned
 from .joins import assemble, cast, holds_arrays
 from .manipulation import broadcast_to, expand_dims, reshape
 from .reductions import _sum
@@ -266,6 +267,10 @@ _linspace = Primitive(
 (_start_vjp, _start_jvp), (_stop_vjp, _stop_jvp) = _linspace_rules(False), _linspace_rules(True)
 _linspace.defvjp(_start_vjp, _stop_vjp)
 _linspace.defjvp(_start_jvp, _stop_jvp)
+# dp.vmap: the ends broadcast as in an elementwise operation, the samples' axis after the batch's
+_linspace.defbatch(lambda size, batched, start, stop, *, axis, **rest: _linspace(
+    *(aligned(v, max(example_ndim(v, b) for v, b in zip((start, stop), batched))) if b else v
+      for v, b in zip((start, stop), batched)), axis=shifted(axis, 0), **rest))  # fmt: skip
 
 
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
