@@ -19,6 +19,9 @@ at least 3 operations, or 2 over at least 1024 elements; libm functions (exp, ta
 only loops of at most 64 elements (NumPy's SIMD loops beat numba's scalar calls beyond).
 A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
+A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
+each array it returns); kernels built after it read the stack as it is, and a `row` node
+takes a row out for any other reader.
 Layer L3 (beside ad/): imports compile.ir and compile.kernels.
 """
 

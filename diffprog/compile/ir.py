@@ -133,9 +133,10 @@ class Guard:
 class Fused:
     """The primitive of a node that computes `members` (Nodes) as one compiled `kernel`:
     the node's args are the values the members read from outside, its outs the members'
-    results read outside. `guards` (on a scalar kernel's values) are checked inside it. The
-    kernel returns one value per group of `bundles` (positions in outs): the output itself,
-    or for a group of several a stack of them."""
+    results read outside, one per group of `bundles` (positions in the list of those
+    results): the result itself, or for a group of several small arrays of one shape and
+    dtype a stack of them (another kernel reads it as it is). `guards` (on a scalar kernel's
+    values) are checked inside it."""
 
     __slots__ = ("members", "guards", "kernel", "source", "bundles")
     name = "fused"
