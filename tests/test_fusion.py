@@ -280,3 +280,11 @@ def test_rows_of_a_stack_for_other_readers(monkeypatch):
 
     graph = check_fused(f, np.linspace(0, 1, 16), kernels_at_least=2)
     assert any(n.prim.name == "row" for n in graph.body), graph.text()
+
+
+def test_an_unwritable_cache_folder_compiles_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("DIFFPROG_CACHE_DIR", str(blocker / "kernels"))  # under a file
+    monkeypatch.setattr(kernels, "_compiled", {})
+    check_fused(lambda x: x * 2.0 + x * x - 1.0, np.linspace(0, 1, 5))

@@ -291,13 +291,19 @@ def compile_kernel(source: str) -> Any:
 
     options = {"error_model": "numpy", "nogil": True}
     folder = cache_dir()
+    module = None
+    if folder is not None:
+        try:
+            module = _load(folder, source)
+        except OSError:  # the cache folder cannot be written: compile in memory
+            module = None
     try:
-        if folder is None:
+        if module is None:
             namespace: dict[str, Any] = {}
             exec(compile(source, "<diffprog kernel>", "exec"), namespace)  # noqa: S102
             fn = numba.njit(**options)(namespace["kernel"])
         else:
-            fn = numba.njit(cache=True, **options)(_load(folder, source).kernel)
+            fn = numba.njit(cache=True, **options)(module.kernel)
     except Exception:  # noqa: BLE001 - the group stays unfused
         fn = None
     _compiled[source] = fn
