@@ -63,7 +63,7 @@ def test_holomorphic_grad_is_the_complex_derivative(dtype):
 
 
 def test_jacobians_refuse_complex_values_without_holomorphic():
-    with pytest.raises(dp.UnsupportedLeafError, match="dp.jacfwd got a complex input.*holomorphic=True"):
+    with pytest.raises(dp.UnsupportedLeafError, match="jacfwd got a complex input.*holomorphic="):
         dp.jacfwd(lambda z: dnp.abs(z))(Z[0])
     with pytest.raises(dp.UnsupportedLeafError, match="dp.jacrev got a complex output"):
         dp.jacrev(dnp.exp)(Z[0])

@@ -251,7 +251,8 @@ def test_max_ops_caps_a_kernel(monkeypatch):
 
 def test_small_outputs_come_back_stacked(monkeypatch):
     """A forward kernel's values saved for the backward pass come back as one stack per
-    shape and dtype (numba boxes each array it returns), split into rows by the replay."""
+    shape and dtype (numba boxes each array it returns), which the backward kernels read
+    as it is (no row taken out of it in the replay)."""
     monkeypatch.setattr(fusion, "MAX_OPS", 20)  # forward and backward in separate kernels
 
     def f(x):
@@ -260,4 +261,22 @@ def test_small_outputs_come_back_stacked(monkeypatch):
         return dnp.sum(x)
 
     graph = check_fused(dp.value_and_grad(f), np.linspace(-0.5, 1.0, 16))
-    assert any(len(group) > 1 for n in fused_nodes(graph) for group in n.prim.bundles)
+    nodes = fused_nodes(graph)
+    stacks = {o.id for n in nodes for group, o in zip(n.prim.bundles, n.outs) if len(group) > 1}
+    assert stacks and any(a.id in stacks for n in nodes for a in n.args if type(a).__name__ == "Var")
+    assert not any(n.prim.name == "row" for n in graph.body)
+
+
+def test_rows_of_a_stack_for_other_readers(monkeypatch):
+    """A stacked output that an unfused node (cumsum) or the caller reads is taken out as a
+    row of its own; fused readers take the stack."""
+    monkeypatch.setattr(fusion, "MAX_OPS", 6)
+
+    def f(x):
+        a = x * 2.0 + 1.0
+        b = a * a - x
+        c = b * 3.0 + a
+        return dnp.sum(dnp.cumsum(a) * b + c * c - a * b), b
+
+    graph = check_fused(f, np.linspace(0, 1, 16), kernels_at_least=2)
+    assert any(n.prim.name == "row" for n in graph.body), graph.text()

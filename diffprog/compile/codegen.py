@@ -250,24 +250,15 @@ class _Writer:
         args = [self.ref(a) + ("[()]" if type(a) is Var and a.kind == "array" and not a.shape else "")
                 for a in node.args]  # fmt: skip
         targets = [self.new_slot(o) for o in node.outs]
-        results, unstack = [], []
-        for group in node.prim.bundles:  # a stack of outputs: split into its rows after
-            if len(group) == 1:
-                results.append(targets[group[0]])
-            else:
-                results.append(f"stack{len(unstack)}")
-                unstack.append(f"{''.join(targets[k] + ', ' for k in group)}= {results[-1]}")
         failed = ["failed"] if node.prim.guards else []
-        lines = [f"{''.join(t + ', ' for t in results + failed)}= {kernel}({', '.join(args)})",
-                 *unstack]  # fmt: skip
-        alone = {g[0] for g in node.prim.bundles if len(g) == 1}
-        for k, (o, t) in enumerate(zip(node.outs, targets)):
+        lines = [f"{''.join(t + ', ' for t in targets + failed)}= {kernel}({', '.join(args)})"]
+        for group, o, t in zip(node.prim.bundles, node.outs, targets):
             if o.kind == "scalar":
                 lines.append(f"{t} = {self.constant(o.dtype.type, 'd')}({t})")
             elif not o.shape:
                 lines.append(f"{t} = xp.asarray({t}, dtype={self.constant(o.dtype, 'd')})")
-            elif k in alone:
-                self.owned.add(o.id)  # a fresh array no one else holds (not a stack's row)
+            elif len(group) == 1:  # a fresh array no one else holds (not a stack: its rows
+                self.owned.add(o.id)  # may outlive it)
         if failed:
             lines.append(f"if failed >= 0: raise GuardFailed({guard_index} + failed)")
         return "\n    ".join(lines)

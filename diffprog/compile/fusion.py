@@ -78,11 +78,14 @@ def fuse(graph: Graph) -> Graph:
     while True:
         groups = [g for g in _Partition(graph.body, refused).groups if g.worth_it()]
         nodes, failed = [], []
+        built = _Built(graph)
         for g in groups:
-            node = _build(graph, g, readers)
+            node = _build(graph, g, readers, built)
             (nodes if node is not None else failed).append((g, node))
         if not failed:
-            return _schedule(graph, nodes)
+            place = {i: g for g, _ in nodes for i in (*g.members, *g.guards)}
+            units = [(g, [node, *_row_nodes(node, g, built, readers, place)]) for g, node in nodes]
+            return _schedule(graph, units)
         for g, _ in failed:  # its libm calls first, then (if it had none) all of it
             calls = [i for i in g.members if kernels.scalar_op(graph.body[i]) not in kernels.PLAIN]
             refused.update(calls or g.members)
@@ -193,8 +196,43 @@ class _Partition:
             g.sums.add(out.id)
 
 
-def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | None:
-    """The fused node of group `g`, or None when its kernel cannot be made or is wrong."""
+class _Row:
+    """The primitive of a node taking one row of a fused kernel's stacked outputs (for a
+    reader that is not a fused kernel: those read the stack itself)."""
+
+    name = "row"
+    multiple_results = False
+
+    @staticmethod
+    def impl(xp: Any, stack: Any, *, row: int) -> Any:
+        return stack[row]
+
+
+class _Built:
+    """What building the groups made: the fused nodes, and for the outputs they return
+    stacked, which stack and row each is in."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.rows: dict[int, tuple[Var, int]] = {}  # row var id -> (stack Var, row)
+        self.took: dict[int, set[int]] = {}  # group index -> row var ids it reads as stacks
+        ids = [v.id for v in graph.inputs] + [o.id for n in graph.body if type(n) is Node for o in n.outs]
+        self.next_id = max(ids, default=0) + 1
+
+    def stack_var(self, rows: list[Var]) -> Var:
+        """A Var for the stack of `rows` (same shape and dtype), recorded in `rows`."""
+        stack = Var.__new__(Var)
+        first = rows[0]
+        stack.id, stack.kind, stack.layout = self.next_id, "array", "C"
+        stack.shape, stack.dtype = (len(rows), *first.shape), first.dtype
+        self.next_id += 1
+        for k, v in enumerate(rows):
+            self.rows[v.id] = (stack, k)
+        return stack
+
+
+def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built) -> Node | None:
+    """The fused node of group `g`, or None when its kernel cannot be made or is wrong.
+    Operands another kernel returned stacked are read from the stack."""
     body = graph.body
     members = [body[i] for i in g.members]
     made = {o.id for m in members for o in m.outs}
@@ -202,6 +240,8 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | Non
     outs = [m.outs[0] for m in members
             if any(r not in inside for r in readers.get(m.outs[0].id, ()))]  # fmt: skip
     args: list[Any] = []
+    arg_of: dict[int, int] = {}  # id of an argument -> its position
+    stacked: dict[int, tuple[Var, int]] = {}  # row var id -> (stack, row): read from the stack
     loop = kernels.Loop(g.shape, outputs=len(outs))
     temps: dict[int, tuple[str, np.dtype]] = {}
     for m in members:
@@ -213,10 +253,16 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | Non
                 continue  # a literal
             if type(a) is Const and np.ndim(a.value) == 0:
                 a = Const(np.asarray(a.value)[()])
-            temps[key] = (f"x{len(args)}", kernels.dtype_of(a))
-            ndim_shape = a.shape if type(a) is Var else np.shape(a.value)
-            loop.inputs.append((tuple(ndim_shape) or None, kernels.dtype_of(a)))
-            args.append(a)
+            shape = (a.shape if type(a) is Var else np.shape(a.value)) or None
+            source, row = a, None
+            if type(a) is Var and a.id in built.rows:
+                source, row = built.rows[a.id]
+                stacked[a.id] = (source, row)
+            if id(source) not in arg_of:
+                arg_of[id(source)] = len(args)
+                args.append(source)
+            temps[key] = (f"x{len(loop.inputs)}", kernels.dtype_of(a))
+            loop.inputs.append((shape, kernels.dtype_of(a), arg_of[id(source)], row))
     position = {o.id: k for k, o in enumerate(outs)}
     for k, m in enumerate(members):
         op = kernels.scalar_op(m)
@@ -240,11 +286,34 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]]) -> Node | Non
     if kernel is None:
         return None
     if source not in _agreed:  # one source, one computation: checked once per process
-        if not _agrees(kernel, members, args, outs, bundles):
+        if not _agrees(kernel, members, args, outs, bundles, stacked):
             return None
         _agreed.add(source)
-    return Node(Fused(members, guards, kernel, source, bundles), {}, args, outs, members[0].site,
-                all(m.backward for m in members))  # fmt: skip
+    built.took[g.index] = set(stacked)
+    results = [outs[group[0]] if len(group) == 1 else built.stack_var([outs[k] for k in group])
+               for group in bundles]  # fmt: skip
+    return Node(Fused(members, guards, kernel, source, bundles), {}, args, results,
+                members[0].site, all(m.backward for m in members))  # fmt: skip
+
+
+def _row_nodes(node: Node, g: _Group, built: _Built, readers: dict[int, list[int]],
+               place: dict[int, _Group]) -> list[Node]:  # fmt: skip
+    """Nodes taking the rows of `node`'s stacks that a reader needs as arrays of their own
+    (an unfused node, a guard, an output, a kernel built before this one)."""
+    out = []
+    for group, result in zip(node.prim.bundles, node.outs):
+        if len(group) == 1:
+            continue
+        for v in node.prim.members:
+            v = v.outs[0]
+            if built.rows.get(v.id, (None,))[0] is not result:
+                continue
+            needed = any(r == -1 or r not in place or v.id not in built.took.get(place[r].index, ())
+                         for r in readers.get(v.id, ()) if place.get(r) is not g)  # fmt: skip
+            if needed:
+                row = built.rows[v.id][1]
+                out.append(Node(_Row, {"row": row}, [result], [v], node.site, node.backward))
+    return out
 
 
 _agreed: set[str] = set()  # sources whose kernels agreed with NumPy
@@ -307,11 +376,13 @@ def unbundle(results: tuple, bundles: list[list[int]]) -> list:
 
 
 def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
-            bundles: list[list[int]]) -> bool:  # fmt: skip
+            bundles: list[list[int]], stacked: dict[int, tuple[Var, int]]) -> bool:  # fmt: skip
     """Whether the kernel computes what the members do, on sample data (compiling it)."""
     rng = np.random.default_rng(0)
     values = {(a.id if type(a) is Var else id(a)): sample(a, rng) for a in args}
     inputs = [values[a.id if type(a) is Var else id(a)] for a in args]
+    for row_id, (stack, row) in stacked.items():
+        values[row_id] = values[stack.id][row]
     with np.errstate(all="ignore"):
         for m in members:
             operands = [values[a.id] if type(a) is Var else a.value for a in m.args]
@@ -337,21 +408,21 @@ def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
     return True
 
 
-def _schedule(graph: Graph, fused: list[tuple[_Group, Node]]) -> Graph:
-    """The body with each group replaced by its node, in a topological order that takes
-    the earliest recorded item first."""
+def _schedule(graph: Graph, fused: list[tuple[_Group, list[Node]]]) -> Graph:
+    """The body with each group replaced by its nodes (the fused node, then the rows taken
+    from its stacks), in a topological order that takes the earliest recorded item first."""
     body = graph.body
     unit_of: dict[int, int] = {}  # body position -> unit (its first position)
-    items: dict[int, Any] = {}
-    for g, node in fused:
+    items: dict[int, list] = {}
+    for g, nodes in fused:
         first = min(g.members)
         for i in (*g.members, *g.guards):
             unit_of[i] = first
-        items[first] = node
+        items[first] = nodes
     for i, item in enumerate(body):
         if i not in unit_of:
             unit_of[i] = i
-            items[i] = item
+            items[i] = [item]
     maker: dict[int, int] = {}  # var id -> unit
     for i, item in enumerate(body):
         if type(item) is Node:
@@ -373,11 +444,11 @@ def _schedule(graph: Graph, fused: list[tuple[_Group, Node]]) -> Graph:
     order = []
     while ready:
         u = heapq.heappop(ready)
-        order.append(items[u])
+        order.extend(items[u])
         for w in wakes[u]:
             waits[w].discard(u)
             if not waits[w]:
                 heapq.heappush(ready, w)
-    if len(order) != len(items):
+    if len(order) != sum(map(len, items.values())):
         raise AssertionError("fusion made a cycle")  # the partition rules out
     return Graph(list(graph.inputs), order, list(graph.outputs))

@@ -149,8 +149,9 @@ def cast(expr: str, have: np.dtype, want: np.dtype) -> str:
 class Loop:
     """What a kernel computes, in the terms its source needs.
 
-    `shape`: the loop's extents; `inputs`: (ndim-1 shape or None for a scalar, dtype) per
-    argument; `lines`: per-element statements over `x<k>` (the loaded arguments) defining
+    `shape`: the loop's extents; `inputs`: per loaded value `x<k>`, (its shape, or None for
+    a scalar; its dtype; the argument it comes from; its row there, or None when the
+    argument is the value itself rather than a stack of them); `lines`: per-element statements over `x<k>` (the loaded arguments) defining
     `t<k>`; `stores`: (output index, temp, shape, dtype); `sums`: (output index, temp, index map:
     per output dim the loop dim it follows or None for size 1, dtype); `guards`:
     (temp, the bool it must have) per guard (a scalar kernel's); `outputs`: number of outputs.
@@ -176,16 +177,17 @@ def kernel_source(loop: Loop) -> str:
     """The Python source of `kernel(*args) -> (one result per `bundles(loop)` group...,
     [the failed guard or -1])`."""
     L = loop.shape
-    head = ["import numpy as np", "", "", f"def kernel({', '.join(f'a{k}' for k in range(len(loop.inputs)))}):"]
+    n_args = 1 + max((arg for *_, arg, _ in loop.inputs), default=-1)
+    head = ["import numpy as np", "", "", f"def kernel({', '.join(f'a{k}' for k in range(n_args))}):"]
     body: list[str] = []
     extent: dict[int, str] = {}
-    for k, (shape, _) in enumerate(loop.inputs):
+    for shape, _, arg, row in loop.inputs:
         if shape is None:
             continue
         lead = len(L) - len(shape)
         for d, n in enumerate(shape):
             if n != 1 and lead + d not in extent:
-                extent[lead + d] = f"a{k}.shape[{d}]"
+                extent[lead + d] = f"a{arg}.shape[{d + (row is not None)}]"
     dims = [d for d, n in enumerate(L) if n != 1]
     for d in dims:
         body.append(f"n{d} = {extent[d]}")
@@ -218,8 +220,11 @@ def kernel_source(loop: Loop) -> str:
     if loop.guards:
         body.append("failed = -1")
     inner: list[str] = []
-    for k, (shape, _) in enumerate(loop.inputs):
-        inner.append(f"x{k} = a{k}[{_index(shape, L)}]" if shape is not None else f"x{k} = a{k}")
+    for k, (shape, _, arg, row) in enumerate(loop.inputs):
+        if shape is None:
+            inner.append(f"x{k} = a{arg}")
+        else:
+            inner.append(f"x{k} = a{arg}[{'' if row is None else f'{row}, '}{_index(shape, L)}]")
     inner += loop.lines
     for out, temp, shape, _ in loop.stores:
         first, k, n = place[out]

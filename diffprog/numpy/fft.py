@@ -1,10 +1,11 @@
 """diffprog.numpy.fft: NumPy's discrete Fourier transforms with derivative rules.
 
-Owns three primitives and the functions built on them: `c2c` (fftn / ifftn over some axes),
+Owns three primitives and the functions built on them: `c2c` (fftn / ifftn over axes),
 `rfft` (real input, half spectrum along one axis) and `irfft` (half spectrum to a real
-signal of n points along one axis). fft, ifft, fft2, ifft2, fftn, ifftn, rfft, irfft, rfft2,
-irfft2, rfftn, irfftn, hfft and ihfft compose them with crops and zero pads (`n=` / `s=`); fftshift and
-ifftshift are rolls; fftfreq and rfftfreq are constants (differentiable in a traced `d`).
+signal of n points along one axis). fft, ifft, fft2, ifft2, fftn, ifftn, rfft, irfft,
+rfft2, irfft2, rfftn, irfftn, hfft and ihfft compose them with crops and zero pads (`n=` /
+`s=`); fftshift and ifftshift are rolls; fftfreq and rfftfreq are constants
+(differentiable in a traced `d`).
 
 Each transform is R-linear, so its JVP is itself applied to the tangent, and its VJP is its
 transpose under <a, b> = Re sum(a * b) (JAX's convention, see complex_parts.py): the DFT
@@ -67,7 +68,8 @@ along_axes(_rfft, _irfft)
 
 
 # --- the functions, under NumPy's names --------------------------------------------------------
-def fft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def fft(a: Any, n: int | None = None, axis: int = -1,
+        norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.fft`: the discrete Fourier transform along `axis` (cropped or zero-padded
     to `n` points).
 
@@ -78,45 +80,53 @@ def fft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, o
     return _fftn_of(a, None if n is None else (n,), (axis,), norm, out, False, "fft")
 
 
-def ifft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def ifft(a: Any, n: int | None = None, axis: int = -1,
+         norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.ifft`: the inverse of fft along `axis`."""
     return _fftn_of(a, None if n is None else (n,), (axis,), norm, out, True, "ifft")
 
 
-def fft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: str | None = None, out: Any = None) -> Any:
+def fft2(a: Any, s: Any = None, axes: Any = (-2, -1),
+         norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.fft2`: fftn over the last two axes."""
     return _fftn_of(a, s, axes, norm, out, False, "fft2")
 
 
-def ifft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: str | None = None, out: Any = None) -> Any:
+def ifft2(a: Any, s: Any = None, axes: Any = (-2, -1),
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.ifft2`: ifftn over the last two axes."""
     return _fftn_of(a, s, axes, norm, out, True, "ifft2")
 
 
-def fftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out: Any = None) -> Any:
+def fftn(a: Any, s: Any = None, axes: Any = None,
+         norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.fftn`: the transform over `axes` (all, or the last len(s)), each cropped or
     zero-padded to the size in `s`."""
     return _fftn_of(a, s, axes, norm, out, False, "fftn")
 
 
-def ifftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out: Any = None) -> Any:
+def ifftn(a: Any, s: Any = None, axes: Any = None,
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.ifftn`: the inverse of fftn."""
     return _fftn_of(a, s, axes, norm, out, True, "ifftn")
 
 
-def rfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def rfft(a: Any, n: int | None = None, axis: int = -1,
+         norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.rfft`: the transform of a real signal, its n // 2 + 1 non-negative
     frequencies."""
     return rfftn(a, None if n is None else (n,), (axis,), norm, out)
 
 
-def irfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def irfft(a: Any, n: int | None = None, axis: int = -1,
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.irfft`: the real signal of `n` points (default 2 (m - 1)) whose rfft is the
     half spectrum `a` (the imaginary parts of its zero and Nyquist bins are ignored)."""
     return irfftn(a, None if n is None else (n,), (axis,), norm, out)
 
 
-def rfftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out: Any = None) -> Any:
+def rfftn(a: Any, s: Any = None, axes: Any = None,
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.rfftn`: rfft over the last of `axes`, then fft over the others."""
     _no_out("rfftn", out)
     a = as_array(a)
@@ -128,7 +138,8 @@ def rfftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out:
     return c2c(y, axes=axes[:-1], norm=norm, inverse=False) if len(axes) > 1 else y
 
 
-def irfftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out: Any = None) -> Any:
+def irfftn(a: Any, s: Any = None, axes: Any = None,
+           norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.irfftn`: ifft over all but the last of `axes`, then irfft over the last
     (to s[-1] points, default 2 (m - 1))."""
     _no_out("irfftn", out)
@@ -147,23 +158,27 @@ def irfftn(a: Any, s: Any = None, axes: Any = None, norm: str | None = None, out
     return _irfft(a, axis=axes[-1], n=sizes[-1], norm=norm)
 
 
-def rfft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: str | None = None, out: Any = None) -> Any:
+def rfft2(a: Any, s: Any = None, axes: Any = (-2, -1),
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.rfft2`: rfftn over the last two axes."""
     return rfftn(a, s, axes, norm, out)
 
 
-def irfft2(a: Any, s: Any = None, axes: Any = (-2, -1), norm: str | None = None, out: Any = None) -> Any:
+def irfft2(a: Any, s: Any = None, axes: Any = (-2, -1),
+           norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.irfft2`: irfftn over the last two axes."""
     return irfftn(a, s, axes, norm, out)
 
 
-def hfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def hfft(a: Any, n: int | None = None, axis: int = -1,
+         norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.hfft`: the real spectrum of a signal with Hermitian symmetry given by its
     first half `a`: irfft(conj(a)) with the norm's direction swapped."""
     return irfft(conjugate(as_array(a)), n, axis, _SWAPPED[_norm(norm)], out)
 
 
-def ihfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None, out: Any = None) -> Any:
+def ihfft(a: Any, n: int | None = None, axis: int = -1,
+          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.ihfft`: the inverse of hfft, conj(rfft(a)) with the norm's direction
     swapped."""
     return conjugate(rfft(a, n, axis, _SWAPPED[_norm(norm)], out))
@@ -200,7 +215,8 @@ def _fftn_of(a: Any, s: Any, axes: Any, norm: Any, out: Any, inverse: bool, name
     return c2c(a, axes=axes, norm=_norm(norm), inverse=inverse)
 
 
-def _axes_and_sizes(a: Any, s: Any, axes: Any, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _axes_and_sizes(a: Any, s: Any, axes: Any, name: str
+                    ) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
     """NumPy's defaults: axes all (or the last len(s)); sizes the axes' lengths."""
     ndim = len(a.shape)
     if axes is None:
@@ -214,7 +230,8 @@ def _axes_and_sizes(a: Any, s: Any, axes: Any, name: str) -> tuple[tuple[int, ..
     if len(sizes) != len(axes):
         raise ValueError(f"{name}: s={tuple(s)} and axes={axes} have different lengths")
     if any(n < 1 for n in sizes):
-        raise ValueError(f"{name}: invalid number of data points in s={sizes}; each must be >= 1")
+        raise ValueError(f"{name}: invalid number of data points in s={sizes}; each must be "
+                         ">= 1")
     return axes, sizes
 
 

@@ -559,7 +559,8 @@ def _pinv_vjp(g: Any, p: Any, a: Any, **_: Any) -> Any:
     pt, pc, ac, gh = _mT(p), _cj(p), _cj(a), _H(g)
     z = matmul(gh, matmul(pc, pt))
     w = matmul(matmul(pt, pc), gh)
-    return -matmul(pt, matmul(g, pt)) + z - matmul(ac, matmul(pc, z)) + w - matmul(matmul(w, pc), ac)
+    return (-matmul(pt, matmul(g, pt)) + z - matmul(ac, matmul(pc, z)) + w
+            - matmul(matmul(w, pc), ac))
 
 
 _pinv = Primitive("pinv", lambda xp, a, **options: xp.linalg.pinv(
