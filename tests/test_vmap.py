@@ -459,3 +459,30 @@ def test_custom_rules_are_kept_when_vmap_is_inside_the_derivative():
     np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dp.vmap(sin7)(x)))(xs), np.full((3, 2), 7.0))
     np.testing.assert_array_equal(dp.jvp(dp.vmap(sin7), (xs,), (np.ones_like(xs),))[1],
                                   np.full((3, 2), 7.0))  # fmt: skip
+
+
+# --- library functions that compute on raw values (permutations, searches, checks) --------------
+_V, _M = rng.normal(size=(3, 5)), rng.normal(size=(3, 4, 4))
+_GRID = np.linspace(-2, 2, 7)
+LIBRARY = {
+    "interp": (lambda a: dnp.interp(a, _GRID, np.sin(_GRID)), _V),
+    "interp_batched_points": (lambda a: dnp.interp(np.array([0.1, 0.5]), dnp.sort(a), a * 2), _V),
+    "partition": (lambda a: dnp.partition(a, 2), _V),
+    "median": (dnp.median, _V),
+    "take_along_axis": (lambda a: dnp.take_along_axis(a, dnp.argsort(a, axis=-1), axis=-1), _M),
+    "average": (lambda a: dnp.average(a, weights=np.arange(1.0, 6.0)), _V),
+    "std_var": (lambda a: dnp.std(a, axis=0) + dnp.var(a), _M),
+    "norm": (lambda a: dnp.linalg.norm(a, axis=-1), _M),
+    "matrix_power": (lambda a: dnp.linalg.matrix_power(a, 3), _M),
+    "eigvals": (lambda a: dnp.real(dnp.linalg.eigvals(a @ a.T)), _M),
+    "fft": (lambda a: dnp.real(dnp.fft.fft(a)), _V),
+    "r_": (lambda a: dnp.r_[a, a[:2]], _V),
+    "tril_trace_kron": (lambda a: dnp.tril(a, -1) + dnp.trace(a) + dnp.kron(a[:2, :2], a[2:, 2:]), _M),
+}
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_functions(name):
+    f, x = LIBRARY[name]
+    assert_batched_equal(f, (x,), rtol=1e-9)
+    assert_batched_equal(dp.grad(lambda a: dnp.sum(f(a) ** 2)), (x,), rtol=1e-8)

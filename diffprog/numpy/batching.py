@@ -1,14 +1,15 @@
 """The shapes of dp.vmap's batching rules, derived once, and the loop for the rest.
 
-Owns: `aligned` (unit axes after the batch axis, for broadcasting), the rule families (`elementwise`: broadcasting operands with the batch axis
-kept in front; `along_axes`: an operation on one array whose static params name its axes,
-shifted past the batch axis; `stacked`: NumPy's linalg, which maps over leading axes),
-the rules of the edge primitives broadcast_to and astype
-(core cannot import the ops they need; sum_to_shape's is in reductions) and `loop`, the rule of a primitive without
-one: it runs the primitive on each example and stacks the results (correct, not fast;
-docs/vmap_coverage.md lists the primitives that use it).
-A rule gets the arrays one level down and which of them hold the batch (axis 0); see
-`Primitive.defbatch`.
+Owns: `aligned` (unit axes after the batch axis, for broadcasting), the rule families
+(`elementwise`: broadcasting operands, the batch axis kept in front; `along_axes`: an
+operation on one array whose static params name its axes, shifted past the batch axis;
+`stacked`: NumPy's linalg, which maps over leading axes), the rules of the edge primitives
+broadcast_to and astype (core cannot import the ops they need; sum_to_shape's is in
+reductions), and `loop`, the rule of a primitive without one: it runs the primitive on
+each example and stacks the results (correct, not fast; docs/vmap_coverage.md lists the
+primitives that use it). A rule gets the arrays one level down and which of them hold the
+batch (axis 0); see `Primitive.defbatch`. Every other rule is declared beside its
+primitive, in that primitive's module.
 Layer L4: imports L0-L3 and other L4 modules.
 """
 

@@ -4,8 +4,10 @@ Owns the engine behind item assignment (`views.assign` is the door users come th
 `write(target, chain, index, value, owned)` stores `value` at `index` of `target` seen
 through a chain of view operations, and `read(x, ops)` reads such a view of `x` as a fresh
 copy. Both work on every level of nested traces at once: on a tracer they record one record
-on its trace (reverse mode) or carry the tangent along (forward mode), then recurse into the
-value one level down; on raw arrays they run NumPy's (or CuPy's) own indexing.
+on its trace (reverse mode), carry the tangent along (forward mode) or write every example
+of a batch (dp.vmap), then recurse into the value one level down; on raw arrays they run
+NumPy's (or CuPy's) own indexing. A write at each example's own positions or mask is a
+select (`where`), which every trace differentiates.
 
 Why no copy per write: the derivative of a write needs only shapes (the old array's
 cotangent is the output's with the written elements zeroed, the value's is the output's at

@@ -4,7 +4,9 @@ Owns: reshape, ravel, transpose (and swapaxes/moveaxis/rollaxis), expand_dims, s
 atleast_*d, broadcast_to, tile, repeat, flip (fliplr/flipud), roll, rot90, the composite
 joins (hstack, vstack, dstack, column_stack, append; the join primitives: joins.py), and
 indexing: `getitem` (basic, advanced and boolean) whose transpose `index_add` accumulates
-repeated indices (gathers and splits: indexing.py).
+repeated indices (gathers and splits: indexing.py), with their dp.vmap rules: a shared
+index keeps the batch axis, each example's own index becomes one gather or scatter for the
+batch (`_batched_index`).
 All of these are linear, so each JVP applies the same function to the tangent.
 Layer L4: imports L0-L2 and other L4 modules.
 """

@@ -21,6 +21,7 @@ import numpy as np
 from .. import numpy as dnp
 from .. import tree
 from ..ad.batching import BatchTrace, BatchTracer
+from ..backend import is_array
 from ..core.trace import Tracer, open_trace, raw
 from ..errors import StructureError
 
@@ -142,7 +143,7 @@ def _outputs(trace: BatchTrace, out: Any, out_axes: Any) -> Any:
             continue
         if ours:
             value = leaf.value
-        elif isinstance(leaf, (float, int, np.ndarray, np.generic, Tracer)) and not isinstance(leaf, bool):
+        elif is_array(leaf) or isinstance(leaf, (float, int, Tracer)) and not isinstance(leaf, bool):
             value = _repeated(leaf, trace.size)
         else:  # None, a string: no array to stack
             done.append(leaf)
