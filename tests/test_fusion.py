@@ -262,6 +262,9 @@ def test_small_outputs_come_back_stacked(monkeypatch):
 
     graph = check_fused(dp.value_and_grad(f), np.linspace(-0.5, 1.0, 16))
     nodes = fused_nodes(graph)
+    jitted = dp.jit(dp.value_and_grad(f))
+    value, grad = [jitted(np.linspace(-0.5, 1.0, 16)) for _ in range(2)][1]  # a replay
+    assert grad.flags.writeable
     stacks = {o.id for n in nodes for group, o in zip(n.prim.bundles, n.outs) if len(group) > 1}
     assert stacks and any(a.id in stacks for n in nodes for a in n.args if type(a).__name__ == "Var")
     assert not any(n.prim.name == "row" for n in graph.body)
@@ -280,6 +283,9 @@ def test_rows_of_a_stack_for_other_readers(monkeypatch):
 
     graph = check_fused(f, np.linspace(0, 1, 16), kernels_at_least=2)
     assert any(n.prim.name == "row" for n in graph.body), graph.text()
+    jitted = dp.jit(f)
+    b = [jitted(np.linspace(0, 1, 16)) for _ in range(2)][1][1]  # a replay
+    assert b.flags.writeable and not isinstance(b.base, np.ndarray)  # not a stack's row
 
 
 def test_an_unwritable_cache_folder_compiles_in_memory(tmp_path, monkeypatch):

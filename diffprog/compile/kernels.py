@@ -154,7 +154,8 @@ class Loop:
     argument is the value itself rather than a stack of them); `lines`: per-element statements over `x<k>` (the loaded arguments) defining
     `t<k>`; `stores`: (output index, temp, shape, dtype); `sums`: (output index, temp, index map:
     per output dim the loop dim it follows or None for size 1, dtype); `guards`:
-    (temp, the bool it must have) per guard (a scalar kernel's); `outputs`: number of outputs.
+    (temp, the bool it must have) per guard (a scalar kernel's); `alone`: outputs never
+    stacked (the program's results: arrays of their own, as unfused); `outputs`: number of outputs.
     """
 
     shape: tuple
@@ -164,6 +165,7 @@ class Loop:
     sums: list = field(default_factory=list)
     guards: list = field(default_factory=list)
     outputs: int = 0
+    alone: set = field(default_factory=set)
 
 
 def _index(shape: tuple, loop: tuple) -> str:
@@ -263,7 +265,7 @@ def bundles(loop: Loop) -> list[list[int]]:
     them); every other output is a group of its own."""
     groups: dict[Any, list[int]] = {}
     for out, _, shape, dtype in loop.stores:
-        small = loop.shape and math.prod(shape) <= BUNDLE_MAX_SIZE
+        small = loop.shape and math.prod(shape) <= BUNDLE_MAX_SIZE and out not in loop.alone
         groups.setdefault((shape, dtype) if small else ("alone", out), []).append(out)
     for out, *_ in loop.sums:
         groups[("alone", out)] = [out]
