@@ -6,7 +6,9 @@ the graph's inputs), and the value of every other leaf and of the static argumen
 constants of the recording). The first call with a new signature runs `f` eagerly under a
 staging trace (ad.staging), which records every primitive, the backward pass of any
 transform inside included, and every concrete value Python read (the guards); the graph is
-optimized (compile.passes) and compiled to straight-line Python (compile.codegen).
+optimized (compile.passes), its elementwise chains fused into numba loops on NumPy arrays
+(compile.fusion; `fuse=False`, or numba missing, skips it) and compiled to straight-line
+Python (compile.codegen).
 
 Later calls replay it. A guard that fails means the program takes another path this time:
 the call tries the other recorded variants of its signature, and else records a new one
