@@ -154,6 +154,19 @@ def test_reductions_end_groups():
     assert "sum_to_shape" in names and names.count("sum") >= 2
 
 
+def test_an_adjoint_a_kernel_made_needs_no_fitting():
+    """A kernel's result is a new writable array: no `fit_adjoint` node is left after it,
+    and the gradients still own their memory."""
+    f = lambda x, b: dnp.sum(dnp.tanh(x * b + 1.0) * x * 3.0)
+    x, b = np.linspace(-1, 1, 12).reshape(4, 3), np.array([0.5, -1.0, 2.0])
+    graph = check_fused(dp.value_and_grad(f, argnums=(0, 1)), x, b)
+    made = {o.id for n in fused_nodes(graph) for o in n.outs}
+    fits = [n for n in graph.body if n.prim.name == "fit_adjoint" and n.args[0].id in made]
+    assert not fits, graph.text()
+    _, (gx, gb) = dp.jit(dp.value_and_grad(f, argnums=(0, 1)))(x, b)
+    assert gx.flags.writeable and gb.flags.writeable and not np.shares_memory(gx, gb)
+
+
 def test_guards_inside_a_scalar_kernel():
     """The loop of W2: a 0-d value and an `if` on it per step; the guards are checked in the
     kernel and a path not taken fails as unfused (the call records anew)."""

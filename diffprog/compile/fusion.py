@@ -21,7 +21,8 @@ A group numba cannot compile, or whose kernel disagrees with NumPy, is partition
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
 A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
 each array it returns); kernels built after it read the stack as it is, and a `row` node
-takes a row out for any other reader.
+takes a row out for any other reader. A `fit_adjoint` of a kernel's own result (the adjoint
+of a leaf, made its leaf's array) is dropped: that result is already a new writable array.
 Layer L3 (beside ad/): imports compile.ir and compile.kernels.
 """
 
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .ir import Const, Fused, Graph, Guard, Node, Var
+from .ir import Const, Fused, Graph, Guard, Node, Var, substitute
 
 #: the most operations in one kernel
 MAX_OPS = 256
@@ -88,7 +89,7 @@ def fuse(graph: Graph) -> Graph:
         if not failed:
             place = {i: g for g, _ in nodes for i in (*g.members, *g.guards)}
             units = [(g, [node, *_row_nodes(node, g, built, readers, place)]) for g, node in nodes]
-            return _schedule(graph, units)
+            return _without_fits(_schedule(graph, units))
         for g, _ in failed:  # its libm calls first, then (if it had none) all of it
             calls = [i for i in g.members if kernels.scalar_op(graph.body[i]) not in kernels.PLAIN]
             refused.update(calls or g.members)
@@ -410,6 +411,33 @@ def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
         if not np.isclose(value, want, rtol=rtol, atol=atol * scale, equal_nan=True).all():
             return False
     return True
+
+
+def _without_fits(graph: Graph) -> Graph:
+    """`graph` without the `fit_adjoint` nodes (an adjoint as its leaf's array) of a kernel's
+    own results: a kernel's result is a new writable array, which that node returns as it is."""
+    fresh = {o.id for n in graph.body if type(n) is Node and type(n.prim) is Fused for o in n.outs}
+    renamed: dict[int, Var] = {}
+    for n in graph.body:
+        if (type(n) is Node and n.prim.name == "fit_adjoint" and n.params.get("kind") == "array"
+                and type(n.args[0]) is Var and n.args[0].id in fresh):  # fmt: skip
+            a, out = n.args[0], n.outs[0]
+            if (a.kind, a.shape, a.dtype) == (out.kind, out.shape, out.dtype):
+                renamed[out.id] = a
+    if not renamed:
+        return graph
+
+    def get(v: Var) -> Var:
+        return renamed.get(v.id, v)
+
+    body = []
+    for item in graph.body:
+        if type(item) is Guard:
+            body.append(Guard(get(item.var), item.how, item.expected, item.site))
+        elif item.outs[0].id not in renamed:
+            body.append(Node(item.prim, substitute(item.params, get), substitute(item.args, get),
+                             item.outs, item.site, item.backward))  # fmt: skip
+    return Graph(list(graph.inputs), body, [substitute(o, get) for o in graph.outputs])
 
 
 def _schedule(graph: Graph, fused: list[tuple[_Group, list[Node]]]) -> Graph:
