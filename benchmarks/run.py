@@ -186,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         # PyTorch and autograd are tapes too: W6 runs them; JAX is reported as not run.
         w6_peers = [p for p in peers if p.key in ("torch", "autograd")]
-        names = ["hand", "tape", "graph"] + [p.key for p in w6_peers]
+        names = ["hand", "tape", "graph", "jit"] + [p.key for p in w6_peers]
         labels = {"hand": impls.hand_name(xp), "tape": "diffprog tape",
-                  "graph": "diffprog graph extension", **{p.key: p.label for p in w6_peers}}
+                  "graph": "diffprog graph extension", "jit": "diffprog jit",
+                  **{p.key: p.label for p in w6_peers}}
         rows += w6.run(list(sizes["W6"]), names, args.device, 3 if args.mode == "full" else 1,
                        timeout=600.0 if args.mode == "full" else 60.0, labels=labels)
         if any(p.key == "jax" for p in peers):

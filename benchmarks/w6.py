@@ -8,7 +8,9 @@ as that peak minus the peak of a baseline process that imported the same librari
 the same input but ran nothing: what the forward + backward pass itself cost. Each child
 saves its gradient, which the parent compares with the hand-written one (so here the check
 comes after the timing). A crash, a MemoryError or a timeout is a result, reported with
-status 'error'; a wrong gradient is 'FAILED'.
+status 'error'; a wrong gradient is 'FAILED'. dp.jit runs the chains up to `JIT_MAX_OPS`:
+its time is the replay's, its first call (record, optimize, compile) is reported apart, and
+its peak memory includes that first call.
 Run by run.py; `python benchmarks/w6.py --child IMPL N DEVICE REPEATS OUT` is one case.
 Imports: the standard library; the children import numpy, diffprog and the peer measured.
 """
@@ -23,8 +25,12 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-IMPLS = ("hand", "tape", "graph", "torch", "autograd")
+IMPLS = ("hand", "tape", "graph", "jit", "torch", "autograd")
 JAX_REASON = "not run: eager costs ~100x a tape per op (W1); jit would unroll every op"
+#: dp.jit runs only chains up to this length: its first call records, optimizes and compiles
+#: every op (about 15-30 s at 10^5 ops), which at 10^6 would take most of the run
+JIT_MAX_OPS = 100_000
+JIT_REASON = f"not run: the first call records and compiles every op (run up to {JIT_MAX_OPS:,})"
 
 
 def peak_rss_kb() -> int:
@@ -57,8 +63,8 @@ def _child(impl: str, n: int, device: str, repeats: int, out: str) -> None:
         if not loaded:
             sys.exit(f"{impl}: {skipped[impl]}")
         case = loaded[0].w1(x, n)[0]
-    else:
-        case = impls.w1(x, n, xp, jit=False)[("hand", "tape", "graph").index(impl)]
+    else:  # dp.jit's first call (record, optimize, compile) happens here, untimed
+        case = impls.w1(x, n, xp, jit=impl == "jit")[("hand", "tape", "graph", "jit").index(impl)]
     times, result = [], None
     for _ in range(repeats):
         result = None  # free the previous run's results before the next one starts
@@ -66,7 +72,7 @@ def _child(impl: str, n: int, device: str, repeats: int, out: str) -> None:
         result = run_once(case)
         times.append(time.perf_counter() - t0)
     np.save(out, to_numpy(result[1]))
-    report = {"rss_kb": peak_rss_kb(), "times": times}
+    report = {"rss_kb": peak_rss_kb(), "times": times, **case.info}
     if device == "gpu":
         report["gpu_pool_bytes"] = xp.get_default_memory_pool().total_bytes()
     print("W6RESULT " + json.dumps(report))
@@ -104,15 +110,21 @@ def run(sizes: list[int], names: list[str], device: str, repeats: int, timeout: 
             reps = repeats if n <= 100_000 else 1
             results = {}
             for name in names:
+                if name == "jit" and n > JIT_MAX_OPS:
+                    continue
                 out = os.path.join(tmp, f"{name}-{n}.npy")
                 results[name] = r = _spawn(name, n, device, reps, out, timeout)
                 r["grad"] = out if "error" not in r else None
             ref = results["hand"]["grad"] if "hand" in results else None
             hand_t = _median(results.get("hand", {}).get("times"))
             for name in names:
-                r, b = results[name], base[name]
                 row = {"workload": f"W6 {_count(n)}", "impl": labels[name], "ops": n,
-                       "role": {"hand": "hand", "tape": "tape", "graph": "graph"}.get(name, "peer")}
+                       "role": name if name in ("hand", "tape", "graph", "jit") else "peer"}
+                if name not in results:
+                    row.update(status="n/a", reason=JIT_REASON)
+                    rows.append(row)
+                    continue
+                r, b = results[name], base[name]
                 if "error" in r or "error" in b:  # a result ("does it work at all?")
                     row.update(status="error", reason=r.get("error") or b.get("error"))
                     rows.append(row)
@@ -122,6 +134,8 @@ def run(sizes: list[int], names: list[str], device: str, repeats: int, timeout: 
                            us_per_op=t / n * 1e6,
                            peak_mb=(r["rss_kb"] - b["rss_kb"]) / 1024.0,
                            ratio=t / hand_t if hand_t else None)
+                if "first_call_s" in r:
+                    row["first_call_s"] = r["first_call_s"]
                 if "gpu_pool_bytes" in r:
                     row["gpu_pool_mb"] = r["gpu_pool_bytes"] / 2**20
                 if ref is not None and name != "hand":
