@@ -125,6 +125,8 @@ def test_numpy_functions_and_tracer_attributes_dispatch():
     assert dnp.real_if_close(np.array([1 + 1e-15j])).dtype == np.float64
     assert dnp.real_if_close(np.array([1 + 1e-3j])).dtype == np.complex128
     assert dnp.isrealobj(np.ones(2)) and not dnp.iscomplexobj(1.0) and dnp.iscomplexobj(1j)
+    for z in (1 + 2j, np.complex64(1 + 2j), Z):  # untraced: NumPy's result and type
+        assert type(dnp.sign(z)) is type(np.sign(z)) and np.array_equal(dnp.sign(z), np.sign(z))
 
 
 def test_complex_leaves_in_pytrees_and_python_complex():

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from ..core.primitive import Primitive
-from ..core.trace import raw, unwrapped
+from ..core.trace import Tracer, raw, unwrapped
 from ._define import binary, nondifferentiable, unary
 from .batching import elementwise
 from .complex_parts import PRIMITIVES as _COMPLEX_PARTS
@@ -35,8 +35,9 @@ _sign = nondifferentiable("sign", lambda xp, x: xp.sign(x))
 
 def sign(x: Any) -> Any:
     """`numpy.sign`: a constant for real x (its derivative is zero almost everywhere);
-    z / |z| (0 at 0) for complex z, which is differentiable."""
-    if _kind(x) != "c":
+    z / |z| (0 at 0) for complex z, which is differentiable (untraced: NumPy's own, so a
+    complex scalar gives a scalar)."""
+    if _kind(x) != "c" or not isinstance(x, Tracer):
         return _sign(x)
     magnitude = abs(x)
     nz = magnitude != 0
