@@ -194,7 +194,7 @@ def _check_kinds(origin: str, what: str, leaves: list[Any], holomorphic: bool) -
                    "pass complex values (x.astype(complex)) or drop holomorphic=True")  # fmt: skip
             raise UnsupportedLeafError(
                 f"{origin}{'(holomorphic=True)' if holomorphic else ''} got a"
-                f"{'' if holomorphic else ' complex'} {what} of dtype {dtype}: {fix}"
+                f" {'real' if holomorphic else 'complex'} {what} of dtype {dtype}: {fix}"
             )
 
 
