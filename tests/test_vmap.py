@@ -242,16 +242,45 @@ def test_item_assignment():
               lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
         assert_batched_equal(f, (x, i, j))
 
-    def at_own_indices(a, k):  # an index array per example: forward only
-        y = a * 1.0
-        y[k] = 0.0
-        return y
 
-    k = np.array([[0, 1], [2, 2], [3, 0]])
-    assert_batched_equal(at_own_indices, (x, k))
-    assert_batched_equal(lambda a, k: dp.jvp(lambda a: at_own_indices(a, k), (a,), (a,))[1], (x, k))
-    with pytest.raises(NotImplementedError, match="dnp.where"):
-        dp.vmap(lambda a, k: dp.grad(lambda a: dnp.sum(at_own_indices(a, k)))(a))(x, k)
+
+def _at_own_index_arrays(a, k, v):
+    """Writes at each example's own index arrays: repeated indices (the last write wins),
+    a value broadcast over the selection, a slice before the index, a shared index beside
+    it, through a view, into an array allocated inside."""
+    y = a * 1.0
+    y[k] = v * a[0]                    # v: (2, 5) per example, k: (2,) with repeats
+    y[:, k[::-1]] = dnp.cos(a[:2, 0])  # the value broadcast over the selection
+    y[k, np.array([4, 0])] = v[:, 1] ** 2
+    y.T[1, k] = 3.0 * a[3, 3]          # through a view
+    z = dnp.zeros((4, 5), dtype=a.dtype)
+    z[k] = y[1:3] * v
+    return z + y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_derivatives_of_writes_at_each_examples_own_index_arrays(dtype):
+    x = rng.normal(size=(3, 4, 5)).astype(dtype)
+    v = rng.normal(size=(3, 2, 5)).astype(dtype)
+    k = np.array([[0, 1], [2, 2], [3, -1]])  # example 1 writes position 2 twice
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    loss = lambda a, k, v: dnp.sum(dnp.sin(_at_own_index_arrays(a, k, v)) ** 2)  # noqa: E731
+    assert_batched_equal(_at_own_index_arrays, (x, k, v), rtol=rtol)
+    per_example = dp.grad(loss, argnums=(0, 2))
+    assert_batched_equal(per_example, (x, k, v), rtol=rtol)             # vmap of grad
+    of_batch = dp.grad(lambda a, v: dnp.sum(dp.vmap(loss)(a, k, v)), argnums=(0, 1))(x, v)
+    for got, want in zip(of_batch, looped(per_example, (x, k, v))):    # grad of vmap
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=0 if dtype == np.float64 else 1e-6)
+    tangents = (dnp.cos(x), v)
+    tangent = lambda a, k, v, ta, tv: dp.jvp(  # noqa: E731
+        lambda a, v: _at_own_index_arrays(a, k, v), (a, v), (ta, tv))[1]
+    assert_batched_equal(tangent, (x, k, v, *tangents), rtol=rtol)     # vmap of jvp
+    np.testing.assert_allclose(                                         # jvp of vmap
+        dp.jvp(lambda a, v: dp.vmap(_at_own_index_arrays)(a, k, v), (x, v), tangents)[1],
+        looped(tangent, (x, k, v, *tangents)), rtol=rtol, atol=0 if dtype == np.float64 else 1e-6)
+    if dtype == np.float64:  # against central differences, to second order
+        check_grads(lambda a, v: dp.vmap(_at_own_index_arrays)(a, k, v), (x, v))
+        check_grads(lambda a, v: dp.vmap(per_example)(a, k, v), (x, v), order=1)
 
 
 @pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (5, 1, 3)])
