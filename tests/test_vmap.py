@@ -490,6 +490,50 @@ def test_custom_rules_are_kept_when_vmap_is_inside_the_derivative():
                                   np.full((3, 2), 7.0))  # fmt: skip
 
 
+@functools.partial(dp.custom_vjp, nondiff_argnums=(0, 2))
+def _scaled_sin(activation, x, scale):  # a deliberately "wrong" rule: scale * 10 x the true VJP
+    return activation(x) * scale
+
+
+_scaled_sin.defvjp(lambda act, x, s: (act(x) * s, x),
+                   lambda act, s, x, g: (10.0 * g * s * dnp.cos(x),))  # fmt: skip
+
+
+@functools.partial(dp.custom_jvp, nondiff_argnums=(1,))
+def _shifted_exp(x, shift):  # its rule: 3 x the true JVP
+    return dnp.exp(x - shift)
+
+
+_shifted_exp.defjvp(lambda shift, p, t: (_shifted_exp(p[0], shift), 3.0 * t[0] * dnp.exp(p[0] - shift)))
+
+
+def test_custom_rules_with_a_nondiff_argument_of_each_examples_own():
+    """A nondiff argument that differs between examples reaches the function and its rules
+    batched, like every value under dp.vmap, in every order with grad and jvp; a rule that
+    branches on it in Python gets an error naming the function and the argument."""
+    xs, scales = rng.normal(size=(3, 2)), np.array([1.0, -2.0, 0.5])
+    f = lambda x, s: dnp.sum(_scaled_sin(dnp.sin, x, s) + _shifted_exp(x, s))  # noqa: E731
+    want = 10.0 * scales[:, None] * np.cos(xs) + 3.0 * np.exp(xs - scales[:, None])  # the rules'
+    assert_batched_equal(f, (xs, scales))
+    np.testing.assert_allclose(dp.vmap(dp.grad(f))(xs, scales), want, rtol=1e-12)
+    np.testing.assert_allclose(dp.grad(lambda x: dnp.sum(dp.vmap(f)(x, scales)))(xs), want, rtol=1e-12)
+    jvp = lambda x, s: dp.jvp(lambda x: _shifted_exp(x, s), (x,), (dnp.ones_like(x),))[1]  # noqa: E731
+    np.testing.assert_allclose(dp.vmap(jvp)(xs, scales), 3.0 * np.exp(xs - scales[:, None]), rtol=1e-12)
+    np.testing.assert_allclose(dp.jvp(lambda x: dp.vmap(_shifted_exp)(x, scales), (xs,),
+                                      (np.ones_like(xs),))[1], 3.0 * np.exp(xs - scales[:, None]),
+                               rtol=1e-12)  # fmt: skip
+
+    @functools.partial(dp.custom_vjp, nondiff_argnums=(1,))
+    def power(x, n):
+        return x**n
+
+    power.defvjp(lambda x, n: (x**n, x), lambda n, x, g: (g * int(n) * x ** (n - 1),))
+    for order in (lambda f: dp.vmap(dp.grad(f)), lambda f: dp.grad(lambda x, n: dnp.sum(dp.vmap(f)(x, n)))):
+        with pytest.raises(dp.BatchedControlFlowError,
+                           match=r"power: argument 1 \(in nondiff_argnums\).*int\(x\).*once per example"):
+            order(lambda x, n: dnp.sum(power(x, n)))(xs, np.array([1, 2, 3]))
+
+
 # --- library functions that compute on raw values (permutations, searches, checks) --------------
 _V, _M = rng.normal(size=(3, 5)), rng.normal(size=(3, 4, 4))
 _GRID = np.linspace(-2, 2, 7)
