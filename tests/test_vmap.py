@@ -61,6 +61,47 @@ def test_reductions(axis, keepdims):
     assert_batched_equal(lambda a: dnp.softmax(a, axis=-1), (x,))
 
 
+_MASKED = {"sum": lambda a, m: dnp.sum(a, axis=-1, where=m),
+           "mean": lambda a, m: dnp.mean(a, where=m),
+           "max": lambda a, m: dnp.max(a, axis=0, where=m, initial=-0.5),
+           "min": lambda a, m: dnp.min(a, where=m, initial=0.5),
+           "prod": lambda a, m: dnp.prod(a, axis=(0, 1), keepdims=True, where=m),
+           "var": lambda a, m: dnp.var(a, axis=-1, ddof=1, where=m),
+           "std": lambda a, m: dnp.std(a, where=m),
+           "nanmean": lambda a, m: dnp.nanmean(a, axis=-1, where=m)}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", _MASKED)
+def test_reductions_with_a_where_mask_of_each_examples_own(name, dtype):
+    """where= masks that differ between examples, on an array shared by every example or
+    batched too, the mask as large as one example or broadcasting over it: values and both
+    modes in both orders equal the loop; against central differences in float64."""
+    f, rtol = _MASKED[name], 1e-12 if dtype == np.float64 else 1e-5
+    xs = rng.uniform(0.5, 1.5, size=(3, 4, 5)).astype(dtype)
+    full = rng.random((3, 4, 5)) > 0.3
+    full[:, :, :2] = True  # (every group of the reductions keeps at least two entries)
+    for x, in_axes in ((xs[0], (None, 0)), (xs, (0, 0))):
+        for m in (full, full[:, 0]):  # one example's mask: (4, 5), or (5,) broadcast over (4, 5)
+            grad = dp.grad(lambda a, m: dnp.sum(f(a, m) ** 2))
+            assert_batched_equal(f, (x, m), in_axes, rtol)
+            assert_batched_equal(grad, (x, m), in_axes, rtol)
+            batch_grad = dp.grad(lambda a: dnp.sum(dp.vmap(f, in_axes)(a, m) ** 2))(x)
+            per_example = looped(grad, (x, m), in_axes)
+            np.testing.assert_allclose(batch_grad, per_example if in_axes[0] == 0 else
+                                       per_example.sum(0), rtol=rtol * 10, atol=1e-6)  # fmt: skip
+            tangent = dp.jvp(lambda a: dp.vmap(f, in_axes)(a, m), (x,), (dnp.cos(x),))[1]
+            np.testing.assert_allclose(tangent, looped(
+                lambda a, m: dp.jvp(lambda a: f(a, m), (a,), (dnp.cos(a),))[1], (x, m), in_axes),
+                rtol=rtol * 10, atol=1e-6)  # fmt: skip
+            if dtype == np.float64:
+                check_grads(lambda a: dp.vmap(f, in_axes)(a, m), (x,), order=1)
+    with pytest.raises(TypeError, match="where= must be a boolean mask, got dtype int64"):
+        dp.vmap(f, in_axes=(None, 0))(xs[0], full.astype(np.int64))
+    with pytest.raises(ValueError, match=r"where= of shape \(3,\) does not broadcast"):
+        dp.vmap(f, in_axes=(None, 0))(xs[0], full[:, 0, :3])
+
+
 def test_primitive_without_rule_loops():
     """The fallback: a primitive with no rule runs once per example, results stacked (its
     derivative rules then run batched, in both modes)."""
@@ -195,6 +236,10 @@ def test_indexing_with_each_examples_own_index(pick):
                              (x, i))
         assert_batched_equal(lambda a, i: dp.grad(lambda b: dnp.sum(pick(b, i) ** 2))(a),
                              (x[0], i), (None, 0))  # the data shared, the index not
+        of_batch = dp.grad(lambda b: dnp.sum(dp.vmap(lambda i: pick(b, i) ** 2)(i)))(x[0])
+        np.testing.assert_allclose(of_batch, looped(  # grad of vmap: the shared data's adjoint
+            dp.grad(lambda b, i: dnp.sum(pick(b, i) ** 2)), (x[0], i), (None, 0)).sum(0),
+            rtol=1e-12)  # fmt: skip
     with pytest.raises(dp.BatchedControlFlowError, match=r"dnp\.take"):
         dp.vmap(lambda i: np.arange(5.0)[i])(np.array([0, 1]))  # NumPy's own indexing
 
