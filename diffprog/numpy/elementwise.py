@@ -167,7 +167,8 @@ _clip = Primitive("clip", lambda xp, x, lo, hi: xp.clip(x, lo, hi))
 # clip(x, lo, hi) = minimum(maximum(x, lo), hi): x passes inside [lo, hi]; lo where x < lo
 # (unless lo > hi, when NumPy returns hi everywhere); hi where max(x, lo) > hi.
 def _clip_masks(x: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
-    return (x >= lo) & (x <= hi), (x < lo) & (lo <= hi), (x > hi) | (lo > hi)
+    ordered = less_equal(lo, hi)  # (NumPy's comparison: Python complex bounds have none)
+    return (x >= lo) & (x <= hi), (x < lo) & ordered, (x > hi) | ~ordered
 
 
 _clip.defvjp(
