@@ -83,3 +83,31 @@ def test_asarray_copies_to_the_current_gpu_and_kernels_run_there():
         moved = cp.asarray(b)
         assert moved.device.id == 0
         assert (cp.zeros_like(b)).device.id == 0  # creation: on the current GPU, not b's
+
+
+def test_elementwise_kernels_type_broadcast_and_allocate():
+    """cupy.ElementwiseKernel as compile.cuda_kernels uses it: typed params (an array of
+    another dtype is refused, a Python scalar is cast), inputs broadcast, outputs of the
+    broadcast shape and the declared dtypes, several returned as a tuple."""
+    cp = require_cupy()
+    scale = cp.ElementwiseKernel("float32 x, float64 s", "float32 y, bool z",
+                                 "y = x * (float)s;\nz = y > 1;", "rules_scale")  # fmt: skip
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    y, z = scale(cp.asarray(host), 0.5)
+    assert (y.dtype, z.dtype, y.shape, z.shape) == (np.float32, np.bool_, (2, 3), (2, 3))
+    np.testing.assert_array_equal(y.get(), host * np.float32(0.5))
+    np.testing.assert_array_equal(z.get(), host * np.float32(0.5) > 1)
+    with pytest.raises(TypeError, match="mismatched"):
+        scale(cp.asarray(host, dtype=np.float64), 0.5)
+    with pytest.raises(TypeError):
+        scale(host, 0.5)  # a NumPy array is no kernel argument
+    with pytest.raises(ValueError, match="shape"):
+        scale(cp.asarray(host), 0.5, cp.empty(3, np.float32), cp.empty(3, np.bool_))
+    add = cp.ElementwiseKernel("float64 a, float64 b", "float64 c", "c = a + b;", "rules_add")
+    c = add(cp.ones((3, 1)), cp.arange(4.0))
+    assert c.shape == (3, 4)
+    np.testing.assert_array_equal(c.get(), 1.0 + np.arange(4.0) + np.zeros((3, 1)))
+    broken = cp.ElementwiseKernel("float64 a", "float64 b", "b = no_such_function(a);",
+                                  "rules_broken")  # fmt: skip
+    with pytest.raises(Exception, match="no_such_function"):
+        broken(cp.ones(2))  # compiled on its first call

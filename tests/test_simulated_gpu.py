@@ -30,3 +30,24 @@ def test_every_gpu_test_passes_on_the_simulated_gpu():
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 50, summary
     assert "skipped" not in summary, f"gpu tests skipped on the simulated CuPy:\n{out[-3000:]}"
+
+
+def test_the_simulated_kernels_need_a_compiler_and_say_so(tmp_path, monkeypatch):
+    """Without g++ the simulated ElementwiseKernel fails with a clear message (the CI
+    machines have one: the gpu tests above then run every generated kernel)."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location(
+        "simulated_native", ROOT / "tests" / "simulated_gpu" / "cupy" / "_native.py")
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
+    monkeypatch.setenv("DIFFPROG_SIMULATED_KERNELS", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(RuntimeError, match="no g\\+\\+ was found"):
+        native.compile_source('extern "C" void k() {}')
+    monkeypatch.delenv("CXX")
+    with pytest.raises(native.CompileException, match="not_declared_anywhere"):
+        native.compile_source('extern "C" void k() { not_declared_anywhere(); }')
+    assert native.compile_source('extern "C" void k() {}').exists()

@@ -61,6 +61,47 @@ def test_reductions(axis, keepdims):
     assert_batched_equal(lambda a: dnp.softmax(a, axis=-1), (x,))
 
 
+_MASKED = {"sum": lambda a, m: dnp.sum(a, axis=-1, where=m),
+           "mean": lambda a, m: dnp.mean(a, where=m),
+           "max": lambda a, m: dnp.max(a, axis=0, where=m, initial=-0.5),
+           "min": lambda a, m: dnp.min(a, where=m, initial=0.5),
+           "prod": lambda a, m: dnp.prod(a, axis=(0, 1), keepdims=True, where=m),
+           "var": lambda a, m: dnp.var(a, axis=-1, ddof=1, where=m),
+           "std": lambda a, m: dnp.std(a, where=m),
+           "nanmean": lambda a, m: dnp.nanmean(a, axis=-1, where=m)}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", _MASKED)
+def test_reductions_with_a_where_mask_of_each_examples_own(name, dtype):
+    """where= masks that differ between examples, on an array shared by every example or
+    batched too, the mask as large as one example or broadcasting over it: values and both
+    modes in both orders equal the loop; against central differences in float64."""
+    f, rtol = _MASKED[name], 1e-12 if dtype == np.float64 else 1e-5
+    xs = rng.uniform(0.5, 1.5, size=(3, 4, 5)).astype(dtype)
+    full = rng.random((3, 4, 5)) > 0.3
+    full[:, :, :2] = True  # (every group of the reductions keeps at least two entries)
+    for x, in_axes in ((xs[0], (None, 0)), (xs, (0, 0))):
+        for m in (full, full[:, 0]):  # one example's mask: (4, 5), or (5,) broadcast over (4, 5)
+            grad = dp.grad(lambda a, m: dnp.sum(f(a, m) ** 2))
+            assert_batched_equal(f, (x, m), in_axes, rtol)
+            assert_batched_equal(grad, (x, m), in_axes, rtol)
+            batch_grad = dp.grad(lambda a: dnp.sum(dp.vmap(f, in_axes)(a, m) ** 2))(x)
+            per_example = looped(grad, (x, m), in_axes)
+            np.testing.assert_allclose(batch_grad, per_example if in_axes[0] == 0 else
+                                       per_example.sum(0), rtol=rtol * 10, atol=1e-6)  # fmt: skip
+            tangent = dp.jvp(lambda a: dp.vmap(f, in_axes)(a, m), (x,), (dnp.cos(x),))[1]
+            np.testing.assert_allclose(tangent, looped(
+                lambda a, m: dp.jvp(lambda a: f(a, m), (a,), (dnp.cos(a),))[1], (x, m), in_axes),
+                rtol=rtol * 10, atol=1e-6)  # fmt: skip
+            if dtype == np.float64:
+                check_grads(lambda a: dp.vmap(f, in_axes)(a, m), (x,), order=1)
+    with pytest.raises(TypeError, match="where= must be a boolean mask, got dtype int64"):
+        dp.vmap(f, in_axes=(None, 0))(xs[0], full.astype(np.int64))
+    with pytest.raises(ValueError, match=r"where= of shape \(3,\) does not broadcast"):
+        dp.vmap(f, in_axes=(None, 0))(xs[0], full[:, 0, :3])
+
+
 def test_primitive_without_rule_loops():
     """The fallback: a primitive with no rule runs once per example, results stacked (its
     derivative rules then run batched, in both modes)."""
@@ -195,6 +236,10 @@ def test_indexing_with_each_examples_own_index(pick):
                              (x, i))
         assert_batched_equal(lambda a, i: dp.grad(lambda b: dnp.sum(pick(b, i) ** 2))(a),
                              (x[0], i), (None, 0))  # the data shared, the index not
+        of_batch = dp.grad(lambda b: dnp.sum(dp.vmap(lambda i: pick(b, i) ** 2)(i)))(x[0])
+        np.testing.assert_allclose(of_batch, looped(  # grad of vmap: the shared data's adjoint
+            dp.grad(lambda b, i: dnp.sum(pick(b, i) ** 2)), (x[0], i), (None, 0)).sum(0),
+            rtol=1e-12)  # fmt: skip
     with pytest.raises(dp.BatchedControlFlowError, match=r"dnp\.take"):
         dp.vmap(lambda i: np.arange(5.0)[i])(np.array([0, 1]))  # NumPy's own indexing
 
@@ -242,16 +287,45 @@ def test_item_assignment():
               lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
         assert_batched_equal(f, (x, i, j))
 
-    def at_own_indices(a, k):  # an index array per example: forward only
-        y = a * 1.0
-        y[k] = 0.0
-        return y
 
-    k = np.array([[0, 1], [2, 2], [3, 0]])
-    assert_batched_equal(at_own_indices, (x, k))
-    assert_batched_equal(lambda a, k: dp.jvp(lambda a: at_own_indices(a, k), (a,), (a,))[1], (x, k))
-    with pytest.raises(NotImplementedError, match="dnp.where"):
-        dp.vmap(lambda a, k: dp.grad(lambda a: dnp.sum(at_own_indices(a, k)))(a))(x, k)
+
+def _at_own_index_arrays(a, k, v):
+    """Writes at each example's own index arrays: repeated indices (the last write wins),
+    a value broadcast over the selection, a slice before the index, a shared index beside
+    it, through a view, into an array allocated inside."""
+    y = a * 1.0
+    y[k] = v * a[0]                    # v: (2, 5) per example, k: (2,) with repeats
+    y[:, k[::-1]] = dnp.cos(a[:2, 0])  # the value broadcast over the selection
+    y[k, np.array([4, 0])] = v[:, 1] ** 2
+    y.T[1, k] = 3.0 * a[3, 3]          # through a view
+    z = dnp.zeros((4, 5), dtype=a.dtype)
+    z[k] = y[1:3] * v
+    return z + y
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_derivatives_of_writes_at_each_examples_own_index_arrays(dtype):
+    x = rng.normal(size=(3, 4, 5)).astype(dtype)
+    v = rng.normal(size=(3, 2, 5)).astype(dtype)
+    k = np.array([[0, 1], [2, 2], [3, -1]])  # example 1 writes position 2 twice
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    loss = lambda a, k, v: dnp.sum(dnp.sin(_at_own_index_arrays(a, k, v)) ** 2)  # noqa: E731
+    assert_batched_equal(_at_own_index_arrays, (x, k, v), rtol=rtol)
+    per_example = dp.grad(loss, argnums=(0, 2))
+    assert_batched_equal(per_example, (x, k, v), rtol=rtol)             # vmap of grad
+    of_batch = dp.grad(lambda a, v: dnp.sum(dp.vmap(loss)(a, k, v)), argnums=(0, 1))(x, v)
+    for got, want in zip(of_batch, looped(per_example, (x, k, v))):    # grad of vmap
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=0 if dtype == np.float64 else 1e-6)
+    tangents = (dnp.cos(x), v)
+    tangent = lambda a, k, v, ta, tv: dp.jvp(  # noqa: E731
+        lambda a, v: _at_own_index_arrays(a, k, v), (a, v), (ta, tv))[1]
+    assert_batched_equal(tangent, (x, k, v, *tangents), rtol=rtol)     # vmap of jvp
+    np.testing.assert_allclose(                                         # jvp of vmap
+        dp.jvp(lambda a, v: dp.vmap(_at_own_index_arrays)(a, k, v), (x, v), tangents)[1],
+        looped(tangent, (x, k, v, *tangents)), rtol=rtol, atol=0 if dtype == np.float64 else 1e-6)
+    if dtype == np.float64:  # against central differences, to second order
+        check_grads(lambda a, v: dp.vmap(_at_own_index_arrays)(a, k, v), (x, v))
+        check_grads(lambda a, v: dp.vmap(per_example)(a, k, v), (x, v), order=1)
 
 
 @pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (5, 1, 3)])
@@ -459,6 +533,50 @@ def test_custom_rules_are_kept_when_vmap_is_inside_the_derivative():
     np.testing.assert_array_equal(dp.grad(lambda x: dnp.sum(dp.vmap(sin7)(x)))(xs), np.full((3, 2), 7.0))
     np.testing.assert_array_equal(dp.jvp(dp.vmap(sin7), (xs,), (np.ones_like(xs),))[1],
                                   np.full((3, 2), 7.0))  # fmt: skip
+
+
+@functools.partial(dp.custom_vjp, nondiff_argnums=(0, 2))
+def _scaled_sin(activation, x, scale):  # a deliberately "wrong" rule: scale * 10 x the true VJP
+    return activation(x) * scale
+
+
+_scaled_sin.defvjp(lambda act, x, s: (act(x) * s, x),
+                   lambda act, s, x, g: (10.0 * g * s * dnp.cos(x),))  # fmt: skip
+
+
+@functools.partial(dp.custom_jvp, nondiff_argnums=(1,))
+def _shifted_exp(x, shift):  # its rule: 3 x the true JVP
+    return dnp.exp(x - shift)
+
+
+_shifted_exp.defjvp(lambda shift, p, t: (_shifted_exp(p[0], shift), 3.0 * t[0] * dnp.exp(p[0] - shift)))
+
+
+def test_custom_rules_with_a_nondiff_argument_of_each_examples_own():
+    """A nondiff argument that differs between examples reaches the function and its rules
+    batched, like every value under dp.vmap, in every order with grad and jvp; a rule that
+    branches on it in Python gets an error naming the function and the argument."""
+    xs, scales = rng.normal(size=(3, 2)), np.array([1.0, -2.0, 0.5])
+    f = lambda x, s: dnp.sum(_scaled_sin(dnp.sin, x, s) + _shifted_exp(x, s))  # noqa: E731
+    want = 10.0 * scales[:, None] * np.cos(xs) + 3.0 * np.exp(xs - scales[:, None])  # the rules'
+    assert_batched_equal(f, (xs, scales))
+    np.testing.assert_allclose(dp.vmap(dp.grad(f))(xs, scales), want, rtol=1e-12)
+    np.testing.assert_allclose(dp.grad(lambda x: dnp.sum(dp.vmap(f)(x, scales)))(xs), want, rtol=1e-12)
+    jvp = lambda x, s: dp.jvp(lambda x: _shifted_exp(x, s), (x,), (dnp.ones_like(x),))[1]  # noqa: E731
+    np.testing.assert_allclose(dp.vmap(jvp)(xs, scales), 3.0 * np.exp(xs - scales[:, None]), rtol=1e-12)
+    np.testing.assert_allclose(dp.jvp(lambda x: dp.vmap(_shifted_exp)(x, scales), (xs,),
+                                      (np.ones_like(xs),))[1], 3.0 * np.exp(xs - scales[:, None]),
+                               rtol=1e-12)  # fmt: skip
+
+    @functools.partial(dp.custom_vjp, nondiff_argnums=(1,))
+    def power(x, n):
+        return x**n
+
+    power.defvjp(lambda x, n: (x**n, x), lambda n, x, g: (g * int(n) * x ** (n - 1),))
+    for order in (lambda f: dp.vmap(dp.grad(f)), lambda f: dp.grad(lambda x, n: dnp.sum(dp.vmap(f)(x, n)))):
+        with pytest.raises(dp.BatchedControlFlowError,
+                           match=r"power: argument 1 \(in nondiff_argnums\).*int\(x\).*once per example"):
+            order(lambda x, n: dnp.sum(power(x, n)))(xs, np.array([1, 2, 3]))
 
 
 # --- library functions that compute on raw values (permutations, searches, checks) --------------

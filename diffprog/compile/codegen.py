@@ -245,15 +245,20 @@ class _Writer:
 
     def fused(self, node: Node, guard_index: int) -> str:
         """`outs..., = kernel(operands)` for a fused node, its results given the types the
-        unfused nodes give (a NumPy scalar, a 0-d array), then its guards' verdict."""
+        unfused nodes give (a NumPy scalar, a 0-d array), then its guards' verdict. A GPU
+        kernel takes device arrays as they are and returns new ones of the right dtypes."""
         kernel = self.constant(node.prim.kernel, "f")
-        args = [self.ref(a) + ("[()]" if type(a) is Var and a.kind == "array" and not a.shape else "")
+        numpy = self.globals["xp"] is np
+        args = [self.ref(a) + ("[()]" if numpy and type(a) is Var and a.kind == "array" and not a.shape else "")
                 for a in node.args]  # fmt: skip
         targets = [self.new_slot(o) for o in node.outs]
         failed = ["failed"] if node.prim.guards else []
         lines = [f"{''.join(t + ', ' for t in targets + failed)}= {kernel}({', '.join(args)})"]
         for group, o, t in zip(node.prim.bundles, node.outs, targets):
-            if o.kind == "scalar":
+            if not numpy:
+                if o.shape:  # a new device array no one else holds
+                    self.owned.add(o.id)
+            elif o.kind == "scalar":
                 lines.append(f"{t} = {self.constant(o.dtype.type, 'd')}({t})")
             elif not o.shape:
                 lines.append(f"{t} = xp.asarray({t}, dtype={self.constant(o.dtype, 'd')})")

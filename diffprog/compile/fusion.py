@@ -1,11 +1,13 @@
 """Fusion: groups of elementwise nodes of a graph, each run as one compiled loop.
 
-Owns: `fuse(graph)`, which partitions the graph's nodes into groups a loop can compute per
-element (compile.kernels says which: arithmetic, comparisons, where, casts, libm functions,
-with broadcasting; a `sum` or `sum_to_shape` of the loop's values ends a group as an
-accumulator), compiles each group worth it into one kernel, checks that kernel once against
-the unfused NumPy operations on sample data, and returns the graph with one `Fused` node per
-group, scheduled in a topological order that keeps the recorded order wherever it can.
+Owns: `fuse(graph, xp)`, which partitions the graph's nodes into groups a loop can compute
+per element (compile.kernels says which: arithmetic, comparisons, where, casts, libm
+functions, with broadcasting; a `sum` or `sum_to_shape` of the loop's values ends a group as
+an accumulator), compiles each group worth it into one kernel (a numba loop for NumPy,
+compile.kernels; a CuPy ElementwiseKernel for CuPy, compile.cuda_kernels), checks that kernel
+once against the unfused operations on sample data, and returns the graph with one `Fused`
+node per group, scheduled in a topological order that keeps the recorded order wherever it
+can.
 
 The partition walks the nodes in order. A node joins a group that computes one of its
 operands, or a recent sibling group over the same loop (the many elementwise nodes of a
@@ -21,6 +23,9 @@ at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an
 at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time);
 libm functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops
 beat numba's scalar calls beyond).
+On the GPU a group is worth a kernel from 2 operations (each saves a launch), every member's
+result has the loop's shape, libm functions join any loop, a sibling joins whatever its
+operands, guards and sums stay outside.
 A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
 A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
@@ -38,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import cuda_kernels, kernels
 from .ir import Const, Fused, Graph, Guard, Node, Var, substitute
 
 #: the most operations in one kernel
@@ -71,13 +76,17 @@ class _Group:
         self.loads: set[int] = set()  # var ids of the values it reads from outside
         self.broadcasts = False  # an operation of it broadcasts an array operand
 
-    def worth_it(self) -> bool:
+    def worth_it(self, gpu: bool) -> bool:
         n, big = len(self.members), math.prod(self.shape) >= MIN_PAIR_SIZE
-        return n >= MIN_OPS or (n >= 2 and big) or (n == 1 and big and self.broadcasts)
+        lone = n == 1 and big and self.broadcasts and not gpu  # CuPy broadcasts in one launch
+        return n >= MIN_OPS or (n >= 2 and (gpu or big)) or lone
 
 
-def fuse(graph: Graph) -> Graph:
-    """`graph` with its fusible groups as `Fused` nodes (the input graph is not changed)."""
+def fuse(graph: Graph, xp: Any = np) -> Graph:
+    """`graph` with its fusible groups as `Fused` nodes (the input graph is not changed):
+    numba loops for NumPy (`xp`), CuPy ElementwiseKernels for CuPy."""
+    gpu = xp is not np
+    scalar_op = cuda_kernels.scalar_op if gpu else kernels.scalar_op
     refused: set[int] = set()
     readers: dict[int, list[int]] = {}  # var id -> body positions reading it (-1: an output)
     for i, item in enumerate(graph.body):
@@ -87,37 +96,41 @@ def fuse(graph: Graph) -> Graph:
         if type(o) is Var:
             readers.setdefault(o.id, []).append(-1)
     while True:
-        groups = [g for g in _Partition(graph.body, refused).groups if g.worth_it()]
+        groups = [g for g in _Partition(graph.body, refused, scalar_op, gpu).groups if g.worth_it(gpu)]
         nodes, failed = [], []
         built = _Built(graph)
         for g in groups:
-            node = _build(graph, g, readers, built)
+            node = _build_gpu(graph, g, readers, xp) if gpu else _build(graph, g, readers, built)
             (nodes if node is not None else failed).append((g, node))
         if not failed:
             place = {i: g for g, _ in nodes for i in (*g.members, *g.guards)}
             units = [(g, [node, *_row_nodes(node, g, built, readers, place)]) for g, node in nodes]
             return _without_fits(_schedule(graph, units))
         for g, _ in failed:  # its libm calls first, then (if it had none) all of it
-            calls = [i for i in g.members if kernels.scalar_op(graph.body[i]) not in kernels.PLAIN]
+            calls = [i for i in g.members if scalar_op(graph.body[i]) not in kernels.PLAIN]
             refused.update(calls or g.members)
 
 
 class _Partition:
-    """Groups of body positions (see the module docstring)."""
+    """Groups of body positions (see the module docstring). On the GPU (`gpu`), every
+    member's result has the loop's shape (CuPy's kernels write whole outputs), guards stay
+    outside (a host read) and libm functions join loops of any size."""
 
-    def __init__(self, body: list, refused: set[int]) -> None:
+    def __init__(self, body: list, refused: set[int], scalar_op: Any, gpu: bool) -> None:
         self.group_of: dict[int, _Group] = {}  # var id -> the group computing it
         self.deps: dict[int, int] = {}  # var id -> groups it depends on (unfused values)
         self.groups: list[_Group] = []
+        self.gpu = gpu
         for i, item in enumerate(body):
             if type(item) is Guard:
                 g = self.group_of.get(item.var.id)
-                if g is not None and g.shape == () and item.how == "bool" and i not in refused:
+                if (g is not None and g.shape == () and item.how == "bool" and i not in refused
+                        and not gpu):  # fmt: skip
                     g.guards.append(i)
                 else:
                     self.read(item.var)
                 continue
-            op = kernels.scalar_op(item) if i not in refused else None
+            op = scalar_op(item) if i not in refused else None
             if op is None or not self.place(i, item, op):
                 d = 0
                 for v in item.inputs():
@@ -138,7 +151,7 @@ class _Partition:
     def place(self, i: int, node: Node, op: str) -> bool:
         """Put node `i` into a group (an existing one, or a new one); False if none fits."""
         summing = op in ("sum", "sum_to_shape")
-        if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
+        if summing and (type(node.args[0]) is not Var or not node.args[0].shape or self.gpu):
             return False
         tried = []
         for v in reversed(node.args):
@@ -146,8 +159,8 @@ class _Partition:
             if g is not None and g not in tried:
                 tried.append(g)
         size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
-        for g in self.groups[-RECENT:][::-1]:  # siblings: over a big loop, only one that
-            if g not in tried and (size < MIN_PAIR_SIZE or any(  # loads an operand already
+        for g in self.groups[-RECENT:][::-1]:  # siblings: over a big CPU loop, only one
+            if g not in tried and (self.gpu or size < MIN_PAIR_SIZE or any(  # loading an operand
                     type(v) is Var and v.id in g.loads for v in node.args)):  # fmt: skip
                 tried.append(g)
         for g in tried:
@@ -181,7 +194,10 @@ class _Partition:
                 return None
             if shape != g.shape and g.sums:
                 return None  # the accumulators sum over the loop as it is
-        if (g.libm or op in kernels.TRANSCENDENTAL) and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE:
+        if self.gpu and out != g.shape:
+            return None
+        if (not self.gpu and (g.libm or op in kernels.TRANSCENDENTAL)
+                and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE):  # fmt: skip
             return None
         new = 0
         for v in node.inputs():
@@ -316,6 +332,26 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built
                 members[0].site, all(m.backward for m in members))  # fmt: skip
 
 
+def _build_gpu(graph: Graph, g: _Group, readers: dict[int, list[int]], xp: Any) -> Node | None:
+    """The fused node of group `g` on the GPU (a CuPy ElementwiseKernel), or None when its
+    kernel cannot be made or is wrong."""
+    members = [graph.body[i] for i in g.members]
+    inside = set(g.members)
+    outs = [m.outs[0] for m in members
+            if any(r not in inside for r in readers.get(m.outs[0].id, ()))]  # fmt: skip
+    made = cuda_kernels.group_kernel(members, outs)
+    if made is None:
+        return None
+    args, kernel = made
+    bundles = [[k] for k in range(len(outs))]
+    if kernel.source not in _agreed:
+        if not _agrees(kernel, members, args, outs, bundles, {}, xp):
+            return None
+        _agreed.add(kernel.source)
+    return Node(Fused(members, [], kernel, kernel.source, bundles), {}, args, outs,
+                members[0].site, all(m.backward for m in members))  # fmt: skip
+
+
 def _row_nodes(node: Node, g: _Group, built: _Built, readers: dict[int, list[int]],
                place: dict[int, _Group]) -> list[Node]:  # fmt: skip
     """Nodes taking the rows of `node`'s stacks that a reader needs as arrays of their own
@@ -396,24 +432,31 @@ def unbundle(results: tuple, bundles: list[list[int]]) -> list:
 
 
 def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
-            bundles: list[list[int]], stacked: dict[int, tuple[Var, int]]) -> bool:  # fmt: skip
-    """Whether the kernel computes what the members do, on sample data (compiling it)."""
+            bundles: list[list[int]], stacked: dict[int, tuple[Var, int]], xp: Any = np) -> bool:  # fmt: skip
+    """Whether the kernel computes what the members do (run on `xp`), on sample data
+    (compiling it)."""
     rng = np.random.default_rng(0)
-    values = {(a.id if type(a) is Var else id(a)): sample(a, rng) for a in args}
+    values = {}
+    for a in args:
+        value = sample(a, rng)
+        if xp is not np and type(a) is Var and a.kind == "array":
+            value = xp.asarray(value)
+        values[a.id if type(a) is Var else id(a)] = value
     inputs = [values[a.id if type(a) is Var else id(a)] for a in args]
     for row_id, (stack, row) in stacked.items():
         values[row_id] = values[stack.id][row]
     with np.errstate(all="ignore"):
         for m in members:
             operands = [values[a.id] if type(a) is Var else a.value for a in m.args]
-            values[m.outs[0].id] = m.prim.impl(np, *operands, **m.params)
+            values[m.outs[0].id] = m.prim.impl(xp, *operands, **m.params)
         try:
-            got = unbundle(kernel(*kernel_args(inputs)), bundles)
-        except Exception:  # noqa: BLE001 - numba could not compile it: stays unfused
+            got = unbundle(kernel(*(kernel_args(inputs) if xp is np else inputs)), bundles)
+        except Exception:  # noqa: BLE001 - it could not be compiled: stays unfused
             return False
+    host = np.asarray if xp is np else xp.asnumpy
     for o, value in zip(outs, got):
-        want = np.asarray(values[o.id])
-        value = np.asarray(value, dtype=o.dtype)
+        want = host(values[o.id])
+        value = host(value).astype(o.dtype, copy=False)
         if value.shape != want.shape or value.dtype != want.dtype:
             return False
         if o.dtype == np.bool_:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import is_array
 from .codegen import ufunc_of
 from .ir import Const, Node, Var
 
@@ -114,7 +115,7 @@ def _fusible_operand(a: Any) -> bool:
     v = a.value
     if type(v) in (float, int, bool):
         return True
-    return isinstance(v, (np.ndarray, np.generic)) and v.dtype in DTYPES
+    return is_array(v) and v.dtype in DTYPES  # a NumPy or (on the GPU) a CuPy array
 
 
 def is_weak(a: Any) -> bool:
@@ -125,7 +126,9 @@ def is_weak(a: Any) -> bool:
 
 
 def dtype_of(a: Any) -> np.dtype:
-    return a.dtype if type(a) is Var else np.asarray(a.value).dtype
+    if type(a) is Var:
+        return a.dtype
+    return a.value.dtype if hasattr(a.value, "dtype") else np.asarray(a.value).dtype
 
 
 def literal(value: Any, dtype: np.dtype) -> str:

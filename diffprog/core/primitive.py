@@ -169,10 +169,12 @@ class IndexedPrimitive(Primitive):
     indexed = True
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        if params and tracing() and top_trace(args) is None:  # (no scan in a tape sweep)
-            trace = top_trace(_tracers_in(params.values()))
-            if trace is not None:
-                return trace.process(self, args, params)
+        if params and tracing():  # (no scan in a tape sweep)
+            in_params = _tracers_in(params.values())
+            if in_params:  # the highest trace of all, as for operands (bind)
+                trace, top = top_trace(in_params), top_trace(args)
+                if top is None or trace.level > top.level:
+                    return trace.process(self, args, params)
         return Primitive.__call__(self, *args, **params)
 
 

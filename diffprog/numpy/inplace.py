@@ -100,6 +100,9 @@ def shares_memory(a: Any, b: Any) -> bool:
 def read(x: Any, ops: tuple) -> Any:
     """The view of `x` through `ops` as a fresh copy, recorded with a placeholder for `x` on
     each trace `x` belongs to (so the read keeps no reference to `x`'s array)."""
+    for k, op in enumerate(ops):  # each example's own index arrays (dp.vmap): a gather
+        if op[0] == "index" and any(_batched(e) for e in op[1]):
+            return read(_getitem(read(x, ops[:k]), index=op[1]), ops[k + 1 :])
     if not isinstance(x, Tracer):
         return _copied_view(x, ops)
     for op in ops:
@@ -143,12 +146,13 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
     may change it) and the levels below are held alone too; else a new array or tracer (the
     levels below that were shared are copied, the others changed in place).
     """
-    if any(_batched(e) for e in index):  # dp.vmap: each example's own positions
+    per_example = [e for e in index if _batched(e)]  # dp.vmap: each example's own positions
+    if per_example:
         view = read(target, chain)
         selection = _selection(index, view, value)
         if selection is not None:  # a select, which every trace differentiates
             return write(target, chain, (Ellipsis,), where(*selection, view), owned)
-    trace = top_trace((target, value))
+    trace = top_trace((target, value, *per_example))
     if trace is None:
         return _write_raw(target, chain, index, value, owned)
     if not trace.alive:
@@ -169,11 +173,6 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
 
 def _write_reverse(trace: Any, target: Any, own: bool, chain: tuple, index: tuple, value: Any,
                    owned: bool) -> Any:  # fmt: skip
-    if any(isinstance(e, Tracer) and e.batched for e in index):
-        raise NotImplementedError(
-            "the gradient of a write at index arrays that differ between examples (y[k] = v "
-            "with k an array batched by dp.vmap) is not supported yet; select instead: "
-            "y = dnp.where(mask, v, y), or write one position at a time")
     if type(value) is ReverseTracer and value._trace is trace:
         v_down, v_slot = value.value, value.slot
     else:
@@ -386,11 +385,11 @@ def _last_writes(ph: Any, chain: tuple, index: tuple) -> Any:
         ph = view_of(ph, op)
     xp = namespace_of((ph,))
     with device_scope((ph,)):
-        selected = ph[index].shape
+        selected = ph[tuple(unwrapped(e) for e in index)].shape  # (one example's index)
         ids = xp.arange(int(np.prod(selected, dtype=np.int64))).reshape(selected)
         owner_ids = xp.full(ph.shape, -1, dtype=ids.dtype)
-        owner_ids[index] = ids  # the same index, the same write order as the assignment
-        return owner_ids[index] == ids
+    owner_ids = write(owner_ids, (), index, ids, True)  # the same index, the same order
+    return equal(read(owner_ids, (("index", index),)), ids)
 
 
 # --- placeholders and sole references ------------------------------------------------------

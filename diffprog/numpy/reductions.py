@@ -7,7 +7,8 @@ lists as NumPy does (`as_array`) and normalise `axis` once (`axes_of`), so rules
 sorted tuple of non-negative axes; the cotangent is brought back to the input's shape by
 reshaping to the kept-dims shape and broadcasting. Rules read shapes and dtypes through
 `as_scalar`, since a watched Python float stays a Python float. NumPy's `where=` is a
-constant mask (entries left out are replaced through `where`, so they get zero gradient) and
+constant mask, or under dp.vmap one of each example (entries left out are replaced through
+`where`, so they get zero gradient; max/min take it as a param, like an index) and
 `initial=` a constant scalar in the result's dtype; max/min carry both to their rules.
 Ties in max/min share the gradient equally. Products never divide by x: the product of the
 other elements comes from exclusive cumulative products, and cumprod's rules are linear
@@ -23,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from ..backend import asarray_like, namespace_of
-from ..core.edge import broadcast_to, sum_to_shape
-from ..core.primitive import Primitive
+from ..core.edge import astype, broadcast_to, sum_to_shape
+from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, as_scalar, raw
 from ._define import axes_of, kept_shape, nondifferentiable
-from ..ad.batching import anywhere, ndim
-from .batching import along_axes, elementwise
+from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
+from .batching import aligned, along_axes, elementwise
 from .elementwise import abs as _abs
-from .elementwise import isnan, where
+from .elementwise import bitwise_and, isnan, maximum, where
 from .joins import as_array, concatenate
 from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
@@ -171,7 +172,7 @@ def _extremum(name: str, kernel: str) -> Primitive:
             return getattr(xp, kernel)(x, axis=axis, keepdims=keepdims)
         return _extremum_with_initial(xp, x, kernel, axis, keepdims, initial, where)
 
-    prim = Primitive(name, impl)
+    prim = IndexedPrimitive(name, impl)  # (a where= mask of each example's own: see _extremum_batch)
     prim.defvjp(
         lambda g, ans, x, *, axis, keepdims, **masking: spread(g, x, axis, keepdims)
         * _extremum_share(x, ans, axis, keepdims, **masking)
@@ -227,7 +228,9 @@ def _mask(name: str, where: Any, a: Any) -> Any:
     if where is None or where is True:
         return None
     ref = as_scalar(raw(a))
-    mask = asarray_like(raw(where), ref)
+    mask = raw(where)
+    if not (isinstance(mask, Tracer) and mask.batched):  # (one of each example: kept as it is)
+        mask = asarray_like(mask, ref)
     if mask.dtype != bool:
         raise TypeError(f"{name}: where= must be a boolean mask, got dtype {mask.dtype}")
     try:
@@ -249,9 +252,9 @@ def _selected(mask: Any, a: Any, axes: tuple[int, ...], keepdims: bool, ddof: in
     """max(k - ddof, 0) for the k entries `mask` selects in each group of the reduction: a
     constant array in the dtype of a's mean (a's floating dtype, else float64)."""
     r = as_scalar(raw(a))
-    xp = namespace_of((mask,))
-    k = xp.broadcast_to(mask, r.shape).sum(axis=axes, keepdims=keepdims)
-    return xp.maximum(k - ddof, 0).astype(r.dtype if r.dtype.kind == "f" else xp.float64)
+    k = _sum(astype(broadcast_to(mask, shape=r.shape), dtype=r.dtype if r.dtype.kind == "f"
+                    else np.dtype(np.float64)), axis=axes, keepdims=keepdims)  # fmt: skip
+    return maximum(k - ddof, 0.0) if ddof else k
 
 
 def _initial(name: str, initial: Any, like: Any) -> Any:
@@ -498,7 +501,7 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     mask = _mask("nanmean", where, a)
     present = ~namespace_of((r,)).isnan(r)
     return nansum(a, axes, keepdims=keepdims, where=mask) / _selected(
-        present if mask is None else present & mask, a, axes, keepdims)  # fmt: skip
+        present if mask is None else bitwise_and(mask, present), a, axes, keepdims)  # fmt: skip
 
 
 # --- numpy.linalg.norm ---------------------------------------------------------------------
@@ -607,8 +610,25 @@ def _sum_to_shape_batch(size: int, batched: tuple, x: Any, *, shape: tuple) -> A
     return sum_to_shape(x, shape=(size,) + tuple(shape))
 
 
+def _extremum_batch(prim: Primitive) -> Any:
+    """dp.vmap's rule of max/min: the axes shifted past the batch axis; a where= mask of each
+    example's own aligned with the batch (a shared one broadcasts as it is)."""
+
+    def rule(size: int, batched: tuple, x: Any, *, axis: tuple[int, ...], keepdims: bool,
+             **masking: Any) -> Any:  # fmt: skip
+        rank = example_ndim(x, batched[0])
+        if type(masking.get("where")) is Batched:
+            masking["where"] = aligned(masking["where"].value, rank)
+            x = every(x, batched[0], size)
+        return prim(x, axis=shifted(axis, rank), keepdims=keepdims, **masking)
+
+    return rule
+
+
 # dp.vmap's rules of this module's primitives (and of the reverse sweep's sum_to_shape)
-along_axes(_sum, _mean, _max, _min, _prod, _cumsum, _cumprod, _count_nonzero)
+along_axes(_sum, _mean, _prod, _cumsum, _cumprod, _count_nonzero)
+_max.defbatch(_extremum_batch(_max))
+_min.defbatch(_extremum_batch(_min))
 elementwise(_root)
 _argmax.defbatch(_arg_batch(_argmax))
 _argmin.defbatch(_arg_batch(_argmin))

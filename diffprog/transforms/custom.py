@@ -12,8 +12,9 @@ Layer L5: imports L0-L4 and transforms.core.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .. import tree
@@ -24,7 +25,7 @@ from ..ad.reverse import ReverseTrace, is_floating
 from ..backend import zeros_like
 from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace
-from ..errors import StructureError
+from ..errors import BatchedControlFlowError, StructureError
 from .core import vjp
 from .vmap import vmap
 
@@ -37,11 +38,27 @@ class _Custom:
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
+        self.batched_argnums: tuple[int, ...] = ()  # (over a batch: the nondiff ones batched)
+
+    def __call__(self, *args: Any) -> Any:
+        with self._noted([args[i] for i in self.nondiff_argnums if i < len(args)]):
+            return self._call(*args)
+
+    def _call(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _noted(self, nondiff: list[Any]) -> contextlib.AbstractContextManager:
+        """Where nondiff arguments hold each example's own value (dp.vmap), a context that
+        names them in the error of a rule branching on one."""
+        batched = [i for i, a in zip(self.nondiff_argnums, nondiff)
+                   if any(isinstance(x, Tracer) and x.batched for x in tree.leaves(a))]  # fmt: skip
+        batched = batched or list(self.batched_argnums)
+        return _named_in_errors(self.__name__, batched) if batched else contextlib.nullcontext()
 
     def _split(self, args: tuple) -> tuple[list[Any], list[int], list[Any], Any]:
         nondiff = [args[i] for i in self.nondiff_argnums]
-        for i, a in zip(self.nondiff_argnums, nondiff):
-            if any(isinstance(x, Tracer) for x in tree.leaves(a)):
+        for i, a in zip(self.nondiff_argnums, nondiff):  # (one batched by dp.vmap alone is data)
+            if any(isinstance(x, Tracer) and not (x.batched and raw(x) is x) for x in tree.leaves(a)):
                 raise TypeError(
                     f"{self.__name__}: argument {i} is listed in nondiff_argnums but holds a "
                     "traced value, whose derivative would be lost; remove it from "
@@ -51,14 +68,11 @@ class _Custom:
         leaves, treedef = tree.flatten(tuple(args[i] for i in diff_idx))
         return nondiff, diff_idx, leaves, treedef
 
-    def _diff_axes(self, axes: tuple) -> tuple:
-        """The in_axes of the differentiable arguments; refused for a batched nondiff one."""
-        if any(a is not None for i in self.nondiff_argnums for a in tree.leaves(axes[i])):
-            raise NotImplementedError(
-                f"{self.__name__}: an argument in nondiff_argnums differs between the examples "
-                "of dp.vmap inside a differentiating transform; pass it as a differentiable "
-                "argument (with dp.stop_gradient) instead")
-        return tuple(a for i, a in enumerate(axes) if i not in self.nondiff_argnums)
+    def _split_axes(self, axes: tuple) -> tuple[tuple, tuple]:
+        """The in_axes of the nondiff arguments (a batched one: each example's own value,
+        which the rules then see batched), and of the differentiable ones."""
+        return (tuple(axes[i] for i in self.nondiff_argnums),
+                tuple(a for i, a in enumerate(axes) if i not in self.nondiff_argnums))  # fmt: skip
 
     @staticmethod
     def _merge(args: tuple, diff_idx: list[int], diff_args: tuple) -> tuple:
@@ -91,7 +105,7 @@ class custom_vjp(_Custom):
     def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
         self.fwd, self.bwd = fwd, bwd
 
-    def __call__(self, *args: Any) -> Any:
+    def _call(self, *args: Any) -> Any:
         if self.fwd is None or self.bwd is None:
             raise TypeError(f"{self.__name__} has no VJP rule: call .defvjp(fwd, bwd) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
@@ -115,7 +129,8 @@ class custom_vjp(_Custom):
             return out_leaves
 
         def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
-            cts = self.bwd(*nondiff, saved["res"], tree.unflatten(saved["out_def"], _zeros_for(g, out)))
+            with self._noted(nondiff):
+                cts = self.bwd(*nondiff, saved["res"], tree.unflatten(saved["out_def"], _zeros_for(g, out)))
             primals = tree.unflatten(treedef, vals)
             return _checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx)
 
@@ -126,12 +141,15 @@ class custom_vjp(_Custom):
         """This function over a batch (`axes`: each argument's in_axes), its rules too; an
         argument shared by every example gets the sum of their adjoints."""
         assert self.fwd is not None and self.bwd is not None
-        fwd, bwd, diff_axes = self.fwd, self.bwd, self._diff_axes(axes)
+        fwd, bwd = self.fwd, self.bwd
+        nondiff_axes, diff_axes = self._split_axes(axes)
         batched = custom_vjp(vmap(self.fun, in_axes=axes), self.nondiff_argnums)
+        batched.batched_argnums = _batched_argnums(self.nondiff_argnums, nondiff_axes)
 
         def bwd_b(*rest: Any) -> tuple:
             *nondiff, res, g = rest
-            cts = vmap(lambda res, g: bwd(*nondiff, res, g))(res, g)
+            cts = vmap(lambda nondiff, res, g: bwd(*nondiff, res, g),
+                       in_axes=(nondiff_axes, 0, 0))(tuple(nondiff), res, g)  # fmt: skip
             return tuple(None if ct is None else tree.map(
                 lambda c, a: c if c is None or a == 0 else dnp.sum(c, axis=0), ct, ax,
                 is_leaf=lambda x: x is None) for ct, ax in zip(cts, diff_axes))  # fmt: skip
@@ -166,7 +184,7 @@ class custom_jvp(_Custom):
         self.rule = rule
         return rule
 
-    def __call__(self, *args: Any) -> Any:
+    def _call(self, *args: Any) -> Any:
         if self.rule is None:
             raise TypeError(f"{self.__name__} has no JVP rule: call .defjvp(rule) first")
         nondiff, diff_idx, leaves, treedef = self._split(args)
@@ -191,7 +209,8 @@ class custom_jvp(_Custom):
             zeros = tree.unflatten(treedef, [_zeros(v) for v in vals])
 
             def tangent_out(tangents: tuple) -> Any:
-                return self._apply_rule(nondiff, primals, tangents)[1]
+                with self._noted(nondiff):
+                    return self._apply_rule(nondiff, primals, tangents)[1]
 
             _, transpose = vjp(tangent_out, zeros)
             (cts,) = transpose(tree.unflatten(saved["out_def"], _zeros_for(g, out)))
@@ -204,10 +223,12 @@ class custom_jvp(_Custom):
         """This function over a batch (`axes`: each argument's in_axes), its rule too (the
         tangent of an argument shared by every example is shared too)."""
         assert self.rule is not None
-        rule, diff_axes = self.rule, self._diff_axes(axes)
+        rule, (nondiff_axes, diff_axes) = self.rule, self._split_axes(axes)
         batched = custom_jvp(vmap(self.fun, in_axes=axes), self.nondiff_argnums)
-        batched.defjvp(lambda *rest: vmap(lambda p, t: rule(*rest[:-2], p, t),
-                                          in_axes=(diff_axes, diff_axes))(*rest[-2:]))  # fmt: skip
+        batched.batched_argnums = _batched_argnums(self.nondiff_argnums, nondiff_axes)
+        batched.defjvp(lambda *rest: vmap(lambda nondiff, p, t: rule(*nondiff, p, t),
+                                          in_axes=(nondiff_axes, diff_axes, diff_axes))(
+                                              rest[:-2], *rest[-2:]))  # fmt: skip
         return batched
 
     def _apply_rule(self, nondiff: list[Any], primals: Any, tangents: Any) -> tuple[Any, Any]:
@@ -299,6 +320,28 @@ def _through_batch(args: tuple, leaves: list[Any], trace: Any,
     out = batched(axes)(*values)
     return tree.map(lambda o: BatchTracer(batch, o) if hasattr(o, "shape") else o, out)
 
+
+def _batched_argnums(argnums: tuple[int, ...], axes: tuple) -> tuple[int, ...]:
+    """The positions among `argnums` whose in_axes batch something."""
+    return tuple(i for i, a in zip(argnums, axes) if any(x is not None for x in tree.leaves(a)))
+
+
+@contextlib.contextmanager
+def _named_in_errors(name: str, argnums: list[int]) -> Iterator[None]:
+    """Prefixes a BatchedControlFlowError raised inside with the batched nondiff arguments."""
+    try:
+        yield
+    except BatchedControlFlowError as e:
+        if getattr(e, "_diffprog_nondiff", False):  # named already, by a call inside
+            raise
+        which = ", ".join(map(str, argnums))
+        err = BatchedControlFlowError(
+            f"{name}: argument {which} (in nondiff_argnums) holds each example's own value under "
+            f"dp.vmap, so {name}, its rules included, gets it batched: {e}. If a rule needs it as "
+            f"a Python number, call {name} once per example in a Python loop"
+        )
+        err._diffprog_nondiff = True  # type: ignore[attr-defined]
+        raise err from e
 
 
 def _zeros(v: Any) -> Any:

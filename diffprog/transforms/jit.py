@@ -7,8 +7,8 @@ constants of the recording). The first call with a new signature runs `f` eagerl
 staging trace (ad.staging), which records every primitive, the backward pass of any
 transform inside included, and every concrete value Python read (the guards); the graph is
 optimized (compile.passes), its elementwise chains fused into numba loops on NumPy arrays
-(compile.fusion; `fuse=False`, or numba missing, skips it) and compiled to straight-line
-Python (compile.codegen).
+and CuPy ElementwiseKernels on CuPy ones (compile.fusion; `fuse=False`, or numba missing on
+NumPy, skips it) and compiled to straight-line Python (compile.codegen).
 
 Later calls replay it. A guard that fails means the program takes another path this time:
 the call tries the other recorded variants of its signature, and else records a new one
@@ -62,10 +62,10 @@ def jit(
     Usable as `dp.jit(f)`, `@dp.jit` or `@dp.jit(static_argnums=1)`. Static arguments are
     part of the signature by value (they must be hashable); so are Python ints, bools and
     strings anywhere in the arguments. `jitted.lower(*args)` shows the optimized graph;
-    `jitted.stats` counts recordings, replays and guard failures. With `fuse` (the default)
-    and NumPy arrays, groups of elementwise operations run as one compiled loop each
-    (compile.fusion; needs numba: `pip install diffprog[jit]`, else the replay runs
-    unfused, with one warning).
+    `jitted.stats` counts recordings, replays and guard failures. With `fuse` (the default),
+    groups of elementwise operations run as one compiled loop each (compile.fusion): on
+    NumPy arrays a numba loop (`pip install diffprog[jit]`, else the replay runs unfused,
+    with one warning), on CuPy arrays a CuPy ElementwiseKernel.
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> step = dp.jit(dp.value_and_grad(lambda w: dnp.sum(dnp.sin(w) * w)))
@@ -86,8 +86,8 @@ class Variant:
 
     def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list, fuse: bool) -> None:
         self.graph = optimize(graph, xp)
-        if fuse and xp is np and fusion_available():
-            self.graph = fusion.fuse(self.graph)
+        if fuse and (xp is not np or fusion_available()):  # numba for NumPy; CuPy's own kernels
+            self.graph = fusion.fuse(self.graph, xp)
         self.replay = generate(self.graph, xp)
         self.out_def = out_def
         self.constants = [(c, _fingerprint(c)) for c in constants]
@@ -274,7 +274,8 @@ class Jitted:
         if drew:  # a replay would repeat the recording's draws
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
-        return Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse), result
+        with device_scope(sig.input_values()):  # fusion checks its kernels on the inputs' GPU
+            return Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse), result
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,

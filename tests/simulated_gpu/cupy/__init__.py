@@ -452,3 +452,6 @@ def _allow_synchronize(allow: bool) -> Iterator[None]:
         yield
     finally:
         _sync_allowed[0] = previous
+
+
+from ._native import ElementwiseKernel  # noqa: F401  (last: it uses ndarray, defined above)

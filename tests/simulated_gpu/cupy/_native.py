@@ -1,0 +1,163 @@
+"""`cupy.ElementwiseKernel` for the simulated CuPy: the C++ body really runs.
+
+The operation CuPy would compile for the GPU is wrapped in a C++ loop over the broadcast
+elements, compiled with the host's g++ into a shared library (cached on disk by source,
+under $DIFFPROG_SIMULATED_KERNELS or the temp folder) and called through ctypes on the NumPy
+data. So a kernel's source is tested for real (it compiles, its names and types are C++'s,
+it computes the right values), not compared as text. CUDA's math functions of the same names
+(`tanhf`, `exp`, `isnan`, ...) are those of <cmath>; GPU rounding is not modelled.
+
+CuPy's rules kept: typed in and out params (an array of another dtype raises TypeError,
+scalars are cast to the param's type), inputs broadcast together, outputs allocated with
+the broadcast shape on the current device (or given, of exactly that shape), one result
+returned as it is and several as a tuple, the kernel compiled on its first call (a compile
+error raises then, with the compiler's message).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: CuPy's param type names -> (NumPy dtype, C++ type)
+TYPES = {"float64": (np.float64, "double"), "float32": (np.float32, "float"),
+         "bool": (np.bool_, "bool"), "int32": (np.int32, "int32_t"),
+         "int64": (np.int64, "int64_t")}  # fmt: skip
+
+_HEADER = """#include <cmath>
+#include <cstdint>
+using std::isnan; using std::isinf; using std::isfinite; using std::signbit;
+"""
+
+
+class CompileException(RuntimeError):
+    """A kernel's source did not compile (cupy.cuda.compiler.CompileException)."""
+
+
+def _params(text: str) -> list[tuple[str, str]]:
+    """(type, name) per param of 'float64 x, float32 y'."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        words = part.split()
+        if len(words) != 2 or words[0] not in TYPES:
+            raise NotImplementedError(f"the simulated CuPy takes typed params of {sorted(TYPES)} "
+                                      f"only, got {part!r}")  # fmt: skip
+        out.append((words[0], words[1]))
+    return out
+
+
+class ElementwiseKernel:
+    """cupy.ElementwiseKernel(in_params, out_params, operation, name)."""
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel",
+                 reduce_dims: bool = True, preamble: str = "", **options: Any) -> None:  # fmt: skip
+        self.in_params, self.out_params = _params(in_params), _params(out_params)
+        self.operation, self.name, self.preamble = operation, name, preamble
+        self._libraries: dict[tuple, Any] = {}  # which params are scalars -> loaded function
+
+    def __call__(self, *args: Any, size: int | None = None, **kwargs: Any) -> Any:
+        import cupy
+
+        n_in, n_out = len(self.in_params), len(self.out_params)
+        if len(args) not in (n_in, n_in + n_out):
+            raise TypeError(f"Wrong number of arguments for {self.name!r}")
+        for a in args:
+            if type(a) is cupy.ndarray:
+                cupy._on_current_device(a._gpu)
+            elif isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__"):
+                raise TypeError(f"Unsupported type {type(a)}")
+        params = self.in_params + self.out_params
+        for (kind, name), a in zip(params, args):
+            if type(a) is cupy.ndarray and a.dtype != TYPES[kind][0]:
+                raise TypeError(f"Type is mismatched. {(name, a.dtype.name, kind)}")
+        shapes = [a.shape for a in args if type(a) is cupy.ndarray]
+        if not shapes and size is None:
+            raise ValueError("Loop size is undecided")
+        shape = np.broadcast_shapes(*shapes) if shapes else (size,)
+        outs = list(args[n_in:])
+        for o in outs:
+            if type(o) is not cupy.ndarray:
+                raise TypeError(f"an output must be a cupy.ndarray, got {type(o)}")
+            if o.shape != shape:
+                raise ValueError("Out shape is mismatched")
+        results = [np.empty(shape, TYPES[kind][0]) for kind, _ in self.out_params]
+        scalars = tuple(type(a) is not cupy.ndarray for a in args[:n_in])
+        run = self._library(scalars)
+        buffers = []
+        for (kind, _), a in zip(self.in_params, args[:n_in]):
+            if type(a) is cupy.ndarray:
+                buffers.append(np.ascontiguousarray(np.broadcast_to(a._a, shape)))
+            else:  # a scalar: cast to the param's type, read as element 0
+                buffers.append(np.asarray(a, TYPES[kind][0]).reshape(1))
+        pointers = (ctypes.c_void_p * (n_in + n_out))(
+            *[b.ctypes.data for b in buffers + results])
+        run(pointers, ctypes.c_longlong(int(np.prod(shape, dtype=np.int64))))
+        if outs:
+            for o, r in zip(outs, results):
+                o._a[...] = r
+            made = outs
+        else:
+            made = [cupy._wrap(r) for r in results]
+        return made[0] if n_out == 1 else tuple(made)
+
+    def source(self, scalars: tuple) -> str:
+        """The C++ of the loop, for inputs that are scalars where `scalars` says."""
+        lines = [_HEADER, self.preamble, f'extern "C" void {self.name}(void** p, long long n) {{',
+                 "  for (long long i = 0; i < n; ++i) {"]  # fmt: skip
+        k = 0
+        for (kind, name), scalar in zip(self.in_params, scalars):
+            ctype = TYPES[kind][1]
+            lines.append(f"    const {ctype} {name} = static_cast<const {ctype}*>(p[{k}])"
+                         f"[{'0' if scalar else 'i'}];")  # fmt: skip
+            k += 1
+        for kind, name in self.out_params:
+            ctype = TYPES[kind][1]
+            lines.append(f"    {ctype}& {name} = static_cast<{ctype}*>(p[{k}])[i];")
+            k += 1
+        lines += ["    {", self.operation, "    }", "  }", "}", ""]
+        return "\n".join(lines)
+
+    def _library(self, scalars: tuple) -> Any:
+        run = self._libraries.get(scalars)
+        if run is None:
+            library = ctypes.CDLL(str(compile_source(self.source(scalars))))
+            run = self._libraries[scalars] = getattr(library, self.name)
+            run.argtypes = [ctypes.c_void_p, ctypes.c_longlong]
+            run.restype = None
+        return run
+
+
+def compile_source(source: str) -> Path:
+    """The shared library of C++ `source`, compiled once (cached by source on disk)."""
+    folder = Path(os.environ.get("DIFFPROG_SIMULATED_KERNELS")
+                  or Path(tempfile.gettempdir()) / f"diffprog-simulated-kernels-{os.getuid()}")  # fmt: skip
+    digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+    library = folder / f"k{digest}.so"
+    if library.exists():
+        return library
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        raise RuntimeError(
+            "the simulated CuPy runs ElementwiseKernel sources by compiling them with the "
+            "host's C++ compiler, and no g++ was found on PATH (nor $CXX): install one "
+            "(apt-get install g++) or point $CXX at it")  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    cpp = folder / f"k{digest}.{os.getpid()}.cpp"
+    cpp.write_text(source)
+    tmp = folder / f"k{digest}.{os.getpid()}.so"
+    run = subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math",
+                          "-o", str(tmp), str(cpp)], check=False, capture_output=True, text=True)  # fmt: skip
+    cpp.unlink()
+    if run.returncode:
+        raise CompileException(f"the kernel's C++ did not compile:\n{run.stderr[-3000:]}\n"
+                               f"--- source ---\n{source}")  # fmt: skip
+    os.replace(tmp, library)
+    return library

@@ -1,0 +1,192 @@
+"""Fused CuPy kernels under dp.jit (compile.cuda_kernels): fused == unfused on the GPU to
+float rounding in float64 and float32 with broadcasting, every operation's C++ form with
+NaN, Inf and signed zeros, weak Python scalars, second order, the kernel cache, a replay
+without transfers or synchronisations, and a kernel that does not compile left unfused.
+
+All gpu-marked: on a machine without a GPU they run on the simulated CuPy
+(tests/test_simulated_gpu.py), whose ElementwiseKernel compiles and runs the generated C++
+with the host's g++, so the sources are executed, not compared as text.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from backends import assert_fused_close, require_cupy
+from test_fusion import bias_layer, casts, smooth  # the same programs as on the CPU
+
+import diffprog as dp
+import diffprog.numpy as dnp
+from diffprog.compile import cuda_kernels
+from diffprog.compile.ir import Fused
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture
+def cp():
+    return require_cupy()
+
+
+def fused_nodes(graph):
+    return [n for n in graph.body if type(n).__name__ == "Node" and type(n.prim) is Fused]
+
+
+def check_fused(f, *args, kernels_at_least=1):
+    """f jitted with and without fusion on device arrays, on a recording and a replay: the
+    same results to float rounding, of the same types and dtypes; returns the fused graph."""
+    fused, plain = dp.jit(f), dp.jit(f, fuse=False)
+    graph = fused.lower(*args).graph
+    assert len(fused_nodes(graph)) >= kernels_at_least, graph.text()
+    for _ in range(2):
+        got, want = fused(*args), plain(*args)
+        for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+            assert type(g) is type(w) and g.shape == w.shape and g.dtype == w.dtype, (g, w)
+            w = w.get()
+            if w.dtype == np.bool_:
+                np.testing.assert_array_equal(g.get(), w)
+            else:
+                assert_fused_close(g.get(), w)
+    assert fused.stats["replays"] == 1
+    return graph
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shapes", [((4, 3), (3,)), ((5, 1), (1, 6)), ((2, 3, 4), (3, 1))], ids=str)
+@pytest.mark.parametrize("f", [bias_layer, smooth, casts], ids=lambda f: f.__name__)
+def test_fused_equals_unfused_values_and_gradients(cp, f, shapes, dtype):
+    rng = np.random.default_rng(0)
+    x, b = (cp.asarray(rng.uniform(0.1, 1.0, s).astype(dtype)) for s in shapes)
+    check_fused(dp.value_and_grad(f, argnums=(0, 1)), x, b)
+
+
+def test_second_order_fused(cp):
+    x = cp.asarray(np.linspace(0.1, 1.0, 12).reshape(3, 4))
+    t = cp.ones_like(x)
+    check_fused(lambda x, t: dp.hvp(lambda x: smooth(x, x + 1.0), (x,), (t,)), x, t)
+
+
+# every operation a GPU kernel writes, on values that include NaN, +-Inf and signed zeros
+SPECIAL = np.array([-np.inf, -2.5, -1.0, -0.5, -0.0, 0.0, 0.3, 0.5, 1.0, 2.0, np.inf, np.nan])
+UNARY = ["negative", "positive", "square", "absolute", "fabs", "sqrt", "floor", "ceil", "trunc",
+         "rint", "exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "cbrt", "sin", "cos",
+         "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
+         "arctanh", "sign", "reciprocal", "isnan", "isinf", "isfinite", "signbit"]  # fmt: skip
+BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "fmax", "fmin",
+          "copysign", "arctan2", "hypot", "power", "less", "less_equal", "greater",
+          "greater_equal", "equal", "not_equal"]  # fmt: skip
+
+
+def test_the_table_covers_every_form():
+    assert set(UNARY) | set(BINARY) | {"where"} == set(cuda_kernels._FORMS) | set(cuda_kernels._FUNCTIONS)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_operation_matches_numpy_on_special_values(cp, dtype):
+    """All operations in one kernel (one compile), each output compared with NumPy's: the
+    same values (NaN where NumPy's is), signed zeros, dtypes."""
+    x, y = SPECIAL.astype(dtype), np.roll(SPECIAL, 5).astype(dtype)
+    ufuncs = {name: abs if name == "absolute" else getattr(dnp, name)  # dnp.absolute is `abs`
+              for name in UNARY + BINARY}  # fmt: skip
+
+    def f(x, y):
+        x, y = x * 0.5, y * 0.5  # exact; makes the operations' operands values of the kernel
+        return {name: u(x) if name in UNARY else u(x, y) for name, u in ufuncs.items()}
+
+    fused = dp.jit(f)
+    graph = fused.lower(cp.asarray(x), cp.asarray(y)).graph
+    done = {cuda_kernels.scalar_op(m) for n in fused_nodes(graph) for m in n.prim.members}
+    assert set(ufuncs) <= done, f"not fused: {sorted(set(ufuncs) - done)}"
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fused(cp.asarray(x), cp.asarray(y))  # the recording (eager)
+        got = fused(cp.asarray(x), cp.asarray(y))
+        want = f(x, y)
+    failures = []
+    for name, w in want.items():
+        g = got[name].get()
+        if g.dtype != w.dtype:
+            failures.append(f"{name}: dtype {g.dtype}, NumPy's {w.dtype}")
+        elif w.dtype == np.bool_:
+            if not np.array_equal(g, w):
+                failures.append(f"{name}: {g} != {w}")
+        elif not (np.allclose(g, w, rtol=1e-5 if dtype == np.float32 else 1e-12, equal_nan=True)
+                  and np.array_equal(np.signbit(g[g == 0]), np.signbit(w[g == 0]))):  # fmt: skip
+            failures.append(f"{name}: {g} != {w}")
+    assert not failures, "\n".join(failures)
+
+
+def test_weak_python_scalars_and_comparisons_keep_dtypes(cp):
+    """A Python float argument combines with float32 as NumPy's weak scalars do; a
+    comparison's bool and a where's float32 come out as unfused."""
+    x = cp.asarray(np.linspace(-1, 1, 8, dtype=np.float32))
+
+    def f(x, s):
+        y = x * s + 0.1
+        return y, y > s, dnp.where(y > 0.0, y, s * x)
+
+    graph = check_fused(f, x, 1.7)
+    assert any(v.kind == "float" for n in fused_nodes(graph) for v in n.inputs())
+    out = dp.jit(f)(x, 2.5)
+    assert [o.dtype for o in out] == [np.float32, np.bool_, np.float32]
+
+
+def test_infinite_and_nan_literals(cp):
+    x = cp.asarray(np.array([-1.0, 0.0, 2.0, np.nan], dtype=np.float32))
+    check_fused(lambda x: (dnp.where(x * 2.0 > 0.0, x, -np.inf), dnp.minimum(x * 0.5, np.inf),
+                           dnp.maximum(x + 1.0, np.nan) * 2.0), x)  # fmt: skip
+
+
+def test_device_constants_and_zero_d_arrays_fuse(cp):
+    w = cp.asarray(np.arange(6.0).reshape(2, 3))
+    scale = cp.asarray(np.float64(0.5))  # a 0-d device array from outside
+
+    def f(x):
+        return dnp.tanh(x * w + scale) * scale - w
+
+    check_fused(f, cp.asarray(np.ones((2, 3))))
+    check_fused(lambda s: dnp.exp(s * 2.0) + s, cp.asarray(np.float64(0.25)))
+
+
+def test_a_fused_replay_makes_no_transfer_and_no_synchronisation(cp):
+    cupyx = pytest.importorskip("cupyx")
+    step = dp.jit(dp.value_and_grad(smooth, argnums=(0, 1)))
+    x, b = cp.asarray(np.full((4, 3), 0.5)), cp.asarray(np.full(3, 0.25))
+    step(x, b)
+    sent = dict(getattr(cp, "transfers", {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # allow_synchronize is deprecated
+        with cupyx.allow_synchronize(False):
+            step(x, b)
+    assert getattr(cp, "transfers", {}) == sent
+    assert step.stats["replays"] == 1 and step.stats["eager_calls"] == 0
+
+
+def test_kernels_are_cached_by_source(cp):
+    x = cp.asarray(np.ones((3, 2)))
+
+    def f(x):
+        return dnp.tanh(x * 3.0 + 1.0) - x
+
+    check_fused(f, x)
+    before = dict(cuda_kernels._cache)
+    again = dp.jit(lambda x: dnp.tanh(x * 3.0 + 1.0) - x)
+    again(x)
+    again(cp.asarray(np.ones((7, 5))))  # another size: the same source
+    assert cuda_kernels._cache == before
+
+
+def test_a_kernel_that_does_not_compile_leaves_its_nodes_unfused(cp, monkeypatch):
+    monkeypatch.setitem(cuda_kernels._FUNCTIONS, "tanh", "no_such_function")
+    monkeypatch.setattr(cuda_kernels, "_cache", {})
+    x = cp.asarray(np.linspace(0.1, 1.0, 6))
+    graph = check_fused(lambda x: dnp.tanh(x * 2.0 + 1.0) * x - 0.5, x)
+    names = [m.prim.name for n in fused_nodes(graph) for m in n.prim.members]
+    assert "tanh" not in names and names
+
+
+def test_unfused_on_request(cp):
+    plain = dp.jit(lambda x: dnp.tanh(x * 2.0 + 1.0), fuse=False)
+    assert not fused_nodes(plain.lower(cp.asarray(np.ones(3))).graph)
