@@ -316,6 +316,59 @@ test_products_linalg_and_indexing_on_complex_matrices_under_vmap = under_vmap(
     test_products_linalg_and_indexing_on_complex_matrices)
 
 
+# --- orderings: NumPy orders complex values lexicographically (real part, then imaginary) ---
+_W = RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4))
+_LO, _HI = RNG.normal(size=4) - 1.0 + 1j * RNG.normal(size=4), RNG.normal(size=4) + 1.0 + 0j
+ORDERINGS = {  # name: (diffprog's function, NumPy's or SciPy's)
+    "max": (lambda z: dnp.max(z, axis=0), lambda z: np.max(z, axis=0)),
+    "min": (lambda z: dnp.min(z), np.min),
+    "max_where": (lambda z: dnp.max(z, axis=1, where=z.real > 0, initial=-3 + 1j),
+                  lambda z: np.max(z, axis=1, where=z.real > 0, initial=-3 + 1j)),
+    "ptp": (lambda z: dnp.ptp(z, axis=1), lambda z: np.ptp(z, axis=1)),
+    "maximum": (lambda z: dnp.maximum(z, _W), lambda z: np.maximum(z, _W)),
+    "minimum": (lambda z: dnp.minimum(_W, z), lambda z: np.minimum(_W, z)),
+    "fmax": (lambda z: dnp.fmax(z, _W[0]), lambda z: np.fmax(z, _W[0])),
+    "fmin": (lambda z: dnp.fmin(z, 0.1j), lambda z: np.fmin(z, 0.1j)),
+    "clip": (lambda z: dnp.clip(z, -0.5 - 1j, 0.5 + 0j), lambda z: np.clip(z, -0.5 - 1j, 0.5 + 0j)),
+    "clip_array_bounds": (lambda z: dnp.clip(z, _LO, _HI), lambda z: np.clip(z, _LO, _HI)),
+    "relu": (dnp.relu, lambda z: np.maximum(z, 0)),
+    "sort": (lambda z: dnp.sort(z, axis=0), lambda z: np.sort(z, axis=0)),
+    "partition": (lambda z: dnp.partition(z, 1), lambda z: np.partition(z, 1)),
+    "median": (lambda z: dnp.median(z, axis=-1), lambda z: np.median(z, axis=-1)),
+    "logsumexp": (lambda z: dnp.logsumexp(z * 3.0, axis=-1),
+                  lambda z: scipy_special().logsumexp(z * 3.0, axis=-1)),
+    "softmax": (dnp.softmax, lambda z: scipy_special().softmax(z, axis=-1)),
+    "log_softmax": (dnp.log_softmax, lambda z: scipy_special().log_softmax(z, axis=-1)),
+}
+
+
+def scipy_special():
+    return pytest.importorskip("scipy.special")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", sorted(ORDERINGS))
+def test_orderings_of_complex_values(name, dtype, backend=NUMPY):
+    """NumPy's lexicographic order: values equal NumPy's (SciPy's for logsumexp and softmax:
+    logsumexp on the principal branch of log), including ties of the real parts, decided by
+    the imaginary ones; derivatives those of the selected values, against central
+    differences in both modes to second order (at points without ties)."""
+    f, want = ORDERINGS[name]
+    z = (RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4))).astype(dtype)
+    tied = z.copy()
+    tied[:, 1] = tied[:, 0].real + 1j * tied[:, 2].imag  # equal real parts in each row,
+    tied[2] = tied[0].real + 1j * tied[1].imag  # and in two columns
+    for x in (z, tied):
+        got, expected = f(x), want(x)
+        assert np.asarray(got).dtype == np.asarray(expected).dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-12 if dtype == np.complex128 else 1e-6)
+    backend.check_grads(f, (z,), order=2 if dtype == np.complex128 else 1)
+
+
+test_orderings_of_complex_values_under_jit = under_jit(test_orderings_of_complex_values)
+test_orderings_of_complex_values_under_vmap = under_vmap(test_orderings_of_complex_values)
+
+
 def test_jit_takes_python_complex_leaves_as_inputs_and_optimizers_keep_their_type():
     loss = lambda p: dnp.abs(p["c"]) ** 2 * dnp.real(p["c"]) + dnp.sum(dnp.abs(p["z"]) ** 2)  # noqa: E731
     opt = dp.optim.adam(0.1)

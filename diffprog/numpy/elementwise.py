@@ -50,11 +50,16 @@ def _kind(x: Any) -> str | None:
     return "c" if type(value) is complex else getattr(getattr(value, "dtype", None), "kind", None)
 
 
-# bitwise operators: raw masks are arrays, but dp.vmap's masks are batched values (x > 0 & m)
+# bitwise and logical operators: raw masks are arrays, but dp.vmap's masks are batched values
+# (x > 0 & m; also np_mask & (x > 0), which NumPy's dispatch sends here)
 bitwise_and = nondifferentiable("bitwise_and", lambda xp, x, y: xp.bitwise_and(x, y))
 bitwise_or = nondifferentiable("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
 bitwise_xor = nondifferentiable("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
 invert = nondifferentiable("invert", lambda xp, x: xp.invert(x))
+logical_and = nondifferentiable("logical_and", lambda xp, x, y: xp.logical_and(x, y))
+logical_or = nondifferentiable("logical_or", lambda xp, x, y: xp.logical_or(x, y))
+logical_xor = nondifferentiable("logical_xor", lambda xp, x, y: xp.logical_xor(x, y))
+logical_not = nondifferentiable("logical_not", lambda xp, x: xp.logical_not(x))
 isfinite = nondifferentiable("isfinite", lambda xp, x: xp.isfinite(x))
 isnan = nondifferentiable("isnan", lambda xp, x: xp.isnan(x))
 isinf = nondifferentiable("isinf", lambda xp, x: xp.isinf(x))
@@ -162,7 +167,8 @@ _clip = Primitive("clip", lambda xp, x, lo, hi: xp.clip(x, lo, hi))
 # clip(x, lo, hi) = minimum(maximum(x, lo), hi): x passes inside [lo, hi]; lo where x < lo
 # (unless lo > hi, when NumPy returns hi everywhere); hi where max(x, lo) > hi.
 def _clip_masks(x: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
-    return (x >= lo) & (x <= hi), (x < lo) & (lo <= hi), (x > hi) | (lo > hi)
+    ordered = less_equal(lo, hi)  # (NumPy's comparison: Python complex bounds have none)
+    return (x >= lo) & (x <= hi), (x < lo) & ordered, (x > hi) | ~ordered
 
 
 _clip.defvjp(
@@ -377,11 +383,11 @@ elementwise(*{id(p): p for p in globals().values() if isinstance(p, Primitive)
 
 __all__ = [
     "abs", "absolute", "add", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2",
-    "arctanh", "around", "cbrt", "ceil", "clip", "copysign", "cos", "cosh", "deg2rad", "degrees",
+    "arctanh", "around", "bitwise_and", "bitwise_or", "bitwise_xor", "cbrt", "ceil", "clip", "copysign", "cos", "cosh", "deg2rad", "degrees",
     "divide", "equal", "exp", "exp2", "expm1", "fabs", "fix", "float_power", "floor",
     "floor_divide", "fmax", "fmin", "fmod", "greater", "greater_equal", "hypot", "isfinite",
-    "isinf", "isnan", "less", "less_equal", "log", "log10", "log1p", "log2", "logaddexp",
-    "logaddexp2", "maximum", "minimum", "mod", "multiply", "negative", "nonzero", "not_equal",
+    "invert", "isinf", "isnan", "less", "less_equal", "log", "log10", "log1p", "log2",
+    "logaddexp", "logaddexp2", "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum", "mod", "multiply", "negative", "nonzero", "not_equal",
     "positive", "power", "rad2deg", "radians", "reciprocal", "remainder", "rint", "round",
     "sign", "signbit", "sin", "sinc", "sinh", "sqrt", "square", "subtract", "tan", "tanh",
     "true_divide", "trunc", "where",
