@@ -142,6 +142,34 @@ def test_backward_siblings_share_one_kernel():
     assert "(one kernel:)" in graph.text()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_lone_broadcasting_op_over_a_big_loop_is_a_kernel(dtype):
+    """NumPy pays per row of a broadcast (a bias add: 2x a loop's time); a lone op without
+    a broadcast array, or over a small loop, stays NumPy's."""
+    rng = np.random.default_rng(1)
+    x, b, col = (rng.normal(size=s).astype(dtype) for s in ((64, 32), (32,), (64, 1)))
+    for f, args in ((lambda x, b: x + b, (x, b)), (lambda x, c: x * c, (x, col))):
+        (node,) = fused_nodes(check_fused(f, *args))
+        assert len(node.prim.members) == 1
+    for f, args in ((lambda x: x * 2.0, (x,)), (lambda x, b: x - b, (x[:8], b))):
+        assert not fused_nodes(dp.jit(f).lower(*args).graph)
+
+
+def test_a_big_loop_takes_no_sibling_it_shares_no_operand_with():
+    """`1 - c*c` shares no operand with `a`'s group: it is fused with its reader (after the
+    matmul) instead of being computed and stored early beside `a`'s group."""
+    def f(a, c, w):
+        u = a * 3.0 - a * a
+        m = u @ w
+        return u, (1.0 - c * c) * m
+
+    a, c = (np.linspace(-1, 1, 64 * 32).reshape(64, 32) * k for k in (1.0, 0.5))
+    graph = check_fused(f, a, c, np.eye(32) * 0.5, kernels_at_least=2)
+    first, second = fused_nodes(graph)
+    assert member_names(first) == ["mul", "mul", "sub"]
+    assert member_names(second) == ["mul", "sub", "mul"]
+
+
 def test_reductions_end_groups():
     """A bias gradient (sum_to_shape), a sum over one axis kept, and a total."""
     def f(x, b):

@@ -186,13 +186,15 @@ def test_a_staged_value_kept_past_the_call_is_an_escaped_tracer():
         kept[0] + 1.0
 
 
-def test_a_captured_array_changed_in_place_is_seen():
-    w = np.ones(3)
+@pytest.mark.parametrize("n", [3, 140_000])  # kept as a copy of its bytes; over 1 MiB: a CRC
+def test_a_captured_array_changed_in_place_is_seen(n):
+    w = np.ones(n)
     jitted = dp.jit(lambda x: dnp.sum(x * w))
-    assert jitted(np.ones(3)) == 3.0
-    w[:] = 2.0
-    assert jitted(np.ones(3)) == 6.0
-    assert jitted.stats["recordings"] == 2
+    assert jitted(np.ones(n)) == n
+    assert jitted(np.ones(n)) == n
+    w[-1] = 2.0
+    assert jitted(np.ones(n)) == n + 1
+    assert jitted.stats["recordings"] == 2 and jitted.stats["replays"] == 1
 
 
 def test_returned_constant_arrays_are_fresh_each_call():

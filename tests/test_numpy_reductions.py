@@ -479,3 +479,21 @@ test_default_axis_over_shapes_under_jit = under_jit(test_default_axis_over_shape
 test_default_axis_over_shapes_under_vmap = under_vmap(test_default_axis_over_shapes)
 test_cumulative_along_axes_under_jit = under_jit(test_cumulative_along_axes)
 test_cumulative_along_axes_under_vmap = under_vmap(test_cumulative_along_axes)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("shape, axis", [((64, 10), 1), ((40, 3, 5), (1, 2)), ((50, 2), -1)])
+def test_max_min_of_many_short_rows_are_numpys_with_shared_ties(shape, axis, name, keepdims):
+    # reduced as the columns of a transposed copy (reductions.short_rows): the same values
+    x = np.round(np.random.default_rng(6).normal(size=shape), 1)  # ties within rows
+    x[1] = np.nan
+    f = getattr(dnp, name)
+    with np.errstate(invalid="ignore"):
+        got = f(x, axis=axis, keepdims=keepdims)
+        np.testing.assert_array_equal(got, getattr(np, name)(x, axis=axis, keepdims=keepdims))
+    x[1] = 0.5
+    g = dp.grad(lambda x: dnp.sum(f(x, axis=axis) ** 2))(x)
+    want = getattr(np, name)(x, axis=axis, keepdims=True)
+    hits = x == want
+    np.testing.assert_allclose(g, hits * 2 * want / hits.sum(axis=axis, keepdims=True), rtol=1e-15)

@@ -254,3 +254,54 @@ def test_logsumexp_gradient_of_rows_with_some_minus_inf_is_their_softmax():
 def test_logsumexp_of_all_minus_inf_vector_is_minus_inf():
     out = dnp.logsumexp(np.array([-np.inf, -np.inf, -np.inf]))
     assert out == -np.inf
+
+
+# --- many short rows (reductions.short_rows: computed with the rows as columns) ----------------
+SHORT_ROW_CASES = [  # (shape, axis, how the input is laid out)
+    ((64, 10), 1, "C"), ((64, 10), -1, "F"), ((40, 3, 5), (1, 2), "C"), ((2, 40, 7), 2, "strided"),
+    ((33, 2), 1, "C"), ((64, 10), 0, "C"), ((8, 10), 1, "C"), ((40, 17), 1, "C"),
+]  # fmt: skip
+
+
+def _laid_out(x, how):
+    if how == "F":
+        return np.asfortranarray(x)
+    if how == "strided":
+        wide = np.repeat(x, 2, axis=-1)
+        return wide[..., ::2]
+    return x
+
+
+def _reference(name, x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    m[~np.isfinite(m)] = 0.0
+    lse = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return {"logsumexp": lse, "log_softmax": x - lse, "softmax": np.exp(x - lse)}[name]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape, axis, how", SHORT_ROW_CASES)
+@pytest.mark.parametrize("name", ["logsumexp", "log_softmax", "softmax"])
+def test_many_short_rows_match_numpy_and_keep_the_layout(name, shape, axis, how, dtype):
+    x = _laid_out(np.random.default_rng(3).normal(size=shape).astype(dtype) * 30, how)
+    x[0] = -np.inf  # rows of -inf: logsumexp -inf, no NaN
+    keep = {"keepdims": True} if name == "logsumexp" else {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = getattr(dnp, name)(x, axis=axis, **keep)
+        want = _reference(name, x.astype(np.float64), axis)
+    assert got.dtype == dtype and got.shape == want.shape and got.flags.c_contiguous
+    rows = np.ones(shape, bool)
+    rows[0] = False
+    if name != "logsumexp":
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got[rows], want[rows], rtol=tol, atol=tol)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("name", ["logsumexp", "log_softmax", "softmax"])
+def test_many_short_rows_derivatives(name):
+    x = np.random.default_rng(4).normal(size=(36, 3))
+    w = np.random.default_rng(5).normal(size=(36, 3))
+    f = dnp.logsumexp if name == "logsumexp" else getattr(dnp, name)
+    dp.testing.check_grads(lambda x: dnp.sum(f(x, axis=1)[:, None] * w), (x,), order=2)

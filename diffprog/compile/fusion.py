@@ -11,16 +11,21 @@ can.
 
 The partition walks the nodes in order. A node joins a group that computes one of its
 operands, or a recent sibling group over the same loop (the many elementwise nodes of a
-backward pass read the same forward values), when that makes no cycle: every value carries
-the set of groups it depends on (a Python int as a bitset), and a node may not join a group
-that one of its outside operands depends on. A group read from outside is sealed: a node
-that would make it depend on anything new may no longer join (whoever read it saw its
+backward pass read the same forward values; over a loop of MIN_PAIR_SIZE elements or more,
+only a sibling that already loads one of its operands: another would store the node's
+value early, long before its reader), when that makes no cycle: every value carries the set
+of groups it depends on (a Python int as a bitset), and a node may not join a group that
+one of its outside operands depends on. A group read from outside is sealed: a node that
+would make it depend on anything new may no longer join (whoever read it saw its
 dependencies). A guard (`bool` of a value) on a scalar group's value is checked inside the
 kernel; the replay raises the same GuardFailed as unfused. A group is worth a kernel with
-at least 3 operations, or 2 over at least 1024 elements; libm functions (exp, tanh, ...) join
-only loops of at most 64 elements (NumPy's SIMD loops beat numba's scalar calls beyond).
+at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an array over
+at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time);
+libm functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops
+beat numba's scalar calls beyond).
 On the GPU a group is worth a kernel from 2 operations (each saves a launch), every member's
-result has the loop's shape, libm functions join any loop, guards and sums stay outside.
+result has the loop's shape, libm functions join any loop, a sibling joins whatever its
+operands, guards and sums stay outside.
 A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
 A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
@@ -56,7 +61,8 @@ TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 
 
 
 class _Group:
-    __slots__ = ("deps", "guards", "index", "libm", "members", "sealed", "shape", "sums")
+    __slots__ = ("broadcasts", "deps", "guards", "index", "libm", "loads", "members", "sealed",
+                 "shape", "sums")  # fmt: skip
 
     def __init__(self, index: int, shape: tuple) -> None:
         self.index = index
@@ -67,10 +73,13 @@ class _Group:
         self.sums: set[int] = set()  # var ids of its accumulators (not readable inside)
         self.libm = False
         self.guards: list[int] = []  # body positions of the guards it checks
+        self.loads: set[int] = set()  # var ids of the values it reads from outside
+        self.broadcasts = False  # an operation of it broadcasts an array operand
 
     def worth_it(self, gpu: bool) -> bool:
-        n = len(self.members)
-        return n >= MIN_OPS or (n >= 2 and (gpu or math.prod(self.shape) >= MIN_PAIR_SIZE))
+        n, big = len(self.members), math.prod(self.shape) >= MIN_PAIR_SIZE
+        lone = n == 1 and big and self.broadcasts and not gpu  # CuPy broadcasts in one launch
+        return n >= MIN_OPS or (n >= 2 and (gpu or big)) or lone
 
 
 def fuse(graph: Graph, xp: Any = np) -> Graph:
@@ -149,7 +158,11 @@ class _Partition:
             g = self.group_of.get(v.id) if type(v) is Var else None
             if g is not None and g not in tried:
                 tried.append(g)
-        tried += [g for g in self.groups[-RECENT:][::-1] if g not in tried]
+        size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
+        for g in self.groups[-RECENT:][::-1]:  # siblings: over a big CPU loop, only one
+            if g not in tried and (self.gpu or size < MIN_PAIR_SIZE or any(  # loading an operand
+                    type(v) is Var and v.id in g.loads for v in node.args)):  # fmt: skip
+                tried.append(g)
         for g in tried:
             fit = self.fits(g, node, op, summing)
             if fit is not None:
@@ -208,10 +221,14 @@ class _Partition:
         for v in node.inputs():
             if self.group_of.get(v.id) is not g:
                 self.read(v)
+                g.loads.add(v.id)
         out = node.outs[0]
         self.group_of[out.id] = g
         if op in ("sum", "sum_to_shape"):
             g.sums.add(out.id)
+        else:
+            shapes = [a.shape if type(a) is Var else np.shape(a.value) for a in node.args]
+            g.broadcasts = g.broadcasts or any(s != out.shape and math.prod(s) > 1 for s in shapes)
 
 
 class _Row:

@@ -19,7 +19,7 @@ from ._define import axes_of, kept_shape, unary
 from .batching import along_axes, elementwise
 from .elementwise import exp, where
 from .manipulation import as_array
-from .reductions import _sum, spread
+from .reductions import _sum, rows_first, short_rows, spread
 
 sigmoid = unary(
     "sigmoid", lambda xp, x: 0.5 * xp.tanh(0.5 * x) + 0.5, lambda x, ans: ans * (1.0 - ans)
@@ -46,6 +46,24 @@ def _shifted(xp: Any, x: Any, axis: tuple[int, ...], real: bool = False) -> tupl
     return x - m, m
 
 
+def _rows_first(impl: Any, reduces: bool = False) -> Any:
+    """`impl` run on many short trailing rows as columns (reductions.short_rows): NumPy
+    reduces and broadcasts along a leading axis one vector operation per element of a row,
+    along a last axis with a fixed cost per row (a 128 x 10 log_softmax: 14 -> 11 us)."""
+
+    def run(xp: Any, x: Any, *, axis: tuple[int, ...], **params: Any) -> Any:
+        n = short_rows(x, axis)
+        if not n:
+            return impl(xp, x, axis=axis, **params)
+        out = impl(xp, rows_first(x, n), axis=(0,), **params)
+        if not reduces:  # softmax, log_softmax: back to x's layout
+            return np.ascontiguousarray(out.T).reshape(x.shape)
+        lead = x.shape[: x.ndim - len(axis)]
+        return out.reshape(lead + (1,) * len(axis) if params["keepdims"] else lead)
+
+    return run
+
+
 def _logsumexp_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     s, m = _shifted(xp, x, axis, real=True)  # (SciPy's value for complex x: the principal log)
     if s.size == 0:  # empty groups: log(0) = -inf, as SciPy (without NumPy's divide warning)
@@ -65,11 +83,11 @@ def _log_softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
     return s - xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
 
 
-_softmax = Primitive("softmax", _softmax_impl)
+_softmax = Primitive("softmax", _rows_first(_softmax_impl))
 _softmax.defvjp(lambda g, ans, x, *, axis: ans * (g - _sum(g * ans, axis=axis, keepdims=True)))
 _softmax.defjvp(lambda t, ans, x, *, axis: ans * (t - _sum(t * ans, axis=axis, keepdims=True)))
 
-_log_softmax = Primitive("log_softmax", _log_softmax_impl)
+_log_softmax = Primitive("log_softmax", _rows_first(_log_softmax_impl))
 # Both rules take softmax = exp(log_softmax): one exp instead of a second softmax pass (as
 # PyTorch does; exact where it matters, since a softmax entry with a large error in exp is
 # vanishingly small).
@@ -80,7 +98,7 @@ _log_softmax.defjvp(
     lambda t, ans, x, *, axis: t - _sum(t * exp(ans), axis=axis, keepdims=True)
 )
 
-_logsumexp = Primitive("logsumexp", _logsumexp_impl)
+_logsumexp = Primitive("logsumexp", _rows_first(_logsumexp_impl, reduces=True))
 _logsumexp.defvjp(
     lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims) * _softmax(x, axis=axis)
 )

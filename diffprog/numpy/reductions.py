@@ -43,6 +43,30 @@ def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     return broadcast_to(g, shape=x.shape)
 
 
+#: NumPy reduces a last axis row by row, at a fixed cost per row (a (4096, 10) max takes
+#: 130 us, 25x its arithmetic); trailing axes of at most SHORT_ROW elements, over at least
+#: MANY_ROWS rows, are reduced as a transposed copy along its first axis instead (20 us)
+SHORT_ROW = 16
+MANY_ROWS = 32
+
+
+def short_rows(x: Any, axis: tuple[int, ...]) -> int:
+    """The length of the rows `axis` (sorted) makes of float NumPy array `x` when they are
+    trailing, short and many (see SHORT_ROW), else 0."""
+    if type(x) is not np.ndarray or not axis or x.dtype.kind != "f":
+        return 0
+    nd, k = x.ndim, len(axis)
+    if axis[0] != nd - k:
+        return 0
+    n = math.prod(x.shape[nd - k:])
+    return n if 1 < n <= SHORT_ROW and x.size >= MANY_ROWS * n else 0
+
+
+def rows_first(x: np.ndarray, n: int) -> np.ndarray:
+    """`x`'s rows of length `n` as the columns of a C-contiguous (n, rows) array."""
+    return np.ascontiguousarray(x.reshape(-1, n).T)
+
+
 def _sum_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     if type(x) is float:
         x = xp.asarray(x)
@@ -139,6 +163,11 @@ def _extremum_with_initial(xp: Any, x: Any, kernel: str, axis: tuple[int, ...], 
 def _extremum(name: str, kernel: str) -> Primitive:
     def impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool, initial: Any = None,
              where: Any = None) -> Any:  # fmt: skip
+        n = short_rows(x, axis) if initial is None else 0
+        if n:  # the same values: max and min do not depend on the order
+            lead = x.shape[: x.ndim - len(axis)]
+            out = getattr(rows_first(x, n), kernel)(axis=0)
+            return out.reshape(lead + (1,) * len(axis) if keepdims else lead)
         if initial is None:
             return getattr(xp, kernel)(x, axis=axis, keepdims=keepdims)
         return _extremum_with_initial(xp, x, kernel, axis, keepdims, initial, where)

@@ -88,25 +88,28 @@ class ElementwiseKernel:
                 raise TypeError(f"an output must be a cupy.ndarray, got {type(o)}")
             if o.shape != shape:
                 raise ValueError("Out shape is mismatched")
-        results = [np.empty(shape, TYPES[kind][0]) for kind, _ in self.out_params]
         scalars = tuple(type(a) is not cupy.ndarray for a in args[:n_in])
-        run = self._library(scalars)
-        buffers = []
-        for (kind, _), a in zip(self.in_params, args[:n_in]):
-            if type(a) is cupy.ndarray:
-                buffers.append(np.ascontiguousarray(np.broadcast_to(a._a, shape)))
-            else:  # a scalar: cast to the param's type, read as element 0
-                buffers.append(np.asarray(a, TYPES[kind][0]).reshape(1))
-        pointers = (ctypes.c_void_p * (n_in + n_out))(
-            *[b.ctypes.data for b in buffers + results])
-        run(pointers, ctypes.c_longlong(int(np.prod(shape, dtype=np.int64))))
-        if outs:
-            for o, r in zip(outs, results):
-                o._a[...] = r
-            made = outs
-        else:
-            made = [cupy._wrap(r) for r in results]
+        made = cupy._kernel(lambda *raw: self._run(raw, scalars, shape), args, {})
+        made = outs or made  # given outputs: written in place
         return made[0] if n_out == 1 else tuple(made)
+
+    def _run(self, raw: tuple, scalars: tuple, shape: tuple) -> list:
+        """The kernel on the NumPy data `raw` (the inputs, then any given outputs): the
+        outputs, new arrays unless given."""
+        n_in = len(self.in_params)
+        results = [np.empty(shape, TYPES[kind][0]) for kind, _ in self.out_params]
+        buffers = []
+        for (kind, _), a, scalar in zip(self.in_params, raw, scalars):
+            if scalar:  # cast to the param's type, read as element 0
+                buffers.append(np.asarray(a, TYPES[kind][0]).reshape(1))
+            else:
+                buffers.append(np.ascontiguousarray(np.broadcast_to(a, shape)))
+        pointers = (ctypes.c_void_p * len(buffers + results))(
+            *[b.ctypes.data for b in buffers + results])
+        self._library(scalars)(pointers, ctypes.c_longlong(int(np.prod(shape, dtype=np.int64))))
+        for out, r in zip(raw[n_in:], results):
+            out[...] = r
+        return list(raw[n_in:]) or results
 
     def source(self, scalars: tuple) -> str:
         """The C++ of the loop, for inputs that are scalars where `scalars` says."""
