@@ -289,6 +289,30 @@ def test_item_assignment():
 
 
 
+def test_writes_at_each_examples_own_boolean_mask_with_array_values():
+    """y[mask] = v with a mask per example: v broadcast over the selected elements, or
+    listing them in order (every example selecting as many as v lists, as NumPy requires)."""
+    x, v = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 2, 5))
+    mask = rng.random((3, 4)) > 0.5
+    pairs = np.zeros((3, 4), bool)
+    pairs[0, [0, 2]] = pairs[1, [1, 3]] = pairs[2, [3, 0]] = True
+
+    def f(a, m, p, v):
+        y = a * 1.0
+        y[m] = dnp.sin(a[0])       # a (5,) row for each selected row
+        y[m[::-1]] = a[1:2] * 2.0  # (1, 5)
+        y[p] = v * a[0]            # a listing: v[i] goes to the i-th selected row
+        return y
+
+    args = (x, mask, pairs, v)
+    assert_batched_equal(f, args)
+    assert_batched_equal(dp.grad(lambda a, m, p, v: dnp.sum(dnp.sin(f(a, m, p, v))), argnums=(0, 3)), args)
+    assert_batched_equal(lambda a, m, p, v: dp.jvp(lambda a, v: f(a, m, p, v), (a, v), (a, v))[1], args)
+    check_grads(lambda a, v: dp.vmap(f)(a, mask, pairs, v), (x, v))
+    with pytest.raises(ValueError, match="v lists 2 values, but the mask"):
+        dp.vmap(f)(x, mask, mask, v)
+
+
 def _at_own_index_arrays(a, k, v):
     """Writes at each example's own index arrays: repeated indices (the last write wins),
     a value broadcast over the selection, a slice before the index, a shared index beside
