@@ -38,20 +38,21 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import Batched, BatchTrace, BatchTracer, every, shifted
+from ..ad.batching import Batched, BatchTrace, BatchTracer, every, everywhere, shifted
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, namespace_of, zeros_like
-from ..core.edge import broadcast_to
+from ..core.edge import astype, broadcast_to
 from ..core.primitive import (
     KERNEL_ERRORS, JointNode, NonDifferentiable, Primitive, describe_operands,
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
 from .elementwise import equal, where
-from .indexing import _diagonal
+from .indexing import _diagonal, take
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
+from .reductions import count_nonzero, cumsum
 
 #: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes),
 #: NumPy's read-only views ("diagonal", (offset, axis1, axis2)), ("broadcast", shape), and
@@ -231,10 +232,8 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     integers (and whole axes `:`) and a value shaped like the selection; else None."""
     n = len(view.shape)
     if len(index) == 1 and index[0].dtype == np.bool_:
-        if getattr(value, "shape", ()):
-            return None
         m = index[0]
-        return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), value
+        return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), _laid_out(m, value, n)
     if len(index) > n or not all(e == slice(None) if isinstance(e, slice) else
                                  isinstance(e, (int, np.integer)) or (_batched(e) and not e.shape
                                  and e.dtype.kind in "iu") for e in index):  # fmt: skip
@@ -253,6 +252,27 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     for a in ints:  # the value spread over the axes the integers picked from
         full = full[:a] + (1,) + full[a:]
     return mask, value if not shape and not hasattr(value, "shape") else _reshape(value, shape=full)
+
+
+def _laid_out(mask: Any, value: Any, n: int) -> Any:
+    """The value of `view[mask] = value` (`mask` each example's own, over the first axes of a
+    view of `n` axes) laid out over the mask's axes: as it is when it broadcasts over the
+    selected elements; else it lists them in order, and each goes where it is written (every
+    example must then select as many as it lists, as NumPy requires)."""
+    shape, k = tuple(getattr(value, "shape", ())), len(mask.shape)
+    if len(shape) <= n - k:
+        return value
+    if shape[0] == 1:
+        return _reshape(value, shape=shape[1:])
+    flat = _reshape(mask, shape=(-1,))
+    if not everywhere(equal(count_nonzero(flat), shape[0])):
+        raise ValueError(
+            f"y[mask] = v under dp.vmap: v lists {shape[0]} values, but the mask (each "
+            "example's own) selects another number of elements in some examples (NumPy "
+            "cannot assign them either); give a v that broadcasts over the selection, or write "
+            "dnp.where(mask, values, y) with values shaped like y")
+    order = cumsum(astype(flat, dtype=np.dtype(np.int64))) - 1  # the i-th selected takes v[i]
+    return take(value, _reshape(where(flat, order, 0), shape=tuple(mask.shape)), axis=0)
 
 
 def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, index: tuple,
