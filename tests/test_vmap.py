@@ -312,6 +312,18 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     with pytest.raises(ValueError, match="v lists 2 values, but the mask"):
         dp.vmap(f)(x, mask, mask, v)
 
+    def among_others(a, m, n, i):  # a mask or a position among other indices: a scalar value
+        y = a * 1.0
+        y[:, n] = a[0, 0]
+        y[m, 2] = 0.5
+        y[1:3, n[::-1]] = dnp.sin(a[1, 1])
+        y[i, 1:4] = a[2, 0] ** 2
+        return y
+
+    args = (x, mask, rng.random((3, 5)) > 0.5, np.array([0, 3, -1]))
+    assert_batched_equal(among_others, args)
+    assert_batched_equal(dp.grad(lambda a, m, n, i: dnp.sum(dnp.sin(among_others(a, m, n, i)))), args)
+
 
 def _at_own_index_arrays(a, k, v):
     """Writes at each example's own index arrays: repeated indices (the last write wins),
