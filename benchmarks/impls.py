@@ -9,7 +9,8 @@ Owns the three ways diffprog is timed:
   "the gradient computed with its backward pass recorded". `dp.Tape` rather than `dp.vjp`,
   because vjp copies its outputs, a cost that is not part of recording;
 - static replay: `dp.jit(dp.value_and_grad(f))(x)` after its first call, which records,
-  optimizes and compiles the graph (that first call's time is reported, `first_call_s`).
+  optimizes and compiles the graph (that first call's time is reported, `first_call_s`); on
+  CuPy also with `cuda_graph=False` (role 'jit_ops': one launch per kernel, no CUDA graph).
 Imports: numpy, diffprog and the sibling benchmark modules.
 """
 
@@ -45,10 +46,10 @@ def _recorded(value_and_grad_f, *args: Any) -> Any:
     return dp.stop_gradient(out)
 
 
-def jitted(fn, *args: Any) -> tuple[Any, float]:
+def jitted(fn, *args: Any, cuda_graph: bool = True) -> tuple[Any, float]:
     """`dp.jit(fn)` after its first call on `args`, and that call's time (record, optimize,
     compile)."""
-    j = dp.jit(fn)
+    j = dp.jit(fn, cuda_graph=cuda_graph)
     start = time.perf_counter()
     j(*args)
     return j, time.perf_counter() - start
@@ -66,8 +67,13 @@ def diffprog_pair(f, args: tuple, xp: Any, jit: bool = True) -> list[Impl]:
     if not jit:
         return pair
     jvg, first = jitted(vg, *args)
-    return pair + [Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
-                        info={"first_call_s": first})]  # fmt: skip
+    pair.append(Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
+                     info={"first_call_s": first}))  # fmt: skip
+    if xp.__name__ == "cupy":  # the same replay launched op by op: what the CUDA graph saves
+        plain, _ = jitted(vg, *args, cuda_graph=False)
+        pair.append(Impl("diffprog jit, no CUDA graph", lambda: plain(*args), role="jit_ops",
+                         sync=sync))  # fmt: skip
+    return pair
 
 
 def w1(x: Any, n: int, xp: Any, jit: bool = True) -> list[Impl]:

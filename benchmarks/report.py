@@ -31,6 +31,9 @@ TARGETS = [
     ("cpu", "W6 100k", "tape", "w6_small", (3.0, 120.0), ""),
     ("gpu", "W3", "tape", "ratio", 1.2, "x hand"),
     ("gpu", "W4", "tape", "ratio", 1.05, "x hand"),
+    ("gpu", "W1", "jit", "us_per_op", 2.5, "us/op"),  # fused kernels + CUDA graph (issue 16)
+    ("gpu", "W3", "jit", "ratio", 1.05, "x hand"),
+    ("gpu", "W4", "jit", "ratio", 1.05, "x hand"),
 ]
 
 

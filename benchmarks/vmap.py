@@ -5,6 +5,9 @@
    of `dp.grad(loss)`.
 2. The Hessian of a 100-dimensional function: `dp.hessian(f)` (one batched
    forward-over-reverse sweep) vs 100 calls of `dp.hvp(f, (x,), (e_i,))`.
+3. Per-example gradients through a write at each example's own index array (`y[k] = v`,
+   k with repeats, so the last write wins) at batch 256: one scatter for the batch vs 256
+   calls of `dp.grad`.
 
 Each pair is timed side by side in one run (best of `--repeat` rounds, the two
 implementations alternating within a round), after checking that the results agree to 1e-10.
@@ -46,6 +49,14 @@ def hessian_f(x, a):
     return dnp.sum(dnp.logaddexp(0.0, a @ x)) + 0.5 * dnp.sum(dnp.sin(x) * x)
 
 
+def scatter_loss(w, x, k):
+    """One example writes tanh(x @ w) (8 values) at its own 8 positions k of 32 (repeats:
+    the last write wins), then a weighted sum."""
+    y = dnp.zeros(32)
+    y[k] = dnp.tanh(x @ w)
+    return dnp.sum(y * dnp.cos(dnp.arange(32.0))) + dnp.sum(w**2)
+
+
 def per_example_gradients(batch: int):
     rng = np.random.default_rng(0)
     sizes = [16, 32, 32, 4]
@@ -63,6 +74,16 @@ def per_example_gradients(batch: int):
         return dp.tree.map(lambda *g: np.stack(g), *each)
 
     return vmapped, looped
+
+
+def scatter_gradients(batch: int):
+    rng = np.random.default_rng(2)
+    w, xs = rng.normal(size=(16, 8)) / 4, rng.normal(size=(batch, 16))
+    ks = rng.integers(0, 32, size=(batch, 8))
+    grad = dp.grad(scatter_loss)
+    batched = dp.vmap(grad, in_axes=(None, 0, 0))
+    return (lambda: batched(w, xs, ks),
+            lambda: np.stack([grad(w, xs[i], ks[i]) for i in range(batch)]))  # fmt: skip
 
 
 def hessians(n: int):
@@ -104,6 +125,7 @@ def main(repeat: int = 7, smoke: bool = False) -> dict:
     cases = {
         "per-example gradients, 16-32-32-4 MLP": per_example_gradients(8 if smoke else 256),
         "hessian vs hvp loop": hessians(6 if smoke else 100),
+        "per-example gradients through y[k] = v": scatter_gradients(8 if smoke else 256),
     }
     results = {}
     for name, (vmapped, looped) in cases.items():

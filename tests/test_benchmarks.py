@@ -123,3 +123,19 @@ def test_vmap_benchmark_checks_its_results():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "per-example gradients" in done.stdout and "hessian" in done.stdout
+
+
+def test_the_device_check_stops_cleanly_without_a_gpu(tmp_path):
+    """benchmarks/device_check.sh (the prepared GPU check) on a machine without CuPy: it
+    says there is no CUDA device and exits 3, checking nothing. (Its steps ran through on
+    the simulated CuPy when it was written; on a GPU it is run by hand, see its header.)"""
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is here: the device check would run for minutes")
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path), SITE=str(tmp_path / "site"),
+               WHEEL_DIR=str(tmp_path / "no-wheels"))  # fmt: skip
+    run = subprocess.run(["bash", os.path.join(BENCH, "device_check.sh")], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "no CUDA device: the GPU checks did not run" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert (tmp_path / "summary.txt").exists()

@@ -265,8 +265,6 @@ def test_products_linalg_and_indexing_on_complex_matrices(name, dtype, backend=N
     f, shape = LINALG[name]
     if name == "pinv_hermitian" and backend.name.startswith("cupy"):
         pytest.skip("CuPy's pinv has no hermitian=")
-    if name == "lstsq" and backend.name == "vmap":
-        pytest.skip("lstsq's rank is one matrix's: refused under dp.vmap")
     rng = np.random.default_rng(len(name))
     a = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
     backend.check_grads(f, (a,), order=2 if dtype == np.complex128 else 1)

@@ -289,6 +289,42 @@ def test_item_assignment():
 
 
 
+def test_writes_at_each_examples_own_boolean_mask_with_array_values():
+    """y[mask] = v with a mask per example: v broadcast over the selected elements, or
+    listing them in order (every example selecting as many as v lists, as NumPy requires)."""
+    x, v = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 2, 5))
+    mask = rng.random((3, 4)) > 0.5
+    pairs = np.zeros((3, 4), bool)
+    pairs[0, [0, 2]] = pairs[1, [1, 3]] = pairs[2, [3, 0]] = True
+
+    def f(a, m, p, v):
+        y = a * 1.0
+        y[m] = dnp.sin(a[0])       # a (5,) row for each selected row
+        y[m[::-1]] = a[1:2] * 2.0  # (1, 5)
+        y[p] = v * a[0]            # a listing: v[i] goes to the i-th selected row
+        return y
+
+    args = (x, mask, pairs, v)
+    assert_batched_equal(f, args)
+    assert_batched_equal(dp.grad(lambda a, m, p, v: dnp.sum(dnp.sin(f(a, m, p, v))), argnums=(0, 3)), args)
+    assert_batched_equal(lambda a, m, p, v: dp.jvp(lambda a, v: f(a, m, p, v), (a, v), (a, v))[1], args)
+    check_grads(lambda a, v: dp.vmap(f)(a, mask, pairs, v), (x, v))
+    with pytest.raises(ValueError, match="v lists 2 values, but the mask"):
+        dp.vmap(f)(x, mask, mask, v)
+
+    def among_others(a, m, n, i):  # a mask or a position among other indices: a scalar value
+        y = a * 1.0
+        y[:, n] = a[0, 0]
+        y[m, 2] = 0.5
+        y[1:3, n[::-1]] = dnp.sin(a[1, 1])
+        y[i, 1:4] = a[2, 0] ** 2
+        return y
+
+    args = (x, mask, rng.random((3, 5)) > 0.5, np.array([0, 3, -1]))
+    assert_batched_equal(among_others, args)
+    assert_batched_equal(dp.grad(lambda a, m, n, i: dnp.sum(dnp.sin(among_others(a, m, n, i)))), args)
+
+
 def _at_own_index_arrays(a, k, v):
     """Writes at each example's own index arrays: repeated indices (the last write wins),
     a value broadcast over the selection, a slice before the index, a shared index beside
@@ -361,8 +397,24 @@ def test_einsum_and_linalg():
     v, m = rng.normal(size=(3, 4)), rng.normal(size=(3, 4, 2))
     for args, axes in [((a, v[0]), (0, None)), ((a[0], v), (None, 0)), ((a, m), (0, 0))]:
         assert_batched_equal(L.solve, args, axes, rtol=1e-9)
-    with pytest.raises(NotImplementedError, match="pinv"):
-        dp.vmap(lambda m: L.lstsq(m, np.ones(4)))(a)
+
+
+def test_lstsq_of_each_example():
+    """lstsq under dp.vmap: x, residuals and singular values equal the loop's, the rank is
+    an int per example; residuals are empty unless every example has full column rank."""
+    L, tall, wide = dnp.linalg, rng.normal(size=(3, 5, 3)), rng.normal(size=(3, 2, 4))
+    deficient = rng.normal(size=(3, 5, 2)) @ rng.normal(size=(3, 2, 3))
+    b, bs = rng.normal(size=(3, 5)), rng.normal(size=(3, 5, 2))
+    for args, axes in [((tall, b), 0), ((tall[0], b), (None, 0)), ((tall, bs[0]), (0, None)),
+                       ((tall, bs), 0), ((deficient, b), 0), ((wide, b[:, :2]), 0)]:
+        got, want = dp.vmap(L.lstsq, in_axes=axes)(*args), looped(np.linalg.lstsq, args, axes)
+        for g, w in zip(got, want):
+            assert np.shape(g) == w.shape and np.asarray(g).dtype.kind == w.dtype.kind
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+        f = lambda a, b: dnp.sum(L.lstsq(a, b)[0] ** 2) + dnp.sum(L.lstsq(a, b)[3])  # noqa: E731
+        assert_batched_equal(dp.grad(f, argnums=(0, 1)), args, axes, rtol=1e-8)
+    with pytest.raises(ValueError, match=r"some examples have full column rank \(3\) and others not"):
+        dp.vmap(L.lstsq)(np.concatenate([tall[:2], deficient[:1]]), b)
 
 
 def test_random_numbers_are_drawn_once_per_call():
@@ -440,6 +492,23 @@ def test_tape_and_jit_both_orders():
         np.testing.assert_allclose(jitted(xs * scale), looped(dp.grad(f), (xs * scale,)), rtol=1e-12)
     assert jitted.stats["replays"] >= 1
     np.testing.assert_allclose(dp.vmap(dp.jit(dp.grad(f)))(xs), want, rtol=1e-12)
+
+
+def test_jit_of_vmap_with_a_shared_argument_runs_the_rules(monkeypatch):
+    """Under dp.jit, an argument shared by every example is a staged value: Python's
+    operators between it and a batch go to the batching rules, not once per example."""
+    from diffprog.ad.batching import BatchTrace
+
+    def no_loop(prim, *args, **params):
+        raise AssertionError(f"{prim.name} ran once per example")
+
+    monkeypatch.setattr(BatchTrace, "fallback", no_loop)
+    s, xs = rng.uniform(0.5, 1.5, size=3), rng.normal(size=(4, 3))
+    f = lambda s, x: (s + x) * s - (s > 0) @ x + s @ x - (x < s) * (s**x)  # noqa: E731
+    jitted = dp.jit(dp.vmap(f, in_axes=(None, 0)), fuse=False)  # (no kernel to compile)
+    for _ in range(2):  # staged, then replayed
+        np.testing.assert_allclose(jitted(s, xs), looped(f, (s, xs), (None, 0)), rtol=1e-12)
+    assert jitted.stats["replays"] >= 1
 
 
 def test_jacobians_and_hessians_are_one_batched_sweep():

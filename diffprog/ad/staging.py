@@ -112,8 +112,8 @@ _UNARY = ("neg", "pos", "abs", "invert")
 
 def operator_methods(fallback: dict[str, Any]) -> dict[str, Any]:
     """The operator methods of a staged value: each records the Python operator itself,
-    unless an operand is a differentiating tracer, which `fallback[name]` (the tracer's own
-    method, a diffprog primitive) hands to its trace. In-place operators on arrays rebind
+    unless an operand is a differentiating tracer or a dp.vmap batch, which `fallback[name]`
+    (the tracer's own method, a diffprog primitive) hands to its trace (a batch: its rule). In-place operators on arrays rebind
     (`fallback`); on Python and NumPy scalars `x += y` is `x = x + y`, as in Python."""
     methods: dict[str, Any] = {}
     for op in _BINARY + _COMPARISONS:
@@ -129,7 +129,7 @@ def operator_methods(fallback: dict[str, Any]) -> dict[str, Any]:
 
 def _binary(op: str, fallback: Any, swap: bool) -> Any:
     def method(self: StagingTracer, other: Any) -> Any:
-        if isinstance(other, Tracer) and not other.opaque:
+        if isinstance(other, Tracer) and (not other.opaque or other.batched):
             if fallback is None:
                 return NotImplemented
             return fallback(self, other)

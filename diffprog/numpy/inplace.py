@@ -38,20 +38,21 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import Batched, BatchTrace, BatchTracer, every, shifted
+from ..ad.batching import Batched, BatchTrace, BatchTracer, every, everywhere, shifted
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, namespace_of, zeros_like
-from ..core.edge import broadcast_to
+from ..core.edge import astype, broadcast_to
 from ..core.primitive import (
     KERNEL_ERRORS, JointNode, NonDifferentiable, Primitive, describe_operands,
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
-from .elementwise import equal, where
-from .indexing import _diagonal
+from .elementwise import bitwise_and, equal, where
+from .indexing import _diagonal, take
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
+from .reductions import count_nonzero, cumsum
 
 #: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes),
 #: NumPy's read-only views ("diagonal", (offset, axis1, axis2)), ("broadcast", shape), and
@@ -227,25 +228,34 @@ def _batched(e: Any) -> bool:
 
 def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     """`view[index] = value`, with index holding each example's own positions (dp.vmap), as
-    `where(mask, value', view)`: (mask, value') for a boolean mask and a scalar value, or for
-    integers (and whole axes `:`) and a value shaped like the selection; else None."""
+    `where(mask, value', view)`: (mask, value') for a boolean mask alone (see `_laid_out`),
+    for integers and whole axes `:` with a value shaped like the selection, or for any of
+    these, slices and boolean masks among them, with a scalar value; else None."""
     n = len(view.shape)
     if len(index) == 1 and index[0].dtype == np.bool_:
-        if getattr(value, "shape", ()):
-            return None
         m = index[0]
-        return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), value
-    if len(index) > n or not all(e == slice(None) if isinstance(e, slice) else
-                                 isinstance(e, (int, np.integer)) or (_batched(e) and not e.shape
-                                 and e.dtype.kind in "iu") for e in index):  # fmt: skip
-        return None
-    mask, ints = None, []
-    for a, e in enumerate(index):
-        if isinstance(e, slice):
+        return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), _laid_out(m, value, n)
+    scalar = not getattr(value, "shape", ())
+    mask, ints, a = None, [], 0  # a: the axis of the view the next entry indexes
+    for e in index:
+        if isinstance(e, slice) and e == slice(None):
+            a += 1
             continue
-        positions = np.arange(view.shape[a]).reshape((1,) * a + (-1,) + (1,) * (n - a - 1))
-        hit = equal(positions, e % view.shape[a])
-        mask, ints = hit if mask is None else mask & hit, ints + [a]
+        if isinstance(e, slice) and scalar and a < n:
+            picked = np.zeros(view.shape[a], bool)
+            picked[e] = True
+            hit, k = picked.reshape((1,) * a + (-1,) + (1,) * (n - a - 1)), 1
+        elif _batched(e) and e.dtype == np.bool_ and scalar and a + len(e.shape) <= n:
+            k = len(e.shape)  # each example's own mask over the next k axes
+            hit = _reshape(e, shape=(1,) * a + tuple(e.shape) + (1,) * (n - a - k))
+        elif (isinstance(e, (int, np.integer)) or _batched(e) and not e.shape
+              and e.dtype.kind in "iu") and a < n:  # fmt: skip
+            positions = np.arange(view.shape[a]).reshape((1,) * a + (-1,) + (1,) * (n - a - 1))
+            hit, k = equal(positions, e % view.shape[a]), 1
+            ints.append(a)
+        else:
+            return None
+        mask, a = hit if mask is None else bitwise_and(mask, hit), a + k
     shape = tuple(getattr(value, "shape", ()))
     if len(shape) > n - len(ints):
         return None
@@ -253,6 +263,27 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     for a in ints:  # the value spread over the axes the integers picked from
         full = full[:a] + (1,) + full[a:]
     return mask, value if not shape and not hasattr(value, "shape") else _reshape(value, shape=full)
+
+
+def _laid_out(mask: Any, value: Any, n: int) -> Any:
+    """The value of `view[mask] = value` (`mask` each example's own, over the first axes of a
+    view of `n` axes) laid out over the mask's axes: as it is when it broadcasts over the
+    selected elements; else it lists them in order, and each goes where it is written (every
+    example must then select as many as it lists, as NumPy requires)."""
+    shape, k = tuple(getattr(value, "shape", ())), len(mask.shape)
+    if len(shape) <= n - k:
+        return value
+    if shape[0] == 1:
+        return _reshape(value, shape=shape[1:])
+    flat = _reshape(mask, shape=(-1,))
+    if not everywhere(equal(count_nonzero(flat), shape[0])):
+        raise ValueError(
+            f"y[mask] = v under dp.vmap: v lists {shape[0]} values, but the mask (each "
+            "example's own) selects another number of elements in some examples (NumPy "
+            "cannot assign them either); give a v that broadcasts over the selection, or write "
+            "dnp.where(mask, values, y) with values shaped like y")
+    order = cumsum(astype(flat, dtype=np.dtype(np.int64))) - 1  # the i-th selected takes v[i]
+    return take(value, _reshape(where(flat, order, 0), shape=tuple(mask.shape)), axis=0)
 
 
 def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, index: tuple,
@@ -270,8 +301,11 @@ def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, inde
     selected = _selected_ndim(target, chain, index)
     plan = _batched_index(size, index, selected[1], whole)
     if plan is None:
-        raise NotImplementedError("a write at a boolean mask that differs between examples, "
-                                  "under dp.vmap: write dnp.where(mask, value, x) instead")  # fmt: skip
+        raise NotImplementedError(
+            "y[index] = v under dp.vmap with a boolean mask of each example's own among other "
+            "indices (or beside None, ...) and an array v: each example selects its own number "
+            "of elements; give a scalar v, index with the mask alone, or write "
+            "dnp.where(mask, v, y) with v shaped like y")
     new_index, order = plan
     batched = type(value) is BatchTracer and value._trace is trace
     if batched or order:  # (a shared value broadcasts from the right: not past the batch axis)

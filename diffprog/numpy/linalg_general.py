@@ -48,6 +48,7 @@ from .manipulation import expand_dims, moveaxis, reshape
 from .products import matmul
 from .reductions import max as _max
 from .reductions import min as _min
+from .reductions import count_nonzero
 from .reductions import norm as _entrywise_norm
 from .reductions import sum as _sum
 
@@ -169,25 +170,45 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, int, Any]:
     """
     a, b = as_array(a), as_array(b)
     ra, rb = raw(a), raw(b)
-    if any(isinstance(r, Tracer) and r.batched for r in (ra, rb)):
-        raise NotImplementedError(
-            "lstsq under dp.vmap: its rank and residuals are Python values of one matrix, not "
-            "of a batch; write the least-squares solution with dnp.linalg.pinv(a) @ b, or "
-            "dnp.linalg.solve(a.T @ a, a.T @ b) for a matrix of full column rank")
-    xp = namespace_of((ra, rb))
     m, n = ra.shape[-2:] if len(ra.shape) == 2 else (0, 0)
     rcond = float(np.finfo(np.float64).eps * max(m, n)) if rcond is None else float(raw(rcond))
+    if any(isinstance(r, Tracer) and r.batched for r in (ra, rb)):
+        return _lstsq_of_each_example(a, b, m, n, rcond)
+    xp = namespace_of((ra, rb))
     x, residuals, rank, s = xp.linalg.lstsq(ra, rb, rcond)  # NumPy's checks and answers
     if not (isinstance(a, Tracer) or isinstance(b, Tracer)):
         return x, residuals, rank, s
     x = _lstsq(a, b, rcond=rcond)
     if int(rank) == n and m > n:
-        r = b - matmul(a, x)
-        residuals = _sum(_real(r * _cj(r)), axis=0)
-        residuals = reshape(residuals, (1,)) if len(rb.shape) == 1 else residuals
+        residuals = _residuals(a, b, x)
     if isinstance(a, Tracer):
         s = svdvals(a)
     return x, residuals, rank, s
+
+
+def _residuals(a: Any, b: Any, x: Any) -> Any:
+    """NumPy's residuals of lstsq: the squared norm of each column of b - a x ((1,) for a
+    vector b)."""
+    r = b - matmul(a, x)
+    residuals = _sum(_real(r * _cj(r)), axis=0)
+    return reshape(residuals, (1,)) if len(b.shape) == 1 else residuals
+
+
+def _lstsq_of_each_example(a: Any, b: Any, m: int, n: int, rcond: float) -> tuple:
+    """lstsq under dp.vmap: the rank is an int array of the batch (each example's count of
+    singular values above rcond times the largest, as NumPy's), and the residuals are empty
+    unless every example has full column rank (their shape would differ between examples)."""
+    x, s = _lstsq(a, b, rcond=rcond), svdvals(a)
+    rank = count_nonzero(s > rcond * s[..., :1], axis=-1)
+    if m > n and everywhere(rank == n):
+        return x, _residuals(a, b, x), rank, s
+    if m > n and not everywhere(rank < n):
+        raise ValueError(
+            f"lstsq under dp.vmap: some examples have full column rank ({n}) and others not, "
+            "so NumPy's residuals would be empty for some and not for others; a batch needs "
+            "one shape: compute them from the solution x as dnp.sum(dnp.abs(b - a @ x) ** 2, axis=0)")
+    dtype = np.finfo(np.result_type(raw(x).dtype)).dtype  # (a complex x: its real type)
+    return x, np.empty((0,), dtype), rank, s
 
 
 # --- norm ----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import numpy as np
 from .. import tree
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, is_array, namespace_of
-from ..compile import fusion, kernels, rows
+from ..compile import cuda_graphs, fusion, kernels, rows
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
@@ -57,6 +57,7 @@ def jit(
     static_argnames: str | Sequence[str] = (),
     max_variants: int = 8,
     fuse: bool = True,
+    cuda_graph: bool = True,
 ) -> Any:
     """`f` recorded once per signature and replayed: same results, less Python per call.
 
@@ -66,7 +67,10 @@ def jit(
     `jitted.stats` counts recordings, replays and guard failures. With `fuse` (the default),
     groups of elementwise operations run as one compiled loop each (compile.fusion): on
     NumPy arrays a numba loop (`pip install diffprog[jit]`, else the replay runs unfused,
-    with one warning), on CuPy arrays a CuPy ElementwiseKernel.
+    with one warning), on CuPy arrays a CuPy ElementwiseKernel. With `cuda_graph` (the
+    default), a replay on CuPy is captured as a CUDA graph at its second replay and
+    relaunched from then on (compile.cuda_graphs; `stats["graph_replays"]` counts them,
+    `last_uncaptured_reason` says why the last replay ran without one).
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> step = dp.jit(dp.value_and_grad(lambda w: dnp.sum(dnp.sin(w) * w)))
@@ -75,17 +79,20 @@ def jit(
     >>> step.stats["recordings"], step.stats["replays"]
     (1, 1)
     """
+    options = (static_argnums, static_argnames, max_variants, fuse, cuda_graph)
     if f is None:
-        return lambda g: Jitted(g, static_argnums, static_argnames, max_variants, fuse)
-    return Jitted(f, static_argnums, static_argnames, max_variants, fuse)
+        return lambda g: Jitted(g, *options)
+    return Jitted(f, *options)
 
 
 class Variant:
     """One recorded path: its optimized graph, its replay, and how to rebuild the output."""
 
-    __slots__ = ("graph", "replay", "out_def", "constants", "copies")
+    __slots__ = ("graph", "replay", "out_def", "constants", "copies", "xp", "replays",
+                 "captured", "uncaptured")  # fmt: skip
 
-    def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list, fuse: bool) -> None:
+    def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list, fuse: bool,
+                 cuda_graph: bool) -> None:  # fmt: skip
         self.graph = optimize(graph, xp)
         if fuse and (xp is not np or fusion_available()):  # numba for NumPy; CuPy's own kernels
             self.graph = fusion.fuse(self.graph, xp)
@@ -97,15 +104,36 @@ class Variant:
         #: outputs that are constant arrays: copied per call, as eager makes new ones
         self.copies = [i for i, o in enumerate(self.graph.outputs)
                        if type(o) is Const and is_array(o.value)]  # fmt: skip
+        self.xp, self.replays = xp, 0
+        self.captured: cuda_graphs.GraphReplay | None = None
+        #: why replays run without a CUDA graph ("" while one may still be captured)
+        self.uncaptured = ("not on CuPy" if xp is np else "turned off (cuda_graph=False)"
+                           if not cuda_graph else cuda_graphs.capture_blocker(self.graph) or "")  # fmt: skip
 
     def constants_unchanged(self) -> bool:
         return all(_fingerprint(c) == before for c, before in self.constants)
 
     def run(self, inputs: list) -> Any:
-        out = self.replay(inputs)
+        out = self.launch(inputs)
         for i in self.copies:
             out[i] = out[i].copy()
         return tree.unflatten(self.out_def, out)
+
+
+    def launch(self, inputs: list) -> list:
+        """The replay's outputs: from its CUDA graph, captured at the second replay, where it
+        can be (the first compiles CuPy's kernels, which a capture cannot do)."""
+        if self.captured is not None:
+            return self.captured(inputs)
+        self.replays += 1
+        if self.uncaptured or self.replays < 2:
+            return self.replay(inputs)
+        try:
+            self.captured = cuda_graphs.GraphReplay(self.replay, self.xp, inputs)
+        except Exception as e:  # noqa: BLE001 - CUDA refused it: replays run uncaptured
+            self.uncaptured = f"capturing it raised {type(e).__name__}: {e}"
+            return self.replay(inputs)
+        return self.captured(inputs)
 
 
 class Signature:
@@ -170,7 +198,7 @@ class Jitted:
     """A jitted function: call it like `f`. See `jit`."""
 
     def __init__(self, f: Callable[..., Any], static_argnums: Any, static_argnames: Any,
-                 max_variants: int, fuse: bool = True) -> None:  # fmt: skip
+                 max_variants: int, fuse: bool = True, cuda_graph: bool = True) -> None:  # fmt: skip
         functools.update_wrapper(self, f)
         self.f = f
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
@@ -178,11 +206,14 @@ class Jitted:
         if max_variants < 1:
             raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
         self.max_variants = max_variants
-        self.fuse = fuse
+        self.fuse, self.cuda_graph = fuse, cuda_graph
         self.cache: dict[Any, Entry] = {}
-        self.stats = {"recordings": 0, "replays": 0, "guard_failures": 0, "eager_calls": 0}
+        self.stats = {"recordings": 0, "replays": 0, "guard_failures": 0, "eager_calls": 0,
+                      "graph_replays": 0}  # fmt: skip
         #: why the last call that ran eagerly did so
         self.last_eager_reason = ""
+        #: why the last replay on CuPy did not launch a CUDA graph ("" if it did)
+        self.last_uncaptured_reason = ""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if tracing() or debug_nans_on():  # inside another transform: run inline, as it is
@@ -215,6 +246,10 @@ class Jitted:
                 self.last_eager_reason = f"the replay raised {type(e).__name__}: {e}"
                 return self.f(*args, **kwargs)
             self.stats["replays"] += 1
+            if variant.captured is not None:
+                self.stats["graph_replays"] += 1
+            self.last_uncaptured_reason = variant.uncaptured or (
+                "" if variant.captured else "captured at the next replay")
             if i:
                 entry.variants.insert(0, entry.variants.pop(i))
             return out
@@ -278,7 +313,9 @@ class Jitted:
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
         with device_scope(sig.input_values()):  # fusion checks its kernels on the inputs' GPU
-            return Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse), result
+            variant = Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse,
+                              self.cuda_graph)  # fmt: skip
+            return variant, result
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Record `f` on these arguments and show the result: `.text()`, `.to_dot()`,

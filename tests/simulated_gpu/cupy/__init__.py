@@ -21,9 +21,13 @@ check, more strictly than CuPy where that is the safer side:
   there, and raises ValueError when an array it reads lives on another one (CuPy without
   peer access), so code must run each kernel where its data is.
 - Reductions give 0-d device arrays, never NumPy scalars.
+- `ElementwiseKernel` compiles its C++ with the host's g++ and runs it (_native.py); streams,
+  private memory pools and CUDA graph capture are modelled strictly (_capture.py: a
+  synchronisation, a host copy or a default-pool allocation during a capture raises, and a
+  launched graph re-runs its kernels on the memory they had).
 Checked against the cupy-cuda13x 14.2.0 wheel's source and signatures. Not modelled: the
-rest of CuPy's API gaps (names in `NOT_IN_CUPY` are refused), streams and asynchrony, kernel
-compilation, GPU rounding, peer access between GPUs.
+rest of CuPy's API gaps (names in `NOT_IN_CUPY` are refused), asynchrony (streams order
+nothing: every kernel runs at once), GPU rounding, peer access between GPUs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import operator
 from typing import Any, Callable, Iterator
 
 import numpy as _np
+
+from . import _capture
 
 __version__ = "14.2.0+simulated"
 
@@ -73,6 +79,7 @@ class DeviceSynchronized(RuntimeError):
 
 
 def _to_host(what: str) -> None:
+    _capture.refuse(what)
     if not _sync_allowed[0]:
         raise DeviceSynchronized(f"device synchronization was detected ({what})")
     transfers["to_host"] += 1
@@ -96,6 +103,7 @@ def _unwrap(value: Any, host_ok: bool, any_device: bool = False) -> Any:
     if isinstance(value, _np.ndarray):
         if not host_ok:
             raise TypeError(f"Unsupported type {type(value)}")
+        _capture.refuse("a host-to-device copy")
         transfers["to_device"] += 1
         return value
     if type(value) in (list, tuple):
@@ -131,9 +139,29 @@ def _check_signature(name: str, kwargs: dict) -> None:
 
 def _kernel(fn: Callable[..., Any], args: tuple, kwargs: dict, host_ok: bool = False,
             any_device: bool = False) -> Any:  # fmt: skip
-    args = _unwrap(args, host_ok, any_device)
-    kwargs = {k: _unwrap(v, host_ok, any_device) for k, v in kwargs.items()}
-    return _wrap(fn(*args, **kwargs))
+    """`fn` run on the data of device arrays `args`, `kwargs`; its results as device arrays.
+    During a CUDA graph capture it is recorded too (see _capture)."""
+    raw_args = _unwrap(args, host_ok, any_device)
+    raw_kwargs = {k: _unwrap(v, host_ok, any_device) for k, v in kwargs.items()}
+    result = _wrap(fn(*raw_args, **raw_kwargs))
+    if _capture.capturing() is not None:
+        read = [a for a in _leaves((raw_args, raw_kwargs)) if isinstance(a, _np.ndarray)]
+        new = [r for r in _leaves(result) if type(r) is ndarray and r._a.base is None
+               and not any(_np.may_share_memory(r._a, a) for a in read)]  # fmt: skip
+        _capture.record(lambda: fn(*_unwrap(args, host_ok, True),
+                                   **{k: _unwrap(v, host_ok, True) for k, v in kwargs.items()}),
+                        result, new)  # fmt: skip
+    return result
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
 
 
 class _Flags:
@@ -303,6 +331,7 @@ class _Function:
             moved = _wrap(a._a.copy() if a._gpu != _current[0] else a._a)
             return moved if not kwargs.get("dtype") else moved.astype(kwargs["dtype"])
         if self._host_ok and args and type(args[0]) in (list, tuple, float, int, bool):
+            _capture.refuse("a host-to-device copy")
             transfers["to_device"] += 1  # host data given as Python values
         return _kernel(self._fn, args, kwargs, self._host_ok, self.__name__ in _METADATA_ONLY)
 
@@ -376,11 +405,6 @@ def get_array_module(*args: Any) -> Any:
     return sys.modules[__name__] if any(type(a) is ndarray for a in args) else _np
 
 
-class _Stream:
-    def synchronize(self) -> None:
-        pass
-
-
 class _Runtime:
     @staticmethod
     def getDeviceCount() -> int:  # noqa: N802  (CUDA's name)
@@ -425,6 +449,7 @@ class _Device:
         _current[0] = self.id
 
     def synchronize(self) -> None:
+        _capture.refuse("Device.synchronize")
         if not _sync_allowed[0]:
             raise DeviceSynchronized("device synchronization was detected (Device.synchronize)")
 
@@ -441,7 +466,15 @@ class _Device:
 class cuda:  # noqa: N801  (a namespace, as CuPy's submodule)
     Device = _Device
     runtime = _Runtime
-    get_current_stream = staticmethod(lambda: _Stream())
+    get_current_stream = staticmethod(lambda: _capture._current_stream[0])
+    Stream = _capture.Stream
+    Graph = _capture.Graph
+    MemoryPool = _capture.MemoryPool
+    using_allocator = staticmethod(_capture.using_allocator)
+
+
+def get_default_memory_pool() -> _capture.MemoryPool:
+    return _capture.DEFAULT_POOL
 
 
 @contextlib.contextmanager
@@ -454,4 +487,4 @@ def _allow_synchronize(allow: bool) -> Iterator[None]:
         _sync_allowed[0] = previous
 
 
-from ._native import ElementwiseKernel  # noqa: F401  (last: it uses ndarray, defined above)
+from ._native import ElementwiseKernel, ReductionKernel  # noqa: F401  (last: they use ndarray)
