@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..ad.batching import everywhere
-from ..backend import namespace_of
+from ..backend import asarray_like, namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .batching import stacked
@@ -208,7 +208,7 @@ def _lstsq_of_each_example(a: Any, b: Any, m: int, n: int, rcond: float) -> tupl
             "so NumPy's residuals would be empty for some and not for others; a batch needs "
             "one shape: compute them from the solution x as dnp.sum(dnp.abs(b - a @ x) ** 2, axis=0)")
     dtype = np.finfo(np.result_type(raw(x).dtype)).dtype  # (a complex x: its real type)
-    return x, np.empty((0,), dtype), rank, s
+    return x, asarray_like(np.empty((0,), dtype), raw(x)), rank, s
 
 
 # --- norm ----------------------------------------------------------------------------------
