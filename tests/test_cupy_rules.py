@@ -111,3 +111,25 @@ def test_elementwise_kernels_type_broadcast_and_allocate():
                                   "rules_broken")  # fmt: skip
     with pytest.raises(Exception, match="no_such_function"):
         broken(cp.ones(2))  # compiled on its first call
+
+
+def test_reduction_kernels_map_broadcast_inputs_and_reduce_over_axes():
+    """cupy.ReductionKernel as compile.cuda_kernels uses it: a device function in the
+    preamble as the map, inputs broadcast, a double accumulator, axes and keepdims."""
+    cp = require_cupy()
+    total = cp.ReductionKernel(
+        "float32 x, float32 y, float64 s", "float32 r", "scaled(x, y, s)", "a + b",
+        "r = (float)a", "0", "rules_total", reduce_type="double",
+        preamble="__device__ double scaled(const float x, const float y, const double s) {\n"
+                 "return (double)(x * y) * s;\n}\n")  # fmt: skip
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    y = np.linspace(0.5, 1.5, 3, dtype=np.float32).reshape(3, 1)
+    want = (x * y).astype(np.float64) * 0.5
+    r = total(cp.asarray(x), cp.asarray(y), 0.5)
+    assert r.shape == () and r.dtype == np.float32
+    np.testing.assert_allclose(r.get(), want.sum(), rtol=1e-6)
+    r = total(cp.asarray(x), cp.asarray(y), 0.5, axis=(0, 2), keepdims=True)
+    assert r.shape == (1, 3, 1)
+    np.testing.assert_allclose(r.get(), want.sum(axis=(0, 2), keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(total(cp.asarray(x), cp.asarray(y), 0.5, axis=(1,)).get(),
+                               want.sum(axis=1), rtol=1e-6)  # fmt: skip

@@ -62,6 +62,26 @@ def test_fused_equals_unfused_values_and_gradients(cp, f, shapes, dtype):
     check_fused(dp.value_and_grad(f, argnums=(0, 1)), x, b)
 
 
+SUMS = {
+    "sum": lambda x, b: dnp.sum(dnp.tanh(x * b + 1.0)),
+    "axes": lambda x, b: dnp.sum(dnp.exp(-x) * b, axis=(0, 2)),
+    "keepdims": lambda x, b: dnp.sum(x * b - 1.0, axis=1, keepdims=True),
+    "sum_to_shape": lambda x, b: dp.grad(lambda b: dnp.sum(dnp.sin(x * b)))(b),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", SUMS)
+def test_a_group_ending_in_its_one_sum_is_a_reduction_kernel(cp, name, dtype):
+    rng = np.random.default_rng(2)
+    x = cp.asarray(rng.uniform(0.1, 1.0, (4, 3, 5)).astype(dtype))
+    b = cp.asarray(rng.uniform(0.1, 1.0, (3, 1)).astype(dtype))
+    graph = check_fused(SUMS[name], x, b)
+    reductions = [n for n in fused_nodes(graph) if n.prim.kernel.reduce]
+    assert reductions, graph.text()
+    assert reductions[0].prim.members[-1].prim.name == ("sum_to_shape" if name == "sum_to_shape" else "sum")
+
+
 def test_second_order_fused(cp):
     x = cp.asarray(np.linspace(0.1, 1.0, 12).reshape(3, 4))
     t = cp.ones_like(x)

@@ -1,10 +1,13 @@
-"""GPU kernels for fused groups: one CuPy ElementwiseKernel per group of elementwise nodes.
+"""GPU kernels for fused groups: one CuPy kernel per group of elementwise nodes.
 
 Owns: `scalar_op(node)` (which nodes a GPU kernel computes: compile.kernels' elementwise
-operations on device arrays, less those without a C++ form here), `group_kernel(members,
-outs)`, which writes a group that compile.fusion partitioned as the C++ body of one
-`cupy.ElementwiseKernel` (typed in and out params; CuPy broadcasts the inputs and allocates
-the outputs), and the cache of those kernels by source text.
+operations and sums on device arrays, less those without a C++ form here),
+`group_kernel(members, outs)`, which writes a group that compile.fusion partitioned as the
+C++ body of one `cupy.ElementwiseKernel` (typed in and out params; CuPy broadcasts the
+inputs and allocates the outputs), or, for a group whose one result is a sum, as one
+`cupy.ReductionKernel` (the group's statements a device function mapping each element to
+its summand, accumulated in double over the sum's axes), and the cache of those kernels by
+source text.
 
 Every temporary has the dtype its node had when recorded, as in compile.kernels: an operand
 of another dtype is cast first, a Python number (weak) becomes a literal or a float64 param
@@ -61,11 +64,11 @@ _FUNCTIONS = {
 
 def scalar_op(node: Node) -> str | None:
     """The per-element operation `node` computes in a GPU kernel, or None: compile.kernels'
-    scalar_op on a device array result, with a C++ form here (sums stay CuPy's)."""
+    scalar_op on a device array result, with a C++ form here."""
     op = kernels.scalar_op(node)
     if op is None or node.outs[0].kind != "array":
         return None
-    return op if op in _FORMS or op in _FUNCTIONS or op == "astype" else None
+    return op if op in _FORMS or op in _FUNCTIONS or op in ("astype", "sum", "sum_to_shape") else None
 
 
 def literal(value: Any, dtype: np.dtype) -> str:
@@ -115,23 +118,30 @@ def expression(op: str, node: Node, names: dict[int, tuple[str, np.dtype]]) -> s
 
 
 class GroupKernel:
-    """One fused group as a CuPy ElementwiseKernel: `kernel(*args)` returns a tuple of its
-    outputs (new device arrays of the loop's shape), compiling on the first call."""
+    """One fused group as a CuPy kernel, compiled on its first call: `kernel(*args)` returns
+    a tuple of its outputs. An ElementwiseKernel (`reduce` None: outputs of the loop's
+    shape), or for a group whose one result is a sum a ReductionKernel (`reduce`: (axes,
+    keepdims, the result's shape), its map a device function in `preamble`)."""
 
-    def __init__(self, in_params: str, out_params: str, operation: str) -> None:
+    def __init__(self, in_params: str, out_params: str, operation: str, preamble: str = "",
+                 reduce: tuple | None = None) -> None:  # fmt: skip
         self.in_params, self.out_params, self.operation = in_params, out_params, operation
-        self.source = f"in: {in_params}\nout: {out_params}\n{operation}"
+        self.preamble, self.reduce = preamble, reduce
+        self.source = f"in: {in_params}\nout: {out_params}\n{preamble}{operation}\n{reduce}"
         self.name = "diffprog_fused_" + hashlib.sha256(self.source.encode()).hexdigest()[:16]
         self.compiled: Any = None
 
     def __call__(self, *args: Any) -> tuple:
         if self.compiled is None:
             self.compiled = _compiled(self)
-        result = self.compiled(*args)
-        return result if type(result) is tuple else (result,)
+        if self.reduce is None:
+            result = self.compiled(*args)
+            return result if type(result) is tuple else (result,)
+        axes, keepdims, shape = self.reduce
+        return (self.compiled(*args, axis=axes, keepdims=keepdims).reshape(shape),)
 
 
-_cache: dict[str, Any] = {}  # source -> cupy.ElementwiseKernel
+_cache: dict[str, Any] = {}  # source -> cupy.ElementwiseKernel or ReductionKernel
 
 
 def _compiled(kernel: GroupKernel) -> Any:
@@ -141,15 +151,24 @@ def _compiled(kernel: GroupKernel) -> Any:
     if made is None:
         import cupy
 
-        made = _cache[kernel.source] = cupy.ElementwiseKernel(
-            kernel.in_params, kernel.out_params, kernel.operation, kernel.name)
+        if kernel.reduce is None:
+            made = cupy.ElementwiseKernel(kernel.in_params, kernel.out_params, kernel.operation,
+                                          kernel.name)  # fmt: skip
+        else:  # sums accumulate in double, as the CPU's kernels do
+            result = kernel.out_params.split()[-1]
+            ctype = _CTYPE[np.dtype(kernel.out_params.split()[0])]
+            made = cupy.ReductionKernel(kernel.in_params, kernel.out_params, kernel.operation,
+                                        "a + b", f"{result} = ({ctype})a", "0", kernel.name,
+                                        reduce_type="double", preamble=kernel.preamble)  # fmt: skip
+        _cache[kernel.source] = made
     return made
 
 
 def group_kernel(members: list[Node], outs: list[Var]) -> tuple[list, GroupKernel] | None:
     """(its arguments: the Vars and Consts the group reads from outside, in the kernel's
-    order; the kernel computing `outs`) for a group of nodes in execution order; None when
-    it reads no device array (CuPy could not tell the loop's shape)."""
+    order; the kernel computing `outs`) for a group of nodes in execution order, the last a
+    sum when it is the group's one result; None when it reads no device array (CuPy could
+    not tell the loop's shape)."""
     made = {o.id for m in members for o in m.outs}
     args: list[Any] = []
     names: dict[int, tuple[str, np.dtype]] = {}
@@ -172,13 +191,34 @@ def group_kernel(members: list[Node], outs: list[Var]) -> tuple[list, GroupKerne
             args.append(a)
     if not reads_an_array:
         return None
-    position = {o.id: k for k, o in enumerate(outs)}
+    total = members[-1] if scalar_op(members[-1]) in ("sum", "sum_to_shape") else None
     lines = []
-    for k, m in enumerate(members):
-        op = scalar_op(m)
+    for k, m in enumerate(members[:-1] if total else members):
         out = m.outs[0]
-        lines.append(f"const {_CTYPE[out.dtype]} t{k} = {expression(op, m, names)};")
+        lines.append(f"const {_CTYPE[out.dtype]} t{k} = {expression(scalar_op(m), m, names)};")
         names[out.id] = (f"t{k}", out.dtype)
-    lines += [f"o{position[o.id]} = {names[o.id][0]};" for o in outs]
-    out_params = ", ".join(f"{_PARAM[o.dtype]} o{k}" for k, o in enumerate(outs))
-    return args, GroupKernel(", ".join(params), out_params, "\n".join(lines))
+    if total is None:
+        position = {o.id: k for k, o in enumerate(outs)}
+        lines += [f"o{position[o.id]} = {names[o.id][0]};" for o in outs]
+        out_params = ", ".join(f"{_PARAM[o.dtype]} o{k}" for k, o in enumerate(outs))
+        return args, GroupKernel(", ".join(params), out_params, "\n".join(lines))
+    summand = total.args[0]
+    signature = ", ".join(f"const {_CTYPE[dtype]} {name}" for (name, dtype) in
+                          (names[a.id if type(a) is Var else id(a)] for a in args))  # fmt: skip
+    lines.append(f"return (double){operand(summand, summand.dtype, names)};")
+    preamble = "__device__ double group_map(" + signature + ") {\n" + "\n".join(lines) + "\n}\n"
+    call = f"group_map({', '.join(names[a.id if type(a) is Var else id(a)][0] for a in args)})"
+    out_params = f"{_PARAM[total.outs[0].dtype]} r"
+    return args, GroupKernel(", ".join(params), out_params, call, preamble,
+                             _reduction(total, summand.shape))  # fmt: skip
+
+
+def _reduction(node: Node, loop: tuple) -> tuple:
+    """(axes, keepdims, result shape) of a sum or sum_to_shape node over a loop's shape."""
+    shape = node.outs[0].shape
+    if node.prim.name == "sum":
+        axes = tuple(sorted(a % len(loop) for a in node.params["axis"]))
+        return axes, bool(node.params["keepdims"]), shape
+    lead = len(loop) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + k for k, n in enumerate(shape) if n == 1 and loop[lead + k] != 1)
+    return axes, True, shape

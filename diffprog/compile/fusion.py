@@ -25,7 +25,8 @@ libm functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's 
 beat numba's scalar calls beyond).
 On the GPU a group is worth a kernel from 2 operations (each saves a launch), every member's
 result has the loop's shape, libm functions join any loop, a sibling joins whatever its
-operands, guards and sums stay outside.
+operands, guards stay outside, and a sum stays in only as the group's one result (a
+ReductionKernel); other sums run as CuPy reductions of the group's outputs.
 A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
 A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
@@ -96,7 +97,11 @@ def fuse(graph: Graph, xp: Any = np) -> Graph:
         if type(o) is Var:
             readers.setdefault(o.id, []).append(-1)
     while True:
-        groups = [g for g in _Partition(graph.body, refused, scalar_op, gpu).groups if g.worth_it(gpu)]
+        groups = _Partition(graph.body, refused, scalar_op, gpu).groups
+        if gpu:
+            for g in groups:
+                _one_final_sum(graph.body, g, readers)
+        groups = [g for g in groups if g.worth_it(gpu)]
         nodes, failed = [], []
         built = _Built(graph)
         for g in groups:
@@ -151,7 +156,7 @@ class _Partition:
     def place(self, i: int, node: Node, op: str) -> bool:
         """Put node `i` into a group (an existing one, or a new one); False if none fits."""
         summing = op in ("sum", "sum_to_shape")
-        if summing and (type(node.args[0]) is not Var or not node.args[0].shape or self.gpu):
+        if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
             return False
         tried = []
         for v in reversed(node.args):
@@ -194,7 +199,7 @@ class _Partition:
                 return None
             if shape != g.shape and g.sums:
                 return None  # the accumulators sum over the loop as it is
-        if self.gpu and out != g.shape:
+        if self.gpu and not summing and out != g.shape:
             return None
         if (not self.gpu and (g.libm or op in kernels.TRANSCENDENTAL)
                 and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE):  # fmt: skip
@@ -330,6 +335,16 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built
                for group in bundles]  # fmt: skip
     return Node(Fused(members, guards, kernel, source, bundles), {}, args, results,
                 members[0].site, all(m.backward for m in members))  # fmt: skip
+
+
+def _one_final_sum(body: list, g: _Group, readers: dict[int, list[int]]) -> None:
+    """On the GPU a sum stays in its group only as the group's one result (a ReductionKernel
+    computes it); other sums leave it, as CuPy reductions of the group's outputs."""
+    sums = [i for i in g.members if body[i].prim.name in ("sum", "sum_to_shape")]
+    inside = set(g.members)
+    read = [i for i in g.members if any(r not in inside for r in readers.get(body[i].outs[0].id, ()))]
+    if sums and not (len(sums) == 1 and read == sums == g.members[-1:]):
+        g.members = [i for i in g.members if i not in sums]
 
 
 def _build_gpu(graph: Graph, g: _Group, readers: dict[int, list[int]], xp: Any) -> Node | None:

@@ -487,4 +487,4 @@ def _allow_synchronize(allow: bool) -> Iterator[None]:
         _sync_allowed[0] = previous
 
 
-from ._native import ElementwiseKernel  # noqa: F401  (last: it uses ndarray, defined above)
+from ._native import ElementwiseKernel, ReductionKernel  # noqa: F401  (last: they use ndarray)

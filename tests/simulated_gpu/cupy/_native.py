@@ -1,4 +1,5 @@
-"""`cupy.ElementwiseKernel` for the simulated CuPy: the C++ body really runs.
+"""`cupy.ElementwiseKernel` and `cupy.ReductionKernel` for the simulated CuPy: the C++
+really runs.
 
 The operation CuPy would compile for the GPU is wrapped in a C++ loop over the broadcast
 elements, compiled with the host's g++ into a shared library (cached on disk by source,
@@ -35,6 +36,8 @@ TYPES = {"float64": (np.float64, "double"), "float32": (np.float32, "float"),
 _HEADER = """#include <cmath>
 #include <cstdint>
 using std::isnan; using std::isinf; using std::isfinite; using std::signbit;
+#define __device__
+#define __forceinline__ inline
 """
 
 
@@ -57,6 +60,8 @@ def _params(text: str) -> list[tuple[str, str]]:
 class ElementwiseKernel:
     """cupy.ElementwiseKernel(in_params, out_params, operation, name)."""
 
+    _SIZES = 1  # the compiled loop's size arguments: the number of elements
+
     def __init__(self, in_params: str, out_params: str, operation: str, name: str = "kernel",
                  reduce_dims: bool = True, preamble: str = "", **options: Any) -> None:  # fmt: skip
         self.in_params, self.out_params = _params(in_params), _params(out_params)
@@ -69,15 +74,7 @@ class ElementwiseKernel:
         n_in, n_out = len(self.in_params), len(self.out_params)
         if len(args) not in (n_in, n_in + n_out):
             raise TypeError(f"Wrong number of arguments for {self.name!r}")
-        for a in args:
-            if type(a) is cupy.ndarray:
-                cupy._on_current_device(a._gpu)
-            elif isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__"):
-                raise TypeError(f"Unsupported type {type(a)}")
-        params = self.in_params + self.out_params
-        for (kind, name), a in zip(params, args):
-            if type(a) is cupy.ndarray and a.dtype != TYPES[kind][0]:
-                raise TypeError(f"Type is mismatched. {(name, a.dtype.name, kind)}")
+        _check_inputs(cupy, self.in_params + self.out_params, args)
         shapes = [a.shape for a in args if type(a) is cupy.ndarray]
         if not shapes and size is None:
             raise ValueError("Loop size is undecided")
@@ -133,9 +130,100 @@ class ElementwiseKernel:
         if run is None:
             library = ctypes.CDLL(str(compile_source(self.source(scalars))))
             run = self._libraries[scalars] = getattr(library, self.name)
-            run.argtypes = [ctypes.c_void_p, ctypes.c_longlong]
+            run.argtypes = [ctypes.c_void_p] + [ctypes.c_longlong] * self._SIZES
             run.restype = None
         return run
+
+
+class ReductionKernel:
+    """cupy.ReductionKernel(in_params, out_params, map_expr, reduce_expr, post_map_expr,
+    identity, name, reduce_type=None, preamble=''): the map expression per element of the
+    broadcast inputs, folded with `reduce_expr` (of `a` and `b`) from `identity` in
+    `reduce_type` over `axis`, then `post_map_expr` (of `a`) writes the output."""
+
+    def __init__(self, in_params: str, out_params: str, map_expr: str, reduce_expr: str,
+                 post_map_expr: str, identity: Any, name: str = "reduce_kernel",
+                 reduce_type: str | None = None, reduce_dims: bool = True, preamble: str = "",
+                 options: tuple = ()) -> None:  # fmt: skip
+        self.in_params, self.out_params = _params(in_params), _params(out_params)
+        if len(self.out_params) != 1:
+            raise NotImplementedError("the simulated ReductionKernel has one output")
+        self.map_expr, self.reduce_expr, self.post_map_expr = map_expr, reduce_expr, post_map_expr
+        self.identity, self.name, self.preamble = identity, name, preamble
+        self.reduce_type = reduce_type or TYPES[self.out_params[0][0]][1]
+        self._libraries: dict[tuple, Any] = {}
+
+    def __call__(self, *args: Any, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Any:
+        import cupy
+
+        if len(args) != len(self.in_params):
+            raise TypeError(f"Wrong number of arguments for {self.name}")
+        _check_inputs(cupy, self.in_params, args)
+        shapes = [a.shape for a in args if type(a) is cupy.ndarray]
+        if not shapes:
+            raise ValueError("Loop size is undecided.")
+        shape = np.broadcast_shapes(*shapes)
+        axes = tuple(range(len(shape))) if axis is None else tuple(
+            sorted(a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)))
+        scalars = tuple(type(a) is not cupy.ndarray for a in args)
+        return cupy._kernel(lambda *raw: self._run(raw, scalars, shape, axes, keepdims), args, {})
+
+    def _run(self, raw: tuple, scalars: tuple, shape: tuple, axes: tuple, keepdims: bool) -> Any:
+        kept = [d for d in range(len(shape)) if d not in axes]
+        n_out = int(np.prod([shape[d] for d in kept], dtype=np.int64))
+        n_red = int(np.prod([shape[d] for d in axes], dtype=np.int64))
+        buffers = []  # each input as (kept elements, reduced elements), contiguous
+        for (kind, _), a, scalar in zip(self.in_params, raw, scalars):
+            if scalar:
+                buffers.append(np.asarray(a, TYPES[kind][0]).reshape(1))
+            else:
+                full = np.broadcast_to(a, shape).transpose(kept + list(axes))
+                buffers.append(np.ascontiguousarray(full).reshape(-1))
+        kind = self.out_params[0][0]
+        result = np.empty(n_out, TYPES[kind][0])
+        pointers = (ctypes.c_void_p * (len(buffers) + 1))(
+            *[b.ctypes.data for b in [*buffers, result]])
+        self._library(scalars)(pointers, ctypes.c_longlong(n_out), ctypes.c_longlong(n_red))
+        out_shape = [1 if d in axes else n for d, n in enumerate(shape)] if keepdims else \
+            [shape[d] for d in kept]
+        return result.reshape(out_shape)
+
+    def source(self, scalars: tuple) -> str:
+        rt = self.reduce_type
+        lines = [_HEADER, self.preamble,
+                 f'extern "C" void {self.name}(void** p, long long n_out, long long n_red) {{',
+                 "  for (long long o = 0; o < n_out; ++o) {",
+                 f"    {rt} acc = ({rt})({self.identity});",
+                 "    for (long long k = 0; k < n_red; ++k) {",
+                 "      const long long i = o * n_red + k;"]  # fmt: skip
+        for k, ((kind, name), scalar) in enumerate(zip(self.in_params, scalars)):
+            ctype = TYPES[kind][1]
+            lines.append(f"      const {ctype} {name} = static_cast<const {ctype}*>(p[{k}])"
+                         f"[{'0' if scalar else 'i'}];")  # fmt: skip
+        lines += [f"      const {rt} b = ({rt})({self.map_expr});",
+                  f"      const {rt} a = acc;",
+                  f"      acc = ({self.reduce_expr});",
+                  "    }"]  # fmt: skip
+        kind, name = self.out_params[0]
+        ctype = TYPES[kind][1]
+        lines += [f"    {ctype}& {name} = static_cast<{ctype}*>(p[{len(self.in_params)}])[o];",
+                  f"    const {rt} a = acc;", f"    {self.post_map_expr};", "  }", "}", ""]  # fmt: skip
+        return "\n".join(lines)
+
+    _SIZES = 2  # outputs, and elements reduced into each
+    _library = ElementwiseKernel._library
+
+
+def _check_inputs(cupy: Any, params: list, args: tuple) -> None:
+    """CuPy's rules for kernel arguments: device arrays on the current device, of the
+    param's dtype; scalars; no NumPy arrays."""
+    for (kind, name), a in zip(params, args):
+        if type(a) is cupy.ndarray:
+            cupy._on_current_device(a._gpu)
+            if a.dtype != TYPES[kind][0]:
+                raise TypeError(f"Type is mismatched. {(name, a.dtype.name, kind)}")
+        elif isinstance(a, np.ndarray) or hasattr(a, "__cuda_array_interface__"):
+            raise TypeError(f"Unsupported type {type(a)}")
 
 
 def compile_source(source: str) -> Path:
