@@ -406,13 +406,17 @@ def test_lstsq_of_each_example():
     deficient = rng.normal(size=(3, 5, 2)) @ rng.normal(size=(3, 2, 3))
     b, bs = rng.normal(size=(3, 5)), rng.normal(size=(3, 5, 2))
     for args, axes in [((tall, b), 0), ((tall[0], b), (None, 0)), ((tall, bs[0]), (0, None)),
-                       ((tall, bs), 0), ((deficient, b), 0), ((wide, b[:, :2]), 0)]:
+                       ((tall, bs), 0), ((tall[0], bs), (None, 0)), ((deficient, b), 0),
+                       ((deficient[0], bs), (None, 0)), ((wide, b[:, :2]), 0)]:
         got, want = dp.vmap(L.lstsq, in_axes=axes)(*args), looped(np.linalg.lstsq, args, axes)
         for g, w in zip(got, want):
             assert np.shape(g) == w.shape and np.asarray(g).dtype.kind == w.dtype.kind
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
         f = lambda a, b: dnp.sum(L.lstsq(a, b)[0] ** 2) + dnp.sum(L.lstsq(a, b)[3])  # noqa: E731
         assert_batched_equal(dp.grad(f, argnums=(0, 1)), args, axes, rtol=1e-8)
+    solve = lambda a, b: L.lstsq(a, b)[0]  # noqa: E731  (against central differences:)
+    check_grads(dp.vmap(solve), (tall + 0.1 * deficient, bs))  # the stacked solve
+    check_grads(dp.vmap(solve, in_axes=(None, 0)), (tall[0], b), order=1)  # one for all
     with pytest.raises(ValueError, match=r"some examples have full column rank \(3\) and others not"):
         dp.vmap(L.lstsq)(np.concatenate([tall[:2], deficient[:1]]), b)
 

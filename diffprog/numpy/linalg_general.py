@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import everywhere
-from ..backend import namespace_of
+from ..ad.batching import every, everywhere, example_ndim
+from ..backend import asarray_like, namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .batching import stacked
@@ -150,7 +150,33 @@ def _lstsq_vjp_a(g: Any, x: Any, a: Any, b: Any, *, rcond: float) -> Any:
             - _outer(u, x))
 
 
-_lstsq = Primitive("lstsq", lambda xp, a, b, *, rcond: xp.linalg.lstsq(a, b, rcond)[0])
+def _lstsq_impl(xp: Any, a: Any, b: Any, *, rcond: float) -> Any:
+    """The minimum-norm least-squares solution; a stack of matrices (dp.vmap's batch, b a
+    stack of matrices too) through its SVD, with NumPy's cutoff: singular values at most
+    rcond times the largest count as zero."""
+    if len(a.shape) == 2:
+        return xp.linalg.lstsq(a, b, rcond)[0]
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    kept = s > rcond * s[..., :1]
+    scale = xp.where(kept, 1 / xp.where(kept, s, 1), 0)[..., None]
+    return xp.conj(vh).swapaxes(-1, -2) @ (scale * (xp.conj(u).swapaxes(-1, -2) @ b))
+
+
+def _lstsq_batch(size: int, batched: tuple, a: Any, b: Any, *, rcond: float) -> Any:
+    """dp.vmap's rule: a shared matrix solves every example's right-hand sides at once (as
+    columns, by NumPy's lstsq); a batch of matrices through the stacked SVD."""
+    vector = example_ndim(b, batched[1]) == 1
+    if not batched[0]:  # the examples' right-hand sides side by side: (M, K * batch)
+        cols = moveaxis(b, 0, -1)
+        x = _lstsq(a, reshape(cols, (cols.shape[0], -1)), rcond=rcond)
+        return moveaxis(reshape(x, tuple(x.shape[:1]) + tuple(cols.shape[1:])), -1, 0)
+    b = every(b, batched[1], size)
+    x = _lstsq(a, expand_dims(b, -1) if vector else b, rcond=rcond)
+    return reshape(x, tuple(x.shape[:-1])) if vector else x
+
+
+_lstsq = Primitive("lstsq", _lstsq_impl)
+_lstsq.defbatch(_lstsq_batch)
 _lstsq.defvjp(_lstsq_vjp_a, lambda g, x, a, b, *, rcond: _lstsq(_mT(a), g, rcond=rcond))
 _lstsq.defjvp(_lstsq_jvp_a, lambda t, x, a, b, *, rcond: _lstsq(a, t, rcond=rcond))
 
@@ -208,7 +234,7 @@ def _lstsq_of_each_example(a: Any, b: Any, m: int, n: int, rcond: float) -> tupl
             "so NumPy's residuals would be empty for some and not for others; a batch needs "
             "one shape: compute them from the solution x as dnp.sum(dnp.abs(b - a @ x) ** 2, axis=0)")
     dtype = np.finfo(np.result_type(raw(x).dtype)).dtype  # (a complex x: its real type)
-    return x, np.empty((0,), dtype), rank, s
+    return x, asarray_like(np.empty((0,), dtype), raw(x)), rank, s
 
 
 # --- norm ----------------------------------------------------------------------------------
