@@ -3,8 +3,9 @@
 Owns: `generate(graph, xp)`, which writes the graph as the source of one Python function
 `replay(inputs) -> outputs` and compiles it. Each node is one line: a ufunc primitive becomes
 a Python operator where the operator is that ufunc on NumPy values (`a * b`), else a direct
-call of NumPy's (or CuPy's) ufunc; a Python operator the program applied stays one; every
-other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
+call of NumPy's (or CuPy's) ufunc; a Python operator the program applied stays one; a
+transpose, reshape or getitem of an array is that method or subscript (`x.transpose(axes)`);
+every other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
 bound as globals: no `bind`, no tracers, no dictionaries per op. Each guard is one `if` that
 raises `GuardFailed` when the program would take another path. A fused node (compile.fusion)
 is one call of its kernel, with the guards it checks inside.
@@ -12,7 +13,7 @@ is one call of its kernel, with the guards it checks inside.
 Memory planning: variables live in reused local names (a name is rebound as soon as its
 value is dead, which frees it); a result whose left operand is a dying array this replay
 made takes its memory (`a *= b`), and a big ufunc result a dead one's of its shape and dtype
-(`out=`), so a replay allocates about as much as its live set. An array some kernel took is
+(`out=`), so a replay allocates about as much as its live set. An array a kernel or view took is
 never reused (the kernel may have returned a view of it), nor is an input or an output.
 `ufunc_of` finds the primitives that are one ufunc.
 Layer L3 (beside ad/): imports L0-L2 and compile.ir.
@@ -57,6 +58,11 @@ _AUGMENTABLE = {"+", "-", "*", "/"}
 #: Python operators (on NumPy values) that are these ufuncs (so may write into a buffer)
 _OPERATOR_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
                     "neg": "negative"}  # fmt: skip
+
+#: primitives that are one method or subscript of their array operand (a view of it),
+#: written as such on arrays: no kernel call (its params are the format's fields)
+_ARRAY_FORMS = {"transpose": "{x}.transpose({axes})", "reshape": "{x}.reshape({shape})",
+                "getitem": "{x}[{index}]"}  # fmt: skip
 
 #: Arrays at least this big are written into dead buffers of the same shape and dtype
 #: (smaller ones: allocating is cheaper than passing `out=`).
@@ -200,6 +206,10 @@ class _Writer:
         return f"if {test}: raise GuardFailed({index})"
 
     def node(self, node: Node, index: int, last_use: dict[int, int], outputs: set[int]) -> str:
+        form = _ARRAY_FORMS.get(node.prim.name)
+        x = node.args[0] if len(node.args) == 1 else None
+        if form and type(x) is Var and x.kind == "array":
+            return self.view(node, form)
         args = [self.ref(a) for a in node.args]
         numpy_operand = any(type(a) is Var and a.kind in ("array", "scalar") for a in node.args)
         if node.prim.name == "operator":  # a Python operator applied as the program did
@@ -267,6 +277,15 @@ class _Writer:
         if failed:
             lines.append(f"if failed >= 0: raise GuardFailed({guard_index} + failed)")
         return "\n    ".join(lines)
+
+    def view(self, node: Node, form: str) -> str:
+        """`out = x.transpose(axes)` (an `_ARRAY_FORMS` entry): a view of `x`, which stops
+        being a buffer this replay may reuse."""
+        x = node.args[0]
+        self.owned.discard(x.id)
+        fields = {k: self.expr(v) for k, v in node.params.items()}
+        source = form.format(x=self.slot_of[x.id], **fields)
+        return f"{self.new_slot(node.outs[0])} = {source}"
 
     def kernel_call(self, node: Node, args: list[str]) -> str:
         """`outs = impl(xp, *args, **params)`: the kernel called directly. Its operands stop

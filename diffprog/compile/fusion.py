@@ -327,7 +327,7 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built
     if kernel is None:
         return None
     if source not in _agreed:  # one source, one computation: checked once per process
-        if not _agrees(kernel, members, args, outs, bundles, stacked):
+        if not agrees(kernel, members, args, outs, bundles, stacked):
             return None
         _agreed.add(source)
     built.took[g.index] = set(stacked)
@@ -360,7 +360,7 @@ def _build_gpu(graph: Graph, g: _Group, readers: dict[int, list[int]], xp: Any) 
     args, kernel = made
     bundles = [[k] for k in range(len(outs))]
     if kernel.source not in _agreed:
-        if not _agrees(kernel, members, args, outs, bundles, {}, xp):
+        if not agrees(kernel, members, args, outs, bundles, {}, xp):
             return None
         _agreed.add(kernel.source)
     return Node(Fused(members, [], kernel, kernel.source, bundles), {}, args, outs,
@@ -446,7 +446,7 @@ def unbundle(results: tuple, bundles: list[list[int]]) -> list:
     return outs
 
 
-def _agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
+def agrees(kernel: Any, members: list[Node], args: list, outs: list[Var],
             bundles: list[list[int]], stacked: dict[int, tuple[Var, int]], xp: Any = np) -> bool:  # fmt: skip
     """Whether the kernel computes what the members do (run on `xp`), on sample data
     (compiling it)."""

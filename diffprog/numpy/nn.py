@@ -9,6 +9,7 @@ Layer L4: imports L2 and the other L4 modules.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,8 @@ def _shifted(xp: Any, x: Any, axis: tuple[int, ...], real: bool = False) -> tupl
     m = x.max(axis=axis, keepdims=True)  # the method: less wrapper than xp.max
     if real and m.dtype.kind == "c":  # by the largest real part alone (NumPy orders complex
         m = m.real  # values by it first): the phase is kept, so log stays on its principal branch
-    m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or an inf): no shift
+    if not (type(m) is np.ndarray and m.dtype.kind == "f" and math.isfinite(m.sum())):
+        m = xp.where(xp.isfinite(m), m, 0)  # a row of -inf (or an inf): no shift
     return x - m, m
 
 
@@ -80,7 +82,11 @@ def _softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
 
 def _log_softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
     s = _shifted(xp, x, axis)[0]
-    return s - xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
+    lse = xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
+    if s is x:  # empty: no shift was made
+        return s - lse
+    s -= lse  # s is new: written in place
+    return s
 
 
 _softmax = Primitive("softmax", _rows_first(_softmax_impl))

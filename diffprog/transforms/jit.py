@@ -7,8 +7,9 @@ constants of the recording). The first call with a new signature runs `f` eagerl
 staging trace (ad.staging), which records every primitive, the backward pass of any
 transform inside included, and every concrete value Python read (the guards); the graph is
 optimized (compile.passes), its elementwise chains fused into numba loops on NumPy arrays
-and CuPy ElementwiseKernels on CuPy ones (compile.fusion; `fuse=False`, or numba missing on
-NumPy, skips it) and compiled to straight-line Python (compile.codegen).
+and CuPy ElementwiseKernels on CuPy ones (compile.fusion), its small softmax / log_softmax
+on NumPy arrays into one numba loop each (compile.rows; `fuse=False`, or numba missing on
+NumPy, skips both) and compiled to straight-line Python (compile.codegen).
 
 Later calls replay it. A guard that fails means the program takes another path this time:
 the call tries the other recorded variants of its signature, and else records a new one
@@ -41,7 +42,7 @@ import numpy as np
 from .. import tree
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, is_array, namespace_of
-from ..compile import cuda_graphs, fusion, kernels
+from ..compile import cuda_graphs, fusion, kernels, rows
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
@@ -95,6 +96,8 @@ class Variant:
         self.graph = optimize(graph, xp)
         if fuse and (xp is not np or fusion_available()):  # numba for NumPy; CuPy's own kernels
             self.graph = fusion.fuse(self.graph, xp)
+            if xp is np:
+                self.graph = rows.fuse_rows(self.graph)
         self.replay = generate(self.graph, xp)
         self.out_def = out_def
         self.constants = [(c, _fingerprint(c)) for c in constants]
@@ -115,7 +118,6 @@ class Variant:
         for i in self.copies:
             out[i] = out[i].copy()
         return tree.unflatten(self.out_def, out)
-
 
     def launch(self, inputs: list) -> list:
         """The replay's outputs: from its CUDA graph, captured at the second replay, where it
