@@ -319,7 +319,7 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     """y[mask] = v with a mask per example: v broadcast over the selected elements, or
     listing them in order (every example selecting as many as v lists, as NumPy requires)."""
     x, v = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 2, 5))
-    mask = rng.random((3, 4)) > 0.5
+    mask = np.array([[1, 0, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0]], bool)  # 2, 3 and 0 rows
     pairs = np.zeros((3, 4), bool)
     pairs[0, [0, 2]] = pairs[1, [1, 3]] = pairs[2, [3, 0]] = True
 
@@ -346,7 +346,8 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
         y[i, 1:4] = a[2, 0] ** 2
         return y
 
-    args = (x, mask, rng.random((3, 5)) > 0.5, np.array([0, 3, -1]))
+    args = (x, mask, np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool),
+            np.array([0, 3, -1]))  # fmt: skip
     assert_batched_equal(among_others, args)
     assert_batched_equal(dp.grad(lambda a, m, n, i: dnp.sum(dnp.sin(among_others(a, m, n, i)))), args)
 
