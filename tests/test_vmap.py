@@ -312,6 +312,8 @@ def test_item_assignment():
     for f in (at_own_index, lambda a, i, j: dp.grad(lambda a: dnp.sum(at_own_index(a, i, j) ** 2))(a),
               lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
         assert_batched_equal(f, (x, i, j))
+    with pytest.raises(IndexError, match="out of bounds for axis 0 with size 4"):  # as NumPy:
+        dp.vmap(at_own_index)(x, np.array([0, 4, -1]), j)  # not wrapped around to position 0
 
 
 
