@@ -244,6 +244,32 @@ def test_indexing_with_each_examples_own_index(pick):
         dp.vmap(lambda i: np.arange(5.0)[i])(np.array([0, 1]))  # NumPy's own indexing
 
 
+def test_writes_of_examples_own_values_into_a_shared_array_say_what_to_do():
+    """y shared by every example (a plain NumPy array, or a value of an outer transform)
+    cannot take one write per example in place: the errors say to allocate y per example
+    with dnp.zeros, which works (checked against the loop, the gradient too)."""
+    w, xs, i = rng.normal(size=(6, 4)), rng.normal(size=(5, 4)), np.array([0, 2, 5, 2, 1])
+
+    def shared(w, x, i):
+        y = w * 1.0
+        y[i] = x
+        return dnp.sum(dnp.sin(y))
+
+    def own(w, x, i):
+        y = dnp.zeros(w.shape)
+        y[...] = w * 1.0
+        y[i] = x
+        return dnp.sum(dnp.sin(y))
+
+    with pytest.raises(dp.BatchedControlFlowError, match=r"plain NumPy array written .*dnp\.zeros"):
+        dp.vmap(shared, in_axes=(None, 0, 0))(w, xs, i)
+    with pytest.raises(dp.TracerConversionError, match=r"one array shared by all of them.*dnp\.zeros"):
+        dp.grad(lambda w: dnp.sum(dp.vmap(shared, in_axes=(None, 0, 0))(w, xs, i)))(w)
+    assert_batched_equal(own, (w, xs, i), (None, 0, 0))
+    np.testing.assert_allclose(dp.grad(lambda w: dnp.sum(dp.vmap(own, in_axes=(None, 0, 0))(w, xs, i)))(w),
+                               looped(dp.grad(own), (w, xs, i), (None, 0, 0)).sum(0), rtol=1e-12)  # fmt: skip
+
+
 def test_item_assignment():
     x = rng.normal(size=(3, 4, 5))
 
@@ -286,6 +312,8 @@ def test_item_assignment():
     for f in (at_own_index, lambda a, i, j: dp.grad(lambda a: dnp.sum(at_own_index(a, i, j) ** 2))(a),
               lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
         assert_batched_equal(f, (x, i, j))
+    with pytest.raises(IndexError, match="out of bounds for axis 0 with size 4"):  # as NumPy:
+        dp.vmap(at_own_index)(x, np.array([0, 4, -1]), j)  # not wrapped around to position 0
 
 
 
@@ -293,7 +321,7 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     """y[mask] = v with a mask per example: v broadcast over the selected elements, or
     listing them in order (every example selecting as many as v lists, as NumPy requires)."""
     x, v = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 2, 5))
-    mask = rng.random((3, 4)) > 0.5
+    mask = np.array([[1, 0, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0]], bool)  # 2, 3 and 0 rows
     pairs = np.zeros((3, 4), bool)
     pairs[0, [0, 2]] = pairs[1, [1, 3]] = pairs[2, [3, 0]] = True
 
@@ -320,7 +348,8 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
         y[i, 1:4] = a[2, 0] ** 2
         return y
 
-    args = (x, mask, rng.random((3, 5)) > 0.5, np.array([0, 3, -1]))
+    args = (x, mask, np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool),
+            np.array([0, 3, -1]))  # fmt: skip
     assert_batched_equal(among_others, args)
     assert_batched_equal(dp.grad(lambda a, m, n, i: dnp.sum(dnp.sin(among_others(a, m, n, i)))), args)
 

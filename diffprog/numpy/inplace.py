@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ad.batching import Batched, BatchTrace, BatchTracer, every, everywhere, shifted
+from ..ad.batching import Batched, BatchTrace, BatchTracer, anywhere, every, everywhere, shifted
 from ..ad.forward import JVPTracer
 from ..ad.reverse import ReverseTracer
 from ..ad.staging import StagingTrace, StagingTracer
@@ -49,7 +49,7 @@ from ..core.primitive import (
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
-from .elementwise import bitwise_and, equal, where
+from .elementwise import bitwise_and, bitwise_or, equal, greater_equal, less, where
 from .indexing import _diagonal, take
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
 from .reductions import count_nonzero, cumsum
@@ -250,8 +250,12 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
             hit = _reshape(e, shape=(1,) * a + tuple(e.shape) + (1,) * (n - a - k))
         elif (isinstance(e, (int, np.integer)) or _batched(e) and not e.shape
               and e.dtype.kind in "iu") and a < n:  # fmt: skip
-            positions = np.arange(view.shape[a]).reshape((1,) * a + (-1,) + (1,) * (n - a - 1))
-            hit, k = equal(positions, e % view.shape[a]), 1
+            size = view.shape[a]
+            if anywhere(bitwise_or(less(e, -size), greater_equal(e, size))):  # as NumPy's
+                which = e if isinstance(e, (int, np.integer)) else "of some example"
+                raise IndexError(f"index {which} is out of bounds for axis {a} with size {size}")
+            positions = np.arange(size).reshape((1,) * a + (-1,) + (1,) * (n - a - 1))
+            hit, k = equal(positions, e % size), 1
             ints.append(a)
         else:
             return None
