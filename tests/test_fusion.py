@@ -335,3 +335,9 @@ def test_an_unwritable_cache_folder_compiles_in_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFPROG_CACHE_DIR", str(blocker / "kernels"))  # under a file
     monkeypatch.setattr(kernels, "_compiled", {})
     check_fused(lambda x: x * 2.0 + x * x - 1.0, np.linspace(0, 1, 5))
+
+
+def test_a_power_of_a_constant_array_fuses():
+    """An exponent that is a constant array (not the number 2) is an operand like any other."""
+    e = np.array([1.0, 2.0, 3.0])
+    check_fused(lambda x: dnp.sum((x * 3.0) ** e + x ** 2), np.linspace(1.0, 2.0, 3))

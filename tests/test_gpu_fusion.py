@@ -160,6 +160,8 @@ def test_infinite_and_nan_literals(cp):
 
 
 def test_device_constants_and_zero_d_arrays_fuse(cp):
+    e = cp.asarray(np.array([1.0, 2.0, 3.0]))
+    check_fused(lambda x: (x * 3.0) ** e + x ** 2, cp.asarray(np.linspace(1.0, 2.0, 3)))
     w = cp.asarray(np.arange(6.0).reshape(2, 3))
     scale = cp.asarray(np.float64(0.5))  # a 0-d device array from outside
 

@@ -109,7 +109,7 @@ def expression(op: str, node: Node, names: dict[int, tuple[str, np.dtype]]) -> s
     if op == "astype":
         return operand(node.args[0], out, names)
     args = [operand(a, compute, names) for a in node.args]
-    if op == "power" and type(node.args[1]) is Const and node.args[1].value == 2:
+    if op == "power" and kernels.squares(node):
         return f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
     if op in _FORMS:
         return _FORMS[op].format(*args, one=literal(1, compute), zero=literal(0, compute))

@@ -356,6 +356,12 @@ def compute_dtype(op: str, node: Node) -> np.dtype:
     return node.outs[0].dtype
 
 
+def squares(node: Node) -> bool:
+    """Whether a power node's exponent is the constant number 2 (not an array of them)."""
+    e = node.args[1]
+    return type(e) is Const and isinstance(e.value, (int, float, np.generic)) and e.value == 2
+
+
 def expression(op: str, node: Node, temps: dict) -> str:
     """The scalar expression of one elementwise node (not a sum)."""
     out = node.outs[0].dtype
@@ -369,7 +375,7 @@ def expression(op: str, node: Node, temps: dict) -> str:
     args = [operand_expr(a, compute, temps) for a in node.args]
     if op in _FORMS:
         expr = _FORMS[op].format(*args)
-    elif op == "power" and type(node.args[1]) is Const and node.args[1].value == 2:
+    elif op == "power" and squares(node):
         expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
     else:
         expr = f"np.{op}({', '.join(args)})"

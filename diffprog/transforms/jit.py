@@ -119,7 +119,6 @@ class Variant:
             out[i] = out[i].copy()
         return tree.unflatten(self.out_def, out)
 
-
     def launch(self, inputs: list) -> list:
         """The replay's outputs: from its CUDA graph, captured at the second replay, where it
         can be (the first compiles CuPy's kernels, which a capture cannot do)."""
