@@ -244,6 +244,32 @@ def test_indexing_with_each_examples_own_index(pick):
         dp.vmap(lambda i: np.arange(5.0)[i])(np.array([0, 1]))  # NumPy's own indexing
 
 
+def test_writes_of_examples_own_values_into_a_shared_array_say_what_to_do():
+    """y shared by every example (a plain NumPy array, or a value of an outer transform)
+    cannot take one write per example in place: the errors say to allocate y per example
+    with dnp.zeros, which works (checked against the loop, the gradient too)."""
+    w, xs, i = rng.normal(size=(6, 4)), rng.normal(size=(5, 4)), np.array([0, 2, 5, 2, 1])
+
+    def shared(w, x, i):
+        y = w * 1.0
+        y[i] = x
+        return dnp.sum(dnp.sin(y))
+
+    def own(w, x, i):
+        y = dnp.zeros(w.shape)
+        y[...] = w * 1.0
+        y[i] = x
+        return dnp.sum(dnp.sin(y))
+
+    with pytest.raises(dp.BatchedControlFlowError, match=r"plain NumPy array written .*dnp\.zeros"):
+        dp.vmap(shared, in_axes=(None, 0, 0))(w, xs, i)
+    with pytest.raises(dp.TracerConversionError, match=r"one array shared by all of them.*dnp\.zeros"):
+        dp.grad(lambda w: dnp.sum(dp.vmap(shared, in_axes=(None, 0, 0))(w, xs, i)))(w)
+    assert_batched_equal(own, (w, xs, i), (None, 0, 0))
+    np.testing.assert_allclose(dp.grad(lambda w: dnp.sum(dp.vmap(own, in_axes=(None, 0, 0))(w, xs, i)))(w),
+                               looped(dp.grad(own), (w, xs, i), (None, 0, 0)).sum(0), rtol=1e-12)  # fmt: skip
+
+
 def test_item_assignment():
     x = rng.normal(size=(3, 4, 5))
 

@@ -82,6 +82,14 @@ class BatchTracer(Tracer):
                 f"{self.shape}, dtype {self.dtype}), at {user_line()}: NumPy's indexing cannot "
                 "see the examples: write dnp.take(a, i, axis=0)"
             )
+        if calling_instruction() == "STORE_SUBSCR":  # a[i] = v, `a` a plain NumPy array
+            raise BatchedControlFlowError(
+                f"a plain NumPy array written at an index, or with a value, batched by "
+                f"{self._trace.origin} (shape {self.shape}, dtype {self.dtype}), at {user_line()}: "
+                "NumPy's array cannot hold one result per example. Allocate it inside the "
+                "function with dnp.zeros(shape) (one array per example under dp.vmap; copy "
+                "shared values in with a[...] = values) and write into that"
+            )
         raise control_flow_error(self, "np.asarray(x) (a NumPy function without a diffprog one)")
 
     def __format__(self, spec: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import BatchTrace
 from ..backend import namespace_of
 from ..core.trace import Tracer, as_scalar, top_trace, unwrapped
 from ..errors import TracerConversionError
@@ -199,6 +200,13 @@ def _may_overlap(root: Any, chain: tuple, region: Any) -> bool:
 def _check_level(root: Tracer, value: Any) -> None:
     trace = top_trace((root, value))
     if trace is not root._trace:
+        if isinstance(trace, BatchTrace):  # (a batched y of its own is written as a batch)
+            raise TracerConversionError(
+                f"y[...] = v under {trace.origin}: v differs between the examples, but y (shape "
+                f"{root.shape}) is one array shared by all of them (it was computed from shared "
+                "values only), and a write in place cannot make it one array per example. Make "
+                "y each example's own before writing: y = dnp.zeros(shape); y[...] = shared; "
+                "y[i] = v (dnp.zeros inside dp.vmap gives one array per example)")
         raise TracerConversionError(
             f"a value traced by {trace.origin} (level {trace.level}) is being written into an "
             f"array of an outer transform, {root._trace.origin} (level {root._trace.level}): the "
