@@ -8,7 +8,9 @@ parametrized per case into one gpu-marked test running every case on CuPy, so a 
 one skipped id on a machine without a GPU, not one per case; and `under_jit`, which runs every
 case of a table under dp.jit instead (`check_jit`: values, VJP, JVP and HVP of each function
 jitted, equal to the eager ones on a recording, a replay and moved inputs), and one case per
-function again with fused kernels (each kernel costs a numba compile).
+function again with fused kernels (each kernel costs a numba compile); and
+`under_jit_on_gpu`, which runs one case per function under dp.jit on CuPy (fused CuPy
+kernels, CUDA-graph replays; `GpuJitBackend`) against eager NumPy.
 """
 
 from __future__ import annotations
@@ -194,23 +196,9 @@ class JitBackend(Backend):
 def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
     """f's value, VJP, JVP and HVP under dp.jit equal the eager ones (see JitBackend); with
     `fuse`, the VJP and HVP replayed with fused kernels (each costs a numba compile)."""
-    rng = np.random.default_rng(7)
-    like = lambda tree: dp.tree.map(  # noqa: E731  (complex leaves: complex directions)
-        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
-                   if a.dtype.kind == "c" else 0)).astype(a.dtype) if hasattr(a, "dtype")
-        else float(rng.normal()) if isinstance(a, float) else None, tree)
-    out = f(*args)
-    u, t = like(out), like(args)
-    weighted = lambda *a: sum(dnp.real(dnp.sum(o * w)) for o, w in  # noqa: E731
-                              zip(dp.tree.leaves(f(*a)), dp.tree.leaves(u)) if w is not None)
-    programs = {
-        "value": f,
-        "vjp": lambda *a: dp.vjp(f, *a)[1](u),
-        "jvp": lambda *a: dp.jvp(f, a, t),
-        "hvp": lambda *a: dp.hvp(weighted, a, t),
-    }
-    scaled = dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
-                         np.asarray(a).dtype.kind in "fc" else a, args)  # fmt: skip
+    u, t = _directions(f, args)
+    programs = _programs(f, u, t)
+    scaled = _scaled(args)
     for name, program in programs.items():
         if fuse and name not in ("vjp", "hvp"):  # the others' nodes are among theirs
             continue
@@ -223,6 +211,76 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False) -> None:
             except AssertionError as e:
                 raise AssertionError(f"dp.jit of the {name}: {e}") from None
         assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
+
+
+def _directions(f: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
+    """A cotangent for f's outputs and a tangent for its arguments (random, fixed seed;
+    complex leaves get complex directions)."""
+    rng = np.random.default_rng(7)
+    like = lambda tree: dp.tree.map(  # noqa: E731
+        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
+                   if a.dtype.kind == "c" else 0)).astype(a.dtype) if hasattr(a, "dtype")
+        else float(rng.normal()) if isinstance(a, float) else None, tree)
+    return like(f(*args)), like(args)
+
+
+def _programs(f: Callable[..., Any], u: Any, t: Any) -> dict[str, Callable[..., Any]]:
+    """f's value, its VJP with cotangent `u`, its JVP along `t` and the HVP (along `t`) of
+    its outputs weighted by `u`, each a function of f's arguments."""
+    weighted = lambda *a: sum(dnp.real(dnp.sum(o * w)) for o, w in  # noqa: E731
+                              zip(dp.tree.leaves(f(*a)), dp.tree.leaves(u)) if w is not None)
+    return {
+        "value": f,
+        "vjp": lambda *a: dp.vjp(f, *a)[1](u),
+        "jvp": lambda *a: dp.jvp(f, a, t),
+        "hvp": lambda *a: dp.hvp(weighted, a, t),
+    }
+
+
+def _scaled(args: tuple) -> tuple:
+    """`args` with its float arrays and numbers times 1.001 (a replay may take another path)."""
+    return dp.tree.map(lambda a: a * 1.001 if isinstance(a, (float, np.ndarray)) and
+                       np.asarray(a).dtype.kind in "fc" else a, args)  # fmt: skip
+
+
+def under_jit_on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A gpu-marked test running one case per function of `test`'s table (at most
+    FUSED_CASES) under dp.jit on CuPy, with fused kernels and CUDA-graph replays (see
+    GpuJitBackend)."""
+
+    @pytest.mark.gpu
+    def run() -> None:
+        backend = GpuJitBackend()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _run_every_case(test, backend, "under dp.jit on CuPy", sample=True)
+
+    run.__name__ = f"{test.__name__}_under_jit_on_gpu"
+    run.__doc__ = (f"One case per function of {test.__name__} under dp.jit on CuPy (fused "
+                   "kernels, CUDA graphs), compared with eager NumPy.")  # fmt: skip
+    return run
+
+
+class GpuJitBackend(Backend):
+    """CuPy (GPU 0), with every function's VJP and HVP checked under dp.jit with fused CuPy
+    kernels and CUDA-graph replays: on the recording call, a replay and a call on inputs
+    scaled by 1.001 (the second replay: captured and launched as a CUDA graph unless a
+    guard sends it elsewhere), each equal to NumPy's eager result within the GPU tolerance."""
+
+    def __init__(self) -> None:
+        super().__init__("cupy")
+
+    def check_grads(self, f: Callable[..., Any], args: tuple, **kw: Any) -> None:
+        u, t = _directions(f, args)
+        want, got = _programs(f, u, t), _programs(f, self.put(u), self.put(t))
+        for name in ("vjp", "hvp"):
+            jitted = dp.jit(got[name])
+            for call in (args, args, _scaled(args)):
+                try:
+                    self.check(jitted(*self.put(call)), want[name](*call))
+                except AssertionError as e:
+                    raise AssertionError(f"dp.jit on CuPy of the {name}: {e}") from None
+            assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
 
 
 def _same(got: Any, want: Any, fused: bool = False) -> None:

@@ -172,6 +172,21 @@ def test_device_constants_and_zero_d_arrays_fuse(cp):
     check_fused(lambda s: dnp.exp(s * 2.0) + s, cp.asarray(np.float64(0.25)))
 
 
+def test_host_number_inputs_with_device_constants_run_on_the_gpu(cp):
+    """A function of Python numbers alone that computes with CuPy arrays of its closure is
+    replayed on CuPy (fused), not handed to NumPy's kernels."""
+    w = cp.asarray(np.linspace(0.1, 1.0, 6))
+
+    def f(s):
+        return dnp.tanh(w * s + 1.0) * 2.0
+
+    jitted = dp.jit(f)
+    assert fused_nodes(jitted.lower(0.5).graph)
+    for s in (0.5, 0.5, 0.7):
+        assert_fused_close(jitted(s).get(), f(s).get())
+    assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0, jitted.last_eager_reason
+
+
 def test_a_fused_replay_makes_no_transfer_and_no_synchronisation(cp):
     cupyx = pytest.importorskip("cupyx")
     step = dp.jit(dp.value_and_grad(smooth, argnums=(0, 1)))

@@ -16,7 +16,7 @@ import diffprog.numpy as dnp
 from diffprog.core.trace import Tracer
 from diffprog.numpy import creation as C
 from diffprog.numpy import elementwise as E
-from backends import NUMPY, on_gpu, under_jit, under_vmap
+from backends import NUMPY, on_gpu, under_jit, under_jit_on_gpu, under_vmap
 from diffprog.testing import check_grads
 
 DTYPES = [np.float64, np.float32]
@@ -97,6 +97,7 @@ def test_unary(name, shape, dtype, backend=NUMPY):
 
 
 test_unary_on_gpu = on_gpu(test_unary)
+test_unary_under_jit_on_gpu = under_jit_on_gpu(test_unary)
 
 
 @dtype_ids
@@ -113,6 +114,7 @@ def test_binary(name, shapes, dtype, backend=NUMPY):
 
 
 test_binary_on_gpu = on_gpu(test_binary)
+test_binary_under_jit_on_gpu = under_jit_on_gpu(test_binary)
 
 
 @pytest.mark.parametrize("name", sorted(UNARY))

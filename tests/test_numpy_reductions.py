@@ -16,7 +16,7 @@ from diffprog.numpy.reductions import (
     std, var,
 )  # fmt: skip
 from diffprog.numpy.sorting import argsort, median, partition, sort
-from backends import NUMPY, on_gpu, under_jit, under_vmap
+from backends import NUMPY, on_gpu, under_jit, under_jit_on_gpu, under_vmap
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -77,6 +77,7 @@ def test_reduction_grads_and_values(name, axis, keepdims, dtype, backend=NUMPY):
 
 
 test_reduction_grads_and_values_on_gpu = on_gpu(test_reduction_grads_and_values)
+test_reduction_grads_and_values_under_jit_on_gpu = under_jit_on_gpu(test_reduction_grads_and_values)
 
 
 SHAPE_FUNCS = {

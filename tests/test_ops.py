@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit, under_vmap
+from backends import NUMPY, on_gpu, under_jit, under_jit_on_gpu, under_vmap
 from diffprog.testing import check_grads
 from samplers import away_from_zero, distinct, make, normal, positive
 
@@ -64,6 +64,7 @@ def test_unary(name, shape, dtype, backend=NUMPY):
 
 
 test_unary_on_gpu = on_gpu(test_unary)
+test_unary_under_jit_on_gpu = under_jit_on_gpu(test_unary)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -77,6 +78,7 @@ def test_binary(name, shapes, dtype, backend=NUMPY):
 
 
 test_binary_on_gpu = on_gpu(test_binary)
+test_binary_under_jit_on_gpu = under_jit_on_gpu(test_binary)
 
 
 REDUCTIONS = {
@@ -100,6 +102,7 @@ def test_reduction(name, axis, keepdims, dtype, backend=NUMPY):
 
 
 test_reduction_on_gpu = on_gpu(test_reduction)
+test_reduction_under_jit_on_gpu = under_jit_on_gpu(test_reduction)
 
 
 SHAPE_OPS = {

@@ -312,6 +312,8 @@ def test_item_assignment():
     for f in (at_own_index, lambda a, i, j: dp.grad(lambda a: dnp.sum(at_own_index(a, i, j) ** 2))(a),
               lambda a, i, j: dp.jvp(lambda a: at_own_index(a, i, j), (a,), (dnp.cos(a),))[1]):
         assert_batched_equal(f, (x, i, j))
+    with pytest.raises(IndexError, match="out of bounds for axis 0 with size 4"):  # as NumPy:
+        dp.vmap(at_own_index)(x, np.array([0, 4, -1]), j)  # not wrapped around to position 0
 
 
 
@@ -319,7 +321,7 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     """y[mask] = v with a mask per example: v broadcast over the selected elements, or
     listing them in order (every example selecting as many as v lists, as NumPy requires)."""
     x, v = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 2, 5))
-    mask = rng.random((3, 4)) > 0.5
+    mask = np.array([[1, 0, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0]], bool)  # 2, 3 and 0 rows
     pairs = np.zeros((3, 4), bool)
     pairs[0, [0, 2]] = pairs[1, [1, 3]] = pairs[2, [3, 0]] = True
 
@@ -337,6 +339,9 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     check_grads(lambda a, v: dp.vmap(f)(a, mask, pairs, v), (x, v))
     with pytest.raises(ValueError, match="v lists 2 values, but the mask"):
         dp.vmap(f)(x, mask, mask, v)
+    with pytest.raises(IndexError, match="along axis 0; size of axis is 4 but size of "
+                                         "corresponding boolean axis is 1"):  # NumPy's check,
+        dp.vmap(f)(x, mask[:, :1], pairs, v)  # where a broadcast of the mask would be silent
 
     def among_others(a, m, n, i):  # a mask or a position among other indices: a scalar value
         y = a * 1.0
@@ -346,7 +351,8 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
         y[i, 1:4] = a[2, 0] ** 2
         return y
 
-    args = (x, mask, rng.random((3, 5)) > 0.5, np.array([0, 3, -1]))
+    args = (x, mask, np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], bool),
+            np.array([0, 3, -1]))  # fmt: skip
     assert_batched_equal(among_others, args)
     assert_batched_equal(dp.grad(lambda a, m, n, i: dnp.sum(dnp.sin(among_others(a, m, n, i)))), args)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import is_array
 from . import kernels
 from .ir import Const, Node, Var
 
@@ -65,7 +66,7 @@ _FUNCTIONS = {
 def scalar_op(node: Node) -> str | None:
     """The per-element operation `node` computes in a GPU kernel, or None: compile.kernels'
     scalar_op on a device array result, with a C++ form here."""
-    op = kernels.scalar_op(node)
+    op = kernels.scalar_op(node, gpu=True)
     if op is None or node.outs[0].kind != "array":
         return None
     return op if op in _FORMS or op in _FUNCTIONS or op in ("astype", "sum", "sum_to_shape") else None
@@ -184,7 +185,8 @@ def group_kernel(members: list[Node], outs: list[Var]) -> tuple[list, GroupKerne
             dtype = kernels.dtype_of(a)
             if type(a) is Var and a.kind == "float":  # weak: cast where it is used
                 dtype = np.dtype(np.float64)
-            reads_an_array = reads_an_array or (type(a) is Var and a.kind == "array")
+            reads_an_array = reads_an_array or (a.kind == "array" if type(a) is Var else is_array(a.value)
+                                                and not isinstance(a.value, np.generic))  # fmt: skip
             name = f"x{len(args)}"
             names[key] = (name, dtype)
             params.append(f"{_PARAM[dtype]} {name}")

@@ -85,9 +85,10 @@ _CAST = {np.dtype(np.float64): "np.float64", np.dtype(np.float32): "np.float32",
          np.dtype(np.bool_): "np.bool_"}  # fmt: skip
 
 
-def scalar_op(node: Node) -> str | None:
+def scalar_op(node: Node, gpu: bool = False) -> str | None:
     """The name of the per-element operation `node` computes ("add", "exp", "where",
-    "astype", "sum", "sum_to_shape"), or None when a fused loop cannot compute it."""
+    "astype", "sum", "sum_to_shape"), or None when a fused loop cannot compute it (`gpu`:
+    a CuPy kernel's, whose constant operands may be CuPy arrays)."""
     name = node.prim.name
     if name == "operator":
         op = _OPERATORS.get(node.params["op"])
@@ -99,7 +100,7 @@ def scalar_op(node: Node) -> str | None:
         op = ufunc_of(node.prim) if not node.params else None
     if op is None or not (op in _FORMS or op in _NUMPY_SCALAR or op in ("astype", "sum", "sum_to_shape")):
         return None
-    if any(not _fusible_operand(a) for a in node.args) or len(node.outs) != 1:
+    if any(not _fusible_operand(a, gpu) for a in node.args) or len(node.outs) != 1:
         return None
     out = node.outs[0]
     if out.kind not in ("array", "scalar") or out.dtype not in DTYPES:
@@ -109,13 +110,15 @@ def scalar_op(node: Node) -> str | None:
     return op
 
 
-def _fusible_operand(a: Any) -> bool:
+def _fusible_operand(a: Any, gpu: bool) -> bool:
     if type(a) is Var:
         return a.kind in ("float", "bool") or (a.kind != "int" and a.dtype in DTYPES)
     v = a.value
     if type(v) in (float, int, bool):
         return True
-    return is_array(v) and v.dtype in DTYPES  # a NumPy or (on the GPU) a CuPy array
+    if not gpu and not isinstance(v, (np.ndarray, np.generic)):
+        return False  # a CuPy constant of a program whose inputs are all on the host
+    return is_array(v) and v.dtype in DTYPES
 
 
 def is_weak(a: Any) -> bool:

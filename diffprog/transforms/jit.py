@@ -316,7 +316,8 @@ class Jitted:
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
         with device_scope(sig.input_values()):  # fusion checks its kernels on the inputs' GPU
-            variant = Variant(graph, sig.xp, out_def, _user_constants(graph), self.fuse,
+            xp = sig.xp if sig.xp is not np else _module_of_constants(graph)
+            variant = Variant(graph, xp, out_def, _user_constants(graph), self.fuse,
                               self.cuda_graph)  # fmt: skip
             return variant, result
 
@@ -366,6 +367,16 @@ def fusion_available() -> bool:
                       "per operation); install diffprog[jit] for fused kernels",
                       RuntimeWarning, stacklevel=4)  # fmt: skip
     return False
+
+
+def _module_of_constants(graph: Graph) -> Any:
+    """The array module of a graph whose inputs are all on the host (NumPy arrays, Python
+    numbers): CuPy's if it computes with a CuPy array it read from outside, else NumPy."""
+    for node in graph.nodes():
+        for a in node.args:
+            if type(a) is Const and is_array(a.value) and not isinstance(a.value, (np.ndarray, np.generic)):
+                return namespace_of([a.value])
+    return np
 
 
 def _user_constants(graph: Graph) -> list:
