@@ -339,6 +339,9 @@ def test_writes_at_each_examples_own_boolean_mask_with_array_values():
     check_grads(lambda a, v: dp.vmap(f)(a, mask, pairs, v), (x, v))
     with pytest.raises(ValueError, match="v lists 2 values, but the mask"):
         dp.vmap(f)(x, mask, mask, v)
+    with pytest.raises(IndexError, match="along axis 0; size of axis is 4 but size of "
+                                         "corresponding boolean axis is 1"):  # NumPy's check,
+        dp.vmap(f)(x, mask[:, :1], pairs, v)  # where a broadcast of the mask would be silent
 
     def among_others(a, m, n, i):  # a mask or a position among other indices: a scalar value
         y = a * 1.0

@@ -234,6 +234,7 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     n = len(view.shape)
     if len(index) == 1 and index[0].dtype == np.bool_:
         m = index[0]
+        _check_mask(m, tuple(view.shape), 0)
         return _reshape(m, shape=tuple(m.shape) + (1,) * (n - len(m.shape))), _laid_out(m, value, n)
     scalar = not getattr(value, "shape", ())
     mask, ints, a = None, [], 0  # a: the axis of the view the next entry indexes
@@ -247,6 +248,7 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
             hit, k = picked.reshape((1,) * a + (-1,) + (1,) * (n - a - 1)), 1
         elif _batched(e) and e.dtype == np.bool_ and scalar and a + len(e.shape) <= n:
             k = len(e.shape)  # each example's own mask over the next k axes
+            _check_mask(e, tuple(view.shape), a)
             hit = _reshape(e, shape=(1,) * a + tuple(e.shape) + (1,) * (n - a - k))
         elif (isinstance(e, (int, np.integer)) or _batched(e) and not e.shape
               and e.dtype.kind in "iu") and a < n:  # fmt: skip
@@ -267,6 +269,17 @@ def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     for a in ints:  # the value spread over the axes the integers picked from
         full = full[:a] + (1,) + full[a:]
     return mask, value if not shape and not hasattr(value, "shape") else _reshape(value, shape=full)
+
+
+def _check_mask(mask: Any, shape: tuple, first: int) -> None:
+    """NumPy's check of a boolean mask over the axes of `shape` from `first` on."""
+    for a, (m, size) in enumerate(zip(mask.shape, shape[first:]), first):
+        if m != size:
+            raise IndexError(f"boolean index did not match indexed array along axis {a}; size "
+                             f"of axis is {size} but size of corresponding boolean axis is {m}")
+    if len(mask.shape) > len(shape) - first:
+        raise IndexError(f"too many indices for array: array is {len(shape)}-dimensional, "
+                         f"but the boolean mask covers {first + len(mask.shape)} axes")
 
 
 def _laid_out(mask: Any, value: Any, n: int) -> Any:
