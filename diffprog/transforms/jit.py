@@ -142,10 +142,14 @@ class Signature:
     __slots__ = ("key", "inputs", "leaves", "treedef", "xp")
 
     def __init__(self, jitted: Jitted, args: tuple, kwargs: dict) -> None:
-        static_args = tuple((i, args[i]) for i in jitted.static_argnums if i < len(args))
-        static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in jitted.static_argnames))
-        dynamic = (tuple(None if i in jitted.static_argnums else a for i, a in enumerate(args)),
-                   {k: v for k, v in kwargs.items() if k not in jitted.static_argnames})  # fmt: skip
+        nums, names = jitted.static_argnums, jitted.static_argnames
+        if nums or names:
+            static_args = tuple((i, args[i]) for i in nums if i < len(args))
+            static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in names))
+            dynamic = (tuple(None if i in nums else a for i, a in enumerate(args)),
+                       {k: v for k, v in kwargs.items() if k not in names})  # fmt: skip
+        else:  # (the common case, without the scans)
+            static_args, static_kw, dynamic = (), (), (args, kwargs)
         self.leaves, self.treedef = tree.flatten(dynamic)
         parts: list[Any] = []
         self.inputs = []
