@@ -227,3 +227,21 @@ def test_a_kernel_that_does_not_compile_leaves_its_nodes_unfused(cp, monkeypatch
 def test_unfused_on_request(cp):
     plain = dp.jit(lambda x: dnp.tanh(x * 2.0 + 1.0), fuse=False)
     assert not fused_nodes(plain.lower(cp.asarray(np.ones(3))).graph)
+
+
+def test_prod_gradient_and_average_count_record_on_cupy(cp):
+    """Constants made inside derivative rules and reductions follow the staged CuPy values
+    (full_like, not full: NumPy's `full` would make a host array under dp.jit)."""
+    x = cp.asarray(np.array([[0.3, 0.5, -0.2], [1.5, -0.7, 0.9]]))
+
+    def f(x):
+        avg, count = dnp.average(x, axis=1, returned=True)
+        return dnp.sum(dnp.prod(x, axis=1) * count + avg)
+
+    step = dp.value_and_grad(f)
+    jitted = dp.jit(step)
+    for _ in range(3):
+        got, want = jitted(x), step(x)
+        for g, w in zip(got, want):
+            assert_fused_close(g.get(), w.get())
+    assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0, jitted.last_eager_reason

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import asarray_like, namespace_of
+from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype, broadcast_to, sum_to_shape
 from ..core.primitive import IndexedPrimitive, Primitive
-from ..core.trace import Tracer, as_scalar, raw
+from ..core.trace import Tracer, as_scalar, raw, unwrapped
 from ._define import axes_of, kept_shape, nondifferentiable
 from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
 from .batching import aligned, along_axes, elementwise
@@ -289,12 +289,19 @@ def _flip(x: Any, axis: int) -> Any:
     return _take(x, None, None, axis, -1)
 
 
+def _constant(like: Any, shape: tuple, fill: Any, dtype: Any) -> Any:
+    """A constant array of `fill` in the array module and on the device of the concrete
+    value under `like` (under dp.jit on CuPy, a CuPy array: NumPy's `full` would not
+    dispatch to the staged value and make a host one)."""
+    return run_kernel(lambda xp, _: xp.full(shape, fill, dtype=dtype), (unwrapped(like),), {})
+
+
 def _shift_in(x: Any, axis: int, fill: float) -> Any:
     """x moved one step along `axis`, the constant `fill` entering at the front."""
     r = raw(x)
     if r.shape[axis] == 0:
         return x
-    head = namespace_of((r,)).full(kept_shape(r.shape, (axis,)), fill, dtype=r.dtype)
+    head = _constant(x, kept_shape(r.shape, (axis,)), fill, r.dtype)
     return concatenate([head, _take(x, None, -1, axis)], axis)
 
 
@@ -467,7 +474,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
         return avg
     if weights is None:  # NumPy returns the count, in the result's dtype and shape
         r = raw(avg)
-        scale = namespace_of((r,)).full(r.shape, scale, dtype=r.dtype)
+        scale = _constant(avg, r.shape, scale, r.dtype)
     return avg, scale
 
 
