@@ -170,9 +170,9 @@ class IndexedPrimitive(Primitive):
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         if params and tracing():  # (no scan in a tape sweep)
-            in_params = _tracers_in(params.values())
-            if in_params:  # the highest trace of all, as for operands (bind)
-                trace, top = top_trace(in_params), top_trace(args)
+            trace = _top_in(params.values())
+            if trace is not None:  # the highest trace of all, as for operands (bind)
+                top = top_trace(args)
                 if top is None or trace.level > top.level:
                     return trace.process(self, args, params)
         return Primitive.__call__(self, *args, **params)
@@ -181,17 +181,18 @@ class IndexedPrimitive(Primitive):
 def params_traced(params: dict) -> bool:
     """Whether an IndexedPrimitive's params hold a tracer (an index batched by dp.vmap under
     a trace that differentiates a shared array: that trace must re-enter `bind` with it)."""
-    return bool(_tracers_in(params.values()))
+    return _top_in(params.values()) is not None
 
 
-def _tracers_in(values: Any) -> list[Any]:
-    found = []
+def _top_in(values: Any, top: Any = None) -> Any:
+    """The highest trace of the tracers among `values` (in tuples and lists too), or `top`."""
     for v in values:
-        if isinstance(v, Tracer):
-            found.append(v)
-        elif type(v) in (tuple, list):
-            found += _tracers_in(v)
-    return found
+        kind = type(v)
+        if kind is tuple or kind is list:
+            top = _top_in(v, top)
+        elif isinstance(v, Tracer) and (top is None or v._trace.level > top.level):
+            top = v._trace
+    return top
 
 
 class JointNode:
