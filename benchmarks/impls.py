@@ -46,13 +46,20 @@ def _recorded(value_and_grad_f, *args: Any) -> Any:
     return dp.stop_gradient(out)
 
 
-def jitted(fn, *args: Any, cuda_graph: bool = True) -> tuple[Any, float]:
-    """`dp.jit(fn)` after its first call on `args`, and that call's time (record, optimize,
-    compile)."""
+def jitted(fn, *args: Any, cuda_graph: bool = True) -> tuple[Any, dict]:
+    """`dp.jit(fn)` after its first call on `args`, and what to report of it: that call's
+    time (record, optimize, compile), and on CuPy whether its replays launch a CUDA graph
+    (two replays made here: the second captures it) or why not."""
     j = dp.jit(fn, cuda_graph=cuda_graph)
     start = time.perf_counter()
     j(*args)
-    return j, time.perf_counter() - start
+    info: dict[str, Any] = {"first_call_s": time.perf_counter() - start}
+    leaf = next(iter(dp.tree.leaves(args)), None)
+    if type(leaf).__module__.startswith("cupy") and cuda_graph:
+        j(*args)
+        j(*args)
+        info["cuda_graph"] = "launched" if j.stats["graph_replays"] else j.last_uncaptured_reason
+    return j, info
 
 
 def diffprog_pair(f, args: tuple, xp: Any, jit: bool = True) -> list[Impl]:
@@ -66,9 +73,8 @@ def diffprog_pair(f, args: tuple, xp: Any, jit: bool = True) -> list[Impl]:
     ]
     if not jit:
         return pair
-    jvg, first = jitted(vg, *args)
-    pair.append(Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync,
-                     info={"first_call_s": first}))  # fmt: skip
+    jvg, info = jitted(vg, *args)
+    pair.append(Impl("diffprog jit", lambda: jvg(*args), role="jit", sync=sync, info=info))
     if xp.__name__ == "cupy":  # the same replay launched op by op: what the CUDA graph saves
         plain, _ = jitted(vg, *args, cuda_graph=False)
         pair.append(Impl("diffprog jit, no CUDA graph", lambda: plain(*args), role="jit_ops",
@@ -113,7 +119,7 @@ def w5(problem: tuple, xp: Any) -> list[Impl]:
     # Reverse over reverse: the gradient of <grad loss(p), v>, whose inner backward pass is
     # recorded (graph extension) and then differentiated.
     rr = dp.grad(lambda p: _vdot_and_loss(loss, p, v), has_aux=True)
-    jit_hvp, first = jitted(lambda p, v: _value_hvp(loss, p, v), params, v)
+    jit_hvp, info = jitted(lambda p, v: _value_hvp(loss, p, v), params, v)
     jit_vg, _ = jitted(vg, params)
     hand = hand_name(xp)
     return [
@@ -127,7 +133,7 @@ def w5(problem: tuple, xp: Any) -> list[Impl]:
              role="graph", sync=sync, pair="diffprog gradient"),
         Impl("diffprog gradient", lambda: vg(params), role="grad", sync=sync),
         Impl("diffprog jit dp.hvp", lambda: jit_hvp(params, v), role="jit", sync=sync,
-             pair="diffprog jit gradient", info={"first_call_s": first}),
+             pair="diffprog jit gradient", info=info),
         Impl("diffprog jit gradient", lambda: jit_vg(params), role="grad", sync=sync),
     ]
 

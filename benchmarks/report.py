@@ -90,6 +90,10 @@ def _notes(row: dict, rows: list[dict]) -> str:
             notes.append(f"{row['seconds'] / tape['seconds']:.2f}x tape")
     if row.get("first_call_s") is not None:
         notes.append(f"first call {row['first_call_s'] * 1e3:.0f} ms")
+    if row.get("cuda_graph") == "launched":
+        notes.append("CUDA graph")
+    elif row.get("cuda_graph"):
+        notes.append(f"no CUDA graph: {row['cuda_graph']}"[:60])
     if "peak_mb" in row:
         notes.append(f"peak +{row['peak_mb']:.0f} MB")
     if "gpu_pool_mb" in row:

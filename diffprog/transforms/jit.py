@@ -20,7 +20,7 @@ that raises runs the call again eagerly, so errors come from the user's line as 
 Arrays read from outside the arguments (closures, globals) are constants of the recording;
 an in-place change to one of them is detected at the next call (each NumPy constant the
 function's own code handed to an operation is compared with a copy of its bytes, or with a
-checksum when it is over 1 MiB) and the call records anew.
+checksum past SNAPSHOT_BYTES of copies) and the call records anew.
 Randomness comes in through the arguments: draw outside and pass the numbers in. A replay
 cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
 arguments while it is recorded, its signature runs eagerly from then on, with a warning
@@ -100,7 +100,12 @@ class Variant:
                 self.graph = rows.fuse_rows(self.graph)
         self.replay = generate(self.graph, xp)
         self.out_def = out_def
-        self.constants = [(c, _fingerprint(c)) for c in constants]
+        self.constants = []  # (array, whether its bytes are copied, its fingerprint)
+        room = SNAPSHOT_BYTES
+        for c in constants:
+            copy = c.nbytes <= room
+            room -= c.nbytes if copy else 0
+            self.constants.append((c, copy, _fingerprint(c, copy)))
         #: outputs that are constant arrays: copied per call, as eager makes new ones
         self.copies = [i for i, o in enumerate(self.graph.outputs)
                        if type(o) is Const and is_array(o.value)]  # fmt: skip
@@ -111,7 +116,7 @@ class Variant:
                            if not cuda_graph else cuda_graphs.capture_blocker(self.graph) or "")  # fmt: skip
 
     def constants_unchanged(self) -> bool:
-        return all(_fingerprint(c) == before for c, before in self.constants)
+        return all(_fingerprint(c, copy) == before for c, copy, before in self.constants)
 
     def run(self, inputs: list) -> Any:
         out = self.launch(inputs)
@@ -409,16 +414,15 @@ def _same_state(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-#: constants of at most this many bytes are compared with a copy of their bytes (a copy and a
-#: memcmp: ~1.5 us for 64 kB, 7x faster than a CRC-32), bigger ones with a CRC-32 (no copy)
-SNAPSHOT_MAX_BYTES = 1 << 20
+#: a variant compares its closed-over constants with copies of their bytes, up to this many
+#: bytes of copies (a copy and a memcmp: ~1.5 us for 64 kB, 7x faster than a CRC-32), and
+#: the constants beyond that with a CRC-32 of each (no copy)
+SNAPSHOT_BYTES = 1 << 22
 
 
-def _fingerprint(a: np.ndarray) -> bytes | int:
-    """What `a` holds, to tell at a later call whether it was changed in place."""
-    if a.nbytes <= SNAPSHOT_MAX_BYTES:
-        return a.tobytes()
-    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+def _fingerprint(a: np.ndarray, copy: bool) -> bytes | int:
+    """What `a` holds (its bytes, or their CRC-32), to tell later whether it was changed."""
+    return a.tobytes() if copy else zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
 
 
 def _device(x: Any) -> Any:
