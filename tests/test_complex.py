@@ -364,6 +364,21 @@ def test_orderings_of_complex_values(name, dtype, backend=NUMPY):
 
 
 test_orderings_of_complex_values_under_jit = under_jit(test_orderings_of_complex_values)
+
+
+def test_positions_of_complex_orderings_are_numpys():
+    """argmax/argmin/argsort/argpartition of complex values, traced too (ties of the real
+    parts decided by the imaginary ones, as NumPy's)."""
+    z = RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4))
+    z[:, 1] = z[:, 0].real + 1j * z[:, 3].imag
+    for name, kw in [("argmax", {"axis": 1}), ("argmin", {}), ("argsort", {"axis": 0}),
+                     ("argpartition", {"kth": 2})]:  # fmt: skip
+        want = getattr(np, name)(z, **kw)
+        np.testing.assert_array_equal(getattr(dnp, name)(z, **kw), want)
+        traced = dp.grad(lambda z: (dnp.sum(dnp.abs(z)), getattr(dnp, name)(z, **kw)),
+                         has_aux=True)(z)[1]  # fmt: skip
+        np.testing.assert_array_equal(traced, want)
+        np.testing.assert_array_equal(dp.vmap(lambda z: getattr(dnp, name)(z, **kw))(z[None]), want[None])
 test_orderings_of_complex_values_under_vmap = under_vmap(test_orderings_of_complex_values)
 
 
