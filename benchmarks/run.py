@@ -52,7 +52,7 @@ for _sizes in SIZES.values():
     _sizes["W5"] = _sizes["W3"]  # W5 differentiates W3's loss twice
 REPEATS = {"full": 51, "quick": 5, "tiny": 3}
 THREAD_ENV = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "XLA_FLAGS")
+              "OPENBLAS_CORETYPE", "XLA_FLAGS")
 NOISY = 2.0  # hand-written median / best above this flags the workload's timings as disturbed
 TOL = {"float64": 1e-7, "float32": 2e-3}  # max |error| / max |reference|, per output leaf
 

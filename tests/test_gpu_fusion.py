@@ -245,3 +245,20 @@ def test_prod_gradient_and_average_count_record_on_cupy(cp):
         for g, w in zip(got, want):
             assert_fused_close(g.get(), w.get())
     assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0, jitted.last_eager_reason
+
+
+def test_a_device_value_read_on_the_host_is_a_guard(cp):
+    """A CuPy value the program reads on the host (a roll's shift) is copied there when
+    recorded and checked at each replay (a synchronisation: such a replay is no CUDA graph);
+    another value records another variant."""
+    x = cp.asarray(np.arange(5.0))
+
+    def f(x, s):
+        return dnp.roll(x * 2.0, s) + 1.0
+
+    jitted = dp.jit(f)
+    for s in (1, 1, 1, 2, 2):
+        shift = cp.asarray(np.int64(s))
+        np.testing.assert_array_equal(jitted(x, shift).get(), np.roll(np.arange(5.0) * 2.0, s) + 1.0)
+    assert jitted.stats["recordings"] == 2 and jitted.stats["replays"] == 3, jitted.stats
+    assert jitted.stats["graph_replays"] == 0 and "guard" in jitted.last_uncaptured_reason

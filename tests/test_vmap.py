@@ -270,6 +270,21 @@ def test_writes_of_examples_own_values_into_a_shared_array_say_what_to_do():
                                looped(dp.grad(own), (w, xs, i), (None, 0, 0)).sum(0), rtol=1e-12)  # fmt: skip
 
 
+def test_a_batched_scalar_written_into_a_plain_numpy_array_says_what_to_do():
+    """NumPy converts a scalar with float() and wraps our refusal in its own "setting an
+    array element with a sequence"; dp.vmap raises ours, naming the line and dnp.zeros."""
+
+    def f(v):
+        y = np.zeros(3)
+        y[0] = v
+        return y.sum()
+
+    with pytest.raises(dp.BatchedControlFlowError, match=r"plain NumPy array written .*`y\[0\] = v`.*dnp\.zeros"):
+        dp.vmap(f)(np.ones(4))
+    with pytest.raises(dp.BatchedControlFlowError, match=r"plain NumPy array written"):
+        dp.grad(lambda v: dnp.sum(dp.vmap(f)(v)))(np.ones(4))
+
+
 def test_item_assignment():
     x = rng.normal(size=(3, 4, 5))
 

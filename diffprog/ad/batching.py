@@ -67,6 +67,8 @@ class BatchTracer(Tracer):
         raise control_flow_error(self, "using x as an index or a size")
 
     def __float__(self) -> float:
+        if calling_instruction() == "STORE_SUBSCR":  # a[i] = v, `a` a plain NumPy array
+            raise store_error(self)
         raise control_flow_error(self, "float(x)")
 
     def item(self, *args: Any) -> Any:
@@ -83,13 +85,7 @@ class BatchTracer(Tracer):
                 "see the examples: write dnp.take(a, i, axis=0)"
             )
         if calling_instruction() == "STORE_SUBSCR":  # a[i] = v, `a` a plain NumPy array
-            raise BatchedControlFlowError(
-                f"a plain NumPy array written at an index, or with a value, batched by "
-                f"{self._trace.origin} (shape {self.shape}, dtype {self.dtype}), at {user_line()}: "
-                "NumPy's array cannot hold one result per example. Allocate it inside the "
-                "function with dnp.zeros(shape) (one array per example under dp.vmap; copy "
-                "shared values in with a[...] = values) and write into that"
-            )
+            raise store_error(self)
         raise control_flow_error(self, "np.asarray(x) (a NumPy function without a diffprog one)")
 
     def __format__(self, spec: str) -> str:
@@ -100,6 +96,21 @@ class BatchTracer(Tracer):
 
 
 register_wrapper(BatchTracer, lambda b: b.example)
+
+
+def store_error(x: BatchTracer) -> BatchedControlFlowError:
+    """The error for `a[i] = v` with `a` a plain NumPy array and `i` or `v` batched. Marked
+    like the reverse trace's (core.trace.numpy_store_cause): NumPy wraps it in "setting an
+    array element with a sequence" when `v` is a scalar, and dp.vmap raises it unwrapped."""
+    err = BatchedControlFlowError(
+        f"a plain NumPy array written at an index, or with a value, batched by "
+        f"{x._trace.origin} (shape {x.shape}, dtype {x.dtype}), at {user_line()}: "
+        "NumPy's array cannot hold one result per example. Allocate it inside the "
+        "function with dnp.zeros(shape) (one array per example under dp.vmap; copy "
+        "shared values in with a[...] = values) and write into that"
+    )
+    err._diffprog_store = True  # type: ignore[attr-defined]
+    return err
 
 
 def control_flow_error(x: BatchTracer, what: str) -> BatchedControlFlowError:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..backend import register_staged, register_wrapper, run_kernel
+from ..backend import host_copy, register_staged, register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Trace, Tracer, as_scalar, innermost_trace, user_line
@@ -64,15 +64,15 @@ class StagingTracer(Tracer):
     def item(self, *args: Any) -> Any:
         value = self.value.item(*args) if not args and hasattr(self.value, "item") else None
         if value is None:
-            return self._trace.read(self, "value", np.array(self.value)).item(*args)
+            return self._trace.read(self, "value", host_copy(self.value)).item(*args)
         how = "bool" if type(value) is bool else "int" if type(value) is int else "float"
         return self._trace.read(self, how, value)
 
     def tolist(self) -> Any:
-        return self._trace.read(self, "value", np.array(self.value)).tolist()
+        return self._trace.read(self, "value", host_copy(self.value)).tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        value = self._trace.read(self, "value", np.array(self.value))
+        value = self._trace.read(self, "value", host_copy(self.value))
         return value if dtype is None else value.astype(dtype)
 
     # Printing is not a read of the path: it shows the recording's value (as jax.jit does).

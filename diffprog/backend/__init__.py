@@ -271,3 +271,9 @@ def to_device(tree: Any, device: str) -> Any:
 
 def _is_cupy(x: Any) -> bool:
     return type(x).__module__.partition(".")[0] == "cupy"
+
+
+def host_copy(x: Any) -> np.ndarray:
+    """A copy of `x` (a NumPy or CuPy array, or a number) as a NumPy array on the host: a
+    CuPy array copied with `.get()` (a synchronisation; NumPy may not convert it itself)."""
+    return x.get() if _is_cupy(x) else np.array(x)

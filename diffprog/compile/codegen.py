@@ -16,7 +16,7 @@ made takes its memory (`a *= b`), and a big ufunc result a dead one's of its sha
 (`out=`), so a replay allocates about as much as its live set. An array a kernel or view took is
 never reused (the kernel may have returned a view of it), nor is an input or an output.
 `ufunc_of` finds the primitives that are one ufunc.
-Layer L3 (beside ad/): imports L0-L2 and compile.ir.
+Layer L3 (beside ad/): imports L0-L2 (backend.host_copy for guards on CuPy values) and compile.ir.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import host_copy
 from .ir import Const, Fused, Graph, Guard, Node, Var, has_refs
 
 
@@ -112,6 +113,12 @@ def ufunc_of(prim: Any) -> str | None:
     return name
 
 
+def _host_array_equal(value: Any, expected: np.ndarray) -> bool:
+    """Whether `value` (a CuPy array: copied to the host, as the recording read it) equals
+    the value the recording read."""
+    return bool(np.array_equal(host_copy(value), expected))
+
+
 def generate(graph: Graph, xp: Any) -> Callable[[list], list]:
     """Compile `graph` into `replay(inputs) -> outputs` for the array module `xp`."""
     return _Writer(graph, xp).compile()
@@ -121,7 +128,7 @@ class _Writer:
     def __init__(self, graph: Graph, xp: Any) -> None:
         self.graph = graph
         self.globals: dict[str, Any] = {"xp": xp, "GuardFailed": GuardFailed, "math": math,
-                                        "array_equal": xp.array_equal}  # fmt: skip
+                                        "array_equal": np.array_equal if xp is np else _host_array_equal}  # fmt: skip
         self.ids = itertools.count()
         self.slot_of: dict[int, str] = {}  # var id -> local name holding it
         self.free: list[str] = []  # local names whose value is dead

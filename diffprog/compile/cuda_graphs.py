@@ -4,7 +4,8 @@ Owns: `capture_blocker(graph)` (why a graph's replay cannot be captured, or None
 `GraphReplay`, which captures a replay on a stream of its own and relaunches it: each call
 copies the inputs into fixed device buffers (device to device, on the current stream),
 launches the graph on the current stream and copies the outputs into new arrays. One launch
-replaces one Python call and one kernel launch per operation.
+replaces one Python call and one kernel launch per operation. A call on another stream than
+the last one waits for the last one's work first (they share the buffers).
 
 Every allocation the capture makes comes from a memory pool the GraphReplay owns, and keeps
 as long as it lives: a block freed during the capture is still written by every launch,
@@ -62,8 +63,15 @@ class GraphReplay:
                 finally:  # ends the capture also when the replay raised
                     self.graph = self.stream.end_capture()
 
+        self.last: tuple[int, Any] | None = None  # the stream of the last call, its end
+
     def __call__(self, inputs: list) -> list:
+        stream = self.current_stream()
+        if self.last is not None and self.last[0] != stream.ptr:  # its buffers may be in use
+            stream.wait_event(self.last[1])
         for buffer, x in zip(self.buffers, inputs):
             self.copyto(buffer, x)
-        self.graph.launch(stream=self.current_stream())
-        return [o.copy() if is_array(o) else o for o in self.outputs]
+        self.graph.launch(stream=stream)
+        outputs = [o.copy() if is_array(o) else o for o in self.outputs]
+        self.last = (stream.ptr, stream.record())
+        return outputs

@@ -420,6 +420,19 @@ def numpy_store_cause(e: BaseException) -> BaseException | None:
     return None
 
 
+@contextmanager
+def numpy_store_unwrapped() -> Iterator[None]:
+    """Runs a transform's function, raising our refusal of `a[i] = x` itself where NumPy
+    wrapped it in its ValueError (see numpy_store_cause)."""
+    try:
+        yield
+    except ValueError as e:
+        cause = numpy_store_cause(e)
+        if cause is None:
+            raise
+        raise cause.with_traceback(e.__traceback__) from None
+
+
 def calling_instruction(depth: int = 2) -> str:
     """The bytecode instruction of the Python code that made NumPy convert a tracer (the
     frame `depth` levels above this function)."""

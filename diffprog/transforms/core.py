@@ -22,7 +22,7 @@ from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like
 from ..core.edge import astype
-from ..core.trace import Trace, Tracer, as_scalar, numpy_store_cause, open_trace, raw, unwrapped
+from ..core.trace import Trace, Tracer, as_scalar, numpy_store_unwrapped, open_trace, raw, unwrapped
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
@@ -222,13 +222,8 @@ def _record(
             inputs.append(watched)
         if require_float and all(t is None for w in inputs for t in w.tracers):
             _refuse_integer_arguments(f, inputs, argnums, origin)
-        try:
+        with numpy_store_unwrapped():
             result = f(*args, **kwargs)
-        except ValueError as e:  # NumPy's wrapper around our refusal of `a[i] = x`
-            cause = numpy_store_cause(e)
-            if cause is None:
-                raise
-            raise cause.with_traceback(e.__traceback__) from None
     if not has_aux:
         return trace, inputs, result, None
     if not (isinstance(result, (tuple, list)) and len(result) == 2):

@@ -22,7 +22,7 @@ from .. import numpy as dnp
 from .. import tree
 from ..ad.batching import BatchTrace, BatchTracer
 from ..backend import is_array
-from ..core.trace import Tracer, open_trace, raw
+from ..core.trace import Tracer, numpy_store_unwrapped, open_trace, raw
 from ..errors import StructureError
 
 
@@ -47,7 +47,8 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
         with open_trace(BatchTrace, "dp.vmap", size) as trace:
             leaves = [_batched(trace, leaf, axis) for (_, leaf), axis in zip(leaves_with_paths, axes)]
             args_b, kwargs_b = tree.unflatten(treedef, leaves)
-            out = f(*args_b, **kwargs_b)
+            with numpy_store_unwrapped():
+                out = f(*args_b, **kwargs_b)
             return _outputs(trace, out, out_axes)
 
     return batched_f

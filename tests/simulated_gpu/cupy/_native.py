@@ -226,8 +226,14 @@ def _check_inputs(cupy: Any, params: list, args: tuple) -> None:
             raise TypeError(f"Unsupported type {type(a)}")
 
 
+#: how every kernel is compiled (the precompiled header too: g++ uses it only if they match)
+_FLAGS = ["-O2", "-std=c++17", "-fPIC", "-fno-fast-math"]
+
+
 def compile_source(source: str) -> Path:
-    """The shared library of C++ `source`, compiled once (cached by source on disk)."""
+    """The shared library of C++ `source`, compiled once (cached by source on disk). A
+    source that starts with the kernels' common header includes it precompiled (parsing
+    <cmath> is most of a small kernel's compile time)."""
     folder = Path(os.environ.get("DIFFPROG_SIMULATED_KERNELS")
                   or Path(tempfile.gettempdir()) / f"diffprog-simulated-kernels-{os.getuid()}")  # fmt: skip
     digest = hashlib.sha256(source.encode()).hexdigest()[:32]
@@ -241,14 +247,34 @@ def compile_source(source: str) -> Path:
             "host's C++ compiler, and no g++ was found on PATH (nor $CXX): install one "
             "(apt-get install g++) or point $CXX at it")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
+    text = source
+    if source.startswith(_HEADER):
+        text = f'#include "{_precompiled_header(compiler, folder)}"\n' + source[len(_HEADER):]
     cpp = folder / f"k{digest}.{os.getpid()}.cpp"
-    cpp.write_text(source)
+    cpp.write_text(text)
     tmp = folder / f"k{digest}.{os.getpid()}.so"
-    run = subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math",
-                          "-o", str(tmp), str(cpp)], check=False, capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run([compiler, *_FLAGS, "-shared", "-I", str(folder), "-o", str(tmp), str(cpp)],
+                         check=False, capture_output=True, text=True)  # fmt: skip
     cpp.unlink()
     if run.returncode:
         raise CompileException(f"the kernel's C++ did not compile:\n{run.stderr[-3000:]}\n"
                                f"--- source ---\n{source}")  # fmt: skip
     os.replace(tmp, library)
     return library
+
+
+def _precompiled_header(compiler: str, folder: Path) -> str:
+    """The name of the kernels' common header in `folder`, precompiled there once."""
+    name = "h" + hashlib.sha256((_HEADER + compiler + " ".join(_FLAGS)).encode()).hexdigest()[:16] + ".h"
+    gch = folder / f"{name}.gch"
+    if not gch.exists():
+        tmp = folder / f"{name}.{os.getpid()}"
+        tmp.write_text(_HEADER)
+        os.replace(tmp, folder / name)  # whole, for a process compiling against it now
+        tmp = folder / f"{name}.{os.getpid()}.gch"
+        run = subprocess.run([compiler, *_FLAGS, "-x", "c++-header", str(folder / name), "-o", str(tmp)],
+                             check=False, capture_output=True, text=True)  # fmt: skip
+        if run.returncode:  # the kernels include the header as it is
+            return name
+        os.replace(tmp, gch)
+    return name
