@@ -26,7 +26,7 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import KERNEL_ERRORS, params_traced
+from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -67,7 +67,7 @@ class ReverseTrace(Trace):
         slots = []
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
-        host = True  # are all values NumPy arrays or Python floats (then xp is NumPy)?
+        host = True  # are all values host values (then xp is NumPy)?
         for a in args:
             if type(a) is ReverseTracer and a._trace is self:
                 v = a.value
@@ -78,7 +78,7 @@ class ReverseTrace(Trace):
                 v = a
                 slots.append(-1)
             t = type(v)
-            if t is not ndarray and t is not float:
+            if t is not ndarray and t not in HOST_TYPES:
                 host = False
                 if isinstance(v, Tracer):
                     nested = True
@@ -218,6 +218,17 @@ def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
         _sweeps.depth = depth
 
 
+def _to_shape(c: Any, shape: tuple[int, ...]) -> Any:
+    """`sum_to_shape(c, shape=shape)`; on a NumPy cotangent its kernel straight away (the
+    tape-mode hot case: a broadcast operand's cotangent), otherwise bound as a primitive."""
+    if type(c) is not ndarray:
+        return sum_to_shape(c, shape=shape)
+    try:
+        return sum_to_shape.impl(numpy, c, shape=shape)
+    except KERNEL_ERRORS as e:
+        sum_to_shape.raise_named(e, (c,), {"shape": shape})
+
+
 def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """The sweep itself. Returns the cotangent list: entries of INPUT records hold their
     adjoints (None where the seeds do not reach them); every other entry has been consumed
@@ -263,8 +274,8 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 continue
             x = vals[j]
             if c.shape != x.shape:
-                c = sum_to_shape(c, shape=x.shape)
-            if c.dtype != x.dtype:
+                c = _to_shape(c, x.shape)
+            if c.dtype is not x.dtype and c.dtype != x.dtype:
                 c = astype(c, dtype=x.dtype)
             if check is not None:
                 check(c, g, record)
