@@ -107,6 +107,7 @@ def test_guards_python_numbers_and_the_switch_keep_replays_uncaptured(cp):
         return dnp.tanh(x * s)
 
     cases = [(dp.jit(branchy), (x,), "guard"), (dp.jit(scaled), (x, 1.5), "Python float"),
+             (dp.jit(scaled), (x, np.float64(1.5)), "NumPy float64 scalar"),
              (dp.jit(scaled, cuda_graph=False), (x, cp.asarray(1.5)), "cuda_graph=False")]  # fmt: skip
     for jitted, args, reason in cases:
         for _ in range(4):

@@ -13,8 +13,9 @@ so CuPy's shared pool must never hand it to anyone else. The capture runs in CuP
 (relaxed) mode, in which that pool may grow.
 
 What cannot be captured: a guard (Python reading a value to choose its path is a
-synchronisation, and a graph takes one path), and Python numbers among the inputs or outputs
-(a graph keeps the value it was captured with). Anything that synchronises or copies to or
+synchronisation, and a graph takes one path), and Python numbers or NumPy scalars among the
+inputs or outputs (host values: a graph keeps the value it was captured with; dp.optim's
+step count is one). Anything that synchronises or copies to or
 from the host during the capture makes CUDA refuse it: the caller then replays uncaptured.
 Layer L3 (beside ad/): imports compile.ir; CuPy is the `xp` it is given.
 """
@@ -36,11 +37,15 @@ def capture_blocker(graph: Graph) -> str | None:
                 f"{guards[0].site or 'an unknown line'})")  # fmt: skip
     for v in graph.inputs:
         if v.kind != "array":
-            return f"an input is a Python {v.kind} (a graph would keep its first value)"
+            return f"an input is {_host_kind(v)} (a graph would keep its first value)"
     for o in graph.outputs:
         if type(o) is Var and o.kind != "array":
-            return f"an output is a Python {o.kind} (a graph would keep its first value)"
+            return f"an output is {_host_kind(o)} (a graph would keep its first value)"
     return None
+
+
+def _host_kind(v: Var) -> str:
+    return f"a NumPy {v.dtype} scalar" if v.kind == "scalar" else f"a Python {v.kind}"
 
 
 class GraphReplay:
