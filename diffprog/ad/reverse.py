@@ -238,6 +238,7 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     for slot, ct in seeds:
         cts[slot] = ct if cts[slot] is None else cts[slot] + ct
     for i in range(len(tape) - 1, -1, -1):
+        g = cts[i]
         record = tape[i]
         if not record:  # INPUT or EXTRA_OUTPUT
             continue
@@ -249,7 +250,6 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 continue
             cts[i : i + n] = [None] * n
         else:
-            g = cts[i]
             if g is None:
                 continue
             cts[i] = None
@@ -261,7 +261,9 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 pulled = prim.pullback(g, out, vals, **params)
         else:
             rules = prim.vjps
-        for j, s in enumerate(slots):
+        j = -1
+        for s in slots:  # (a counter, not enumerate: this loop runs once per tape edge)
+            j += 1
             if s < 0:
                 continue
             if joint:
