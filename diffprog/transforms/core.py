@@ -148,7 +148,9 @@ def jvp(
                 return trace.lift(value, t)  # the common case: an array just like its primal
             if not isinstance(t, Tracer):
                 t = asarray_like(t, r)
-                if type(r) is float and type(t) is np.ndarray:  # a scalar goes anywhere
+                # a scalar goes anywhere (a 0-d NumPy array would not mix with CuPy's); a
+                # Python float primal is a NumPy scalar where dp.jit stages it
+                if isinstance(unwrapped(r), (float, np.generic)) and type(t) is np.ndarray:
                     t = t[()]
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
