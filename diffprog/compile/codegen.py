@@ -14,8 +14,8 @@ compile.layout chose column-major (`Var.layout` "F") is written `u_matmul(b.T, a
 Memory planning: variables live in reused local names (a name is rebound as soon as its
 value is dead, which frees it); a result whose left operand is a dying array this replay
 made takes its memory (`a *= b`), and a big ufunc result a dead one's of its shape, dtype
-and memory order (`out=`), so a replay allocates about as much as its live set. An array a kernel or view took is
-never reused (the kernel may have returned a view of it), nor is an input or an output.
+and memory order (`out=`), so a replay allocates about as much as its live set. An array
+a kernel or view took is never reused (the kernel may have returned a view of it), nor is an input or an output.
 `ufunc_of` finds the primitives that are one ufunc.
 Layer L3 (beside ad/): imports L0-L2 (backend.host_copy for guards on CuPy values) and compile.ir.
 """
@@ -230,7 +230,7 @@ class _Writer:
         if ufunc is None and symbol is None:
             return self.kernel_call(node, args)
         out = node.outs[0]
-        if (ufunc == "matmul" or symbol == "@") and out.layout.startswith("F") and len(out.shape) == 2:
+        if (ufunc == "matmul" or symbol == "@") and out.layout[:1] == "F" and len(out.shape) == 2:
             return self.transposed_product(node, args, index, last_use, outputs)
         first = node.args[0]
         if (symbol in _AUGMENTABLE and len(args) == 2 and type(first) is Var

@@ -14,9 +14,9 @@ an elementwise operation on one C and one F operand reads one of them across its
 Layouts then follow the graph as NumPy gives them: an elementwise result is F when every
 operand of its shape is F (a fused kernel then loops and stores in F order: compile.kernels),
 a 2-D transpose swaps C and F. Any other reader of a value whose layout changed, and the
-graph's outputs, get it in its recorded layout (one `xp.ascontiguousarray` copy, never
-needed for the products chosen here unless F spreads to them): results are laid out as eager
-ones are. `Var.layout` carries the decisions to fusion and the code generator (which writes
+graph's outputs, get it in its recorded layout (one `xp.ascontiguousarray` copy per value,
+made where F spread through elementwise results to such a reader): results are laid out
+as eager ones are. `Var.layout` carries the decisions to fusion and the code generator (which writes
 a product whose result is F in the transposed form, and reuses buffers of the same layout
 only). `DIFFPROG_MATMUL_FORM=plain` or `transposed` replaces the timing (tests).
 Layer L3 (beside ad/): imports L0-L2 (core.primitive) and compile.ir, codegen, kernels.
@@ -61,8 +61,8 @@ def choose_forms(graph: Graph) -> Graph:
     recorded: dict[int, str] = {}  # var id -> its recorded layout, for the vars changed
     body: list[Any] = []
     back: dict[int, Var] = {}  # changed var id -> the same value in its recorded layout
-    next_id = 1 + max([v.id for v in graph.inputs] +
-                      [o.id for n in graph.body if type(n) is Node for o in n.outs], default=0)  # fmt: skip
+    made = [o.id for n in graph.body if type(n) is Node for o in n.outs]
+    next_id = 1 + max([v.id for v in graph.inputs] + made, default=0)
 
     def as_recorded(v: Var) -> Var:
         nonlocal next_id
@@ -126,11 +126,15 @@ def _shape(a: Any) -> tuple:
 
 
 def _layout_of(a: Any) -> str:
+    """"C", "F", "A" (other strides) or, for a constant, "B" when it is a broadcast view
+    (a zero stride: NumPy's ufuncs follow their other operands' order)."""
     if type(a) is Var:
         return a.layout[:1]
     flags = getattr(a.value, "flags", None)
     if flags is None:
         return ""
+    if 0 in a.value.strides and a.value.size > 1:
+        return "B"
     return "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
 
 
@@ -144,15 +148,15 @@ def _layout_after(node: Node, changed: dict[int, str]) -> str | None:
     if not touched:
         return ""
     out = node.outs[0] if len(node.outs) == 1 else None
+    if out is not None and scalar_op(node) in ("sum", "sum_to_shape"):
+        return "" if not _two_dims(out.shape) else None  # a result whose layout is moot
     if out is None or out.kind != "array":
         return None
     if node.prim.name == "transpose" and len(out.shape) == 2 and node.args[0].kind == "array":
         return {"C": "F", "F": "C"}.get(node.args[0].layout[:1])
-    if scalar_op(node) in ("sum", "sum_to_shape"):
-        return "" if len(out.shape) <= 1 else None
     if not _elementwise(node):
         return None
-    full = [_layout_of(a) for a in node.args if _shape(a) == out.shape]
+    full = [_layout_of(a) for a in node.args if _shape(a) == out.shape and _layout_of(a) != "B"]
     if any(lay not in ("C", "F") for lay in full):
         return None  # NumPy's choice for strided operands is its own: keep the recorded ones
     return "F" if full and all(lay == "F" for lay in full) and _two_dims(out.shape) else "C"
@@ -186,13 +190,14 @@ def _flops(node: Node) -> int:
     return 2 * m * k * n
 
 
-def _transposed_better(node: Node, readers: dict[int, list[Node]], producer: dict[int, Node]) -> bool:
+def _transposed_better(node: Node, readers: dict[int, list[Node]],
+                        producer: dict[int, Node]) -> bool:  # fmt: skip
     forced = os.environ.get("DIFFPROG_MATMUL_FORM", "")
     if forced in ("plain", "transposed"):
         return forced == "transposed"
     if forced:
-        raise ValueError(f"DIFFPROG_MATMUL_FORM={forced!r}: expected 'plain', 'transposed' or unset "
-                         "(time both forms)")
+        raise ValueError(f"DIFFPROG_MATMUL_FORM={forced!r}: expected 'plain', 'transposed' "
+                         "or unset (time both forms)")
     ratio = _time_ratio(node)
     if ratio < 1 - MARGIN:
         return True
@@ -220,7 +225,7 @@ def _predicted(v: Var, producer: dict[int, Node], depth: int) -> str:
     if node is None or depth == 0 or not _elementwise(node):
         return v.layout[:1]
     full = [_predicted(a, producer, depth - 1) if type(a) is Var else _layout_of(a)
-            for a in node.args if _shape(a) == v.shape]
+            for a in node.args if _shape(a) == v.shape and _layout_of(a) != "B"]
     return "F" if full and all(lay == "F" for lay in full) else "C"
 
 
