@@ -107,6 +107,7 @@ def test_guards_python_numbers_and_the_switch_keep_replays_uncaptured(cp):
         return dnp.tanh(x * s)
 
     cases = [(dp.jit(branchy), (x,), "guard"), (dp.jit(scaled), (x, 1.5), "Python float"),
+             (dp.jit(scaled), (x, np.float64(1.5)), "NumPy float64 scalar"),
              (dp.jit(scaled, cuda_graph=False), (x, cp.asarray(1.5)), "cuda_graph=False")]  # fmt: skip
     for jitted, args, reason in cases:
         for _ in range(4):
@@ -174,3 +175,21 @@ def test_the_simulated_capture_leaves_garbage_until_launched(cp):
     del pool
     with pytest.raises(RuntimeError, match="pool"):
         graph.launch()  # its memory may belong to others now
+
+
+def test_a_call_on_another_stream_waits_for_the_last_launch(cp, monkeypatch):
+    """Launches share the graph's buffers: a call on a new stream first waits for the work
+    of the last call, on its stream."""
+    waits = []
+    monkeypatch.setattr(type(cp.cuda.get_current_stream()), "wait_event",
+                        lambda self, event: waits.append(self.ptr), raising=True)  # fmt: skip
+    x = cp.asarray(np.arange(4.0))
+    captured = GraphReplay(lambda inputs: [inputs[0] * 3.0], cp, [x])
+    captured([x])
+    captured([x + 1.0])
+    assert waits == []  # the same stream: ordered already
+    other = cp.cuda.Stream(non_blocking=True)
+    with other:
+        got = captured([x + 2.0])[0].get()  # read on its stream
+    assert waits == [other.ptr]
+    np.testing.assert_array_equal(got, (np.arange(4.0) + 2.0) * 3.0)

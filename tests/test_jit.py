@@ -11,7 +11,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import check_jit
+from backends import check_jit, require_cupy
 from diffprog.errors import EscapedTracerError
 from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
 
@@ -344,3 +344,26 @@ def test_a_jitted_training_step_on_every_backend(backend):
             params, state, value = jitted(params, state, backend.put(x))
         backend.check((params, value), (want_params, want_value))
     assert jitted.stats["replays"] == 2 and jitted.stats["recordings"] == 1
+
+
+@pytest.mark.gpu
+def test_on_cupy_staged_constants_are_made_on_the_device_and_float_tangents_are_scalars():
+    """Staged CuPy code: the masks and zeros of tril/triu are CuPy's (NumPy's creation
+    functions have no operand to dispatch on, so they made host arrays that the recording's
+    `where` refused), and the jvp tangent of a Python float argument is a scalar where dp.jit
+    stages the argument (a 0-d NumPy array does not mix with CuPy's arrays)."""
+    cp = require_cupy()
+    host = lambda tree: dp.tree.map(lambda a: cp.asnumpy(a) if isinstance(a, cp.ndarray) else a,
+                                    tree)  # noqa: E731
+    x = cp.asarray(np.arange(6.0).reshape(3, 2))
+    f = lambda a: dnp.sum(dnp.tril(a) ** 2 + dnp.triu(a, 1))  # noqa: E731
+    g = lambda s: dnp.sum(x * dnp.tanh(s))  # noqa: E731
+    cases = [(f, x), (dp.grad(f), x), (lambda a: dp.jvp(f, (a,), (a,)), x),
+             (lambda s: dp.hvp(g, (s,), (0.3,)), -0.27), (dp.grad(g), -0.27)]
+    for program, arg in cases:
+        jitted = dp.jit(program)
+        for _ in range(3):
+            got, want = host(jitted(arg)), host(program(arg))
+            for a, b in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+                np.testing.assert_allclose(a, b, rtol=1e-12)
+        assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0

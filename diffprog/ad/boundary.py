@@ -124,12 +124,17 @@ class Watched:
 
     __slots__ = ("leaves", "treedef", "tracers", "slots", "tree")
 
-    def __init__(self, arg: Any, wrap: Callable[[int, Any], Any], where: Callable[[], str]):
+    def __init__(self, arg: Any, wrap: Callable[[int, Any], Any], where: Callable[[], str],
+                 flat: tuple[list[Any], Any] | None = None):
         """`wrap(i, value)` makes the tracer for floating leaf i (a Python float stays one:
-        it is weakly typed in NumPy's promotion); `where()` names the argument in errors."""
-        leaves, self.treedef = tree.flatten(arg)
+        it is weakly typed in NumPy's promotion); `where()` names the argument in errors;
+        `flat` is `tree.flatten(arg)` when the caller has it already."""
+        leaves, self.treedef = tree.flatten(arg) if flat is None else flat
         tracers = []
         for i, leaf in enumerate(leaves):
+            if type(leaf) is np.ndarray and leaf.dtype.kind == "f":  # the common case, first
+                tracers.append(wrap(i, leaf))
+                continue
             try:
                 kind = leaf_kind(leaf)
             except UnsupportedLeafError as e:

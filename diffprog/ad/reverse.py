@@ -26,7 +26,7 @@ from numpy import ndarray
 
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import KERNEL_ERRORS, params_traced
+from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
 from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
@@ -61,34 +61,78 @@ class ReverseTrace(Trace):
         return ReverseTracer(self, value, len(self.tape) - 1)
 
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        """Run `prim` on the values under args and record it. The common call (one or two
+        arguments, no static parameters, one output, NumPy arrays, a Python float constant)
+        takes a short path that saves tuples; every other call takes `_process_any`."""
+        n = len(args)
+        if n > 2 or params or not self.alive or prim.multiple_results or prim.indexed:
+            return self._process_any(prim, args, params)
+        a = args[0]
+        if type(a) is ReverseTracer and a._trace is self:
+            va, sa = a.value, a.slot
+        else:
+            va, sa = a, -1
+        if type(va) is not ndarray:
+            return self._process_any(prim, args, params)
+        if n == 1:
+            vals: Any = (va,)
+            slots: Any = (sa,)
+        else:
+            b = args[1]
+            if type(b) is ReverseTracer and b._trace is self:
+                vb, sb = b.value, b.slot
+            else:
+                vb, sb = b, -1
+            t = type(vb)
+            if t is not ndarray and (t is not float or sb >= 0):  # (a watched float is weak)
+                return self._process_any(prim, args, params)
+            vals, slots = (va, vb), (sa, sb)
+        try:
+            out = prim.impl(numpy, va) if n == 1 else prim.impl(numpy, va, vb)
+        except KERNEL_ERRORS as e:
+            prim.raise_named(e, vals, params)
+        tape = self.tape
+        slot = len(tape)
+        tape.append((prim, NO_PARAMS, vals, slots, out))
+        return ReverseTracer(self, out, slot)
+
+    def _process_any(self, prim: Any, args: tuple, params: dict) -> Any:
+        """`process` for any call: values of any kind, static parameters, several outputs."""
         if not self.alive:
             raise self.escaped_error()
         vals = []
         slots = []
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
-        host = True  # are all values NumPy arrays or Python floats (then xp is NumPy)?
-        for a in args:
-            if type(a) is ReverseTracer and a._trace is self:
+        host = True  # are all values host values (then xp is NumPy)?
+        for a in args:  # (NumPy arrays, the common case, leave each branch first)
+            t = type(a)
+            if t is ReverseTracer and a._trace is self:
                 v = a.value
                 slots.append(a.slot)
-                if type(v) is float:
+                t = type(v)
+                if t is ndarray:
+                    vals.append(v)
+                    continue
+                if t is float:
                     weak = True
             else:  # a constant here (perhaps a tracer of an outer trace)
                 v = a
                 slots.append(-1)
-            t = type(v)
-            if t is not ndarray and t is not float:
+                if t is ndarray:
+                    vals.append(v)
+                    continue
+            vals.append(v)
+            if t not in HOST_TYPES:
                 host = False
                 if isinstance(v, Tracer):
                     nested = True
-            vals.append(v)
         if nested or (prim.indexed and params_traced(params)):  # re-enter bind one level
             out = prim(*vals, **params)  # down, where an outer trace is watching
         else:  # Primitive.run, inlined (the hot path); dp.debug_nans checks records instead
             try:
                 if host:
-                    out = prim.impl(numpy, *vals, **params)
+                    out = prim.impl(numpy, *vals, **params) if params else prim.impl(numpy, *vals)
                 else:
                     out = run_kernel(prim.impl, vals, params)
             except KERNEL_ERRORS as e:
@@ -218,6 +262,17 @@ def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
         _sweeps.depth = depth
 
 
+def _to_shape(c: Any, shape: tuple[int, ...]) -> Any:
+    """`sum_to_shape(c, shape=shape)`; on a NumPy cotangent its kernel straight away (the
+    tape-mode hot case: a broadcast operand's cotangent), otherwise bound as a primitive."""
+    if type(c) is not ndarray:
+        return sum_to_shape(c, shape=shape)
+    try:
+        return sum_to_shape.impl(numpy, c, shape=shape)
+    except KERNEL_ERRORS as e:
+        sum_to_shape.raise_named(e, (c,), {"shape": shape})
+
+
 def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """The sweep itself. Returns the cotangent list: entries of INPUT records hold their
     adjoints (None where the seeds do not reach them); every other entry has been consumed
@@ -227,6 +282,7 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     for slot, ct in seeds:
         cts[slot] = ct if cts[slot] is None else cts[slot] + ct
     for i in range(len(tape) - 1, -1, -1):
+        g = cts[i]
         record = tape[i]
         if not record:  # INPUT or EXTRA_OUTPUT
             continue
@@ -238,7 +294,6 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 continue
             cts[i : i + n] = [None] * n
         else:
-            g = cts[i]
             if g is None:
                 continue
             cts[i] = None
@@ -250,7 +305,9 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 pulled = prim.pullback(g, out, vals, **params)
         else:
             rules = prim.vjps
-        for j, s in enumerate(slots):
+        j = -1
+        for s in slots:  # (a counter, not enumerate: this loop runs once per tape edge)
+            j += 1
             if s < 0:
                 continue
             if joint:
@@ -263,8 +320,8 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
                 continue
             x = vals[j]
             if c.shape != x.shape:
-                c = sum_to_shape(c, shape=x.shape)
-            if c.dtype != x.dtype:
+                c = _to_shape(c, x.shape)
+            if c.dtype is not x.dtype and c.dtype != x.dtype:
                 c = astype(c, dtype=x.dtype)
             if check is not None:
                 check(c, g, record)

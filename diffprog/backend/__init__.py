@@ -93,6 +93,13 @@ def register_staged(cls: type) -> None:
     _STAGED.add(cls)
 
 
+#: NumPy's functions that make an array from shapes and numbers alone: nothing for NumPy to
+#: dispatch on, so NumPy's own would make a host array (those that also take data, such as
+#: asarray or linspace, stay NumPy's, which hands staged data on)
+_CREATION = frozenset({"arange", "empty", "zeros", "ones", "full", "eye", "identity", "tri",
+                       "indices", "tril_indices", "triu_indices", "diag_indices"})  # fmt: skip
+
+
 class DispatchingNamespace:
     """An array module for code computing on staged values (dp.jit) of another library: each
     function is NumPy's function of that name, which hands the call to the values' own
@@ -107,6 +114,8 @@ class DispatchingNamespace:
         theirs, ours = getattr(self._mod, name), getattr(self._numpy, name, None)
         if isinstance(theirs, ModuleType) and isinstance(ours, ModuleType):
             return DispatchingNamespace(theirs, ours)
+        if name in _CREATION:  # no operand to dispatch on: NumPy's would make a host array
+            return theirs
         if callable(ours) and not isinstance(ours, type):
             return ours
         return theirs

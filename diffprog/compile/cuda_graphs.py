@@ -4,7 +4,8 @@ Owns: `capture_blocker(graph)` (why a graph's replay cannot be captured, or None
 `GraphReplay`, which captures a replay on a stream of its own and relaunches it: each call
 copies the inputs into fixed device buffers (device to device, on the current stream),
 launches the graph on the current stream and copies the outputs into new arrays. One launch
-replaces one Python call and one kernel launch per operation.
+replaces one Python call and one kernel launch per operation. A call on another stream than
+the last one waits for the last one's work first (they share the buffers).
 
 Every allocation the capture makes comes from a memory pool the GraphReplay owns, and keeps
 as long as it lives: a block freed during the capture is still written by every launch,
@@ -12,8 +13,9 @@ so CuPy's shared pool must never hand it to anyone else. The capture runs in CuP
 (relaxed) mode, in which that pool may grow.
 
 What cannot be captured: a guard (Python reading a value to choose its path is a
-synchronisation, and a graph takes one path), and Python numbers among the inputs or outputs
-(a graph keeps the value it was captured with). Anything that synchronises or copies to or
+synchronisation, and a graph takes one path), and Python numbers or NumPy scalars among the
+inputs or outputs (host values: a graph keeps the value it was captured with; dp.optim's
+step count is one). Anything that synchronises or copies to or
 from the host during the capture makes CUDA refuse it: the caller then replays uncaptured.
 Layer L3 (beside ad/): imports compile.ir; CuPy is the `xp` it is given.
 """
@@ -35,11 +37,15 @@ def capture_blocker(graph: Graph) -> str | None:
                 f"{guards[0].site or 'an unknown line'})")  # fmt: skip
     for v in graph.inputs:
         if v.kind != "array":
-            return f"an input is a Python {v.kind} (a graph would keep its first value)"
+            return f"an input is {_host_kind(v)} (a graph would keep its first value)"
     for o in graph.outputs:
         if type(o) is Var and o.kind != "array":
-            return f"an output is a Python {o.kind} (a graph would keep its first value)"
+            return f"an output is {_host_kind(o)} (a graph would keep its first value)"
     return None
+
+
+def _host_kind(v: Var) -> str:
+    return f"a NumPy {v.dtype} scalar" if v.kind == "scalar" else f"a Python {v.kind}"
 
 
 class GraphReplay:
@@ -62,8 +68,15 @@ class GraphReplay:
                 finally:  # ends the capture also when the replay raised
                     self.graph = self.stream.end_capture()
 
+        self.last: tuple[int, Any] | None = None  # the stream of the last call, its end
+
     def __call__(self, inputs: list) -> list:
+        stream = self.current_stream()
+        if self.last is not None and self.last[0] != stream.ptr:  # its buffers may be in use
+            stream.wait_event(self.last[1])
         for buffer, x in zip(self.buffers, inputs):
             self.copyto(buffer, x)
-        self.graph.launch(stream=self.current_stream())
-        return [o.copy() if is_array(o) else o for o in self.outputs]
+        self.graph.launch(stream=stream)
+        outputs = [o.copy() if is_array(o) else o for o in self.outputs]
+        self.last = (stream.ptr, stream.record())
+        return outputs

@@ -30,6 +30,13 @@ Rule = Callable[..., Any]
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
 
+#: The types of argument whose kernels run on NumPy without asking the backend: host arrays,
+#: NumPy's scalars (a reduction's result, the cotangents derived from it) and Python numbers
+HOST_TYPES = frozenset(
+    {ndarray, float, int, bool, complex}
+    | {t for t in numpy.sctypeDict.values() if issubclass(t, numpy.generic)}
+)
+
 
 class Primitive:
     """An operation with a kernel and derivative rules, declared once.
@@ -83,10 +90,10 @@ class Primitive:
 
     def __call__(self, *args: Any, **params: Any) -> Any:  # this is `bind`
         trace = None
-        host = True  # are all arguments NumPy arrays or Python floats (then xp is NumPy)?
+        host = True  # are all arguments host values (then xp is NumPy)?
         for a in args:
             kind = type(a)
-            if kind is ndarray or kind is float:
+            if kind is ndarray or kind in HOST_TYPES:
                 continue
             host = False
             if isinstance(a, Tracer) and (trace is None or a._trace.level > trace.level):

@@ -73,8 +73,9 @@ subtract = Primitive("subtract", lambda xp, x, y: xp.subtract(x, y))
 subtract.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
 subtract.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: -t)
 
-multiply = binary("multiply", lambda xp, x, y: xp.multiply(x, y),
-                  lambda x, y, ans: y, lambda x, y, ans: x)  # fmt: skip
+multiply = Primitive("multiply", lambda xp, x, y: xp.multiply(x, y))
+multiply.defvjp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)
+multiply.defjvp(lambda t, ans, x, y: t * y, lambda t, ans, x, y: t * x)
 
 divide = Primitive("divide", lambda xp, x, y: xp.divide(x, y))
 divide.defvjp(lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y)
@@ -114,16 +115,25 @@ abs = unary("abs", lambda xp, x: xp.abs(x), _abs_slope)  # noqa: A001
 absolute = abs
 
 # --- unary math ----------------------------------------------------------------------------
-exp = unary("exp", lambda xp, x: xp.exp(x), lambda x, ans: ans)
+# The ops of every model spell their rules out: one call fewer per rule than `unary`'s.
+exp = Primitive("exp", lambda xp, x: xp.exp(x))
+exp.defvjp(lambda g, ans, x: g * ans)
+exp.defjvp(lambda t, ans, x: t * ans)
 log = Primitive("log", lambda xp, x: xp.log(x))
 log.defvjp(lambda g, ans, x: g / x)
 log.defjvp(lambda t, ans, x: t / x)
 sqrt = Primitive("sqrt", lambda xp, x: xp.sqrt(x))
 sqrt.defvjp(lambda g, ans, x: g / (2.0 * ans))
 sqrt.defjvp(lambda t, ans, x: t / (2.0 * ans))
-sin = unary("sin", lambda xp, x: xp.sin(x), lambda x, ans: cos(x))
-cos = unary("cos", lambda xp, x: xp.cos(x), lambda x, ans: -sin(x))
-tanh = unary("tanh", lambda xp, x: xp.tanh(x), lambda x, ans: 1.0 - ans * ans)
+sin = Primitive("sin", lambda xp, x: xp.sin(x))
+sin.defvjp(lambda g, ans, x: g * cos(x))
+sin.defjvp(lambda t, ans, x: t * cos(x))
+cos = Primitive("cos", lambda xp, x: xp.cos(x))
+cos.defvjp(lambda g, ans, x: g * -sin(x))
+cos.defjvp(lambda t, ans, x: t * -sin(x))
+tanh = Primitive("tanh", lambda xp, x: xp.tanh(x))
+tanh.defvjp(lambda g, ans, x: g * (1.0 - ans * ans))
+tanh.defjvp(lambda t, ans, x: t * (1.0 - ans * ans))
 
 
 # --- selection -----------------------------------------------------------------------------

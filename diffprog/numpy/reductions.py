@@ -37,8 +37,9 @@ from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpos
 
 
 def spread(g: Any, x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
-    """A reduction's cotangent `g` broadcast back over the reduced axes of `x`."""
-    if not keepdims:
+    """A reduction's cotangent `g` broadcast back over the reduced axes of `x`. Reduced
+    leading axes need no reshape first: broadcasting adds them on the left."""
+    if not keepdims and axes != tuple(range(len(axes))):
         g = reshape(g, kept_shape(x.shape, axes))
     return broadcast_to(g, shape=x.shape)
 

@@ -148,7 +148,9 @@ def jvp(
                 return trace.lift(value, t)  # the common case: an array just like its primal
             if not isinstance(t, Tracer):
                 t = asarray_like(t, r)
-                if type(r) is float and type(t) is np.ndarray:  # a scalar goes anywhere
+                # a scalar goes anywhere (a 0-d NumPy array would not mix with CuPy's); a
+                # Python float primal is a NumPy scalar where dp.jit stages it
+                if isinstance(unwrapped(r), (float, np.generic)) and type(t) is np.ndarray:
                     t = t[()]
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
@@ -210,11 +212,14 @@ def _record(
     f runs with the GPU of its arguments current (the forward-mode rules and f's own CuPy
     code compute on raw arrays, which CuPy runs on the current GPU).
     """
-    with device_scope(tree.leaves(args)), open_trace(trace_type, origin) as trace:
+    flat = [tree.flatten(a) for a in args]  # (once: for the device and for Watched)
+    with device_scope(leaf for leaves, _ in flat for leaf in leaves), \
+            open_trace(trace_type, origin) as trace:
         args = list(args)
         inputs = []
         for i in argnums:
-            watched = Watched(args[i], tracer_maker(trace, i), lambda i=i: _arg_name(f, i))
+            watched = Watched(args[i], tracer_maker(trace, i), lambda i=i: _arg_name(f, i),
+                              flat[i])
             args[i] = watched.tree
             inputs.append(watched)
         if require_float and all(t is None for w in inputs for t in w.tracers):
@@ -233,6 +238,8 @@ def _record(
 
 
 def _argnums(argnums: int | Sequence[int], f: Callable[..., Any], nargs: int, origin: str) -> tuple[int, ...]:
+    if type(argnums) is int and 0 <= argnums < nargs:  # the common case, first
+        return (argnums,)
     if isinstance(argnums, int):
         nums: tuple = (argnums,)
     elif isinstance(argnums, (tuple, list)) and all(isinstance(n, int) for n in argnums):

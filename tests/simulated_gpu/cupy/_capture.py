@@ -154,6 +154,13 @@ class Stream:
     def synchronize(self) -> None:
         refuse("Stream.synchronize")
 
+    def record(self, event: Any = None) -> Any:
+        """An event marking the work queued so far (every kernel here has run already)."""
+        return event if event is not None else object()
+
+    def wait_event(self, event: Any) -> None:
+        """Later work on this stream waits for `event` (here: it has happened)."""
+
     def is_capturing(self) -> bool:
         return _capture[0] is not None and _capture[0].stream is self
 
