@@ -50,6 +50,8 @@ _timed: dict[tuple, float] = {}  # (shapes, dtype, layouts) -> transposed time /
 def choose_forms(graph: Graph) -> Graph:
     """`graph` with the faster form of each product chosen (module docstring). Its
     variables' layouts are updated in place; a new graph when conversions were needed."""
+    if not any(type(item) is Node and _is_product(item) for item in graph.body):
+        return graph  # nothing to choose (an elementwise chain): no walk
     readers: dict[int, list[Node]] = {}
     producer: dict[int, Node] = {}
     for item in graph.body:
