@@ -15,8 +15,9 @@ from diffprog.core.primitive import Primitive
 PATH = pathlib.Path(__file__).with_name("vmap_coverage.md")
 #: Recorded only by dp.jit's staging trace, on staged values (never on a dp.vmap batch, which
 #: goes to the primitives with rules): the write and copies of a replay, Python's operators
-#: between staged values, the NumPy calls of raw-level code.
-JIT_ONLY = {"fresh_copy", "numpy", "operator", "write"}
+#: between staged values, the NumPy calls of raw-level code; and the copy back to a recorded
+#: memory layout that compile.layout puts into a replay's graph.
+JIT_ONLY = {"ascontiguousarray", "fresh_copy", "numpy", "operator", "write"}
 
 
 def rows() -> list[tuple[str, str, bool]]:

@@ -61,6 +61,43 @@ class ReverseTrace(Trace):
         return ReverseTracer(self, value, len(self.tape) - 1)
 
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
+        """Run `prim` on the values under args and record it. The common call (one or two
+        arguments, no static parameters, one output, NumPy arrays, a Python float constant)
+        takes a short path that saves tuples; every other call takes `_process_any`."""
+        n = len(args)
+        if n > 2 or params or not self.alive or prim.multiple_results or prim.indexed:
+            return self._process_any(prim, args, params)
+        a = args[0]
+        if type(a) is ReverseTracer and a._trace is self:
+            va, sa = a.value, a.slot
+        else:
+            va, sa = a, -1
+        if type(va) is not ndarray:
+            return self._process_any(prim, args, params)
+        if n == 1:
+            vals: Any = (va,)
+            slots: Any = (sa,)
+        else:
+            b = args[1]
+            if type(b) is ReverseTracer and b._trace is self:
+                vb, sb = b.value, b.slot
+            else:
+                vb, sb = b, -1
+            t = type(vb)
+            if t is not ndarray and (t is not float or sb >= 0):  # (a watched float is weak)
+                return self._process_any(prim, args, params)
+            vals, slots = (va, vb), (sa, sb)
+        try:
+            out = prim.impl(numpy, va) if n == 1 else prim.impl(numpy, va, vb)
+        except KERNEL_ERRORS as e:
+            prim.raise_named(e, vals, params)
+        tape = self.tape
+        slot = len(tape)
+        tape.append((prim, NO_PARAMS, vals, slots, out))
+        return ReverseTracer(self, out, slot)
+
+    def _process_any(self, prim: Any, args: tuple, params: dict) -> Any:
+        """`process` for any call: values of any kind, static parameters, several outputs."""
         if not self.alive:
             raise self.escaped_error()
         vals = []
@@ -68,27 +105,34 @@ class ReverseTrace(Trace):
         nested = False  # does a value one level down still hold an (outer) tracer?
         weak = False  # is a watched input a Python float (weakly typed, as NumPy treats it)?
         host = True  # are all values host values (then xp is NumPy)?
-        for a in args:
-            if type(a) is ReverseTracer and a._trace is self:
+        for a in args:  # (NumPy arrays, the common case, leave each branch first)
+            t = type(a)
+            if t is ReverseTracer and a._trace is self:
                 v = a.value
                 slots.append(a.slot)
-                if type(v) is float:
+                t = type(v)
+                if t is ndarray:
+                    vals.append(v)
+                    continue
+                if t is float:
                     weak = True
             else:  # a constant here (perhaps a tracer of an outer trace)
                 v = a
                 slots.append(-1)
-            t = type(v)
-            if t is not ndarray and t not in HOST_TYPES:
+                if t is ndarray:
+                    vals.append(v)
+                    continue
+            vals.append(v)
+            if t not in HOST_TYPES:
                 host = False
                 if isinstance(v, Tracer):
                     nested = True
-            vals.append(v)
         if nested or (prim.indexed and params_traced(params)):  # re-enter bind one level
             out = prim(*vals, **params)  # down, where an outer trace is watching
         else:  # Primitive.run, inlined (the hot path); dp.debug_nans checks records instead
             try:
                 if host:
-                    out = prim.impl(numpy, *vals, **params)
+                    out = prim.impl(numpy, *vals, **params) if params else prim.impl(numpy, *vals)
                 else:
                     out = run_kernel(prim.impl, vals, params)
             except KERNEL_ERRORS as e:

@@ -8,13 +8,14 @@ transpose, reshape or getitem of an array is that method or subscript (`x.transp
 every other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
 bound as globals: no `bind`, no tracers, no dictionaries per op. Each guard is one `if` that
 raises `GuardFailed` when the program would take another path. A fused node (compile.fusion)
-is one call of its kernel, with the guards it checks inside.
+is one call of its kernel, with the guards it checks inside. A matrix product whose result
+compile.layout chose column-major (`Var.layout` "F") is written `u_matmul(b.T, a.T).T`.
 
 Memory planning: variables live in reused local names (a name is rebound as soon as its
 value is dead, which frees it); a result whose left operand is a dying array this replay
-made takes its memory (`a *= b`), and a big ufunc result a dead one's of its shape and dtype
-(`out=`), so a replay allocates about as much as its live set. An array a kernel or view took is
-never reused (the kernel may have returned a view of it), nor is an input or an output.
+made takes its memory (`a *= b`), and a big ufunc result a dead one's of its shape, dtype
+and memory order (`out=`), so a replay allocates about as much as its live set. An array
+a kernel or view took is never reused (the kernel may have returned a view of it), nor is an input or an output.
 `ufunc_of` finds the primitives that are one ufunc.
 Layer L3 (beside ad/): imports L0-L2 (backend.host_copy for guards on CuPy values) and compile.ir.
 """
@@ -132,7 +133,7 @@ class _Writer:
         self.ids = itertools.count()
         self.slot_of: dict[int, str] = {}  # var id -> local name holding it
         self.free: list[str] = []  # local names whose value is dead
-        self.pool: dict[tuple, list[str]] = {}  # (shape, dtype) -> names of dead owned buffers
+        self.pool: dict[tuple, list[str]] = {}  # _buffer_key -> names of dead owned buffers
         self.owned: set[int] = set()  # vars that are fresh arrays made by this replay
         self.names = itertools.count()
         self.vars = {v.id: v for v in graph.inputs}
@@ -229,6 +230,8 @@ class _Writer:
         if ufunc is None and symbol is None:
             return self.kernel_call(node, args)
         out = node.outs[0]
+        if (ufunc == "matmul" or symbol == "@") and out.layout[:1] == "F" and len(out.shape) == 2:
+            return self.transposed_product(node, args, index, last_use, outputs)
         first = node.args[0]
         if (symbol in _AUGMENTABLE and len(args) == 2 and type(first) is Var
                 and self.dies_here(first, out, index, last_use, outputs)):  # fmt: skip
@@ -252,13 +255,25 @@ class _Writer:
             return f"{target} = {symbol}{args[0]}"
         return f"{target} = {args[0]} {symbol} {args[1]}"
 
+    def transposed_product(self, node: Node, args: list[str], index: int,
+                           last_use: dict[int, int], outputs: set[int]) -> str:  # fmt: skip
+        """`a @ b` as compile.layout chose it: `(b.T @ a.T).T`, an F result (into a dead F
+        buffer's memory when there is one)."""
+        out = node.outs[0]
+        buffer = self.buffer_for(out, node, index, last_use, outputs)
+        target = self.new_slot(out, buffer)
+        self.owned.add(out.id)
+        self.globals["u_matmul"] = self.globals["xp"].matmul
+        into = f", out={buffer}.T" if buffer else ""
+        return f"{target} = u_matmul({args[1]}.T, {args[0]}.T{into}).T"
+
     def dies_here(self, a: Var, out: Var, index: int, last_use: dict[int, int],
                   outputs: set[int]) -> bool:  # fmt: skip
         """Whether `a` is a buffer this replay made, which nothing else can see (no kernel
         took it: one may have returned a view of it), read for the last time by item
         `index`, with `out`'s shape and dtype: its memory may hold `out`."""
         return (a.id in self.owned and last_use.get(a.id) == index and a.id not in outputs
-                and out.kind == "array" and (a.shape, a.dtype) == (out.shape, out.dtype))  # fmt: skip
+                and out.kind == "array" and _buffer_key(a) == _buffer_key(out))  # fmt: skip
 
     def fused(self, node: Node, guard_index: int) -> str:
         """`outs..., = kernel(operands)` for a fused node, its results given the types the
@@ -312,7 +327,7 @@ class _Writer:
         """A dead buffer this ufunc may write its result into (memory planning), or None."""
         if out.kind != "array" or math.prod(out.shape) < OUT_MIN_SIZE:
             return None
-        key = (out.shape, out.dtype)
+        key = _buffer_key(out)
         for a in node.args:  # an operand dying here: write in place
             if type(a) is Var and self.dies_here(a, out, index, last_use, outputs):
                 self.owned.discard(a.id)
@@ -329,9 +344,15 @@ class _Writer:
             if var_id in self.owned:
                 self.owned.discard(var_id)
                 var = self.vars[var_id]
-                self.pool.setdefault((var.shape, var.dtype), []).append(name)
+                self.pool.setdefault(_buffer_key(var), []).append(name)
             else:
                 self.free.append(name)
+
+
+def _buffer_key(var: Var) -> tuple:
+    """What a buffer must share with a result to hold it: shape, dtype and memory order
+    (a result written into a buffer takes its order)."""
+    return var.shape, var.dtype, var.layout[:1]
 
 
 def _last_uses(graph: Graph) -> dict[int, int]:

@@ -283,7 +283,8 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built
     arg_of: dict[int, int] = {}  # id of an argument -> its position
     stacked: dict[int, tuple[Var, int]] = {}  # row var id -> (stack, row): read from the stack
     loop = kernels.Loop(g.shape, outputs=len(outs),
-                        alone={k for k, o in enumerate(outs) if -1 in readers.get(o.id, ())})
+                        alone={k for k, o in enumerate(outs) if -1 in readers.get(o.id, ())},
+                        fortran={k for k, o in enumerate(outs) if o.layout.startswith("F")})
     temps: dict[int, tuple[str, np.dtype]] = {}
     for m in members:
         for a in m.args:

@@ -161,7 +161,9 @@ class Loop:
     `t<k>`; `stores`: (output index, temp, shape, dtype); `sums`: (output index, temp, index map:
     per output dim the loop dim it follows or None for size 1, dtype); `guards`:
     (temp, the bool it must have) per guard (a scalar kernel's); `alone`: outputs never
-    stacked (the program's results: arrays of their own, as unfused); `outputs`: number of outputs.
+    stacked (the program's results: arrays of their own, as unfused); `fortran`: outputs
+    stored column-major (F), never stacked: the loop then runs in F order (its first
+    dimension innermost); `outputs`: number of outputs.
     """
 
     shape: tuple
@@ -172,6 +174,7 @@ class Loop:
     guards: list = field(default_factory=list)
     outputs: int = 0
     alone: set = field(default_factory=set)
+    fortran: set = field(default_factory=set)
 
 
 def _index(shape: tuple, loop: tuple) -> str:
@@ -200,9 +203,10 @@ def kernel_source(loop: Loop) -> str:
     for d in dims:
         body.append(f"n{d} = {extent[d]}")
 
-    def shape_src(shape: tuple) -> str:
+    def shape_src(shape: tuple, reverse: bool = False) -> str:
         lead = len(L) - len(shape)
         parts = ["1" if n == 1 else f"n{lead + k}" for k, n in enumerate(shape)]
+        parts = parts[::-1] if reverse else parts
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
     groups = bundles(loop)
@@ -212,6 +216,9 @@ def kernel_source(loop: Loop) -> str:
         first, k, n = place[out]
         if not L:
             result[out] = temp
+        elif out in loop.fortran:  # an F array: the C array of the reversed shape, transposed
+            body.append(f"o{out} = np.empty({shape_src(shape, reverse=True)}, {_CAST[dtype]}).T")
+            result[out] = f"o{out}"
         elif k == 0:
             stack = f"{n}, " if n > 1 else ""
             body.append(f"o{out} = np.empty(({stack}{shape_src(shape)[1:]}, {_CAST[dtype]})")
@@ -238,23 +245,33 @@ def kernel_source(loop: Loop) -> str:
         first, k, n = place[out]
         if L:
             inner.append(f"o{first}[{f'{k}, ' if n > 1 else ''}{_index(shape, L)}] = {temp}")
+    order = dims[::-1] if loop.fortran else dims
+    before: list[str] = []  # around the innermost loop: sums that do not follow it
+    after: list[str] = []
     for out, temp, index, _ in loop.sums:
         if index:
             idx = ", ".join("0" if d is None else f"i{d}" for d in index)
-            inner.append(f"r{out}[{idx}{',' if len(index) == 1 else ''}] += {temp}")
+            cell = f"r{out}[{idx}{',' if len(index) == 1 else ''}]"
+            if order and order[-1] not in index:  # one cell along the innermost loop: a
+                before.append(f"acc{out} = 0.0")  # register, not a chain of stores
+                inner.append(f"acc{out} += {temp}")
+                after.append(f"{cell} += acc{out}")
+            else:
+                inner.append(f"{cell} += {temp}")
         else:
             inner.append(f"r{out} += {temp}")
     for g, (temp, expected) in enumerate(loop.guards):
         inner.append(f"if failed < 0 and {'not ' if expected else ''}{temp}:")
         inner.append(f"    failed = {g}")
+    body += [f"i{d} = 0" for d, n in enumerate(L) if n == 1]
     indent = ""
-    for d in dims:
+    for k, d in enumerate(order):
+        if k == len(order) - 1:
+            body += [indent + line for line in before]
         body.append(f"{indent}for i{d} in range(n{d}):")
         indent += "    "
-    for d, n in enumerate(L):
-        if n == 1:
-            inner.insert(0, f"i{d} = 0")
     body += [indent + line for line in inner]
+    body += [indent[4:] + line for line in after]
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
     return "\n".join(head + ["    " + line for line in body]) + "\n"
@@ -271,7 +288,8 @@ def bundles(loop: Loop) -> list[list[int]]:
     them); every other output is a group of its own."""
     groups: dict[Any, list[int]] = {}
     for out, _, shape, dtype in loop.stores:
-        small = loop.shape and math.prod(shape) <= BUNDLE_MAX_SIZE and out not in loop.alone
+        small = (loop.shape and math.prod(shape) <= BUNDLE_MAX_SIZE and out not in loop.alone
+                 and out not in loop.fortran)
         groups.setdefault((shape, dtype) if small else ("alone", out), []).append(out)
     for out, *_ in loop.sums:
         groups[("alone", out)] = [out]

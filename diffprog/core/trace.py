@@ -70,24 +70,34 @@ class Trace:
 T = TypeVar("T", bound=Trace)
 
 
-@contextmanager
-def open_trace(cls: type[T], origin: str, *args: Any) -> Iterator[T]:
+class open_trace:  # noqa: N801 - used like a function: `with open_trace(cls, origin) as t:`
     """Open a trace one level deeper than the innermost open one; close it on exit.
 
     A closed trace is dead: any later operation on its tracers raises EscapedTracerError.
+    A class, not a generator context manager: every transform enters one per call.
     """
-    level = getattr(_depth, "level", 0) + 1
-    trace = cls(level, origin, *args)
-    _depth.level = level
-    stack = _open_stack()
-    stack.append(trace)
-    try:
-        with gc_paused():
-            yield trace
-    finally:
+
+    __slots__ = ("make", "trace", "stack")
+
+    def __init__(self, cls: type[T], origin: str, *args: Any) -> None:
+        self.make = (cls, origin, args)
+
+    def __enter__(self) -> Any:
+        cls, origin, args = self.make
+        level = getattr(_depth, "level", 0) + 1
+        trace = self.trace = cls(level, origin, *args)
+        _depth.level = level
+        self.stack = _open_stack()
+        self.stack.append(trace)
+        _PAUSE.__enter__()
+        return trace
+
+    def __exit__(self, *exc: Any) -> None:
+        trace = self.trace
+        _PAUSE.__exit__()
         trace.alive = False
-        _depth.level = level - 1
-        stack.remove(trace)  # the last entry, unless contexts were exited out of order
+        _depth.level = trace.level - 1
+        self.stack.remove(trace)  # the last entry, unless contexts were exited out of order
 
 
 def _open_stack() -> list[Any]:
@@ -167,6 +177,9 @@ class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
             cls._pauses -= 1
             if cls._pauses == 0 and cls._was_enabled:
                 gc.enable()
+
+
+_PAUSE = gc_paused()
 
 
 class Tracer:

@@ -49,12 +49,16 @@ def _swap_last(x: Any) -> Any:
 
 
 def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    if len(a.shape) > 1 and len(b.shape) > 1:  # no vector operand (the common case, first)
+        return matmul(g, _swap_last(b))
     a2, b2, g2 = _as_matrices(a, b, g)
     ga = matmul(g2, _swap_last(b2))
     return reshape(ga, ga.shape[:-2] + ga.shape[-1:]) if len(a.shape) == 1 else ga
 
 
 def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any) -> Any:
+    if len(a.shape) > 1 and len(b.shape) > 1:  # no vector operand (the common case, first)
+        return matmul(_swap_last(a), g)
     a2, b2, g2 = _as_matrices(a, b, g)
     gb = matmul(_swap_last(a2), g2)
     return reshape(gb, gb.shape[:-1]) if len(b.shape) == 1 else gb

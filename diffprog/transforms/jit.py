@@ -6,7 +6,8 @@ the graph's inputs), and the value of every other leaf and of the static argumen
 constants of the recording). The first call with a new signature runs `f` eagerly under a
 staging trace (ad.staging), which records every primitive, the backward pass of any
 transform inside included, and every concrete value Python read (the guards); the graph is
-optimized (compile.passes), its elementwise chains fused into numba loops on NumPy arrays
+optimized (compile.passes), each matrix product given its faster BLAS form on NumPy
+arrays (compile.layout), its elementwise chains fused into numba loops on NumPy arrays
 and CuPy ElementwiseKernels on CuPy ones (compile.fusion), its small softmax / log_softmax
 on NumPy arrays into one numba loop each (compile.rows; `fuse=False`, or numba missing on
 NumPy, skips both) and compiled to straight-line Python (compile.codegen).
@@ -42,7 +43,7 @@ import numpy as np
 from .. import tree
 from ..ad.staging import StagingTrace, StagingTracer
 from ..backend import device_scope, is_array, namespace_of
-from ..compile import cuda_graphs, fusion, kernels, rows
+from ..compile import cuda_graphs, fusion, kernels, layout, rows
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
@@ -95,6 +96,8 @@ class Variant:
                  cuda_graph: bool) -> None:  # fmt: skip
         self.graph = optimize(graph, xp)
         if fuse and (xp is not np or fusion_available()):  # numba for NumPy; CuPy's own kernels
+            if xp is np:  # the kernels follow the layouts the products' forms give
+                self.graph = layout.choose_forms(self.graph)
             self.graph = fusion.fuse(self.graph, xp)
             if xp is np:
                 self.graph = rows.fuse_rows(self.graph)

@@ -1,0 +1,262 @@
+"""Matrix-product forms, and the memory layouts they lead to, chosen per replay (NumPy).
+
+Owns: `choose_forms(graph)`. A product `a @ b` of 2-D float matrices can also be computed as
+`(b.T @ a.T).T`: the same BLAS routine on the transposed problem, whose result is
+column-major (F). Which is faster depends on the BLAS, its kernels and the shapes (OpenBLAS
+0.3.31's Haswell kernels: 128x256 @ 256x256 about 10% faster transposed; its SkylakeX
+kernels: the plain form). Each product of MIN_FLOPS to MAX_FLOPS whose readers all take
+either layout (elementwise operations, products, 2-D transposes; not the graph's outputs) is
+timed once in both forms on sample operands of its shapes, dtype and layouts (interleaved;
+cached per process by that key), and the transposed form kept when faster by MARGIN. Within
+MARGIN, the form whose layout matches the other operands of its elementwise readers is kept:
+an elementwise operation on one C and one F operand reads one of them across its rows.
+
+Layouts then follow the graph as NumPy gives them: an elementwise result is F when every
+operand of its shape is F (a fused kernel then loops and stores in F order: compile.kernels),
+a 2-D transpose swaps C and F. Any other reader of a value whose layout changed, and the
+graph's outputs, get it in its recorded layout (one `xp.ascontiguousarray` copy per value,
+made where F spread through elementwise results to such a reader): results are laid out
+as eager ones are. `Var.layout` carries the decisions to fusion and the code generator (which writes
+a product whose result is F in the transposed form, and reuses buffers of the same layout
+only). `DIFFPROG_MATMUL_FORM=plain` or `transposed` replaces the timing (tests).
+Layer L3 (beside ad/): imports L0-L2 (core.primitive) and compile.ir, codegen, kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from ..core.primitive import Primitive
+from .codegen import ufunc_of
+from .ir import Graph, Node, Var, substitute
+from .kernels import dtype_of, scalar_op
+
+#: products of fewer flops are not worth timing; of more, timing costs more than a ms
+MIN_FLOPS, MAX_FLOPS = 64_000, 50_000_000
+#: the transposed form must be this much faster (its best time against the plain one's)
+MARGIN = 0.03
+
+#: a value brought back to C order for a reader that expects the recorded layout
+_recorded = Primitive("ascontiguousarray", lambda xp, x: xp.ascontiguousarray(x))
+
+_timed: dict[tuple, float] = {}  # (shapes, dtype, layouts) -> transposed time / plain time
+
+
+def choose_forms(graph: Graph) -> Graph:
+    """`graph` with the faster form of each product chosen (module docstring). Its
+    variables' layouts are updated in place; a new graph when conversions were needed."""
+    if not any(type(item) is Node and _is_product(item) for item in graph.body):
+        return graph  # nothing to choose (an elementwise chain): no walk
+    readers: dict[int, list[Node]] = {}
+    producer: dict[int, Node] = {}
+    for item in graph.body:
+        for v in item.inputs():
+            readers.setdefault(v.id, []).append(item)
+        if type(item) is Node:
+            producer.update((o.id, item) for o in item.outs)
+    outputs = {o.id for o in graph.outputs if type(o) is Var}
+    recorded: dict[int, str] = {}  # var id -> its recorded layout, for the vars changed
+    body: list[Any] = []
+    back: dict[int, Var] = {}  # changed var id -> the same value in its recorded layout
+    made = [o.id for n in graph.body if type(n) is Node for o in n.outs]
+    next_id = 1 + max([v.id for v in graph.inputs] + made, default=0)
+
+    def as_recorded(v: Var) -> Var:
+        nonlocal next_id
+        if v.id not in back:
+            copy = Var.__new__(Var)
+            copy.id, copy.shape, copy.dtype, copy.kind = next_id, v.shape, v.dtype, v.kind
+            copy.layout = recorded[v.id]
+            next_id += 1
+            body.append(Node(_recorded, {}, [v], [copy]))
+            back[v.id] = copy
+        return back[v.id]
+
+    for item in graph.body:
+        if type(item) is not Node:
+            body.append(item)
+            continue
+        layout = _layout_after(item, recorded)
+        if layout is None:  # a reader that expects its operands as recorded
+            item = _reading(item, recorded, as_recorded)
+        elif _is_product(item) and _candidate(item, readers, outputs):
+            layout = "F" if _transposed_better(item, readers, producer) else "C"
+        out = item.outs[0] if len(item.outs) == 1 else None
+        if layout and out is not None and layout != out.layout[:1]:
+            recorded[out.id] = out.layout
+            out.layout = layout + out.layout[1:]
+        body.append(item)
+    if not recorded:
+        return graph
+    outs = [as_recorded(o) if type(o) is Var and o.id in recorded else o for o in graph.outputs]
+    return Graph(list(graph.inputs), body, outs)
+
+
+def _reading(node: Node, changed: dict[int, str], as_recorded: Any) -> Node:
+    """`node` reading its changed operands (params included) in their recorded layouts."""
+
+    def get(v: Var) -> Var:
+        return as_recorded(v) if v.id in changed else v
+
+    params = {k: substitute(v, get) for k, v in node.params.items()}
+    args = [get(a) if type(a) is Var else a for a in node.args]
+    return Node(node.prim, params, args, node.outs, node.site, node.backward)
+
+
+def _is_product(node: Node) -> bool:
+    """Whether `node` is NumPy's `matmul` of two operands (as a function or as `@`)."""
+    if node.prim.name == "operator":
+        return node.params["op"] == "matmul"
+    return not node.params and ufunc_of(node.prim) == "matmul" and len(node.args) == 2
+
+
+def _elementwise(node: Node) -> bool:
+    """Whether `node` computes per element, as NumPy's ufuncs (fused or not) do."""
+    if len(node.outs) != 1:
+        return False
+    op = scalar_op(node) or (ufunc_of(node.prim) if not node.params else None)
+    return op is not None and op not in ("sum", "sum_to_shape", "matmul")
+
+
+def _shape(a: Any) -> tuple:
+    return a.shape if type(a) is Var else np.shape(a.value)
+
+
+def _layout_of(a: Any) -> str:
+    """"C", "F", "A" (other strides) or, for a constant, "B" when it is a broadcast view
+    (a zero stride: NumPy's ufuncs follow their other operands' order)."""
+    if type(a) is Var:
+        return a.layout[:1]
+    flags = getattr(a.value, "flags", None)
+    if flags is None:
+        return ""
+    if 0 in a.value.strides and a.value.size > 1:
+        return "B"
+    return "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+
+
+def _layout_after(node: Node, changed: dict[int, str]) -> str | None:
+    """The layout of `node`'s result given its operands' (current) layouts: "C" or "F";
+    "" when it does not depend on them (nothing changed, a scalar, a reduction to 1-D);
+    None when `node` must read its changed operands as recorded."""
+    touched = [v for v in node.inputs() if v.id in changed]
+    if _is_product(node):
+        return "C"  # NumPy's product writes a new C array (whichever layouts it reads)
+    if not touched:
+        return ""
+    out = node.outs[0] if len(node.outs) == 1 else None
+    if out is not None and scalar_op(node) in ("sum", "sum_to_shape"):
+        return "" if not _two_dims(out.shape) else None  # a result whose layout is moot
+    if out is None or out.kind != "array":
+        return None
+    if node.prim.name == "transpose" and len(out.shape) == 2 and node.args[0].kind == "array":
+        return {"C": "F", "F": "C"}.get(node.args[0].layout[:1])
+    if not _elementwise(node):
+        return None
+    full = [_layout_of(a) for a in node.args if _shape(a) == out.shape and _layout_of(a) != "B"]
+    if any(lay not in ("C", "F") for lay in full):
+        return None  # NumPy's choice for strided operands is its own: keep the recorded ones
+    return "F" if full and all(lay == "F" for lay in full) and _two_dims(out.shape) else "C"
+
+
+def _two_dims(shape: tuple) -> bool:
+    """Whether C and F order differ for this shape (at least two dimensions above 1)."""
+    return sum(n > 1 for n in shape) >= 2
+
+
+def _candidate(node: Node, readers: dict[int, list[Node]], outputs: set[int]) -> bool:
+    """Whether the product's form may be chosen: 2-D float operands in C or F order, a
+    result that is not an output and whose readers take either layout, flops in range."""
+    a, b = node.args
+    out = node.outs[0]
+    if out.id in outputs or len(out.shape) != 2 or not _two_dims(out.shape):
+        return False
+    if out.dtype not in (np.float32, np.float64) or any(
+            len(_shape(x)) != 2 or _layout_of(x) not in ("C", "F") or dtype_of(x) != out.dtype
+            for x in (a, b)):  # fmt: skip
+        return False
+    for r in readers.get(out.id, ()):
+        if type(r) is not Node or not (_is_product(r) or _elementwise(r)
+                                       or (r.prim.name == "transpose" and r.args[0] is out)):
+            return False
+    return MIN_FLOPS <= _flops(node) <= MAX_FLOPS
+
+
+def _flops(node: Node) -> int:
+    (m, k), n = _shape(node.args[0]), node.outs[0].shape[1]
+    return 2 * m * k * n
+
+
+def _transposed_better(node: Node, readers: dict[int, list[Node]],
+                        producer: dict[int, Node]) -> bool:  # fmt: skip
+    forced = os.environ.get("DIFFPROG_MATMUL_FORM", "")
+    if forced in ("plain", "transposed"):
+        return forced == "transposed"
+    if forced:
+        raise ValueError(f"DIFFPROG_MATMUL_FORM={forced!r}: expected 'plain', 'transposed' "
+                         "or unset (time both forms)")
+    ratio = _time_ratio(node)
+    if ratio < 1 - MARGIN:
+        return True
+    if ratio > 1 + MARGIN:
+        return False
+    return _readers_want_f(node.outs[0], readers, producer)
+
+
+def _readers_want_f(out: Var, readers: dict[int, list[Node]], producer: dict[int, Node]) -> bool:
+    """Whether the other operands of `out`'s shape that its elementwise readers combine it
+    with are mostly F (as far as their layouts are known: inputs and values made before)."""
+    votes = 0
+    for r in readers.get(out.id, ()):
+        if type(r) is Node and _elementwise(r):
+            for a in r.args:
+                if a is not out and type(a) is Var and a.shape == out.shape:
+                    votes += {"F": 1, "C": -1}.get(_predicted(a, producer, 8), 0)
+    return votes > 0
+
+
+def _predicted(v: Var, producer: dict[int, Node], depth: int) -> str:
+    """`v`'s layout as its producer will give it, looking `depth` elementwise nodes back
+    (the layouts of values made after the product are not decided yet)."""
+    node = producer.get(v.id)
+    if node is None or depth == 0 or not _elementwise(node):
+        return v.layout[:1]
+    full = [_predicted(a, producer, depth - 1) if type(a) is Var else _layout_of(a)
+            for a in node.args if _shape(a) == v.shape and _layout_of(a) != "B"]
+    return "F" if full and all(lay == "F" for lay in full) else "C"
+
+
+def _time_ratio(node: Node) -> float:
+    """Best time of the transposed form / best time of the plain form, on sample operands
+    like `node`'s (both forms writing into a buffer, as a replay does)."""
+    a, b = node.args
+    shapes = (_shape(a), _shape(b))
+    key = (shapes, node.outs[0].dtype.str, _layout_of(a), _layout_of(b))
+    if key in _timed:
+        return _timed[key]
+    rng = np.random.default_rng(0)
+    ops = []
+    for shape, lay in zip(shapes, key[2:]):
+        x = rng.standard_normal(shape).astype(node.outs[0].dtype)
+        ops.append(np.asfortranarray(x) if lay == "F" else x)
+    x, y = ops
+    plain_out = np.empty((shapes[0][0], shapes[1][1]), x.dtype)
+    trans_out = np.empty((shapes[1][1], shapes[0][0]), x.dtype)
+    number = max(1, 2_000_000 // _flops(node))  # a sample of at least ~20 us
+    best = [math.inf, math.inf]
+    for _ in range(6):  # interleaved: a busy moment slows both forms alike
+        for form in (0, 1):
+            start = time.perf_counter()
+            for _ in range(number):
+                if form:
+                    np.matmul(y.T, x.T, out=trans_out)
+                else:
+                    np.matmul(x, y, out=plain_out)
+            best[form] = min(best[form], time.perf_counter() - start)
+    _timed[key] = best[1] / best[0]
+    return _timed[key]
