@@ -138,6 +138,8 @@ def install(dnp: Any) -> None:
         return lambda self, other: fn(other, self)
 
     def unary(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        if type(fn) is Primitive:  # bind, knowing self is the only operand
+            return lambda self: self._trace.process(fn, (self,), NO_PARAMS)
         return lambda self: fn(self)
 
     table: dict[str, Any] = {
