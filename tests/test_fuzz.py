@@ -22,7 +22,7 @@ from fuzz_programs import Pair, Program, programs
 from hypothesis import HealthCheck, given, note, settings
 
 import diffprog as dp
-from backends import check_jit, check_vmap
+from backends import check_jit, check_vmap, require_cupy
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
@@ -236,3 +236,41 @@ def test_augmented_assignment_through_an_alias_matches_numpy():
 
 def test_check_grads_of_a_function_constant_up_to_rounding():
     check_grads(lambda x: dnp.sin(x) ** 2 + dnp.cos(x) ** 2, (np.array([0.3, -1.2, 0.7]),), order=2)
+
+
+def test_where_of_host_scalars_is_a_scalar():
+    """NumPy's where makes a 0-d array of scalars (its ufuncs make scalars); dnp.where makes a
+    scalar, so the rules built on it (maximum, abs, relu, power...) keep a host scalar's
+    derivatives scalars, which CuPy takes beside its arrays (a 0-d NumPy array it refuses)."""
+    assert type(dnp.where(np.bool_(True), 1.5, np.float64(2.0))) is np.float64
+    assert type(dnp.where(np.array(True), 1.5, 2.0)) is np.ndarray  # an array in: an array
+    assert type(dp.jvp(lambda s: dnp.maximum(s, 0.3), (0.7,), (0.5,))[1]) is np.float64
+    assert type(dp.grad(lambda s: dnp.power(s * s + 0.5, s))(-0.1)) is float
+
+
+SCALARS_MEET_DEVICE_ARRAYS = {  # f(x, s): x a (device) array, s a host scalar (its tangent 0.3)
+    "where": lambda x, s: dnp.where(dnp.arctan(s) > -0.03, x, s),
+    "maximum": lambda x, s: x * dnp.maximum(dnp.sum(x), dnp.relu(s)),
+    "power": lambda x, s: x * dnp.power(s * s + 0.5, s),
+    "sinc": lambda x, s: x * dnp.power(s * s + 0.5, dnp.sinc(dnp.sin(s))),
+    "abs": lambda x, s: x * dnp.abs(s) * dnp.where(s > 0, s, 1.0),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(SCALARS_MEET_DEVICE_ARRAYS))
+def test_eager_derivatives_on_cupy_mixing_host_scalars(name):
+    """Found by running the fuzzed programs on CuPy: a host scalar's tangent or cotangent (or
+    a residual of its rules) was a 0-d NumPy array, which CuPy refuses beside its arrays."""
+    cp = require_cupy()
+    f, x, s = SCALARS_MEET_DEVICE_ARRAYS[name], np.linspace(-1.0, 1.0, 6).reshape(2, 3), -0.1
+    scalar = lambda x, s: dnp.sum(f(x, s) * x)  # noqa: E731
+    host = lambda tree: dp.tree.map(lambda a: cp.asnumpy(a) if isinstance(a, cp.ndarray) else a,
+                                    tree)  # noqa: E731
+    for program in (lambda x: dp.vjp(f, x, s)[1](x), lambda x: dp.jvp(f, (x, s), (x, 0.3)),
+                    lambda x: dp.grad(scalar, argnums=(0, 1))(x, s),
+                    lambda x: dp.hvp(scalar, (x, s), (x, 0.3))):
+        want, got = program(x), host(program(cp.asarray(x)))
+        assert dp.tree.structure(got) == dp.tree.structure(want)
+        for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)

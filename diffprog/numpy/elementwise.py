@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw, unwrapped
 from ._define import binary, nondifferentiable, unary
@@ -149,7 +151,18 @@ minimum = Primitive("minimum", lambda xp, x, y: xp.minimum(x, y))
 minimum.defvjp(lambda g, ans, x, y: _tie_share(y, x, g), lambda g, ans, x, y: _tie_share(x, y, g))
 minimum.defjvp(lambda t, ans, x, y: _tie_share(y, x, t), lambda t, ans, x, y: _tie_share(x, y, t))
 
-_where = Primitive("where", lambda xp, c, x, y: xp.where(c, x, y))
+
+def _where_kernel(xp: Any, c: Any, x: Any, y: Any) -> Any:
+    """`xp.where`, but a scalar of scalars (as NumPy's ufuncs give; its where gives a 0-d
+    array): the rules built on where keep a host scalar's derivatives scalars, which CuPy
+    takes beside its arrays (it refuses NumPy arrays, 0-d ones too)."""
+    r = xp.where(c, x, y)
+    if type(r) is np.ndarray and not r.ndim and not any(type(a) is np.ndarray for a in (c, x, y)):
+        return r[()]
+    return r
+
+
+_where = Primitive("where", _where_kernel)
 _where.defvjp(
     lambda g, ans, c, x, y: None,  # the condition is a constant
     lambda g, ans, c, x, y: _where(c, g, 0.0),
@@ -163,7 +176,8 @@ _where.defjvp(
 
 
 def where(condition: Any, x: Any = None, y: Any = None) -> Any:
-    """`numpy.where(condition, x, y)`; the one-argument form returns indices (a constant)."""
+    """`numpy.where(condition, x, y)`, a NumPy scalar when all three are scalars (NumPy's
+    is a 0-d array); the one-argument form returns indices (a constant)."""
     if x is None and y is None:
         return nonzero(condition)
     if x is None or y is None:
