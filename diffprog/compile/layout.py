@@ -4,9 +4,9 @@ Owns: `choose_forms(graph)`. A product `a @ b` of 2-D float matrices can also be
 `(b.T @ a.T).T`: the same BLAS routine on the transposed problem, whose result is
 column-major (F). Which is faster depends on the BLAS, its kernels and the shapes (OpenBLAS
 0.3.31's Haswell kernels: 128x256 @ 256x256 about 10% faster transposed; its SkylakeX
-kernels: the plain form). Each product of MIN_FLOPS to MAX_FLOPS whose readers all take
-either layout (elementwise operations, products, 2-D transposes; not the graph's outputs) is
-timed once in both forms on sample operands of its shapes, dtype and layouts (interleaved;
+kernels: the plain form). Each product of MIN_FLOPS to MAX_FLOPS whose F result could only
+reach products, 2-D transposes, sums to 1-D and elementwise operations whose results do
+the same (never an output, never another reader: no copy back to pay) is timed once in both forms on sample operands of its shapes, dtype and layouts (interleaved;
 cached per process by that key), and the transposed form kept when faster by MARGIN. Within
 MARGIN, the form whose layout matches the other operands of its elementwise readers is kept:
 an elementwise operation on one C and one F operand reads one of them across its rows.
@@ -52,6 +52,7 @@ def choose_forms(graph: Graph) -> Graph:
     variables' layouts are updated in place; a new graph when conversions were needed."""
     if not any(type(item) is Node and _is_product(item) for item in graph.body):
         return graph  # nothing to choose (an elementwise chain): no walk
+    forced = _forced_form()
     readers: dict[int, list[Node]] = {}
     producer: dict[int, Node] = {}
     for item in graph.body:
@@ -85,7 +86,8 @@ def choose_forms(graph: Graph) -> Graph:
         if layout is None:  # a reader that expects its operands as recorded
             item = _reading(item, recorded, as_recorded)
         elif _is_product(item) and _candidate(item, readers, outputs):
-            layout = "F" if _transposed_better(item, readers, producer) else "C"
+            better = forced == "transposed" if forced else _transposed_better(item, readers, producer)
+            layout = "F" if better else "C"
         out = item.outs[0] if len(item.outs) == 1 else None
         if layout and out is not None and layout != out.layout[:1]:
             recorded[out.id] = out.layout
@@ -170,21 +172,45 @@ def _two_dims(shape: tuple) -> bool:
 
 
 def _candidate(node: Node, readers: dict[int, list[Node]], outputs: set[int]) -> bool:
-    """Whether the product's form may be chosen: 2-D float operands in C or F order, a
-    result that is not an output and whose readers take either layout, flops in range."""
+    """Whether the product's form may be chosen: 2-D float operands in C or F order, flops
+    in range, a result whose F order cannot reach an output or a reader that wants its
+    operands as recorded (a copy back would cost what the form saves)."""
     a, b = node.args
     out = node.outs[0]
-    if out.id in outputs or len(out.shape) != 2 or not _two_dims(out.shape):
+    if len(out.shape) != 2 or not _two_dims(out.shape) or out.dtype not in (np.float32, np.float64):
         return False
-    if out.dtype not in (np.float32, np.float64) or any(
-            len(_shape(x)) != 2 or _layout_of(x) not in ("C", "F") or dtype_of(x) != out.dtype
-            for x in (a, b)):  # fmt: skip
+    if any(len(_shape(x)) != 2 or _layout_of(x) not in ("C", "F") or dtype_of(x) != out.dtype
+           for x in (a, b)):  # fmt: skip
         return False
-    for r in readers.get(out.id, ()):
-        if type(r) is not Node or not (_is_product(r) or _elementwise(r)
-                                       or (r.prim.name == "transpose" and r.args[0] is out)):
+    return MIN_FLOPS <= _flops(node) <= MAX_FLOPS and _stays_inside(out, readers, outputs, 32)
+
+
+def _stays_inside(v: Var, readers: dict[int, list[Node]], outputs: set[int], budget: int) -> bool:
+    """Whether an F `v` reaches only products, transposes, sums to a shape whose order is
+    moot and elementwise operations whose results (which may be F) do the same, within
+    `budget` elementwise results."""
+    todo, seen = [v], {v.id}
+    while todo:
+        v = todo.pop()
+        if v.id in outputs:
             return False
-    return MIN_FLOPS <= _flops(node) <= MAX_FLOPS
+        for r in readers.get(v.id, ()):
+            if type(r) is not Node:
+                continue  # a guard reads values, in any layout
+            if _is_product(r) or (r.prim.name == "transpose" and r.args[0] is v):
+                continue
+            if scalar_op(r) in ("sum", "sum_to_shape") and not _two_dims(r.outs[0].shape):
+                continue
+            if not _elementwise(r):
+                return False
+            out = r.outs[0]
+            if _two_dims(out.shape) and out.id not in seen:
+                budget -= 1
+                if budget < 0:
+                    return False
+                seen.add(out.id)
+                todo.append(out)
+    return True
 
 
 def _flops(node: Node) -> int:
@@ -192,14 +218,19 @@ def _flops(node: Node) -> int:
     return 2 * m * k * n
 
 
-def _transposed_better(node: Node, readers: dict[int, list[Node]],
-                        producer: dict[int, Node]) -> bool:  # fmt: skip
+def _forced_form() -> str:
+    """"plain" or "transposed" as DIFFPROG_MATMUL_FORM says, or "" (time both forms)."""
     forced = os.environ.get("DIFFPROG_MATMUL_FORM", "")
-    if forced in ("plain", "transposed"):
-        return forced == "transposed"
-    if forced:
+    if forced not in ("", "plain", "transposed"):
         raise ValueError(f"DIFFPROG_MATMUL_FORM={forced!r}: expected 'plain', 'transposed' "
                          "or unset (time both forms)")
+    return forced
+
+
+def _transposed_better(node: Node, readers: dict[int, list[Node]],
+                        producer: dict[int, Node]) -> bool:  # fmt: skip
+    """Whether the transposed form is faster by MARGIN; within it, whether its readers
+    would rather have an F result."""
     ratio = _time_ratio(node)
     if ratio < 1 - MARGIN:
         return True
