@@ -283,6 +283,40 @@ class GpuJitBackend(Backend):
             assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
 
 
+def check_on_cupy(f: Callable[..., Any], args: tuple) -> None:
+    """f's value, VJP, JVP and HVP (see `_programs`) with `args` and the directions moved to
+    CuPy equal NumPy's, eagerly and (the VJP and HVP) under dp.jit (see GpuJitBackend)."""
+    backend = GpuJitBackend()
+    u, t = _directions(f, args)
+    want, got = _programs(f, u, t), _programs(f, backend.put(u), backend.put(t))
+    moved = backend.put(args)
+    for name, program in want.items():
+        try:
+            _close_to_host(backend.xp, got[name](*moved), program(*args))
+        except AssertionError as e:
+            raise AssertionError(f"the {name} on CuPy: {e}") from None
+    backend.check_grads(f, args)
+
+
+def _close_to_host(cp: Any, got: Any, want: Any) -> None:
+    """`got` (computed on CuPy) has `want`'s structure; each leaf is a CuPy array where want's
+    is a NumPy array or scalar (or that very type: a value of host scalars alone stays on the
+    host), else of want's type; of want's dtype and shape, equal within its tolerance."""
+    assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
+    for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+        if isinstance(g, cp.ndarray):
+            assert isinstance(w, (np.ndarray, np.generic)), (type(g), type(w))
+            g = g.get()
+        else:
+            assert type(g) is type(w), (type(g), type(w))
+        if hasattr(w, "dtype"):
+            assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
+        if hasattr(w, "dtype") or isinstance(w, (float, complex)):
+            np.testing.assert_allclose(g, w, **_tolerance(np.result_type(w)))
+        else:  # None, an int, a string: the very value
+            assert g == w, (g, w)
+
+
 def _same(got: Any, want: Any, fused: bool = False) -> None:
     assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
     for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):

@@ -367,3 +367,25 @@ def test_on_cupy_staged_constants_are_made_on_the_device_and_float_tangents_are_
             for a, b in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
                 np.testing.assert_allclose(a, b, rtol=1e-12)
         assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0
+
+
+@pytest.mark.gpu
+def test_on_cupy_item_assignment_under_jit_has_device_placeholders():
+    """The reverse record of `y[0] = v` saves shape-only placeholders; for a value dp.jit
+    stages on CuPy, one was CuPy's zero handed to NumPy's broadcast_to (found by the fuzzed
+    programs on CuPy)."""
+    cp = require_cupy()
+
+    def f(x, s):
+        y = x * 1.0
+        y[0] = dnp.sin(s)
+        return y
+
+    x, u = cp.asarray(np.arange(3.0)), cp.asarray(np.array([0.5, -1.0, 2.0]))
+    program = lambda x, s: dp.vjp(f, x, s)[1](u)  # noqa: E731
+    jitted = dp.jit(program)
+    for s in (0.4, 0.4, -0.7):
+        (gx, gs), (wx, ws) = jitted(x, s), program(x, s)
+        np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
+        assert gs == pytest.approx(ws, rel=1e-12) and ws == pytest.approx(0.5 * np.cos(s))
+    assert jitted.stats["replays"] >= 1

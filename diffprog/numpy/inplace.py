@@ -454,9 +454,11 @@ def placeholder(x: Any) -> Any:
         return as_scalar(r)
     if not hasattr(r, "shape"):  # a list or a Python number written into an array
         return np.asarray(r)
-    xp = namespace_of((r,))
     with device_scope((r,)):
-        return xp.broadcast_to(xp.zeros((), r.dtype), r.shape)
+        zero = namespace_of((r,)).zeros((), r.dtype)
+        # zero's own module: for a value dp.jit stages, r's namespace hands functions to
+        # NumPy, and zero, a constant of the recording, is none of its staged values
+        return namespace_of((zero,)).broadcast_to(zero, r.shape)
 
 
 @functools.lru_cache(maxsize=256)
