@@ -155,7 +155,7 @@ class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
     its periodic passes over them cost about a third of the per-op time of a 100,000-op
     tape. Nested and concurrent pauses nest; the collector's previous state is restored
     when the last one ends (garbage made meanwhile is collected then, as usual). A class,
-    not a generator context manager: it is entered twice per gradient.
+    not a generator context manager: it is entered several times per gradient.
     """
 
     __slots__ = ()

@@ -22,7 +22,9 @@ from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like
 from ..core.edge import astype
-from ..core.trace import Trace, Tracer, as_scalar, numpy_store_unwrapped, open_trace, raw, unwrapped
+from ..core.trace import (
+    Trace, Tracer, as_scalar, gc_paused, numpy_store_unwrapped, open_trace, raw, unwrapped,
+)
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
@@ -66,19 +68,29 @@ def value_and_grad(
 
     @functools.wraps(f)
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
-        nums = _argnums(argnums, f, len(args), "dp.grad")
-        trace, inputs, out, aux = _record(
-            f, args, kwargs, nums, has_aux, "dp.grad", require_float=True
-        )
-        if holomorphic:
-            _require_complex_inputs(inputs, f)
-        seed = _scalar_seed(trace, out, f, holomorphic)
-        cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
-        grads = tuple(w.adjoint(cts) for w in inputs)
-        value = own_value(trace, out)
-        return ((value, aux) if has_aux else value), (grads[0] if isinstance(argnums, int) else grads)
+        # The cyclic collector stays paused from recording to the adjoints, and resumes once
+        # the tape is freed (when _value_and_grad returns): resumed in between, as recording
+        # and sweeping each pause it, its next pass would walk every record of the live tape
+        # (16-40 ms of a 300 ms gradient of a 100,000-op chain).
+        with gc_paused():
+            return _value_and_grad(f, argnums, has_aux, holomorphic, args, kwargs)
 
     return value_and_grad_f
+
+
+def _value_and_grad(
+    f: Callable[..., Any], argnums: int | Sequence[int], has_aux: bool, holomorphic: bool,
+    args: tuple, kwargs: dict[str, Any],
+) -> Any:
+    nums = _argnums(argnums, f, len(args), "dp.grad")
+    trace, inputs, out, aux = _record(f, args, kwargs, nums, has_aux, "dp.grad", require_float=True)
+    if holomorphic:
+        _require_complex_inputs(inputs, f)
+    seed = _scalar_seed(trace, out, f, holomorphic)
+    cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
+    grads = tuple(w.adjoint(cts) for w in inputs)
+    value = own_value(trace, out)
+    return ((value, aux) if has_aux else value), (grads[0] if isinstance(argnums, int) else grads)
 
 
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
