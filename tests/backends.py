@@ -284,18 +284,26 @@ class GpuJitBackend(Backend):
 
 
 def check_on_cupy(f: Callable[..., Any], args: tuple) -> None:
-    """f's value, VJP, JVP and HVP (see `_programs`) with `args` and the directions moved to
-    CuPy equal NumPy's, eagerly and (the VJP and HVP) under dp.jit (see GpuJitBackend)."""
-    backend = GpuJitBackend()
-    u, t = _directions(f, args)
-    want, got = _programs(f, u, t), _programs(f, backend.put(u), backend.put(t))
+    """f's value, VJP, JVP and HVP (see `_programs`) with `args` moved to CuPy equal NumPy's,
+    eagerly and (the VJP and HVP) under dp.jit on a recording and a replay. Each direction is
+    where its value is: on CuPy, or a host scalar for a Python float or a value of host
+    scalars alone (a CuPy cotangent for it would be the caller's mixing)."""
+    backend = Backend("cupy")
     moved = backend.put(args)
+    u, t = _directions(f, args)
+    here = dp.tree.map(lambda d, v: backend.put(d) if isinstance(v, backend.xp.ndarray) else d,
+                       (u, t), (f(*moved), moved))  # fmt: skip
+    want, got = _programs(f, u, t), _programs(f, *here)
     for name, program in want.items():
-        try:
-            _close_to_host(backend.xp, got[name](*moved), program(*args))
-        except AssertionError as e:
-            raise AssertionError(f"the {name} on CuPy: {e}") from None
-    backend.check_grads(f, args)
+        runs = [got[name]] + ([dp.jit(got[name])] * 2 if name in ("vjp", "hvp") else [])
+        for run in runs:
+            try:
+                _close_to_host(backend.xp, run(*moved), program(*args))
+            except AssertionError as e:
+                where = "under dp.jit: " if run is not got[name] else ": "
+                raise AssertionError(f"the {name} on CuPy {where}{e}") from None
+        assert len(runs) == 1 or runs[1].stats["replays"] == 1, (runs[1].stats,
+                                                                runs[1].last_eager_reason)
 
 
 def _close_to_host(cp: Any, got: Any, want: Any) -> None:

@@ -389,3 +389,21 @@ def test_on_cupy_item_assignment_under_jit_has_device_placeholders():
         np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
         assert gs == pytest.approx(ws, rel=1e-12) and ws == pytest.approx(0.5 * np.cos(s))
     assert jitted.stats["replays"] >= 1
+
+
+@pytest.mark.gpu
+def test_on_cupy_a_python_float_cotangent_of_a_host_scalar_output_replays():
+    """vjp_fn(0.3) for an output of host scalars alone: its seed was a 0-d NumPy array, a
+    constant that the replay on CuPy (chosen by the CuPy argument) refused, so every call ran
+    eagerly (found by the fuzzed programs on CuPy)."""
+    cp = require_cupy()
+    w = cp.asarray(np.arange(3.0))
+    program = lambda s, w: dp.vjp(lambda s, w: (w * 2.0, (s * s + 0.5) ** 1.5), s, w)[1](  # noqa: E731
+        (cp.ones(3), 0.3))
+    jitted = dp.jit(program)
+    for s in (0.57, 0.57, -0.2):
+        (gs, gw), (ws, ww) = jitted(s, w), program(s, w)
+        assert type(gs) is type(ws) is float and gs == pytest.approx(ws, rel=1e-12)
+        assert ws == pytest.approx(0.3 * 1.5 * (s * s + 0.5) ** 0.5 * 2 * s, rel=1e-12)
+        np.testing.assert_array_equal(cp.asnumpy(gw), cp.asnumpy(ww))
+    assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0, jitted.stats

@@ -159,11 +159,7 @@ def jvp(
             if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
                 return trace.lift(value, t)  # the common case: an array just like its primal
             if not isinstance(t, Tracer):
-                t = asarray_like(t, r)
-                # a scalar goes anywhere (a 0-d NumPy array would not mix with CuPy's); a
-                # Python float primal is a NumPy scalar where dp.jit stages it
-                if isinstance(unwrapped(r), (float, np.generic)) and type(t) is np.ndarray:
-                    t = t[()]
+                t = _direction_like(t, r)
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
                 raise UnsupportedLeafError(
@@ -403,11 +399,22 @@ def cotangent_seeds(
                 f"(dtype {o.dtype}); pass a real cotangent (its real part, if that is meant)"
             )
         if not hasattr(c, "dtype"):
-            c = asarray_like(c, raw(o.value), dtype=o.dtype)
+            c = _direction_like(c, raw(o.value), dtype=o.dtype)
         elif c.dtype != o.dtype:
             c = astype(c, dtype=o.dtype)
         seeds.append((o.slot, c))
     return seeds
+
+
+def _direction_like(d: Any, ref: Any, dtype: Any = None) -> Any:
+    """A tangent or cotangent `d` given as numbers as an array of `ref`'s module and device,
+    or a NumPy scalar where `ref` is a host scalar (a Python float primal is a NumPy scalar
+    where dp.jit stages it): a scalar goes anywhere, a 0-d NumPy array does not mix with
+    CuPy's arrays."""
+    d = asarray_like(d, ref, dtype)
+    if isinstance(unwrapped(ref), (float, np.generic)) and type(d) is np.ndarray:
+        return d[()]
+    return d
 
 
 def _copied(x: Any) -> Any:
