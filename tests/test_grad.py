@@ -302,3 +302,39 @@ def test_jvp_treats_unperturbed_inputs_like_perturbed_ones():
     out, t = dp.jvp(f, (np.ones(2), 3.0), (None, 1.0))
     np.testing.assert_array_equal(out, [3.0, 1.0])
     np.testing.assert_array_equal(t, [1.0, 0.0])
+
+
+def test_the_collector_does_not_walk_the_live_tape_between_recording_and_the_sweep():
+    """value_and_grad keeps Python's cyclic collector paused until its tape is freed: resumed
+    between recording and the sweep, the collector's next pass walked every record (16-42 ms
+    of a 300 ms gradient of a 100,000-op chain). A pass after the tape is freed is cheap."""
+    import gc
+
+    walked = []  # how many objects each pass of the collector found to walk
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            walked.append(sum(len(gc.get_objects(i)) for i in range(info["generation"] + 1)))
+
+    def f(x):
+        for _ in range(1000):  # thousands of records: far above the collector's threshold
+            x = dnp.sin(x) * 0.5
+        return dnp.sum(x)
+
+    x = np.linspace(-0.5, 1.0, 4)
+    was_enabled = gc.isenabled()
+    gc.enable()
+    gc.collect()
+    gc.callbacks.append(seen)
+    try:
+        value, g = dp.value_and_grad(f)(x)
+    finally:
+        gc.callbacks.remove(seen)
+        if not was_enabled:
+            gc.disable()
+    assert all(n < 2000 for n in walked), walked  # (the live tape: about 6000 objects)
+    y, dy = x, np.ones_like(x)
+    for _ in range(1000):
+        dy, y = dy * 0.5 * np.cos(y), 0.5 * np.sin(y)
+    np.testing.assert_allclose(value, y.sum())
+    np.testing.assert_allclose(g, dy, rtol=1e-12)
