@@ -431,3 +431,20 @@ def test_on_cupy_a_mask_of_traced_values_indexes_constants_under_jit():
                 np.testing.assert_array_equal(cp.asnumpy(g), cp.asnumpy(w))
         assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)
     np.testing.assert_array_equal(cp.asnumpy(dp.grad(f)(params)["a"]), [0.0, -1.02, 0.0])
+
+
+@pytest.mark.gpu
+def test_on_cupy_a_numpy_scalar_cotangent_through_a_reduction_of_host_scalars_replays():
+    """sum/mean's VJP broadcasts a NumPy scalar cotangent to shape (): it was a 0-d NumPy
+    array, a constant the replay on CuPy refused (found by the fuzzed programs on CuPy)."""
+    cp = require_cupy()
+    f = lambda p: dnp.sum(dnp.sin(p[1])) + dnp.mean(dnp.tanh(p[1])) + dnp.sum(p[0])  # noqa: E731
+    program = lambda p: dp.vjp(f, p)[1](np.float64(0.3))  # noqa: E731
+    params = [cp.asarray(np.arange(3.0)), 1.19]
+    jitted = dp.jit(program)
+    for _ in range(2):
+        ((gx, gs),), ((wx, ws),) = jitted(params), program(params)
+        assert type(gs) is type(ws) is float and gs == pytest.approx(ws, rel=1e-12)
+        np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
+    assert ws == pytest.approx(0.3 * (np.cos(1.19) + 1.0 - np.tanh(1.19) ** 2), rel=1e-12)
+    assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from .primitive import Primitive
 
 
@@ -29,6 +31,8 @@ def _sum_to_shape(xp: Any, x: Any, *, shape: tuple[int, ...]) -> Any:
 
 
 def _broadcast_to(xp: Any, x: Any, *, shape: tuple[int, ...]) -> Any:
+    if not shape and isinstance(x, numpy.generic):  # a scalar stays a scalar (NumPy's would
+        return x  # be a 0-d array, which CuPy refuses beside its arrays: a reduction's VJP)
     return xp.broadcast_to(x, shape)
 
 
