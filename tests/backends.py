@@ -287,12 +287,13 @@ def check_on_cupy(f: Callable[..., Any], args: tuple) -> None:
     """f's value, VJP, JVP and HVP (see `_programs`) with `args` moved to CuPy equal NumPy's,
     eagerly and (the VJP and HVP) under dp.jit on a recording and a replay. Each direction is
     where its value is: on CuPy, or a host scalar for a Python float or a value of host
-    scalars alone (a CuPy cotangent for it would be the caller's mixing)."""
+    scalars alone (a CuPy cotangent for it would be the caller's mixing, and a 0-d NumPy one
+    a host constant, which dp.jit's replay on CuPy refuses)."""
     backend = Backend("cupy")
     moved = backend.put(args)
     u, t = _directions(f, args)
-    here = dp.tree.map(lambda d, v: backend.put(d) if isinstance(v, backend.xp.ndarray) else d,
-                       (u, t), (f(*moved), moved))  # fmt: skip
+    here = dp.tree.map(lambda d, v: backend.put(d) if isinstance(v, backend.xp.ndarray) else
+                       d[()] if isinstance(v, np.generic) else d, (u, t), (f(*moved), moved))
     want, got = _programs(f, u, t), _programs(f, *here)
     for name, program in want.items():
         runs = [got[name]] + ([dp.jit(got[name])] * 2 if name in ("vjp", "hvp") else [])

@@ -407,3 +407,27 @@ def test_on_cupy_a_python_float_cotangent_of_a_host_scalar_output_replays():
         assert ws == pytest.approx(0.3 * 1.5 * (s * s + 0.5) ** 0.5 * 2 * s, rel=1e-12)
         np.testing.assert_array_equal(cp.asnumpy(gw), cp.asnumpy(ww))
     assert jitted.stats["replays"] == 2 and jitted.stats["eager_calls"] == 0, jitted.stats
+
+
+@pytest.mark.gpu
+def test_on_cupy_a_mask_of_traced_values_indexes_constants_under_jit():
+    """`y[y > c] = 0.5` under dp.jit: the staged mask also indexes constants (a symbolic zero
+    tangent made real, a cotangent), whose write and read the staging trace must record; run
+    as constants, CuPy met the staged mask (found by the fuzzed programs on CuPy)."""
+    cp = require_cupy()
+
+    def f(p):
+        y = p["a"] * 1.0
+        y[y > -0.27] = 0.5
+        return dnp.sum(p["b"] * y)
+
+    params = {"a": cp.asarray(np.array([1.25, -0.5, 0.1])), "b": -1.02}
+    hvp = lambda p: dp.hvp(f, (p,), ({"a": cp.ones(3), "b": 0.3},))  # noqa: E731
+    for program in (dp.grad(f), hvp):
+        jitted = dp.jit(program)
+        for _ in range(2):
+            got, want = jitted(params), program(params)
+            for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
+                np.testing.assert_array_equal(cp.asnumpy(g), cp.asnumpy(w))
+        assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)
+    np.testing.assert_array_equal(cp.asnumpy(dp.grad(f)(params)["a"]), [0.0, -1.02, 0.0])

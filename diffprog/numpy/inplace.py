@@ -101,8 +101,9 @@ def shares_memory(a: Any, b: Any) -> bool:
 def read(x: Any, ops: tuple) -> Any:
     """The view of `x` through `ops` as a fresh copy, recorded with a placeholder for `x` on
     each trace `x` belongs to (so the read keeps no reference to `x`'s array)."""
-    for k, op in enumerate(ops):  # each example's own index arrays (dp.vmap): a gather
-        if op[0] == "index" and any(_batched(e) for e in op[1]):
+    for k, op in enumerate(ops):  # each example's own index arrays (dp.vmap), or a mask
+        # dp.jit stages: a gather (the primitive takes them to their trace)
+        if op[0] == "index" and any(_batched(e) or type(e) is StagingTracer for e in op[1]):
             return read(_getitem(read(x, ops[:k]), index=op[1]), ops[k + 1 :])
     if not isinstance(x, Tracer):
         return _copied_view(x, ops)
@@ -153,13 +154,15 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
         selection = _selection(index, view, value)
         if selection is not None:  # a select, which every trace differentiates
             return write(target, chain, (Ellipsis,), where(*selection, view), owned)
-    trace = top_trace((target, value, *per_example))
+    staged = [e for e in index if type(e) is StagingTracer]  # dp.jit: a mask of traced values
+    trace = top_trace((target, value, *per_example, *staged))
     if trace is None:
         return _write_raw(target, chain, index, value, owned)
     if not trace.alive:
         raise trace.escaped_error()
     if isinstance(trace, StagingTrace):  # dp.jit: a pure write (a copy), replayed as such
-        new = _staged_write(target, value, chain=chain, index=index)
+        # (processed here: bind would run it as a constant when only the index is staged)
+        new = trace.process(_staged_write, (target, value), {"chain": chain, "index": index})
         if not (owned and type(target) is StagingTracer):
             return new
         target.value, target.var = new.value, new.var  # the target stands for the result
