@@ -17,7 +17,7 @@ from backends import assert_fused_close, check_jit
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from diffprog.compile import fusion, kernels
+from diffprog.compile import kernels, partition
 from diffprog.compile.ir import Fused
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
@@ -279,7 +279,7 @@ def test_debug_nans_runs_eagerly():
 
 
 def test_max_ops_caps_a_kernel(monkeypatch):
-    monkeypatch.setattr(fusion, "MAX_OPS", 8)
+    monkeypatch.setattr(partition, "MAX_OPS", 8)
 
     def f(x):
         for _ in range(6):
@@ -294,7 +294,7 @@ def test_small_outputs_come_back_stacked(monkeypatch):
     """A forward kernel's values saved for the backward pass come back as one stack per
     shape and dtype (numba boxes each array it returns), which the backward kernels read
     as it is (no row taken out of it in the replay)."""
-    monkeypatch.setattr(fusion, "MAX_OPS", 20)  # forward and backward in separate kernels
+    monkeypatch.setattr(partition, "MAX_OPS", 20)  # forward and backward in separate kernels
 
     def f(x):
         for _ in range(4):
@@ -314,7 +314,7 @@ def test_small_outputs_come_back_stacked(monkeypatch):
 def test_rows_of_a_stack_for_other_readers(monkeypatch):
     """A stacked output that an unfused node (cumsum) or the caller reads is taken out as a
     row of its own; fused readers take the stack."""
-    monkeypatch.setattr(fusion, "MAX_OPS", 6)
+    monkeypatch.setattr(partition, "MAX_OPS", 6)
 
     def f(x):
         a = x * 2.0 + 1.0

@@ -2,7 +2,7 @@
 
 Owns: `scalar_op(node)` (which nodes a GPU kernel computes: compile.kernels' elementwise
 operations and sums on device arrays, less those without a C++ form here),
-`group_kernel(members, outs)`, which writes a group that compile.fusion partitioned as the
+`group_kernel(members, outs)`, which writes a group that compile.partition made as the
 C++ body of one `cupy.ElementwiseKernel` (typed in and out params; CuPy broadcasts the
 inputs and allocates the outputs), or, for a group whose one result is a sum, as one
 `cupy.ReductionKernel` (the group's statements a device function mapping each element to

@@ -9,78 +9,30 @@ once against the unfused operations on sample data, and returns the graph with o
 node per group, scheduled in a topological order that keeps the recorded order wherever it
 can.
 
-The partition walks the nodes in order. A node joins a group that computes one of its
-operands, or a recent sibling group over the same loop (the many elementwise nodes of a
-backward pass read the same forward values; over a loop of MIN_PAIR_SIZE elements or more,
-only a sibling that already loads one of its operands: another would store the node's
-value early, long before its reader), when that makes no cycle: every value carries the set
-of groups it depends on (a Python int as a bitset), and a node may not join a group that
-one of its outside operands depends on. A group read from outside is sealed: a node that
-would make it depend on anything new may no longer join (whoever read it saw its
-dependencies). A guard (`bool` of a value) on a scalar group's value is checked inside the
-kernel; the replay raises the same GuardFailed as unfused. A group is worth a kernel with
-at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an array over
-at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time);
-libm functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops
-beat numba's scalar calls beyond).
-On the GPU a group is worth a kernel from 2 operations (each saves a launch), every member's
-result has the loop's shape, libm functions join any loop, a sibling joins whatever its
-operands, guards stay outside, and a sum stays in only as the group's one result (a
-ReductionKernel); other sums run as CuPy reductions of the group's outputs.
+The partition into groups is compile.partition's. On the GPU a sum stays in a group only as
+its one result (a ReductionKernel); other sums run as CuPy reductions of the group's outputs.
 A group numba cannot compile, or whose kernel disagrees with NumPy, is partitioned again
 without its function calls (exp, maximum, ...), or without its nodes if it had none.
 A kernel returns its small results of one shape and dtype as one stacked array (numba boxes
 each array it returns); kernels built after it read the stack as it is, and a `row` node
 takes a row out for any other reader. A `fit_adjoint` of a kernel's own result (the adjoint
 of a leaf, made its leaf's array) is dropped: that result is already a new writable array.
-Layer L3 (beside ad/): imports compile.ir and compile.kernels.
+Layer L3 (beside ad/): imports compile.ir, compile.partition and the kernel writers.
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from typing import Any
 
 import numpy as np
 
 from . import cuda_kernels, kernels
 from .ir import Const, Fused, Graph, Guard, Node, Var, substitute
+from .partition import Group, Partition
 
-#: the most operations in one kernel
-MAX_OPS = 256
-#: a group of fewer operations is not worth a kernel ...
-MIN_OPS = 3
-#: ... unless it has 2 over at least this many elements
-MIN_PAIR_SIZE = 1024
-#: libm functions are fused only into loops of at most this many elements
-TRANSCENDENTAL_MAX_SIZE = 64
-#: how many recent groups a node tries to join as a sibling
-RECENT = 4
 #: validation tolerances (rtol, atol as a fraction of the largest |value|) per dtype
 TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
-
-
-class _Group:
-    __slots__ = ("broadcasts", "deps", "guards", "index", "libm", "loads", "members", "sealed",
-                 "shape", "sums")  # fmt: skip
-
-    def __init__(self, index: int, shape: tuple) -> None:
-        self.index = index
-        self.members: list[int] = []  # body positions
-        self.shape = shape  # the loop's extents
-        self.deps = 0  # the groups this one depends on (bitset)
-        self.sealed = False  # read from outside: may not gain dependencies
-        self.sums: set[int] = set()  # var ids of its accumulators (not readable inside)
-        self.libm = False
-        self.guards: list[int] = []  # body positions of the guards it checks
-        self.loads: set[int] = set()  # var ids of the values it reads from outside
-        self.broadcasts = False  # an operation of it broadcasts an array operand
-
-    def worth_it(self, gpu: bool) -> bool:
-        n, big = len(self.members), math.prod(self.shape) >= MIN_PAIR_SIZE
-        lone = n == 1 and big and self.broadcasts and not gpu  # CuPy broadcasts in one launch
-        return n >= MIN_OPS or (n >= 2 and (gpu or big)) or lone
 
 
 def fuse(graph: Graph, xp: Any = np) -> Graph:
@@ -97,7 +49,7 @@ def fuse(graph: Graph, xp: Any = np) -> Graph:
         if type(o) is Var:
             readers.setdefault(o.id, []).append(-1)
     while True:
-        groups = _Partition(graph.body, refused, scalar_op, gpu).groups
+        groups = Partition(graph.body, refused, scalar_op, gpu).groups
         if gpu:
             for g in groups:
                 _one_final_sum(graph.body, g, readers)
@@ -114,126 +66,6 @@ def fuse(graph: Graph, xp: Any = np) -> Graph:
         for g, _ in failed:  # its libm calls first, then (if it had none) all of it
             calls = [i for i in g.members if scalar_op(graph.body[i]) not in kernels.PLAIN]
             refused.update(calls or g.members)
-
-
-class _Partition:
-    """Groups of body positions (see the module docstring). On the GPU (`gpu`), every
-    member's result has the loop's shape (CuPy's kernels write whole outputs), guards stay
-    outside (a host read) and libm functions join loops of any size."""
-
-    def __init__(self, body: list, refused: set[int], scalar_op: Any, gpu: bool) -> None:
-        self.group_of: dict[int, _Group] = {}  # var id -> the group computing it
-        self.deps: dict[int, int] = {}  # var id -> groups it depends on (unfused values)
-        self.groups: list[_Group] = []
-        self.gpu = gpu
-        for i, item in enumerate(body):
-            if type(item) is Guard:
-                g = self.group_of.get(item.var.id)
-                if (g is not None and g.shape == () and item.how == "bool" and i not in refused
-                        and not gpu):  # fmt: skip
-                    g.guards.append(i)
-                else:
-                    self.read(item.var)
-                continue
-            op = scalar_op(item) if i not in refused else None
-            if op is None or not self.place(i, item, op):
-                d = 0
-                for v in item.inputs():
-                    self.read(v)
-                    d |= self.deps_of(v)
-                for o in item.outs:
-                    self.deps[o.id] = d
-
-    def deps_of(self, v: Var) -> int:
-        g = self.group_of.get(v.id)
-        return self.deps.get(v.id, 0) if g is None else g.deps | (1 << g.index)
-
-    def read(self, v: Var) -> None:
-        g = self.group_of.get(v.id)
-        if g is not None:
-            g.sealed = True
-
-    def place(self, i: int, node: Node, op: str) -> bool:
-        """Put node `i` into a group (an existing one, or a new one); False if none fits."""
-        summing = op in ("sum", "sum_to_shape")
-        if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
-            return False
-        tried = []
-        for v in reversed(node.args):
-            g = self.group_of.get(v.id) if type(v) is Var else None
-            if g is not None and g not in tried:
-                tried.append(g)
-        size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
-        for g in self.groups[-RECENT:][::-1]:  # siblings: over a big CPU loop, only one
-            if g not in tried and (self.gpu or size < MIN_PAIR_SIZE or any(  # loading an operand
-                    type(v) is Var and v.id in g.loads for v in node.args)):  # fmt: skip
-                tried.append(g)
-        for g in tried:
-            fit = self.fits(g, node, op, summing)
-            if fit is not None:
-                self.join(g, i, node, op, *fit)
-                return True
-        g = _Group(len(self.groups), node.args[0].shape if summing else node.outs[0].shape)
-        fit = self.fits(g, node, op, summing)
-        if fit is None:
-            return False
-        self.groups.append(g)
-        self.join(g, i, node, op, *fit)
-        return True
-
-    def fits(self, g: _Group, node: Node, op: str, summing: bool) -> tuple | None:
-        """(loop shape, new dependencies) if `node` may join `g`, else None."""
-        if len(g.members) >= MAX_OPS:
-            return None
-        out = node.outs[0].shape
-        if summing:
-            if node.args[0].shape != g.shape:
-                return None
-            shape = g.shape
-        else:
-            if (out == ()) != (g.shape == ()):
-                return None  # scalar loops and array loops stay apart
-            try:
-                shape = np.broadcast_shapes(g.shape, out)
-            except ValueError:
-                return None
-            if shape != g.shape and g.sums:
-                return None  # the accumulators sum over the loop as it is
-        if self.gpu and not summing and out != g.shape:
-            return None
-        if (not self.gpu and (g.libm or op in kernels.TRANSCENDENTAL)
-                and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE):  # fmt: skip
-            return None
-        new = 0
-        for v in node.inputs():
-            if self.group_of.get(v.id) is g:
-                if v.id in g.sums:
-                    return None  # an accumulator is complete only after the loop
-                continue
-            d = self.deps_of(v)
-            if d >> g.index & 1:
-                return None  # g -> ... -> v -> node: joining would make a cycle
-            new |= d
-        if g.sealed and new & ~g.deps:
-            return None
-        return shape, new
-
-    def join(self, g: _Group, i: int, node: Node, op: str, shape: tuple, new: int) -> None:
-        g.members.append(i)
-        g.shape = shape
-        g.deps |= new
-        g.libm = g.libm or op in kernels.TRANSCENDENTAL
-        for v in node.inputs():
-            if self.group_of.get(v.id) is not g:
-                self.read(v)
-                g.loads.add(v.id)
-        out = node.outs[0]
-        self.group_of[out.id] = g
-        if op in ("sum", "sum_to_shape"):
-            g.sums.add(out.id)
-        else:
-            shapes = [a.shape if type(a) is Var else np.shape(a.value) for a in node.args]
-            g.broadcasts = g.broadcasts or any(s != out.shape and math.prod(s) > 1 for s in shapes)
 
 
 class _Row:
@@ -270,7 +102,7 @@ class _Built:
         return stack
 
 
-def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built) -> Node | None:
+def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built) -> Node | None:
     """The fused node of group `g`, or None when its kernel cannot be made or is wrong.
     Operands another kernel returned stacked are read from the stack."""
     body = graph.body
@@ -338,7 +170,7 @@ def _build(graph: Graph, g: _Group, readers: dict[int, list[int]], built: _Built
                 members[0].site, all(m.backward for m in members))  # fmt: skip
 
 
-def _one_final_sum(body: list, g: _Group, readers: dict[int, list[int]]) -> None:
+def _one_final_sum(body: list, g: Group, readers: dict[int, list[int]]) -> None:
     """On the GPU a sum stays in its group only as the group's one result (a ReductionKernel
     computes it); other sums leave it, as CuPy reductions of the group's outputs."""
     sums = [i for i in g.members if body[i].prim.name in ("sum", "sum_to_shape")]
@@ -348,7 +180,7 @@ def _one_final_sum(body: list, g: _Group, readers: dict[int, list[int]]) -> None
         g.members = [i for i in g.members if i not in sums]
 
 
-def _build_gpu(graph: Graph, g: _Group, readers: dict[int, list[int]], xp: Any) -> Node | None:
+def _build_gpu(graph: Graph, g: Group, readers: dict[int, list[int]], xp: Any) -> Node | None:
     """The fused node of group `g` on the GPU (a CuPy ElementwiseKernel), or None when its
     kernel cannot be made or is wrong."""
     members = [graph.body[i] for i in g.members]
@@ -368,8 +200,8 @@ def _build_gpu(graph: Graph, g: _Group, readers: dict[int, list[int]], xp: Any) 
                 members[0].site, all(m.backward for m in members))  # fmt: skip
 
 
-def _row_nodes(node: Node, g: _Group, built: _Built, readers: dict[int, list[int]],
-               place: dict[int, _Group]) -> list[Node]:  # fmt: skip
+def _row_nodes(node: Node, g: Group, built: _Built, readers: dict[int, list[int]],
+               place: dict[int, Group]) -> list[Node]:  # fmt: skip
     """Nodes taking the rows of `node`'s stacks that a reader needs as arrays of their own
     (an unfused node, a guard, an output, a kernel built before this one)."""
     out = []
@@ -514,7 +346,7 @@ def _without_fits(graph: Graph) -> Graph:
     return Graph(list(graph.inputs), body, [substitute(o, get) for o in graph.outputs])
 
 
-def _schedule(graph: Graph, fused: list[tuple[_Group, list[Node]]]) -> Graph:
+def _schedule(graph: Graph, fused: list[tuple[Group, list[Node]]]) -> Graph:
     """The body with each group replaced by its nodes (the fused node, then the rows taken
     from its stacks), in a topological order that takes the earliest recorded item first."""
     body = graph.body
