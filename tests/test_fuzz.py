@@ -3,7 +3,7 @@
 with central differences, adjoints have exactly the parameters' structure (None for int and
 str leaves), grad, value_and_grad, the Tape, jacrev/jacfwd, hessian and hvp agree with vjp,
 and dp.jit replays each program's value and derivatives exactly; dp.vmap of each equals a
-loop; on CuPy (gpu-marked: 20 programs, params moved with dp.to_device), the value and
+loop; on CuPy (gpu-marked: 40 programs, params moved with dp.to_device), the value and
 derivatives equal NumPy's, eagerly and under dp.jit. Then the regression tests for what
 the fuzzing found, minimised.
 
@@ -190,7 +190,7 @@ HOST_ARRAYS = re.compile(r"\bnp\.|dnp\.eye\(")
 
 
 @pytest.mark.gpu
-@fuzz_settings(20)  # each costs its fused CuPy kernels' compiles
+@fuzz_settings(40)  # each costs its fused CuPy kernels' compiles
 @given(programs())
 def test_random_programs_on_cupy(prog):
     """With its params on CuPy (dp.to_device), a program's value, VJP, JVP and HVP equal
