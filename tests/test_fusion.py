@@ -341,3 +341,23 @@ def test_a_power_of_a_constant_array_fuses():
     """An exponent that is a constant array (not the number 2) is an operand like any other."""
     e = np.array([1.0, 2.0, 3.0])
     check_fused(lambda x: dnp.sum((x * 3.0) ** e + x ** 2), np.linspace(1.0, 2.0, 3))
+
+
+def test_a_kernel_that_only_checks_guards_beside_a_leaf_adjoint_it_makes():
+    """A while loop's conditions on reductions fuse into one scalar kernel with guards and
+    no result; dropping the `fit_adjoint` of another kernel's result (the leaf's adjoint)
+    read that kernel's first result (IndexError at the first call). Found by a fuzzed
+    program (float32, a loop over rows, a while loop)."""
+
+    def f(p):
+        v1 = dnp.square(p[2])
+        v4 = 0.0 * v1[0]
+        for row in v1:
+            v4 = v4 + dnp.sin(row) * row
+        v7 = dnp.sqrt((dnp.softmax(v1, axis=1) * v4) ** 2 + 1.0)
+        while dnp.max(dnp.abs(v7)) > 0.28933:
+            v7 = v7 * 0.5 + 0.1 * dnp.tanh(v7)
+        return dnp.sin(v4)
+
+    x = np.array([[-0.8127, 0.2364], [-0.7479, -0.0928], [-0.4854, 0.0509]], dtype=np.float32)
+    check_jit(f, (("b", 3, x),), fuse=True)

@@ -340,7 +340,7 @@ def _without_fits(graph: Graph) -> Graph:
     for item in graph.body:
         if type(item) is Guard:
             body.append(Guard(get(item.var), item.how, item.expected, item.site))
-        elif item.outs[0].id not in renamed:
+        elif not item.outs or item.outs[0].id not in renamed:  # (a kernel may only check guards)
             body.append(Node(item.prim, substitute(item.params, get), substitute(item.args, get),
                              item.outs, item.site, item.backward))  # fmt: skip
     return Graph(list(graph.inputs), body, [substitute(o, get) for o in graph.outputs])
