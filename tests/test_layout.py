@@ -154,3 +154,17 @@ def test_a_bad_override_is_named(monkeypatch):
     a = np.ones((40, 40))
     with pytest.raises(ValueError, match="DIFFPROG_MATMUL_FORM='fast'.*'plain', 'transposed'"):
         dp.jit(lambda a: dnp.tanh(a @ a)).lower(a)
+
+
+@pytest.mark.parametrize("f", [lambda x: dnp.dot(x, x), lambda x: x @ x * 2.0 + dnp.sum(x),
+                               lambda x: dnp.sin(dnp.dot(x, x))])  # fmt: skip
+def test_a_product_of_vectors_stays_a_scalar(f):
+    """A product whose result has no order (a scalar, a vector) is not given one: its
+    'copy back to the recorded layout' (np.ascontiguousarray) made the scalar x @ x an array
+    of shape (1,) in every replay."""
+    x = np.array([0.3, -0.2, 0.5])
+    jitted, want = dp.jit(f), f(x)
+    for _ in range(3):
+        got = jitted(x)
+        assert type(got) is type(want) and np.shape(got) == np.shape(want) == ()
+        np.testing.assert_allclose(got, want, rtol=1e-14)

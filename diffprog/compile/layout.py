@@ -147,8 +147,9 @@ def _layout_after(node: Node, changed: dict[int, str]) -> str | None:
     "" when it does not depend on them (nothing changed, a scalar, a reduction to 1-D);
     None when `node` must read its changed operands as recorded."""
     touched = [v for v in node.inputs() if v.id in changed]
-    if _is_product(node):
-        return "C"  # NumPy's product writes a new C array (whichever layouts it reads)
+    if _is_product(node):  # NumPy's product writes a new C array (whichever layouts it
+        out = node.outs[0]  # reads); a scalar or a vector has no order to change
+        return "C" if out.kind == "array" and _two_dims(out.shape) else ""
     if not touched:
         return ""
     out = node.outs[0] if len(node.outs) == 1 else None
