@@ -169,6 +169,16 @@ def test_random_programs_under_jit(prog):
         check_jit(prog.fn, (prog.params,), fuse=True)
 
 
+@fuzz_settings(max(EXAMPLES // 50, 5))
+@given(programs(dtypes=("float32", "float64"), margin=0.1, casts=True, python_floats=False))
+def test_random_mixed_precision_programs_under_fused_jit(prog):
+    """dp.jit with fused kernels of programs mixing float32 and float64 (casts inside) equals
+    the eager call (float32's tolerance throughout): this found a product's scalar result
+    made an array, and a kernel of guards only crashing the fused graph's clean-up."""
+    note(prog.script())
+    check_jit(prog.fn, (prog.params,), fuse=True, narrow=True)
+
+
 @fuzz_settings(max(EXAMPLES // 5, 10))
 @given(programs())
 def test_random_programs_under_vmap(prog):
