@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from backends import assert_fused_close, require_cupy
 from test_fusion import bias_layer, casts, smooth  # the same programs as on the CPU
+from test_fusion import check_fused as check_fused_on_host, fused_nodes
 
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.compile import cuda_kernels
-from diffprog.compile.ir import Fused
 
 pytestmark = pytest.mark.gpu
 
@@ -30,27 +30,10 @@ def cp():
     return require_cupy()
 
 
-def fused_nodes(graph):
-    return [n for n in graph.body if type(n).__name__ == "Node" and type(n.prim) is Fused]
-
-
 def check_fused(f, *args, kernels_at_least=1):
-    """f jitted with and without fusion on device arrays, on a recording and a replay: the
-    same results to float rounding, of the same types and dtypes; returns the fused graph."""
-    fused, plain = dp.jit(f), dp.jit(f, fuse=False)
-    graph = fused.lower(*args).graph
-    assert len(fused_nodes(graph)) >= kernels_at_least, graph.text()
-    for _ in range(2):
-        got, want = fused(*args), plain(*args)
-        for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
-            assert type(g) is type(w) and g.shape == w.shape and g.dtype == w.dtype, (g, w)
-            w = w.get()
-            if w.dtype == np.bool_:
-                np.testing.assert_array_equal(g.get(), w)
-            else:
-                assert_fused_close(g.get(), w)
-    assert fused.stats["replays"] == 1
-    return graph
+    """test_fusion's check on device arrays (their results brought back to compare)."""
+    return check_fused_on_host(f, *args, kernels_at_least=kernels_at_least,
+                               host=lambda a: a.get())
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
