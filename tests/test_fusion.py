@@ -249,9 +249,10 @@ def test_a_second_process_loads_the_compiled_kernel(tmp_path):
     script = textwrap.dedent("""
         import numpy as np, diffprog as dp, diffprog.numpy as dnp
         from diffprog.compile.ir import Fused
-        f = dp.jit(lambda x: x * 2.0 + x * x - 1.0)
-        f(np.ones(5))
-        (node,) = [n for n in f.lower(np.ones(5)).graph.body if type(n.prim) is Fused]
+        f = dp.jit(lambda x: dnp.sum(x * 2.0 + x * x - 1.0, axis=1))  # (an accumulate call)
+        x = np.arange(10.0).reshape(2, 5)
+        assert f(x).tolist() == [45.0, 320.0]
+        (node,) = [n for n in f.lower(x).graph.body if type(n.prim) is Fused]
         print(sum(node.prim.kernel.stats.cache_hits.values()))
     """)
     env = {**__import__("os").environ, "DIFFPROG_CACHE_DIR": str(tmp_path)}
