@@ -264,6 +264,34 @@ def test_views_are_written_as_methods_and_their_base_is_not_reused():
     assert jitted.stats["replays"] == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_means_and_constant_gathers_are_written_lean(dtype):
+    """A mean of a float array is written `u_add_reduce(x, ...) / n`, a gather at one
+    constant integer array per dimension `x.take(flat positions)`: equal to eager bit for
+    bit, with eager's types (keepdims, several axes, a total; negative and broadcast
+    indices), gradients included. Other subscripts stay subscripts."""
+    rows, cols, planes = np.arange(6), np.array([0, -1, 2, 3, -4, 1]), np.array([[1], [-2]])
+
+    def f(x):
+        g = x[rows, cols, planes]  # (2, 6): broadcast indices
+        return (g, dnp.mean(x, axis=(0, 2), keepdims=True), dnp.mean(g), dnp.mean(g, axis=1),
+                x[1:, rows[:4] % 5, 0])  # fmt: skip
+
+    def loss(x):
+        return dnp.mean(x[rows, cols, planes] ** 2) + dnp.sum(dnp.mean(x, axis=(0, 2)) ** 3)
+
+    x = np.random.default_rng(3).normal(size=(6, 5, 4)).astype(dtype)
+    source = dp.jit(f).lower(x).source
+    assert source.count("u_add_reduce(") == 3 and source.count(".take(p") == 1, source
+    for g in (f, dp.value_and_grad(loss)):
+        jitted = dp.jit(g)
+        for _ in range(2):
+            for got, want in zip(dp.tree.leaves(jitted(x)), dp.tree.leaves(g(x))):
+                assert type(got) is type(want) and np.result_type(got) == np.result_type(want)
+                np.testing.assert_array_equal(got, want)
+        assert jitted.stats["replays"] == 1
+
+
 def test_warning_free_on_ordinary_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

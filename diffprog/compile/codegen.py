@@ -4,8 +4,10 @@ Owns: `generate(graph, xp)`, which writes the graph as the source of one Python 
 `replay(inputs) -> outputs` and compiles it. Each node is one line: a ufunc primitive becomes
 a Python operator where the operator is that ufunc on NumPy values (`a * b`), else a direct
 call of NumPy's (or CuPy's) ufunc; a Python operator the program applied stays one; a
-transpose, reshape or getitem of an array is that method or subscript (`x.transpose(axes)`);
-every other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
+transpose, reshape or getitem of an array is that method or subscript (`x.transpose(axes)`;
+on NumPy a gather at constant integer arrays `x.take(flat positions)`); on NumPy a mean of a
+float array is `u_add_reduce(x, axis=..., keepdims=...) / n`, its own computation; every
+other primitive is a call of its kernel (`impl(xp, *args, **params)`) with its static params
 bound as globals: no `bind`, no tracers, no dictionaries per op. Each guard is one `if` that
 raises `GuardFailed` when the program would take another path. A fused node (compile.fusion)
 is one call of its kernel, with the guards it checks inside. A matrix product whose result
@@ -218,6 +220,8 @@ class _Writer:
         x = node.args[0] if len(node.args) == 1 else None
         if form and type(x) is Var and x.kind == "array":
             return self.view(node, form)
+        if node.prim.name == "mean" and self.globals["xp"] is np and _float_mean(node):
+            return self.mean(node)
         args = [self.ref(a) for a in node.args]
         numpy_operand = any(type(a) is Var and a.kind in ("array", "scalar") for a in node.args)
         if node.prim.name == "operator":  # a Python operator applied as the program did
@@ -302,12 +306,29 @@ class _Writer:
 
     def view(self, node: Node, form: str) -> str:
         """`out = x.transpose(axes)` (an `_ARRAY_FORMS` entry): a view of `x`, which stops
-        being a buffer this replay may reuse."""
+        being a buffer this replay may reuse. A gather at one constant integer array per
+        dimension is `x.take(flat positions)` on NumPy: the same values, without advanced
+        indexing's set-up (1.7 -> 0.8 us for 128 rows' labels; 7 -> 3 us with cold caches)."""
         x = node.args[0]
         self.owned.discard(x.id)
-        fields = {k: self.expr(v) for k, v in node.params.items()}
-        source = form.format(x=self.slot_of[x.id], **fields)
+        flat = _flat_index(node.params["index"], x.shape) if node.prim.name == "getitem" else None
+        if flat is not None and self.globals["xp"] is np:
+            source = f"{self.slot_of[x.id]}.take({self.constant(flat, 'p')})"
+        else:
+            fields = {k: self.expr(v) for k, v in node.params.items()}
+            source = form.format(x=self.slot_of[x.id], **fields)
         return f"{self.new_slot(node.outs[0])} = {source}"
+
+    def mean(self, node: Node) -> str:
+        """A mean of a float array as NumPy computes it (`x.sum(axis, keepdims) / n`), without
+        the Python layers of the kernel and of `ndarray.sum` (3.2 -> 1.5 us on 128 values; 14
+        -> 7 us with cold caches): `u_add_reduce(x, axis=..., keepdims=...) / n`."""
+        x = node.args[0]
+        axis, keepdims = node.params["axis"], node.params["keepdims"]
+        self.globals["u_add_reduce"] = np.add.reduce
+        n = math.prod(x.shape[a] for a in axis)
+        total = f"u_add_reduce({self.slot_of[x.id]}, axis={axis!r}, keepdims={keepdims!r})"
+        return f"{self.new_slot(node.outs[0])} = {total} / {n}"
 
     def kernel_call(self, node: Node, args: list[str]) -> str:
         """`outs = impl(xp, *args, **params)`: the kernel called directly. Its operands stop
@@ -347,6 +368,31 @@ class _Writer:
                 self.pool.setdefault(_buffer_key(var), []).append(name)
             else:
                 self.free.append(name)
+
+
+def _float_mean(node: Node) -> bool:
+    """Whether `node` is diffprog.numpy's mean (over some axes) of a non-empty float array."""
+    x = node.args[0] if len(node.args) == 1 else None
+    if type(x) is not Var or x.kind != "array" or x.dtype not in (np.float32, np.float64):
+        return False
+    axis = node.params.get("axis")
+    return (set(node.params) == {"axis", "keepdims"} and type(axis) is tuple
+            and type(node.params["keepdims"]) is bool and math.prod(x.shape[a] for a in axis) > 0)
+
+
+def _flat_index(index: Any, shape: tuple) -> np.ndarray | None:
+    """The flat (C order) positions that `x[index]` gathers from an `x` of `shape` when
+    `index` is one constant integer array per dimension (at least two), in bounds and
+    broadcastable; else None (the subscript stays, raising as it would)."""
+    if type(index) is not tuple or len(index) != len(shape) or len(shape) < 2:
+        return None
+    if not all(type(i) is np.ndarray and i.dtype.kind in "iu" for i in index):
+        return None
+    positions = tuple(np.where(i < 0, i + n, i) for i, n in zip(index, shape))
+    try:
+        return np.ravel_multi_index(positions, shape)
+    except ValueError:
+        return None
 
 
 def _buffer_key(var: Var) -> tuple:
