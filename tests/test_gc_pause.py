@@ -150,7 +150,6 @@ def test_nested_recordings_and_pullbacks(collector):
     np.testing.assert_allclose(dp.grad(inner_vjp)(x), np.cos(x) - x * np.sin(x), rtol=1e-12)
     out, vjp_fn = dp.vjp(dnp.exp, x)
     np.testing.assert_allclose(dp.grad(lambda c: dnp.sum(vjp_fn(c)[0]))(np.ones(2)), np.exp(x))
-    del vjp_fn
 
 
 def test_threads_share_the_pause_and_release_it(collector):
