@@ -16,7 +16,10 @@ mp.mp.dps = 50
 def fit(g, weight, lo, hi, degree, nodes=400, rounds=30):
     """Coefficients c[0..degree] (low first) of P with max |weight(v) (P(v) - g(v))| near
     its minimum over [lo, hi], and that maximum estimated on the nodes."""
-    vs = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(0.5)) / nodes) for k in range(nodes)]
+    vs = [
+        (lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(0.5)) / nodes)
+        for k in range(nodes)
+    ]
     gs = [g(v) for v in vs]
     ws = [weight(v) for v in vs]
     lawson = [mp.mpf(1)] * nodes
@@ -33,7 +36,10 @@ def fit(g, weight, lo, hi, degree, nodes=400, rounds=30):
         total = sum(lawson[i] * errs[i] for i in range(nodes))
         lawson = [lawson[i] * errs[i] / total for i in range(nodes)]
     coefs = [float(x) for x in c]
-    worst = max(abs(ws[i] * (mp.polyval([mp.mpf(x) for x in coefs][::-1], vs[i]) - gs[i])) for i in range(nodes))
+    worst = max(
+        abs(ws[i] * (mp.polyval([mp.mpf(x) for x in coefs][::-1], vs[i]) - gs[i]))
+        for i in range(nodes)
+    )
     return coefs, worst
 
 
@@ -46,7 +52,9 @@ def main() -> None:
 
     for deg in (8, 9, 10):
         c, err = fit(q, lambda r: r**2 / abs(mp.expm1(r)) if r else 0, -ln2_2, ln2_2, deg)
-        print(f"expm1 q degree {deg}: weighted error {float(err):.3g} (2^{float(mp.log(err, 2)):.1f})")
+        print(
+            f"expm1 q degree {deg}: weighted error {float(err):.3g} (2^{float(mp.log(err, 2)):.1f})"
+        )
         print("   ", c)
 
     # log1p(f) = 2s + s z P(z), s = f/(2+f), z = s^2, |s| <= (sqrt2-1)/(sqrt2+1): error s z dP
@@ -61,7 +69,9 @@ def main() -> None:
 
     for deg in (5, 6, 7):
         c, err = fit(p, lambda z: z / 2, mp.mpf(0), zmax, deg)
-        print(f"log P degree {deg}: weighted error {float(err):.3g} (2^{float(mp.log(err, 2)):.1f})")
+        print(
+            f"log P degree {deg}: weighted error {float(err):.3g} (2^{float(mp.log(err, 2)):.1f})"
+        )
         print("   ", c)
 
 

@@ -25,13 +25,16 @@ TINY = 2.0**-1074
 def loop(name: str, dtype):
     f = getattr(vmath, name)
     if dtype == np.float32:
+
         def body(a, out):
             for i in range(a.size):
                 out[i] = np.float32(f(a[i]))
     else:
+
         def body(a, out):
             for i in range(a.size):
                 out[i] = f(a[i])
+
     return numba.njit(error_model="numpy")(body)
 
 
@@ -133,8 +136,9 @@ def test_special_values_as_numpy(name, dtype):
     assert np.array_equal(np.isnan(got), np.isnan(want)), (x, got, want)
     same = got[special] == want[special]
     assert np.all(same | np.isnan(want[special])), (x[special], got[special], want[special])
-    assert np.array_equal(np.signbit(got[special & ~np.isnan(want)]),
-                          np.signbit(want[special & ~np.isnan(want)])), (x, got, want)
+    assert np.array_equal(
+        np.signbit(got[special & ~np.isnan(want)]), np.signbit(want[special & ~np.isnan(want)])
+    ), (x, got, want)
 
 
 def test_kernels_use_vmath_for_its_functions():
