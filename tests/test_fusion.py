@@ -196,6 +196,25 @@ def test_reductions_end_groups():
     assert "sum_to_shape" in names and names.count("sum") >= 2
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_sums_along_the_innermost_loop(order, dtype):
+    """A sum along the loop's innermost dimension (column sums of F arrays, row sums of C
+    ones, totals) accumulates in a register whose adds may be reordered (SIMD lanes): equal
+    to NumPy's sums to rounding, odd extents included; NaN and inf reach their sums."""
+    rng = np.random.default_rng(1)
+    x, y = (np.asarray(rng.uniform(-1, 1, (67, 33)), dtype, order=order) for _ in range(2))
+    x[5, 3], x[60, 7], x[6, 7], x[9, 8] = np.nan, np.inf, -np.inf, np.inf
+
+    def f(x, y):
+        z = x * y * 2.0 - y
+        return z, dnp.sum(z * x, axis=0), dnp.sum(z * y, axis=1), dnp.sum(z - x)
+
+    graph = check_fused(f, x, y)
+    (node,) = fused_nodes(graph)
+    assert "accumulate(" in node.prim.source and node.outs[0].layout[:1] == order
+
 def test_an_adjoint_a_kernel_made_needs_no_fitting():
     """A kernel's result is a new writable array: no `fit_adjoint` node is left after it,
     and the gradients still own their memory."""

@@ -27,7 +27,8 @@ from numpy import ndarray
 from ..backend import device_scope, run_kernel
 from ..core.edge import astype, sum_to_shape
 from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
-from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
+from ..core.gc_pause import gc_paused
+from ..core.trace import Trace, Tracer, as_scalar, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -249,7 +250,7 @@ def sweeping() -> bool:
 
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
-    cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
+    cyclic collector paused (see core.gc_pause), on the GPU of the seeds (the rules
     compute on raw arrays, which CuPy would run on the current GPU). A seed at slot -1 (a
     constant tracer, e.g. an output made by dnp.zeros) reaches nothing and is dropped."""
     seeds = [(slot, ct) for slot, ct in seeds if slot >= 0]  # slot -1: a constant (dnp.zeros)
