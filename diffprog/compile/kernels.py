@@ -107,7 +107,7 @@ def scalar_op(node: Node, gpu: bool = False) -> str | None:
     name = node.prim.name
     if name == "operator":
         op = _OPERATORS.get(node.params["op"])
-    elif name == "where" and len(node.args) == 3 and not node.params:
+    elif name in ("where", "ufunc_where") and len(node.args) == 3 and not node.params:
         op = "where"
     elif name in ("astype", "sum", "sum_to_shape"):
         op = name
