@@ -7,8 +7,10 @@ rounding, within 0.5 ulp of float32 and 2^-20 of it), with NumPy's semantics for
 libm's scalar calls stop LLVM's loop vectorizer; these are straight-line arithmetic (integer
 bit operations for 2^k and exponents, selects instead of branches, llvm.fma), so a loop that
 calls them runs on SIMD registers. Error bounds in float64, checked against mpmath by
-tests/test_vmath.py: exp, expm1, log, log1p at most 1 ulp; tanh at most 1.5 ulp (NumPy's
-own: 1.2 ulp; a version within 0.65 ulp costs 1.25x NumPy's time and would not pay).
+tests/test_vmath.py: exp, expm1, log, log1p at most 1 ulp; tanh at most 1.5 ulp measured
+(1.45 over 1.5 million points; the sum of its rounding errors bounds it below 2 ulp; NumPy's
+own: 1.2 ulp). A tanh within 1 ulp (two more error terms carried) took 1.3x the time of this
+one: in a fused bias add + tanh 0.91x NumPy's two calls, against 0.72x.
 
 Algorithms (textbook; coefficients fitted by scripts/fit_vmath.py): exp, expm1 and tanh
 reduce y = k ln2 + r_hi + r_lo, |r_hi| <= ln2/2 exact (one fma with ln2 rounded) and r_lo
@@ -148,10 +150,11 @@ def expm1(x):
     k, p, pl = _expm1_reduced(_clamp(x, -40.0, 710.0))
     half = _pow2(k - 1)  # 2^k / 2: k <= 1024
     a = half * p  # exact
-    h = a + (half - 0.5)
+    c = half - 0.5
+    h = a + c
     b = h - a
-    lo = ((a - (h - b)) + ((half - 0.5) - b)) + half * pl  # Knuth's two-sum
-    return 2.0 * (h + lo) if abs(x) >= _TINY else x  # also +-0, subnormals and NaN
+    lo = ((a - (h - b)) + (c - b)) + (half * pl + ((half - c) - 0.5))  # Knuth's two-sum; c's
+    return 2.0 * (h + lo) if abs(x) >= _TINY else x  # rounding (k > 53); +-0, subnormals, NaN
 
 
 @_jit
