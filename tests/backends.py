@@ -151,34 +151,53 @@ def _run_every_case(test: Callable[..., Any], backend: Any, where: str, sample: 
     )
 
 
+def _table_test(test: Callable[..., Any], suffix: str, doc: str,
+                runs: Callable[[Any], list[tuple[Any, str, bool]]],
+                backends: list[str] | None = None, gpu: bool = False) -> Callable[..., Any]:
+    """One test, `<test's name>_<suffix>`, running every case of `test`'s table (its
+    parametrize marks) for each `(backend, where, sample)` that `runs(backend)` gives (see
+    `_run_every_case`), with the table's own NumPy deprecations silenced: parametrized over
+    the `backend` fixture with `backends`, gpu-marked with `gpu`. `doc` names the table
+    `{}`."""
+
+    def every_case(backend: Any = None) -> None:
+        with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for on, where, sample in runs(backend):
+                _run_every_case(test, on, where, sample)
+
+    if backends:
+        def run(backend: Backend) -> None:
+            every_case(backend)
+
+        run = pytest.mark.parametrize("backend", backends, indirect=True)(run)
+    else:
+        def run() -> None:
+            every_case()
+
+    if gpu:
+        run = pytest.mark.gpu(run)
+    run.__name__ = f"{test.__name__}_{suffix}"
+    run.__doc__ = doc.format(test.__name__)
+    return run
+
+
 def on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
     """A gpu-marked test running `test` on CuPy for every combination of its parametrize
     marks (`test` takes `backend=NUMPY` as a default, so its own ids run on NumPy only).
     The failures are collected and reported together, naming each case."""
-
-    @pytest.mark.gpu
-    @pytest.mark.parametrize("backend", ["cupy", "cupy:1"], indirect=True)
-    def run(backend: Backend) -> None:
-        _run_every_case(test, backend, "on CuPy")
-
-    run.__name__ = f"{test.__name__}_on_gpu"
-    run.__doc__ = f"Every case of {test.__name__} on CuPy, compared with NumPy."
-    return run
+    return _table_test(test, "on_gpu", "Every case of {} on CuPy, compared with NumPy.",
+                       lambda backend: [(backend, "on CuPy", False)],
+                       backends=["cupy", "cupy:1"], gpu=True)
 
 
 def under_jit(test: Callable[..., Any]) -> Callable[..., Any]:
-    """One test running every case of `test` under dp.jit (see `JitBackend`)."""
-
-    def run() -> None:
-        with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _run_every_case(test, JIT, "under dp.jit")
-            _run_every_case(test, FUSED_JIT, "under dp.jit with fused kernels", sample=True)
-
-    run.__name__ = f"{test.__name__}_under_jit"
-    run.__doc__ = (f"Every case of {test.__name__} under dp.jit, compared with eager calls; "
-                   "one case per function with fused kernels.")  # fmt: skip
-    return run
+    """One test running every case of `test` under dp.jit (see `JitBackend`), and one case
+    per function again with fused kernels."""
+    return _table_test(test, "under_jit", "Every case of {} under dp.jit, compared with eager "
+                       "calls; one case per function with fused kernels.",
+                       lambda _: [(JIT, "under dp.jit", False),
+                                  (FUSED_JIT, "under dp.jit with fused kernels", True)])
 
 
 class JitBackend(Backend):
@@ -249,18 +268,9 @@ def under_jit_on_gpu(test: Callable[..., Any]) -> Callable[..., Any]:
     """A gpu-marked test running one case per function of `test`'s table (at most
     FUSED_CASES) under dp.jit on CuPy, with fused kernels and CUDA-graph replays (see
     GpuJitBackend)."""
-
-    @pytest.mark.gpu
-    def run() -> None:
-        backend = GpuJitBackend()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _run_every_case(test, backend, "under dp.jit on CuPy", sample=True)
-
-    run.__name__ = f"{test.__name__}_under_jit_on_gpu"
-    run.__doc__ = (f"One case per function of {test.__name__} under dp.jit on CuPy (fused "
-                   "kernels, CUDA graphs), compared with eager NumPy.")  # fmt: skip
-    return run
+    return _table_test(test, "under_jit_on_gpu", "One case per function of {} under dp.jit "
+                       "on CuPy (fused kernels, CUDA graphs), compared with eager NumPy.",
+                       lambda _: [(GpuJitBackend(), "under dp.jit on CuPy", True)], gpu=True)
 
 
 class GpuJitBackend(Backend):
@@ -365,15 +375,8 @@ FUSED_JIT = JitBackend(fuse=True)
 
 def under_vmap(test: Callable[..., Any]) -> Callable[..., Any]:
     """One test running every case of `test` under dp.vmap (see `VmapBackend`)."""
-
-    def run() -> None:
-        with warnings.catch_warnings():  # the table's own NumPy deprecations, met again here
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _run_every_case(test, VMAP, "under dp.vmap")
-
-    run.__name__ = f"{test.__name__}_under_vmap"
-    run.__doc__ = f"Every case of {test.__name__} under dp.vmap, compared with a loop."
-    return run
+    return _table_test(test, "under_vmap", "Every case of {} under dp.vmap, compared with a "
+                       "loop.", lambda _: [(VMAP, "under dp.vmap", False)])
 
 
 class VmapBackend(Backend):

@@ -161,6 +161,32 @@ def test_mixing_numpy_and_cupy_raises_naming_both():
 
 
 @pytest.mark.gpu
+def test_a_0d_numpy_array_beside_cupy_arrays_is_a_host_scalar():
+    """NumPy's where (and dnp.where, which is NumPy's exactly) makes a 0-d array of scalars;
+    beside CuPy arrays it is a host scalar, as a NumPy scalar is: eager, in both modes'
+    derivatives, and under dp.jit. A 0-d leaf's adjoint is a 0-d NumPy array."""
+    cp = require_cupy()
+    x = np.linspace(-1.0, 1.0, 3)
+    s = dnp.where(True, 1.5, 2.0)
+    assert type(s) is np.ndarray and s.shape == ()
+    r = dnp.multiply(cp.asarray(x), s)
+    assert type(r) is cp.ndarray
+    np.testing.assert_array_equal(r.get(), 1.5 * x)
+
+    def f(s, x):
+        return dnp.sum(x * dnp.where(s > 0, s * s, 2.0) * x)
+
+    g = dp.grad(f, argnums=(0, 1))(np.array(2.0), cp.asarray(x))
+    assert type(g[0]) is np.ndarray and g[0].shape == () and type(g[1]) is cp.ndarray
+    np.testing.assert_allclose(g[0], 4.0 * np.sum(x * x))
+    np.testing.assert_allclose(g[1].get(), 8.0 * x)
+    _, t = dp.jvp(f, (np.array(2.0), cp.asarray(x)), (np.array(1.0), cp.zeros(3)))
+    np.testing.assert_allclose(float(t), 4.0 * np.sum(x * x))
+    jitted = dp.jit(lambda x: x * dnp.where(x[0] < 0, 1.5, 2.0))
+    np.testing.assert_array_equal(jitted(cp.asarray(x)).get(), 1.5 * x)
+
+
+@pytest.mark.gpu
 def test_mixing_two_gpus_raises_naming_both():
     require_cupy(devices=2)
     a, b = dp.to_device(np.ones(2), "gpu:0"), dp.to_device(np.ones(2), "gpu:1")

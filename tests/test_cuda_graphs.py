@@ -59,7 +59,10 @@ def test_a_graph_replays_new_inputs_like_eager(cp, dtype):
     assert jitted.last_uncaptured_reason == ""
 
 
-def test_a_training_step_as_a_graph(cp):
+@pytest.mark.parametrize("state_from", ["init on the GPU params", "moved to the GPU"])
+def test_a_training_step_as_a_graph(cp, state_from):
+    """Adam's state made by opt.init from CuPy params keeps its step count on their GPU, so
+    the jitted step is captured without moving the state first (dp.to_device works too)."""
     opt = dp.optim.adam(1e-2)
 
     def step(params, state, x):
@@ -69,8 +72,14 @@ def test_a_training_step_as_a_graph(cp):
 
     rng = np.random.default_rng(1)
     host = {"W": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
-    params, state = dp.to_device(host, "gpu"), dp.to_device(opt.init(host), "gpu")
+    params = dp.to_device(host, "gpu")
+    if state_from == "moved to the GPU":
+        state = dp.to_device(opt.init(host), "gpu")
+    else:
+        state = opt.init(params)
+        assert type(state[0].count) is cp.ndarray and state[0].count.dtype == np.int64
     want = (host, opt.init(host))
+    assert type(want[1][0].count) is np.int64  # host params: a host count, as before
     jitted = dp.jit(step)
     for _ in range(5):
         x = rng.normal(size=(4, 3))
@@ -79,6 +88,20 @@ def test_a_training_step_as_a_graph(cp):
         assert_fused_close(value.get(), want_value)
         assert_fused_close(params["W"].get(), want[0]["W"])
     assert jitted.stats["graph_replays"] == 3, (jitted.stats, jitted.last_uncaptured_reason)
+    assert int(state[0].count) == 5 and jitted.last_uncaptured_reason == ""
+
+
+def test_a_scheduled_rate_keeps_its_count_on_the_host_and_the_step_uncaptured(cp):
+    """A schedule is a Python function of the step count, so its count stays a host value
+    (NumPy int64) that the recording reads: each step is a new recording, none captured."""
+    opt = dp.optim.adam(lambda count: 1e-2 / (1.0 + count))
+    params = {"W": cp.asarray(np.ones((3, 2)))}
+    state = opt.init(params)
+    jitted = dp.jit(lambda p, s: opt.update({"W": p["W"] * 0.5}, s, p))
+    for _ in range(3):
+        updates, state = jitted(params, state)
+    assert type(state[1].count) is np.int64 and int(state[1].count) == 3
+    assert jitted.stats["graph_replays"] == 0 and jitted.stats["recordings"] == 3
 
 
 def test_a_graph_replay_makes_no_transfer_and_no_synchronisation(cp):

@@ -312,6 +312,19 @@ def test_item5_load_like_names_the_first_mismatch(tmp_path, like, where, file_si
     assert file_side in file_says and like_side in like_says, message
 
 
+def test_item5_a_numpy_scalar_and_a_0d_array_of_one_dtype_load_as_likes_kind(tmp_path):
+    """An optimizer's step count is a NumPy int64 for host params and a 0-d array for CuPy
+    ones: a checkpoint of either loads into the other (other dtypes still differ)."""
+    dp.save(tmp_path / "scalar", {"count": np.int64(7)})
+    dp.save(tmp_path / "array", {"count": np.array(7)})
+    out = dp.load(tmp_path / "scalar", like={"count": np.array(0)})
+    assert type(out["count"]) is np.ndarray and out["count"].shape == () and out["count"] == 7
+    out = dp.load(tmp_path / "array", like={"count": np.int64(0)})
+    assert type(out["count"]) is np.int64 and out["count"] == 7
+    with pytest.raises(StructureError, match=r"\['count'\]: .*int64.* like has .*int32"):
+        dp.load(tmp_path / "scalar", like={"count": np.array(0, np.int32)})
+
+
 @pytest.mark.gpu
 def test_item5_load_like_keeps_likes_devices(tmp_path):
     cupy = require_cupy()

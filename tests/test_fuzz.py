@@ -269,14 +269,41 @@ def test_check_grads_of_a_function_constant_up_to_rounding():
     check_grads(lambda x: dnp.sin(x) ** 2 + dnp.cos(x) ** 2, (np.array([0.3, -1.2, 0.7]),), order=2)
 
 
-def test_where_of_host_scalars_is_a_scalar():
-    """NumPy's where makes a 0-d array of scalars (its ufuncs make scalars); dnp.where makes a
-    scalar, so the rules built on it (maximum, abs, relu, power...) keep a host scalar's
-    derivatives scalars, which CuPy takes beside its arrays (a 0-d NumPy array it refuses)."""
-    assert type(dnp.where(np.bool_(True), 1.5, np.float64(2.0))) is np.float64
-    assert type(dnp.where(np.array(True), 1.5, 2.0)) is np.ndarray  # an array in: an array
+WHERE_ARGUMENTS = [  # (condition, x, y): scalars of each kind, 0-d arrays, arrays, mixed
+    (True, 1.5, 2.0), (np.bool_(False), 1.5, np.float64(2.0)), (True, np.float32(1.5), 2.0),
+    (np.array(True), 1.5, 2.0), (True, np.array(1.5, np.float32), 2), (False, 1, 2),
+    (np.array([True, False]), 1.5, 2.0), (True, np.ones(2, np.float32), 2.0),
+]
+
+
+@pytest.mark.parametrize("args", WHERE_ARGUMENTS, ids=range(len(WHERE_ARGUMENTS)))
+def test_where_is_numpys_exactly_and_its_derivatives_match_the_values(args):
+    """dnp.where gives what numpy.where gives, type included (a 0-d array of scalars), eager
+    and traced; its derivatives have its values' shapes (a ufunc's types: a scalar's
+    derivatives are scalars, so they mix with CuPy arrays)."""
+    want, got = np.where(*args), dnp.where(*args)
+    assert (type(got), got.dtype, got.shape) == (type(want), want.dtype, want.shape)
+    np.testing.assert_array_equal(got, want)
+    c, x, y = args
+    if np.asarray(x).dtype.kind == "f":
+        out, vjp_fn = dp.vjp(lambda x: dnp.where(c, x, y), x)
+        assert (type(out), out.dtype, out.shape) == (type(want), want.dtype, want.shape)
+        out, tangent = dp.jvp(lambda x: dnp.where(c, x, y), (x,), (x,))
+        assert np.shape(tangent) == want.shape
+        np.testing.assert_array_equal(tangent, np.where(c, x, 0.0))
+        (adjoint,) = vjp_fn(np.ones_like(want))
+        assert type(adjoint) is type(x)
+        selected = np.where(c, np.ones_like(want), 0.0)
+        np.testing.assert_array_equal(adjoint, selected if np.ndim(x) else selected.sum())
+
+
+def test_rules_built_on_where_keep_a_host_scalars_derivatives_scalars():
+    """diffprog's own rules select with ufunc_where (a ufunc's convention: a scalar of
+    scalars), so the derivatives of a host scalar stay scalars, as its values are."""
     assert type(dp.jvp(lambda s: dnp.maximum(s, 0.3), (0.7,), (0.5,))[1]) is np.float64
     assert type(dp.grad(lambda s: dnp.power(s * s + 0.5, s))(-0.1)) is float
+    assert type(dnp.interp(0.5, [0.0, 1.0], [1.0, 3.0])) is type(np.interp(0.5, [0, 1], [1, 3]))
+    assert type(dp.grad(lambda s: dnp.where(s > 0, s * s, -s))(0.5)) is float
 
 
 SCALARS_MEET_DEVICE_ARRAYS = {  # f(x, s): x a (device) array, s a host scalar (its tangent 0.3)
@@ -285,6 +312,7 @@ SCALARS_MEET_DEVICE_ARRAYS = {  # f(x, s): x a (device) array, s a host scalar (
     "power": lambda x, s: x * dnp.power(s * s + 0.5, s),
     "sinc": lambda x, s: x * dnp.power(s * s + 0.5, dnp.sinc(dnp.sin(s))),
     "abs": lambda x, s: x * dnp.abs(s) * dnp.where(s > 0, s, 1.0),
+    "where of scalars": lambda x, s: x * (dnp.where(s < 0, s * s, 2.0) * s) + dnp.where(True, s, x),
 }
 
 

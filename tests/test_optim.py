@@ -309,6 +309,33 @@ def test_cupy_arrays_stay_on_the_gpu_and_match_numpy(name):
     assert got[-1]["f"] == pytest.approx(want[-1]["f"], rel=1e-12) and got[-1]["n"] == 3
 
 
+@pytest.mark.gpu
+def test_a_state_made_from_cupy_params_counts_on_their_gpu_and_checkpoints(tmp_path):
+    """opt.init of CuPy params keeps Adam's step count on their GPU (a jitted step then has
+    no host input); checkpoints move between host and GPU states either way."""
+    cp = require_cupy()
+    host = {"w": np.array([1.0, -2.0, 0.5], np.float32)}
+    gpu = {"w": cp.asarray(host["w"])}
+    opt = optim.adam(0.1)
+    state = opt.init(gpu)
+    assert type(state[0].count) is cp.ndarray and state[0].count.shape == ()
+    assert type(opt.init(host)[0].count) is np.int64
+    assert type(opt.init({"w": host["w"], "v": gpu["w"]})[0].count) is np.int64  # mixed
+    for _ in range(2):
+        _, state = opt.update({"w": gpu["w"] * 0.5}, state, gpu)
+    dp.save(tmp_path / "gpu.ckpt", state)
+    back = dp.load(tmp_path / "gpu.ckpt", like=opt.init(gpu))
+    assert type(back[0].count) is cp.ndarray and int(back[0].count) == 2
+    on_host = dp.load(tmp_path / "gpu.ckpt", like=opt.init(host))
+    assert type(on_host[0].count) is np.int64 and on_host[0].count == 2
+    dp.save(tmp_path / "host.ckpt", on_host)
+    again = dp.load(tmp_path / "host.ckpt", like=opt.init(gpu))
+    assert type(again[0].count) is cp.ndarray and int(again[0].count) == 2
+    a = opt.update({"w": gpu["w"]}, again, gpu)[0]["w"].get()
+    b = opt.update({"w": host["w"]}, on_host, host)[0]["w"]
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------- errors
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..backend import asarray_like, device_scope, is_array, zeros_like
+from ..backend import asarray_like, device_scope, host_copy, is_array, zeros_like
 from ..core.edge import astype
 from ..core.primitive import NonDifferentiable
 from ..core.trace import Tracer, raw
@@ -209,8 +209,9 @@ def float_adjoint(ct: Any, leaf: Any) -> Any:
         if not ct.opaque or ct.batched:  # graph extension (or dp.vmap's batch): traced
             return ct
         return fit_to_leaf(ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
-    if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array
-        ct = asarray_like(ct, value)
+    if kind == "array" and type(ct) is not type(value):  # a NumPy scalar ct of a 0-d array,
+        # or a device ct of a 0-d NumPy array (a host scalar beside device arrays: see backend)
+        ct = host_copy(ct) if type(value) is np.ndarray else asarray_like(ct, value)
     with device_scope((ct,)):
         return _fit(None, ct, kind=kind, dtype=value.dtype.str if kind == "scalar" else None)
 

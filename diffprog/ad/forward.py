@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from numpy import ndarray
+
+from ..backend import host_scalars, on_device
 from ..core.edge import astype, broadcast_to
 from ..core.primitive import params_traced
 from ..core.trace import Trace, Tracer, as_scalar
@@ -68,6 +71,9 @@ class JVPTrace(Trace):
             out = prim(*vals, **params)  # params may hold a value dp.vmap batches)
         else:
             out = prim.run(vals, params)
+            if type(out) is not ndarray and on_device(vals):  # 0-d NumPy arrays as scalars,
+                # as the rules' raw arithmetic must see them beside CuPy arrays
+                vals, tangents = host_scalars(vals), host_scalars(tangents)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
             vals = [as_scalar(v) for v in vals]
         rules = prim.jvps

@@ -24,10 +24,11 @@ from typing import Any
 import numpy
 from numpy import ndarray
 
-from ..backend import device_scope, run_kernel
+from ..backend import device_scope, host_scalars, run_kernel
 from ..core.edge import astype, sum_to_shape
 from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
-from ..core.trace import Trace, Tracer, as_scalar, gc_paused, hidden, raw
+from ..core.gc_pause import gc_paused
+from ..core.trace import Trace, Tracer, as_scalar, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
 INPUT = None  # a watched input: its cotangent is kept, not consumed
@@ -135,6 +136,7 @@ class ReverseTrace(Trace):
                     out = prim.impl(numpy, *vals, **params) if params else prim.impl(numpy, *vals)
                 else:
                     out = run_kernel(prim.impl, vals, params)
+                    vals = host_scalars(vals)  # on CuPy, as its rules must see them
             except KERNEL_ERRORS as e:
                 prim.raise_named(e, vals, params)
         if weak:  # the kernel saw the Python float; rules see a NumPy scalar (shape, dtype)
@@ -249,7 +251,7 @@ def sweeping() -> bool:
 
 def backward(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
     """Sweep `tape` once in reverse from `seeds` (slot, cotangent) pairs, with Python's
-    cyclic collector paused (see core.trace.gc_paused), on the GPU of the seeds (the rules
+    cyclic collector paused (see core.gc_pause), on the GPU of the seeds (the rules
     compute on raw arrays, which CuPy would run on the current GPU). A seed at slot -1 (a
     constant tracer, e.g. an output made by dnp.zeros) reaches nothing and is dropped."""
     seeds = [(slot, ct) for slot, ct in seeds if slot >= 0]  # slot -1: a constant (dnp.zeros)
@@ -297,6 +299,8 @@ def _sweep(tape: list[Any], seeds: list[tuple[int, Any]]) -> list[Any]:
             if g is None:
                 continue
             cts[i] = None
+            if type(g) not in HOST_TYPES:  # a CuPy g meets a host value's 0-d NumPy arrays
+                vals = host_scalars(vals)  # (as scalars, which CuPy takes beside its arrays)
         joint = prim.joint
         if joint:  # a JointNode (its params are None) or a JointPrimitive
             if params is None:

@@ -7,7 +7,9 @@ where its data is (`run_kernel` for a kernel, `device_scope` for raw CuPy code: 
 runs everything on the current GPU) and creating arrays there (`zeros_like`, `ones_like`,
 `asarray_like`); the guarded lazy import of CuPy (`AVAILABLE`); `to_device`, which moves the
 arrays of a pytree. Python and NumPy scalars belong to no device and defer to the arrays
-beside them (CuPy takes NumPy scalars as kernel arguments).
+beside them (CuPy takes NumPy scalars as kernel arguments); so do 0-d NumPy arrays beside
+CuPy arrays (NumPy's where and reductions make them of scalars): `run_kernel` hands them to
+CuPy as NumPy scalars, which CuPy takes where it refuses a NumPy array.
 Layer L1: imports numpy, the stdlib, diffprog.errors and diffprog.tree; CuPy only when present.
 """
 
@@ -130,10 +132,26 @@ def run_kernel(impl: Any, args: tuple | list, params: dict) -> Any:
     and for arrays on the current GPU).
     """
     xp, gpu = _module_and_gpu(args)
+    if xp is not np:
+        args = host_scalars(args)
     if gpu is None or gpu == xp.cuda.runtime.getDevice():
         return impl(xp, *args, **params)
     with xp.cuda.Device(gpu):
         return impl(xp, *args, **params)
+
+
+def host_scalars(values: tuple | list) -> tuple | list:
+    """`values` of an operation on CuPy arrays with each 0-d NumPy array among them as a
+    NumPy scalar: as CuPy's kernels take it, and as the derivative rules' raw arithmetic
+    must see it beside CuPy arrays (CuPy refuses NumPy arrays, 0-d ones too)."""
+    if not any(type(v) is np.ndarray for v in values):
+        return values
+    return [v[()] if type(v) is np.ndarray else v for v in values]
+
+
+def on_device(values: tuple | list) -> bool:
+    """Whether `values` (seen through tracers) hold CuPy arrays."""
+    return _module_and_gpu(values)[0] is not np
 
 
 _NO_SCOPE = contextlib.nullcontext()
@@ -182,6 +200,9 @@ def _module_and_gpu(args: tuple | list) -> tuple[ModuleType, int | None]:
         if mod is None or mod is found:
             continue
         if found is not None:
+            if _zero_d_host_arrays_only(args):  # host scalars beside device arrays
+                found = found if mod is np else mod
+                continue
             raise DeviceMismatchError(
                 f"one operation mixes arrays from {_where(found, args)} and "
                 f"{_where(mod, args)}; move them to one device first with "
@@ -191,6 +212,12 @@ def _module_and_gpu(args: tuple | list) -> tuple[ModuleType, int | None]:
     if found is None or found is np:
         return np, None
     return found, _one_gpu(args)  # CuPy: every array on one GPU (off the NumPy hot path)
+
+
+def _zero_d_host_arrays_only(args: tuple | list) -> bool:
+    """Whether every NumPy array among `args` (seen through tracers) is 0-d."""
+    values = [_unwrapped(a) for a in args]
+    return all(v.ndim == 0 for v in values if isinstance(v, np.ndarray))
 
 
 def _one_gpu(args: tuple | list) -> int | None:

@@ -65,6 +65,12 @@ _NUMPY_SCALAR = {
     "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
 }  # fmt: skip
 
+#: ufuncs a loop computes with compile.vmath's vectorizable functions instead of libm's
+VMATH = {"exp", "expm1", "log", "log1p", "tanh"}
+#: ... of which these beat NumPy's SIMD loops on big float64 arrays: fused into loops of any
+#: size (benchmarks/vmath_speed.py; expm1, log, log1p and float32 are slower than NumPy's)
+VMATH_BIG = {"exp", "tanh"}
+
 #: ufuncs that call libm per element: numba's loop is several times slower than NumPy's SIMD
 #: one, so they are fused only into small loops (where the call overhead dominates)
 TRANSCENDENTAL = {
@@ -86,6 +92,14 @@ _CAST = {np.dtype(np.float64): "np.float64", np.dtype(np.float32): "np.float32",
          np.dtype(np.bool_): "np.bool_"}  # fmt: skip
 
 
+def small_loops_only(op: str, node: Node) -> bool:
+    """Whether `node`, computing `op`, joins only small loops (a libm call, or a vmath
+    function slower than NumPy's SIMD loop at its dtype)."""
+    if op not in TRANSCENDENTAL:
+        return False
+    return op not in VMATH_BIG or compute_dtype(op, node) != np.float64
+
+
 def scalar_op(node: Node, gpu: bool = False) -> str | None:
     """The name of the per-element operation `node` computes ("add", "exp", "where",
     "astype", "sum", "sum_to_shape"), or None when a fused loop cannot compute it (`gpu`:
@@ -93,7 +107,7 @@ def scalar_op(node: Node, gpu: bool = False) -> str | None:
     name = node.prim.name
     if name == "operator":
         op = _OPERATORS.get(node.params["op"])
-    elif name == "where" and len(node.args) == 3 and not node.params:
+    elif name in ("where", "ufunc_where") and len(node.args) == 3 and not node.params:
         op = "where"
     elif name in ("astype", "sum", "sum_to_shape"):
         op = name
@@ -190,7 +204,7 @@ def kernel_source(loop: Loop) -> str:
     [the failed guard or -1])`."""
     L = loop.shape
     n_args = 1 + max((arg for *_, arg, _ in loop.inputs), default=-1)
-    head = ["import numpy as np", "", "", f"def kernel({', '.join(f'a{k}' for k in range(n_args))}):"]
+    signature = f"def kernel({', '.join(f'a{k}' for k in range(n_args))}):"
     chained = False  # whether a sum accumulates in a register along the innermost loop
     body: list[str] = []
     extent: dict[int, str] = {}
@@ -278,9 +292,25 @@ def kernel_source(loop: Loop) -> str:
     body += [indent[4:] + line for line in after]
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
-    head = ["import numba", *head[:3], *_ACCUMULATE, *head[3:]] if chained else head
+    head = ["import numpy as np", *(["import numba"] if chained else []), *vmath_import(loop.lines),
+            "", "", *(_ACCUMULATE if chained else []), signature]  # fmt: skip
     return "\n".join(head + ["    " + line for line in body]) + "\n"
 
+
+def vmath_import(lines: list) -> list[str]:
+    """The import of compile.vmath if `lines` call it, with the hash of its source: a kernel
+    cached on disk is compiled again when vmath changes (numba's cache checks only the
+    kernel's own file)."""
+    if not any("vmath." in line for line in lines):
+        return []
+    global _vmath_version
+    if _vmath_version is None:
+        text = (Path(__file__).parent / "vmath.py").read_bytes()
+        _vmath_version = hashlib.sha256(text).hexdigest()[:16]
+    return [f"from diffprog.compile import vmath  # version {_vmath_version}"]
+
+
+_vmath_version: str | None = None
 
 #: the add of a sum accumulated in a register, compiled with LLVM's reassociation allowed (on
 #: this add alone: numba inlines it with its flags; the loop's other arithmetic stays exact)
@@ -411,6 +441,8 @@ def expression(op: str, node: Node, temps: dict) -> str:
         expr = _FORMS[op].format(*args)
     elif op == "power" and squares(node):
         expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
+    elif op in VMATH:
+        expr = f"vmath.{op}({args[0]})"  # float64 (of a float32 too): rounded by _as
     else:
         expr = f"np.{op}({', '.join(args)})"
     return expr if out == np.bool_ else _as(expr, out)

@@ -14,7 +14,8 @@ group's value joins it (checked inside the kernel). A group is worth a kernel wi
 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an array over at least
 1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time); libm
 functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops beat
-numba's scalar calls beyond). On the GPU a group is worth a kernel from 2 operations (each
+numba's scalar calls beyond), except those compile.vmath computes faster than NumPy
+(kernels.small_loops_only). On the GPU a group is worth a kernel from 2 operations (each
 saves a launch), every member's result has the loop's shape, libm functions join any loop,
 a sibling joins whatever its operands, and guards stay outside.
 Layer L3 (beside ad/): imports compile.ir and compile.kernels.
@@ -42,8 +43,8 @@ TRANSCENDENTAL_MAX_SIZE = 64
 RECENT = 4
 
 class Group:
-    __slots__ = ("broadcasts", "deps", "guards", "index", "libm", "loads", "members", "sealed",
-                 "shape", "sums")  # fmt: skip
+    __slots__ = ("backward", "broadcasts", "deps", "guards", "index", "libm", "loads", "members",
+                 "sealed", "shape", "sums")  # fmt: skip
 
     def __init__(self, index: int, shape: tuple) -> None:
         self.index = index
@@ -56,6 +57,7 @@ class Group:
         self.guards: list[int] = []  # body positions of the guards it checks
         self.loads: set[int] = set()  # var ids of the values it reads from outside
         self.broadcasts = False  # an operation of it broadcasts an array operand
+        self.backward = False  # its first member is the backward pass's
 
     def worth_it(self, gpu: bool) -> bool:
         n, big = len(self.members), math.prod(self.shape) >= MIN_PAIR_SIZE
@@ -106,12 +108,14 @@ class Partition:
         summing = op in ("sum", "sum_to_shape")
         if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
             return False
+        size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
         tried = []
         for v in reversed(node.args):
             g = self.group_of.get(v.id) if type(v) is Var else None
-            if g is not None and g not in tried:
-                tried.append(g)
-        size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
+            if g is not None and g not in tried and (self.gpu or size < MIN_PAIR_SIZE
+                                                     or g.backward or not node.backward):
+                tried.append(g)  # over a big CPU loop, the backward pass's nodes stay out of
+                # forward kernels: they would store a value long before its reader
         for g in self.groups[-RECENT:][::-1]:  # siblings: over a big CPU loop, only one
             if g not in tried and (self.gpu or size < MIN_PAIR_SIZE or any(  # loading an operand
                     type(v) is Var and v.id in g.loads for v in node.args)):  # fmt: skip
@@ -122,6 +126,7 @@ class Partition:
                 self.join(g, i, node, op, *fit)
                 return True
         g = Group(len(self.groups), node.args[0].shape if summing else node.outs[0].shape)
+        g.backward = node.backward
         fit = self.fits(g, node, op, summing)
         if fit is None:
             return False
@@ -149,7 +154,7 @@ class Partition:
                 return None  # the accumulators sum over the loop as it is
         if self.gpu and not summing and out != g.shape:
             return None
-        if (not self.gpu and (g.libm or op in kernels.TRANSCENDENTAL)
+        if (not self.gpu and (g.libm or kernels.small_loops_only(op, node))
                 and math.prod(shape) > TRANSCENDENTAL_MAX_SIZE):  # fmt: skip
             return None
         new = 0
@@ -170,7 +175,7 @@ class Partition:
         g.members.append(i)
         g.shape = shape
         g.deps |= new
-        g.libm = g.libm or op in kernels.TRANSCENDENTAL
+        g.libm = g.libm or kernels.small_loops_only(op, node)
         for v in node.inputs():
             if self.group_of.get(v.id) is not g:
                 self.read(v)

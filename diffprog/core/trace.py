@@ -15,7 +15,6 @@ Layer L2: imports L0/L1 only.
 from __future__ import annotations
 
 import dis
-import gc
 import itertools
 import linecache
 import math
@@ -30,6 +29,7 @@ import numpy as np
 
 from ..backend import register_wrapper
 from ..errors import EscapedTracerError, TracerConversionError
+from .gc_pause import gc_paused
 
 _ids = itertools.count(1)
 _depth = threading.local()
@@ -146,37 +146,6 @@ def hidden(trace: Trace) -> Iterator[None]:
 def tracing() -> bool:
     """Whether a transform is recording in this thread (some trace is open)."""
     return getattr(_depth, "level", 0) > 0
-
-
-class gc_paused:  # noqa: N801 - used like a function: `with gc_paused():`
-    """Pause Python's cyclic garbage collector while recording or sweeping a tape.
-
-    A tape creates many container objects and no reference cycles; with the collector on,
-    its periodic passes over them cost about a third of the per-op time of a 100,000-op
-    tape. Nested and concurrent pauses nest; the collector's previous state is restored
-    when the last one ends (garbage made meanwhile is collected then, as usual). A class,
-    not a generator context manager: it is entered several times per gradient.
-    """
-
-    __slots__ = ()
-    _lock = threading.Lock()
-    _pauses = 0
-    _was_enabled = False
-
-    def __enter__(self) -> None:
-        cls = gc_paused
-        with cls._lock:
-            if cls._pauses == 0:
-                cls._was_enabled = gc.isenabled()
-                gc.disable()
-            cls._pauses += 1
-
-    def __exit__(self, *exc: Any) -> None:
-        cls = gc_paused
-        with cls._lock:
-            cls._pauses -= 1
-            if cls._pauses == 0 and cls._was_enabled:
-                gc.enable()
 
 
 _PAUSE = gc_paused()

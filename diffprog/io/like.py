@@ -6,8 +6,11 @@ with each array on its `like` leaf's device, after checking the two node by node
 down, in `like`'s traversal order: the same kind of container (a namedtuple by its name and
 fields, a dataclass by its class and static fields), the same dict keys (in any order), the
 same lengths; then leaves of the same kind (a Python float for a Python float, a NumPy scalar
-of the same dtype, an array of the same dtype and shape). The first difference raises
-StructureError naming its key path (as `dp.tree.keystr` spells it) and both sides.
+of the same dtype, an array of the same dtype and shape; a NumPy scalar and a 0-d array of
+one dtype are one value, given like's kind: an optimizer's step count is a NumPy int64 for
+host params and a 0-d CuPy array for CuPy ones, and checkpoints move between the two). The
+first difference raises StructureError naming its key path (as `dp.tree.keystr` spells it)
+and both sides.
 
 Layer L6: imports diffprog.tree, .errors, .backend and numpy.
 """
@@ -41,7 +44,7 @@ def _match(got: Any, like: Any, where: str, out: list[Any], file: str) -> None:
     if got_kids is None or like_kids is None:
         if not (got_kids is None and like_kids is None and _same_leaf(got, like)):
             raise _mismatch(file, where, _describe(got), _describe(like))
-        out.append(asarray_like(got, like) if is_array(like) and not _on_host(like) else got)
+        out.append(_placed(got, like))
         return
     if isinstance(like, dict) and type(got) is type(like):
         for k in like:
@@ -84,10 +87,25 @@ def _same_node(got: Any, like: Any) -> bool:
 
 
 def _same_leaf(got: Any, like: Any) -> bool:
+    if _is_0d(got) and _is_0d(like):  # a NumPy scalar or a 0-d array: one value
+        return got.dtype == like.dtype
     if isinstance(like, np.generic) or not is_array(like):  # Python values and NumPy scalars
         return type(got) is type(like)
     return (type(got) is np.ndarray and got.dtype == like.dtype
             and got.shape == tuple(like.shape))
+
+
+def _is_0d(x: Any) -> bool:
+    return isinstance(x, np.generic) or (is_array(x) and tuple(x.shape) == ())
+
+
+def _placed(got: Any, like: Any) -> Any:
+    """A matching leaf read from the file (host values) as like's kind, on like's device."""
+    if isinstance(like, np.generic):
+        return got[()] if isinstance(got, np.ndarray) else got
+    if is_array(like) and not _on_host(like):
+        return asarray_like(got, like)
+    return np.asarray(got) if isinstance(like, np.ndarray) and isinstance(got, np.generic) else got
 
 
 def _on_host(x: Any) -> bool:

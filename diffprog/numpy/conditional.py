@@ -18,7 +18,7 @@ import numpy as np
 from ..backend import namespace_of
 from ..core.trace import Tracer, raw
 from .complex_parts import imag, real
-from .elementwise import where
+from .elementwise import ufunc_where
 from .joins import as_array, cast
 
 _PYTHON_SCALARS = (int, float, complex)
@@ -63,7 +63,7 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
         conds.append(cond)
     result = _in_dtype(default, dtype)  # each where broadcasts: the result has every shape
     for cond, choice in zip(conds[::-1], choices[::-1]):
-        result = where(cond, _in_dtype(choice, dtype), result)
+        result = ufunc_where(cond, _in_dtype(choice, dtype), result)
     return result if result.dtype == dtype else result.astype(dtype)  # Python scalars only
 
 
@@ -91,9 +91,9 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     neginf = info.min if neginf is None else neginf
     xp = namespace_of((r,))
     is_inf = xp.isinf(r)
-    out = where(xp.isnan(r), nan, x)
-    out = where(is_inf & (r > 0), posinf, out)
-    out = where(is_inf & (r < 0), neginf, out)
+    out = ufunc_where(xp.isnan(r), nan, x)
+    out = ufunc_where(is_inf & (r > 0), posinf, out)
+    out = ufunc_where(is_inf & (r < 0), neginf, out)
     return out if out.dtype == r.dtype else out.astype(r.dtype)
 
 

@@ -43,7 +43,7 @@ def sign(x: Any) -> Any:
         return _sign(x)
     magnitude = abs(x)
     nz = magnitude != 0
-    return where(nz, x / where(nz, magnitude, 1.0), 0.0)
+    return ufunc_where(nz, x / ufunc_where(nz, magnitude, 1.0), 0.0)
 
 
 def _kind(x: Any) -> str | None:
@@ -92,13 +92,13 @@ negative.defjvp(lambda t, ans, x: -t)
 def _power_dx(x: Any, y: Any, ans: Any) -> Any:
     if isinstance(y, (int, float)):  # the common x ** 2: no where, no wasted branch
         return y * x ** (y - 1) if y != 0 else 0.0 * x
-    return where(y == 0, 0.0, y * x ** (y - 1))
+    return ufunc_where(y == 0, 0.0, y * x ** (y - 1))
 
 
 def _power_dy(x: Any, y: Any, ans: Any) -> Any:
     # d/dy x**y = x**y log x: 0 where x == 0 (and y > 0), NaN for a negative base (the real
     # derivative does not exist there), as JAX does.
-    return ans * log(where(x == 0, 1.0, x))
+    return ans * log(ufunc_where(x == 0, 1.0, x))
 
 
 power = binary("power", lambda xp, x, y: xp.power(x, y), _power_dx, _power_dy)
@@ -110,7 +110,7 @@ def _abs_slope(x: Any, ans: Any) -> Any:
     if _kind(x) != "c":
         return _sign(x)
     nz = ans != 0
-    return where(nz, conj(x) / where(nz, ans, 1.0), 0.0)
+    return ufunc_where(nz, conj(x) / ufunc_where(nz, ans, 1.0), 0.0)
 
 
 abs = unary("abs", lambda xp, x: xp.abs(x), _abs_slope)  # noqa: A001
@@ -141,7 +141,7 @@ tanh.defjvp(lambda t, ans, x: t * (1.0 - ans * ans))
 # --- selection -----------------------------------------------------------------------------
 def _tie_share(mine: Any, other: Any, g: Any) -> Any:
     """g where `mine` wins, half of g where the two tie, zero elsewhere."""
-    return where(mine > other, g, where(mine == other, 0.5 * g, 0.0))
+    return ufunc_where(mine > other, g, ufunc_where(mine == other, 0.5 * g, 0.0))
 
 
 maximum = Primitive("maximum", lambda xp, x, y: xp.maximum(x, y))
@@ -152,32 +152,36 @@ minimum.defvjp(lambda g, ans, x, y: _tie_share(y, x, g), lambda g, ans, x, y: _t
 minimum.defjvp(lambda t, ans, x, y: _tie_share(y, x, t), lambda t, ans, x, y: _tie_share(x, y, t))
 
 
-def _where_kernel(xp: Any, c: Any, x: Any, y: Any) -> Any:
+def _ufunc_where_kernel(xp: Any, c: Any, x: Any, y: Any) -> Any:
     """`xp.where`, but a scalar of scalars (as NumPy's ufuncs give; its where gives a 0-d
-    array): the rules built on where keep a host scalar's derivatives scalars, which CuPy
-    takes beside its arrays (it refuses NumPy arrays, 0-d ones too)."""
+    array): the rules and functions built on `ufunc_where` keep a host scalar's results and
+    derivatives scalars, as NumPy's ufuncs would."""
     r = xp.where(c, x, y)
     if type(r) is np.ndarray and not r.ndim and not any(type(a) is np.ndarray for a in (c, x, y)):
         return r[()]
     return r
 
 
-_where = Primitive("where", _where_kernel)
-_where.defvjp(
-    lambda g, ans, c, x, y: None,  # the condition is a constant
-    lambda g, ans, c, x, y: _where(c, g, 0.0),
-    lambda g, ans, c, x, y: _where(c, 0.0, g),
-)
-_where.defjvp(
-    lambda t, ans, c, x, y: None,
-    lambda t, ans, c, x, y: _where(c, t, 0.0),
-    lambda t, ans, c, x, y: _where(c, 0.0, t),
-)
+#: where with a ufunc's result convention (a scalar of scalars), for diffprog's own rules and
+#: functions; `where` below is NumPy's (a 0-d array of scalars), its derivatives ufunc_where's
+ufunc_where = Primitive("ufunc_where", _ufunc_where_kernel)
+_where = Primitive("where", lambda xp, c, x, y: xp.where(c, x, y))
+for _prim in (ufunc_where, _where):
+    _prim.defvjp(
+        lambda g, ans, c, x, y: None,  # the condition is a constant
+        lambda g, ans, c, x, y: ufunc_where(c, g, 0.0),
+        lambda g, ans, c, x, y: ufunc_where(c, 0.0, g),
+    )
+    _prim.defjvp(
+        lambda t, ans, c, x, y: None,
+        lambda t, ans, c, x, y: ufunc_where(c, t, 0.0),
+        lambda t, ans, c, x, y: ufunc_where(c, 0.0, t),
+    )
 
 
 def where(condition: Any, x: Any = None, y: Any = None) -> Any:
-    """`numpy.where(condition, x, y)`, a NumPy scalar when all three are scalars (NumPy's
-    is a 0-d array); the one-argument form returns indices (a constant)."""
+    """`numpy.where(condition, x, y)`, exactly (a 0-d array when all three are scalars); the
+    one-argument form returns indices (a constant)."""
     if x is None and y is None:
         return nonzero(condition)
     if x is None or y is None:
@@ -196,14 +200,14 @@ def _clip_masks(x: Any, lo: Any, hi: Any) -> tuple[Any, Any, Any]:
 
 
 _clip.defvjp(
-    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[0], g, 0.0),
-    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[1], g, 0.0),
-    lambda g, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[2], g, 0.0),
+    lambda g, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[0], g, 0.0),
+    lambda g, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[1], g, 0.0),
+    lambda g, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[2], g, 0.0),
 )
 _clip.defjvp(
-    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[0], t, 0.0),
-    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[1], t, 0.0),
-    lambda t, ans, x, lo, hi: where(_clip_masks(x, lo, hi)[2], t, 0.0),
+    lambda t, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[0], t, 0.0),
+    lambda t, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[1], t, 0.0),
+    lambda t, ans, x, lo, hi: ufunc_where(_clip_masks(x, lo, hi)[2], t, 0.0),
 )
 
 
@@ -265,7 +269,7 @@ def _hypot_slope(x: Any, ans: Any) -> Any:
     """x / hypot(x, y), taken as 0 at the origin: a constant there, so every higher
     derivative at the origin is 0 too (as for linalg.norm; see docs/reliability.md)."""
     nz = ans != 0
-    return where(nz, x / where(nz, ans, 1.0), 0.0)
+    return ufunc_where(nz, x / ufunc_where(nz, ans, 1.0), 0.0)
 
 
 hypot = binary("hypot", lambda xp, x, y: xp.hypot(x, y),
@@ -290,8 +294,8 @@ def _logaddexp_partial(mine: Any, other: Any, exp_: Any) -> Any:
     """sigmoid(mine - other) (in exp_'s base) as exp(min(d, 0)) / (1 + exp(-|d|)): no
     overflow at any |d|, no cancellation in the tails, the right slope at a tie."""
     d = mine - other
-    e = exp_(where(d >= 0, -d, d))
-    return where(d >= 0, 1.0, e) / (1.0 + e)
+    e = exp_(ufunc_where(d >= 0, -d, d))
+    return ufunc_where(d >= 0, 1.0, e) / (1.0 + e)
 
 
 logaddexp = binary("logaddexp", lambda xp, x, y: xp.logaddexp(x, y),
@@ -332,7 +336,7 @@ sinc = unary("sinc", lambda xp, x: xp.sinc(x), lambda x, ans: _sinc_derivative(x
 def _nan_share(mine: Any, other: Any, g: Any, wins: Any, first: bool) -> Any:
     m, o = raw(mine), raw(other)
     won = wins(m, o) | (isnan(o) & (first | ~isnan(m)))  # both NaN: the first one
-    return where(won, g, where(m == o, 0.5 * g, 0.0))
+    return ufunc_where(won, g, ufunc_where(m == o, 0.5 * g, 0.0))
 
 
 def _fselect(name: str, wins: Any) -> Primitive:
@@ -395,9 +399,9 @@ fmod = Primitive("fmod", lambda xp, x, y: xp.fmod(x, y))
 fmod.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: -g * _trunc_quotient(x, y))
 fmod.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: -t * _trunc_quotient(x, y))
 copysign = Primitive("copysign", lambda xp, x, y: xp.copysign(x, y))
-copysign.defvjp(lambda g, ans, x, y: where(signbit(x) == signbit(y), g, -g),
+copysign.defvjp(lambda g, ans, x, y: ufunc_where(signbit(x) == signbit(y), g, -g),
                 lambda g, ans, x, y: None)  # fmt: skip
-copysign.defjvp(lambda t, ans, x, y: where(signbit(x) == signbit(y), t, -t),
+copysign.defjvp(lambda t, ans, x, y: ufunc_where(signbit(x) == signbit(y), t, -t),
                 lambda t, ans, x, y: None)  # fmt: skip
 
 # dp.vmap: every primitive declared here is elementwise, but nonzero (its result's shape is

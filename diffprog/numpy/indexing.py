@@ -21,7 +21,7 @@ from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw
 from .batching import along_axes
-from .elementwise import where
+from .elementwise import ufunc_where
 from .joins import _split
 from .manipulation import (
     as_array,
@@ -160,13 +160,13 @@ def tril(m: Any, k: int = 0) -> Any:
     """`numpy.tril`: the elements above the k-th diagonal of the last two axes set to zero
     (a 1-D input is taken as the rows of a square matrix, as NumPy does)."""
     m = as_array(m)
-    return where(_tri(m, k), m, _zero(m))
+    return ufunc_where(_tri(m, k), m, _zero(m))
 
 
 def triu(m: Any, k: int = 0) -> Any:
     """`numpy.triu`: the elements below the k-th diagonal of the last two axes set to zero."""
     m = as_array(m)
-    return where(_tri(m, k - 1), _zero(m), m)
+    return ufunc_where(_tri(m, k - 1), _zero(m), m)
 
 
 def _tri(m: Any, k: int) -> Any:

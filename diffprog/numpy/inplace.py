@@ -49,7 +49,7 @@ from ..core.primitive import (
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
-from .elementwise import bitwise_and, bitwise_or, equal, greater_equal, less, where
+from .elementwise import bitwise_and, bitwise_or, equal, greater_equal, less, ufunc_where
 from .indexing import _diagonal, take
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
 from .reductions import count_nonzero, cumsum
@@ -153,7 +153,7 @@ def write(target: Any, chain: tuple, index: tuple, value: Any, owned: bool) -> A
         view = read(target, chain)
         selection = _selection(index, view, value)
         if selection is not None:  # a select, which every trace differentiates
-            return write(target, chain, (Ellipsis,), where(*selection, view), owned)
+            return write(target, chain, (Ellipsis,), ufunc_where(*selection, view), owned)
     staged = [e for e in index if type(e) is StagingTracer]  # dp.jit: a mask of traced values
     trace = top_trace((target, value, *per_example, *staged))
     if trace is None:
@@ -231,7 +231,7 @@ def _batched(e: Any) -> bool:
 
 def _selection(index: tuple, view: Any, value: Any) -> tuple[Any, Any] | None:
     """`view[index] = value`, with index holding each example's own positions (dp.vmap), as
-    `where(mask, value', view)`: (mask, value') for a boolean mask alone (see `_laid_out`),
+    `ufunc_where(mask, value', view)`: (mask, value') for a boolean mask alone (see `_laid_out`),
     for integers and whole axes `:` with a value shaped like the selection, or for any of
     these, slices and boolean masks among them, with a scalar value; else None."""
     n = len(view.shape)
@@ -303,7 +303,7 @@ def _laid_out(mask: Any, value: Any, n: int) -> Any:
             "cannot assign them either); give a v that broadcasts over the selection, or write "
             "dnp.where(mask, values, y) with values shaped like y")
     order = cumsum(astype(flat, dtype=np.dtype(np.int64))) - 1  # the i-th selected takes v[i]
-    return take(value, _reshape(where(flat, order, 0), shape=tuple(mask.shape)), axis=0)
+    return take(value, _reshape(ufunc_where(flat, order, 0), shape=tuple(mask.shape)), axis=0)
 
 
 def _write_batched(trace: BatchTrace, target: Any, own: bool, chain: tuple, index: tuple,
@@ -426,7 +426,7 @@ def _write_node(chain: tuple, index: tuple) -> JointNode:
         g = gs[0]
         picked = read(g, (*chain, ("index", index)))  # read first: then g may be zeroed
         if not _is_basic(index):  # repeated indices: only the last write reaches the output
-            picked = where(_last_writes(vals[0], chain, index), picked, 0.0)
+            picked = ufunc_where(_last_writes(vals[0], chain, index), picked, 0.0)
         return [write(g, chain, index, 0.0, owned), picked]
 
     return JointNode("index_update", pullback)

@@ -18,7 +18,7 @@ import numpy as np
 from ..ad.batching import anywhere
 from ..backend import namespace_of
 from ..core.trace import Tracer, raw
-from .elementwise import where
+from .elementwise import ufunc_where
 from .indexing import take
 from .joins import as_array, cast, concatenate
 from .manipulation import broadcast_to, expand_dims, getitem
@@ -87,8 +87,8 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
         slope = (fs1 - fs) / (take(xp, s + 1) - xs)
         y = slope * (x - take(xp, a)) + take(fp, a)
         y = _non_finite_cases(y, x, xp, fp, slope, j, a, s)
-    y = where(xr < kr[0], left, y)
-    return where(xr > kr[-1], right, y)
+    y = ufunc_where(xr < kr[0], left, y)
+    return ufunc_where(xr > kr[-1], right, y)
 
 
 def _raw_array(mod: Any, x: Any) -> Any:
@@ -116,10 +116,10 @@ def _non_finite_cases(y: Any, x: Any, xp: Any, fp: Any, slope: Any, j: Any, a: A
     if mod is np and not anywhere(inside & np.isnan(raw(y))):
         return y  # finite values: nothing to mend
     at_point = inside & (take(kr, a) == xr)
-    y = where(at_point & mod.isnan(raw(y)), take(fp, a), y)
+    y = ufunc_where(at_point & mod.isnan(raw(y)), take(fp, a), y)
     nan = inside & ~at_point & mod.isnan(raw(y))
-    y = where(nan, slope * (x - take(xp, s + 1)) + take(fp, s + 1), y)
-    return where(nan & mod.isnan(raw(y)) & (take(fr, s) == take(fr, s + 1)), take(fp, s), y)
+    y = ufunc_where(nan, slope * (x - take(xp, s + 1)) + take(fp, s + 1), y)
+    return ufunc_where(nan & mod.isnan(raw(y)) & (take(fr, s) == take(fr, s + 1)), take(fp, s), y)
 
 
 __all__ = ["interp"]

@@ -41,7 +41,7 @@ from ..core.trace import Tracer, raw, unwrapped
 from .batching import aligned, stacked
 from .complex_parts import conjugate, imag, real
 from .elementwise import abs as _abs
-from .elementwise import where
+from .elementwise import ufunc_where
 from .indexing import take_along_axis
 from .manipulation import expand_dims, getitem, swapaxes
 from .products import cross, einsum, matmul, tensordot, vecdot
@@ -116,7 +116,7 @@ def _gap_inverse(w: Any) -> Any:
     """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it."""
     off = _const(w, lambda xp, dt: ~xp.eye(w.shape[-1], dtype=bool))
     gaps = expand_dims(w, -2) - expand_dims(w, -1)
-    return where(off, 1.0 / where(off, gaps, 1.0), 0.0)
+    return ufunc_where(off, 1.0 / ufunc_where(off, gaps, 1.0), 0.0)
 
 
 def _weighted(u: Any, vh: Any, g: Any) -> Any:
@@ -228,7 +228,7 @@ def _cofactors_derivative(a: Any, t: Any) -> Any:
     xp = namespace_of((raw(u),))
     sign = _unit(xp, xp.linalg.det(raw(u)) * xp.linalg.det(raw(vh)))
     diagonal = _const(s, lambda xp, dt: xp.eye(s.shape[-1], dtype=bool))
-    q = where(diagonal, 0.0, product_of_others(where(diagonal, 1.0, expand_dims(s, -2)),
+    q = ufunc_where(diagonal, 0.0, product_of_others(ufunc_where(diagonal, 1.0, expand_dims(s, -2)),
                                                (len(s.shape),)))  # fmt: skip
     p = matmul(_H(u), matmul(t, _H(vh)))
     inner = _diag_embed(_sum(q * expand_dims(_diag(p), -2), axis=-1)) - q * _mT(p)
@@ -255,8 +255,8 @@ def _cofactors(a: Any, d: Any) -> Any:
     # cotangent times a NaN from a derivative that is not needed would still be NaN)
     mask = expand_dims(singular, (-2, -1))
     spread = _const(a, lambda xp, dt: xp.diag(xp.arange(1, n + 1, dtype=dt)))
-    regular = expand_dims(d, (-2, -1)) * _mT(inv(where(mask, _eye(a, n), a)))
-    return where(mask, _adjugate_t(where(mask, a, spread)), regular)
+    regular = expand_dims(d, (-2, -1)) * _mT(inv(ufunc_where(mask, _eye(a, n), a)))
+    return ufunc_where(mask, _adjugate_t(ufunc_where(mask, a, spread)), regular)
 
 
 _det = Primitive("det", lambda xp, a: xp.linalg.det(a))
@@ -391,7 +391,7 @@ def _read_triangle(a: Any, uplo: str) -> Any:
         return a
     n = a.shape[-1]
     lower = _const(a, lambda xp, dt: xp.tri(n, dtype=bool))  # the diagonal and below
-    mirrored = where(lower if uplo == "L" else _mT(lower), a, _H(a))
+    mirrored = ufunc_where(lower if uplo == "L" else _mT(lower), a, _H(a))
     return _herm(mirrored) if _is_complex(a) else mirrored
 
 

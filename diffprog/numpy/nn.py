@@ -18,7 +18,7 @@ from ..core.primitive import Primitive
 from ..core.trace import Tracer
 from ._define import axes_of, kept_shape, unary
 from .batching import along_axes, elementwise
-from .elementwise import exp, where
+from .elementwise import exp, ufunc_where
 from .manipulation import as_array
 from .reductions import _sum, rows_first, short_rows, spread
 
@@ -28,8 +28,8 @@ sigmoid = unary(
 softplus = unary("softplus", lambda xp, x: xp.logaddexp(0.0, x), lambda x, ans: sigmoid(x))
 
 relu = Primitive("relu", lambda xp, x: xp.maximum(x, 0.0))
-relu.defvjp(lambda g, ans, x: where(x > 0, g, 0.0))
-relu.defjvp(lambda t, ans, x: where(x > 0, t, 0.0))
+relu.defvjp(lambda g, ans, x: ufunc_where(x > 0, g, 0.0))
+relu.defjvp(lambda t, ans, x: ufunc_where(x > 0, t, 0.0))
 
 
 # --- normalisations along an axis: logsumexp, softmax, log_softmax ----------------------------

@@ -31,7 +31,7 @@ from ._define import axes_of, kept_shape, nondifferentiable
 from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
 from .batching import aligned, along_axes, elementwise
 from .elementwise import abs as _abs
-from .elementwise import bitwise_and, isnan, maximum, where
+from .elementwise import bitwise_and, isnan, maximum, ufunc_where
 from .joins import as_array, concatenate
 from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
@@ -246,7 +246,7 @@ def _mask(name: str, where: Any, a: Any) -> Any:
 
 def _masked(a: Any, mask: Any, fill: int) -> Any:
     """`a` with the entries outside `mask` replaced by `fill` (and given zero gradient)."""
-    return a if mask is None else where(mask, a, fill)
+    return a if mask is None else ufunc_where(mask, a, fill)
 
 
 def _selected(mask: Any, a: Any, axes: tuple[int, ...], keepdims: bool, ddof: int = 0) -> Any:
@@ -410,7 +410,7 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
 def _root_slope(s: Any, ans: Any, p: float) -> Any:
     # d s**(1/p) / ds = ans / (p s), taken as 0 where s == 0 (see `std` and `norm`).
     nz = s != 0
-    return where(nz, ans / (p * where(nz, s, 1.0)), 0.0)
+    return ufunc_where(nz, ans / (p * ufunc_where(nz, s, 1.0)), 0.0)
 
 
 _root = Primitive("root", lambda xp, s, *, p: xp.sqrt(s) if p == 2 else xp.power(s, 1.0 / p))

@@ -23,7 +23,7 @@ from ..core.primitive import IndexedPrimitive
 from ..core.trace import Tracer, raw
 from ._define import axes_of, kept_shape, nondifferentiable
 from .batching import along_axes
-from .elementwise import isnan, where
+from .elementwise import isnan, ufunc_where
 from .joins import as_array
 from .manipulation import getitem, reshape, transpose
 from .reductions import mean
@@ -174,7 +174,7 @@ def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = Fa
     n = s.shape[-1]
     m = mean(getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1))), axis=-1)
     if raw(s).dtype.kind == "f" and n:  # NaNs sort last: a NaN anywhere makes the median NaN
-        m = where(isnan(getitem(s, (Ellipsis, -1))), np.nan, m)
+        m = ufunc_where(isnan(getitem(s, (Ellipsis, -1))), np.nan, m)
     return reshape(m, kept_shape(a.shape, axes)) if keepdims else m
 
 

@@ -21,7 +21,7 @@ from ..ad.boundary import fit_to_leaf
 from ..ad.staging import StagingTracer
 from ..backend import asarray_like, device_scope, is_array, namespace_of
 from ..backend import zeros_like as device_zeros_like
-from ..errors import StructureError
+from ..errors import DeviceMismatchError, StructureError
 
 __all__ = [
     "EmptyState",
@@ -114,6 +114,20 @@ def zeros_like(x: Any) -> Any:
     if getattr(x, "dtype", None) is None:
         return 0j if isinstance(x, complex) else 0.0
     return device_zeros_like(x)
+
+
+def zero_count(params: Any) -> Any:
+    """A step count's 0 where ``params`` live: a 0-d int64 CuPy array on their GPU when
+    their arrays are all CuPy arrays on one GPU (a jitted step then keeps it there: no host
+    value among its inputs, so it can be captured as a CUDA graph), else a NumPy int64."""
+    arrays = [x for x in tree.leaves(params) if is_array(x) and not isinstance(x, np.generic)]
+    if not arrays or any(isinstance(x, np.ndarray) for x in arrays):
+        return np.int64(0)
+    try:
+        namespace_of(arrays)  # one GPU?
+    except DeviceMismatchError:
+        return np.int64(0)
+    return asarray_like(0, arrays[0], dtype=np.int64)
 
 
 def cast_like(x: Any, ref: Any) -> Any:

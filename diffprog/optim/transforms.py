@@ -36,6 +36,7 @@ from .base import (
     sqrt,
     transformation,
     widen,
+    zero_count,
     zeros_like,
 )
 
@@ -64,7 +65,7 @@ class TraceState(NamedTuple):
 
 
 class ScaleByAdamState(NamedTuple):
-    count: Any  # a NumPy int64, like ScaleByScheduleState.count
+    count: Any  # updates done so far, where the params live (base.zero_count)
     mu: Any  # first moment, shaped like params
     nu: Any  # second moment
 
@@ -254,7 +255,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     eps_root = check_real("scale_by_adam: eps_root", eps_root, 0.0, None)
 
     def init(params: Any) -> ScaleByAdamState:
-        return ScaleByAdamState(count=np.int64(0), mu=tree.map(zeros_like, params),
+        return ScaleByAdamState(count=zero_count(params), mu=tree.map(zeros_like, params),
                                 nu=tree.map(real_zeros_like, params))
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:

@@ -22,9 +22,8 @@ from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like
 from ..core.edge import astype
-from ..core.trace import (
-    Trace, Tracer, as_scalar, gc_paused, numpy_store_unwrapped, open_trace, raw, unwrapped,
-)
+from ..core.gc_pause import Hold, gc_paused
+from ..core.trace import Trace, Tracer, as_scalar, numpy_store_unwrapped, open_trace, raw, unwrapped
 from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
@@ -106,19 +105,29 @@ def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[An
     (changing them cannot reach the saved values), and changing an input array in place
     before calling vjp_fn raises an error instead of giving a wrong gradient.
     """
-    trace, inputs, out, aux = _record(f, primals, {}, range(len(primals)), has_aux, "dp.vjp")
-    out_leaves, out_def = tree.flatten(out)
-    refuse_opaque_floats(out_leaves, out, "dp.vjp: the output")
-    primal_out = tree.unflatten(out_def, [_copied(own_value(trace, x)) for x in out_leaves])
-    aux = tree.map(_copied, aux)
-    fingerprints = [w.fingerprints() for w in inputs]
+    # The collector stays paused from recording to vjp_fn's first call (see core.gc_pause:
+    # the hold ends then, when vjp_fn is dropped, or after a grace period).
+    hold = Hold()
+    try:
+        trace, inputs, out, aux = _record(f, primals, {}, range(len(primals)), has_aux, "dp.vjp")
+        out_leaves, out_def = tree.flatten(out)
+        refuse_opaque_floats(out_leaves, out, "dp.vjp: the output")
+        primal_out = tree.unflatten(out_def, [_copied(own_value(trace, x)) for x in out_leaves])
+        aux = tree.map(_copied, aux)
+        fingerprints = [w.fingerprints() for w in inputs]
+    except BaseException:
+        hold.release()
+        raise
 
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
-        for i, (w, prints) in enumerate(zip(inputs, fingerprints)):
-            w.check_unchanged(prints, f"dp.vjp: primal {i}")
-        seeds = cotangent_seeds(trace, out, cotangent)
-        cts = backward(trace.tape, seeds)
-        return tuple(w.adjoint(cts) for w in inputs)
+        try:
+            for i, (w, prints) in enumerate(zip(inputs, fingerprints)):
+                w.check_unchanged(prints, f"dp.vjp: primal {i}")
+            seeds = cotangent_seeds(trace, out, cotangent)
+            cts = backward(trace.tape, seeds)
+            return tuple(w.adjoint(cts) for w in inputs)
+        finally:
+            hold.release()
 
     return (primal_out, vjp_fn, aux) if has_aux else (primal_out, vjp_fn)
 

@@ -17,6 +17,7 @@ from .. import tree
 from ..ad.boundary import Watched, adjoint_like, refuse_opaque_floats
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
 from ..backend import ones_like
+from ..core.gc_pause import Hold
 from ..core.trace import hidden, numpy_store_cause, open_trace, raw
 from ..errors import DiffprogError
 from .core import cotangent_seeds
@@ -41,6 +42,7 @@ class Tape:
         self._context: contextlib.AbstractContextManager | None = None
         self._originals: dict[int, Any] = {}  # slot -> the leaf the user watched
         self._used = False
+        self._hold: Hold | None = None  # the collector's pause, kept until gradient() runs
 
     def __enter__(self) -> Tape:
         if self._context is not None or self._used:
@@ -51,6 +53,8 @@ class Tape:
 
     def __exit__(self, *exc: Any) -> None:
         assert self._context is not None
+        if exc[0] is None:  # see core.gc_pause: made before the recording's own pause ends
+            self._hold = Hold()
         self._context.__exit__(*exc)
         cause = None if exc[1] is None else numpy_store_cause(exc[1])
         if cause is not None:  # NumPy's wrapper around our refusal of `a[i] = x`
@@ -90,8 +94,12 @@ class Tape:
         if output_gradients is None:
             output_gradients = tree.map(_ones_or_none, target)
         seeds = cotangent_seeds(trace, target, output_gradients, "output_gradients", "target")
-        with hidden(trace):  # the sweep runs below the open tape (custom rules allocate there)
-            cts = backward(trace.tape, seeds)
+        try:
+            with hidden(trace):  # the sweep runs below the open tape (custom rules allocate there)
+                cts = backward(trace.tape, seeds)
+        finally:
+            if self._hold is not None:
+                self._hold.release()
         if not self.persistent:
             self._used = True
             trace.tape = []  # free the records and their residuals

@@ -1,0 +1,69 @@
+"""Benchmark: compile.vmath's functions in a numba loop against NumPy's ufuncs (SIMD loops).
+
+Run: OPENBLAS_NUM_THREADS=1 python benchmarks/vmath_speed.py [--sizes 32768 64]
+Per function, dtype and size: microseconds per call of a numba loop over the array calling
+the vmath function, of NumPy's ufunc (out= given), and of the loop calling numba's libm
+function (what a fused kernel did before vmath); all timed interleaved in one process
+(harness.measure: rotating order, medians). A fused kernel's size rule
+(compile.kernels.VMATH_BIG) follows the ratio at the big size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numba  # noqa: E402
+from harness import Impl, measure, median  # noqa: E402
+
+from diffprog.compile import vmath  # noqa: E402
+
+DOMAIN = {"exp": (-5, 5), "expm1": (-5, 5), "log": (0.01, 100), "log1p": (-0.5, 100), "tanh": (-3, 3)}
+
+
+def loop(f, dtype):
+    """A numba loop `out[i] = f(a[i])` (rounded to float32 for float32 arrays)."""
+    if dtype == np.float32:
+
+        def body(a, out):
+            for i in range(a.size):
+                out[i] = np.float32(f(a[i]))
+    else:
+
+        def body(a, out):
+            for i in range(a.size):
+                out[i] = f(a[i])
+
+    return numba.njit(error_model="numpy")(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32768, 64])
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"{'function':8s} {'dtype':8s} {'n':>6s} {'vmath':>9s} {'numpy':>9s} {'libm':>9s}  vmath/numpy")
+    for dtype in (np.float64, np.float32):
+        for name in sorted(vmath.FUNCTIONS):
+            ufunc = getattr(np, name)
+            mine, libm = loop(getattr(vmath, name), dtype), loop(ufunc, dtype)
+            for n in args.sizes:
+                x = rng.uniform(*DOMAIN[name], n).astype(dtype)
+                out = np.empty_like(x)
+                impls = [Impl("vmath", lambda m=mine, x=x, o=out: m(x, o)),
+                         Impl("numpy", lambda u=ufunc, x=x, o=out: u(x, out=o)),
+                         Impl("libm", lambda m=libm, x=x, o=out: m(x, o))]  # fmt: skip
+                t = {k: median(v) * 1e6 for k, v in measure(impls, args.repeats).items()}
+                print(f"{name:8s} {np.dtype(dtype).name:8s} {n:6d} {t['vmath']:9.2f} {t['numpy']:9.2f} "
+                      f"{t['libm']:9.2f}  {t['vmath'] / t['numpy']:.2f}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
