@@ -130,8 +130,8 @@ def _expm1_reduced(y):
 @_jit
 def _clamp(x, lo, hi):
     """x limited to [lo, hi] (NaN stays NaN: every step below carries it to the result)."""
-    y = hi if x > hi else x
-    return lo if y < lo else y
+    y = hi if x > hi else x  # noqa: FURB136 - selects, with NaN's semantics spelled out
+    return lo if y < lo else y  # noqa: FURB136
 
 
 @_jit
