@@ -5,7 +5,9 @@ the fallbacks (no numba, a kernel numba cannot compile)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -254,6 +256,29 @@ def test_graph_order_is_kept_where_it_can_be():
 
 
 # --- caching and fallbacks --------------------------------------------------------------------
+def test_a_big_forward_kernel_takes_no_backward_node():
+    """tanh's derivative 1 - t*t reads only the forward kernel's t: over a big loop it is
+    computed by the backward pass's kernel, not stored by the forward one long before."""
+    def loss(b, x, w):
+        return dnp.sum(dnp.tanh(x + b) @ w)
+
+    x, b, w = np.linspace(-2, 2, 64 * 32).reshape(64, 32), np.linspace(0, 1, 32), np.eye(32)
+    graph = check_fused(dp.value_and_grad(loss), b, x, w, kernels_at_least=2)
+    forward, backward = fused_nodes(graph)[:2]
+    assert not any(m.backward for m in forward.prim.members) and "tanh" in member_names(forward)
+    assert all(m.backward for m in backward.prim.members) and "sub" in member_names(backward)
+
+
+def test_a_kernel_calling_vmath_names_its_version():
+    """numba's disk cache checks only the kernel's own file: the kernel's source carries a
+    hash of compile.vmath's, so a changed vmath makes new kernel files."""
+    x = np.linspace(0.5, 2.0, 4096)
+    (node,) = fused_nodes(check_fused(lambda x: dnp.exp(x * 2.0) - x, x))
+    text = (pathlib.Path(kernels.__file__).parent / "vmath.py").read_bytes()
+    version = hashlib.sha256(text).hexdigest()[:16]
+    assert f"from diffprog.compile import vmath  # version {version}" in node.prim.source
+
+
 def test_a_second_process_loads_the_compiled_kernel(tmp_path):
     script = textwrap.dedent("""
         import numpy as np, diffprog as dp, diffprog.numpy as dnp

@@ -141,12 +141,33 @@ def test_timing_chooses_and_caches(monkeypatch):
     a, b = rng.normal(size=(64, 80)), rng.normal(size=(80, 96))
     f = lambda a, b: dnp.sum(dnp.tanh(a @ b), axis=0)
     replays_like_eager(f, a, b)
-    (ratio,) = layout._timed.values()
-    assert 0.1 < ratio < 10
+    ((plain, transposed),) = layout._timed.values()
+    assert 0 < plain < 1e-3 and 0.1 < transposed / plain < 10
     key = next(iter(layout._timed))
-    for forced, marker in ((0.5, True), (2.0, False)):  # a known ratio decides
-        layout._timed[key] = forced
+    for forced, marker in ((0.5, True), (2.0, False)):  # known times decide
+        layout._timed[key] = (1e-5, forced * 1e-5)
         assert (".T).T" in dp.jit(f).lower(a, b).source) == marker
+
+
+def test_a_readers_strided_read_is_charged_to_the_form_that_causes_it(monkeypatch):
+    """A product multiplied by an F operand of its shape: its transposed form, 10% slower
+    here, is kept when reading across rows costs more than that, not when it costs nothing;
+    either way the replay equals eager."""
+    monkeypatch.delenv("DIFFPROG_MATMUL_FORM", raising=False)
+    monkeypatch.setattr(layout, "_timed", {})
+    monkeypatch.setattr(layout, "_across", {})
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(64, 80)), rng.normal(size=(80, 96))
+    h = np.asfortranarray(rng.normal(size=(64, 96)))
+    f = lambda a, b, h: dnp.sum(dnp.tanh((a @ b) * h), axis=0)
+    replays_like_eager(f, a, b, h)
+    (key,), (shape_key,) = layout._timed, layout._across  # both measured once
+    assert 0 < layout._across[shape_key] < 1e-3
+    layout._timed[key] = (1e-5, 1.1e-5)
+    for across, transposed in ((1e-5, True), (1e-9, False)):
+        layout._across[shape_key] = across
+        assert (".T).T" in dp.jit(f).lower(a, b, h).source) == transposed
+        replays_like_eager(f, a, b, h)
 
 
 def test_a_bad_override_is_named(monkeypatch):

@@ -7,9 +7,12 @@ column-major (F). Which is faster depends on the BLAS, its kernels and the shape
 kernels: the plain form). Each product of MIN_FLOPS to MAX_FLOPS whose F result could only
 reach products, 2-D transposes, sums to 1-D and elementwise operations whose results do
 the same (never an output, never another reader: no copy back to pay) is timed once in both forms on sample operands of its shapes, dtype and layouts (interleaved;
-cached per process by that key), and the transposed form kept when faster by MARGIN. Within
-MARGIN, the form whose layout matches the other operands of its elementwise readers is kept:
-an elementwise operation on one C and one F operand reads one of them across its rows.
+cached per process by that key). An elementwise reader that combines the result with an
+operand of its shape laid out the other way (as far as those layouts are known) reads one
+of them across its rows: each form is charged that, the time of a transposing copy of the
+result's shape (measured once per shape and dtype; 128x256 float64: 26 us, about what such a
+reader loses, against a product whose two forms differ by 1 us). The transposed form is kept
+when it then costs less by MARGIN; within MARGIN, the form most such readers match.
 
 Layouts then follow the graph as NumPy gives them: an elementwise result is F when every
 operand of its shape is F (a fused kernel then loops and stores in F order: compile.kernels),
@@ -44,7 +47,8 @@ MARGIN = 0.03
 #: a value brought back to C order for a reader that expects the recorded layout
 _recorded = Primitive("ascontiguousarray", lambda xp, x: xp.ascontiguousarray(x))
 
-_timed: dict[tuple, float] = {}  # (shapes, dtype, layouts) -> transposed time / plain time
+_timed: dict[tuple, tuple] = {}  # (shapes, dtype, layouts) -> (plain, transposed) seconds
+_across: dict[tuple, float] = {}  # (shape, dtype) -> seconds to read such an array across rows
 
 
 def choose_forms(graph: Graph) -> Graph:
@@ -230,26 +234,33 @@ def _forced_form() -> str:
 
 def _transposed_better(node: Node, readers: dict[int, list[Node]],
                         producer: dict[int, Node]) -> bool:  # fmt: skip
-    """Whether the transposed form is faster by MARGIN; within it, whether its readers
-    would rather have an F result."""
-    ratio = _time_ratio(node)
-    if ratio < 1 - MARGIN:
+    """Whether the transposed form costs less by MARGIN, its readers' strided reads counted
+    (module docstring); within MARGIN, whether more of its readers would rather have F."""
+    plain, transposed = _times(node)
+    want_f, want_c = _mixed_readers(node.outs[0], readers, producer)
+    if want_f or want_c:
+        across = _across_seconds(node.outs[0])
+        plain, transposed = plain + want_f * across, transposed + want_c * across
+    if transposed < plain * (1 - MARGIN):
         return True
-    if ratio > 1 + MARGIN:
+    if transposed > plain * (1 + MARGIN):
         return False
-    return _readers_want_f(node.outs[0], readers, producer)
+    return want_f > want_c
 
 
-def _readers_want_f(out: Var, readers: dict[int, list[Node]], producer: dict[int, Node]) -> bool:
-    """Whether the other operands of `out`'s shape that its elementwise readers combine it
-    with are mostly F (as far as their layouts are known: inputs and values made before)."""
-    votes = 0
+def _mixed_readers(out: Var, readers: dict[int, list[Node]],
+                   producer: dict[int, Node]) -> tuple[int, int]:  # fmt: skip
+    """(how many of `out`'s elementwise readers combine it with an operand of its shape that
+    is F, how many with one that is C), as far as their layouts are known: inputs and values
+    made before."""
+    want = {"F": 0, "C": 0}
     for r in readers.get(out.id, ()):
         if type(r) is Node and _elementwise(r):
-            for a in r.args:
-                if a is not out and type(a) is Var and a.shape == out.shape:
-                    votes += {"F": 1, "C": -1}.get(_predicted(a, producer, 8), 0)
-    return votes > 0
+            layouts = {_predicted(a, producer, 8) for a in r.args
+                       if a is not out and type(a) is Var and a.shape == out.shape}  # fmt: skip
+            for lay in layouts & {"F", "C"}:
+                want[lay] += 1
+    return want["F"], want["C"]
 
 
 def _predicted(v: Var, producer: dict[int, Node], depth: int) -> str:
@@ -263,9 +274,9 @@ def _predicted(v: Var, producer: dict[int, Node], depth: int) -> str:
     return "F" if full and all(lay == "F" for lay in full) else "C"
 
 
-def _time_ratio(node: Node) -> float:
-    """Best time of the transposed form / best time of the plain form, on sample operands
-    like `node`'s (both forms writing into a buffer, as a replay does)."""
+def _times(node: Node) -> tuple[float, float]:
+    """Best times of the plain and the transposed form, on sample operands like `node`'s
+    (both forms writing into a buffer, as a replay does)."""
     a, b = node.args
     shapes = (_shape(a), _shape(b))
     key = (shapes, node.outs[0].dtype.str, _layout_of(a), _layout_of(b))
@@ -290,5 +301,22 @@ def _time_ratio(node: Node) -> float:
                 else:
                     np.matmul(x, y, out=plain_out)
             best[form] = min(best[form], time.perf_counter() - start)
-    _timed[key] = best[1] / best[0]
+    _timed[key] = (best[0] / number, best[1] / number)
     return _timed[key]
+
+
+def _across_seconds(v: Var) -> float:
+    """Best time of a transposing copy of an array like `v`: what an elementwise operation
+    loses reading it across its rows (NumPy's and a fused kernel's alike)."""
+    key = (v.shape, v.dtype.str)
+    if key not in _across:
+        x = np.asfortranarray(np.ones(v.shape, v.dtype))
+        number = max(1, 100_000 // x.size)
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(number):
+                np.ascontiguousarray(x)
+            best = min(best, time.perf_counter() - start)
+        _across[key] = best / number
+    return _across[key]

@@ -38,30 +38,30 @@ _jit = numba.njit(error_model="numpy", nogil=True)  # numpy's model: no division
 
 
 @intrinsic
-def _bits(typingctx, x):  # noqa: ARG001
+def _bits(_typingctx, x):
     """The IEEE bits of a float64 as an int64."""
 
-    def codegen(context, builder, signature, args):  # noqa: ARG001
+    def codegen(context, builder, _signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.int64))
 
     return types.int64(types.float64), codegen
 
 
 @intrinsic
-def _float(typingctx, i):  # noqa: ARG001
+def _float(_typingctx, _i):
     """The float64 of IEEE bits given as an int64."""
 
-    def codegen(context, builder, signature, args):  # noqa: ARG001
+    def codegen(context, builder, _signature, args):
         return builder.bitcast(args[0], context.get_value_type(types.float64))
 
     return types.float64(types.int64), codegen
 
 
 @intrinsic
-def _fma(typingctx, a, b, c):  # noqa: ARG001
+def _fma(_typingctx, a, b, c):
     """a * b + c rounded once (llvm.fma: one instruction where the CPU has FMA)."""
 
-    def codegen(context, builder, signature, args):  # noqa: ARG001
+    def codegen(context, builder, _signature, args):
         return builder.fma(*args)
 
     return types.float64(types.float64, types.float64, types.float64), codegen
@@ -130,8 +130,8 @@ def _expm1_reduced(y):
 @_jit
 def _clamp(x, lo, hi):
     """x limited to [lo, hi] (NaN stays NaN: every step below carries it to the result)."""
-    y = hi if x > hi else x
-    return lo if y < lo else y
+    y = hi if x > hi else x  # noqa: FURB136 - selects, with NaN's semantics spelled out
+    return lo if y < lo else y  # noqa: FURB136
 
 
 @_jit
