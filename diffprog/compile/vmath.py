@@ -204,7 +204,8 @@ def log1p(x):
 @_jit
 def tanh(x):
     x = np.float64(x)
-    k, rh, rl = _reduce(_clamp(2.0 * abs(x), 0.0, 40.0))  # 2|x| = k ln2 + rh + rl
+    y = 2.0 * abs(x)
+    k, rh, rl = _reduce(40.0 if y > 40.0 else y)  # 2|x| = k ln2 + rh + rl (NaN stays NaN)
     p = _fma(rh * rh, _q(rh), _fma(rl, rh, rl)) + rh  # expm1(rh + rl): |rl| < 2^-49 here
     half = _pow2(k - 1)
     h = _fma(half, p, half - 0.5)  # expm1(2|x|) / 2
