@@ -292,6 +292,23 @@ def test_means_and_constant_gathers_are_written_lean(dtype):
         assert jitted.stats["replays"] == 1
 
 
+@pytest.mark.parametrize("idtype", [np.int8, np.uint8, np.int16, np.uint64])
+def test_constant_gathers_with_narrow_index_dtypes(idtype):
+    """Small integer index arrays into dimensions longer than their dtype's range gather as
+    eager does (wrapping a negative index must not overflow the index dtype), and out of
+    bounds ones raise IndexError as NumPy does."""
+    x = np.random.default_rng(4).normal(size=(3, 40000))
+    lo = max(np.iinfo(idtype).min, -3)
+    top = min(np.iinfo(idtype).max, 39999)
+    rows, cols = np.array([0, 2, lo, 1], idtype), np.array([5, top, 0, 7], idtype)
+    for g in (lambda x: x[rows, cols] * 2.0, dp.grad(lambda x: dnp.sum(x[rows, cols] ** 2))):
+        for fuse in (True, False):
+            np.testing.assert_array_equal(dp.jit(g, fuse=fuse)(x), g(x))
+    far = np.array([0, 3], idtype)
+    with pytest.raises(IndexError):
+        dp.jit(lambda x: x[far, far] * 2.0)(x)
+
+
 def test_warning_free_on_ordinary_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

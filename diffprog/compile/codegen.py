@@ -388,10 +388,13 @@ def _flat_index(index: Any, shape: tuple) -> np.ndarray | None:
         return None
     if not all(type(i) is np.ndarray and i.dtype.kind in "iu" for i in index):
         return None
-    positions = tuple(np.where(i < 0, i + n, i) for i, n in zip(index, shape))
+    if not all(((-n <= i) & (i < n)).all() for i, n in zip(index, shape)):
+        return None
+    wide = [i.astype(np.intp) for i in index]  # i + n in the index's dtype could overflow
+    positions = tuple(np.where(i < 0, i + n, i) for i, n in zip(wide, shape))
     try:
         return np.ravel_multi_index(positions, shape)
-    except ValueError:
+    except ValueError:  # not broadcastable
         return None
 
 
