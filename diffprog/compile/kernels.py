@@ -295,12 +295,12 @@ def kernel_source(loop: Loop) -> str:
     body += [indent[4:] + line for line in after]
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
-    head = ["import numpy as np", *(["import numba"] if chained else []), *vmath_import(loop.lines),
+    head = ["import numpy as np", *(["import numba"] if chained else []), *_vmath_import(loop.lines),
             "", "", *(_ACCUMULATE if chained else []), signature]  # fmt: skip
     return "\n".join(head + ["    " + line for line in body]) + "\n"
 
 
-def vmath_import(lines: list) -> list[str]:
+def _vmath_import(lines: list) -> list[str]:
     """The import of compile.vmath if `lines` call it, with the hash of its source: a kernel
     cached on disk is compiled again when vmath changes (numba's cache checks only the
     kernel's own file)."""
