@@ -205,3 +205,32 @@ def test_a_forked_child_does_not_inherit_a_pending_pause(collector):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     del vjp_fn
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_a_child_forked_while_another_thread_records_starts_unpaused(collector):
+    """Another thread's pause (a recording, a sweep) does not exist in a forked child: the
+    child collects, and its own pauses and pullbacks still pause and resume."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def record():
+        with gc_pause.gc_paused():
+            entered.set()
+            leave.wait()
+
+    thread = threading.Thread(target=record)
+    thread.start()
+    entered.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            unpaused = gc.get_threshold()[0] == 700
+            out, vjp_fn = dp.vjp(lambda x: x * x, np.arange(3.0))
+            held = gc.get_threshold()[0] == 0
+            right = np.array_equal(vjp_fn(np.ones(3))[0], 2 * np.arange(3.0))
+            os._exit(0 if unpaused and held and right and gc.get_threshold()[0] == 700 else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        leave.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0

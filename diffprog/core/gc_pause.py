@@ -12,7 +12,8 @@ a third of the per-op cost). So automatic collection pauses:
   thread then releases every hold, so pullbacks kept and never called (or a loop that
   always has one pending) cannot keep cyclic garbage from being collected.
 
-Pauses nest across calls and threads; collection resumes when the last one ends. A pause
+Pauses nest across calls and threads; collection resumes when the last one ends (in a forked
+child, at once: the parent's other threads are not there to end theirs). A pause
 sets the automatic-collection threshold to 0 rather than calling gc.disable(): the
 user's gc.enable()/gc.disable() stay theirs, gc.collect() still runs, and on resume the
 threshold is restored only if it is still 0 (a user's gc.set_threshold meanwhile wins).
@@ -53,6 +54,8 @@ def _pause() -> None:  # with _lock held
 
 def _resume() -> None:  # with _lock held
     global _pauses
+    if _pauses == 0:  # the end of a block entered before a fork, in the child (see below)
+        return
     _pauses -= 1
     if _pauses == 0 and _saved_threshold and gc.get_threshold()[0] == 0:
         gc.set_threshold(_saved_threshold)
@@ -138,12 +141,18 @@ def _release_all() -> None:  # with _lock held
 
 
 def _after_fork_in_child() -> None:
-    """A forked child has no watchdog: release the holds it inherited, start afresh."""
-    global _lock, _wake, _watchdog
+    """A forked child has neither the watchdog nor the parent's other threads, whose pauses
+    (recordings, sweeps) would never end there: start unpaused, every inherited hold
+    released. A block the forking thread itself was in may end a pause of the child's early
+    (collection resumes sooner, never later)."""
+    global _lock, _wake, _watchdog, _pauses
     _lock = threading.RLock()
     _wake = threading.Condition(_lock)
     _watchdog = None
     _release_all()
+    if _pauses and _saved_threshold and gc.get_threshold()[0] == 0:
+        gc.set_threshold(_saved_threshold)
+    _pauses = 0
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
