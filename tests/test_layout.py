@@ -156,6 +156,7 @@ def test_a_readers_strided_read_is_charged_to_the_form_that_causes_it(monkeypatc
     monkeypatch.delenv("DIFFPROG_MATMUL_FORM", raising=False)
     monkeypatch.setattr(layout, "_timed", {})
     monkeypatch.setattr(layout, "_across", {})
+    monkeypatch.setattr(layout, "ACROSS_SAMPLE", 1024)  # 64x96: a 32x32 sample's time, scaled
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(64, 80)), rng.normal(size=(80, 96))
     h = np.asfortranarray(rng.normal(size=(64, 96)))

@@ -45,6 +45,8 @@ from .kernels import dtype_of, scalar_op
 MIN_FLOPS, MAX_FLOPS = 64_000, 50_000_000
 #: the transposed form must be this much faster (its best time against the plain one's)
 MARGIN = 0.03
+#: the largest array whose transposing copy is timed as it is (a bigger one: a sample's, scaled)
+ACROSS_SAMPLE = 1 << 20
 
 #: a value brought back to C order for a reader that expects the recorded layout
 _recorded = Primitive("ascontiguousarray", lambda xp, x: xp.ascontiguousarray(x))
@@ -324,10 +326,14 @@ def _times(node: Node) -> tuple[float, float]:
 
 def _across_seconds(v: Var) -> float:
     """Best time of a transposing copy of an array like `v`: what an elementwise operation
-    loses reading it across its rows (NumPy's and a fused kernel's alike)."""
+    loses reading it across its rows (NumPy's and a fused kernel's alike). Beyond
+    ACROSS_SAMPLE elements, that of a square sample of that size, scaled by the size."""
     key = (v.shape, v.dtype.str)
     if key not in _across:
-        x = np.asfortranarray(np.ones(v.shape, v.dtype))
+        size = math.prod(v.shape)
+        side = math.isqrt(ACROSS_SAMPLE)
+        shape = v.shape if size <= ACROSS_SAMPLE else (side, side)
+        x = np.asfortranarray(np.ones(shape, v.dtype))
         number = max(1, 100_000 // x.size)
         best = math.inf
         for _ in range(5):
@@ -335,5 +341,5 @@ def _across_seconds(v: Var) -> float:
             for _ in range(number):
                 np.ascontiguousarray(x)
             best = min(best, time.perf_counter() - start)
-        _across[key] = best / number
+        _across[key] = best / number * size / x.size
     return _across[key]
