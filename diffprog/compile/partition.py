@@ -13,8 +13,9 @@ longer join (whoever read it saw its dependencies). Over a loop of MIN_PAIR_SIZE
 more, a node of the backward pass joins no forward group (the forward kernel would store its
 value long before the backward pass reads it: tanh's 1 - t*t beside t). A guard (`bool` of
 a value) on a scalar group's value joins it (checked inside the kernel). A group is worth a
-kernel with at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an array over at least
-1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time); libm
+kernel with at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an
+array over at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a
+kernel's time); libm
 functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops beat
 numba's scalar calls beyond), except those compile.vmath computes faster than NumPy
 (kernels.small_loops_only). On the GPU a group is worth a kernel from 2 operations (each
