@@ -156,6 +156,7 @@ def test_a_readers_strided_read_is_charged_to_the_form_that_causes_it(monkeypatc
     monkeypatch.delenv("DIFFPROG_MATMUL_FORM", raising=False)
     monkeypatch.setattr(layout, "_timed", {})
     monkeypatch.setattr(layout, "_across", {})
+    monkeypatch.setattr(layout, "ACROSS_SAMPLE", 1024)  # 64x96: a 32x32 sample's time, scaled
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(64, 80)), rng.normal(size=(80, 96))
     h = np.asfortranarray(rng.normal(size=(64, 96)))
@@ -168,6 +169,28 @@ def test_a_readers_strided_read_is_charged_to_the_form_that_causes_it(monkeypatc
         layout._across[shape_key] = across
         assert (".T).T" in dp.jit(f).lower(a, b, h).source) == transposed
         replays_like_eager(f, a, b, h)
+
+
+def test_the_charge_follows_elementwise_results_and_skips_layouts_not_known_yet(monkeypatch):
+    """(a @ b + c @ d) * h with h F: the first product's sum meets h one node further on (its
+    direct reader meets only the second product, whose layout is not decided yet); the
+    second then meets the first. Both take the form h needs when strided reads cost more
+    than the form's 5%, both the faster one when they cost nothing."""
+    monkeypatch.delenv("DIFFPROG_MATMUL_FORM", raising=False)
+    monkeypatch.setattr(layout, "_timed", {})
+    monkeypatch.setattr(layout, "_across", {})
+    rng = np.random.default_rng(6)
+    a, b, c, d = (rng.normal(size=s) for s in ((64, 80), (80, 96), (64, 70), (70, 96)))
+    h = np.asfortranarray(rng.normal(size=(64, 96)))
+    f = lambda a, b, c, d, h: dnp.sum(dnp.tanh((a @ b + c @ d) * h), axis=0)
+    replays_like_eager(f, a, b, c, d, h)
+    assert len(layout._timed) == 2 and len(layout._across) == 1
+    for key in layout._timed:
+        layout._timed[key] = (1e-5, 1.05e-5)
+    for across, transposed in ((1e-5, 2), (1e-9, 0)):
+        layout._across[next(iter(layout._across))] = across
+        assert dp.jit(f).lower(a, b, c, d, h).source.count(".T).T") == transposed
+        replays_like_eager(f, a, b, c, d, h)
 
 
 def test_a_bad_override_is_named(monkeypatch):

@@ -67,9 +67,12 @@ _NUMPY_SCALAR = {
 
 #: ufuncs a loop computes with compile.vmath's vectorizable functions instead of libm's
 VMATH = {"exp", "expm1", "log", "log1p", "tanh"}
-#: ... of which these beat NumPy's SIMD loops on big float64 arrays: fused into loops of any
-#: size (benchmarks/vmath_speed.py; expm1, log, log1p and float32 are slower than NumPy's)
-VMATH_BIG = {"exp", "tanh"}
+#: ... in float32 arithmetic for float32 (the others compute in float64 and round)
+VMATH_FLOAT32 = {"exp": "exp32"}
+#: (ufunc, dtype) whose vmath function beats NumPy's SIMD loop on big arrays: fused into
+#: loops of any size (benchmarks/vmath_speed.py; the others are slower than NumPy's there)
+VMATH_BIG = {("exp", np.dtype(np.float64)), ("tanh", np.dtype(np.float64)),
+             ("exp", np.dtype(np.float32))}  # fmt: skip
 
 #: ufuncs that call libm per element: numba's loop is several times slower than NumPy's SIMD
 #: one, so they are fused only into small loops (where the call overhead dominates)
@@ -97,7 +100,7 @@ def small_loops_only(op: str, node: Node) -> bool:
     function slower than NumPy's SIMD loop at its dtype)."""
     if op not in TRANSCENDENTAL:
         return False
-    return op not in VMATH_BIG or compute_dtype(op, node) != np.float64
+    return (op, compute_dtype(op, node)) not in VMATH_BIG
 
 
 def scalar_op(node: Node, gpu: bool = False) -> str | None:
@@ -292,12 +295,12 @@ def kernel_source(loop: Loop) -> str:
     body += [indent[4:] + line for line in after]
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
-    head = ["import numpy as np", *(["import numba"] if chained else []), *vmath_import(loop.lines),
+    head = ["import numpy as np", *(["import numba"] if chained else []), *_vmath_import(loop.lines),
             "", "", *(_ACCUMULATE if chained else []), signature]  # fmt: skip
     return "\n".join(head + ["    " + line for line in body]) + "\n"
 
 
-def vmath_import(lines: list) -> list[str]:
+def _vmath_import(lines: list) -> list[str]:
     """The import of compile.vmath if `lines` call it, with the hash of its source: a kernel
     cached on disk is compiled again when vmath changes (numba's cache checks only the
     kernel's own file)."""
@@ -442,7 +445,8 @@ def expression(op: str, node: Node, temps: dict) -> str:
     elif op == "power" and squares(node):
         expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
     elif op in VMATH:
-        expr = f"vmath.{op}({args[0]})"  # float64 (of a float32 too): rounded by _as
+        fn = VMATH_FLOAT32.get(op, op) if compute == np.float32 else op
+        expr = f"vmath.{fn}({args[0]})"  # (a float64 of a float32: rounded by _as)
     else:
         expr = f"np.{op}({', '.join(args)})"
     return expr if out == np.bool_ else _as(expr, out)

@@ -6,13 +6,15 @@ column-major (F). Which is faster depends on the BLAS, its kernels and the shape
 0.3.31's Haswell kernels: 128x256 @ 256x256 about 10% faster transposed; its SkylakeX
 kernels: the plain form). Each product of MIN_FLOPS to MAX_FLOPS whose F result could only
 reach products, 2-D transposes, sums to 1-D and elementwise operations whose results do
-the same (never an output, never another reader: no copy back to pay) is timed once in both forms on sample operands of its shapes, dtype and layouts (interleaved;
-cached per process by that key). An elementwise reader that combines the result with an
-operand of its shape laid out the other way (as far as those layouts are known) reads one
-of them across its rows: each form is charged that, the time of a transposing copy of the
-result's shape (measured once per shape and dtype; 128x256 float64: 26 us, about what such a
-reader loses, against a product whose two forms differ by 1 us). The transposed form is kept
-when it then costs less by MARGIN; within MARGIN, the form most such readers match.
+the same (never an output, never another reader: no copy back to pay) is timed once in both
+forms on sample operands of its shapes, dtype and layouts (interleaved; cached per process
+by that key). An elementwise node the result's layout reaches (a reader of its shape,
+theirs, ...) that combines it with an operand of its shape laid out the other way (as far as
+known: values laid out before and what follows from them, not a product still to be laid
+out) reads one of them across its rows: each form is charged that, the time of a transposing
+copy of the result's shape (measured once per shape and dtype; 128x256 float64: 26 us, about
+what such a reader loses, against a product whose two forms differ by 1 us). The transposed
+form is kept when it then costs less by MARGIN; within MARGIN, the form most such nodes match.
 
 Layouts then follow the graph as NumPy gives them: an elementwise result is F when every
 operand of its shape is F (a fused kernel then loops and stores in F order: compile.kernels),
@@ -43,6 +45,8 @@ from .kernels import dtype_of, scalar_op
 MIN_FLOPS, MAX_FLOPS = 64_000, 50_000_000
 #: the transposed form must be this much faster (its best time against the plain one's)
 MARGIN = 0.03
+#: the largest array whose transposing copy is timed as it is (a bigger one: a sample's, scaled)
+ACROSS_SAMPLE = 1 << 20
 
 #: a value brought back to C order for a reader that expects the recorded layout
 _recorded = Primitive("ascontiguousarray", lambda xp, x: xp.ascontiguousarray(x))
@@ -96,6 +100,8 @@ def choose_forms(graph: Graph) -> Graph:
         if layout and out is not None and layout != out.layout[:1]:
             recorded[out.id] = out.layout
             out.layout = layout + out.layout[1:]
+        for o in item.outs:  # laid out: its layout is known from now on
+            producer.pop(o.id, None)
         body.append(item)
     if not recorded:
         return graph
@@ -250,27 +256,40 @@ def _transposed_better(node: Node, readers: dict[int, list[Node]],
 
 def _mixed_readers(out: Var, readers: dict[int, list[Node]],
                    producer: dict[int, Node]) -> tuple[int, int]:  # fmt: skip
-    """(how many of `out`'s elementwise readers combine it with an operand of its shape that
-    is F, how many with one that is C), as far as their layouts are known: inputs and values
-    made before."""
+    """(how many of the elementwise nodes `out`'s layout reaches (its readers of its shape,
+    theirs, ...) also read an operand of that shape that is F, how many one that is C), as
+    far as those layouts are known (`_predicted`)."""
     want = {"F": 0, "C": 0}
-    for r in readers.get(out.id, ()):
-        if type(r) is Node and _elementwise(r):
+    todo, reached, seen = [out], {out.id}, set()
+    while todo and len(seen) < 32:
+        for r in readers.get(todo.pop().id, ()):
+            if type(r) is not Node or id(r) in seen or not _elementwise(r):
+                continue
+            seen.add(id(r))
+            if r.outs[0].shape != out.shape:
+                continue
             layouts = {_predicted(a, producer, 8) for a in r.args
-                       if a is not out and type(a) is Var and a.shape == out.shape}  # fmt: skip
+                       if type(a) is Var and a.id not in reached and a.shape == out.shape}  # fmt: skip
             for lay in layouts & {"F", "C"}:
                 want[lay] += 1
+            reached.add(r.outs[0].id)
+            todo.append(r.outs[0])
     return want["F"], want["C"]
 
 
 def _predicted(v: Var, producer: dict[int, Node], depth: int) -> str:
-    """`v`'s layout as its producer will give it, looking `depth` elementwise nodes back
-    (the layouts of values made after the product are not decided yet)."""
+    """`v`'s layout: as it is for an input or a value laid out already (not in `producer`),
+    as its elementwise producer will give it looking `depth` such nodes back, or "" when
+    that is not known yet (made from a product or another node not laid out yet)."""
     node = producer.get(v.id)
-    if node is None or depth == 0 or not _elementwise(node):
+    if node is None:
         return v.layout[:1]
+    if depth == 0 or not _elementwise(node):
+        return ""
     full = [_predicted(a, producer, depth - 1) if type(a) is Var else _layout_of(a)
             for a in node.args if _shape(a) == v.shape and _layout_of(a) != "B"]
+    if "" in full:
+        return ""
     return "F" if full and all(lay == "F" for lay in full) else "C"
 
 
@@ -307,10 +326,14 @@ def _times(node: Node) -> tuple[float, float]:
 
 def _across_seconds(v: Var) -> float:
     """Best time of a transposing copy of an array like `v`: what an elementwise operation
-    loses reading it across its rows (NumPy's and a fused kernel's alike)."""
+    loses reading it across its rows (NumPy's and a fused kernel's alike). Beyond
+    ACROSS_SAMPLE elements, that of a square sample of that size, scaled by the size."""
     key = (v.shape, v.dtype.str)
     if key not in _across:
-        x = np.asfortranarray(np.ones(v.shape, v.dtype))
+        size = math.prod(v.shape)
+        side = math.isqrt(ACROSS_SAMPLE)
+        shape = v.shape if size <= ACROSS_SAMPLE else (side, side)
+        x = np.asfortranarray(np.ones(shape, v.dtype))
         number = max(1, 100_000 // x.size)
         best = math.inf
         for _ in range(5):
@@ -318,5 +341,5 @@ def _across_seconds(v: Var) -> float:
             for _ in range(number):
                 np.ascontiguousarray(x)
             best = min(best, time.perf_counter() - start)
-        _across[key] = best / number
+        _across[key] = best / number * size / x.size
     return _across[key]

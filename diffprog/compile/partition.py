@@ -9,10 +9,13 @@ operands: another would store the node's value early, long before its reader), w
 makes no cycle: every value carries the set of groups it depends on (a Python int as a
 bitset), and a node may not join a group that one of its outside operands depends on. A
 group read from outside is sealed: a node that would make it depend on anything new may no
-longer join (whoever read it saw its dependencies). A guard (`bool` of a value) on a scalar
-group's value joins it (checked inside the kernel). A group is worth a kernel with at least
-3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an array over at least
-1024 elements (NumPy's loop pays per row: a bias add takes twice a kernel's time); libm
+longer join (whoever read it saw its dependencies). Over a loop of MIN_PAIR_SIZE elements or
+more, a node of the backward pass joins no forward group (the forward kernel would store its
+value long before the backward pass reads it: tanh's 1 - t*t beside t). A guard (`bool` of
+a value) on a scalar group's value joins it (checked inside the kernel). A group is worth a
+kernel with at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an
+array over at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a
+kernel's time); libm
 functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops beat
 numba's scalar calls beyond), except those compile.vmath computes faster than NumPy
 (kernels.small_loops_only). On the GPU a group is worth a kernel from 2 operations (each
@@ -109,17 +112,18 @@ class Partition:
         if summing and (type(node.args[0]) is not Var or not node.args[0].shape):
             return False
         size = math.prod(node.args[0].shape if summing else node.outs[0].shape)
+        small = self.gpu or size < MIN_PAIR_SIZE  # (the GPU's loops count as small here)
         tried = []
         for v in reversed(node.args):
             g = self.group_of.get(v.id) if type(v) is Var else None
-            if g is not None and g not in tried and (self.gpu or size < MIN_PAIR_SIZE
-                                                     or g.backward or not node.backward):
-                tried.append(g)  # over a big CPU loop, the backward pass's nodes stay out of
-                # forward kernels: they would store a value long before its reader
+            if g is not None and g not in tried:
+                tried.append(g)
         for g in self.groups[-RECENT:][::-1]:  # siblings: over a big CPU loop, only one
-            if g not in tried and (self.gpu or size < MIN_PAIR_SIZE or any(  # loading an operand
+            if g not in tried and (small or any(  # loading an operand
                     type(v) is Var and v.id in g.loads for v in node.args)):  # fmt: skip
                 tried.append(g)
+        if not small and node.backward:  # the backward pass's nodes stay out of big forward
+            tried = [g for g in tried if g.backward]  # loops: stored long before their reader
         for g in tried:
             fit = self.fits(g, node, op, summing)
             if fit is not None:

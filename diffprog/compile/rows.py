@@ -3,7 +3,7 @@
 Owns: `fuse_rows(graph)`, which replaces each softmax / log_softmax node of a float32 or
 float64 array of at most ROW_MAX_SIZE elements, taken along its last axes, by a `Fused`
 node whose kernel walks each row: its max (no shift when that is not finite, as the NumPy
-kernel does), the sum of exp(x - max) in float64 (compile.vmath's exp), then the row's results. NumPy's kernel
+kernel does), the sum of exp(x - max) in float64, then the row's results. NumPy's kernel
 makes about ten calls, each costing more than the arithmetic on a 128 x 10 array (14 -> 9
 us in W3's replay); beyond ROW_MAX_SIZE elements its SIMD exp beats numba's scalar one.
 Each kernel is checked once against the NumPy kernel on sample data (fusion.agrees); a
@@ -27,7 +27,7 @@ _ROW_BODIES = {
     "log_softmax": [
         "s = 0.0",
         "for j in range(n):",
-        "    s += vmath.exp(x[r, j] - m)",
+        "    s += np.exp(x[r, j] - m)",
         "ls = {dtype}(np.log(s))",
         "for j in range(n):",
         "    o[r, j] = (x[r, j] - m) - ls",
@@ -35,7 +35,7 @@ _ROW_BODIES = {
     "softmax": [
         "s = 0.0",
         "for j in range(n):",
-        "    e = {dtype}(vmath.exp(x[r, j] - m))",
+        "    e = np.exp(x[r, j] - m)",
         "    o[r, j] = e",
         "    s += e",
         "t = {dtype}(s)",
@@ -68,8 +68,7 @@ def row_kernel_source(name: str, axes: int, dtype: np.dtype) -> str:
     ]
     body = ["    " + line.format(dtype=cast) for line in _ROW_BODIES[name]]
     lines = [*head, *body, "return (o.reshape(a0.shape),)"]
-    imports = ["import numpy as np", *kernels.vmath_import(lines)]
-    return "\n".join(imports) + "\n\n\ndef kernel(a0):\n" + "".join(f"    {s}\n" for s in lines)
+    return "import numpy as np\n\n\ndef kernel(a0):\n" + "".join(f"    {s}\n" for s in lines)
 
 
 def fuse_rows(graph: Graph) -> Graph:

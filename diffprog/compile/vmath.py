@@ -2,7 +2,8 @@
 
 Owns: `exp`, `expm1`, `log`, `log1p` and `tanh` of one float64 or float32 scalar (a float32
 argument is computed in float64 and its float64 result is rounded by the caller: one more
-rounding, within 0.5 ulp of float32 and 2^-20 of it), with NumPy's semantics for NaN, +-inf,
+rounding, within 0.5 ulp of float32 and 2^-20 of it), and `exp32`, float32's exp in float32
+arithmetic (twice the SIMD lanes; within 1 ulp), with NumPy's semantics for NaN, +-inf,
 +-0, overflow, underflow to subnormals and zero, and log's zero and negative arguments.
 libm's scalar calls stop LLVM's loop vectorizer; these are straight-line arithmetic (integer
 bit operations for 2^k and exponents, selects instead of branches, llvm.fma), so a loop that
@@ -39,32 +40,34 @@ _jit = numba.njit(error_model="numpy", nogil=True)  # numpy's model: no division
 
 @intrinsic
 def _bits(_typingctx, x):
-    """The IEEE bits of a float64 as an int64."""
+    """The IEEE bits of a float64 (float32) as an int64 (int32)."""
+    out = types.int64 if x == types.float64 else types.int32
 
     def codegen(context, builder, _signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
+        return builder.bitcast(args[0], context.get_value_type(out))
 
-    return types.int64(types.float64), codegen
+    return out(x), codegen
 
 
 @intrinsic
-def _float(_typingctx, _i):
-    """The float64 of IEEE bits given as an int64."""
+def _float(_typingctx, i):
+    """The float64 (float32) of IEEE bits given as an int64 (int32)."""
+    out = types.float64 if i == types.int64 else types.float32
 
     def codegen(context, builder, _signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+        return builder.bitcast(args[0], context.get_value_type(out))
 
-    return types.float64(types.int64), codegen
+    return out(i), codegen
 
 
 @intrinsic
-def _fma(_typingctx, a, b, c):
+def _fma(_typingctx, a, _b, _c):
     """a * b + c rounded once (llvm.fma: one instruction where the CPU has FMA)."""
 
     def codegen(context, builder, _signature, args):
         return builder.fma(*args)
 
-    return types.float64(types.float64, types.float64, types.float64), codegen
+    return a(a, a, a), codegen
 
 
 _LN2 = 0.6931471805599453  # ln2 rounded: k * _LN2 subtracted by one fma is exact (|k| <= 1100)
@@ -204,7 +207,8 @@ def log1p(x):
 @_jit
 def tanh(x):
     x = np.float64(x)
-    k, rh, rl = _reduce(_clamp(2.0 * abs(x), 0.0, 40.0))  # 2|x| = k ln2 + rh + rl
+    y = 2.0 * abs(x)
+    k, rh, rl = _reduce(40.0 if y > 40.0 else y)  # noqa: FURB136 - 2|x| = k ln2 + rh + rl
     p = _fma(rh * rh, _q(rh), _fma(rl, rh, rl)) + rh  # expm1(rh + rl): |rl| < 2^-49 here
     half = _pow2(k - 1)
     h = _fma(half, p, half - 0.5)  # expm1(2|x|) / 2
@@ -215,3 +219,35 @@ def tanh(x):
     q = h * inv
     z = _fma(_fma(-q, dl, _fma(-q, dh, h)), inv, q)
     return _float(_bits(z) | (_bits(x) & _SIGN))
+
+
+# --- float32 in float32 arithmetic (SIMD registers hold twice as many) --------------------
+_F = np.float32
+_LN2_F, _LN2_TAIL_F = _F(0.6931471805599453), _F(-1.904654e-09)  # ln2 - _LN2_F
+_INV_LN2_F, _SHIFT_F, _SHIFT_BITS_F = _F(1.4426950408889634), _F(12582912.0), 0x4B400000
+_ONE_F, _LO_F, _HI_F = _F(1.0), _F(-104.0), _F(89.0)
+# e^r = 1 + r + r^2 q(r) on |r| <= ln2/2 (scripts/fit_vmath.py; relative error 2^-28.3)
+_QF0, _QF1, _QF2 = _F(0.4999999341158079), _F(0.16666520098859688), _F(0.04166839439582432)
+_QF3, _QF4 = _F(0.00836878124293598), _F(0.0013814458215308273)
+
+
+@_jit
+def _pow2_f(k):
+    """np.float32(2.0**k) for an int -126 <= k <= 127."""
+    return _float(np.int32((k + 127) << 23))
+
+
+@_jit
+def exp32(x):
+    """exp of a float32 in float32 arithmetic: within 1 ulp (tests/test_vmath.py)."""
+    y = _HI_F if x > _HI_F else x  # noqa: FURB136 - selects; NaN stays NaN
+    y = _LO_F if y < _LO_F else y  # noqa: FURB136
+    shifted = _fma(y, _INV_LN2_F, _SHIFT_F)
+    kf = shifted - _SHIFT_F
+    r = _fma(-kf, _LN2_TAIL_F, _fma(-kf, _LN2_F, y))  # the first step exact, as exp's
+    q = _fma(r, _fma(r, _fma(r, _fma(r, _QF4, _QF3), _QF2), _QF1), _QF0)
+    eh = _ONE_F + r
+    e = eh + _fma(r * r, q, (_ONE_F - eh) + r)  # 1 + r's rounding error carried
+    k = np.int64(_bits(shifted)) - _SHIFT_BITS_F
+    k1 = k >> 1
+    return e * _pow2_f(k1) * _pow2_f(k - k1)  # two exact steps: one rounding at most
