@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -234,3 +236,18 @@ def test_a_child_forked_while_another_thread_records_starts_unpaused(collector):
         leave.set()
         thread.join()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_script_exits_with_a_pullback_still_held():
+    """A pullback kept to the end of a script (a module global) is freed at exit, when the
+    watchdog thread may have been stopped holding the pause's lock: the exit must not wait
+    for it (it hung 4 times out of 5). Three interpreters at once, each under a timeout."""
+    script = "import numpy as np, diffprog as dp, diffprog.numpy as dnp\n" \
+             "out, vjp_fn = dp.vjp(dnp.tanh, np.ones(3))\n"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout
+    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=root) for _ in range(3)]
+    try:
+        assert [run.wait(timeout=30) for run in runs] == [0, 0, 0]
+    finally:
+        for run in runs:
+            run.kill()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -112,7 +113,8 @@ class Hold:
             _resume()
 
     def __del__(self) -> None:
-        self.release()
+        if not sys.is_finalizing():  # at exit the watchdog, a daemon thread, may have been
+            self.release()  # stopped holding _lock: waiting for it would hang the exit
 
 
 def _watch() -> None:
