@@ -74,6 +74,13 @@ def main() -> None:
         )
         print("   ", c)
 
+    # float32's exp: e^r = 1 + r + r^2 q(r), the error r^2 dq relative to e^r
+    a = mp.log(2) / 2 * mp.mpf("1.001")
+    for deg in (3, 4):
+        c, err = fit(q, lambda r: r**2 / mp.exp(r), -a, a, deg)
+        print(f"exp32 q degree {deg}: weighted error 2^{float(mp.log(err, 2)):.1f}")
+        print("   ", c)
+
 
 if __name__ == "__main__":
     main()

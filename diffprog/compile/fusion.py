@@ -23,13 +23,14 @@ Layer L3 (beside ad/): imports compile.ir, compile.partition and the kernel writ
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any
 
 import numpy as np
 
 from . import cuda_kernels, kernels
 from .ir import Const, Fused, Graph, Guard, Node, Var, substitute
-from .partition import Group, Partition
+from .partition import TRANSCENDENTAL_MAX_SIZE, Group, Partition
 
 #: validation tolerances (rtol, atol as a fraction of the largest |value|) per dtype
 TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
@@ -138,6 +139,7 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
             temps[key] = (f"x{len(loop.inputs)}", kernels.dtype_of(a))
             loop.inputs.append((shape, kernels.dtype_of(a), arg_of[id(source)], row))
     position = {o.id: k for k, o in enumerate(outs)}
+    big = math.prod(g.shape) > TRANSCENDENTAL_MAX_SIZE
     for k, m in enumerate(members):
         op = kernels.scalar_op(m)
         out = m.outs[0]
@@ -148,7 +150,7 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
             loop.lines.append(f"{temp} = {kernels.cast(value, src.dtype, np.dtype(np.float64))}")
             loop.sums.append((position[out.id], temp, _sum_index(m, g.shape), out.dtype))
             continue
-        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps)}")
+        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps, big)}")
         temps[out.id] = (temp, out.dtype)
         if out.id in position:
             loop.stores.append((position[out.id], temp, out.shape, out.dtype))

@@ -65,7 +65,8 @@ _NUMPY_SCALAR = {
     "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
 }  # fmt: skip
 
-#: ufuncs a loop computes with compile.vmath's vectorizable functions instead of libm's
+#: ufuncs a loop over more than partition.TRANSCENDENTAL_MAX_SIZE elements computes with
+#: compile.vmath's vectorizable functions instead of libm's
 VMATH = {"exp", "expm1", "log", "log1p", "tanh"}
 #: ... in float32 arithmetic for float32 (the others compute in float64 and round)
 VMATH_FLOAT32 = {"exp": "exp32"}
@@ -429,8 +430,10 @@ def squares(node: Node) -> bool:
     return type(e) is Const and isinstance(e.value, (int, float, np.generic)) and e.value == 2
 
 
-def expression(op: str, node: Node, temps: dict) -> str:
-    """The scalar expression of one elementwise node (not a sum)."""
+def expression(op: str, node: Node, temps: dict, big: bool = True) -> str:
+    """The scalar expression of one elementwise node (not a sum), in a loop over more than a
+    few SIMD vectors' elements (`big`) or not: a small loop calls libm, whose scalar calls
+    beat vmath's selects where the loop does not vectorize (W1's 16-element chain: 1.5x)."""
     out = node.outs[0].dtype
     compute = compute_dtype(op, node)
     if op == "where":
@@ -444,7 +447,7 @@ def expression(op: str, node: Node, temps: dict) -> str:
         expr = _FORMS[op].format(*args)
     elif op == "power" and squares(node):
         expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
-    elif op in VMATH:
+    elif op in VMATH and big:
         fn = VMATH_FLOAT32.get(op, op) if compute == np.float32 else op
         expr = f"vmath.{fn}({args[0]})"  # (a float64 of a float32: rounded by _as)
     else:

@@ -21,7 +21,8 @@ tiny; expm1(r) = r + r^2 q(r) with a near-minimax q of degree 10. exp scales 1 +
 h = expm1(2|x|) / 2, with h + 1 kept exactly as a pair and the quotient corrected by its
 exact residual. log and log1p split u = 2^k (1 + f), sqrt(1/2) <= 1 + f < sqrt(2), and use
 log(1 + f) = 2s + s z P(z), s = f / (2 + f), z = s^2 (fdlibm's arrangement, a fitted P of
-degree 6); log1p adds the rounding error c of u = 1 + x as c / u to the small terms.
+degree 6); log1p adds the rounding error c of u = 1 + x as c / u to the small terms. exp32
+is exp in float32 with a q of degree 4, the rounding error of 1 + r carried.
 Layer L3 (beside ad/): imports numpy and numba only; compile.kernels' sources call it.
 """
 
