@@ -309,6 +309,25 @@ def test_constant_gathers_with_narrow_index_dtypes(idtype):
         dp.jit(lambda x: x[far, far] * 2.0)(x)
 
 
+
+def test_shapes_decided_by_the_data_are_guarded():
+    """A boolean mask's selection and nonzero's indices have the shape the data gives them;
+    the nodes recorded after them assumed it: a replay with another count records again
+    (the fused kernel broadcast one selected element where eager broadcasts it against
+    three: a silently short result). dnp.where(cond) and dnp.nonzero are staged."""
+    y = np.array([10.0, 20.0, 30.0])
+    programs = [lambda x: dnp.tanh(x[x > 0]) * y + 1.0, lambda x: x[dnp.where(x > 0)] * y,
+                lambda x: x[dnp.nonzero(x > 0)[0]] * y,
+                dp.grad(lambda x: dnp.sum(dnp.tanh(x[x > 0]) * y))]  # fmt: skip
+    calls = [np.array([1.0, -2.0, 3.0, 4.0]), np.array([1.0, -2.0, -3.0, -4.0]),
+             np.array([-1.0, 2.0, 3.0, 4.0])]  # fmt: skip
+    for f in programs:
+        for fuse in (True, False):
+            jitted = dp.jit(f, fuse=fuse)
+            for x in calls:
+                np.testing.assert_array_equal(jitted(x), f(x))
+            assert jitted.stats["replays"] == 1 and jitted.stats["recordings"] == 2
+
 def test_warning_free_on_ordinary_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

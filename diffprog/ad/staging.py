@@ -5,7 +5,8 @@ Owns: `StagingTrace`, which computes every primitive applied to its tracers on t
 and `StagingTracer`, a value of that graph. Each time Python reads a concrete value out of a
 staged one (`bool(x)` behind an `if`, `int(x)` behind a loop bound, `float(x)`, `x.item()`,
 `np.asarray(x)`), the read is recorded as a `Guard`: the replay checks it and gives up when
-the program would go another way.
+the program would go another way. So is a shape the data decides (a boolean mask's
+selection, nonzero's indices): the graph's later nodes were recorded for that shape.
 
 A staging trace is always the outermost trace: dp.jit inside another transform runs its
 function inline. So to every trace above it a staged value is what a raw array is to them
@@ -182,13 +183,12 @@ class StagingTrace(Trace):
             recorded = {k: substitute(v, self.var_of, StagingTracer) for k, v in params.items()}
             params = {k: substitute(v, self.value_of, StagingTracer) for k, v in params.items()}
         out = prim.run(vals, params)
-        if prim.multiple_results:
-            outs = [self.wrap(o) for o in out]
-            self.record(prim, recorded, refs, [o.var for o in outs])
-            return tuple(outs)
-        staged = self.wrap(out)
-        self.record(prim, recorded, refs, [staged.var])
-        return staged
+        outs = [self.wrap(o) for o in out] if prim.multiple_results else [self.wrap(out)]
+        self.record(prim, recorded, refs, [o.var for o in outs])
+        if prim.name == "nonzero" or (prim.name == "getitem" and _selects_by_mask(recorded)):
+            for o in outs:  # a shape read off the data: the replay checks it (see Guard)
+                self.body.append(Guard(o.var, "shape", o.var.shape, user_line(code=False)))
+        return tuple(outs) if prim.multiple_results else outs[0]
 
     def wrap(self, value: Any) -> StagingTracer:
         return StagingTracer(self, value, Var(next(self.ids), value))
@@ -213,6 +213,14 @@ class StagingTrace(Trace):
     @staticmethod
     def value_of(x: StagingTracer) -> Any:
         return x.value
+
+
+def _selects_by_mask(params: dict) -> bool:
+    """Whether a getitem's index holds a staged boolean mask: its result's shape is the
+    mask's count of True, a property of the data."""
+    index = params.get("index")
+    parts = index if type(index) is tuple else (index,)
+    return any(type(i) is Var and i.dtype == np.bool_ for i in parts)
 
 
 def _holds_staged(params: dict) -> bool:

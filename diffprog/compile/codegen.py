@@ -209,6 +209,8 @@ class _Writer:
             test = f"not {v}" if e else v
         elif guard.how in ("int", "index"):
             test = f"int({v}) != {e!r}"
+        elif guard.how == "shape":
+            test = f"{v}.shape != {e!r}"
         elif guard.how == "float":
             test = f"not math.isnan({v})" if e != e else f"float({v}) != {self.ref(e)}"
         else:  # "value": the whole array was read

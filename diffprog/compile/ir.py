@@ -112,7 +112,8 @@ class Node:
 class Guard:
     """A concrete value read from `var` while recording: `check(value) == expected` must
     hold at replay, or the recorded path is not the one the program takes this time.
-    `how` names the read ("bool", "int", "index", "float", "value")."""
+    `how` names the read ("bool", "int", "index", "float", "value", or "shape": a shape the
+    data decided, such as a boolean mask's selection)."""
 
     __slots__ = ("var", "how", "expected", "site")
 

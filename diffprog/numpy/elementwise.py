@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.primitive import Primitive
+from ..core.primitive import NonDifferentiable, Primitive
 from ..core.trace import Tracer, raw, unwrapped
 from ._define import binary, nondifferentiable, unary
 from .batching import elementwise
@@ -189,7 +189,7 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Any:
     return _where(condition, x, y)
 
 
-nonzero = nondifferentiable("nonzero", lambda xp, x: xp.nonzero(x))
+nonzero = NonDifferentiable("nonzero", lambda xp, x: xp.nonzero(x), multiple_results=True)  # a tuple
 
 _clip = Primitive("clip", lambda xp, x, lo, hi: xp.clip(x, lo, hi))
 # clip(x, lo, hi) = minimum(maximum(x, lo), hi): x passes inside [lo, hi]; lo where x < lo
