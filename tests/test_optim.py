@@ -234,6 +234,33 @@ def test_dtype_preserved(name, dtype):
                 assert type(tree_["f"]) is float
 
 
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_jitted_step_keeps_the_kinds_of_leaves(name):
+    """Under dp.jit a step gives every parameter, update and state leaf the type, dtype and
+    shape the eager step gives (a 0-d array stays one, not a NumPy scalar: that also made
+    each step's signature new), with the same values."""
+    params = {"w": np.array([1.0, -1.0]), "z": np.array(0.5), "h": np.array(0.25, np.float32),
+              "s": np.float32(0.5), "f": 2.0}  # fmt: skip
+    opt = OPTIMIZERS[name]()
+
+    def loss(p):
+        return dnp.sum(p["w"] ** 2) * p["z"] + p["h"] * p["s"] + p["f"] ** 2 * p["z"]
+
+    def step(p, state):
+        updates, state = opt.update(dp.grad(loss)(p), state, p)
+        return optim.apply_updates(p, updates), updates, state
+
+    jitted = dp.jit(step)
+    eager = got = (params, None, opt.init(params))
+    for _ in range(3):
+        eager, got = step(eager[0], eager[2]), jitted(got[0], got[2])
+        for a, b in zip(dp.tree.leaves(got), dp.tree.leaves(eager)):
+            assert type(a) is type(b) and np.shape(a) == np.shape(b), (type(a), type(b))
+            assert np.result_type(a) == np.result_type(b)
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert jitted.stats["recordings"] <= (3 if name == "scheduled" else 1), jitted.stats
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_zero_gradients_in_float16_give_zero_updates_not_nan(name):
     params = {"w": np.ones(3, np.float16)}

@@ -136,8 +136,8 @@ def cast_like(x: Any, ref: Any) -> Any:
     (or NumPy scalar) of ``ref``'s dtype on ``ref``'s device. A traced ``x`` (an optimizer
     step being differentiated) stays traced, cast to ``ref``'s dtype: float() would drop its
     gradient."""
-    if isinstance(ref, StagingTracer) and type(ref.value) in (float, complex):  # under dp.jit
-        return fit_to_leaf(x, kind=type(ref.value).__name__, dtype=None)
+    if isinstance(ref, StagingTracer):  # under dp.jit: the conversion is recorded
+        return _staged_like(x, ref.value)
     dtype = getattr(ref, "dtype", None)
     if dtype is not None and type(x) is type(ref) and getattr(x, "dtype", None) == dtype:
         return x
@@ -148,6 +148,22 @@ def cast_like(x: Any, ref: Any) -> Any:
     if isinstance(ref, np.generic):
         return dtype.type(x)
     return asarray_like(x, ref, dtype=dtype)
+
+
+def _staged_like(x: Any, value: Any) -> Any:
+    """`cast_like` of a value dp.jit stages, for a leaf `value`: a 0-d array's replay would
+    otherwise give a NumPy scalar (NumPy's arithmetic on 0-d arrays does) and a NumPy
+    scalar's an array, unlike the eager step."""
+    if type(value) in (float, complex):
+        return fit_to_leaf(x, kind=type(value).__name__, dtype=None)
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(x, "dtype", dtype) != dtype:
+        x = x.astype(dtype)
+    if isinstance(value, np.generic):
+        return fit_to_leaf(x, kind="scalar", dtype=dtype.str)
+    if type(value) is np.ndarray and value.ndim == 0:
+        return fit_to_leaf(x, kind="array", dtype=None)
+    return x
 
 
 def widen(x: Any) -> Any:
