@@ -150,6 +150,15 @@ def test_kernels_use_vmath_for_its_functions():
     assert all(hasattr(vmath, fn) for fn in kernels.VMATH_FLOAT32.values())
 
 
+def _host_has_x86_fma() -> bool:
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    return all(features.get(f, False) for f in ("avx2", "fma"))
+
+
+@pytest.mark.skipif(not _host_has_x86_fma(), reason="the SIMD check reads x86 assembly with "
+                    "AVX2 and FMA (elsewhere llvm.fma may be a libm call: right, but slow)")
 @pytest.mark.parametrize(
     "name, dtype",
     [
