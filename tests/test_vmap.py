@@ -115,7 +115,7 @@ def test_primitive_without_rule_loops():
     assert_batched_equal(lambda a: cube(a, k=2), (x,))
     assert_batched_equal(lambda a: dp.grad(lambda b: dnp.sum(cube(b, k=3)))(a), (x,))
     assert_batched_equal(lambda a: dp.jvp(lambda b: cube(b, k=3), (a,), (a,))[1], (x,))
-    with pytest.raises(ValueError, match=r"nonzero gives results of shapes \[\(1, 1\), \(1, 2\)\]"):
+    with pytest.raises(ValueError, match=r"nonzero gives results of shapes \[\(1,\), \(2,\)\]"):
         dp.vmap(lambda a: dnp.nonzero(a > 0)[0])(np.array([[1.0, -1.0], [1.0, 1.0]]))
 
 
