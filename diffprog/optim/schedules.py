@@ -1,17 +1,23 @@
 """Learning-rate schedules: functions from the step count (0 for the first update) to a
-Python float, with optax's formulas.
+Python float, with optax's formulas. A count dp.jit stages (a jitted training step) gives a
+staged value: the formulas use diffprog.numpy where Python's math would read the count's
+value (a guard on every step: a new recording each step), and their comparisons are guards
+whose outcome changes at most at a phase boundary.
 
 Owns: `constant`, `exponential_decay`, `cosine_decay`, `linear_schedule`, `linear_warmup`,
 `warmup_cosine_decay`. Pass one as any optimizer's ``learning_rate``; the optimizer keeps
 the count in its state. Arguments are checked when the schedule is made.
-Layer L6: imports only the stdlib and .transforms' argument check.
+Layer L6: imports the stdlib, diffprog.numpy and .transforms' argument check.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
+from typing import Any
 
+from .. import numpy as dnp
 from .transforms import check_real
 
 __all__ = [
@@ -24,6 +30,15 @@ __all__ = [
 ]
 
 Schedule = Callable[[int], float]
+
+
+def _cos(x: Any) -> Any:
+    """cos of a number (a Python float), or of a staged value (staged)."""
+    return math.cos(x) if isinstance(x, numbers.Real) else dnp.cos(x)
+
+
+def _floor(x: Any) -> Any:
+    return math.floor(x) if isinstance(x, numbers.Real) else dnp.floor(x)
 
 
 def _named(fn: Schedule, name: str) -> Schedule:
@@ -72,7 +87,7 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     def schedule(count: int) -> float:
         p = max(count - begin, 0) / steps
         if staircase:
-            p = math.floor(p)
+            p = _floor(p)
         v = init * rate ** p
         if end is not None:
             v = max(v, end) if rate < 1.0 else min(v, end)
@@ -97,7 +112,7 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
     exponent = check_real("cosine_decay: exponent", exponent)
 
     def schedule(count: int) -> float:
-        c = 0.5 * (1.0 + math.cos(math.pi * min(max(count, 0), steps) / steps))
+        c = 0.5 * (1.0 + _cos(math.pi * min(max(count, 0), steps) / steps))
         return init * ((1.0 - alpha) * c ** exponent + alpha)
 
     return _named(schedule, f"cosine_decay({init}, {steps})")
@@ -163,7 +178,7 @@ def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
     def schedule(count: int) -> float:
         if count < warmup:
             return init + (peak - init) * max(count, 0) / warmup
-        c = 0.5 * (1.0 + math.cos(math.pi * min(count - warmup, span) / span))
+        c = 0.5 * (1.0 + _cos(math.pi * min(count - warmup, span) / span))
         return end + (peak - end) * c ** exponent
 
     return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})")

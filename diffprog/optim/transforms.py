@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from ..backend import namespace_of
+from ..backend import is_array, namespace_of
 from ..errors import StructureError
 from .base import (
     EmptyState,
@@ -99,11 +99,15 @@ def _schedule_value(fn: Callable[[int], Any], count: int, what: str) -> float:
         raise TypeError(f"{what}: the schedule {getattr(fn, '__name__', fn)!r} returned "
                         f"{type(value).__name__} {value!r} at step {count}; a schedule must "
                         f"return a real number (a float) for every step count")
+    if not (isinstance(value, numbers.Number) or is_array(value)):
+        return value  # staged by dp.jit: float() would guard on its value at every step
     return float(value)
 
 
-def _rate(value: float, count: int | None) -> float:
-    if not (math.isfinite(value) and value >= 0):
+def _rate(value: Any, count: Any) -> Any:
+    # comparisons, not math.isfinite: on a value dp.jit stages they are guards that hold
+    # at every step (NaN fails both)
+    if not (value >= 0 and value < math.inf):
         at = "" if count is None else f" (the schedule's value at step {count})"
         raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}{at}; "
                          f"updates already point downhill (minus the gradient), so use a "
