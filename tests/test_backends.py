@@ -246,3 +246,22 @@ def test_no_hidden_transfers_in_training_backward_forward_and_hvp(gpu):
         assert not isinstance(leaf, np.ndarray), type(leaf)
         assert not hasattr(leaf, "device") or leaf.device.id == gpu, leaf.device
     assert isinstance(grads["layers"][0]["W"], cp.ndarray) and np.isfinite(float(value))
+
+
+@pytest.mark.gpu
+def test_asking_whether_a_tracer_is_an_array_does_not_hide_the_array_inside():
+    """backend.is_array of a tracer (dp.optim asks it of a staged learning rate) cached the
+    tracer's type as 'no array module', and from then on namespace_of looked past every
+    tracer of that type: dp.jit on CuPy made tril's mask on the host (DeviceMismatchError)."""
+    cp = require_cupy()
+    x = np.arange(6.0).reshape(3, 2)
+
+    def f(a):
+        B.is_array(a)  # as dp.optim asks of a staged value
+        return dnp.sum(dnp.tril(a) ** 2 + a)
+
+    for program in (f, dp.grad(f)):
+        for transform in (lambda g: g, dp.jit):
+            got = transform(program)(cp.asarray(x))
+            assert isinstance(got, cp.ndarray)
+            np.testing.assert_allclose(cp.asnumpy(got), program(x), rtol=1e-12)

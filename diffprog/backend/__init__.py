@@ -45,6 +45,8 @@ _MODULE_OF_TYPE: dict[type, ModuleType | None] = {
 def _module_of_type(t: type) -> ModuleType | None:
     mod = _MODULE_OF_TYPE.get(t, _MISSING)
     if mod is _MISSING:
+        if t in _UNWRAP:  # a tracer: the array inside decides, so never cached as None
+            return None
         root = t.__module__.partition(".")[0]
         if issubclass(t, np.generic):  # a NumPy scalar: a host value, like a Python float
             mod = None
