@@ -93,7 +93,8 @@ def test_a_training_step_as_a_graph(cp, state_from):
 
 def test_a_scheduled_rate_keeps_its_count_on_the_host_and_the_step_uncaptured(cp):
     """A schedule is a Python function of the step count, so its count stays a host value
-    (NumPy int64) that the recording reads: each step is a new recording, none captured."""
+    (NumPy int64), an input of the replay: one recording, replayed, never captured (a graph
+    keeps the host values it was captured with)."""
     opt = dp.optim.adam(lambda count: 1e-2 / (1.0 + count))
     params = {"W": cp.asarray(np.ones((3, 2)))}
     state = opt.init(params)
@@ -101,7 +102,8 @@ def test_a_scheduled_rate_keeps_its_count_on_the_host_and_the_step_uncaptured(cp
     for _ in range(3):
         updates, state = jitted(params, state)
     assert type(state[1].count) is np.int64 and int(state[1].count) == 3
-    assert jitted.stats["graph_replays"] == 0 and jitted.stats["recordings"] == 3
+    assert jitted.stats["graph_replays"] == 0 and jitted.stats["recordings"] == 1
+    assert jitted.stats["replays"] == 2 and "host" in jitted.last_uncaptured_reason
 
 
 def test_a_graph_replay_makes_no_transfer_and_no_synchronisation(cp):
