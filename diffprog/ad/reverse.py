@@ -26,8 +26,8 @@ from numpy import ndarray
 
 from ..backend import device_scope, host_scalars, run_kernel
 from ..core.edge import astype, sum_to_shape
-from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
 from ..core.gc_pause import gc_paused
+from ..core.primitive import HOST_TYPES, KERNEL_ERRORS, params_traced
 from ..core.trace import Trace, Tracer, as_scalar, hidden, raw
 
 # A tape record is a tuple (prim, params, input values, input slots, output), or one of:
