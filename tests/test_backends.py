@@ -265,3 +265,14 @@ def test_asking_whether_a_tracer_is_an_array_does_not_hide_the_array_inside():
             got = transform(program)(cp.asarray(x))
             assert isinstance(got, cp.ndarray)
             np.testing.assert_allclose(cp.asnumpy(got), program(x), rtol=1e-12)
+
+
+def test_host_scalars_turns_only_0d_numpy_arrays_into_scalars():
+    """The values an op on CuPy arrays hands its rules: a 0-d NumPy array becomes a NumPy
+    scalar; every other value, a NumPy array of any other shape included, is passed as is
+    (the same object, not a view of it)."""
+    a, z, f = np.ones((2, 3)), np.array(2.5), 1.5
+    got = B.host_scalars([a, z, f])
+    assert got[0] is a and got[2] is f and type(got[1]) is np.float64 and got[1] == 2.5
+    values = (a, f)
+    assert B.host_scalars(values) is values

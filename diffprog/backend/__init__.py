@@ -146,9 +146,9 @@ def host_scalars(values: tuple | list) -> tuple | list:
     """`values` of an operation on CuPy arrays with each 0-d NumPy array among them as a
     NumPy scalar: as CuPy's kernels take it, and as the derivative rules' raw arithmetic
     must see it beside CuPy arrays (CuPy refuses NumPy arrays, 0-d ones too)."""
-    if not any(type(v) is np.ndarray for v in values):
+    if not any(type(v) is np.ndarray and v.ndim == 0 for v in values):
         return values
-    return [v[()] if type(v) is np.ndarray else v for v in values]
+    return [v[()] if type(v) is np.ndarray and v.ndim == 0 else v for v in values]
 
 
 def on_device(values: tuple | list) -> bool:

@@ -15,10 +15,9 @@ value long before the backward pass reads it: tanh's 1 - t*t beside t). A guard 
 a value) on a scalar group's value joins it (checked inside the kernel). A group is worth a
 kernel with at least 3 operations, or 2 over at least 1024 elements, or 1 that broadcasts an
 array over at least 1024 elements (NumPy's loop pays per row: a bias add takes twice a
-kernel's time); libm
-functions (exp, tanh, ...) join only loops of at most 64 elements (NumPy's SIMD loops beat
-numba's scalar calls beyond), except those compile.vmath computes faster than NumPy
-(kernels.small_loops_only). On the GPU a group is worth a kernel from 2 operations (each
+kernel's time); libm functions (exp, tanh, ...) join only loops of at most 64 elements
+(NumPy's SIMD loops beat numba's scalar calls beyond), except those compile.vmath computes
+faster than NumPy (kernels.small_loops_only). On the GPU a group is worth a kernel from 2 operations (each
 saves a launch), every member's result has the loop's shape, libm functions join any loop,
 a sibling joins whatever its operands, and guards stay outside.
 Layer L3 (beside ad/): imports compile.ir and compile.kernels.

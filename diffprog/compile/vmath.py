@@ -39,26 +39,27 @@ FUNCTIONS = frozenset({"exp", "expm1", "log", "log1p", "tanh"})
 _jit = numba.njit(error_model="numpy", nogil=True)  # numpy's model: no division checks
 
 
-@intrinsic
-def _bits(_typingctx, x):
-    """The IEEE bits of a float64 (float32) as an int64 (int32)."""
-    out = types.int64 if x == types.float64 else types.int32
+def _bitcast(out):
+    """The code of an intrinsic reading its argument's bits as `out` (a type of its width)."""
 
     def codegen(context, builder, _signature, args):
         return builder.bitcast(args[0], context.get_value_type(out))
 
-    return out(x), codegen
+    return codegen
+
+
+@intrinsic
+def _bits(_typingctx, x):
+    """The IEEE bits of a float64 (float32) as an int64 (int32)."""
+    out = types.int64 if x == types.float64 else types.int32
+    return out(x), _bitcast(out)
 
 
 @intrinsic
 def _float(_typingctx, i):
     """The float64 (float32) of IEEE bits given as an int64 (int32)."""
     out = types.float64 if i == types.int64 else types.float32
-
-    def codegen(context, builder, _signature, args):
-        return builder.bitcast(args[0], context.get_value_type(out))
-
-    return out(i), codegen
+    return out(i), _bitcast(out)
 
 
 @intrinsic
