@@ -5,9 +5,10 @@ Owns: `scale`, `scale_by_learning_rate`, `scale_by_schedule`, `trace` (momentum)
 state namedtuples (module-level, so a checkpoint can rebuild them). States mirror params:
 same containers and keys, each moment in its parameter's dtype, None for constant leaves.
 A None update stays None and leaves its moments untouched. Every step is plain arithmetic on
-the data's own array module: nothing here is traced.
-Layer L6: imports only diffprog.tree, diffprog.backend, diffprog.errors (through .base) and
-the stdlib.
+the data's own array module; a schedule's value may be traced (a count dp.jit stages), and
+is then checked without reading it back (a bad rate makes the update NaN: see `_rate`).
+Layer L6: imports diffprog.tree, diffprog.backend, diffprog.errors (through .base),
+diffprog.numpy's where, and the stdlib.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from .. import tree
 from ..backend import is_array, namespace_of
 from ..errors import StructureError
+from ..numpy import where
 from .base import (
     EmptyState,
     GradientTransformation,
@@ -57,7 +59,7 @@ __all__ = [
 
 
 class ScaleByScheduleState(NamedTuple):
-    count: Any  # updates done so far, a NumPy int64 (an input, not a constant, to dp.jit)
+    count: Any  # updates done so far, where the params live (base.zero_count)
 
 
 class TraceState(NamedTuple):
@@ -105,8 +107,13 @@ def _schedule_value(fn: Callable[[int], Any], count: int, what: str) -> float:
 
 
 def _rate(value: Any, count: Any) -> Any:
-    # comparisons, not math.isfinite: on a value dp.jit stages they are guards that hold
-    # at every step (NaN fails both)
+    """``value``, checked to be a finite rate >= 0: a ValueError if it is a number, NaN if
+    it is traced (a schedule of a count dp.jit stages), as raising would read it back at
+    every step (a guard: on a GPU, a copy to the host that keeps the step from being
+    captured as a CUDA graph). A NaN rate makes every update NaN; under dp.debug_nans the
+    step runs eagerly and raises the ValueError."""
+    if not (isinstance(value, numbers.Number) or is_array(value)):
+        return where((value >= 0) & (value < math.inf), value, math.nan)
     if not (value >= 0 and value < math.inf):
         at = "" if count is None else f" (the schedule's value at step {count})"
         raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}{at}; "
@@ -124,9 +131,20 @@ def _scaled(updates: Any, factor: Any, conjugate: bool = False) -> Any:
             return None
         if conjugate and is_complex_leaf(g):
             g = g.conjugate()
-        return cast_like(g * factor, g)
+        return cast_like(g * _in_precision_of(factor, g), g)
 
     return tree.map(one, updates)
+
+
+def _in_precision_of(factor: Any, g: Any) -> Any:
+    """`factor` rounded to `g`'s (real) precision, as NumPy rounds a Python float factor:
+    a schedule's traced 0-d float64 value would otherwise compute a float32 update in
+    float64, rounding it once more than the eager step does."""
+    dtype = getattr(g, "dtype", None)
+    if isinstance(factor, numbers.Number) or dtype is None or dtype.kind not in "fc":
+        return factor
+    real = np.finfo(dtype).dtype
+    return factor if factor.dtype == real else factor.astype(real)
 
 
 def scale(step_size: float) -> GradientTransformation:
@@ -171,7 +189,7 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformat
 def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], float],
                         rule: str, conjugate: bool = False) -> GradientTransformation:
     def init(params: Any) -> ScaleByScheduleState:
-        return ScaleByScheduleState(count=np.int64(0))
+        return ScaleByScheduleState(count=zero_count(params))
 
     def update(updates: Any, state: Any, params: Any = None
                ) -> tuple[Any, ScaleByScheduleState]:
