@@ -11,16 +11,24 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 # Loaded by path under a private name: benchmarks/ is not put on sys.path for the session.
-_path = os.path.join(BENCH, "workloads.py")
-_spec = importlib.util.spec_from_file_location("_bench_workloads", _path)
-workloads = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(workloads)
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+workloads, harness = _load("workloads"), _load("harness")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +75,24 @@ def test_unknown_workload_is_refused():
     cmd = [sys.executable, os.path.join(BENCH, "run.py"), "--workloads", "W9"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "unknown workload" in proc.stderr
+
+
+def test_each_sample_follows_a_warm_up_of_its_own_implementation(monkeypatch):
+    """measure() times a sample only after `warm_s` of untimed calls of that implementation
+    (the first calls after other work run slow), the collector run before them."""
+    calls = []
+    monkeypatch.setattr(harness.gc, "collect", lambda: calls.append(("gc", time.perf_counter())))
+    impls = [harness.Impl(name, lambda name=name: calls.append((name, time.perf_counter())))
+             for name in ("a", "b")]  # fmt: skip
+    samples = harness.measure(impls, repeats=3, min_sample_s=1e-4, warm_s=5e-3)
+    assert [len(v) for v in samples.values()] == [3, 3]
+    marks = [i for i, (name, _) in enumerate(calls) if name == "gc"]
+    assert len(marks) == 6
+    for start, end in zip(marks, marks[1:] + [len(calls)]):
+        sample = calls[start + 1:end]
+        assert {name for name, _ in sample} == {sample[0][0]}
+        assert sample[-1][1] - sample[0][1] >= 5e-3, "no warm-up before the timed calls"
+    assert [calls[i + 1][0] for i in marks] == ["a", "b", "b", "a", "a", "b"]  # rotated
 
 
 def test_hand_written_chain_and_loop_gradients():
