@@ -137,7 +137,7 @@ def test_hand_written_mlp_gradient_and_hvp_against_finite_differences():
 def test_train_step_runs_and_checks_the_step_against_the_hand_written_one():
     cmd = [sys.executable, os.path.join(BENCH, "train_step.py"), "--sizes", "8,16,4",
            "--batch", "8", "--repeats", "3"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "x hand-written" in done.stdout and "diffprog" in done.stdout
 
@@ -146,7 +146,7 @@ def test_vmap_benchmark_checks_its_results():
     """benchmarks/vmap.py --smoke: dp.vmap's per-example gradients and Hessian equal the
     loops' (the script raises otherwise); timings are not asserted."""
     done = subprocess.run([sys.executable, os.path.join(BENCH, "vmap.py"), "--smoke"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "per-example gradients" in done.stdout and "hessian" in done.stdout
 
@@ -160,7 +160,7 @@ def test_the_device_check_stops_cleanly_without_a_gpu(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path), SITE=str(tmp_path / "site"),
                WHEEL_DIR=str(tmp_path / "no-wheels"))  # fmt: skip
     run = subprocess.run(["bash", os.path.join(BENCH, "device_check.sh")], env=env,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert run.returncode == 3, run.stdout + run.stderr
     assert "no CUDA device: the GPU checks did not run" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
