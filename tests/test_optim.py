@@ -444,6 +444,25 @@ def test_cupy_arrays_stay_on_the_gpu_and_match_numpy(name):
 
 
 @pytest.mark.gpu
+def test_a_scheduled_rate_on_the_gpu_is_not_read_back():
+    """With CuPy params the schedule's count is on their GPU and so is its value: an eager
+    step does not wait for the GPU to check the rate, and a negative one makes it NaN."""
+    cp = require_cupy()
+    params = {"w": cp.asarray(np.array([1.0, 2.0], np.float32))}
+    opt = optim.sgd(lambda count: 0.1 - 0.1 * count)
+    state = opt.init(params)
+    assert type(state[0].count) is cp.ndarray
+    history = []
+    for _ in range(3):
+        updates, state = opt.update({"w": params["w"] * 0.5}, state, params)
+        params = optim.apply_updates(params, updates)
+        history.append(params["w"].get())
+    assert params["w"].dtype == np.float32 and int(state[0].count) == 3
+    np.testing.assert_array_equal(history[1], np.float32([0.95, 1.9]))
+    assert np.all(np.isnan(history[2]))
+
+
+@pytest.mark.gpu
 def test_a_state_made_from_cupy_params_counts_on_their_gpu_and_checkpoints(tmp_path):
     """opt.init of CuPy params keeps Adam's step count on their GPU (a jitted step then has
     no host input); checkpoints move between host and GPU states either way."""

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from ..backend import is_array, namespace_of
+from ..backend import namespace_of
 from ..errors import StructureError
 from ..numpy import where
 from .base import (
@@ -101,18 +101,23 @@ def _schedule_value(fn: Callable[[int], Any], count: int, what: str) -> float:
         raise TypeError(f"{what}: the schedule {getattr(fn, '__name__', fn)!r} returned "
                         f"{type(value).__name__} {value!r} at step {count}; a schedule must "
                         f"return a real number (a float) for every step count")
-    if not (isinstance(value, numbers.Number) or is_array(value)):
-        return value  # staged by dp.jit: float() would guard on its value at every step
-    return float(value)
+    # staged by dp.jit or on a GPU, float() would guard on the value or wait for the GPU
+    return float(value) if _on_host(value) else value
+
+
+def _on_host(value: Any) -> bool:
+    """Whether `value` is a number or a NumPy array (not traced, not on a GPU): one that
+    can be read at no cost."""
+    return isinstance(value, (numbers.Number, np.ndarray))
 
 
 def _rate(value: Any, count: Any) -> Any:
-    """``value``, checked to be a finite rate >= 0: a ValueError if it is a number, NaN if
-    it is traced (a schedule of a count dp.jit stages), as raising would read it back at
-    every step (a guard: on a GPU, a copy to the host that keeps the step from being
-    captured as a CUDA graph). A NaN rate makes every update NaN; under dp.debug_nans the
-    step runs eagerly and raises the ValueError."""
-    if not (isinstance(value, numbers.Number) or is_array(value)):
+    """``value``, checked to be a finite rate >= 0: a ValueError if it is on the host; NaN
+    if it is traced (a schedule of a count dp.jit stages) or on a GPU (a count kept there),
+    where raising would read it back at every step (a guard, or a wait for the GPU: a step
+    that waits, and cannot be captured as a CUDA graph). A NaN rate makes every update NaN
+    (dp.debug_nans stops there; with a host count it raises the ValueError)."""
+    if not _on_host(value):
         return where((value >= 0) & (value < math.inf), value, math.nan)
     if not (value >= 0 and value < math.inf):
         at = "" if count is None else f" (the schedule's value at step {count})"
