@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 import warnings
 
 import numpy as np
@@ -299,6 +300,7 @@ def test_a_jitted_schedule_is_branch_free_and_equals_the_eager_one(schedule):
         got = [jitted(np.int64(k)) for k in counts]
         want = [s(k) for k in counts]
     assert schedule == "user's" or all(type(w) is float for w in want), [type(w) for w in want]
+    assert min(want) >= getattr(s, "lowest", -math.inf)
     np.testing.assert_allclose(np.array(got, float), want, rtol=1e-15, atol=0)  # cos, pow
     assert jitted.stats["recordings"] == 1 and jitted.stats["eager_calls"] == 0, jitted.stats
     assert jitted.lower(np.int64(0)).graph.guards() == []
@@ -519,6 +521,15 @@ def test_bad_learning_rates_and_schedules():
     state = opt.update({"w": 1.0}, state)[1]
     with pytest.raises(ValueError, match="at step 2"):
         opt.update({"w": 1.0}, state)
+    bad = [optim.constant(-1.0), optim.linear_schedule(0.1, -0.1, 10),
+           optim.exponential_decay(-1.0, 10, 2.0), optim.exponential_decay(0.1, 10, 2.0, end_value=-1.0),
+           optim.cosine_decay(0.1, 10, alpha=-0.5), optim.warmup_cosine_decay(-0.1, 1.0, 5, 10)]  # fmt: skip
+    for schedule in bad:  # a built-in schedule knows how low it goes: refused when made
+        with pytest.raises(ValueError, match=rf"schedule {re.escape(schedule.__name__)} takes "
+                                             r"values down to -"):  # fmt: skip
+            optim.adam(schedule)
+    optim.sgd(optim.exponential_decay(0.1, 10, 0.5, end_value=-1.0))  # never below 0
+    optim.sgd(optim.warmup_cosine_decay(-0.1, 1.0, 0, 10))  # no warm-up: init_value unused
     with pytest.raises(ValueError, match="must exceed warmup_steps"):
         optim.warmup_cosine_decay(0.0, 1.0, 10, 10)
     with pytest.raises(ValueError, match="transition_steps must be > 0"):

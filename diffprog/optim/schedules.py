@@ -10,7 +10,9 @@ a NaN or a warning into the value or into a gradient through it.
 
 Owns: `constant`, `exponential_decay`, `cosine_decay`, `linear_schedule`, `linear_warmup`,
 `warmup_cosine_decay`. Pass one as any optimizer's ``learning_rate``; the optimizer keeps
-the count in its state. Arguments are checked when the schedule is made.
+the count in its state. Arguments are checked when the schedule is made, and each schedule
+knows the least value its arguments let it take (``.lowest``), which an optimizer checks
+when it is made (a rate must be >= 0): a value a jitted step would not read back.
 Layer L6: imports the stdlib, diffprog.numpy and .transforms' argument check.
 """
 
@@ -61,8 +63,9 @@ def _math(count: Any) -> Any:
     return _HostMath if isinstance(count, numbers.Real) else dnp
 
 
-def _named(fn: Schedule, name: str) -> Schedule:
+def _named(fn: Schedule, name: str, lowest: float) -> Schedule:
     fn.__name__ = fn.__qualname__ = name
+    fn.lowest = lowest  # type: ignore[attr-defined]
     return fn
 
 
@@ -84,7 +87,7 @@ def constant(value: float) -> Schedule:
     0.1
     """
     v = check_real("constant: value", value)
-    return _named(lambda count: v, f"constant({v})")
+    return _named(lambda count: v, f"constant({v})", v)
 
 
 def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
@@ -118,7 +121,12 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
             v = m.maximum(v, end) if rate < 1.0 else m.minimum(v, end)
         return v
 
-    return _named(schedule, f"exponential_decay({init}, {steps}, {rate})")
+    # from init_value towards 0 (decay) or away from it (growth), bounded by end_value
+    toward = 0.0 if rate < 1.0 else init if init >= 0.0 or rate == 1.0 else -math.inf
+    lowest = min(init, toward)
+    if end is not None:
+        lowest = max(lowest, end) if rate < 1.0 else min(lowest, end)
+    return _named(schedule, f"exponential_decay({init}, {steps}, {rate})", lowest)
 
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
@@ -141,7 +149,7 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
         c = 0.5 * (1.0 + m.cos(math.pi * m.clip(count, 0, steps) / steps))
         return init * ((1.0 - alpha) * c ** exponent + alpha)
 
-    return _named(schedule, f"cosine_decay({init}, {steps})")
+    return _named(schedule, f"cosine_decay({init}, {steps})", min(init, alpha * init))
 
 
 def linear_schedule(init_value: float, end_value: float, transition_steps: int,
@@ -162,7 +170,7 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
         frac = _math(count).clip(count - begin, 0, steps) / steps
         return init + (end - init) * frac
 
-    return _named(schedule, f"linear_schedule({init}, {end}, {steps})")
+    return _named(schedule, f"linear_schedule({init}, {end}, {steps})", min(init, end))
 
 
 def linear_warmup(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
@@ -210,4 +218,5 @@ def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
         rise = init + (peak - init) * m.clip(count, 0, warmup) / warmup
         return m.where(count < warmup, rise, decay)
 
-    return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})")
+    return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})",
+                  min(init if warmup else peak, peak, end))

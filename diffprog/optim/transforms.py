@@ -220,6 +220,12 @@ def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
     {'w': -0.30000000000000004}
     """
     if callable(learning_rate):
+        lowest = getattr(learning_rate, "lowest", 0.0)  # known for dp.optim's schedules
+        if not lowest >= 0:
+            raise ValueError(f"learning_rate: the schedule {learning_rate.__name__} takes "
+                             f"values down to {lowest} (so its arguments say), but a rate "
+                             f"must be >= 0: updates already point downhill (minus the "
+                             f"gradient), so give it positive values")
         return _schedule_transform(learning_rate, lambda v, c: -_rate(v, c),
                                    "scale_by_learning_rate", conjugate=True)
     lr = check_real("learning_rate", learning_rate)
