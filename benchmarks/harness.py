@@ -121,16 +121,33 @@ def _timed(impl: Impl, number: int) -> float:
     return time.perf_counter() - t0
 
 
-def measure(impls: list[Impl], repeats: int, min_sample_s: float = 2e-3) -> dict[str, list[float]]:
+def _warm(impl: Impl, seconds: float) -> None:
+    """Call `impl` untimed for at least `seconds` (at least once)."""
+    out = None
+    start = time.perf_counter()
+    while True:
+        out = impl.fn()
+        if time.perf_counter() - start >= seconds:
+            break
+    impl.sync(out)
+
+
+def measure(impls: list[Impl], repeats: int, min_sample_s: float = 2e-3,
+            warm_s: float | None = None) -> dict[str, list[float]]:  # fmt: skip
     """Seconds per call of each implementation, `repeats` samples each, taken interleaved.
 
-    Each sample is one untimed call, then `number` back-to-back calls timed (enough for
-    `min_sample_s`, so timer resolution does not matter) and divided: the steady state of a
-    loop that calls the implementation, as a training loop does, not its first call after
-    another implementation has churned the caches and the allocator. The order of the
-    implementations rotates every round. The cyclic garbage collector runs between samples,
-    not inside them.
+    Each sample is `warm_s` seconds of untimed calls (default: 10 x `min_sample_s`, at
+    least one call), then `number` back-to-back calls timed (enough for `min_sample_s`, so
+    timer resolution does not matter) and divided: the steady state of a loop that calls the
+    implementation, as a training loop does, not its first calls after another
+    implementation or the collector ran. One untimed call is not enough for that: after
+    `gc.collect()` (about 50 ms of pointer chasing here) W3's first call is about 30% slower
+    than its steady state, the second 7-9%, and it takes 5-8 calls to come within 2%; a
+    5 ms busy loop, a 5 ms sleep or a sum over 128 MB do the same, less (benchmarks/warmup.py).
+    The order of the implementations rotates every round. The cyclic garbage collector runs
+    between samples, before the warm-up, not inside them.
     """
+    warm_s = 10 * min_sample_s if warm_s is None else warm_s
     numbers = {}
     for impl in impls:  # warm up (caches, JIT compilation) and calibrate
         run_once(impl)
@@ -141,7 +158,7 @@ def measure(impls: list[Impl], repeats: int, min_sample_s: float = 2e-3) -> dict
         k = r % len(impls)
         for impl in impls[k:] + impls[:k]:
             gc.collect()
-            run_once(impl)
+            _warm(impl, warm_s)
             n = numbers[impl.name]
             samples[impl.name].append(_timed(impl, n) / n)
     return samples

@@ -129,6 +129,72 @@ def test_cumulative_along_axes(name, axis, dtype, backend=NUMPY):
 test_cumulative_along_axes_on_gpu = on_gpu(test_cumulative_along_axes)
 
 
+# --- a 0-d array given an axis: NumPy's (and SciPy's) rules, not one of our own ----------------
+def _softmax_model(x, axis):  # scipy.special.softmax's formula, with its own axis handling
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+ZERO_D = {  # name: (diffprog's, NumPy's or a model of SciPy's, differentiable, keepdims)
+    **{name: (getattr(dnp, name), getattr(np, name), True, True)
+       for name in ("sum", "prod", "max", "min", "amax", "amin", "ptp", "nansum", "nanmean",
+                    "mean", "var", "std", "median")},
+    "average": (average, np.average, True, True),
+    "cumsum": (cumsum, np.cumsum, True, False),
+    "cumprod": (cumprod, np.cumprod, True, False),
+    "sort": (sort, np.sort, True, False),
+    "argsort": (argsort, np.argsort, False, False),
+    "argmax": (argmax, np.argmax, False, True),
+    "argmin": (argmin, np.argmin, False, True),
+    "count_nonzero": (count_nonzero, np.count_nonzero, False, True),
+    # (SciPy 1.17's logsumexp takes a 0-d array as 1-d: its keepdims=True gives shape (1,))
+    "logsumexp": (dnp.logsumexp, lambda x, axis, **kw: np.log(np.sum(np.exp(x), axis=axis, **kw)),
+                  True, True),
+    "softmax": (dnp.softmax, _softmax_model, True, False),
+    "log_softmax": (dnp.log_softmax, lambda x, axis: np.log(_softmax_model(x, axis)), True, False),
+}  # fmt: skip
+ZERO_D_INPUTS = {"float64": np.array(0.7), "float32": np.array(0.7, np.float32), "float": 0.7}
+ZERO_D_AXES = [(0, False), (-1, False), (0, True), ((0,), False), (1, False), ((), True),
+               (None, True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("given", sorted(ZERO_D_INPUTS))
+@pytest.mark.parametrize("axis, keepdims", ZERO_D_AXES, ids=str)
+@pytest.mark.parametrize("name", sorted(ZERO_D))
+def test_a_0d_array_with_an_axis_as_numpy(name, axis, keepdims, given, backend=NUMPY):
+    """What NumPy gives for a 0-d array (or scalar) and an axis, diffprog gives (value, type,
+    dtype, shape) or refuses alike: ufunc reductions (sum, prod, max, min, nansum, nanmean,
+    count_nonzero, logsumexp, softmax) take an int axis 0 or -1 as none, numpy.mean, var,
+    std, median and sort refuse it, cumsum, cumprod, argsort and argmax take the 0-d array as
+    1-d; derivatives as central differences, and the Tape's as grad's."""
+    fn, reference, differentiable, takes_keepdims = ZERO_D[name]
+    if keepdims and not takes_keepdims:
+        return
+    x = ZERO_D_INPUTS[given]
+    kw = {"keepdims": True} if keepdims else {}
+    try:
+        want = reference(x, axis=axis, **kw)
+    except (TypeError, ValueError) as e:  # (NumPy's AxisError is a ValueError)
+        with pytest.raises(type(e)):
+            fn(x, axis=axis, **kw)
+        return
+    got = fn(x, axis=axis, **kw)
+    assert (type(got), np.shape(got)) == (type(want), np.shape(want)), (got, want)
+    assert np.asarray(got).dtype == np.asarray(want).dtype, (got, want)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    if not differentiable:
+        return
+    f = lambda x: fn(x, axis=axis, **kw)  # noqa: E731
+    if name != "std":  # (std of one entry: at its kink, covered by test_std_and_norm_at_zero)
+        backend.check_grads(f, (x,), order=2)
+    if backend is NUMPY:
+        scalar = lambda x: dnp.sum(f(x) * 1.5)  # noqa: E731
+        with dp.Tape() as tape:
+            w = tape.watch(x)
+            y = scalar(w)
+        np.testing.assert_array_equal(tape.gradient(y, w), dp.grad(scalar)(x))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17])
 def test_cumprod_lengths(n):
     """The doubling scan in cumprod's rules at every length around powers of two."""
@@ -480,6 +546,7 @@ test_default_axis_over_shapes_under_jit = under_jit(test_default_axis_over_shape
 test_default_axis_over_shapes_under_vmap = under_vmap(test_default_axis_over_shapes)
 test_cumulative_along_axes_under_jit = under_jit(test_cumulative_along_axes)
 test_cumulative_along_axes_under_vmap = under_vmap(test_cumulative_along_axes)
+test_a_0d_array_with_an_axis_as_numpy_under_jit = under_jit(test_a_0d_array_with_an_axis_as_numpy)
 
 
 @pytest.mark.parametrize("keepdims", [False, True])

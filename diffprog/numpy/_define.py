@@ -2,7 +2,8 @@
 
 Owns: `unary(name, impl, d)` and `binary(name, impl, dx, dy)` for elementwise ops, where the
 derivative `d(x, ans)` (or `dx(x, y, ans)`) is written in diffprog ops; the VJP is `g * d` and
-the JVP `t * d`. Also `axes_of`, the one place reduction axes are normalised (sorted), and
+the JVP `t * d`. Also `axes_of`, the one place reduction axes are normalised (sorted), with
+NumPy's rules for an axis of a 0-d array, `one_axis` (one int axis), and
 `axis_tuple` (in the order given; NumPy's AxisError when out of bounds).
 Layer L4: imports L2.
 """
@@ -44,19 +45,42 @@ def nondifferentiable(name: str, impl: Callable[..., Any]) -> NonDifferentiable:
     return NonDifferentiable(name, impl)
 
 
-def axes_of(axis: Any, ndim: int) -> tuple[int, ...]:
-    """`axis` (None, an int or a sequence, negatives allowed) as sorted non-negative ints."""
+def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence, negatives allowed) as sorted non-negative ints;
+    NumPy's AxisError (a ValueError) when one is out of bounds, a ValueError when repeated.
+
+    `zero_d` is NumPy's rule for an int axis 0 or -1 given with a 0-d array (`ndim` 0):
+    "strict" refuses it (as numpy.mean, var, std, median, sort, flip do); "nothing" takes it
+    as no axis at all (ufunc reductions: numpy.sum, prod, max, min, any, all, nansum,
+    nanmean, count_nonzero, and scipy.special's softmax and logsumexp keep this "for
+    backwards compatibility", so `np.sum(np.array(1.0), axis=0)` is 1.0; a tuple axis is
+    still refused); "one" checks the axis as for a 1-d array, since the caller takes the 0-d
+    array as shape (1,) (numpy.cumsum, cumprod, argsort, argmax do: `np.cumsum(np.array(1.0),
+    axis=0)` is [1.])."""
+    if ndim == 0 and zero_d == "one":
+        ndim = 1
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    integer = isinstance(axis, (int, np.integer))
+    if ndim == 0 and zero_d == "nothing" and integer and axis in (0, -1):
+        return ()
+    axes = (axis,) if integer else tuple(axis)
     out = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-        out.append(a % ndim)
+            raise AxisError(f"axis {a} is out of bounds for an array of dimension {ndim}")
+        out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+def one_axis(name: str, axis: Any, ndim: int, zero_d: str = "strict") -> int:
+    """An int `axis` of function `name` as a non-negative int (`axes_of`); NumPy's TypeError
+    for a tuple or another type (numpy.cumsum, argsort and sort take one axis only)."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
+    return axes_of(axis, ndim, zero_d)[0]
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:

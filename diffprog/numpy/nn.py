@@ -129,19 +129,21 @@ def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     1000.693...
     """
     a = _floating(a)
-    return _logsumexp(a, axis=axes_of(axis, len(a.shape)), keepdims=keepdims)
+    # a 0-d `a` with axis 0 or -1: NumPy's sum's rule (SciPy 1.17 takes it as 1-d, so its
+    # keepdims=True gives shape (1,) there; diffprog keeps a reduction's shape, ())
+    return _logsumexp(a, axis=axes_of(axis, len(a.shape), zero_d="nothing"), keepdims=keepdims)
 
 
 def softmax(x: Any, axis: Any = -1) -> Any:
     """exp(x) / sum(exp(x)) along `axis`, stable for large |x|."""
     x = _floating(x)
-    return _softmax(x, axis=axes_of(axis, len(x.shape)))
+    return _softmax(x, axis=axes_of(axis, len(x.shape), zero_d="nothing"))
 
 
 def log_softmax(x: Any, axis: Any = -1) -> Any:
     """x - logsumexp(x) along `axis`, stable and accurate for large |x|."""
     x = _floating(x)
-    return _log_softmax(x, axis=axes_of(axis, len(x.shape)))
+    return _log_softmax(x, axis=axes_of(axis, len(x.shape), zero_d="nothing"))
 
 
 def _floating(a: Any) -> Any:

@@ -27,7 +27,7 @@ from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype, broadcast_to, sum_to_shape
 from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, as_scalar, raw, unwrapped
-from ._define import axes_of, kept_shape, nondifferentiable
+from ._define import axes_of, kept_shape, nondifferentiable, one_axis
 from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
 from .batching import aligned, along_axes, elementwise
 from .elementwise import abs as _abs
@@ -91,7 +91,7 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     """
     _unsupported("sum", dtype=dtype, out=out)
     a = as_array(a)
-    axes = axes_of(axis, len(a.shape))
+    axes = axes_of(axis, len(a.shape), zero_d="nothing")
     if initial is None and where is None:
         return _sum(a, axis=axes, keepdims=keepdims)
     total = _sum(_masked(a, _mask("sum", where, a), 0), axis=axes, keepdims=keepdims)
@@ -193,7 +193,7 @@ _min = _extremum("min", "min")
 def _extremum_call(prim: Primitive, a: Any, axis: Any, keepdims: bool, initial: Any,
                    where: Any) -> Any:  # fmt: skip
     a = as_array(a)
-    axes = axes_of(axis, len(a.shape))
+    axes = axes_of(axis, len(a.shape), zero_d="nothing")
     mask = _mask(prim.name, where, a)
     if initial is None:
         if mask is not None:  # NumPy's error
@@ -343,10 +343,13 @@ _cumprod.defjvp(lambda t, ans, x, *, axis: _linear_scan(x, t * _shift_in(ans, ax
 
 
 def _cumulative(prim: Primitive, a: Any, axis: Any) -> Any:
+    """`prim` along `axis`, an int (NumPy's TypeError for a tuple), or along the flattened
+    array for None; a 0-d array is taken as 1-d, as NumPy does."""
     a = as_array(a)
     if axis is None:
         return prim(reshape(a, (-1,)), axis=0)
-    return prim(a, axis=axes_of(axis, len(a.shape))[0])
+    axis = one_axis(prim.name, axis, len(a.shape), zero_d="one")
+    return prim(reshape(a, (1,)) if not a.shape else a, axis=axis)
 
 
 def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
@@ -401,7 +404,7 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     """
     _unsupported("prod", dtype=dtype, out=out)
     a = as_array(a)
-    axes = axes_of(axis, len(a.shape))
+    axes = axes_of(axis, len(a.shape), zero_d="nothing")
     p = _prod(_masked(a, _mask("prod", where, a), 1), axis=axes, keepdims=keepdims)
     return p if initial is None else p * _initial("prod", initial, p)
 
@@ -505,7 +508,7 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     r = as_scalar(raw(a))
     if r.dtype.kind not in "fc":
         return mean(a, axis, keepdims=keepdims, where=where)
-    axes = axes_of(axis, r.ndim)
+    axes = axes_of(axis, r.ndim, zero_d="nothing")
     mask = _mask("nanmean", where, a)
     present = ~namespace_of((r,)).isnan(r)
     return nansum(a, axes, keepdims=keepdims, where=mask) / _selected(
@@ -658,7 +661,7 @@ def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False)
 def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.count_nonzero`: the number of nonzero entries, a constant."""
     a = as_array(a)
-    return _count_nonzero(a, axis=None if axis is None else axes_of(axis, len(a.shape)),
+    return _count_nonzero(a, axis=None if axis is None else axes_of(axis, len(a.shape), "nothing"),
                           keepdims=keepdims)  # fmt: skip
 
 

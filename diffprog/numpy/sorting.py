@@ -21,7 +21,7 @@ from ..ad.batching import Batched, every, on_batches, shifted
 from ..backend import namespace_of
 from ..core.primitive import IndexedPrimitive
 from ..core.trace import Tracer, raw
-from ._define import axes_of, kept_shape, nondifferentiable
+from ._define import axes_of, kept_shape, nondifferentiable, one_axis
 from .batching import along_axes
 from .elementwise import isnan, ufunc_where
 from .joins import as_array
@@ -64,7 +64,10 @@ def _options(kind: Any, stable: Any) -> tuple:
     return tuple((k, v) for k, v in (("kind", kind), ("stable", stable)) if v is not None)
 
 
-def _prepare(name: str, a: Any, axis: Any, kind: Any, order: Any) -> tuple[Any, int]:
+def _prepare(name: str, a: Any, axis: Any, kind: Any, order: Any,
+             zero_d: str = "strict") -> tuple[Any, int]:  # fmt: skip
+    """`a` and its one `axis` as a non-negative int (for None, `a` flattened); with
+    zero_d="one" (argsort) a 0-d `a` is taken as 1-d, as NumPy does (`axes_of`)."""
     if order is not None:
         raise NotImplementedError(f"{name}: the `order` option (structured arrays) is not "
                                   "supported")
@@ -73,7 +76,8 @@ def _prepare(name: str, a: Any, axis: Any, kind: Any, order: Any) -> tuple[Any, 
     a = as_array(a)
     if axis is None:
         return reshape(a, (-1,)), 0
-    return a, axes_of(axis, len(a.shape))[0]
+    axis = one_axis(name, axis, len(a.shape), zero_d)
+    return (reshape(a, (1,)) if not a.shape else a), axis
 
 
 def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable: Any = None) -> Any:
@@ -98,7 +102,7 @@ def sort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *, stable:
 def argsort(a: Any, axis: Any = -1, kind: Any = None, order: Any = None, *,
             stable: Any = None) -> Any:  # fmt: skip
     """`numpy.argsort`: the indices that sort `a` along `axis`, a constant int array."""
-    a, axis = _prepare("argsort", a, axis, kind, order)
+    a, axis = _prepare("argsort", a, axis, kind, order, zero_d="one")
     return _argsort(a, axis=axis, options=_options(kind, stable))
 
 
@@ -172,9 +176,11 @@ def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = Fa
     x = reshape(transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
     s = sort(x, axis=-1)
     n = s.shape[-1]
-    m = mean(getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1))), axis=-1)
+    m = mean(getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1))), axis=-1, keepdims=keepdims)
     if raw(s).dtype.kind == "f" and n:  # NaNs sort last: a NaN anywhere makes the median NaN
-        m = ufunc_where(isnan(getitem(s, (Ellipsis, -1))), np.nan, m)
+        m = ufunc_where(isnan(getitem(s, (Ellipsis, slice(-1, None) if keepdims else -1))),
+                        np.nan, m)  # fmt: skip
+    # with keepdims an array, as NumPy's, also for a 0-d `a` (reshaped from shape (1,))
     return reshape(m, kept_shape(a.shape, axes)) if keepdims else m
 
 
