@@ -392,11 +392,12 @@ def assert_fused_close(got: Any, want: Any, narrow: bool = False, scale: Any = N
     zero by cancellation next to others, derivatives larger than 1). Where the whole result
     cancels (a function of sum(softmax(x)) alone: a VJP of 0, fused up to 9e-20, one ulp of
     its terms u * s of 5e-4) only the directions bound it. The checked programs keep values
-    and local derivatives of
-    order 1 (the fuzz replaces steps near singularities or with large values), which is what
-    makes |u| a bound. By default (`scale` None) the leaf's own largest |entry|. `narrow`
-    (computed through float32 from values of order 1 or more, whose rounding a cancellation
-    leaves in a small result): float32's, with the scale at least 1."""
+    and local derivatives of order 1 (the fuzz replaces steps near singularities or with
+    large values), which is what makes |u| a bound; not the inputs' scale, so a function
+    whose values are all tiny keeps a tight tolerance. By default (`scale` None) the leaf's
+    own largest |entry|. `narrow` (computed through float32 from values of order 1 or more,
+    whose rounding a cancellation leaves in a small result): float32's, with the scale at
+    least 1."""
     wide = np.result_type(want).itemsize >= 8 and not narrow
     scale = result_scale(want) if scale is None else scale
     scale = max(scale, 1.0 if narrow else 0.0)

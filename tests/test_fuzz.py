@@ -367,7 +367,7 @@ def test_fused_results_small_by_cancellation_carry_their_terms_rounding(f, param
     check_jit(f, (params,), fuse=True)
 
 
-def test_the_fused_tolerance_is_relative_to_the_whole_result_only():
+def test_the_fused_tolerance_stays_tight_where_the_whole_result_is_tiny():
     tiny, whole = np.array([1e-20, 0.0]), (np.array([1e-20, 0.0]), np.array(1.0))
     assert_fused_close(tiny + [0.0, 1e-19], tiny, scale=result_scale(whole))  # beside a 1.0
     with pytest.raises(AssertionError):  # alone: its own scale
