@@ -6,6 +6,10 @@ the vmath function, of NumPy's ufunc (out= given), and of the loop calling numba
 function (what a fused kernel did before vmath); all timed interleaved in one process
 (harness.measure: rotating order, medians). A fused kernel's size rule
 (compile.kernels.VMATH_BIG) follows the ratio at the big size.
+`--rule`: instead, a fused kernel's chain of 24 exp, log and tanh over 16 elements, with vmath
+and with libm, storing its last value (a loop that vectorizes) or all 24 (too many stores to
+check for overlap: a scalar loop); what compile.kernels.vectorizes predicts, and nanoseconds
+per function call: the rule that picks vmath only for loops that vectorize.
 """
 
 from __future__ import annotations
@@ -49,11 +53,39 @@ def loop(f, dtype):
     return numba.njit(error_model="numpy")(body)
 
 
+def chain_kernel(stores: int, vector: bool, size: int = 16, steps: int = 24):
+    """A fused kernel (compile.kernels' source) computing `steps` of exp, log and tanh in
+    a chain, storing the last `stores` values (one stacked array); and whether kernels.vectorizes says it runs on
+    SIMD registers."""
+    f64 = np.dtype(np.float64)
+    forms = ["exp({} * -0.5)", "log({} + 1.0)", "tanh({} * 2.0)"]
+    lib = "vmath." if vector else "np."
+    lines = ["t0 = x0"] + [f"t{k + 1} = {lib}{forms[k % 3].format(f't{k}')}" for k in range(steps)]
+    loop = kernels.Loop((size,), inputs=[((size,), f64, 0, None)], lines=lines, outputs=stores)
+    loop.stores = [(k, f"t{steps - k}", (size,), f64) for k in range(stores)]
+    namespace: dict = {}
+    exec(kernels.kernel_source(loop), namespace)  # noqa: S102 - our own source
+    return numba.njit(error_model="numpy")(namespace["kernel"]), kernels.vectorizes(loop)
+
+
+def rule(repeats: int) -> None:
+    x = np.linspace(0.5, 2.0, 16)
+    print(f"{'stores':>6s} {'vectorizes':>10s} {'vmath':>9s} {'libm':>9s}  ns per call, 16 elements")
+    for stores in (1, 24):
+        (mine, vector), (libm, _) = chain_kernel(stores, True), chain_kernel(stores, False)
+        impls = [Impl("vmath", lambda k=mine: k(x)), Impl("libm", lambda k=libm: k(x))]
+        t = {k: median(v) * 1e9 / (24 * 16) for k, v in measure(impls, repeats).items()}
+        print(f"{stores:6d} {vector!s:>10s} {t['vmath']:9.2f} {t['libm']:9.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[32768, 64])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rule", action="store_true", help="the vectorized-loop rule's chain")
     args = parser.parse_args()
+    if args.rule:
+        return rule(args.repeats)
     rng = np.random.default_rng(0)
     print(
         f"{'function':8s} {'dtype':8s} {'n':>6s} {'vmath':>9s} {'numpy':>9s} {'libm':>9s}  vmath/numpy"

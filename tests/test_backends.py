@@ -221,7 +221,7 @@ def test_no_hidden_transfers_in_training_backward_forward_and_hvp(gpu):
             h = dnp.tanh(h @ layer["W"] + layer["b"])
         return nn.softmax_cross_entropy(h, y)
 
-    opt = dp.optim.adam(1e-2)
+    opt = dp.optim.adam(dp.optim.warmup_cosine_decay(0.0, 1e-2, 1, 10))  # counts on the GPU
     state = opt.init(params)
     step = dp.value_and_grad(f)
     step(params, x, y)  # compile the kernels outside the check

@@ -91,19 +91,48 @@ def test_a_training_step_as_a_graph(cp, state_from):
     assert int(state[0].count) == 5 and jitted.last_uncaptured_reason == ""
 
 
-def test_a_scheduled_rate_keeps_its_count_on_the_host_and_the_step_uncaptured(cp):
-    """A schedule is a Python function of the step count, so its count stays a host value
-    (NumPy int64), an input of the replay: one recording, replayed, never captured (a graph
-    keeps the host values it was captured with)."""
-    opt = dp.optim.adam(lambda count: 1e-2 / (1.0 + count))
-    params = {"W": cp.asarray(np.ones((3, 2)))}
-    state = opt.init(params)
-    jitted = dp.jit(lambda p, s: opt.update({"W": p["W"] * 0.5}, s, p))
-    for _ in range(3):
-        updates, state = jitted(params, state)
-    assert type(state[1].count) is np.int64 and int(state[1].count) == 3
-    assert jitted.stats["graph_replays"] == 0 and jitted.stats["recordings"] == 1
-    assert jitted.stats["replays"] == 2 and "host" in jitted.last_uncaptured_reason
+@pytest.mark.parametrize("schedule", [
+    dp.optim.warmup_cosine_decay(0.0, 1e-2, 3, 8, end_value=1e-3),
+    dp.optim.exponential_decay(1e-2, 3, 0.5, staircase=True, end_value=2e-3),
+    lambda count: 1e-2 / (1.0 + count),
+], ids=["warmup_cosine_decay", "staircase", "user's"])  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_step_with_a_schedule_is_one_graph_for_every_phase(cp, schedule, dtype):
+    """A schedule's count lives on the params' GPU (opt.init) and its phases are chosen by
+    where, not guards: the jitted step records once, is captured at its second replay and
+    launched at every later step across every phase, with NumPy's eager params, and a
+    launch makes no host-device copy or synchronisation."""
+    cupyx = pytest.importorskip("cupyx")
+    opt = dp.optim.adam(schedule)
+
+    def step(params, state, x):
+        updates, state = opt.update(dp.grad(lambda p: loss(p["W"], x))(params), state, params)
+        return dp.optim.apply_updates(params, updates), state
+
+    rng = np.random.default_rng(2)
+    host, x = {"W": rng.normal(size=(3, 2)).astype(dtype)}, rng.normal(size=(4, 3)).astype(dtype)
+    want = (host, opt.init(host))
+    got, gpu_x = (dp.to_device(host, "gpu"), opt.init(dp.to_device(host, "gpu"))), cp.asarray(x)
+    assert type(got[1][1].count) is cp.ndarray
+    jitted = dp.jit(step)
+    for i in range(12):
+        want = step(*want, x)
+        if i < 3:
+            got = jitted(*got, gpu_x)
+            continue
+        sent = dict(getattr(cp, "transfers", {}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # allow_synchronize is deprecated
+            with cupyx.allow_synchronize(False):
+                got = jitted(*got, gpu_x)
+        assert getattr(cp, "transfers", {}) == sent
+        assert got[0]["W"].dtype == dtype
+        assert_fused_close(got[0]["W"].get(), want[0]["W"])
+    assert int(got[1][1].count) == 12
+    stats = jitted.stats
+    assert (stats["recordings"], stats["replays"], stats["graph_replays"]) == (1, 11, 10), (
+        stats, jitted.last_uncaptured_reason)
+    assert jitted.last_uncaptured_reason == ""
 
 
 def test_a_graph_replay_makes_no_transfer_and_no_synchronisation(cp):

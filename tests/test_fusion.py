@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import math
 import pathlib
+import platform
+import re
 import subprocess
 import sys
 import textwrap
@@ -279,13 +282,60 @@ def test_a_kernel_calling_vmath_names_its_version():
     assert f"from diffprog.compile import vmath  # version {version}" in node.prim.source
 
 
-@pytest.mark.parametrize("size, calls", [(16, "np.exp("), (4096, "vmath.exp(")])
-def test_small_loops_call_libm_and_big_ones_vmath(size, calls):
-    """vmath's selects pay off only where the loop vectorizes: a loop of a few SIMD vectors'
-    elements calls libm (W1's 16-element chain took 1.5x the time with vmath)."""
-    x = np.linspace(0.5, 2.0, size)
-    (node,) = fused_nodes(check_fused(lambda x: dnp.exp(x * 2.0) - x, x))
-    assert calls in node.prim.source and ("vmath" in node.prim.source) == (size > 64)
+@pytest.mark.parametrize("shape, vector", [((16,), True), ((4,), False), ((512, 4), False),
+                                           ((4, 512), True), ((3, 8), True)], ids=str)
+def test_vmath_where_the_innermost_loop_vectorizes(shape, vector):
+    """vmath's functions beat libm's calls only on SIMD registers: in a loop whose innermost
+    extent fills a vector; a shorter one runs in the vector loop's scalar remainder."""
+    x = np.linspace(0.5, 2.0, math.prod(shape)).reshape(shape)
+    (node,) = fused_nodes(check_fused(lambda x: dnp.exp(x * 2.0) - dnp.tanh(x), x))
+    calls = ("vmath.exp(", "vmath.tanh(") if vector else ("np.exp(", "np.tanh(")
+    assert all(c in node.prim.source for c in calls) and ("vmath" in node.prim.source) == vector
+
+
+@pytest.mark.parametrize("results, vector", [(15, True), (16, False)])
+def test_a_loop_storing_too_many_arrays_calls_libm(results, vector):
+    """LLVM checks each stored array against each other one it touches before running a
+    loop on SIMD registers, and gives up beyond kernels.MEMORY_CHECKS_MAX checks: a kernel
+    storing 16 results (with one load: 136 checks) stays scalar, and calls libm (W1)."""
+
+    def steps(x):
+        out = []
+        for _ in range(results):
+            x = dnp.exp(x * -0.5)
+            out.append(x)
+        return out
+
+    x = np.linspace(0.5, 2.0, 16)
+    (node,) = fused_nodes(check_fused(steps, x))
+    assert node.prim.source.count("vmath.exp(") == (results if vector else 0)
+
+
+def _packed_instructions(source, args):
+    """How many packed (SIMD) float64 multiplications numba's code of `source`'s kernel has."""
+    import numba
+
+    namespace = {}
+    exec(source, namespace)  # noqa: S102 - a kernel's source
+    kernel = numba.njit(error_model="numpy")(namespace["kernel"])
+    kernel(*[np.ones(32)] * args)
+    (asm,) = kernel.inspect_asm().values()
+    return len(re.findall(r"^\s*v?mulpd\s", asm, re.MULTILINE))
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
+@pytest.mark.parametrize("stores, loads", [(15, 1), (16, 1), (10, 6), (10, 9)])
+def test_llvm_vectorizes_a_loop_as_kernels_vectorizes_predicts(stores, loads):
+    """The premise of `kernels.vectorizes`, checked on this numba: a kernel's loop runs on
+    SIMD registers exactly when its runtime overlap checks are at most MEMORY_CHECKS_MAX."""
+    f64 = np.dtype(np.float64)
+    loop = kernels.Loop((32,), inputs=[((32,), f64, k, None) for k in range(loads)],
+                        lines=["t0 = " + " + ".join(f"x{k}" for k in range(loads))],
+                        outputs=stores, alone=set(range(stores)))
+    loop.lines += [f"t{k + 1} = (t{k} * 0.5)" for k in range(stores)]
+    loop.stores = [(k, f"t{k + 1}", (32,), f64) for k in range(stores)]
+    packed = _packed_instructions(kernels.kernel_source(loop), loads)
+    assert (packed > 0) == kernels.vectorizes(loop)
 
 
 def test_a_second_process_loads_the_compiled_kernel(tmp_path):

@@ -15,7 +15,7 @@ so CuPy's shared pool must never hand it to anyone else. The capture runs in CuP
 What cannot be captured: a guard (Python reading a value to choose its path is a
 synchronisation, and a graph takes one path), and Python numbers or NumPy scalars among the
 inputs or outputs (host values: a graph keeps the value it was captured with; dp.optim's
-step count is one). Anything that synchronises or copies to or
+step count is one in a state made from host params). Anything that synchronises or copies to or
 from the host during the capture makes CUDA refuse it: the caller then replays uncaptured.
 Layer L3 (beside ad/): imports compile.ir; CuPy is the `xp` it is given.
 """

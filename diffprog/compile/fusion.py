@@ -23,14 +23,13 @@ Layer L3 (beside ad/): imports compile.ir, compile.partition and the kernel writ
 from __future__ import annotations
 
 import heapq
-import math
 from typing import Any
 
 import numpy as np
 
 from . import cuda_kernels, kernels
 from .ir import Const, Fused, Graph, Guard, Node, Var, substitute
-from .partition import TRANSCENDENTAL_MAX_SIZE, Group, Partition
+from .partition import Group, Partition
 
 #: validation tolerances (rtol, atol as a fraction of the largest |value|) per dtype
 TOLERANCE = {np.dtype(np.float64): (1e-12, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
@@ -139,21 +138,9 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
             temps[key] = (f"x{len(loop.inputs)}", kernels.dtype_of(a))
             loop.inputs.append((shape, kernels.dtype_of(a), arg_of[id(source)], row))
     position = {o.id: k for k, o in enumerate(outs)}
-    big = math.prod(g.shape) > TRANSCENDENTAL_MAX_SIZE
-    for k, m in enumerate(members):
-        op = kernels.scalar_op(m)
-        out = m.outs[0]
-        temp = f"t{k}"
-        if op in ("sum", "sum_to_shape"):
-            src = m.args[0]
-            value = kernels.operand_expr(src, src.dtype, temps)
-            loop.lines.append(f"{temp} = {kernels.cast(value, src.dtype, np.dtype(np.float64))}")
-            loop.sums.append((position[out.id], temp, _sum_index(m, g.shape), out.dtype))
-            continue
-        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps, big)}")
-        temps[out.id] = (temp, out.dtype)
-        if out.id in position:
-            loop.stores.append((position[out.id], temp, out.shape, out.dtype))
+    _write(loop, members, temps, position, vector=True)
+    if not kernels.vectorizes(loop):  # a scalar loop: libm's calls are faster than vmath's
+        _write(loop, members, temps, position, vector=False)
     guards = [body[i] for i in g.guards]
     loop.guards = [(temps[guard.var.id][0], bool(guard.expected)) for guard in guards]
     source = kernels.kernel_source(loop)
@@ -170,6 +157,27 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
                for group in bundles]  # fmt: skip
     return Node(Fused(members, guards, kernel, source, bundles), {}, args, results,
                 members[0].site, all(m.backward for m in members))  # fmt: skip
+
+
+def _write(loop: kernels.Loop, members: list[Node], temps: dict, position: dict[int, int],
+           vector: bool) -> None:
+    """Write the members' statements, stores and sums into `loop` (`temps`: the loaded
+    values; `position`: output var id -> its index; `vector`: exp, log, ... as vmath's)."""
+    loop.lines, loop.stores, loop.sums = [], [], []
+    for k, m in enumerate(members):
+        op = kernels.scalar_op(m)
+        out = m.outs[0]
+        temp = f"t{k}"
+        if op in ("sum", "sum_to_shape"):
+            src = m.args[0]
+            value = kernels.operand_expr(src, src.dtype, temps)
+            loop.lines.append(f"{temp} = {kernels.cast(value, src.dtype, np.dtype(np.float64))}")
+            loop.sums.append((position[out.id], temp, _sum_index(m, loop.shape), out.dtype))
+            continue
+        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps, vector)}")
+        temps[out.id] = (temp, out.dtype)
+        if out.id in position:
+            loop.stores.append((position[out.id], temp, out.shape, out.dtype))
 
 
 def _one_final_sum(body: list, g: Group, readers: dict[int, list[int]]) -> None:

@@ -65,8 +65,8 @@ _NUMPY_SCALAR = {
     "arctan2", "hypot", "logaddexp", "logaddexp2", "power",
 }  # fmt: skip
 
-#: ufuncs a loop over more than partition.TRANSCENDENTAL_MAX_SIZE elements computes with
-#: compile.vmath's vectorizable functions instead of libm's
+#: ufuncs a loop that vectorizes (`vectorizes`) computes with compile.vmath's functions
+#: instead of libm's
 VMATH = {"exp", "expm1", "log", "log1p", "tanh"}
 #: ... in float32 arithmetic for float32 (the others compute in float64 and round)
 VMATH_FLOAT32 = {"exp": "exp32"}
@@ -196,6 +196,38 @@ class Loop:
     fortran: set = field(default_factory=set)
 
 
+#: LLVM's loop vectorizer, not knowing whether a kernel's arrays overlap, checks at run time
+#: each pair of an array the loop stores into and another it stores into or loads from; a
+#: loop needing more checks than this stays scalar (LLVM's vectorize-memory-check-threshold;
+#: measured: 15 stores and 1 load vectorize, 16 do not; 10 stores and 6 loads do, 9 do not)
+MEMORY_CHECKS_MAX = 128
+#: the fewest elements along a loop's innermost dimension for its vector body to run (one
+#: 512-bit vector of float64, two 256-bit ones): a shorter loop runs in the scalar remainder
+VECTOR_MIN_EXTENT = 8
+
+
+def vectorizes(loop: Loop) -> bool:
+    """Whether LLVM's loop vectorizer runs `loop`'s innermost loop on SIMD registers. Only
+    there do compile.vmath's functions (straight-line arithmetic, several elements at once)
+    beat libm's calls; in a scalar loop each element waits on the longer latency of vmath's
+    polynomials: W1's forward kernels store 96 values per element, too many to check, and
+    ran 1.6x slower with vmath. A 16-element chain of exp, log and tanh, ns per call
+    (benchmarks/vmath_speed.py --rule): vectorized, vmath 4.5 and libm 17.5; storing every
+    value (scalar), vmath 25 and libm 18."""
+    order = _order(loop)
+    if not order or loop.shape[order[-1]] < VECTOR_MIN_EXTENT:
+        return False
+    loads = sum(shape is not None for shape, *_ in loop.inputs)
+    stores = len(loop.stores) + sum(1 for *_, index, _ in loop.sums if index and order[-1] in index)
+    return stores * (stores - 1) // 2 + stores * loads <= MEMORY_CHECKS_MAX
+
+
+def _order(loop: Loop) -> list[int]:
+    """The loop's dimensions of more than one element, outermost first."""
+    dims = [d for d, n in enumerate(loop.shape) if n != 1]
+    return dims[::-1] if loop.fortran else dims
+
+
 def _index(shape: tuple, loop: tuple) -> str:
     """The broadcast index of an array of `shape` in the loop (right-aligned, 0 on size 1)."""
     lead = len(loop) - len(shape)
@@ -265,7 +297,7 @@ def kernel_source(loop: Loop) -> str:
         first, k, n = place[out]
         if L:
             inner.append(f"o{first}[{f'{k}, ' if n > 1 else ''}{_index(shape, L)}] = {temp}")
-    order = dims[::-1] if loop.fortran else dims
+    order = _order(loop)
     before: list[str] = []  # around the innermost loop: sums that do not follow it
     after: list[str] = []
     for out, temp, index, _ in loop.sums:
@@ -296,12 +328,12 @@ def kernel_source(loop: Loop) -> str:
     body += [indent[4:] + line for line in after]
     results += ["failed"] if loop.guards else []
     body.append("return (" + "".join(r + ", " for r in results) + ")")
-    head = ["import numpy as np", *(["import numba"] if chained else []), *_vmath_import(loop.lines),
+    head = ["import numpy as np", *(["import numba"] if chained else []), *vmath_import(loop.lines),
             "", "", *(_ACCUMULATE if chained else []), signature]  # fmt: skip
     return "\n".join(head + ["    " + line for line in body]) + "\n"
 
 
-def _vmath_import(lines: list) -> list[str]:
+def vmath_import(lines: list) -> list[str]:
     """The import of compile.vmath if `lines` call it, with the hash of its source: a kernel
     cached on disk is compiled again when vmath changes (numba's cache checks only the
     kernel's own file)."""
@@ -430,10 +462,10 @@ def squares(node: Node) -> bool:
     return type(e) is Const and isinstance(e.value, (int, float, np.generic)) and e.value == 2
 
 
-def expression(op: str, node: Node, temps: dict, big: bool = True) -> str:
-    """The scalar expression of one elementwise node (not a sum), in a loop over more than a
-    few SIMD vectors' elements (`big`) or not: a small loop calls libm, whose scalar calls
-    beat vmath's selects where the loop does not vectorize (W1's 16-element chain: 1.5x)."""
+def expression(op: str, node: Node, temps: dict, vector: bool = True) -> str:
+    """The scalar expression of one elementwise node (not a sum), in a loop that runs on SIMD
+    registers (`vector`: compile.vmath's functions) or not (libm's, whose scalar calls have
+    the shorter latency: see `vectorizes`)."""
     out = node.outs[0].dtype
     compute = compute_dtype(op, node)
     if op == "where":
@@ -447,7 +479,7 @@ def expression(op: str, node: Node, temps: dict, big: bool = True) -> str:
         expr = _FORMS[op].format(*args)
     elif op == "power" and squares(node):
         expr = f"({args[0]} * {args[0]})"  # NumPy's own fast path: exact
-    elif op in VMATH and big:
+    elif op in VMATH and vector:
         fn = VMATH_FLOAT32.get(op, op) if compute == np.float32 else op
         expr = f"vmath.{fn}({args[0]})"  # (a float64 of a float32: rounded by _as)
     else:

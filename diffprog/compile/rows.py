@@ -2,10 +2,13 @@
 
 Owns: `fuse_rows(graph)`, which replaces each softmax / log_softmax node of a float32 or
 float64 array of at most ROW_MAX_SIZE elements, taken along its last axes, by a `Fused`
-node whose kernel walks each row: its max (no shift when that is not finite, as the NumPy
-kernel does), the sum of exp(x - max) in float64, then the row's results. NumPy's kernel
-makes about ten calls, each costing more than the arithmetic on a 128 x 10 array (14 -> 9
-us in W3's replay); beyond ROW_MAX_SIZE elements its SIMD exp beats numba's scalar one.
+node whose kernel walks each row for its max (no shift when that is not finite, as the
+NumPy kernel does) and shifted values x - max, takes the exponentials of all of them in one
+flat loop (compile.vmath's exp, vectorized, when that loop fills a SIMD vector: rows of 10
+classes are too short for a vector loop of their own), then each row's sum (in float64) and
+results. NumPy's kernel makes about ten calls, each costing more than the arithmetic on a
+128 x 10 array: 12.7 us there, 7.3 with libm's exp per element, 2.8 with the flat vmath
+loop (log_softmax, float64: benchmarks/row_kernels.py).
 Each kernel is checked once against the NumPy kernel on sample data (fusion.agrees); a
 node whose kernel cannot be made or disagrees stays as it is.
 Layer L3 (beside ad/): imports compile.ir, compile.kernels and compile.fusion.
@@ -20,24 +23,18 @@ import numpy as np
 from . import fusion, kernels
 from .ir import Fused, Graph, Node, Var
 
-#: the largest array a row kernel takes (numba's scalar exp is slower than NumPy's beyond)
+#: the largest array a row kernel takes (beyond, NumPy's SIMD row max and its memory
+#: traffic catch up: 16 x 1024 float32 at 0.9-1.1x NumPy's time; benchmarks/row_kernels.py)
 ROW_MAX_SIZE = 2048
-#: what each normalization does with a row, once its shift `m` is known (`o`: the result)
+#: what each normalization does with row `r` once `s` holds the sum of the exponentials of
+#: its shifted values, which `o` holds (the result: written in place)
 _ROW_BODIES = {
     "log_softmax": [
-        "s = 0.0",
-        "for j in range(n):",
-        "    s += np.exp(x[r, j] - m)",
         "ls = {dtype}(np.log(s))",
         "for j in range(n):",
-        "    o[r, j] = (x[r, j] - m) - ls",
+        "    o[r, j] = o[r, j] - ls",
     ],
     "softmax": [
-        "s = 0.0",
-        "for j in range(n):",
-        "    e = np.exp(x[r, j] - m)",
-        "    o[r, j] = e",
-        "    s += e",
         "t = {dtype}(s)",
         "for j in range(n):",
         "    o[r, j] = o[r, j] / t",
@@ -47,11 +44,17 @@ _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 _checked: dict[str, bool] = {}  # source -> whether its kernel agreed with NumPy's
 
 
-def row_kernel_source(name: str, axes: int, dtype: np.dtype) -> str:
-    """The source of `kernel(a0) -> (result,)`: `name` of `a0` along its last `axes` axes."""
+def row_kernel_source(name: str, axes: int, dtype: np.dtype, vector: bool) -> str:
+    """The source of `kernel(a0) -> (result,)`: `name` of `a0` along its last `axes` axes.
+    Three passes: each row's max and shifted values; the exponentials of all of them, one
+    flat loop (`vector`: compile.vmath's exp, vectorized, else libm's); each row's sum and
+    results."""
     width = " * ".join(f"a0.shape[{-k}]" for k in range(axes, 0, -1))
     cast = f"np.{np.dtype(dtype).name}"
-    head = [
+    fn = kernels.VMATH_FLOAT32.get("exp", "exp") if dtype == np.float32 else "exp"
+    exp = f"vmath.{fn}" if vector else "np.exp"
+    e = "f" if name == "softmax" else "e"  # softmax's exponentials are its results' start
+    lines = [
         "x = np.ascontiguousarray(a0)",
         f"n = {width}",
         "rows = x.size // n",
@@ -65,10 +68,21 @@ def row_kernel_source(name: str, axes: int, dtype: np.dtype) -> str:
         "            m = v",
         "    if not np.isfinite(m):",
         f"        m = {kernels.literal(0.0, np.dtype(dtype))}",
+        "    for j in range(n):",
+        "        o[r, j] = x[r, j] - m",
+        "f = o.reshape(rows * n)",
+        *([] if e == "f" else [f"e = np.empty(rows * n, {cast})"]),
+        "for i in range(rows * n):",
+        f"    {e}[i] = {cast}({exp}(f[i]))",
+        "for r in range(rows):",
+        "    s = 0.0",
+        "    for j in range(r * n, r * n + n):",
+        f"        s += {e}[j]",
+        *("    " + line.format(dtype=cast) for line in _ROW_BODIES[name]),
+        "return (o.reshape(a0.shape),)",
     ]
-    body = ["    " + line.format(dtype=cast) for line in _ROW_BODIES[name]]
-    lines = [*head, *body, "return (o.reshape(a0.shape),)"]
-    return "import numpy as np\n\n\ndef kernel(a0):\n" + "".join(f"    {s}\n" for s in lines)
+    head = ["import numpy as np", *kernels.vmath_import(lines), "", "", "def kernel(a0):"]
+    return "\n".join(head + ["    " + line for line in lines]) + "\n"
 
 
 def fuse_rows(graph: Graph) -> Graph:
@@ -87,7 +101,8 @@ def _row_node(node: Node) -> Node | None:
     trailing = axis == tuple(range(len(x.shape) - len(axis), len(x.shape)))
     if not axis or not trailing or not 0 < math.prod(x.shape) <= ROW_MAX_SIZE:
         return None
-    source = row_kernel_source(node.prim.name, len(axis), x.dtype)
+    vector = math.prod(x.shape) >= kernels.VECTOR_MIN_EXTENT
+    source = row_kernel_source(node.prim.name, len(axis), x.dtype, vector)
     kernel = kernels.compile_kernel(source)
     if kernel is None:
         return None

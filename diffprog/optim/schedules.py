@@ -1,12 +1,18 @@
 """Learning-rate schedules: functions from the step count (0 for the first update) to a
-Python float, with optax's formulas. A count dp.jit stages (a jitted training step) gives a
-staged value: the formulas use diffprog.numpy where Python's math would read the count's
-value (a guard on every step: a new recording each step), and their comparisons are guards
-whose outcome changes at most at a phase boundary.
+Python float, with optax's formulas. A count dp.jit stages (a jitted training step) or an
+array count (a step count on a GPU) gives a 0-d value computed with diffprog.numpy, branch
+free: each phase is selected with where / clip of the count, never with a Python `if` on
+it, so a jitted step records once for every phase and has no guard from its schedule (on
+CuPy it is captured as one CUDA graph). A zero-length phase (no warm-up) has no formula at
+all (its length decides, not the count), and every phase's formula is finite at every
+count (its count clipped into the phase), so the phase where() does not select cannot put
+a NaN or a warning into the value or into a gradient through it.
 
 Owns: `constant`, `exponential_decay`, `cosine_decay`, `linear_schedule`, `linear_warmup`,
 `warmup_cosine_decay`. Pass one as any optimizer's ``learning_rate``; the optimizer keeps
-the count in its state. Arguments are checked when the schedule is made.
+the count in its state. Arguments are checked when the schedule is made, and each schedule
+knows the least value its arguments let it take (``.lowest``), which an optimizer checks
+when it is made (a rate must be >= 0): a value a jitted step would not read back.
 Layer L6: imports the stdlib, diffprog.numpy and .transforms' argument check.
 """
 
@@ -32,17 +38,34 @@ __all__ = [
 Schedule = Callable[[int], float]
 
 
-def _cos(x: Any) -> Any:
-    """cos of a number (a Python float), or of a staged value (staged)."""
-    return math.cos(x) if isinstance(x, numbers.Real) else dnp.cos(x)
+class _HostMath:
+    """The functions a schedule uses, for a count that is a number: Python's, so the
+    schedule returns a Python float (optax's value). Both of where's values are computed,
+    as dnp.where computes them."""
+
+    cos = staticmethod(math.cos)
+    floor = staticmethod(math.floor)
+    minimum = staticmethod(min)
+    maximum = staticmethod(max)
+
+    @staticmethod
+    def where(condition: bool, x: Any, y: Any) -> Any:
+        return x if condition else y
+
+    @staticmethod
+    def clip(x: Any, lo: Any, hi: Any) -> Any:
+        return min(max(x, lo), hi)
 
 
-def _floor(x: Any) -> Any:
-    return math.floor(x) if isinstance(x, numbers.Real) else dnp.floor(x)
+def _math(count: Any) -> Any:
+    """The functions to compute a schedule of ``count`` with: Python's for a number,
+    diffprog.numpy's (staged by dp.jit, no guard) for anything else."""
+    return _HostMath if isinstance(count, numbers.Real) else dnp
 
 
-def _named(fn: Schedule, name: str) -> Schedule:
+def _named(fn: Schedule, name: str, lowest: float) -> Schedule:
     fn.__name__ = fn.__qualname__ = name
+    fn.lowest = lowest  # type: ignore[attr-defined]
     return fn
 
 
@@ -64,7 +87,7 @@ def constant(value: float) -> Schedule:
     0.1
     """
     v = check_real("constant: value", value)
-    return _named(lambda count: v, f"constant({v})")
+    return _named(lambda count: v, f"constant({v})", v)
 
 
 def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
@@ -83,17 +106,28 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     steps = _steps("exponential_decay: transition_steps", transition_steps)
     begin = _steps("exponential_decay: transition_begin", transition_begin, allow_zero=True)
     end = None if end_value is None else check_real("exponential_decay: end_value", end_value)
+    # two past the exponent where the value crosses end_value (so a floored one is past it
+    # too): capping it there keeps a growing rate ** p from overflowing (an OverflowError,
+    # or inf and a warning) before the bound applies
+    cap = (max(math.log(end / init) / math.log(rate), 0.0) + 2.0
+           if end is not None and rate != 1.0 and init > 0.0 and end > 0.0 else math.inf)
 
     def schedule(count: int) -> float:
-        p = max(count - begin, 0) / steps
+        m = _math(count)
+        p = m.minimum(m.maximum(count - begin, 0) / steps, cap)
         if staircase:
-            p = _floor(p)
+            p = m.floor(p)
         v = init * rate ** p
         if end is not None:
-            v = max(v, end) if rate < 1.0 else min(v, end)
+            v = m.maximum(v, end) if rate < 1.0 else m.minimum(v, end)
         return v
 
-    return _named(schedule, f"exponential_decay({init}, {steps}, {rate})")
+    # from init_value towards 0 (decay) or away from it (growth), bounded by end_value
+    toward = 0.0 if rate < 1.0 else init if init >= 0.0 or rate == 1.0 else -math.inf
+    lowest = min(init, toward)
+    if end is not None:
+        lowest = max(lowest, end) if rate < 1.0 else min(lowest, end)
+    return _named(schedule, f"exponential_decay({init}, {steps}, {rate})", lowest)
 
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
@@ -112,10 +146,11 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
     exponent = check_real("cosine_decay: exponent", exponent)
 
     def schedule(count: int) -> float:
-        c = 0.5 * (1.0 + _cos(math.pi * min(max(count, 0), steps) / steps))
+        m = _math(count)
+        c = 0.5 * (1.0 + m.cos(math.pi * m.clip(count, 0, steps) / steps))
         return init * ((1.0 - alpha) * c ** exponent + alpha)
 
-    return _named(schedule, f"cosine_decay({init}, {steps})")
+    return _named(schedule, f"cosine_decay({init}, {steps})", min(init, alpha * init))
 
 
 def linear_schedule(init_value: float, end_value: float, transition_steps: int,
@@ -133,10 +168,10 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
     begin = _steps("linear_schedule: transition_begin", transition_begin, allow_zero=True)
 
     def schedule(count: int) -> float:
-        frac = min(max(count - begin, 0), steps) / steps
+        frac = _math(count).clip(count - begin, 0, steps) / steps
         return init + (end - init) * frac
 
-    return _named(schedule, f"linear_schedule({init}, {end}, {steps})")
+    return _named(schedule, f"linear_schedule({init}, {end}, {steps})", min(init, end))
 
 
 def linear_warmup(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
@@ -176,9 +211,13 @@ def warmup_cosine_decay(init_value: float, peak_value: float, warmup_steps: int,
     span = total - warmup
 
     def schedule(count: int) -> float:
-        if count < warmup:
-            return init + (peak - init) * max(count, 0) / warmup
-        c = 0.5 * (1.0 + _cos(math.pi * min(count - warmup, span) / span))
-        return end + (peak - end) * c ** exponent
+        m = _math(count)
+        c = 0.5 * (1.0 + m.cos(math.pi * m.clip(count - warmup, 0, span) / span))
+        decay = end + (peak - end) * c ** exponent
+        if warmup == 0:  # no warm-up phase (and no division by its length)
+            return decay
+        rise = init + (peak - init) * m.clip(count, 0, warmup) / warmup
+        return m.where(count < warmup, rise, decay)
 
-    return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})")
+    return _named(schedule, f"warmup_cosine_decay({init}, {peak}, {warmup}, {total})",
+                  min(init if warmup else peak, peak, end))

@@ -5,9 +5,10 @@ Owns: `scale`, `scale_by_learning_rate`, `scale_by_schedule`, `trace` (momentum)
 state namedtuples (module-level, so a checkpoint can rebuild them). States mirror params:
 same containers and keys, each moment in its parameter's dtype, None for constant leaves.
 A None update stays None and leaves its moments untouched. Every step is plain arithmetic on
-the data's own array module: nothing here is traced.
-Layer L6: imports only diffprog.tree, diffprog.backend, diffprog.errors (through .base) and
-the stdlib.
+the data's own array module; a schedule's value may be traced (a count dp.jit stages), and
+is then checked without reading it back (a bad rate makes the update NaN: see `_rate`).
+Layer L6: imports diffprog.tree, diffprog.backend, diffprog.errors (through .base),
+diffprog.numpy's where, and the stdlib.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import tree
-from ..backend import is_array, namespace_of
+from ..backend import namespace_of
 from ..errors import StructureError
+from ..numpy import where
 from .base import (
     EmptyState,
     GradientTransformation,
@@ -57,7 +59,7 @@ __all__ = [
 
 
 class ScaleByScheduleState(NamedTuple):
-    count: Any  # updates done so far, a NumPy int64 (an input, not a constant, to dp.jit)
+    count: Any  # updates done so far, where the params live (base.zero_count)
 
 
 class TraceState(NamedTuple):
@@ -99,14 +101,24 @@ def _schedule_value(fn: Callable[[int], Any], count: int, what: str) -> float:
         raise TypeError(f"{what}: the schedule {getattr(fn, '__name__', fn)!r} returned "
                         f"{type(value).__name__} {value!r} at step {count}; a schedule must "
                         f"return a real number (a float) for every step count")
-    if not (isinstance(value, numbers.Number) or is_array(value)):
-        return value  # staged by dp.jit: float() would guard on its value at every step
-    return float(value)
+    # staged by dp.jit or on a GPU, float() would guard on the value or wait for the GPU
+    return float(value) if _on_host(value) else value
+
+
+def _on_host(value: Any) -> bool:
+    """Whether `value` is a number or a NumPy array (not traced, not on a GPU): one that
+    can be read at no cost."""
+    return isinstance(value, (numbers.Number, np.ndarray))
 
 
 def _rate(value: Any, count: Any) -> Any:
-    # comparisons, not math.isfinite: on a value dp.jit stages they are guards that hold
-    # at every step (NaN fails both)
+    """``value``, checked to be a finite rate >= 0: a ValueError if it is on the host; NaN
+    if it is traced (a schedule of a count dp.jit stages) or on a GPU (a count kept there),
+    where raising would read it back at every step (a guard, or a wait for the GPU: a step
+    that waits, and cannot be captured as a CUDA graph). A NaN rate makes every update NaN
+    (dp.debug_nans stops there; with a host count it raises the ValueError)."""
+    if not _on_host(value):
+        return where((value >= 0) & (value < math.inf), value, math.nan)
     if not (value >= 0 and value < math.inf):
         at = "" if count is None else f" (the schedule's value at step {count})"
         raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}{at}; "
@@ -124,9 +136,20 @@ def _scaled(updates: Any, factor: Any, conjugate: bool = False) -> Any:
             return None
         if conjugate and is_complex_leaf(g):
             g = g.conjugate()
-        return cast_like(g * factor, g)
+        return cast_like(g * _in_precision_of(factor, g), g)
 
     return tree.map(one, updates)
+
+
+def _in_precision_of(factor: Any, g: Any) -> Any:
+    """`factor` rounded to `g`'s (real) precision, as NumPy rounds a Python float factor:
+    a schedule's traced 0-d float64 value would otherwise compute a float32 update in
+    float64, rounding it once more than the eager step does."""
+    dtype = getattr(g, "dtype", None)
+    if isinstance(factor, numbers.Number) or dtype is None or dtype.kind not in "fc":
+        return factor
+    real = np.finfo(dtype).dtype
+    return factor if factor.dtype == real else factor.astype(real)
 
 
 def scale(step_size: float) -> GradientTransformation:
@@ -171,7 +194,7 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> GradientTransformat
 def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], float],
                         rule: str, conjugate: bool = False) -> GradientTransformation:
     def init(params: Any) -> ScaleByScheduleState:
-        return ScaleByScheduleState(count=np.int64(0))
+        return ScaleByScheduleState(count=zero_count(params))
 
     def update(updates: Any, state: Any, params: Any = None
                ) -> tuple[Any, ScaleByScheduleState]:
@@ -197,6 +220,12 @@ def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
     {'w': -0.30000000000000004}
     """
     if callable(learning_rate):
+        lowest = getattr(learning_rate, "lowest", 0.0)  # known for dp.optim's schedules
+        if not lowest >= 0:
+            raise ValueError(f"learning_rate: the schedule {learning_rate.__name__} takes "
+                             f"values down to {lowest} (so its arguments say), but a rate "
+                             f"must be >= 0: updates already point downhill (minus the "
+                             f"gradient), so give it positive values")
         return _schedule_transform(learning_rate, lambda v, c: -_rate(v, c),
                                    "scale_by_learning_rate", conjugate=True)
     lr = check_real("learning_rate", learning_rate)

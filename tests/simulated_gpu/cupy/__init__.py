@@ -140,11 +140,14 @@ def _check_signature(name: str, kwargs: dict) -> None:
 def _kernel(fn: Callable[..., Any], args: tuple, kwargs: dict, host_ok: bool = False,
             any_device: bool = False) -> Any:  # fmt: skip
     """`fn` run on the data of device arrays `args`, `kwargs`; its results as device arrays.
-    During a CUDA graph capture it is recorded too (see _capture)."""
+    During a CUDA graph capture it is recorded too (see _capture), and computed on the
+    capture's buffers (garbage) without NumPy's warnings: a GPU computes nothing then."""
     raw_args = _unwrap(args, host_ok, any_device)
     raw_kwargs = {k: _unwrap(v, host_ok, any_device) for k, v in kwargs.items()}
-    result = _wrap(fn(*raw_args, **raw_kwargs))
-    if _capture.capturing() is not None:
+    capturing = _capture.capturing() is not None
+    with _np.errstate(all="ignore") if capturing else contextlib.nullcontext():
+        result = _wrap(fn(*raw_args, **raw_kwargs))
+    if capturing:
         read = [a for a in _leaves((raw_args, raw_kwargs)) if isinstance(a, _np.ndarray)]
         new = [r for r in _leaves(result) if type(r) is ndarray and r._a.base is None
                and not any(_np.may_share_memory(r._a, a) for a in read)]  # fmt: skip
