@@ -220,6 +220,9 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False, narrow: bo
     u, t = _directions(f, args)
     programs = _programs(f, u, t)
     scaled = _scaled(args)
+    # the magnitude of each program's terms: its directions times local derivatives of order 1
+    terms = {"value": 0.0, "vjp": result_scale(u), "jvp": result_scale(t),
+             "hvp": result_scale(u) * result_scale(t)}  # fmt: skip
     for name, program in programs.items():
         if fuse and name not in ("vjp", "hvp"):  # the others' nodes are among theirs
             continue
@@ -228,7 +231,7 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False, narrow: bo
             want = program(*call)
             got = jitted(*call)
             try:
-                _same(got, want, fuse, narrow)
+                _same(got, want, fuse, narrow, terms[name])
             except AssertionError as e:
                 raise AssertionError(f"dp.jit of the {name}: {e}") from None
         assert jitted.stats["replays"] >= 1, f"dp.jit of the {name} never replayed: {jitted.stats}"
@@ -338,15 +341,20 @@ def _close_to_host(cp: Any, got: Any, want: Any) -> None:
             assert g == w, (g, w)
 
 
-def _same(got: Any, want: Any, fused: bool = False, narrow: bool = False) -> None:
+def _same(got: Any, want: Any, fused: bool = False, narrow: bool = False,
+          terms: float = 0.0) -> None:  # fmt: skip
+    """`got` equals `want`: types, dtypes, shapes; values exactly but for the last bits, or
+    with `fused` to `assert_fused_close`'s tolerance, scaled by the larger of the whole
+    result's magnitude and `terms` (a bound on the magnitude of the terms summed)."""
     assert dp.tree.structure(got) == dp.tree.structure(want), (got, want)
+    scale = max(result_scale(want), terms)
     for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
         assert type(g) is type(w), (type(g), type(w))
         if hasattr(w, "dtype"):
             assert g.dtype == w.dtype and np.shape(g) == np.shape(w), (g.dtype, w.dtype)
         numeric = hasattr(w, "dtype") or isinstance(w, float)
         if fused and numeric and np.result_type(w).kind in "fc":
-            assert_fused_close(g, w, narrow)
+            assert_fused_close(g, w, narrow, scale)
         elif numeric:
             # the same kernels on the same values; a sum over memory laid out or aligned
             # otherwise may round differently in the last bits
@@ -355,15 +363,44 @@ def _same(got: Any, want: Any, fused: bool = False, narrow: bool = False) -> Non
             assert g == w, (g, w)
 
 
-def assert_fused_close(got: Any, want: Any, narrow: bool = False) -> None:
-    """A fused kernel's result equals NumPy's to float rounding: libm and NumPy's SIMD
-    functions differ in the last bits, sums accumulate in another order (and in float64).
-    float64: rtol 1e-12; float32: rtol 1e-5; plus atol of the same order times max|want|.
-    `narrow` (computed through float32 from values of order 1 or more, whose rounding a
-    cancellation leaves in a small result): float32's, with max|want| at least 1."""
+def result_scale(tree: Any) -> float:
+    """The largest finite |entry| over the float and complex leaves of `tree` (0 if none)."""
+    sizes = [np.abs(a[np.isfinite(a)]).max(initial=0.0) for a in map(np.asarray,
+             dp.tree.leaves(tree)) if a.dtype.kind in "fc"]  # fmt: skip
+    return float(max(sizes, default=0.0))
+
+
+def assert_fused_close(got: Any, want: Any, narrow: bool = False, scale: Any = None) -> None:
+    """A fused kernel's result equals NumPy's to float rounding: libm, diffprog's own vector
+    functions (compile.vmath, tanh within 1.5 ulp) and NumPy's SIMD ones differ in the last
+    bits, sums accumulate in another order (and in float64). float64: rtol 1e-12; float32:
+    rtol 1e-5; plus an atol of the same order times `scale`.
+
+    Why an atol, and relative to what. A result that is small because terms cancel carries
+    the rounding of the terms, not its own. Every mismatch the random-mode fuzz found
+    (DIFFPROG_FUZZ_RANDOM=1; tests/test_fuzz.py's last regressions) is such. The VJP of
+    sum(expm1(log_softmax(x))), a constant (sum(softmax) - n), is cos(x) * (g - s * sum(g))
+    with terms of 5.6e-4 that NumPy cancels to 0 and the fused kernel to 1.1e-19, one ulp of
+    the terms (an earlier session's arctan2(v, v), -7.9e-21 for 0, is alike: its partials
+    x / (x^2 + y^2) and -y / (x^2 + y^2) cancel). The HVP of mean(tanh(v)) at v of 5 to 7
+    holds 1 - tanh(v)^2 ~ 2e-6, where 1 and tanh^2 cancel, so tanh's 1-ulp difference
+    becomes up to 4e-12 relative in those entries. A kernel's error is then a few ulps of
+    the terms it combines, so `scale` must bound those terms. Each term of a VJP is the
+    cotangent u times a product of local derivatives, of an HVP u times the tangent t times
+    one: `check_jit` passes |u| and |u| |t| as `terms` to `_same`, which takes the larger of
+    that and the largest finite |entry| of the whole result (`result_scale`: a leaf that is
+    zero by cancellation next to others, derivatives larger than 1). Where the whole result
+    cancels (a function of sum(softmax(x)) alone: a VJP of 0, fused up to 9e-20, one ulp of
+    its terms u * s of 5e-4) only the directions bound it. The checked programs keep values
+    and local derivatives of order 1 (the fuzz replaces steps near singularities or with
+    large values), which is what makes |u| a bound; not the inputs' scale, so a function
+    whose values are all tiny keeps a tight tolerance. By default (`scale` None) the leaf's
+    own largest |entry|. `narrow` (computed through float32 from values of order 1 or more,
+    whose rounding a cancellation leaves in a small result): float32's, with the scale at
+    least 1."""
     wide = np.result_type(want).itemsize >= 8 and not narrow
-    finite = np.abs(np.asarray(want)[np.isfinite(want)])
-    scale = max(float(finite.max()) if finite.size else 0.0, 1.0 if narrow else 0.0)
+    scale = result_scale(want) if scale is None else scale
+    scale = max(scale, 1.0 if narrow else 0.0)
     rtol, atol = (1e-12, 1e-12) if wide else (1e-5, 1e-6)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale)
 

@@ -25,7 +25,8 @@ from fuzz_programs import Pair, Program, programs
 from hypothesis import HealthCheck, given, note, settings
 
 import diffprog as dp
-from backends import check_jit, check_on_cupy, check_vmap, require_cupy
+from backends import (assert_fused_close, check_jit, check_on_cupy, check_vmap, require_cupy,
+                      result_scale)
 import diffprog.numpy as dnp
 from diffprog.testing import check_grads
 
@@ -333,3 +334,43 @@ def test_eager_derivatives_on_cupy_mixing_host_scalars(name):
         assert dp.tree.structure(got) == dp.tree.structure(want)
         for g, w in zip(dp.tree.leaves(got), dp.tree.leaves(want)):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def _constant_softmax_sum(p):  # sum(softmax(sin(a))) - 3: its gradient in a cancels to 0
+    return dnp.sum(dnp.expm1(dnp.log_softmax(dnp.sin(p["a"]), axis=-1))) + dnp.tanh(p["b"])
+
+
+def _saturated_tanh(p):  # tanh at 5 to 7: its derivatives hold 1 - tanh^2 ~ 2e-6
+    v = dnp.abs(dnp.kron(p, p))
+    return dnp.sum(dnp.cumsum(p, axis=0)) + dnp.mean(dnp.tanh(v @ dnp.swapaxes(v, -1, -2)))
+
+
+def _of_softmax_sum_alone(p):  # every derivative is 0: the whole VJP cancels
+    total = dnp.softmax(p[0], axis=1).sum(axis=None, keepdims=True) + 1.5
+    return dnp.sum(total) + dnp.mean(dnp.tanh(total))
+
+
+@pytest.mark.parametrize("f, params", [
+    (_constant_softmax_sum, {"b": 0.1386, "a": np.array([0.02223323689767178, -0.4461996053356024,
+                                                        -0.5676336368338148])}),
+    (_of_softmax_sum_alone, (np.array([[1.0100376417873076, 0.2948108876971246,
+                                        0.9144319496030892]]), 0.963)),
+    (_saturated_tanh, np.array([[-0.49272339289676964, 0.7315365083636599, -1.3815340580870716],
+                                [-0.24068375439648304, 1.352563393208241, -0.7973569711044293]])),
+], ids=["vjp zero by cancellation", "every derivative zero", "hvp through 1 - tanh^2"])  # fmt: skip
+def test_fused_results_small_by_cancellation_carry_their_terms_rounding(f, params):
+    """Found by the random-mode fuzz: a fused VJP gave 1.1e-19 where NumPy's is 0 (terms of
+    5.6e-4 cancel), one whose every leaf is 0 gave up to 9e-20, a fused HVP differed by
+    4e-12 relative where 1 - tanh^2 cancels: the rounding of the cancelled terms, within
+    backends.assert_fused_close's tolerance (relative to the whole result and to the
+    directions' magnitude, not to the leaf)."""
+    check_jit(f, (params,), fuse=True)
+
+
+def test_the_fused_tolerance_stays_tight_where_the_whole_result_is_tiny():
+    tiny, whole = np.array([1e-20, 0.0]), (np.array([1e-20, 0.0]), np.array(1.0))
+    assert_fused_close(tiny + [0.0, 1e-19], tiny, scale=result_scale(whole))  # beside a 1.0
+    with pytest.raises(AssertionError):  # alone: its own scale
+        assert_fused_close(tiny * 2, tiny)
+    with pytest.raises(AssertionError):
+        assert_fused_close(tiny + [0.0, 1e-11], tiny, scale=result_scale(whole))

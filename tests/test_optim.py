@@ -274,6 +274,8 @@ SCHEDULES = {
     "exponential_decay": lambda: optim.exponential_decay(0.1, 3, 0.5, transition_begin=2),
     "staircase": lambda: optim.exponential_decay(0.1, 3, 0.5, staircase=True, end_value=0.02),
     "growth": lambda: optim.exponential_decay(0.01, 2, 3.0, end_value=0.05),
+    "staircase growth": lambda: optim.exponential_decay(0.01, 2, 2.0, staircase=True,
+                                                        end_value=0.04),
     "linear_schedule": lambda: optim.linear_schedule(0.1, 0.0, 4, transition_begin=2),
     "linear_warmup(0)": lambda: optim.linear_warmup(0.0, 0.1, 0),
     "warmup_cosine_decay": lambda: optim.warmup_cosine_decay(0.0, 0.1, 3, 8, end_value=0.01),
@@ -282,8 +284,8 @@ SCHEDULES = {
 }
 #: the first count from which each is constant (None: never)
 ENDS = {"cosine_decay": 5, "cosine_decay**2": 4, "exponential_decay": None, "staircase": 9,
-        "growth": 3, "linear_schedule": 6, "linear_warmup(0)": 0, "warmup_cosine_decay": 8,
-        "warmup_cosine_decay(0)": 5, "user's": None}  # fmt: skip
+        "growth": 3, "staircase growth": 4, "linear_schedule": 6, "linear_warmup(0)": 0,
+        "warmup_cosine_decay": 8, "warmup_cosine_decay(0)": 5, "user's": None}  # fmt: skip
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -522,8 +524,9 @@ def test_bad_learning_rates_and_schedules():
     with pytest.raises(ValueError, match="at step 2"):
         opt.update({"w": 1.0}, state)
     bad = [optim.constant(-1.0), optim.linear_schedule(0.1, -0.1, 10),
-           optim.exponential_decay(-1.0, 10, 2.0), optim.exponential_decay(0.1, 10, 2.0, end_value=-1.0),
-           optim.cosine_decay(0.1, 10, alpha=-0.5), optim.warmup_cosine_decay(-0.1, 1.0, 5, 10)]  # fmt: skip
+           optim.exponential_decay(-1.0, 10, 2.0),
+           optim.exponential_decay(0.1, 10, 2.0, end_value=-1.0),
+           optim.cosine_decay(0.1, 10, alpha=-0.5), optim.warmup_cosine_decay(-0.1, 1.0, 5, 10)]
     for schedule in bad:  # a built-in schedule knows how low it goes: refused when made
         with pytest.raises(ValueError, match=rf"schedule {re.escape(schedule.__name__)} takes "
                                              r"values down to -"):  # fmt: skip

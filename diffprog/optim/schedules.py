@@ -106,9 +106,10 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     steps = _steps("exponential_decay: transition_steps", transition_steps)
     begin = _steps("exponential_decay: transition_begin", transition_begin, allow_zero=True)
     end = None if end_value is None else check_real("exponential_decay: end_value", end_value)
-    # past this exponent the value is beyond end_value: capping it there keeps a growing
-    # rate ** p from overflowing (an OverflowError, or inf and a warning) before the bound
-    cap = (max(math.log(end / init) / math.log(rate), 0.0) + 1.0
+    # two past the exponent where the value crosses end_value (so a floored one is past it
+    # too): capping it there keeps a growing rate ** p from overflowing (an OverflowError,
+    # or inf and a warning) before the bound applies
+    cap = (max(math.log(end / init) / math.log(rate), 0.0) + 2.0
            if end is not None and rate != 1.0 and init > 0.0 and end > 0.0 else math.inf)
 
     def schedule(count: int) -> float:
