@@ -55,8 +55,10 @@ def test_rows_of_nan_and_inf_as_numpy(name):
 
 
 def test_big_or_leading_axis_normalizations_stay_numpy():
-    big = np.ones((64, 64))  # 4096 > ROW_MAX_SIZE
-    assert not row_kernels(dp.jit(dnp.log_softmax).lower(big).graph)
+    for big in (np.ones((4, 1024)), np.ones((128, 256))):  # long rows; too many short ones
+        assert not row_kernels(dp.jit(dnp.log_softmax).lower(big).graph)
+    many = np.ones((1024, 10))  # rows of at most SHORT_ROW: up to SHORT_ROWS_MAX_SIZE
+    assert row_kernels(dp.jit(dnp.log_softmax).lower(many).graph)
     leading = np.ones((10, 8))
     assert not row_kernels(dp.jit(lambda x: dnp.softmax(x, axis=0)).lower(leading).graph)
 

@@ -1,7 +1,8 @@
 """Row kernels: a small softmax or log_softmax along trailing axes as one numba loop.
 
 Owns: `fuse_rows(graph)`, which replaces each softmax / log_softmax node of a float32 or
-float64 array of at most ROW_MAX_SIZE elements, taken along its last axes, by a `Fused`
+float64 array of at most ROW_MAX_SIZE elements (SHORT_ROWS_MAX_SIZE in rows of at most
+SHORT_ROW), taken along its last axes, by a `Fused`
 node whose kernel walks each row for its max (no shift when that is not finite, as the
 NumPy kernel does) and shifted values x - max, takes the exponentials of all of them in one
 flat loop (compile.vmath's exp, vectorized, when that loop fills a SIMD vector: rows of 10
@@ -23,9 +24,14 @@ import numpy as np
 from . import fusion, kernels
 from .ir import Fused, Graph, Node, Var
 
-#: the largest array a row kernel takes (beyond, NumPy's SIMD row max and its memory
-#: traffic catch up: 16 x 1024 float32 at 0.9-1.1x NumPy's time; benchmarks/row_kernels.py)
+#: the largest array a row kernel takes, and the largest of rows of at most SHORT_ROW
+#: elements: NumPy pays per row, the kernel's row max is a scalar loop (NumPy's is SIMD),
+#: so long rows gain little or lose (benchmarks/row_kernels.py, time against NumPy's:
+#: 16 x 1024 float64 0.84x, float32 1.08x; 64 x 256 0.70x and 0.84x; 1024 x 10 0.45-0.67x
+#: and 0.50-0.81x; 8192 x 10 float32 log_softmax 1.28x)
 ROW_MAX_SIZE = 2048
+SHORT_ROW = 256
+SHORT_ROWS_MAX_SIZE = 16384
 #: what each normalization does with row `r` once `s` holds the sum of the exponentials of
 #: its shifted values, which `o` holds (the result: written in place)
 _ROW_BODIES = {
@@ -99,7 +105,8 @@ def _row_node(node: Node) -> Node | None:
         return None
     axis = node.params["axis"]
     trailing = axis == tuple(range(len(x.shape) - len(axis), len(x.shape)))
-    if not axis or not trailing or not 0 < math.prod(x.shape) <= ROW_MAX_SIZE:
+    size, row = math.prod(x.shape), math.prod(x.shape[a] for a in axis)
+    if not axis or not trailing or not 0 < size <= (SHORT_ROWS_MAX_SIZE if row <= SHORT_ROW else ROW_MAX_SIZE):
         return None
     vector = math.prod(x.shape) >= kernels.VECTOR_MIN_EXTENT
     source = row_kernel_source(node.prim.name, len(axis), x.dtype, vector)
