@@ -195,6 +195,15 @@ def test_a_0d_array_with_an_axis_as_numpy(name, axis, keepdims, given, backend=N
         np.testing.assert_array_equal(tape.gradient(y, w), dp.grad(scalar)(x))
 
 
+@pytest.mark.parametrize("axis", [True, np.bool_(False), (True,), 1.0, (0, 1.0)], ids=repr)
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "var", "cumsum", "sort", "argsort"])
+def test_an_axis_that_is_not_an_int_is_numpys_type_error(name, axis):
+    if (name, axis) != ("sort", True):  # (numpy.sort alone takes True for 1)
+        with pytest.raises(TypeError):
+            getattr(np, name)(np.ones((2, 3)), axis=axis)
+    with pytest.raises(TypeError, match="axis must be an int"):
+        getattr(dnp, name)(np.ones((2, 3)), axis=axis)
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17])
 def test_cumprod_lengths(n):
     """The doubling scan in cumprod's rules at every length around powers of two."""

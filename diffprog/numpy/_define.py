@@ -61,12 +61,14 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
         ndim = 1
     if axis is None:
         return tuple(range(ndim))
-    integer = isinstance(axis, (int, np.integer))
+    integer = _is_int(axis)
     if ndim == 0 and zero_d == "nothing" and integer and axis in (0, -1):
         return ()
-    axes = (axis,) if integer else tuple(axis)
+    axes = tuple(axis) if hasattr(axis, "__iter__") else (axis,)
     out = []
     for a in axes:
+        if not _is_int(a):  # NumPy's TypeError (True would pass for 1)
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise AxisError(f"axis {a} is out of bounds for an array of dimension {ndim}")
         out.append(int(a) % ndim)
@@ -75,10 +77,14 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def _is_int(axis: Any) -> bool:
+    return isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+
+
 def one_axis(name: str, axis: Any, ndim: int, zero_d: str = "strict") -> int:
     """An int `axis` of function `name` as a non-negative int (`axes_of`); NumPy's TypeError
     for a tuple or another type (numpy.cumsum, argsort and sort take one axis only)."""
-    if not isinstance(axis, (int, np.integer)):
+    if not _is_int(axis):
         raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
     return axes_of(axis, ndim, zero_d)[0]
 
