@@ -75,6 +75,26 @@ def test_plain_sgd_by_hand_and_stateless():
     assert dp.tree.leaves(state) == []
 
 
+def test_a_mask_has_one_bool_per_parameter_of_any_shape():
+    """adamw's mask (optax's) is one bool per parameter: it was checked as if it were a
+    gradient, so a True for an array parameter raised 'mask['w'] has shape ()'."""
+    params = {"w": np.array([2.0, -1.0]), "b": np.array([[3.0]], np.float32), "n": 7}
+    grads = {"w": np.array([0.5, 0.5]), "b": np.array([[1.0]], np.float32), "n": None}
+    plain = optim.adam(0.1)
+    want, _ = plain.update(grads, plain.init(params), params)
+    for mask in ({"w": True, "b": np.False_, "n": False},
+                 lambda p: dp.tree.map(lambda x: getattr(x, "ndim", 0) == 1, p)):
+        opt = optim.adamw(0.1, weight_decay=0.5, mask=mask)
+        step = dp.jit(lambda g, s, p: opt.update(g, s, p)[0])  # noqa: B023
+        for u in (opt.update(grads, opt.init(params), params)[0],
+                  step(grads, opt.init(params), params)):
+            np.testing.assert_allclose(u["w"], want["w"] - 0.1 * 0.5 * params["w"], rtol=1e-14)
+            np.testing.assert_array_equal(u["b"], want["b"])
+    opt = optim.adamw(0.1, mask={"w": np.array([True, False]), "b": True, "n": False})
+    with pytest.raises(TypeError, match=r"mask\['w'\] is ndarray .* one True or False per"):
+        opt.update(grads, opt.init(params), params)
+
+
 def test_adamw_decoupled_decay_and_mask():
     eps, lr, wd = 1e-8, 0.1, 0.5
     params = {"w": 2.0, "b": 2.0, "n": 7}
