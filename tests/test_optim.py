@@ -310,6 +310,22 @@ def test_a_jitted_schedule_is_branch_free_and_equals_the_eager_one(schedule):
         assert s(10**6) == s(ENDS[schedule])
 
 
+def test_schedules_reach_their_end_points_exactly():
+    """A linear phase starts at its first value and ends at its last one exactly, eager and
+    jitted: `init + (end - init) * 1` missed end_value by an ulp for pairs such as 0.1 to 0.01
+    (0.009999999999999995 for the rest of training)."""
+    rng = np.random.default_rng(0)
+    for a, b in [(0.1, 0.01), (1e-4, 1e-3), *(rng.random((20, 2)) * [[1e-2, 1e-3]]).tolist()]:
+        lin = optim.linear_schedule(a, b, 4, transition_begin=2)
+        warm = optim.linear_warmup(a, b, 3)
+        wcd = optim.warmup_cosine_decay(a, b, 3, 7, end_value=a / 3)
+        for s, first, last, peak_at in [(lin, a, b, None), (warm, a, b, None),
+                                        (wcd, a, a / 3, 3)]:
+            jitted = dp.jit(s)
+            for k, want in [(0, first), (7, last), (100, last)] + [(peak_at, b)] * bool(peak_at):
+                assert s(k) == want and float(jitted(np.int64(k))) == want, (s, k, s(k), want)
+
+
 @pytest.mark.parametrize("schedule", [k for k in SCHEDULES if k != "user's"])
 def test_gradients_through_a_schedule_are_finite_at_every_count(schedule):
     """Differentiated in a float count, a schedule's derivative is the selected phase's,
