@@ -4,9 +4,10 @@ Owns: `fuse_rows(graph)`, which replaces each softmax / log_softmax node of a fl
 float64 array of at most ROW_MAX_SIZE elements (SHORT_ROWS_MAX_SIZE in rows of at most
 SHORT_ROW), taken along its last axes, by a `Fused` node whose kernel walks each row for
 its max (no shift when that is not finite, as the NumPy kernel does) and shifted values
-x - max, takes the exponentials of all of them in one flat loop (compile.vmath's exp, vectorized, when that loop fills a SIMD vector: rows of 10
-classes are too short for a vector loop of their own), then each row's sum (in float64) and
-results (log_softmax: the rows' logs in one more flat loop). NumPy's kernel makes about
+x - max, takes the exponentials of all of them in one flat loop (compile.vmath's exp,
+vectorized, when that loop fills a SIMD vector: rows of 10 classes are too short for a
+vector loop of their own), then each row's sum (in float64) and results (log_softmax: the
+rows' logs in one more flat loop). NumPy's kernel makes about
 ten calls, each costing more than the arithmetic on a 128 x 10 array: 11-12.7 us there,
 7.3 with libm's exp per element, 2.5 with the flat vmath loops (log_softmax, float64:
 benchmarks/row_kernels.py).
@@ -61,13 +62,13 @@ _checked: dict[str, bool] = {}  # source -> whether its kernel agreed with NumPy
 def row_kernel_source(name: str, axes: int, dtype: np.dtype, vector: bool) -> str:
     """The source of `kernel(a0) -> (result,)`: `name` of `a0` along its last `axes` axes.
     Passes: each row's max and shifted values; the exponentials of all of them, one flat
-    loop (`vector`: compile.vmath's exp, vectorized, else libm's); each row's sum and (softmax)
-    results; log_softmax: the logs of the sums in one loop (vmath's where `vector`), then
-    the results."""
+    loop (`vector`: compile.vmath's exp, vectorized, else libm's); each row's sum and
+    (softmax) results; log_softmax: the logs of the sums in one loop (vmath's where
+    `vector`), then the results."""
     width = " * ".join(f"a0.shape[{-k}]" for k in range(axes, 0, -1))
     cast = f"np.{np.dtype(dtype).name}"
     fn = kernels.VMATH_FLOAT32.get("exp", "exp") if dtype == np.float32 else "exp"
-    exp = f"vmath.{fn}" if vector else "np.exp"
+    exp, log = (f"vmath.{fn}", "vmath.log") if vector else ("np.exp", "np.log")
     e = "f" if name == "softmax" else "e"  # softmax's exponentials are its results' start
     lines = [
         "x = np.ascontiguousarray(a0)",
@@ -95,7 +96,7 @@ def row_kernel_source(name: str, axes: int, dtype: np.dtype, vector: bool) -> st
         "    for j in range(r * n, r * n + n):",
         f"        s += {e}[j]",
         *("    " + line.format(dtype=cast) for line in _ROW_BODIES[name]),
-        *(line.format(dtype=cast, log="vmath.log" if vector else "np.log") for line in _AFTER_ROWS[name]),
+        *(line.format(dtype=cast, log=log) for line in _AFTER_ROWS[name]),
         "return (o.reshape(a0.shape),)",
     ]
     head = ["import numpy as np", *kernels.vmath_import(lines), "", "", "def kernel(a0):"]
@@ -117,9 +118,10 @@ def _row_node(node: Node) -> Node | None:
     axis = node.params["axis"]
     trailing = axis == tuple(range(len(x.shape) - len(axis), len(x.shape)))
     size, row = math.prod(x.shape), math.prod(x.shape[a] for a in axis)
-    if not axis or not trailing or not 0 < size <= (SHORT_ROWS_MAX_SIZE if row <= SHORT_ROW else ROW_MAX_SIZE):
+    most = SHORT_ROWS_MAX_SIZE if row <= SHORT_ROW else ROW_MAX_SIZE
+    if not axis or not trailing or not 0 < size <= most:
         return None
-    vector = math.prod(x.shape) >= kernels.VECTOR_MIN_EXTENT
+    vector = size >= kernels.VECTOR_MIN_EXTENT  # (the flat loops' extent)
     source = row_kernel_source(node.prim.name, len(axis), x.dtype, vector)
     kernel = kernels.compile_kernel(source)
     if kernel is None:
