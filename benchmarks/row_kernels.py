@@ -40,7 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(
-        f"{'function':12s} {'dtype':8s} {'shape':>8s} {'vmath':>9s} {'libm':>9s} {'numpy':>9s}  vmath/numpy"
+        f"{'function':12s} {'dtype':8s} {'shape':>8s} {'vmath':>9s} {'libm':>9s} {'numpy':>9s}"
+        "  vmath/numpy"
     )
     for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
         for name in ("log_softmax", "softmax"):
@@ -49,7 +50,8 @@ def main() -> None:
             for text in args.shapes:
                 shape = tuple(int(n) for n in text.split("x"))
                 x = (rng.normal(size=shape) * 5).astype(dtype)
-                impls = [Impl("vmath", lambda x=x, k=vector: k(x)), Impl("libm", lambda x=x, k=libm: k(x)),
+                impls = [Impl("vmath", lambda x=x, k=vector: k(x)),
+                         Impl("libm", lambda x=x, k=libm: k(x)),
                          Impl("numpy", lambda x=x, k=eager: k(x))]  # fmt: skip
                 t = {k: median(v) * 1e6 for k, v in measure(impls, args.repeats).items()}
                 print(f"{name:12s} {dtype.name:8s} {text:>8s} {t['vmath']:9.2f} {t['libm']:9.2f} "

@@ -55,8 +55,8 @@ def loop(f, dtype):
 
 def chain_kernel(stores: int, vector: bool, size: int = 16, steps: int = 24):
     """A fused kernel (compile.kernels' source) computing `steps` of exp, log and tanh in
-    a chain, storing the last `stores` values (one stacked array); and whether kernels.vectorizes says it runs on
-    SIMD registers."""
+    a chain over `size` elements, storing the last `stores` values (one stacked array); and
+    whether kernels.vectorizes says it runs on SIMD registers."""
     f64 = np.dtype(np.float64)
     forms = ["exp({} * -0.5)", "log({} + 1.0)", "tanh({} * 2.0)"]
     lib = "vmath." if vector else "np."
@@ -70,7 +70,7 @@ def chain_kernel(stores: int, vector: bool, size: int = 16, steps: int = 24):
 
 def rule(repeats: int) -> None:
     x = np.linspace(0.5, 2.0, 16)
-    print(f"{'stores':>6s} {'vectorizes':>10s} {'vmath':>9s} {'libm':>9s}  ns per call, 16 elements")
+    print(f"{'stores':>6s} {'vectorizes':>10s} {'vmath':>9s} {'libm':>9s}  ns per call")
     for stores in (1, 24):
         (mine, vector), (libm, _) = chain_kernel(stores, True), chain_kernel(stores, False)
         impls = [Impl("vmath", lambda k=mine: k(x)), Impl("libm", lambda k=libm: k(x))]

@@ -318,23 +318,31 @@ def _packed_instructions(source, args):
     namespace = {}
     exec(source, namespace)  # noqa: S102 - a kernel's source
     kernel = numba.njit(error_model="numpy")(namespace["kernel"])
-    kernel(*[np.ones(32)] * args)
+    kernel(*args)
     (asm,) = kernel.inspect_asm().values()
     return len(re.findall(r"^\s*v?mulpd\s", asm, re.MULTILINE))
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
-@pytest.mark.parametrize("stores, loads", [(15, 1), (16, 1), (10, 6), (10, 9)])
-def test_llvm_vectorizes_a_loop_as_kernels_vectorizes_predicts(stores, loads):
+@pytest.mark.parametrize("shape, stores, loads, rows, order", [
+    ((32,), 15, 1, 0, "C"), ((32,), 16, 1, 0, "C"), ((32,), 10, 6, 0, "C"), ((32,), 10, 9, 0, "C"),
+    ((4, 32), 14, 1, 1, "C"), ((4, 32), 15, 1, 1, "C"), ((32, 4), 15, 1, 0, "F"),
+    ((32, 4), 16, 1, 0, "F")], ids=str)  # fmt: skip
+def test_llvm_vectorizes_a_loop_as_kernels_vectorizes_predicts(shape, stores, loads, rows, order):
     """The premise of `kernels.vectorizes`, checked on this numba: a kernel's loop runs on
-    SIMD registers exactly when its runtime overlap checks are at most MEMORY_CHECKS_MAX."""
+    SIMD registers exactly when its runtime overlap checks are at most MEMORY_CHECKS_MAX
+    (`loads` arrays of the loop's shape, `rows` of its last dimension's, broadcast; the
+    results stored in `order`)."""
     f64 = np.dtype(np.float64)
-    loop = kernels.Loop((32,), inputs=[((32,), f64, k, None) for k in range(loads)],
-                        lines=["t0 = " + " + ".join(f"x{k}" for k in range(loads))],
-                        outputs=stores, alone=set(range(stores)))
+    inputs = [(shape, f64, k, None) for k in range(loads)]
+    inputs += [((shape[-1],), f64, loads + k, None) for k in range(rows)]
+    loop = kernels.Loop(shape, inputs=inputs, outputs=stores, alone=set(range(stores)),
+                        fortran=set(range(stores)) if order == "F" else set())
+    loop.lines = ["t0 = " + " + ".join(f"x{k}" for k in range(loads + rows))]
     loop.lines += [f"t{k + 1} = (t{k} * 0.5)" for k in range(stores)]
-    loop.stores = [(k, f"t{k + 1}", (32,), f64) for k in range(stores)]
-    packed = _packed_instructions(kernels.kernel_source(loop), loads)
+    loop.stores = [(k, f"t{k + 1}", shape, f64) for k in range(stores)]
+    args = [np.ones(shape, order=order)] * loads + [np.ones(shape[-1])] * rows
+    packed = _packed_instructions(kernels.kernel_source(loop), args)
     assert (packed > 0) == kernels.vectorizes(loop)
 
 

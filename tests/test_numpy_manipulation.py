@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import diffprog as dp
+import diffprog.numpy as dnp
 from diffprog.numpy import indexing, joins, manipulation
 from backends import NUMPY, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
@@ -272,3 +273,35 @@ def test_errors(call, error, words):
 
 test_grads_under_jit = under_jit(test_grads)
 test_grads_under_vmap = under_vmap(test_grads)
+
+
+X23 = np.arange(6.0).reshape(2, 3)
+ONE_AXIS = {  # functions of one axis, each given one NumPy refuses with a TypeError
+    "concatenate (0, 1)": lambda m: m.concatenate([X23, X23], axis=(0, 1)),
+    "concatenate True": lambda m: m.concatenate([X23, X23], axis=True),
+    "stack (0, 1)": lambda m: m.stack([X23, X23], axis=(0, 1)),
+    "roll 1.0": lambda m: m.roll(X23, 1, axis=1.0),
+    "roll np.True_": lambda m: m.roll(X23, 1, axis=np.True_),
+    "repeat True": lambda m: m.repeat(X23, 2, axis=True),
+    "repeat (1,)": lambda m: m.repeat(X23, 2, axis=(1,)),
+}
+
+
+@pytest.mark.parametrize("case", ONE_AXIS)
+def test_an_axis_numpy_refuses_is_a_type_error_not_its_first_entry(case):
+    """A tuple given for one axis was taken as its first entry (concatenate, stack), True as
+    1 and a float or np.True_ as an int (roll), where NumPy raises a TypeError."""
+    with pytest.raises(TypeError):
+        ONE_AXIS[case](np)
+    with pytest.raises(TypeError, match="axis"):
+        ONE_AXIS[case](dnp)
+
+
+def test_axes_numpy_takes_still_work():
+    """What NumPy's normalize_axis_index takes (True for 1 in stack and roll) and roll's
+    repeated axes (their shifts add up)."""
+    for f in (lambda m: m.stack([X23, X23], axis=True), lambda m: m.unstack(X23, axis=-1),
+              lambda m: m.roll(X23, 1, axis=True), lambda m: m.roll(X23, (1, 2), axis=(1, 1)),
+              lambda m: m.roll(X23, (1, -1), axis=[np.int8(0), -1])):
+        want, got = f(np), f(dnp)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

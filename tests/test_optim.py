@@ -75,6 +75,26 @@ def test_plain_sgd_by_hand_and_stateless():
     assert dp.tree.leaves(state) == []
 
 
+def test_a_mask_has_one_bool_per_parameter_of_any_shape():
+    """adamw's mask (optax's) is one bool per parameter: it was checked as if it were a
+    gradient, so a True for an array parameter raised 'mask['w'] has shape ()'."""
+    params = {"w": np.array([2.0, -1.0]), "b": np.array([[3.0]], np.float32), "n": 7}
+    grads = {"w": np.array([0.5, 0.5]), "b": np.array([[1.0]], np.float32), "n": None}
+    plain = optim.adam(0.1)
+    want, _ = plain.update(grads, plain.init(params), params)
+    for mask in ({"w": True, "b": np.False_, "n": False},
+                 lambda p: dp.tree.map(lambda x: getattr(x, "ndim", 0) == 1, p)):
+        opt = optim.adamw(0.1, weight_decay=0.5, mask=mask)
+        step = dp.jit(lambda g, s, p: opt.update(g, s, p)[0])  # noqa: B023
+        for u in (opt.update(grads, opt.init(params), params)[0],
+                  step(grads, opt.init(params), params)):
+            np.testing.assert_allclose(u["w"], want["w"] - 0.1 * 0.5 * params["w"], rtol=1e-14)
+            np.testing.assert_array_equal(u["b"], want["b"])
+    opt = optim.adamw(0.1, mask={"w": np.array([True, False]), "b": True, "n": False})
+    with pytest.raises(TypeError, match=r"mask\['w'\] is ndarray .* one True or False per"):
+        opt.update(grads, opt.init(params), params)
+
+
 def test_adamw_decoupled_decay_and_mask():
     eps, lr, wd = 1e-8, 0.1, 0.5
     params = {"w": 2.0, "b": 2.0, "n": 7}
@@ -308,6 +328,22 @@ def test_a_jitted_schedule_is_branch_free_and_equals_the_eager_one(schedule):
     assert jitted.lower(np.int64(0)).graph.guards() == []
     if ENDS[schedule] is not None:
         assert s(10**6) == s(ENDS[schedule])
+
+
+def test_schedules_reach_their_end_points_exactly():
+    """A linear phase starts at its first value and ends at its last one exactly, eager and
+    jitted: `init + (end - init) * 1` missed end_value by an ulp for pairs such as 0.1 to 0.01
+    (0.009999999999999995 for the rest of training)."""
+    rng = np.random.default_rng(0)
+    for a, b in [(0.1, 0.01), (1e-4, 1e-3), *(rng.random((20, 2)) * [[1e-2, 1e-3]]).tolist()]:
+        lin = optim.linear_schedule(a, b, 4, transition_begin=2)
+        warm = optim.linear_warmup(a, b, 3)
+        wcd = optim.warmup_cosine_decay(a, b, 3, 7, end_value=a / 3)
+        for s, first, last, peak_at in [(lin, a, b, None), (warm, a, b, None),
+                                        (wcd, a, a / 3, 3)]:
+            jitted = dp.jit(s)
+            for k, want in [(0, first), (7, last), (100, last)] + [(peak_at, b)] * bool(peak_at):
+                assert s(k) == want and float(jitted(np.int64(k))) == want, (s, k, s(k), want)
 
 
 @pytest.mark.parametrize("schedule", [k for k in SCHEDULES if k != "user's"])

@@ -35,6 +35,7 @@ def test_row_kernel_equals_numpy_with_gradients(name, shape, axis, dtype):
     assert "(one kernel:)" in graph.text()
     vector = x.size >= kernels.VECTOR_MIN_EXTENT  # the exponentials' flat loop vectorizes
     assert ("vmath.exp" in node.prim.source) == vector != ("np.exp(" in node.prim.source)
+    assert ("vmath.log" in node.prim.source) == (vector and name == "log_softmax")
     if dtype == np.float32:  # (the derivatives' kernels compile slowly: float64 only)
         return
     check_fused(dp.value_and_grad(lambda x: dnp.sum(f(x, axis=axis) * w)), x)

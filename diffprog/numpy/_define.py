@@ -10,6 +10,7 @@ Layer L4: imports L2.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,16 @@ def one_axis(name: str, axis: Any, ndim: int, zero_d: str = "strict") -> int:
     if not _is_int(axis):
         raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
     return axes_of(axis, ndim, zero_d)[0]
+
+
+def index_axis(axis: Any, ndim: int) -> int:
+    """One `axis` as a non-negative int, as NumPy's normalize_axis_index takes it (stack,
+    unstack, roll, ...): anything with __index__ (True too), NumPy's TypeError for a tuple
+    or a float, AxisError when out of bounds."""
+    try:
+        return axis_tuple(operator.index(axis), ndim)[0]
+    except TypeError:
+        raise TypeError(f"axis must be an int (one axis), got {axis!r}") from None
 
 
 def kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:

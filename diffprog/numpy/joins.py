@@ -24,7 +24,7 @@ from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import JointPrimitive, Primitive
 from ..core.trace import Tracer, raw
-from ._define import axis_tuple
+from ._define import index_axis, one_axis
 
 
 # --- the primitives ------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     ndim = len(arrays[0].shape)
     if ndim == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
-    return _concatenate(*arrays, axis=axis_tuple(axis, ndim)[0])
+    return _concatenate(*arrays, axis=one_axis("concatenate", axis, ndim))
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
@@ -109,7 +109,7 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     shapes = {tuple(a.shape) for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"all input arrays must have the same shape, got {sorted(shapes)}")
-    return _stack(*arrays, axis=axis_tuple(axis, len(arrays[0].shape) + 1)[0])
+    return _stack(*arrays, axis=index_axis(axis, len(arrays[0].shape) + 1))
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple:
@@ -117,7 +117,7 @@ def unstack(x: Any, /, *, axis: int = 0) -> tuple:
     x = as_array(x)
     if len(x.shape) == 0:
         raise ValueError("Input array must be at least 1-d.")
-    return tuple(_unstack(x, axis=axis_tuple(axis, len(x.shape))[0]))
+    return tuple(_unstack(x, axis=index_axis(axis, len(x.shape))))
 
 
 # --- array_like values as arrays -----------------------------------------------------------

@@ -26,7 +26,7 @@ from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, raw
-from ._define import axes_of, axis_tuple
+from ._define import axes_of, axis_tuple, index_axis, one_axis
 from .batching import aligned, along_axes, loop
 from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
 
@@ -365,7 +365,7 @@ def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
     a = as_array(a)
     if axis is None:
         a, axis = ravel(a), 0
-    (axis,) = axis_tuple(axis, len(a.shape))
+    axis = one_axis("repeat", axis, len(a.shape))
     counts = host_index(repeats)
     if counts.dtype.kind not in "biu":
         raise TypeError(f"repeat: `repeats` must be integers, got dtype {counts.dtype}")
@@ -419,8 +419,9 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), a.shape)
     n, net = len(a.shape), {}
-    for s, ax in np.broadcast(host_index(shift), np.asarray(axis)):
-        (ax,) = axis_tuple(int(ax), n)
+    one = np.ndim(axis) == 0  # one axis (an int: NumPy's TypeError for a float; True is 1)
+    axes = [index_axis(ax, n) for ax in ([axis] if one else axis)]
+    for s, ax in np.broadcast(host_index(shift), axes[0] if one else axes):
         net[ax] = net.get(ax, 0) + int(s)
     pairs = [(ax, s % a.shape[ax]) for ax, s in sorted(net.items()) if a.shape[ax]]
     pairs = [(ax, s) for ax, s in pairs if s]

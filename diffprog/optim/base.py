@@ -206,15 +206,16 @@ def _describe_mismatch(name: str, x: Any, ref_name: str, ref: Any) -> str:
             f"keys; a None leaf marks a constant), e.g. the output of dp.grad(loss)(params)")
 
 
-def flatten_like(x: Any, ref: Any, name: str = "grads", ref_name: str = "params"
-                 ) -> tuple[list[Any], list[Any], tree.TreeDef]:
-    """Flatten ``x`` and ``ref``, checking that they have one structure and that the shapes
-    of leaves present in both agree; returns ``(x_leaves, ref_leaves, x_treedef)``."""
+def flatten_like(x: Any, ref: Any, name: str = "grads", ref_name: str = "params",
+                 shapes: bool = True) -> tuple[list[Any], list[Any], tree.TreeDef]:
+    """Flatten ``x`` and ``ref``, checking that they have one structure and (``shapes``)
+    that the shapes of leaves present in both agree; returns ``(x_leaves, ref_leaves,
+    x_treedef)``."""
     x_leaves, x_def = tree.flatten(x)
     ref_leaves, ref_def = tree.flatten(ref)
     if x_def != ref_def:
         raise StructureError(_describe_mismatch(name, x, ref_name, ref))
-    for i, (a, b) in enumerate(zip(x_leaves, ref_leaves)):
+    for i, (a, b) in enumerate(zip(x_leaves, ref_leaves) if shapes else ()):
         if a is None or b is None:
             continue
         sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())

@@ -362,8 +362,8 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
     """Add ``weight_decay * params`` to each update (decoupled weight decay once scaled by
     the learning rate; ``weight_decay * conj(params)`` for complex ones, the gradient of
     ``weight_decay / 2 * |params|^2`` in dp.grad's convention). ``mask`` (a tree of bools
-    shaped like params, or a function of params returning one) picks the leaves to decay;
-    the others pass unchanged.
+    with params' structure, one per parameter whatever its shape, or a function of params
+    returning one) picks the leaves to decay; the others pass unchanged.
 
     >>> opt = dp.optim.add_decayed_weights(0.1, mask={'w': True, 'b': False})
     >>> p = {'w': 2.0, 'b': 2.0}
@@ -384,7 +384,8 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
             m_leaves = [True] * len(p_leaves)
         else:
             m = mask(params) if callable(mask) else mask
-            m_leaves, _, _ = flatten_like(m, params, "mask", "params")
+            m_leaves, _, _ = flatten_like(m, params, "mask", "params", shapes=False)
+            _require_bools(m, m_leaves)
         out = []
         for g, p, m_ in zip(g_leaves, p_leaves, m_leaves):
             if g is None or not m_ or not is_float_leaf(p) or weight_decay == 0.0:
@@ -395,6 +396,17 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
         return tree.unflatten(treedef, out), EmptyState()
 
     return transformation(init, update)
+
+
+def _require_bools(mask: Any, leaves: list[Any]) -> None:
+    """Check that a mask's leaves are each one bool (one per parameter, whatever its
+    shape, as optax's masks)."""
+    for i, m in enumerate(leaves):
+        if not (isinstance(m, (bool, np.bool_)) or getattr(m, "shape", None) == ()
+                and getattr(m, "dtype", None) == np.bool_):
+            raise TypeError(f"add_decayed_weights: mask{tree.leaf_paths(mask)[i]} is "
+                            f"{type(m).__name__} {m!r}; a mask has one True or False per "
+                            f"parameter (True: decay it), whatever the parameter's shape")
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
