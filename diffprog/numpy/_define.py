@@ -53,11 +53,11 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
     `zero_d` is NumPy's rule for an int axis 0 or -1 given with a 0-d array (`ndim` 0):
     "strict" refuses it (as numpy.mean, var, std, median, sort, flip do); "nothing" takes it
     as no axis at all (ufunc reductions: numpy.sum, prod, max, min, any, all, nansum,
-    nanmean, count_nonzero, and scipy.special's softmax and logsumexp keep this "for
-    backwards compatibility", so `np.sum(np.array(1.0), axis=0)` is 1.0; a tuple axis is
-    still refused); "one" checks the axis as for a 1-d array, since the caller takes the 0-d
-    array as shape (1,) (numpy.cumsum, cumprod, argsort, argmax do: `np.cumsum(np.array(1.0),
-    axis=0)` is [1.])."""
+    nanmean, count_nonzero keep this "for backwards compatibility", so
+    `np.sum(np.array(1.0), axis=0)` is 1.0, and so do diffprog's logsumexp, softmax and
+    log_softmax, which SciPy's take axis 0 for; a tuple axis is still refused); "one"
+    checks the axis as for a 1-d array, since the caller takes the 0-d array as shape (1,)
+    (numpy.cumsum, cumprod, argsort, argmax do: `np.cumsum(np.array(1.0), axis=0)` is [1.])."""
     if ndim == 0 and zero_d == "one":
         ndim = 1
     if axis is None:
