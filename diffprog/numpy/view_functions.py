@@ -61,7 +61,9 @@ def _reshaped(a: Any, out: Any) -> Any:
         result, like = unwrapped(out), numpy_layout(a)
         shared = like is not None and (like.flags.c_contiguous or inplace.shares_memory(
             like.reshape(result.shape), like))
-    return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
+    # (the shape of `out` itself: under dp.vmap `result` may be the whole batch, and a view's
+    # ops are each example's)
+    return link(out, a, (("reshape", tuple(out.shape)),)) if shared else out
 
 
 def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None) -> Any:
