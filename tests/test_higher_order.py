@@ -166,3 +166,24 @@ def test_stop_gradient_is_a_constant_everywhere():
     assert g2 == 2 * 4.0
     tree = dp.stop_gradient({"a": 1.0, "b": [np.ones(2)]})
     assert tree["a"] == 1.0 and isinstance(tree["b"][0], np.ndarray)
+
+
+def test_nested_jacobians_of_python_numbers():
+    """A random-mode fuzz run's program, minimised: the inner Jacobian's output, a traced
+    Python float (f returning its input, or a Python float jacfwd made), had no shape for its
+    one-hot seeds: dp.hessian(lambda p: p)(0.1) and jacrev(jacfwd(sin))(0.3) raised
+    AttributeError, as a nested holomorphic Jacobian of a Python complex did."""
+    third = lambda f: dp.jacrev(dp.jacfwd(dp.jacrev(f)))  # noqa: E731
+    for outer, inner in [(dp.jacrev, dp.jacrev), (dp.jacrev, dp.jacfwd), (dp.jacfwd, dp.jacfwd),
+                         (dp.jacfwd, dp.jacrev)]:
+        hess = lambda f: outer(inner(f))  # noqa: B023, E731
+        assert float(hess(lambda p: p)(0.1)) == 0.0
+        assert float(hess(dnp.sin)(0.3)) == pytest.approx(-math.sin(0.3), rel=1e-15)
+        h = hess(lambda p: {"a": p ** 3, "b": [p]})(0.3)
+        assert float(h["a"]) == pytest.approx(1.8, rel=1e-15) and float(h["b"][0]) == 0.0
+    assert float(dp.hessian(lambda p: p)(0.1)) == 0.0
+    assert float(third(dnp.sin)(0.3)) == pytest.approx(-math.cos(0.3), rel=1e-15)
+    cube = lambda z: z * z * z  # noqa: E731
+    for jac in (dp.jacrev, dp.jacfwd):
+        d2 = dp.jacrev(jac(cube, holomorphic=True), holomorphic=True)(0.3 + 0.2j)
+        assert d2 == pytest.approx(6 * (0.3 + 0.2j), rel=1e-15)

@@ -204,9 +204,9 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 def _basis(x: Any) -> list[Any]:
     """One-hot arrays like `x`, one per element, in C order (a Python float for a float)."""
-    if type(x) is float:
-        return [1.0]
     r = raw(x)
+    if type(r) in (float, complex):  # (a traced Python number too: a nested Jacobian's)
+        return [type(r)(1)]
     xp = namespace_of((r,))
     if not r.shape and xp is np:
         return [r.dtype.type(1)]
