@@ -63,6 +63,20 @@ def test_logsumexp_of_python_numbers_and_lists_matches_scipy(a, expected):
     assert dnp.logsumexp(a, keepdims=True).shape == np.ndim(a) * (1,)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.bool_])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_integer_data_traced_by_jit_or_vmap_is_taken_in_float64(name, dtype):
+    """dp.jit and dp.vmap trace integer arrays too: those went into the kernels as they were,
+    so uint8's x - max wrapped round (softmax all NaN, in float16), and log_softmax refused
+    to subtract in place from an integer array."""
+    x = ((np.arange(30).reshape(3, 10) * 7) % 5).astype(dtype)
+    f = lambda x: getattr(dnp, name)(x, axis=-1)  # noqa: E731
+    want = f(x.astype(np.float64))
+    for got in (f(x), dp.jit(f)(x), dp.jit(f, fuse=False)(x), dp.vmap(f)(x[None])[0]):
+        assert np.asarray(got).dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
 def test_reductions_of_lists_in_a_traced_function():
     """A list of constants beside traced values: reduced as NumPy would."""
     x = np.array([1.0, 3.0])

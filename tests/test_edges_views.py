@@ -599,3 +599,25 @@ def test_write_loops_to_second_order():
     check_grads(_rows_loop, (X34,), order=2)
     h = dp.hessian(_recurrence)(x)
     np.testing.assert_allclose(h, h.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("view", ["y[::-1]", "y[::2]", "y.reshape(2, 3)[:, ::2]", "y.reshape(3, 2).T"])
+def test_ravel_copies_what_is_not_c_contiguous_as_numpy(view):
+    """NumPy's ravel is a view of a C-contiguous array only, where reshape(-1) is one more
+    often (y[::-1], y[::2]: the same shape, so diffprog returned the view itself): a write
+    through the ravel reached y, traced and plain, eager and under dp.jit and dp.vmap."""
+
+    def f(x, m):
+        y = x * 1.0
+        v = m.ravel(eval(view, {"y": y}))  # noqa: S307  (the parametrized view)
+        v[0] = 50.0
+        return y * 2.0 + m.sum(v) * x
+
+    x = np.arange(6.0) + 1.0
+    want = f(x, np)
+    np.testing.assert_array_equal(f(x, dnp), want)
+    np.testing.assert_array_equal(dp.jit(lambda x: f(x, dnp))(x), want)
+    np.testing.assert_array_equal(dp.vmap(lambda x: f(x, dnp))(x[None])[0], want)
+    np.testing.assert_array_equal(dp.jacrev(lambda x: f(x, dnp))(x),
+                                  dp.jacfwd(lambda x: f(x, dnp))(x))
+    check_grads(lambda x: f(x, dnp), (x,), order=2)

@@ -724,3 +724,25 @@ def test_library_functions(name):
     f, x = LIBRARY[name]
     assert_batched_equal(f, (x,), rtol=1e-9)
     assert_batched_equal(dp.grad(lambda a: dnp.sum(f(a) ** 2)), (x,), rtol=1e-8)
+
+
+def test_a_reshape_of_a_reshape_of_each_example():
+    """A random-mode fuzz run's program, minimised: under dp.vmap a reshape recorded the
+    whole batch's shape as its view's, so any reshape (ravel, squeeze) of it raised 'cannot
+    reshape array of size 1 into shape (3,1,1)'; writes through two reshapes too."""
+    x = np.random.default_rng(0).random((3, 2, 2))
+    chains = [lambda v: dnp.ravel(v.reshape((1, -1))), lambda v: v.reshape((-1, 1)).ravel(),
+              lambda v: dnp.squeeze(v.reshape(1, -1, 1)).reshape(-1, 1)[::2]]
+    for f in chains:
+        np.testing.assert_array_equal(dp.vmap(f)(x), np.stack([f(e) for e in x]))
+
+    def write(e):
+        y = dnp.zeros(4) + 0.0 * e[0, 0]
+        v = y.reshape(2, 2)
+        v[0, 1] = e[0, 1] * 3.0
+        v.reshape(4)[3] = e[1, 0]
+        return y * 1.0
+
+    np.testing.assert_array_equal(dp.vmap(write)(x), np.stack([write(e) for e in x]))
+    jac = dp.jacrev(dp.vmap(write))(x)
+    assert jac[1, 1, 1, 0, 1] == 3.0 and jac[2, 3, 2, 1, 0] == 1.0 and np.count_nonzero(jac) == 6

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..core.trace import Tracer
 from ._define import axes_of, kept_shape, unary
 from .batching import along_axes, elementwise
 from .elementwise import exp, ufunc_where
@@ -147,9 +146,9 @@ def log_softmax(x: Any, axis: Any = -1) -> Any:
 
 
 def _floating(a: Any) -> Any:
-    """`a` as an array; integers and booleans (constants) as float64, as SciPy computes."""
-    if isinstance(a, Tracer):  # floating by construction
-        return a
+    """`a` as an array; integers and booleans (constants) as float64, as SciPy computes,
+    traced ones too (dp.jit and dp.vmap trace integer arrays: uint8's x - max wrapped
+    around, log_softmax's in-place subtraction refused an integer array)."""
     a = as_array(a)
     return a.astype(np.float64) if a.dtype.kind in "biu" else a
 

@@ -46,14 +46,26 @@ def getitem(x: Any, index: Any) -> Any:
     return out
 
 
-def _reshaped(a: Any, out: Any) -> Any:
-    """`out`, a reshape of `a`, recorded as a view of `a` where NumPy's reshape is one."""
-    if out is a or not isinstance(a, Tracer):
+def _reshaped(a: Any, out: Any, numpy_op: Any = None) -> Any:
+    """`out`, a reshape of `a`, recorded as a view of `a` where NumPy's reshape is one
+    (`numpy_op`: NumPy's own operation on an array laid out as `a`, where it copies more
+    often than reshape: ravel copies whatever is not C-contiguous, a[::-1] too, where
+    reshape(-1) gives a view or `a` itself)."""
+    if not isinstance(a, Tracer):
+        return numpy_op(a) if numpy_op is not None and type(a) is np.ndarray else out
+    if out is a and numpy_op is None:
         return out
-    result, r = out.value, a.value
     root = not weakref.getweakrefcount(a) or parent_link(a) is None
-    if root and type(result) is np.ndarray and type(r) is np.ndarray:  # the common case
-        shared = result.base is (r if r.base is None else r.base) or 0 in r.strides
+    if numpy_op is not None:
+        like = unwrapped(a) if root else numpy_layout(a)
+        shared = like is not None and (
+            (root and type(like) is np.ndarray and 0 in like.strides)  # (a fill value:
+            or inplace.shares_memory(numpy_op(like), like))  # NumPy's is dense, C)
+        if out is a:  # the same shape: `a` itself where NumPy's is a view, else a copy
+            return out if shared else inplace.read(a, (("copy", None),))
+    elif root and type(out.value) is np.ndarray and type(a.value) is np.ndarray:  # common
+        r = a.value
+        shared = out.value.base is (r if r.base is None else r.base) or 0 in r.strides
     elif root:  # laid out as NumPy's (dense, C for a broadcast fill value, as NumPy's full is)
         result, r = unwrapped(out), unwrapped(a)
         shared = inplace.shares_memory(result, r) or (type(r) is np.ndarray and 0 in r.strides)
@@ -61,7 +73,9 @@ def _reshaped(a: Any, out: Any) -> Any:
         result, like = unwrapped(out), numpy_layout(a)
         shared = like is not None and (like.flags.c_contiguous or inplace.shares_memory(
             like.reshape(result.shape), like))
-    return link(out, a, (("reshape", tuple(result.shape)),)) if shared else out
+    # (the shape of `out` itself: under dp.vmap `out.value` may be the whole batch, and a
+    # view's ops are each example's)
+    return link(out, a, (("reshape", tuple(out.shape)),)) if shared else out
 
 
 def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None) -> Any:
@@ -71,7 +85,7 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
 
 def ravel(a: Any, order: str = "C") -> Any:
     """`numpy.ravel` (C order): a view of `a` when NumPy gives one."""
-    return _reshaped(a, m.ravel(a, order))
+    return _reshaped(a, m.ravel(a, order), lambda like: like.ravel(order))
 
 
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
