@@ -458,3 +458,25 @@ def test_gpu_layers_match_cpu():
     assert nn.accuracy(cp.asarray(f64(4, 3)), cp.asarray([0, 1, 2, 0])) == nn.accuracy(
         f64(4, 3), np.array([0, 1, 2, 0])
     )
+
+
+def test_cross_entropy_with_masked_classes():
+    """Logits of -inf (classes masked out) the labels give no weight: -log p(label), finite,
+    with finite gradients, eager and jitted, as PyTorch's and optax's integer-label losses;
+    0 * -inf made the loss and its gradient NaN. With label smoothing every class has
+    weight, and a masked one makes the loss inf."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        x = rng.standard_normal((16, 7)).astype(dtype)
+        y = rng.integers(0, 7, 16)
+        x[rng.random(x.shape) < 0.4] = -np.inf
+        x[np.arange(16), y] = 1.0
+        logp = x.astype(np.float64) - np.log(np.sum(np.exp(x.astype(np.float64)), axis=-1,
+                                                    keepdims=True))
+        want = -np.mean(logp[np.arange(16), y])
+        loss = lambda x: nn.softmax_cross_entropy(x, y)  # noqa: B023, E731
+        for f in (loss, dp.jit(loss), dp.jit(loss, fuse=False)):
+            assert float(f(x)) == pytest.approx(want, rel=1e-6 if dtype == np.float32 else 1e-14)
+        g = dp.grad(loss)(x)
+        np.testing.assert_allclose(g, (np.exp(logp) - np.eye(7)[y]) / 16, atol=1e-7)
+        assert float(nn.softmax_cross_entropy(x, y, label_smoothing=0.1)) == np.inf

@@ -69,7 +69,9 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
         if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device
             target = xp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
         target = target.astype(logp.dtype)
-    return -dnp.mean(dnp.sum(target * logp, axis=-1))
+    # a class the target gives no weight adds nothing, even at logit -inf (a masked class:
+    # 0 * -inf would make the loss NaN); a weighted one at -inf makes it inf, as it is
+    return -dnp.mean(dnp.sum(target * dnp.where(target != 0, logp, 0.0), axis=-1))
 
 
 def _same_shape(a: Any, b: Any, names: tuple[str, str], where: str) -> None:
