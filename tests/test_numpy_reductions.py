@@ -147,6 +147,8 @@ ZERO_D = {  # name: (diffprog's, NumPy's or a model of SciPy's, differentiable, 
     "argmax": (argmax, np.argmax, False, True),
     "argmin": (argmin, np.argmin, False, True),
     "count_nonzero": (count_nonzero, np.count_nonzero, False, True),
+    "any": (dnp.any, np.any, False, True),
+    "all": (dnp.all, np.all, False, True),
     # (SciPy 1.17's logsumexp takes a 0-d array as 1-d: its keepdims=True gives shape (1,))
     "logsumexp": (dnp.logsumexp, lambda x, axis, **kw: np.log(np.sum(np.exp(x), axis=axis, **kw)),
                   True, True),
@@ -493,6 +495,45 @@ def test_arg_functions_match_numpy(axis, keepdims):
     expected = np.count_nonzero(x, axis, keepdims=keepdims)
     assert np.array_equal(out, expected) and np.shape(out) == np.shape(expected)
     assert np.asarray(out).dtype == np.asarray(expected).dtype
+
+
+ANY_ALL_INPUTS = {
+    "floats": np.array([[0.0, 1.5, -2.0], [0.0, 0.0, 0.0]]),
+    "nan": np.array([[np.nan, 0.0], [np.nan, 1.0]]),  # NaN is nonzero
+    "bools": np.array([[True, False], [True, True]]),
+    "empty": np.zeros((0, 3)),  # any: False, all: True
+    "0-d": np.array(0.0),
+}
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0, 1)], ids=str)
+@pytest.mark.parametrize("given", sorted(ANY_ALL_INPUTS))
+@pytest.mark.parametrize("name", ["any", "all"])
+def test_any_and_all_match_numpy_through_the_transforms(name, given, axis, keepdims):
+    """dnp.any / dnp.all give NumPy's value, type, shape and dtype, eagerly, under dp.jit (a
+    guard on the replayed outcome) and per example under dp.vmap; a program branching on them
+    differentiates along the branch taken."""
+    x = ANY_ALL_INPUTS[given]
+    if x.ndim < 2 and axis not in (None, 0, -1):
+        return
+    fn, reference = getattr(dnp, name), getattr(np, name)
+    want = reference(x, axis, keepdims=keepdims)
+    got = fn(x, axis, keepdims=keepdims)
+    assert (type(got), np.shape(got), np.asarray(got).dtype) == (type(want), np.shape(want),
+                                                                 np.asarray(want).dtype)  # fmt: skip
+    assert np.array_equal(got, want)
+    jitted = dp.jit(lambda x: fn(x, axis, keepdims=keepdims))
+    for _ in range(2):
+        assert np.array_equal(jitted(x), want) and np.asarray(jitted(x)).dtype == np.bool_
+    if x.ndim == 2 and x.shape[0]:
+        batched = dp.vmap(lambda r: fn(r, None, keepdims=keepdims))(x)
+        assert np.array_equal(batched, [reference(r, keepdims=keepdims) for r in x])
+    if x.dtype.kind == "f" and x.size and np.all(np.isfinite(x)):
+        f = lambda x: dnp.sum(x**2) if fn(x > 1.0) else dnp.sum(3.0 * x)  # noqa: E731
+        branch = reference(x > 1.0)
+        np.testing.assert_allclose(dp.grad(f)(x), 2 * x if branch else np.full_like(x, 3.0))
+        np.testing.assert_allclose(dp.jit(dp.grad(f))(x), dp.grad(f)(x))
 
 
 def test_gradients_through_constant_valued_functions():

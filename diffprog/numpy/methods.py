@@ -210,7 +210,6 @@ def _batched_operators(dnp: Any) -> dict[str, Any]:
         **{f"__r{name}__": reflected(prim) for name, prim in (
             ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
         "__invert__": lambda s: invert(s),
-        "any": lambda s, axis=None, keepdims=False: dnp.count_nonzero(s, axis, keepdims=keepdims) > 0,
-        "all": lambda s, axis=None, keepdims=False: dnp.count_nonzero(
-            s == 0, axis, keepdims=keepdims) == 0,
+        "any": lambda s, axis=None, keepdims=False: dnp.any(s, axis, keepdims=keepdims),
+        "all": lambda s, axis=None, keepdims=False: dnp.all(s, axis, keepdims=keepdims),
     }  # fmt: skip

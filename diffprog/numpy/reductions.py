@@ -665,7 +665,19 @@ def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
                           keepdims=keepdims)  # fmt: skip
 
 
+def any(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy's name
+    """`numpy.any`: whether some entry is nonzero (NaN counts), a constant."""
+    return count_nonzero(a, axis, keepdims=keepdims) > 0
+
+
+def all(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:  # noqa: A001 - NumPy's name
+    """`numpy.all`: whether every entry is nonzero (NaN counts), a constant."""
+    a = as_array(a)
+    return count_nonzero(a == 0, axis, keepdims=keepdims) == 0
+
+
 __all__ = [
     "sum", "mean", "max", "min", "amax", "amin", "prod", "cumsum", "cumprod", "var", "std",
-    "average", "ptp", "nansum", "nanmean", "norm", "argmax", "argmin", "count_nonzero",
+    "average", "ptp", "nansum", "nanmean", "norm", "argmax", "argmin", "count_nonzero", "any",
+    "all",
 ]  # fmt: skip
