@@ -3,8 +3,10 @@
 Owns: `unary(name, impl, d)` and `binary(name, impl, dx, dy)` for elementwise ops, where the
 derivative `d(x, ans)` (or `dx(x, y, ans)`) is written in diffprog ops; the VJP is `g * d` and
 the JVP `t * d`. Also `axes_of`, the one place reduction axes are normalised (sorted), with
-NumPy's rules for an axis of a 0-d array, `one_axis` (one int axis), and
-`axis_tuple` (in the order given; NumPy's AxisError when out of bounds).
+NumPy's rules for an axis of a 0-d array, `one_axis` (one int axis: cumsum, sort,
+concatenate, repeat; NumPy's TypeError for True), `index_axis` (one axis as NumPy's
+normalize_axis_index takes it: stack, unstack, roll; True is 1), and `axis_tuple` (in the
+order given; NumPy's AxisError when out of bounds).
 Layer L4: imports L2.
 """
 
