@@ -227,6 +227,25 @@ def test_static_argnums_count_from_the_end_when_negative():
         jitted(np.ones(2), {"rate": 1.0})
 
 
+def test_a_static_argument_stays_static_passed_by_position_or_by_keyword():
+    """static_argnums and static_argnames name the same parameters, as in JAX: a static
+    argument passed by keyword, or a static name passed by position, reaches f as it is, a
+    constant of the recording (it was staged, an input read through guards)."""
+    seen = []
+
+    def f(x, rate=0.0):
+        seen.append(type(rate))
+        return x * math.exp(rate)
+
+    for jitted in (dp.jit(f, static_argnums=1), dp.jit(f, static_argnames="rate")):
+        np.testing.assert_allclose(jitted(np.ones(2), 0.5), np.exp(0.5))
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        np.testing.assert_allclose(jitted(np.ones(2)), 1.0)
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        assert jitted.stats["recordings"] == 3 and jitted.stats["guard_failures"] == 0
+    assert set(seen) == {float}
+
+
 def test_jit_decorates_a_method():
     """`@dp.jit` on a method binds like a function: the instance is the first argument (a
     constant of the recording, keyed by its hash; a registered dataclass is a pytree)."""

@@ -33,6 +33,7 @@ Layer L5: imports L0-L4.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 import warnings
 import zlib
@@ -223,9 +224,10 @@ class Jitted:
                  max_variants: int, fuse: bool = True, cuda_graph: bool = True) -> None:  # fmt: skip
         functools.update_wrapper(self, f)
         self.f = f
-        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self.static_argnums, self.static_argnames = _both_ways(f, nums, names)
         self.all_static_nonnegative = all(i >= 0 for i in self.static_argnums)
-        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if max_variants < 1:
             raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
         self.max_variants = max_variants
@@ -484,6 +486,22 @@ def _address_range(a: Any) -> tuple[int, int] | None:
     low = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
     high = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize
     return low, high
+
+
+def _both_ways(f: Callable[..., Any], nums: tuple, names: tuple) -> tuple[tuple, tuple]:
+    """static_argnums and static_argnames, each completed with the other's parameters that
+    can be passed both ways (as JAX does): a static argument passed by keyword, or a static
+    name passed by position, stays static."""
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return nums, names
+    both = [p.name if p.kind is p.POSITIONAL_OR_KEYWORD else None for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+    more_names = tuple(both[i] for i in nums if -len(both) <= i < len(both) and both[i] is not None)
+    more_nums = tuple(i for i, name in enumerate(both) if name is not None and name in names)
+    return (nums + tuple(i for i in more_nums if i not in nums),
+            names + tuple(n for n in more_names if n not in names))  # fmt: skip
 
 
 def _fingerprint(a: np.ndarray, copy: bool) -> bytes | int:
