@@ -165,3 +165,25 @@ def test_the_device_check_stops_cleanly_without_a_gpu(tmp_path):
     assert "no CUDA device: the GPU checks did not run" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr
     assert (tmp_path / "summary.txt").exists()
+
+
+def test_first_call_breakdown_adds_up_and_the_warm_run_loads_from_disk(tmp_path):
+    """benchmarks/first_call.py --tiny on W2: each phase is charged once (they add up to at
+    most the first call), the cold run types and compiles its kernels with numba, and the
+    warm run, on the same kernel cache, loads them instead (no typing, no lowering)."""
+    out = tmp_path / "first_call.json"
+    cmd = [sys.executable, os.path.join(BENCH, "first_call.py"), "--tiny", "--workloads", "W2",
+           "--replays", "2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out) as f:
+        result = json.load(f)["W2"]
+    cold, warm = result["cold"], result["warm"]
+    for r in (cold, warm):
+        assert r["kernels"] >= 1
+        wall = sum(w for w, _ in r["phases"].values())
+        assert 0 < wall <= r["first call"][0]
+        assert r["phases"]["record"][0] > 0 and r["replay median"] > 0
+    assert cold["phases"]["numba typing"][0] > 0 and cold["phases"]["numba lower"][0] > 0
+    assert warm["phases"]["numba typing"][0] == warm["phases"]["numba lower"][0] == 0
+    assert warm["phases"]["disk cache"][0] > 0

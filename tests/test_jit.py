@@ -3,6 +3,7 @@ follow the program's path, and the errors and counters users rely on."""
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 
@@ -196,6 +197,52 @@ def test_a_captured_array_changed_in_place_is_seen(n):
     w[-1] = 2.0
     assert jitted(np.ones(n)) == n + 1
     assert jitted.stats["recordings"] == 2 and jitted.stats["replays"] == 1
+
+
+@pytest.mark.parametrize("shape", [(), (1,)])
+def test_a_captured_scalar_array_changed_in_place_is_seen(shape):
+    """A 0-d or one-element array read from outside, in a fused chain (whose kernel took
+    its value when compiled): changed in place, the next call records anew rather than
+    replay the old value (it did, silently, for arrays of one element)."""
+    w = np.full(shape, 2.0)
+    f = lambda x: dnp.exp(x) * w + 1.0  # noqa: E731
+    g = dp.grad(lambda x: dnp.sum(f(x) * w))
+    jitted_f, jitted_g = dp.jit(f), dp.jit(g)
+    x = np.linspace(0.1, 1.0, 2000)
+    for _ in range(2):
+        jitted_f(x), jitted_g(x)
+    w[...] = 5.0
+    assert_same(jitted_f(x), f(x))
+    assert_same(jitted_g(x), g(x))
+
+
+def test_static_argnums_count_from_the_end_when_negative():
+    """static_argnums=-1 names the last positional argument, as in Python's indexing: it
+    reaches f as it is (a Python float f may hand to math), not staged."""
+    jitted = dp.jit(lambda x, rate: x * math.exp(rate), static_argnums=-1)
+    np.testing.assert_allclose(jitted(np.ones(2), 0.5), np.exp(0.5))
+    np.testing.assert_allclose(jitted(np.ones(2), 1.0), np.exp(1.0))
+    assert jitted.stats["recordings"] == 2
+    with pytest.raises(TypeError, match="static argument 1 is a dict"):
+        jitted(np.ones(2), {"rate": 1.0})
+
+
+def test_jit_decorates_a_method():
+    """`@dp.jit` on a method binds like a function: the instance is the first argument (a
+    constant of the recording, keyed by its hash; a registered dataclass is a pytree)."""
+
+    class Scaled:
+        def __init__(self, w):
+            self.w = w
+
+        @dp.jit
+        def __call__(self, x):
+            return dnp.sum(self.w * x)
+
+    a, b = Scaled(np.full(2, 2.0)), Scaled(np.full(2, 3.0))
+    assert a(np.ones(2)) == 4.0 and b(np.ones(2)) == 6.0 and a(np.ones(2)) == 4.0
+    assert Scaled.__call__.stats == {**Scaled.__call__.stats, "recordings": 2, "replays": 1}
+    assert dp.grad(a)(np.ones(2)).tolist() == [2.0, 2.0]
 
 
 def test_returned_constant_arrays_are_fresh_each_call():

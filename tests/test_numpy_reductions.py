@@ -334,12 +334,34 @@ def test_var_std_closed_form(ddof, axis):
     np.testing.assert_allclose(std(x, axis, ddof=ddof), np.std(x, axis, ddof=ddof), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("axis", [None, 1, (0, 2)], ids=str)
+def test_var_std_of_complex_values_are_real(axis, dtype):
+    """NumPy's var of complex z is the mean of |z - mean|^2 (real); its gradient (JAX's
+    convention) is 2 conj(z - mean) / (n - ddof); std's is conj(z - mean) / ((n - ddof) std)."""
+    z = make(np.random.default_rng(9), normal, (3, 4, 2), dtype)
+    tol = 1e-5 if dtype == np.complex64 else 1e-13
+    for ddof in (0, 1):
+        for f, np_f in ((var, np.var), (std, np.std)):
+            out, expected = f(z, axis, ddof=ddof, keepdims=True), np_f(z, axis, ddof=ddof, keepdims=True)
+            assert out.dtype == expected.dtype and out.shape == expected.shape
+            np.testing.assert_allclose(out, expected, rtol=tol)
+        n = z.size if axis is None else int(np.prod([z.shape[a] for a in np.atleast_1d(axis)]))
+        centered = z - np.mean(z, axis=axis, keepdims=True)
+        s = np.std(z, axis=axis, ddof=ddof, keepdims=True)
+        np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(var(z, axis, ddof=ddof)))(z),
+                                   2 * np.conj(centered) / (n - ddof), rtol=tol * 10)  # fmt: skip
+        np.testing.assert_allclose(dp.grad(lambda z: dnp.sum(std(z, axis, ddof=ddof)))(z),
+                                   np.conj(centered) / ((n - ddof) * s), rtol=tol * 10)  # fmt: skip
+    check_grads(lambda z: std(z, axis), (z,), order=2 if dtype == np.complex128 else 1)
+
+
 # --- norm: every ord, values against numpy.linalg.norm and derivatives ------------------------
 VECTOR_ORDS = [None, 2, 1, np.inf, -np.inf, 0, 3, 0.5, -1, 2.5]
 MATRIX_ORDS = [None, "fro", 1, -1, np.inf, -np.inf]
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES + [np.complex128], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", [None, 0, -1, 1, (1,)], ids=str)
 @pytest.mark.parametrize("ord", VECTOR_ORDS, ids=str)
@@ -352,13 +374,13 @@ def test_vector_norm(ord, axis, keepdims, dtype):
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-13)
     if ord == 0:  # a count: a constant, zero derivative
         kept = norm(x, 0, axis, True)
-        g = dp.grad(lambda x: dnp.sum(norm(x, 0, axis, True) * x))(x)
+        g = dp.grad(lambda x: dnp.sum(dnp.real(norm(x, 0, axis, True) * x)))(x)
         assert np.array_equal(g, np.broadcast_to(kept, x.shape))
         return
     check_grads(lambda x: norm(x, ord, axis, keepdims), (x,), order=2)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES + [np.complex128], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("keepdims", [False, True])
 @pytest.mark.parametrize("axis", [None, (0, 1), (1, 0), (2, 0), (-1, 1)], ids=str)
 @pytest.mark.parametrize("ord", MATRIX_ORDS, ids=str)

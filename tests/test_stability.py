@@ -305,3 +305,23 @@ def test_many_short_rows_derivatives(name):
     w = np.random.default_rng(5).normal(size=(36, 3))
     f = dnp.logsumexp if name == "logsumexp" else getattr(dnp, name)
     dp.testing.check_grads(lambda x: dnp.sum(f(x, axis=1)[:, None] * w), (x,), order=2)
+
+
+# --- sigmoid's left tail: relative accuracy, not just absolute ------------------------------
+@no_overflow
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sigmoid_left_tail_keeps_relative_accuracy(dtype):
+    """sigmoid(x) = e^x / (1 + e^x) and sigmoid'(x) = e^x / (1 + e^x)^2, both computed from
+    e^x without cancellation. 0.5 tanh(x / 2) + 0.5 (the old formula) gave exactly 0 below
+    -37, so log(sigmoid(x)) was -inf there and softplus'(x) = sigmoid(x) was 0."""
+    x = np.array([-30.0, -40.0, -60.0, -80.0] + ([-300.0, -700.0] if dtype == np.float64 else []),
+                 dtype=dtype)  # fmt: skip
+    tol = 1e-13 if dtype == np.float64 else 2e-7
+    e = np.exp(x.astype(np.float64))
+    exact, slope = e / (1.0 + e), e / (1.0 + e) ** 2
+    np.testing.assert_allclose(dnp.sigmoid(x), exact, rtol=tol)
+    np.testing.assert_allclose(dnp.log(dnp.sigmoid(x)), np.log(exact), rtol=tol)
+    np.testing.assert_allclose(dp.grad(lambda x: dnp.sum(dnp.softplus(x)))(x), exact, rtol=tol)
+    np.testing.assert_allclose(dp.grad(lambda x: dnp.sum(dnp.sigmoid(x)))(x), slope, rtol=tol)
+    np.testing.assert_allclose(dp.jit(dnp.sigmoid)(x), exact, rtol=tol)
+    np.testing.assert_allclose(dnp.sigmoid(-x), 1.0 / (1.0 + e), rtol=tol)  # the right tail

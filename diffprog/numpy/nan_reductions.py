@@ -28,8 +28,8 @@ from ._define import axes_of
 from .elementwise import bitwise_and, isnan, ufunc_where
 from .joins import as_array
 from .reductions import (
-    _mask, _masked, _root, _selected, _sum, _unsupported, max, mean, min, prod,
-    squared_deviations, std, sum, var,
+    _abs_squared, _mask, _masked, _root, _selected, _sum, _unsupported, max, mean, min, prod,
+    std, sum, var,
 )  # fmt: skip
 
 
@@ -143,7 +143,7 @@ def _nan_moment(name: str, a: Any, axis: Any, ddof: Any, keepdims: bool,
     dof = _selected(selected, a, axes, keepdims) - ddof
     bad = dof <= 0
     _warn_where(bad, "Degrees of freedom <= 0 for slice.")
-    variance = _sum(squared_deviations(d), axis=axes, keepdims=keepdims) / ufunc_where(bad, 1, dof)
+    variance = _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / ufunc_where(bad, 1, dof)
     return variance, bad
 
 

@@ -32,8 +32,8 @@ from ..errors import UnsupportedKeywordError
 from ._define import axes_of, kept_shape, nondifferentiable, one_axis
 from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
 from .batching import aligned, along_axes, elementwise
+from .complex_parts import conjugate, real
 from .elementwise import abs as _abs
-from .complex_parts import conj, real
 from .elementwise import maximum, ufunc_where
 from .joins import as_array, concatenate
 from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
@@ -437,16 +437,20 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int 
     axes = axes_of(axis, len(a.shape))
     mask = _mask("var", where, a)
     if mask is None:
-        d = squared_deviations(a - mean(a, axes, keepdims=True))
+        d = a - mean(a, axes, keepdims=True)
         dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
-        return _sum(d, axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
-    d = squared_deviations(_masked(a - mean(a, axes, keepdims=True, where=mask), mask, 0))
-    return _sum(d, axis=axes, keepdims=keepdims) / _selected(mask, a, axes, keepdims, ddof)
+        return _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
+    d = _masked(a - mean(a, axes, keepdims=True, where=mask), mask, 0)
+    return _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / _selected(mask, a, axes, keepdims,
+                                                                           ddof)  # fmt: skip
 
 
-def squared_deviations(d: Any) -> Any:
-    """|d|**2 entrywise: d * d, or for complex d its real |d|**2 (NumPy's var is real)."""
-    return real(d * conj(d)) if as_scalar(raw(d)).dtype.kind == "c" else d * d
+def _abs_squared(x: Any) -> Any:
+    """|x|^2 entrywise: x * x, or Re(x conj(x)) for a complex x (real, as NumPy's var and
+    norm compute it; smooth at 0, unlike abs(x) ** 2)."""
+    if as_scalar(raw(x)).dtype.kind != "c":
+        return x * x
+    return real(x * conjugate(x))
 
 
 def std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
@@ -504,7 +508,7 @@ def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> An
 def _two_norm(x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     # The gradient x / |x| is 0 at x = 0 exactly (a subgradient; the derivative does not
     # exist there), as optax's safe_norm does: finite, so one zero row cannot poison a batch.
-    return _root(_sum(x * x, axis=axes, keepdims=keepdims), p=2)
+    return _root(_sum(_abs_squared(x), axis=axes, keepdims=keepdims), p=2)
 
 
 def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A002
@@ -517,9 +521,9 @@ def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A
         return _max(_abs(x), **kw)
     if ord == -math.inf:
         return _min(_abs(x), **kw)
-    if ord == 0:  # a count of the nonzero entries: a constant, in x's dtype as in NumPy
+    if ord == 0:  # a count of the nonzero entries: a constant, in x's real dtype as in NumPy
         r = raw(x)
-        return (r != 0).astype(r.dtype).sum(axis=axis, keepdims=keepdims)
+        return (r != 0).astype(r.real.dtype).sum(axis=axis, keepdims=keepdims)
     if ord == 1:
         return _sum(_abs(x), **kw)
     return _root(_sum(_abs(x) ** float(ord), **kw), p=float(ord))

@@ -33,6 +33,7 @@ Layer L5: imports L0-L4.
 from __future__ import annotations
 
 import functools
+import types
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -150,9 +151,9 @@ class Signature:
     __slots__ = ("key", "inputs", "leaves", "treedef", "xp")
 
     def __init__(self, jitted: Jitted, args: tuple, kwargs: dict) -> None:
-        nums, names = jitted.static_argnums, jitted.static_argnames
+        nums, names = jitted.static_positions(len(args)), jitted.static_argnames
         if nums or names:
-            static_args = tuple((i, args[i]) for i in nums if i < len(args))
+            static_args = tuple((i, args[i]) for i in nums if 0 <= i < len(args))
             static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in names))
             dynamic = (tuple(None if i in nums else a for i, a in enumerate(args)),
                        {k: v for k, v in kwargs.items() if k not in names})  # fmt: skip
@@ -189,7 +190,8 @@ class Signature:
     def rebuild(self, jitted: Jitted, args: tuple, kwargs: dict, leaves: list) -> tuple:
         """The call's (args, kwargs) with the dynamic leaves replaced by `leaves`."""
         dyn_args, dyn_kwargs = tree.unflatten(self.treedef, leaves)
-        new_args = tuple(a if i in jitted.static_argnums else d
+        static = jitted.static_positions(len(args))
+        new_args = tuple(a if i in static else d
                          for i, (a, d) in enumerate(zip(args, dyn_args)))  # fmt: skip
         return new_args, {**kwargs, **dyn_kwargs}
 
@@ -213,6 +215,7 @@ class Jitted:
         functools.update_wrapper(self, f)
         self.f = f
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.all_static_nonnegative = all(i >= 0 for i in self.static_argnums)
         self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if max_variants < 1:
             raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
@@ -225,6 +228,18 @@ class Jitted:
         self.last_eager_reason = ""
         #: why the last replay on CuPy did not launch a CUDA graph ("" if it did)
         self.last_uncaptured_reason = ""
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """`@dp.jit` on a method: the instance is the call's first argument (a pytree if its
+        class is registered, else a constant of the recording, keyed by its hash)."""
+        return self if instance is None else types.MethodType(self, instance)
+
+    def static_positions(self, n_args: int) -> tuple[int, ...]:
+        """`static_argnums` as positions in a call with `n_args` positional arguments
+        (negative ones count from the end, as in Python's indexing)."""
+        if self.all_static_nonnegative:  # (the common case, without the scan)
+            return self.static_argnums
+        return tuple(i + n_args if i < 0 else i for i in self.static_argnums)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if tracing() or debug_nans_on():  # inside another transform: run inline, as it is
@@ -394,7 +409,7 @@ def _user_constants(graph: Graph) -> list:
     for node in graph.nodes():
         if not node.backward:
             for a in node.args:
-                if type(a) is Const and type(a.value) is np.ndarray and a.value.size > 1:
+                if type(a) is Const and type(a.value) is np.ndarray:  # 0-d ones too
                     seen[id(a.value)] = a.value
     return list(seen.values())
 
@@ -438,8 +453,8 @@ def _name(f: Any) -> str:
 
 
 def _unhashable(jitted: Jitted, args: tuple, kwargs: dict, sig: Signature) -> str:
-    for i in jitted.static_argnums:
-        if i < len(args):
+    for i in jitted.static_positions(len(args)):
+        if 0 <= i < len(args):
             try:
                 hash(args[i])
             except TypeError:
