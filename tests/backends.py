@@ -421,7 +421,7 @@ def assert_fused_close(got: Any, want: Any, narrow: bool = False, scale: Any = N
     own largest |entry|. `narrow` (computed through float32 from values of order 1 or
     more, whose rounding a cancellation leaves in a small result): float32's, with the
     scale at least 1."""
-    wide = np.result_type(want).itemsize >= 8 and not narrow
+    wide = _wide(np.result_type(want)) and not narrow  # (complex64 has float32 parts)
     scale = result_scale(want) if scale is None else scale
     scale = max(scale, 1.0 if narrow else 0.0)
     rtol = 1e-12 if wide else 1e-5
