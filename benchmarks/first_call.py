@@ -222,5 +222,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, HERE)
+    sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's diffprog, not an installed one
     main()
