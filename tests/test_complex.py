@@ -14,7 +14,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import NUMPY, on_gpu, under_jit, under_vmap
+from backends import NUMPY, check_jit, on_gpu, under_jit, under_vmap
 from diffprog.testing import check_grads
 
 RNG = np.random.default_rng(0)
@@ -410,3 +410,53 @@ def test_det_of_singular_complex_matrices_gives_the_cofactors():
     check_grads(dnp.linalg.det, (a,), order=2)
     a[1] = 0  # rank 1: every cofactor is 0, the second derivative is not
     check_grads(dnp.linalg.det, (a,), order=2)
+
+
+# name -> a write into w (complex, shape (3,)) through its parts, given y (real, shape (3,))
+PART_WRITES = {
+    "real_slice": lambda w, y: w.real.__setitem__(slice(1, None), y[:2]),
+    "imag_item": lambda w, y: w.imag.__setitem__(0, y[1] * y[0]),
+    "real_attribute": lambda w, y: setattr(w, "real", y**2),
+    "imag_attribute": lambda w, y: setattr(w, "imag", y[0]),
+    "real_in_place": lambda w, y: w.real.__imul__(y),
+    "np_imag_view": lambda w, y: np.imag(w).__setitem__(slice(None), y),
+    "view_sees_base_write": lambda w, y: (lambda r: (w.__setitem__(1, y[0] + 1j),
+                                                     r.__imul__(y)))(w.real),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("name", sorted(PART_WRITES))
+def test_writes_through_real_and_imag_views(name):
+    """x.real and x.imag of a complex array are views, as in NumPy: writes into them (and
+    x.real = v, x.imag = v) reach x, with the derivative of what NumPy computes (a value
+    written into the imaginary part enters as 1j * v)."""
+    def f(z, y, xp_sum):
+        w = z * 1.0
+        PART_WRITES[name](w, y)
+        return xp_sum(np.abs(w) ** 2) + xp_sum(w.real * y + w.imag), w
+
+    z, y = Z[0].copy(), RNG.normal(size=3)
+    want = f(z.copy(), y.copy(), np.sum)
+    got = dp.jvp(lambda z, y: f(z, y, dnp.sum), (z, y), (z, y))[0]
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-13)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-13)
+    loss = lambda z, y: f(z, y, dnp.sum)[0]  # noqa: E731
+    check_grads(loss, (z, y), order=2)
+    check_jit(loss, (z, y))
+    batch = dp.vmap(loss)(np.stack([z, 2 * z]), np.stack([y, -y]))
+    np.testing.assert_allclose(batch, [f(z, y, np.sum)[0], f(2 * z, -y, np.sum)[0]], rtol=1e-13)
+
+
+def test_part_writes_of_real_arrays_are_numpys():
+    def f(x, y):
+        w = x * 1.0
+        w.real = y  # all of a real w
+        w.real[0] = 5 * y[1]
+        return dnp.sum(w * w)
+
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([4.0, 2.0, -1.0])
+    gx, gy = dp.grad(f, argnums=(0, 1))(x, y)  # w = (5 y1, y1, y2): x is overwritten
+    assert np.array_equal(gx, np.zeros(3))
+    np.testing.assert_allclose(gy, [0.0, 52 * 2.0, -2.0])
+    with pytest.raises(TypeError, match="does not have imaginary part to set"):
+        dp.grad(lambda x: (setattr(x, "imag", 1.0), dnp.sum(x))[1])(x)

@@ -177,6 +177,48 @@ def test_custom_jvp_wrong_tangent_structure_is_named():
         dp.jvp(g, (np.ones(2),), (np.ones(2),))
 
 
+def test_custom_rules_take_keyword_arguments_by_position():
+    """A keyword argument reaches fwd, bwd and the JVP rule as if passed by position (with
+    the defaults of any it skips); a keyword-only one is refused, named (both raised a
+    TypeError about `_Custom.__call__`)."""
+
+    @dp.custom_vjp
+    def power(x, p=2.0):
+        return x**p
+
+    power.defvjp(lambda x, p=2.0: (x**p, (x, p)),
+                 lambda res, g: (g * res[1] * res[0] ** (res[1] - 1), g * res[0] ** res[1] * dnp.log(res[0])))
+
+    @dp.custom_jvp
+    def power_j(x, p=2.0):
+        return x**p
+
+    power_j.defjvp(lambda pr, t: (power_j(*pr), t[0] * pr[1] * pr[0] ** (pr[1] - 1) + t[1] * pr[0] ** pr[1] * dnp.log(pr[0])))
+    for f in (power, power_j):
+        assert f(2.0, p=3.0) == 8.0
+        assert dp.grad(f)(2.0, p=3.0) == 12.0
+        assert dp.grad(lambda p: f(2.0, p=p))(3.0) == 8.0 * np.log(2.0)
+        assert dp.grad(f)(2.0, 2.0) == 4.0
+        np.testing.assert_allclose(dp.vmap(dp.grad(lambda x: f(x, p=3.0)))(np.array([1.0, 2.0])), [3.0, 12.0])
+    np.testing.assert_allclose(dp.jvp(lambda x: power_j(x, p=3.0), (2.0,), (1.0,)), (8.0, 12.0))
+
+    @dp.custom_vjp
+    def scaled(x, *, by):
+        return x * by
+
+    with pytest.raises(TypeError, match="scaled: keyword-only argument.*'by'"):
+        scaled(1.0, by=2.0)
+    with pytest.raises(TypeError, match="power: .*unexpected keyword argument 'q'"):
+        power(1.0, q=2.0)
+
+    @dp.custom_jvp
+    def affine(x, a=2.0, b=0.0):
+        return a * x + b
+
+    affine.defjvp(lambda pr, t: (affine(*pr), pr[1] * t[0] + pr[0] * t[1] + t[2]))
+    assert affine(1.0, b=1.0) == 3.0 and dp.grad(lambda b: affine(1.0, b=b))(1.0) == 1.0
+
+
 # --- checkpoint -----------------------------------------------------------------------------
 def _block(x):
     for _ in range(10):
@@ -201,6 +243,15 @@ def test_checkpoint_composes_with_higher_order_and_pytrees():
     block = dp.checkpoint(lambda p, x: {"y": dnp.tanh(p["w"] * x) + p["b"]})
     f = lambda p, x: dnp.sum(block(p, x)["y"] ** 2)  # noqa: E731
     check_grads(f, ({"w": np.array([0.5, -0.2]), "b": 0.3}, np.array([1.0, 2.0])), order=2)
+
+
+def test_checkpoint_takes_keyword_arguments_and_differentiates_them():
+    block = dp.checkpoint(lambda x, p=2.0: x**p)
+    assert block(2.0, p=3.0) == 8.0
+    assert dp.grad(block)(2.0, p=3.0) == 12.0
+    assert dp.grad(lambda p: block(2.0, p=p))(3.0) == 8.0 * np.log(2.0)
+    assert dp.grad(dp.grad(lambda p: block(2.0, p=p)))(3.0) == pytest.approx(8.0 * np.log(2.0) ** 2)
+    check_grads(lambda x, p: block(x, p=p), (1.5, 2.5), order=2)
 
 
 def _backward_peak(f, x):

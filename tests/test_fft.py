@@ -49,6 +49,13 @@ CASES = {
     "fftshift": (lambda m, a: m.fftshift(a), False, (3, 4)),
     "ifftshift_axes": (lambda m, a: m.ifftshift(a, axes=1), True, (3, 5)),
     "roundtrip": (lambda m, a: m.irfft(m.rfft(a) * (0.5 - 1j), n=6), True, (2, 6)),
+    # an axis named twice is transformed twice, each time to its own size (NumPy's order)
+    "fftn_repeated_axis_s": (lambda m, a: m.fftn(a, s=(3, 5), axes=(0, 0)), False, (4, 3)),
+    "ifft2_repeated_negative": (lambda m, a: m.ifft2(a, axes=(-1, 1), norm="ortho"), False, (2, 3)),
+    "rfftn_repeated_axes": (lambda m, a: m.rfftn(a, s=(4, 3, 6), axes=(1, 0, 1)), True, (3, 5)),
+    "irfftn_repeated_axes": (lambda m, a: m.irfftn(a, s=(3, 5, 4), axes=(0, 1, 0)), False, (2, 3)),
+    "fftn_s_minus_one_whole_axis": (lambda m, a: m.fftn(a, s=(-1, 5), axes=(0, 1)), False, (3, 4)),
+    "fftshift_repeated_axes": (lambda m, a: m.fftshift(a, axes=(1, -1, 0)), True, (3, 5)),
 }  # fmt: skip
 DTYPES = [np.float64, np.float32]
 
@@ -130,6 +137,9 @@ def test_bad_arguments_are_named():
         F.fftn(np.ones((2, 2)), s=(2,), axes=(0, 1))
     with pytest.raises(ValueError, match="invalid number of data points"):
         F.irfft(np.ones(1))
+    for n in (0, -1):  # (in s=, -1 is the whole axis; n has no such value, as in NumPy)
+        with pytest.raises(ValueError, match=rf"Invalid number of FFT data points \({n}\)"):
+            F.rfft(np.ones(4), n=n)
     with pytest.raises(ValueError, match="no axes to transform"):
         F.fft(np.float64(1.0))
 test_fft_under_vmap = under_vmap(test_fft)

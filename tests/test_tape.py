@@ -78,6 +78,23 @@ def test_nested_tapes_give_second_derivatives():
     assert d2 == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_an_outer_tape_differentiates_what_an_inner_tape_recorded(persistent):
+    """A value computed inside a closed inner tape, from a value the outer one watches, is
+    a target of the outer tape like any other (its gradient was silently zero)."""
+    x0 = np.array([1.0, 2.0])
+    with dp.Tape(persistent=persistent) as outer:
+        x = outer.watch(x0)
+        with dp.Tape() as inner:
+            x2 = inner.watch(x)
+            y = {"cube": dnp.sum(x2**3), "g": None}
+        g = inner.gradient(y["cube"], x2)
+        both = (y, dnp.sum(g))
+    np.testing.assert_allclose(outer.gradient(both, x), 3.0 * x0**2 + 6.0 * x0)
+    if persistent:
+        np.testing.assert_allclose(outer.gradient(y["cube"], x), 3.0 * x0**2)
+
+
 def test_tape_agrees_with_grad():
     f = lambda p: dnp.sum(dnp.tanh(p["W"] @ p["x"]))  # noqa: E731
     params = {"W": np.arange(6.0).reshape(2, 3) / 10, "x": np.array([1.0, -1.0, 0.5])}

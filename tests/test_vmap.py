@@ -585,6 +585,26 @@ def test_jacobians_and_hessians_are_one_batched_sweep():
     np.testing.assert_allclose(h, np.stack(rows), rtol=1e-12, atol=1e-14)
 
 
+def test_an_empty_batch_and_jacobians_of_empty_outputs():
+    """A batch of no examples gives empty results of the right shape and dtype in every
+    composition; so does jacrev of an empty output, which is one (found: both raised
+    IndexError making an example of an empty batch)."""
+    f = lambda x: dnp.sum(x**3)  # noqa: E731
+    for dtype in (np.float64, np.float32):
+        xs = np.ones((0, 3), dtype)
+        for program, shape in ((dp.grad(f), (0, 3)), (dp.hessian(f), (0, 3, 3)),
+                               (dp.jacrev(lambda x: x * 2.0), (0, 3, 3)), (f, (0,))):  # fmt: skip
+            out = dp.vmap(program)(xs)
+            assert out.shape == shape and out.dtype == dtype, (program, out.shape, out.dtype)
+        assert dp.grad(lambda x: dnp.sum(dp.vmap(f)(x)))(xs).shape == (0, 3)
+    params = {"p": np.ones(3), "q": 2.0}
+    for jac in (dp.jacrev, dp.jacfwd):
+        J = jac(lambda d: {"a": d["p"][:0] * d["q"], "b": d["p"] * d["q"]})(params)
+        assert J["a"]["p"].shape == (0, 3) and J["a"]["q"].shape == (0,), jac
+        np.testing.assert_array_equal(J["b"]["p"], 2.0 * np.eye(3))
+        assert jac(lambda x: x * 2.0)(np.ones(0)).shape == (0, 0)
+
+
 # --- dp.nn under vmap ----------------------------------------------------------------------------
 _CONV = dp.nn.conv2d_init(np.random.default_rng(4), 1, 2, 3, dtype=np.float64)
 NN = {

@@ -15,10 +15,13 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
-from ..backend import register_wrapper
+import numpy as np
+
+from ..backend import namespace_of, register_wrapper
 from ..core.edge import broadcast_to
 from ..core.primitive import IndexedPrimitive
 from ..core.trace import Trace, Tracer, calling_instruction, raw, unwrapped, user_line
@@ -49,7 +52,11 @@ class BatchTracer(Tracer):
     def example(self) -> Any:
         """One example's raw array (its type, dtype and shape; not its values)."""
         whole = unwrapped(self.value)
-        return whole[0] if len(whole) else whole.reshape(whole.shape[1:] + (0,))[..., 0]
+        if len(whole):
+            return whole[0]
+        xp = namespace_of((whole,))  # an empty batch: a new array, on the batch's device
+        with whole.device if xp is not np else contextlib.nullcontext():
+            return xp.empty_like(whole, shape=whole.shape[1:])
 
     def stripped(self) -> BatchTracer:
         """This batch with every differentiating tracer layer below it removed (`raw`)."""

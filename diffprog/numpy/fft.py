@@ -4,7 +4,8 @@ Owns three primitives and the functions built on them: `c2c` (fftn / ifftn over 
 `rfft` (real input, half spectrum along one axis) and `irfft` (half spectrum to a real
 signal of n points along one axis). fft, ifft, fft2, ifft2, fftn, ifftn, rfft, irfft,
 rfft2, irfft2, rfftn, irfftn, hfft and ihfft compose them with crops and zero pads (`n=` /
-`s=`); fftshift and ifftshift are rolls; fftfreq and rfftfreq are constants
+`s=`; an axis named twice in `axes` is transformed twice, as in NumPy); fftshift and
+ifftshift are rolls; fftfreq and rfftfreq are constants
 (differentiable in a traced `d`).
 
 Each transform is R-linear, so its JVP is itself applied to the tangent, and its VJP is its
@@ -25,7 +26,7 @@ import numpy as np
 
 from ..core.primitive import Primitive
 from ..core.trace import Tracer
-from ._define import axis_tuple
+from ._define import index_axis
 from .batching import along_axes
 from .complex_parts import conjugate
 from .indexing import pad
@@ -77,13 +78,13 @@ def fft(a: Any, n: int | None = None, axis: int = -1,
     >>> dnp.fft.fft(np.array([1.0, 0.0, 0.0, 0.0]))
     array([1.+0.j, 1.+0.j, 1.+0.j, 1.+0.j])
     """
-    return _fftn_of(a, None if n is None else (n,), (axis,), norm, out, False, "fft")
+    return _fftn_of(a, _sizes(n), (axis,), norm, out, False, "fft")
 
 
 def ifft(a: Any, n: int | None = None, axis: int = -1,
          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.ifft`: the inverse of fft along `axis`."""
-    return _fftn_of(a, None if n is None else (n,), (axis,), norm, out, True, "ifft")
+    return _fftn_of(a, _sizes(n), (axis,), norm, out, True, "ifft")
 
 
 def fft2(a: Any, s: Any = None, axes: Any = (-2, -1),
@@ -115,14 +116,14 @@ def rfft(a: Any, n: int | None = None, axis: int = -1,
          norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.rfft`: the transform of a real signal, its n // 2 + 1 non-negative
     frequencies."""
-    return rfftn(a, None if n is None else (n,), (axis,), norm, out)
+    return rfftn(a, _sizes(n), (axis,), norm, out)
 
 
 def irfft(a: Any, n: int | None = None, axis: int = -1,
           norm: str | None = None, out: Any = None) -> Any:
     """`numpy.fft.irfft`: the real signal of `n` points (default 2 (m - 1)) whose rfft is the
     half spectrum `a` (the imaginary parts of its zero and Nyquist bins are ignored)."""
-    return irfftn(a, None if n is None else (n,), (axis,), norm, out)
+    return irfftn(a, _sizes(n), (axis,), norm, out)
 
 
 def rfftn(a: Any, s: Any = None, axes: Any = None,
@@ -131,11 +132,9 @@ def rfftn(a: Any, s: Any = None, axes: Any = None,
     _no_out("rfftn", out)
     a = as_array(a)
     axes, sizes = _axes_and_sizes(a, s, axes, "rfftn")
-    for ax, size in zip(axes, sizes):
-        a = _fit(a, size, ax)
     norm = _norm(norm)
-    y = _rfft(a, axis=axes[-1], norm=norm)
-    return c2c(y, axes=axes[:-1], norm=norm, inverse=False) if len(axes) > 1 else y
+    y = _rfft(_fit(a, sizes[-1], axes[-1]), axis=axes[-1], norm=norm)
+    return _c2c_along(y, axes[:-1], sizes[:-1], norm, inverse=False, last_first=True)
 
 
 def irfftn(a: Any, s: Any = None, axes: Any = None,
@@ -150,10 +149,7 @@ def irfftn(a: Any, s: Any = None, axes: Any = None,
     if sizes[-1] < 1:
         raise ValueError(f"irfftn: invalid number of data points ({sizes[-1]}) specified")
     norm = _norm(norm)
-    for ax, size in zip(axes[:-1], sizes[:-1]):
-        a = _fit(a, size, ax)
-    if len(axes) > 1:
-        a = c2c(a, axes=axes[:-1], norm=norm, inverse=True)
+    a = _c2c_along(a, axes[:-1], sizes[:-1], norm, inverse=True, last_first=False)
     a = _fit(a, sizes[-1] // 2 + 1, axes[-1])
     return _irfft(a, axis=axes[-1], n=sizes[-1], norm=norm)
 
@@ -210,18 +206,33 @@ def _fftn_of(a: Any, s: Any, axes: Any, norm: Any, out: Any, inverse: bool, name
     _no_out(name, out)
     a = as_array(a)
     axes, sizes = _axes_and_sizes(a, s, axes, name)
-    for ax, size in zip(axes, sizes):
-        a = _fit(a, size, ax)
-    return c2c(a, axes=axes, norm=_norm(norm), inverse=inverse)
+    return _c2c_along(a, axes, sizes, _norm(norm), inverse, last_first=True)
+
+
+def _c2c_along(a: Any, axes: tuple[int, ...], sizes: tuple[int, ...], norm: str, inverse: bool,
+               last_first: bool) -> Any:  # fmt: skip
+    """The transforms along `axes`, each after cropping or padding its axis to its size: one
+    c2c over all of them when they are distinct; else one per axis, in NumPy's order (the
+    last axis first for fftn and rfftn, the first first for irfftn), since an axis named
+    twice is transformed twice, each time at its own size."""
+    if len(set(axes)) == len(axes):
+        for ax, size in zip(axes, sizes):
+            a = _fit(a, size, ax)
+        return c2c(a, axes=axes, norm=norm, inverse=inverse) if axes else a
+    order = tuple(zip(axes, sizes))
+    for ax, size in reversed(order) if last_first else order:
+        a = c2c(_fit(a, size, ax), axes=(ax,), norm=norm, inverse=inverse)
+    return a
 
 
 def _axes_and_sizes(a: Any, s: Any, axes: Any, name: str
                     ) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
-    """NumPy's defaults: axes all (or the last len(s)); sizes the axes' lengths."""
+    """NumPy's defaults: axes all (or the last len(s)); sizes the axes' lengths (also where
+    s says -1). An axis may be named more than once, as in NumPy."""
     ndim = len(a.shape)
     if axes is None:
         axes = tuple(range(ndim)) if s is None else tuple(range(ndim - len(s), ndim))
-    axes = axis_tuple(axes, ndim) if ndim else ()
+    axes = _axis_list(axes, ndim) if ndim else ()
     if not axes:
         raise ValueError(f"{name}: no axes to transform (an array of shape {tuple(a.shape)})")
     if s is None:
@@ -229,6 +240,7 @@ def _axes_and_sizes(a: Any, s: Any, axes: Any, name: str
     sizes = tuple(operator.index(n) for n in s)
     if len(sizes) != len(axes):
         raise ValueError(f"{name}: s={tuple(s)} and axes={axes} have different lengths")
+    sizes = tuple(a.shape[ax] if n == -1 else n for ax, n in zip(axes, sizes))
     if any(n < 1 for n in sizes):
         raise ValueError(f"{name}: invalid number of data points in s={sizes}; each must be "
                          ">= 1")
@@ -245,6 +257,21 @@ def _fit(a: Any, n: int, axis: int) -> Any:
     widths = [(0, 0)] * len(a.shape)
     widths[axis] = (0, n - size)
     return pad(a, widths)
+
+
+def _sizes(n: Any) -> tuple[int] | None:
+    """The `s` of a 1-D transform's `n` (which, unlike s, has no -1 for the whole axis)."""
+    if n is None:
+        return None
+    if operator.index(n) < 1:
+        raise ValueError(f"Invalid number of FFT data points ({n}) specified.")
+    return (operator.index(n),)
+
+
+def _axis_list(axes: Any, ndim: int) -> tuple[int, ...]:
+    """`axes` (an int or a sequence) as non-negative ints in the order given, repeats kept."""
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    return tuple(index_axis(ax, ndim) for ax in axes)
 
 
 def _take(a: Any, start: int, stop: int, axis: int) -> Any:
@@ -268,8 +295,10 @@ def _no_out(name: str, out: Any) -> None:
 def _shift(x: Any, axes: Any, sign: int) -> Any:
     x = as_array(x)
     ndim = len(x.shape)
-    axes = tuple(range(ndim)) if axes is None else axis_tuple(axes, ndim)
-    return roll(x, tuple(sign * (x.shape[ax] // 2) for ax in axes), axes)
+    shifts: dict[int, int] = {}  # an axis named twice is rolled twice, as in NumPy
+    for ax in tuple(range(ndim)) if axes is None else _axis_list(axes, ndim):
+        shifts[ax] = shifts.get(ax, 0) + sign * (x.shape[ax] // 2)
+    return roll(x, tuple(shifts.values()), tuple(shifts))
 
 
 def _freq(numpy_freq: Any, n: int, d: Any, device: Any) -> Any:

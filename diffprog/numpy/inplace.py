@@ -49,12 +49,14 @@ from ..core.primitive import (
 )
 from ..core.trace import Tracer, as_scalar, raw, top_trace, unwrapped
 from .batching import aligned, elementwise
+from .complex_parts import imag, real
 from .elementwise import bitwise_and, bitwise_or, equal, greater_equal, less, ufunc_where
 from .indexing import _diagonal, take
 from .manipulation import _batched_index, _getitem, _is_basic, _reshape, _transpose
 from .reductions import count_nonzero, cumsum
 
 #: A view operation: ("index", basic index tuple), ("reshape", shape), ("transpose", axes),
+#: the parts ("real", None) and ("imag", None) (of a complex array: views of its memory),
 #: NumPy's read-only views ("diagonal", (offset, axis1, axis2)), ("broadcast", shape), and
 #: ("copy", None), which is no view: a C-ordered copy (`x.copy()` of a non-contiguous x).
 Op = tuple
@@ -68,6 +70,7 @@ _PRIMITIVES = {  # kind -> (the primitive that records a read, its parameters fr
     "transpose": (_transpose, lambda a: {"axes": a}),
     "diagonal": (_diagonal, lambda a: {"offset": a[0], "axis1": a[1], "axis2": a[2]}),
     "broadcast": (broadcast_to, lambda a: {"shape": a}), "copy": (_copy, lambda a: {}),
+    "real": (real, lambda a: {}), "imag": (imag, lambda a: {}),
 }  # fmt: skip
 
 
@@ -82,6 +85,10 @@ def view_of(x: Any, op: Op) -> Any:
         return x.transpose(arg)
     if kind == "diagonal":
         return x.diagonal(*arg)
+    if kind == "real":
+        return x.real
+    if kind == "imag":
+        return x.imag
     if kind == "copy":
         with device_scope((x,)):
             return x.copy()
@@ -425,6 +432,8 @@ def _write_node(chain: tuple, index: tuple) -> JointNode:
         owned = _refs(gs[0]) == _ONE_HOLDER  # the sweep's tuple is the only other holder
         g = gs[0]
         picked = read(g, (*chain, ("index", index)))  # read first: then g may be zeroed
+        if any(op[0] == "imag" for op in chain):  # v went in as 1j * v: -Im(g) is its part
+            picked = -picked
         if not _is_basic(index):  # repeated indices: only the last write reaches the output
             picked = ufunc_where(_last_writes(vals[0], chain, index), picked, 0.0)
         return [write(g, chain, index, 0.0, owned), picked]

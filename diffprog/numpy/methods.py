@@ -1,9 +1,10 @@
 """Arithmetic and methods on tracers: `x + y`, `x[i]`, `x[i] = v`, `x += y`, `x.sum()`, `x.T`.
 
 Owns: the table of tracer methods, installed into core's Tracer by `install` together with
-NumPy's protocols from `dispatch`. The methods that make views (`x[i]`, `.T`, `.reshape`...)
-are view_functions.py's, so they behave like NumPy's views; in-place operators and `.sort()`
-write through `views.replace` / `setitem`, so views of the same data see the change.
+NumPy's protocols from `dispatch`. The methods that make views (`x[i]`, `.T`, `.reshape`,
+`.real`, `.imag`...) are view_functions.py's, so they behave like NumPy's views; in-place
+operators, `.sort()` and `x.real = v` / `x.imag = v` write through `views.replace` /
+`setitem`, so views of the same data see the change.
 Layer L4: imports L0, L2 and the other L4 modules.
 """
 
@@ -21,9 +22,10 @@ from ..core.edge import astype as _astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, as_scalar, install_operators, raw, unwrapped
 from ..errors import TracerConversionError
-from . import dispatch
+from . import dispatch, view_functions
 from . import manipulation as _manipulation
 from .assignment import setitem
+from .complex_parts import iscomplexobj
 from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert
 from .elementwise import round as _round
 from .inplace import read
@@ -114,6 +116,19 @@ def _flatten(self: Tracer, order: str = "C") -> Tracer:
     return _copy(out) if out is self else out
 
 
+def _set_real(self: Tracer, value: Any) -> None:
+    """`x.real = v`: v written into the real part (all of x for a real x), as NumPy's."""
+    setitem(view_functions.real(self), Ellipsis, value)
+
+
+def _set_imag(self: Tracer, value: Any) -> None:
+    """`x.imag = v`: v written into the imaginary part of a complex x, as NumPy's."""
+    if not iscomplexobj(self):
+        raise TypeError("array does not have imaginary part to set (x.imag = v needs a "
+                        f"complex x; x has dtype {np.dtype(self.dtype)}: cast it first)")  # fmt: skip
+    setitem(view_functions.imag(self), Ellipsis, value)
+
+
 def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
     """ndarray.sort sorts in place: the tracer is rebound to its sorted copy."""
     setitem(self, Ellipsis, sort(self, axis=axis, kind=kind, order=order))
@@ -177,8 +192,8 @@ def install(dnp: Any) -> None:
         "__round__": _round_builtin,
         "sort": _sort_in_place,
         "astype": _astype_method,
-        "real": property(lambda self: dnp.real(self)),
-        "imag": property(lambda self: dnp.imag(self)),
+        "real": property(lambda self: dnp.real(self), _set_real),
+        "imag": property(lambda self: dnp.imag(self), _set_imag),
         "conj": unary(dnp.conjugate), "conjugate": unary(dnp.conjugate),
         # ndarray methods that are the function of the same name with the array first
         **{name: getattr(dnp, name) for name in _SAME_AS_FUNCTION},

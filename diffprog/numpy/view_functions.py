@@ -1,6 +1,7 @@
 """The functions under NumPy's names whose results are views of their input, made views.
 
-Owns: basic indexing (ints, slices, Ellipsis, None: `x[i]`, dnp.getitem); reshape, ravel,
+Owns: basic indexing (ints, slices, Ellipsis, None: `x[i]`, dnp.getitem); real and imag
+(`x.real`, `x.imag`: views of a complex array's parts); reshape, ravel,
 squeeze, expand_dims and atleast_*d where NumPy's result is a view; transpose, swapaxes,
 moveaxis (and so .T, .mT); flip, fliplr, flipud, rot90; the split family; and NumPy's
 read-only views diagonal, diag and broadcast_to. Each computes its result with the primitive
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core.trace import Tracer, unwrapped
-from . import indexing, inplace
+from . import complex_parts, indexing, inplace
 from . import manipulation as m
 from ._define import axes_of
 from .inplace import Op
@@ -220,6 +221,28 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list:
     return _pieces(ary, indexing.dsplit(ary, indices_or_sections), 2, indices_or_sections)
 
 
+def real(val: Any) -> Any:
+    """`numpy.real`: the real part; of an array, a view of it (writes show through, as in
+    NumPy: `x.real[i] = v`, `x.real = v`)."""
+    out = complex_parts.real(val)
+    return _part_view(out, val, "real") if isinstance(val, Tracer) else out
+
+
+def imag(val: Any) -> Any:
+    """`numpy.imag`: the imaginary part; of a complex array, a view of it (as NumPy's; of a
+    real array, zeros that are no view)."""
+    out = complex_parts.imag(val)
+    if isinstance(val, Tracer) and complex_parts.iscomplexobj(val):
+        return _part_view(out, val, "imag")
+    return out
+
+
+def _part_view(out: Any, val: Tracer, part: str) -> Any:
+    if isinstance(unwrapped(out), (float, np.generic)):  # a scalar's part: no view
+        return out
+    return link(out, val, ((part, None),))
+
+
 # NumPy's read-only views: writes through them raise, as in NumPy; writes into their base show.
 def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     """`numpy.diagonal`: a read-only view of `a`'s diagonal."""
@@ -250,6 +273,6 @@ def broadcast_to(array: Any, shape: Any) -> Any:
 __all__ = [
     "array_split", "atleast_1d", "atleast_2d", "atleast_3d", "broadcast_to", "diag",
     "diagonal", "dsplit", "expand_dims", "flip", "fliplr", "flipud", "getitem", "hsplit",
-    "moveaxis", "ravel", "reshape", "rot90", "split", "squeeze", "swapaxes", "transpose",
-    "vsplit",
+    "imag", "moveaxis", "ravel", "real", "reshape", "rot90", "split", "squeeze", "swapaxes",
+    "transpose", "vsplit",
 ]  # fmt: skip

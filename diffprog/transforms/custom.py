@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -40,7 +41,9 @@ class _Custom:
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.batched_argnums: tuple[int, ...] = ()  # (over a batch: the nondiff ones batched)
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:  # the rules take arguments by position
+            args = _by_position(self.fun, self.__name__, args, kwargs)
         with self._noted([args[i] for i in self.nondiff_argnums if i < len(args)]):
             return self._call(*args)
 
@@ -279,7 +282,9 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     @functools.wraps(f)
-    def checkpointed(*args: Any) -> Any:
+    def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:  # differentiated like the positional arguments
+            return checkpoint(functools.wraps(f)(lambda args, kwargs: f(*args, **kwargs)))(args, kwargs)
         leaves, treedef = tree.flatten(args)
         trace = differentiating_trace(leaves)
         batched = _through_batch(args, leaves, trace, lambda axes: checkpoint(vmap(f, in_axes=axes)))
@@ -304,6 +309,24 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+def _by_position(fun: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> tuple:
+    """A call's arguments all by position, as if the keyword ones had been passed so (with
+    the defaults of any they skip): fwd, bwd and the JVP rule take arguments by position."""
+    try:
+        bound = inspect.signature(fun).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{name}: {e}") from None
+    if bound.kwargs:  # a keyword after a skipped default
+        bound.apply_defaults()
+    if bound.kwargs:
+        raise TypeError(
+            f"{name}: keyword-only argument(s) {', '.join(map(repr, bound.kwargs))} cannot reach "
+            "its custom rules, which take arguments by position; make them positional, or close "
+            "over them"
+        )
+    return bound.args
+
+
 def _through_batch(args: tuple, leaves: list[Any], trace: Any,
                    batched: Callable[[tuple], Any]) -> Any:  # fmt: skip
     """dp.vmap inside a differentiating transform (`trace`, or one whose tracers its batch

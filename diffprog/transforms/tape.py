@@ -18,7 +18,7 @@ from ..ad.boundary import Watched, adjoint_like, refuse_opaque_floats
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward, is_floating
 from ..backend import ones_like
 from ..core.gc_pause import Hold
-from ..core.trace import hidden, numpy_store_cause, open_trace, raw
+from ..core.trace import Tracer, hidden, numpy_store_cause, open_trace, raw
 from ..errors import DiffprogError
 from .core import cotangent_seeds
 
@@ -90,6 +90,7 @@ class Tape:
                 "this dp.Tape is not persistent and its gradient was already taken (that "
                 "freed it); create it with dp.Tape(persistent=True) to call gradient() again"
             )
+        target = tree.map(lambda t: _below_closed_tapes(t, trace), target)
         refuse_opaque_floats(tree.leaves(target), target, "tape.gradient: the target")
         if output_gradients is None:
             output_gradients = tree.map(_ones_or_none, target)
@@ -123,6 +124,15 @@ class Tape:
 
         pairs, treedef = tree.flatten_with_path(sources)
         return tree.unflatten(treedef, [adjoint(p, s) for p, s in pairs])
+
+
+def _below_closed_tapes(x: Any, trace: ReverseTrace) -> Any:
+    """`x` without the layers of the closed traces above `trace`: a value an inner tape
+    recorded, its block closed, is to the outer tape the value that tape recorded (it was
+    taken for a constant, its gradient silently zero)."""
+    while isinstance(x, Tracer) and x._trace.level > trace.level and not x._trace.alive:
+        x = x.value
+    return x
 
 
 def _ones_or_none(t: Any) -> Any:
