@@ -245,6 +245,26 @@ def test_jit_decorates_a_method():
     assert dp.grad(a)(np.ones(2)).tolist() == [2.0, 2.0]
 
 
+def test_outputs_alias_inputs_and_each_other_only_where_eager_ones_do():
+    """A replay's output that is an input, or another output, where eager's was a new array
+    (the optimizer removed `x * 1.0`, merged a repeated `x * 2.0`, found d sum(x * y) / dx =
+    y) is copied: writing into it changed the caller's input, or the other output."""
+    y = np.arange(3.0)
+    step = dp.jit(dp.value_and_grad(lambda x, y: dnp.sum(x * y)))
+    twice = dp.jit(lambda x: (x * 2.0, (x * 2.0).reshape(3, 1), x * 1.0))
+    same = dp.jit(lambda x: (x, x[1:], x * 2.0))  # eager's own aliases are kept
+    for _ in range(3):
+        _, g = step(np.ones(3), y)
+        assert not np.shares_memory(g, y)
+        a, b, c = twice(y)
+        assert not np.shares_memory(a, b) and not np.shares_memory(c, y)
+        a, b, _ = same(y)
+        assert a is y and np.shares_memory(b, y)
+    g[0] = 77.0
+    assert y[0] == 0.0
+    assert step.stats["replays"] == twice.stats["replays"] == same.stats["replays"] == 2
+
+
 def test_returned_constant_arrays_are_fresh_each_call():
     jitted = dp.jit(dp.grad(lambda x, y: dnp.sum(y), argnums=0))
     g1 = jitted(np.ones(2), np.ones(2))
