@@ -56,6 +56,26 @@ def test_grad_with_respect_to_an_int_argument_is_none():
     assert dp.grad(lambda p: dnp.sum(p["w"] * p["n"]))({"w": 2.0, "n": np.arange(3)})["n"] is None
 
 
+@pytest.mark.parametrize("jac", [dp.jacrev, dp.jacfwd, dp.hessian], ids=lambda j: j.__name__)
+def test_jacobians_refuse_arguments_without_a_float_as_grad_does(jac):
+    """An integer argument, or an unregistered dataclass holding floats, with nothing
+    floating beside it: refused, named (jacfwd returned None for both, jacrev and hessian
+    for the integer)."""
+
+    @dataclasses.dataclass
+    class Opaque:
+        w: np.ndarray
+
+    with raises(dp.UnsupportedLeafError, f"dp.{jac.__name__}: argument 0 (x) is an array of dtype int64",
+                "x.astype(float)"):  # fmt: skip
+        jac(lambda x: dnp.sum(x**2))(np.arange(3))
+    with raises(dp.UnsupportedLeafError, "argument 0", "unregistered dataclass", "register_dataclass"):
+        jac(lambda d: dnp.sum(d.w**2))(Opaque(np.ones(2)))
+    # beside a float leaf an integer is a constant, its blocks None
+    blocks = jac(lambda x, n: dnp.sum(x**2) * n, argnums=(0, 1))(np.ones(2), 3)[1]
+    assert blocks == ((None, None) if jac is dp.hessian else None)
+
+
 def test_complex_output_of_grad_is_refused_naming_the_ways_out():
     with raises(dp.NonScalarOutputError, "complex value (dtype complex128)", "dnp.abs(z) ** 2",
                 "holomorphic=True"):  # fmt: skip

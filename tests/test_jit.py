@@ -12,7 +12,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import check_jit, require_cupy
+from backends import _directions, check_jit, require_cupy
 from diffprog.errors import EscapedTracerError
 from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
 
@@ -243,6 +243,26 @@ def test_jit_decorates_a_method():
     assert a(np.ones(2)) == 4.0 and b(np.ones(2)) == 6.0 and a(np.ones(2)) == 4.0
     assert Scaled.__call__.stats == {**Scaled.__call__.stats, "recordings": 2, "replays": 1}
     assert dp.grad(a)(np.ones(2)).tolist() == [2.0, 2.0]
+
+
+def test_outputs_alias_inputs_and_each_other_only_where_eager_ones_do():
+    """A replay's output that is an input, or another output, where eager's was a new array
+    (the optimizer removed `x * 1.0`, merged a repeated `x * 2.0`, found d sum(x * y) / dx =
+    y) is copied: writing into it changed the caller's input, or the other output."""
+    y = np.arange(3.0)
+    step = dp.jit(dp.value_and_grad(lambda x, y: dnp.sum(x * y)))
+    twice = dp.jit(lambda x: (x * 2.0, (x * 2.0).reshape(3, 1), x * 1.0))
+    same = dp.jit(lambda x: (x, x[1:], x * 2.0))  # eager's own aliases are kept
+    for _ in range(3):
+        _, g = step(np.ones(3), y)
+        assert not np.shares_memory(g, y)
+        a, b, c = twice(y)
+        assert not np.shares_memory(a, b) and not np.shares_memory(c, y)
+        a, b, _ = same(y)
+        assert a is y and np.shares_memory(b, y)
+    g[0] = 77.0
+    assert y[0] == 0.0
+    assert step.stats["replays"] == twice.stats["replays"] == same.stats["replays"] == 2
 
 
 def test_returned_constant_arrays_are_fresh_each_call():
@@ -559,3 +579,17 @@ def test_on_cupy_a_numpy_scalar_cotangent_through_a_reduction_of_host_scalars_re
         np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
     assert ws == pytest.approx(0.3 * (np.cos(1.19) + 1.0 - np.tanh(1.19) ** 2), rel=1e-12)
     assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)
+
+
+def test_check_jit_draws_fresh_directions_for_each_case():
+    """check_jit's cotangent of a scalar output is drawn for each case (it was the first
+    draw of one seed, 0.00123, for every scalar program) and is at least 0.5 in size, so a
+    wrong sign or scale of the scalar path shows; the same case draws the same directions."""
+    x = np.linspace(0.5, 1.5, 3)
+    cases = [(lambda x: dnp.sum(x), x), (lambda x: dnp.sum(x * x), x), (lambda x: dnp.sum(x), 2 * x),
+             (lambda x: dnp.max(x), x)]  # fmt: skip
+    cotangents = [float(_directions(f, (a,))[0]) for f, a in cases]
+    assert len(set(cotangents)) == len(cases) and min(map(abs, cotangents)) >= 0.5
+    assert float(_directions(*cases[0][:1], (x,))[0]) == cotangents[0]
+    tangent = _directions(cases[1][0], (x,))[1][0]
+    assert tangent.shape == x.shape and np.all(np.abs(tangent) >= 0.5)

@@ -225,7 +225,7 @@ def _record(
     `tracer_maker(trace, i)` gives the `wrap(leaf_index, value)` that makes argument i's
     tracers (reverse mode: `trace.watch`). Returns (trace, watched inputs, output, aux).
     With `require_float`, watched arguments holding integers but no floating leaf at all are
-    refused before f runs (see `_refuse_integer_arguments`).
+    refused before f runs (see `refuse_integer_arguments`).
     f runs with the GPU of its arguments current (the forward-mode rules and f's own CuPy
     code compute on raw arrays, which CuPy runs on the current GPU).
     """
@@ -240,7 +240,7 @@ def _record(
             args[i] = watched.tree
             inputs.append(watched)
         if require_float and all(t is None for w in inputs for t in w.tracers):
-            _refuse_integer_arguments(f, inputs, argnums, origin)
+            refuse_integer_arguments(f, [w.tree for w in inputs], argnums, origin)
         with numpy_store_unwrapped():
             result = f(*args, **kwargs)
     if not has_aux:
@@ -277,15 +277,16 @@ def _argnums(argnums: int | Sequence[int], f: Callable[..., Any], nargs: int, or
     return nums
 
 
-def _refuse_integer_arguments(
-    f: Callable[..., Any], inputs: list[Watched], argnums: Sequence[int], origin: str
+def refuse_integer_arguments(
+    f: Callable[..., Any], chosen: Sequence[Any], argnums: Sequence[int], origin: str
 ) -> None:
-    """Called when no watched leaf is floating: raise, naming the first integer or bool
+    """Called when no leaf of the `chosen` arguments (args[argnums]) is floating: raise,
+    naming the first integer or bool
     leaf, which the caller surely meant to differentiate (`dp.grad(f)(3)`). An int leaf
     beside float leaves stays a constant with a None adjoint (API.md); leaves such as None
     or strings alone pass (their adjoints are None)."""
-    for w, i in zip(inputs, argnums):
-        for path, leaf in tree.flatten_with_path(w.tree)[0]:
+    for arg, i in zip(chosen, argnums):
+        for path, leaf in tree.flatten_with_path(arg)[0]:
             value = raw(leaf)
             dtype = getattr(value, "dtype", None)
             if isinstance(value, (bool, int, np.integer, np.bool_)):

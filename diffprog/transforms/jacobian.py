@@ -18,10 +18,10 @@ import numpy as np
 from .. import numpy as dnp
 from .. import tree
 from ..backend import device_scope, namespace_of
-from ..ad.boundary import FLOAT, leaf_kind
+from ..ad.boundary import FLOAT, leaf_kind, refuse_opaque_floats
 from ..core.trace import raw, unwrapped
 from ..errors import UnsupportedLeafError
-from .core import _argnums, as_tuples, grad, jvp, stop_gradient, vjp
+from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, stop_gradient, vjp
 from .vmap import vmap
 
 
@@ -40,6 +40,7 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
     @functools.wraps(f)
     def jac_f(*args: Any) -> Any:
         nums = _argnums(argnums, f, len(args), "dp.jacrev")
+        _refuse_no_float(f, args, nums, "dp.jacrev")
         out, vjp_fn = vjp(_partial(f, args, nums), *(args[i] for i in nums))
         out_leaves, out_def = tree.flatten(out)
         blocks = []
@@ -77,6 +78,7 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
     @functools.wraps(f)
     def jac_f(*args: Any) -> Any:
         nums = _argnums(argnums, f, len(args), "dp.jacfwd")
+        _refuse_no_float(f, args, nums, "dp.jacfwd")
         primals = tuple(args[i] for i in nums)
         g = _partial(f, args, nums)
         flat, in_def = tree.flatten(primals)
@@ -132,7 +134,14 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    return jacfwd(jacrev(f, argnums, holomorphic), argnums, holomorphic)
+    of_gradient = jacfwd(jacrev(f, argnums, holomorphic), argnums, holomorphic)
+
+    @functools.wraps(f)
+    def hess_f(*args: Any) -> Any:
+        _refuse_no_float(f, args, _argnums(argnums, f, len(args), "dp.hessian"), "dp.hessian")
+        return of_gradient(*args)
+
+    return hess_f
 
 
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
@@ -172,6 +181,16 @@ def _partial(f: Callable[..., Any], args: Sequence[Any], nums: Sequence[int]) ->
         return f(*full)
 
     return g
+
+
+def _refuse_no_float(f: Callable[..., Any], args: Sequence[Any], nums: Sequence[int], origin: str) -> None:
+    """As dp.grad: arguments without a floating leaf are refused, naming an integer one or an
+    unregistered dataclass holding floats (the Jacobian was silently all None)."""
+    chosen = [args[i] for i in nums]
+    if not any(_is_float(leaf) for leaf in tree.leaves(chosen)):
+        for arg, i in zip(chosen, nums):
+            refuse_opaque_floats(tree.leaves(arg), arg, f"{origin}: argument {i}")
+        refuse_integer_arguments(f, chosen, nums, origin)
 
 
 def _is_float(x: Any) -> bool:

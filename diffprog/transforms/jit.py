@@ -48,6 +48,7 @@ from ..compile import cuda_graphs, fusion, kernels, layout, rows
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
+from ..core.gc_pause import gc_paused
 from ..core.trace import Tracer, open_trace, tracing
 from ..debug import debug_nans_on
 
@@ -91,10 +92,10 @@ class Variant:
     """One recorded path: its optimized graph, its replay, and how to rebuild the output."""
 
     __slots__ = ("graph", "replay", "out_def", "constants", "copies", "xp", "replays",
-                 "captured", "uncaptured")  # fmt: skip
+                 "captured", "uncaptured", "eager_aliases")  # fmt: skip
 
     def __init__(self, graph: Graph, xp: Any, out_def: Any, constants: list, fuse: bool,
-                 cuda_graph: bool) -> None:  # fmt: skip
+                 cuda_graph: bool, eager_aliases: set) -> None:  # fmt: skip
         self.graph = optimize(graph, xp)
         if fuse and (xp is not np or fusion_available()):  # numba for NumPy; CuPy's own kernels
             if xp is np:  # the kernels follow the layouts the products' forms give
@@ -113,6 +114,9 @@ class Variant:
         #: outputs that are constant arrays: copied per call, as eager makes new ones
         self.copies = [i for i, o in enumerate(self.graph.outputs)
                        if type(o) is Const and is_array(o.value)]  # fmt: skip
+        #: which outputs shared memory with an input or an earlier output in the eager call
+        #: (None once the first replay has added those that share more to `copies`)
+        self.eager_aliases: set | None = eager_aliases
         self.xp, self.replays = xp, 0
         self.captured: cuda_graphs.GraphReplay | None = None
         #: why replays run without a CUDA graph ("" while one may still be captured)
@@ -124,6 +128,12 @@ class Variant:
 
     def run(self, inputs: list) -> Any:
         out = self.launch(inputs)
+        if self.eager_aliases is not None:  # the first replay: an output that is (a view of)
+            # an input or another output where eager's was not, since the optimizer merged or
+            # removed what made it new (x * 1, a repeated x * 2), is copied on every replay
+            more = aliases(inputs, out, exact=False) - self.eager_aliases
+            self.copies = sorted(set(self.copies) | {i for _, i in more})
+            self.eager_aliases = None
         for i in self.copies:
             out[i] = out[i].copy()
         return tree.unflatten(self.out_def, out)
@@ -312,7 +322,14 @@ class Jitted:
     def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         """Run f eagerly under a staging trace: (the new variant, the call's result). The
         variant is None when f drew random numbers from NumPy's global generator or from a
-        Generator among its arguments: replaying would repeat those draws."""
+        Generator among its arguments: replaying would repeat those draws. The collector
+        pauses meanwhile: its passes would walk every node of the graph being optimized
+        and compiled, again and again (W6's 100,000-op chain: about 40% of a warm first
+        call)."""
+        with gc_paused():
+            return self._record(sig, args, kwargs)
+
+    def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         self.stats["recordings"] += 1
         generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
         before = [_draw_state(g) for g in generators]
@@ -341,7 +358,7 @@ class Jitted:
         with device_scope(sig.input_values()):  # fusion checks its kernels on the inputs' GPU
             xp = sig.xp if sig.xp is not np else _module_of_constants(graph)
             variant = Variant(graph, xp, out_def, _user_constants(graph), self.fuse,
-                              self.cuda_graph)  # fmt: skip
+                              self.cuda_graph, aliases(sig.input_values(), values, exact=True))  # fmt: skip
             return variant, result
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
@@ -436,6 +453,45 @@ def _same_state(a: Any, b: Any) -> bool:
 #: bytes of copies (a copy and a memcmp: ~1.5 us for 64 kB, 7x faster than a CRC-32), and
 #: the constants beyond that with a CRC-32 of each (no copy)
 SNAPSHOT_BYTES = 1 << 22
+
+
+def aliases(inputs: list, outputs: list, exact: bool) -> set[tuple[int, int]]:
+    """(j, i) for each output i whose memory overlaps input j (j < 0: -1 - j) or output j
+    < i, found by sorting the arrays' address ranges; `exact` confirms a NumPy overlap
+    with np.shares_memory (two interleaved views overlap without sharing)."""
+    spans = []  # (low, high, who, the array)
+    for who, values in ((-1, inputs), (1, outputs)):
+        for k, a in enumerate(values):
+            span = _address_range(a)
+            if span is not None:
+                spans.append((*span, -1 - k if who < 0 else k, a))
+    spans.sort(key=lambda s: s[0])
+    found = set()
+    for n, (low, high, who, a) in enumerate(spans):
+        for low2, high2, who2, b in spans[n + 1:]:
+            if low2 >= high:
+                break
+            if exact and type(a) is np.ndarray and type(b) is np.ndarray and not np.shares_memory(a, b):
+                continue
+            j, i = sorted((who, who2))  # (an input's index is negative: always j)
+            if i >= 0:
+                found.add((j, i))
+    return found
+
+
+def _address_range(a: Any) -> tuple[int, int] | None:
+    """The addresses [low, high) of an array's elements (None: not an array, or empty)."""
+    if not is_array(a) or isinstance(a, np.generic) or a.size == 0:
+        return None
+    if type(a) is np.ndarray:
+        start = a.__array_interface__["data"][0]
+    else:  # CuPy's device pointer (unknown: no overlap is found)
+        start = getattr(getattr(a, "data", None), "ptr", None)
+        if start is None:
+            return None
+    low = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
+    high = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize
+    return low, high
 
 
 def _fingerprint(a: np.ndarray, copy: bool) -> bytes | int:
