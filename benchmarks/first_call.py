@@ -166,10 +166,16 @@ def _child(name: str, replays: int, tiny: bool) -> dict:
         jitted(*args)
         times.append(time.perf_counter() - t0)
     report["replay median"] = sorted(times)[len(times) // 2]
+    report["peak rss MB"] = _peak_rss_kb() / 1024
     lowered = jitted.lower(*args)
     report["kernels"] = sum(1 for n in lowered.graph.body
                             if type(getattr(n, "prim", None)).__name__ == "Fused")
     return report
+
+
+def _peak_rss_kb() -> int:
+    with open("/proc/self/status") as f:  # VmHWM: this process's peak (Linux)
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
 def _spawn(name: str, cache: str, replays: int, tiny: bool) -> dict:
@@ -188,7 +194,8 @@ def _print(name: str, how: str, r: dict) -> None:
     first_w, first_c = r["first call"]
     print(f"{name} {how}: first call {first_w:.2f} s wall, {first_c:.2f} s CPU; "
           f"{r['kernels']} kernels; import numba {r['import numba'][0]:.2f} s; first replay "
-          f"{r['first replay'][0] * 1e3:.2f} ms, later replays {r['replay median'] * 1e3:.3f} ms")
+          f"{r['first replay'][0] * 1e3:.2f} ms, later replays {r['replay median'] * 1e3:.3f} ms; "
+          f"peak RSS {r['peak rss MB']:.0f} MB")
     rest = first_w - sum(w for w, _ in r["phases"].values())
     for phase, (w, c) in r["phases"].items():
         if w >= 0.0005:
@@ -222,5 +229,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, HERE)
+    sys.path[:0] = [HERE, os.path.dirname(HERE)]  # this checkout's diffprog, not an installed one
     main()

@@ -253,6 +253,32 @@ def test_guards_inside_a_scalar_kernel():
     assert jitted.stats["guard_failures"] >= 1 and jitted.stats["recordings"] >= 2
 
 
+def test_a_scalar_kernel_reports_its_first_failed_guard():
+    """The kernel checks its guards without branching (cheaper for numba to compile) and
+    still names the first one that fails, as the unfused replay does, when several fail."""
+    from diffprog.compile.codegen import GuardFailed
+
+    def f(x):
+        for _ in range(12):
+            x = dnp.sin(x) + 1.0 if x > 1.5 else x * 1.5 - 0.01
+        return x
+
+    def failed(jitted, x):
+        (entry,) = jitted.cache.values()
+        try:
+            entry.variants[0].replay([np.asarray(x)])
+        except GuardFailed as e:
+            return e.index
+        return None
+
+    fused, unfused = dp.jit(f), dp.jit(f, fuse=False)
+    fused(np.asarray(0.3)), unfused(np.asarray(0.3))
+    assert fused_nodes(fused.lower(np.asarray(0.3)).graph)
+    seen = [failed(fused, x) for x in np.linspace(-2.0, 3.0, 41)]
+    assert seen == [failed(unfused, x) for x in np.linspace(-2.0, 3.0, 41)]
+    assert None in seen and len({i for i in seen if i is not None}) >= 3, seen
+
+
 def test_graph_order_is_kept_where_it_can_be():
     f = lambda x: dnp.sum(x * 2.0 + 1.0) * dnp.sum(dnp.cumsum(x) * x * 3.0 - x)
     check_fused(dp.grad(f), np.linspace(0, 1, 8))

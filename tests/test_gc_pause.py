@@ -251,3 +251,29 @@ def test_a_script_exits_with_a_pullback_still_held():
     finally:
         for run in runs:
             run.kill()
+
+
+def test_no_pass_while_jit_records_optimizes_and_compiles(collector, monkeypatch):
+    """dp.jit's first call: no collection while it records, optimizes and fuses the graph
+    (a pass would walk every node of it); collection is back afterwards, and the value
+    equals the eager one."""
+    import importlib
+
+    jit_module = importlib.import_module("diffprog.transforms.jit")
+    inside = []
+    record = jit_module.Jitted._record
+
+    def watched(*args, **kwargs):
+        inside.append(len(collector))
+        try:
+            return record(*args, **kwargs)
+        finally:
+            inside.append(len(collector))
+
+    monkeypatch.setattr(jit_module.Jitted, "_record", watched)
+    jitted = dp.jit(lambda x: dnp.sum(chain(x)))
+    x = np.linspace(-1.0, 1.0, 8)
+    value = jitted(x)
+    assert len(inside) == 2 and inside[0] == inside[1], collector
+    np.testing.assert_allclose(value, np.sum(chain(x)), rtol=1e-12)
+    assert gc.get_threshold()[0] == 700

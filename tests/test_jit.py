@@ -12,7 +12,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import check_jit, require_cupy
+from backends import _directions, check_jit, require_cupy
 from diffprog.errors import EscapedTracerError
 from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
 
@@ -598,3 +598,17 @@ def test_on_cupy_a_numpy_scalar_cotangent_through_a_reduction_of_host_scalars_re
         np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
     assert ws == pytest.approx(0.3 * (np.cos(1.19) + 1.0 - np.tanh(1.19) ** 2), rel=1e-12)
     assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)
+
+
+def test_check_jit_draws_fresh_directions_for_each_case():
+    """check_jit's cotangent of a scalar output is drawn for each case (it was the first
+    draw of one seed, 0.00123, for every scalar program) and is at least 0.5 in size, so a
+    wrong sign or scale of the scalar path shows; the same case draws the same directions."""
+    x = np.linspace(0.5, 1.5, 3)
+    cases = [(lambda x: dnp.sum(x), x), (lambda x: dnp.sum(x * x), x), (lambda x: dnp.sum(x), 2 * x),
+             (lambda x: dnp.max(x), x)]  # fmt: skip
+    cotangents = [float(_directions(f, (a,))[0]) for f, a in cases]
+    assert len(set(cotangents)) == len(cases) and min(map(abs, cotangents)) >= 0.5
+    assert float(_directions(*cases[0][:1], (x,))[0]) == cotangents[0]
+    tangent = _directions(cases[1][0], (x,))[1][0]
+    assert tangent.shape == x.shape and np.all(np.abs(tangent) >= 0.5)

@@ -26,7 +26,7 @@ from . import dispatch, view_functions
 from . import manipulation as _manipulation
 from .assignment import setitem
 from .complex_parts import iscomplexobj
-from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert
+from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert, left_shift, right_shift
 from .elementwise import round as _round
 from .inplace import read
 from .sorting import sort
@@ -221,9 +221,11 @@ def _batched_operators(dnp: Any) -> dict[str, Any]:
         **{f"__{name}__": method(prim) for name, prim in (
             ("lt", dnp.less), ("le", dnp.less_equal), ("gt", dnp.greater),
             ("ge", dnp.greater_equal), ("eq", dnp.equal), ("ne", dnp.not_equal),
-            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor),
+            ("lshift", left_shift), ("rshift", right_shift))},
         **{f"__r{name}__": reflected(prim) for name, prim in (
-            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor),
+            ("lshift", left_shift), ("rshift", right_shift))},
         "__invert__": lambda s: invert(s),
         "any": lambda s, axis=None, keepdims=False: dnp.any(s, axis, keepdims=keepdims),
         "all": lambda s, axis=None, keepdims=False: dnp.all(s, axis, keepdims=keepdims),

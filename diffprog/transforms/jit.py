@@ -49,6 +49,7 @@ from ..compile import cuda_graphs, fusion, kernels, layout, rows
 from ..compile.codegen import GuardFailed, generate
 from ..compile.ir import Const, Graph
 from ..compile.passes import optimize
+from ..core.gc_pause import gc_paused
 from ..core.trace import Tracer, open_trace, tracing
 from ..debug import debug_nans_on
 
@@ -323,7 +324,14 @@ class Jitted:
     def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         """Run f eagerly under a staging trace: (the new variant, the call's result). The
         variant is None when f drew random numbers from NumPy's global generator or from a
-        Generator among its arguments: replaying would repeat those draws."""
+        Generator among its arguments: replaying would repeat those draws. The collector
+        pauses meanwhile: its passes would walk every node of the graph being optimized
+        and compiled, again and again (W6's 100,000-op chain: about 40% of a warm first
+        call)."""
+        with gc_paused():
+            return self._record(sig, args, kwargs)
+
+    def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         self.stats["recordings"] += 1
         generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
         before = [_draw_state(g) for g in generators]
