@@ -164,8 +164,8 @@ class Signature:
     def __init__(self, jitted: Jitted, args: tuple, kwargs: dict) -> None:
         nums, names = jitted.static_positions(len(args)), jitted.static_argnames
         if nums or names:
-            static_args = tuple((i, args[i]) for i in nums if 0 <= i < len(args))
-            static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in names))
+            static_args = tuple((i, _typed(args[i])) for i in nums if 0 <= i < len(args))
+            static_kw = tuple(sorted((k, _typed(v)) for k, v in kwargs.items() if k in names))
             dynamic = (tuple(None if i in nums else a for i, a in enumerate(args)),
                        {k: v for k, v in kwargs.items() if k not in names})  # fmt: skip
         else:  # (the common case, without the scans)
@@ -510,6 +510,14 @@ def _both_ways(f: Callable[..., Any], nums: tuple, names: tuple) -> tuple[tuple,
     more_nums = tuple(i for i, name in enumerate(both) if name is not None and name in names)
     return (nums + tuple(i for i in more_nums if i not in nums),
             names + tuple(n for n in more_names if n not in names))  # fmt: skip
+
+
+def _typed(value: Any) -> Any:
+    """A static argument as a signature key: its value and its type, within tuples too (1,
+    1.0 and True are equal and hash alike, but f may tell them apart)."""
+    if isinstance(value, tuple):
+        return type(value), tuple(_typed(v) for v in value)
+    return type(value), value
 
 
 def _fingerprint(a: np.ndarray, copy: bool) -> bytes | int:
