@@ -333,8 +333,8 @@ class Jitted:
 
     def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         self.stats["recordings"] += 1
-        generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
-        before = [_draw_state(g) for g in generators]
+        generators = [np.random] + [g for g in sig.leaves if isinstance(g, GENERATORS)]
+        before = [draw_state(g) for g in generators]
         with device_scope(sig.input_values()), open_trace(StagingTrace, "dp.jit") as trace:
             leaves = list(sig.leaves)
             for i in sig.inputs:
@@ -353,7 +353,7 @@ class Jitted:
                     outputs.append(Const(leaf))
                     values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
         result = tree.unflatten(out_def, values)
-        drew = [g for g, state in zip(generators, before) if not _same_state(_draw_state(g), state)]
+        drew = [g for g, state in zip(generators, before) if not _same_state(draw_state(g), state)]
         if drew:  # a replay would repeat the recording's draws
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
@@ -433,14 +433,22 @@ def _user_constants(graph: Graph) -> list:
     return list(seen.values())
 
 
-_GENERATORS = (np.random.Generator, np.random.RandomState)
+GENERATORS = (np.random.Generator, np.random.RandomState)
 
 
-def _draw_state(g: Any) -> Any:
+def draw_state(g: Any) -> Any:
     """Where a random generator (np.random itself: the global one) stands in its stream."""
     if isinstance(g, np.random.Generator):
         return g.bit_generator.state
     return g.get_state(legacy=False)
+
+
+def set_draw_state(g: Any, state: Any) -> None:
+    """Put a random generator back where `draw_state` found it."""
+    if isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)
 
 
 def _same_state(a: Any, b: Any) -> bool:
