@@ -184,6 +184,26 @@ def test_jvp_and_hvp_need_tuples():
         dp.hvp(lambda x: dnp.sum(x**3), np.ones(2), np.ones(2))
 
 
+@pytest.mark.parametrize("bad, what", [("x", "a str ('x')"), (object(), "a object"),
+                                       (np.array([1, "a"], dtype=object), "an array of dtype object")])  # fmt: skip
+def test_tangents_and_cotangents_that_are_not_numbers_name_their_leaf(bad, what):
+    """(They raised NumPy's ValueError, or an AttributeError, naming nothing.)"""
+    f = lambda p: {"a": p["w"] * p["s"], "b": p["s"]}  # noqa: E731
+    p = {"w": np.ones(2), "s": 1.0}
+    _, vjp_fn = dp.vjp(f, p)
+    with raises(dp.UnsupportedLeafError, f"vjp_fn: the entry for output['b'] is {what}", "not numbers"):
+        vjp_fn({"a": np.ones(2), "b": bad})
+    with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}", "not numbers"):
+        dp.jvp(f, (p,), ({"w": np.ones(2), "s": bad},))
+    with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}"):
+        dp.hvp(lambda p: dnp.sum(f(p)["a"]), (p,), ({"w": np.ones(2), "s": bad},))
+    with dp.Tape() as tape:
+        x = tape.watch(np.ones(2))
+        y = x * 2.0
+    with raises(dp.UnsupportedLeafError, f"output_gradients is {what}", "not numbers"):
+        tape.gradient(y, x, output_gradients=bad)
+
+
 # --- custom rules ----------------------------------------------------------------------------------
 def _custom_vjp(bwd, fun=lambda x: dnp.sum(x)):
     f = dp.custom_vjp(fun)
