@@ -425,8 +425,9 @@ def _check_direction(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> 
     """A tangent or cotangent `d` is numbers (a number, or an array of numbers), living where
     its primal or output `ref` does (a host scalar goes anywhere); else an error naming both
     (`names()`: what `d` is, what `ref` is)."""
-    dtype = getattr(unwrapped(d), "dtype", None)
-    if not (isinstance(d, (bool, int, float, complex)) or dtype is not None and np.dtype(dtype).kind in "biufc"):
+    value = unwrapped(d)  # (a traced Python float is a number too)
+    dtype = getattr(value, "dtype", None)
+    if not (isinstance(value, (bool, int, float, complex)) or dtype is not None and np.dtype(dtype).kind in "biufc"):
         what, of = names()
         raise UnsupportedLeafError(
             f"{what} is {_described(d)}, not numbers; pass a number or an array of numbers "
