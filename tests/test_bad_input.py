@@ -298,6 +298,18 @@ def test_tracer_converted_to_numpy(convert):
         dp.grad(lambda x: convert(x).sum())(np.ones(2))
 
 
+def test_a_tape_value_used_after_its_block_says_so():
+    """(The message told of a function returning, and of has_aux.)"""
+    with dp.Tape() as outer:
+        x = outer.watch(2.0)
+        with dp.Tape() as inner:
+            y = inner.watch(x) ** 3
+        with raises(dp.EscapedTracerError, "recorded by a dp.Tape", "after the tape's `with` block closed",
+                    "inside the block"):  # fmt: skip
+            y * 2.0
+    assert outer.gradient(y, x) == 12.0
+
+
 def test_escaped_tracer():
     leaked = []
     dp.grad(lambda x: leaked.append(x * 2.0) or x)(1.0)
