@@ -184,7 +184,7 @@ def test_jvp_and_hvp_need_tuples():
         dp.hvp(lambda x: dnp.sum(x**3), np.ones(2), np.ones(2))
 
 
-@pytest.mark.parametrize("bad, what", [("x", "a str ('x')"), (object(), "a object"),
+@pytest.mark.parametrize("bad, what", [("x", "a str ('x')"), (object(), "an object"),
                                        (np.array([1, "a"], dtype=object), "an array of dtype object")])  # fmt: skip
 def test_tangents_and_cotangents_that_are_not_numbers_name_their_leaf(bad, what):
     """(They raised NumPy's ValueError, or an AttributeError, naming nothing.)"""

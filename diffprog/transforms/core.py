@@ -444,7 +444,10 @@ def _check_direction(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> 
 
 def _described(x: Any) -> str:
     dtype = getattr(x, "dtype", None)
-    return f"an array of dtype {dtype}" if dtype is not None else f"a {type(x).__name__} ({x!r:.40})"
+    if dtype is not None:
+        return f"an array of dtype {dtype}"
+    name = type(x).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({x!r:.40})"
 
 
 def _direction_like(d: Any, ref: Any, dtype: Any = None) -> Any:
