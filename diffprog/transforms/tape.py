@@ -69,9 +69,21 @@ class Tape:
                 "tape.watch() was called outside the tape's `with` block; watch values "
                 "inside it: with dp.Tape() as tape: x = tape.watch(x); ..."
             )
-        watched = Watched(value, lambda _, v: trace.watch(v), lambda: "watched value")
+        def wrap(i: int, v: Any) -> Any:
+            if not (isinstance(v, ReverseTracer) and v._trace is trace):
+                return trace.watch(v)
+            if v.slot in self._originals:  # watched already: it stays itself
+                return v
+            raise DiffprogError(
+                f"tape.watch: the value{tree.keystr(tree.flatten_with_path(value)[0][i][0])} "
+                "was computed on this tape, and gradients are taken with respect to watched "
+                "inputs only; watch the values it is computed from (or watch it before "
+                "computing it)"
+            )
+
+        watched = Watched(value, wrap, lambda: "watched value")
         for leaf, slot in zip(watched.leaves, watched.slots):
-            if slot is not None:
+            if slot is not None and slot not in self._originals:
                 self._originals[slot] = leaf
         return watched.tree
 
