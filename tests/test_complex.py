@@ -509,3 +509,17 @@ def test_copyto_refuses_complex_into_real_as_numpy():
     want = f(x, z, "unsafe")
     assert np.array_equal(dp.jvp(lambda x: f(x, z, "unsafe"), (x,), (x,))[0], want)
     assert dp.jvp(lambda x: f(x, 2.5), (x.astype(np.float32),), (x,))[0].dtype == np.float32
+
+
+def test_real_if_close_decides_again_under_jit():
+    """real_if_close decides on the value: dp.jit's replay must check that decision (a
+    guard), else a call with large imaginary parts silently returned the real parts."""
+    f = dp.jit(lambda z: dnp.real_if_close(z) * 2)
+    close, far = np.array([1 + 1e-17j, 2 + 0j]), np.array([1 + 1j, 2 + 0j])
+    for z in (close, close, far, far, close):
+        want = np.real_if_close(z) * 2
+        got = f(z)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert f.stats["guard_failures"] >= 2
+    assert dp.vmap(dnp.real_if_close)(np.stack([close, far])).dtype == np.complex128
+    assert dp.vmap(dnp.real_if_close)(np.stack([close, close])).dtype == np.float64
