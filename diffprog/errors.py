@@ -28,8 +28,10 @@ class TracerConversionError(DiffprogError, TypeError):
     """A traced value was about to leave the tape (np.asarray, a NumPy function we lack...)."""
 
 
-class UnsupportedKeywordError(DiffprogError, TypeError):
-    """A function got a keyword argument (one of NumPy's) that diffprog does not implement."""
+class UnsupportedKeywordError(DiffprogError, TypeError, NotImplementedError):
+    """A function got a keyword argument (one of NumPy's) that diffprog does not implement,
+    or a value of one it does not implement (`dtype=` of a reduction): a TypeError, as for
+    an unknown keyword, and a NotImplementedError."""
 
 
 class StructureError(DiffprogError, ValueError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -238,14 +239,32 @@ def check_jit(f: Callable[..., Any], args: tuple, fuse: bool = False, narrow: bo
 
 
 def _directions(f: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
-    """A cotangent for f's outputs and a tangent for its arguments (random, fixed seed;
-    complex leaves get complex directions)."""
-    rng = np.random.default_rng(7)
+    """A cotangent for f's outputs and a tangent for its arguments: random, drawn afresh for
+    each case (seeded by `case_seed`), each entry at least 0.5 in size, so a wrong sign or
+    scale shows in a scalar output's path too; complex leaves get complex directions."""
+    rng = np.random.default_rng(case_seed(f, args))
+    draw = lambda shape: (lambda x: x + np.copysign(0.5, x))(rng.normal(size=shape))  # noqa: E731
     like = lambda tree: dp.tree.map(  # noqa: E731
-        lambda a: (rng.normal(size=np.shape(a)) + (1j * rng.normal(size=np.shape(a))
-                   if a.dtype.kind == "c" else 0)).astype(a.dtype) if hasattr(a, "dtype")
-        else float(rng.normal()) if isinstance(a, float) else None, tree)
+        lambda a: (draw(np.shape(a)) + (1j * draw(np.shape(a)) if a.dtype.kind == "c" else 0)
+                   ).astype(a.dtype) if hasattr(a, "dtype")
+        else float(draw(())) if isinstance(a, float) else None, tree)  # fmt: skip
     return like(f(*args)), like(args)
+
+
+def case_seed(f: Callable[..., Any], args: tuple) -> int:
+    """A seed that differs between cases and is the same on every run: from f's name, code
+    and the names it calls, the plain values it closes over (an axis, a keyword) and the bytes of `args`."""
+    plain = (int, float, complex, str, bytes, type(None))
+    code = getattr(f, "__code__", None)
+    parts = [getattr(f, "__qualname__", type(f).__name__)]
+    if code is not None:
+        parts += [code.co_code, code.co_names, [c for c in code.co_consts if isinstance(c, plain)]]
+    parts += [v for v in (c.cell_contents for c in getattr(f, "__closure__", None) or ())
+              if isinstance(v, plain) or type(v) is tuple and all(isinstance(e, plain) for e in v)]
+    parts += [np.asarray(a).tobytes() + str(np.asarray(a).dtype).encode()
+              if isinstance(a, (np.ndarray, np.generic, float, int)) else type(a).__name__
+              for a in dp.tree.leaves(args)]  # fmt: skip
+    return zlib.crc32(repr(parts).encode())
 
 
 def _programs(f: Callable[..., Any], u: Any, t: Any) -> dict[str, Callable[..., Any]]:
@@ -402,7 +421,7 @@ def assert_fused_close(got: Any, want: Any, narrow: bool = False, scale: Any = N
     own largest |entry|. `narrow` (computed through float32 from values of order 1 or
     more, whose rounding a cancellation leaves in a small result): float32's, with the
     scale at least 1."""
-    wide = np.result_type(want).itemsize >= 8 and not narrow
+    wide = _wide(np.result_type(want)) and not narrow  # (complex64 has float32 parts)
     scale = result_scale(want) if scale is None else scale
     scale = max(scale, 1.0 if narrow else 0.0)
     rtol = 1e-12 if wide else 1e-5

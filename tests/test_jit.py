@@ -12,7 +12,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from backends import check_jit, require_cupy
+from backends import _directions, check_jit, require_cupy
 from diffprog.errors import EscapedTracerError
 from test_edges_views import ALLOCATORS, VIEW_PROGRAMS, X34, _fill, _random_program, _run_program
 
@@ -225,6 +225,37 @@ def test_static_argnums_count_from_the_end_when_negative():
     assert jitted.stats["recordings"] == 2
     with pytest.raises(TypeError, match="static argument 1 is a dict"):
         jitted(np.ones(2), {"rate": 1.0})
+
+
+def test_a_static_argument_stays_static_passed_by_position_or_by_keyword():
+    """static_argnums and static_argnames name the same parameters, as in JAX: a static
+    argument passed by keyword, or a static name passed by position, reaches f as it is, a
+    constant of the recording (it was staged, an input read through guards)."""
+    seen = []
+
+    def f(x, rate=0.0):
+        seen.append(type(rate))
+        return x * math.exp(rate)
+
+    for jitted in (dp.jit(f, static_argnums=1), dp.jit(f, static_argnames="rate")):
+        np.testing.assert_allclose(jitted(np.ones(2), 0.5), np.exp(0.5))
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        np.testing.assert_allclose(jitted(np.ones(2)), 1.0)
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        assert jitted.stats["recordings"] == 3 and jitted.stats["guard_failures"] == 0
+    assert set(seen) == {float}
+
+
+def test_static_arguments_equal_in_value_but_not_in_type_are_told_apart():
+    """1, 1.0 and True (and tuples of them) are equal and hash alike: as static arguments
+    they shared one recording, so f(x, 3.0) replayed f(x, 3)'s path."""
+    f = lambda x, n: x * (n // 2) if type(n) is int else x * 100.0  # noqa: E731
+    g = lambda x, shape: (x, type(shape[0]).__name__)  # noqa: E731
+    jitted_f, jitted_g = dp.jit(f, static_argnums=1), dp.jit(g, static_argnames="shape")
+    for n in (3, 3.0, True, 3):
+        np.testing.assert_array_equal(jitted_f(np.ones(2), n), f(np.ones(2), n))
+    for shape in ((1, 2), (1.0, 2.0), (True, 2)):
+        assert jitted_g(np.ones(2), shape=shape)[1] == type(shape[0]).__name__
 
 
 def test_jit_decorates_a_method():
@@ -579,3 +610,17 @@ def test_on_cupy_a_numpy_scalar_cotangent_through_a_reduction_of_host_scalars_re
         np.testing.assert_array_equal(cp.asnumpy(gx), cp.asnumpy(wx))
     assert ws == pytest.approx(0.3 * (np.cos(1.19) + 1.0 - np.tanh(1.19) ** 2), rel=1e-12)
     assert jitted.stats["replays"] == 1, (jitted.stats, jitted.last_eager_reason)
+
+
+def test_check_jit_draws_fresh_directions_for_each_case():
+    """check_jit's cotangent of a scalar output is drawn for each case (it was the first
+    draw of one seed, 0.00123, for every scalar program) and is at least 0.5 in size, so a
+    wrong sign or scale of the scalar path shows; the same case draws the same directions."""
+    x = np.linspace(0.5, 1.5, 3)
+    cases = [(lambda x: dnp.sum(x), x), (lambda x: dnp.sum(x * x), x), (lambda x: dnp.sum(x), 2 * x),
+             (lambda x: dnp.max(x), x)]  # fmt: skip
+    cotangents = [float(_directions(f, (a,))[0]) for f, a in cases]
+    assert len(set(cotangents)) == len(cases) and min(map(abs, cotangents)) >= 0.5
+    assert float(_directions(*cases[0][:1], (x,))[0]) == cotangents[0]
+    tangent = _directions(cases[1][0], (x,))[1][0]
+    assert tangent.shape == x.shape and np.all(np.abs(tangent) >= 0.5)

@@ -5,6 +5,7 @@ inputs hold zeros, and the constant-valued argmax/argmin/count_nonzero/argsort."
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ import pytest
 import diffprog as dp
 import diffprog.numpy as dnp
 from diffprog.numpy.reductions import (
-    argmax, argmin, average, count_nonzero, cumprod, cumsum, nanmean, nansum, norm, prod, ptp,
-    std, var,
+    argmax, argmin, average, count_nonzero, cumprod, cumsum, norm, prod, ptp, std, var,
+)  # fmt: skip
+from diffprog.numpy.nan_reductions import (
+    nanmax, nanmean, nanmin, nanprod, nanstd, nansum, nanvar,
 )  # fmt: skip
 from diffprog.numpy.sorting import argsort, median, partition, sort
 from backends import NUMPY, on_gpu, under_jit, under_jit_on_gpu, under_vmap
@@ -56,6 +59,13 @@ AXIS_FUNCS = {
     "nansum_with_nans": (nansum, np.nansum, with_nans),
     "nanmean": (nanmean, np.nanmean, normal),
     "nanmean_with_nans": (nanmean, np.nanmean, with_nans),
+    "nanprod_with_nans": (nanprod, np.nanprod, with_nans),
+    "nanmax_with_nans": (nanmax, np.nanmax, with_nans),
+    "nanmin_with_nans": (nanmin, np.nanmin, with_nans),
+    "nanvar_with_nans": (nanvar, np.nanvar, with_nans),
+    "nanstd_ddof1_with_nans": (lambda x, axis, keepdims: nanstd(x, axis, ddof=1, keepdims=keepdims),
+                               lambda x, axis, keepdims: np.nanstd(x, axis, ddof=1, keepdims=keepdims),
+                               with_nans),
     "average": (lambda x, axis, keepdims: average(x, axis, keepdims=keepdims),
                 lambda x, axis, keepdims: np.average(x, axis, keepdims=keepdims), normal),
     "median": (median, np.median, distinct),
@@ -138,7 +148,8 @@ def _softmax_model(x, axis):  # scipy.special.softmax's formula, with its own ax
 ZERO_D = {  # name: (diffprog's, NumPy's or a model of SciPy's, differentiable, keepdims)
     **{name: (getattr(dnp, name), getattr(np, name), True, True)
        for name in ("sum", "prod", "max", "min", "amax", "amin", "ptp", "nansum", "nanmean",
-                    "mean", "var", "std", "median")},
+                    "nanprod", "nanmax", "nanmin", "nanvar", "nanstd", "mean", "var", "std",
+                    "median")},
     "average": (average, np.average, True, True),
     "cumsum": (cumsum, np.cumsum, True, False),
     "cumprod": (cumprod, np.cumprod, True, False),
@@ -462,6 +473,51 @@ def test_nan_functions_gradients():
         gf = dp.jvp(lambda x: nanmean(x[:2], axis=1), (x,), (np.ones_like(x),))[1]
         np.testing.assert_array_equal(gf, [1.0, 1.0])
     assert nansum(np.array([1, 2])).dtype == np.sum(np.array([1, 2])).dtype  # ints stay ints
+
+
+ALL_NAN = [  # (function, keywords, NumPy's warning for the all-NaN row, or None)
+    (nanmax, {}, "All-NaN slice"), (nanmin, {}, "All-NaN slice"), (nanprod, {}, None),
+    (nanvar, {}, "Degrees of freedom"), (nanstd, {}, "Degrees of freedom"),
+    (nanvar, {"ddof": 2}, "Degrees of freedom"), (nanstd, {"ddof": 1.5}, "Degrees of freedom"),
+    (nanmax, {"initial": -5.0}, None), (nanprod, {"initial": 2.0}, None),
+    (nanmin, {"initial": 9.0, "where": np.array([True, False, True, True])}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fn, kw, warning", ALL_NAN, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_nan_reductions_of_all_nan_slices_as_numpy(fn, kw, warning, keepdims):
+    """An all-NaN row (and rows with one entry left, below ddof) gives NumPy's value, with
+    NumPy's RuntimeWarning, and zero gradient, in both modes and to second order; the NaN
+    entries of the other rows get zero gradient, the rest central differences'."""
+    x = np.array([[1.0, np.nan, 2.0, -0.5], [np.nan] * 4, [np.nan, 0.7, np.nan, np.nan],
+                  [0.3, -1.2, 0.9, 2.0]])  # fmt: skip
+    reference = getattr(np, fn.__name__)
+    f = lambda x: fn(x, axis=1, keepdims=keepdims, **kw)  # noqa: E731
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        want = reference(x, axis=1, keepdims=keepdims, **kw)
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        got = f(x)
+    np.testing.assert_array_equal(got, want)
+    assert (got.dtype, got.shape) == (want.dtype, want.shape)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    if warning is not None:
+        assert warning in str(ours[0].message) and ours[0].category is RuntimeWarning
+        assert ours[0].filename == __file__  # (the caller's line, as NumPy's)
+    finite = np.isfinite(want).ravel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        weights = np.where(finite, 1.0 + np.arange(4), 0.0).reshape(want.shape)
+        g = dp.grad(lambda x: dnp.sum(dnp.where(np.isfinite(want), f(x), 0.0) * weights))(x)
+        assert np.all(np.isfinite(g)) and np.all(g[np.isnan(x)] == 0)
+        assert np.all(g[~finite] == 0)  # rows whose result is NaN
+        t = dp.jvp(f, (x,), (np.where(np.isnan(x), 1.0, 0.0),))[1]  # along the NaN entries
+        np.testing.assert_array_equal(np.where(np.isnan(want), 0.0, t), 0.0)
+        for i in np.flatnonzero(finite):  # rows with a value: central differences, to order 2
+            check_grads(lambda r: fn(np.where(np.isnan(x[i]), np.nan, 0.0) + r, axis=0, **kw),
+                        (np.nan_to_num(x[i]),), order=2)
 
 
 # --- sort and argsort -------------------------------------------------------------------------

@@ -546,6 +546,42 @@ def test_structure_mismatch_names_the_key_path():
         optim.apply_updates({"w": 1.0}, {"v": 1.0})
 
 
+@pytest.mark.parametrize("make, why", [
+    (lambda: optim.exponential_decay(0.3, 0, 0.5), "transition_steps <= 0"),
+    (lambda: optim.exponential_decay(0.3, -4, 0.5, transition_begin=2), "transition_steps <= 0"),
+    (lambda: optim.exponential_decay(0.3, 10, 0.0), "decay_rate is 0"),
+    (lambda: optim.linear_schedule(0.3, 0.0, 0), "transition_steps <= 0"),
+    (lambda: optim.linear_schedule(0.3, 0.0, -1, transition_begin=5), "transition_steps <= 0"),
+])  # fmt: skip
+def test_schedules_that_never_start_hold_init_value_as_optax(make, why, caplog):
+    """optax's documented behaviour: transition_steps <= 0 (or a decay_rate of 0) disables
+    the transition, the value is init_value at every count (said at INFO, as optax logs it),
+    for a host count and a jitted one, and an optimizer takes it."""
+    with caplog.at_level("INFO", logger="diffprog.optim"):
+        schedule = make()
+    assert why in caplog.text and "init_value" in caplog.text
+    assert [schedule(k) for k in (0, 1, 7, 1000)] == [0.3] * 4 and schedule.lowest == 0.3
+    opt = optim.sgd(schedule)
+    step = dp.jit(lambda g, s: opt.update(g, s))
+    state = opt.init({"w": 0.0})
+    for _ in range(3):
+        updates, state = step({"w": 1.0}, state)
+        assert updates["w"] == pytest.approx(-0.3)
+
+
+@pytest.mark.parametrize("make, same", [
+    (lambda: optim.exponential_decay(1.0, 10, 0.5, transition_begin=-3),
+     lambda: optim.exponential_decay(1.0, 10, 0.5)),
+    (lambda: optim.linear_schedule(1.0, 0.0, 4, transition_begin=-1),
+     lambda: optim.linear_schedule(1.0, 0.0, 4)),
+])  # fmt: skip
+def test_a_negative_transition_begin_counts_as_0_as_optax(make, same, caplog):
+    with caplog.at_level("INFO", logger="diffprog.optim"):
+        schedule = make()
+    assert "transition_begin is -" in caplog.text
+    assert [schedule(k) for k in range(12)] == [same()(k) for k in range(12)]
+
+
 def test_bad_learning_rates_and_schedules():
     with pytest.raises(ValueError, match="learning_rate must be .*>= 0"):
         optim.adam(-1e-3)
@@ -571,8 +607,8 @@ def test_bad_learning_rates_and_schedules():
     optim.sgd(optim.warmup_cosine_decay(-0.1, 1.0, 0, 10))  # no warm-up: init_value unused
     with pytest.raises(ValueError, match="must exceed warmup_steps"):
         optim.warmup_cosine_decay(0.0, 1.0, 10, 10)
-    with pytest.raises(ValueError, match="transition_steps must be > 0"):
-        optim.exponential_decay(1.0, 0, 0.5)
+    with pytest.raises(ValueError, match="decay_steps must be > 0"):
+        optim.cosine_decay(1.0, 0)  # (optax's cosine_decay_schedule refuses it too)
     assert optim.sgd(np.float32(0.5)).update({"w": 2.0}, (optim.EmptyState(),))[0] == {"w": -1.0}
     assert optim.sgd(np.array(0.5)).update({"w": 2.0}, (optim.EmptyState(),))[0] == {"w": -1.0}
     with pytest.raises(ValueError, match="b1"):

@@ -35,6 +35,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     linalg,
     manipulation,
     methods,
+    nan_reductions,
     nn,
     products,
     reductions,
@@ -53,6 +54,7 @@ from .indexing import *  # noqa: F403
 from .interpolation import *  # noqa: F403
 from .joins import *  # noqa: F403
 from .manipulation import *  # noqa: F403
+from .nan_reductions import *  # noqa: F403
 from .nn import *  # noqa: F403
 from .products import *  # noqa: F403
 from .reductions import *  # noqa: F403
@@ -79,7 +81,7 @@ def size(a: Any) -> int:
 
 
 _MODULES = (complex_parts, conditional, creation, differences, elementwise, index_tricks, indexing,
-            interpolation, joins, manipulation, nn, products, reductions, sorting)
+            interpolation, joins, manipulation, nan_reductions, nn, products, reductions, sorting)
 __all__ = sorted(
     {name for m in _MODULES for name in m.__all__ if name != "norm"}
     | {"copyto", "fft", "linalg", "ndim", "setitem", "shape", "size"}

@@ -48,7 +48,8 @@ def nondifferentiable(name: str, impl: Callable[..., Any]) -> NonDifferentiable:
     return NonDifferentiable(name, impl)
 
 
-def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
+def axes_of(axis: Any, ndim: int, zero_d: str = "strict", sequence: bool = False
+            ) -> tuple[int, ...]:
     """`axis` (None, an int or a sequence, negatives allowed) as sorted non-negative ints;
     NumPy's AxisError (a ValueError) when one is out of bounds, a ValueError when repeated.
 
@@ -59,7 +60,11 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
     `np.sum(np.array(1.0), axis=0)` is 1.0, and so do diffprog's logsumexp, softmax and
     log_softmax, which SciPy's take axis 0 for; a tuple axis is still refused); "one"
     checks the axis as for a 1-d array, since the caller takes the 0-d array as shape (1,)
-    (numpy.cumsum, cumprod, argsort, argmax do: `np.cumsum(np.array(1.0), axis=0)` is [1.])."""
+    (numpy.cumsum, cumprod, argsort, argmax do: `np.cumsum(np.array(1.0), axis=0)` is [1.]).
+
+    Several axes come as a tuple, as NumPy's ufunc reductions take them (a list is their
+    TypeError); with `sequence` any sequence of ints is taken, as NumPy's normalize_axis_tuple
+    does (numpy.flip, median, average, quantile)."""
     if ndim == 0 and zero_d == "one":
         ndim = 1
     if axis is None:
@@ -67,21 +72,28 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict") -> tuple[int, ...]:
     integer = _is_int(axis)
     if ndim == 0 and zero_d == "nothing" and integer and axis in (0, -1):
         return ()
-    axes = tuple(axis) if hasattr(axis, "__iter__") else (axis,)
+    if not (integer or isinstance(axis, tuple) or sequence and hasattr(axis, "__iter__")):
+        raise TypeError(f"'{type(axis).__name__}' object cannot be interpreted as an integer "
+                        "(axis must be an int or a tuple of ints)")
+    axes = (axis,) if integer else tuple(axis)
     out = []
     for a in axes:
         if not _is_int(a):  # NumPy's TypeError (True would pass for 1)
             raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise AxisError(f"axis {a} is out of bounds for an array of dimension {ndim}")
-        out.append(int(a) % ndim)
+        out.append(operator.index(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis!r}")
     return tuple(sorted(out))
 
 
 def _is_int(axis: Any) -> bool:
-    return isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_))
+    """Whether `axis` is one integer axis: an int, a NumPy integer or a 0-d integer array
+    (NumPy takes anything with __index__), not a boolean."""
+    if isinstance(axis, (int, np.integer)):
+        return not isinstance(axis, (bool, np.bool_))
+    return getattr(axis, "ndim", None) == 0 and getattr(axis, "dtype", np.dtype(bool)).kind in "iu"
 
 
 def one_axis(name: str, axis: Any, ndim: int, zero_d: str = "strict") -> int:

@@ -3,7 +3,8 @@
 Owns: arithmetic (add ... power, float_power, remainder/fmod, copysign), unary math (exp,
 log and their variants, the trigonometric and hyperbolic functions and inverses, sinc, ...),
 maximum/minimum/fmax/fmin, where, clip, and the constant-valued functions (comparisons,
-floor/ceil/round/trunc/fix/rint, signbit, floor_divide). Ties in maximum/minimum/fmax/fmin
+floor/ceil/round/trunc/fix/rint, signbit, floor_divide, the bitwise and shift
+operators on integers). Ties in maximum/minimum/fmax/fmin
 share the gradient equally, as JAX does; a NaN loses in fmax/fmin. One row per function;
 rules are written in diffprog ops. The holomorphic functions' rules serve complex values
 unchanged (g * f'(z): JAX's convention, see complex_parts.py); abs and sign of complex z
@@ -58,6 +59,8 @@ bitwise_and = nondifferentiable("bitwise_and", lambda xp, x, y: xp.bitwise_and(x
 bitwise_or = nondifferentiable("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
 bitwise_xor = nondifferentiable("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
 invert = nondifferentiable("invert", lambda xp, x: xp.invert(x))
+left_shift = nondifferentiable("left_shift", lambda xp, x, y: xp.left_shift(x, y))
+right_shift = nondifferentiable("right_shift", lambda xp, x, y: xp.right_shift(x, y))
 logical_and = nondifferentiable("logical_and", lambda xp, x, y: xp.logical_and(x, y))
 logical_or = nondifferentiable("logical_or", lambda xp, x, y: xp.logical_or(x, y))
 logical_xor = nondifferentiable("logical_xor", lambda xp, x, y: xp.logical_xor(x, y))
@@ -414,9 +417,9 @@ __all__ = [
     "arctanh", "around", "bitwise_and", "bitwise_or", "bitwise_xor", "cbrt", "ceil", "clip", "copysign", "cos", "cosh", "deg2rad", "degrees",
     "divide", "equal", "exp", "exp2", "expm1", "fabs", "fix", "float_power", "floor",
     "floor_divide", "fmax", "fmin", "fmod", "greater", "greater_equal", "hypot", "isfinite",
-    "invert", "isinf", "isnan", "less", "less_equal", "log", "log10", "log1p", "log2",
+    "invert", "isinf", "isnan", "left_shift", "less", "less_equal", "log", "log10", "log1p", "log2",
     "logaddexp", "logaddexp2", "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum", "mod", "multiply", "negative", "nonzero", "not_equal",
-    "positive", "power", "rad2deg", "radians", "reciprocal", "remainder", "rint", "round",
+    "positive", "power", "rad2deg", "radians", "reciprocal", "remainder", "right_shift", "rint", "round",
     "sign", "signbit", "sin", "sinc", "sinh", "sqrt", "square", "subtract", "tan", "tanh",
     "true_divide", "trunc", "where",
 ]  # fmt: skip

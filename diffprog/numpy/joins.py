@@ -14,6 +14,7 @@ Layer L4: imports L0-L2 and _define.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -113,10 +114,19 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple:
-    """`numpy.unstack`: the slices of `x` along `axis`, as a tuple (the inverse of stack)."""
+    """`numpy.unstack`: the slices of `x` along `axis`, as a tuple (the inverse of stack).
+    `axis` may also be a sequence of one axis, as NumPy takes it (moveaxis's `source`)."""
     x = as_array(x)
     if len(x.shape) == 0:
         raise ValueError("Input array must be at least 1-d.")
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        axes = tuple(axis)  # (NumPy's TypeError when it is neither an int nor a sequence)
+        if len(axes) != 1:
+            raise ValueError("unstack: axis must be one axis; `source` and `destination` "
+                             f"arguments must have the same number of elements (got {axis!r})")
+        axis = axes[0]
     return tuple(_unstack(x, axis=index_axis(axis, len(x.shape))))
 
 

@@ -25,9 +25,10 @@ from ..ad.batching import Batched, every, example_ndim
 from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import IndexedPrimitive, Primitive
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, raw, unwrapped
 from ._define import axes_of, axis_tuple, index_axis, one_axis
 from .batching import aligned, along_axes, loop
+from .elementwise import positive
 from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
@@ -131,10 +132,10 @@ def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
 
 
 def expand_dims(a: Any, axis: int | Sequence[int]) -> Any:
-    """`numpy.expand_dims`."""
+    """`numpy.expand_dims`: `axis` an int or a tuple or list of them, as NumPy takes it."""
     a = as_array(a)
-    n = len(a.shape) + (1 if isinstance(axis, (int, np.integer)) else len(axis))
-    axes = tuple(sorted(axis_tuple(axis, n)))
+    axes = [operator.index(i) for i in (axis if type(axis) in (tuple, list) else (axis,))]
+    axes = tuple(sorted(axis_tuple(axes, len(a.shape) + len(axes))))
     shape = list(a.shape)
     for i in axes:
         shape.insert(i, 1)
@@ -148,7 +149,7 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
     if axis is None:
         axes = {i for i, n in enumerate(shape) if n == 1}
     else:
-        axes = set(axis_tuple(axis, len(shape)))
+        axes = set(axes_of(axis, len(shape)))  # (an int or a tuple, as NumPy takes it)
         bad = [i for i in sorted(axes) if shape[i] != 1]
         if bad:
             raise ValueError(f"cannot squeeze axis {bad[0]} of shape {shape}: its length is not 1")
@@ -392,10 +393,17 @@ along_axes(_flip, _roll)
 
 
 def flip(m: Any, axis: Any = None) -> Any:
-    """`numpy.flip`: the order of elements reversed along `axis` (all axes by default)."""
+    """`numpy.flip`: the order of elements reversed along `axis` (all axes by default); a 0-d
+    array gives a scalar, as NumPy's `m[()]` does."""
     m = as_array(m)
-    axes = axes_of(axis, len(m.shape))
-    return _flip(m, axis=axes) if axes else m
+    axes = axes_of(axis, len(m.shape), sequence=True)
+    if axes:
+        return _flip(m, axis=axes)
+    value = unwrapped(m)
+    if len(m.shape) or isinstance(value, np.generic):
+        return m
+    return positive(m) if isinstance(value, (float, complex)) else getitem(m, ())  # (a watched
+    # Python number is no array: NumPy's scalar of it)
 
 
 def fliplr(m: Any) -> Any:

@@ -26,7 +26,7 @@ from . import dispatch, view_functions
 from . import manipulation as _manipulation
 from .assignment import setitem
 from .complex_parts import iscomplexobj
-from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert
+from .elementwise import bitwise_and, bitwise_or, bitwise_xor, invert, left_shift, right_shift
 from .elementwise import round as _round
 from .inplace import read
 from .sorting import sort
@@ -91,6 +91,12 @@ def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
                 f"{self.shape} (NumPy refuses this too); write x = x op y instead"
             )
         if new.dtype != self.dtype:
+            if not np.can_cast(new.dtype, self.dtype, "same_kind"):  # NumPy's refusal
+                name = getattr(fn, "name", None) or getattr(fn, "__name__", "the operation")
+                raise TypeError(
+                    f"Cannot cast ufunc {name!r} output from {np.dtype(new.dtype)!r} to "
+                    f"{np.dtype(self.dtype)!r} with casting rule 'same_kind' (x op= y keeps "
+                    "x's dtype; the imaginary part would be lost): write x = x op y instead")
             new = _astype(new, dtype=self.dtype)
         replace(self, new)
         return self
@@ -221,9 +227,11 @@ def _batched_operators(dnp: Any) -> dict[str, Any]:
         **{f"__{name}__": method(prim) for name, prim in (
             ("lt", dnp.less), ("le", dnp.less_equal), ("gt", dnp.greater),
             ("ge", dnp.greater_equal), ("eq", dnp.equal), ("ne", dnp.not_equal),
-            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor),
+            ("lshift", left_shift), ("rshift", right_shift))},
         **{f"__r{name}__": reflected(prim) for name, prim in (
-            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor))},
+            ("and", bitwise_and), ("or", bitwise_or), ("xor", bitwise_xor),
+            ("lshift", left_shift), ("rshift", right_shift))},
         "__invert__": lambda s: invert(s),
         "any": lambda s, axis=None, keepdims=False: dnp.any(s, axis, keepdims=keepdims),
         "all": lambda s, axis=None, keepdims=False: dnp.all(s, axis, keepdims=keepdims),

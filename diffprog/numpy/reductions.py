@@ -1,6 +1,7 @@
 """Reductions and statistics under NumPy's names: sum, mean, max, min, prod, var, std,
-cumsum, cumprod, average, ptp, nansum, nanmean, norm (numpy.linalg.norm), and the constant
-valued argmax, argmin, count_nonzero (logsumexp lives in nn, sort in sorting).
+cumsum, cumprod, average, ptp, norm (numpy.linalg.norm), and the constant valued argmax,
+argmin, count_nonzero, any, all (logsumexp lives in nn, sort in sorting, the nan* functions
+in nan_reductions).
 
 Owns: the reduction primitives and their rules. Public functions take Python numbers and
 lists as NumPy does (`as_array`) and normalise `axis` once (`axes_of`), so rules always see a
@@ -27,12 +28,13 @@ from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype, broadcast_to, sum_to_shape
 from ..core.primitive import IndexedPrimitive, Primitive
 from ..core.trace import Tracer, as_scalar, raw, unwrapped
+from ..errors import UnsupportedKeywordError
 from ._define import axes_of, kept_shape, nondifferentiable, one_axis
 from ..ad.batching import Batched, anywhere, every, example_ndim, ndim, shifted
 from .batching import aligned, along_axes, elementwise
 from .complex_parts import conjugate, real
 from .elementwise import abs as _abs
-from .elementwise import bitwise_and, isnan, maximum, ufunc_where
+from .elementwise import maximum, ufunc_where
 from .joins import as_array, concatenate
 from .manipulation import broadcast_to as _broadcast, getitem, reshape, transpose
 
@@ -273,9 +275,12 @@ def _initial(name: str, initial: Any, like: Any) -> Any:
 
 
 def _unsupported(name: str, **options: Any) -> None:
+    """UnsupportedKeywordError for the first of NumPy's `options` given (not None)."""
     for option, value in options.items():
         if value is not None:
-            raise NotImplementedError(f"{name}: the `{option}` option is not supported")
+            raise UnsupportedKeywordError(
+                f"{name}: the `{option}` option is not supported (diffprog does not implement "
+                f"this keyword argument of NumPy's; drop {option}=)")
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
@@ -426,7 +431,7 @@ _root.defjvp(lambda t, ans, s, *, p: t * _root_slope(s, ans, p))
 def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
         keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.var`, with `where=`: mean squared deviation from the mean, divided by N - ddof
-    (N the number of entries selected)."""
+    (N the number of entries selected); for complex `a`, of |deviation|**2 (a real result)."""
     _unsupported("var", dtype=dtype, out=out)
     a = as_array(a)
     axes = axes_of(axis, len(a.shape))
@@ -464,7 +469,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
     """
     a = as_array(a)
     nd = len(a.shape)
-    axes = axes_of(axis, nd)
+    axes = axes_of(axis, nd, sequence=True)  # (NumPy takes any sequence here)
     if weights is None:
         avg = mean(a, axes, keepdims=keepdims)
         scale = float(_count(a.shape, axes))
@@ -497,32 +502,6 @@ def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> An
     _unsupported("ptp", out=out)
     a = as_array(a)
     return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
-
-
-def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-           keepdims: bool = False, initial: Any = None, where: Any = None) -> Any:  # fmt: skip
-    """`numpy.nansum`, with `initial=` and `where=`: NaNs count as zero and get zero gradient."""
-    _unsupported("nansum", dtype=dtype, out=out)
-    a = as_array(a)
-    if as_scalar(raw(a)).dtype.kind in "fc":
-        a = _masked(a, ~isnan(a), 0)
-    return sum(a, axis, keepdims=keepdims, initial=initial, where=where)
-
-
-def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
-            keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
-    """`numpy.nanmean`, with `where=`: the mean of the non-NaN (selected) entries; NaNs get
-    zero gradient."""
-    _unsupported("nanmean", dtype=dtype, out=out)
-    a = as_array(a)
-    r = as_scalar(raw(a))
-    if r.dtype.kind not in "fc":
-        return mean(a, axis, keepdims=keepdims, where=where)
-    axes = axes_of(axis, r.ndim, zero_d="nothing")
-    mask = _mask("nanmean", where, a)
-    present = ~namespace_of((r,)).isnan(r)
-    return nansum(a, axes, keepdims=keepdims, where=mask) / _selected(
-        present if mask is None else bitwise_and(mask, present), a, axes, keepdims)  # fmt: skip
 
 
 # --- numpy.linalg.norm ---------------------------------------------------------------------
@@ -688,6 +667,6 @@ def all(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:  # noqa: A0
 
 __all__ = [
     "sum", "mean", "max", "min", "amax", "amin", "prod", "cumsum", "cumprod", "var", "std",
-    "average", "ptp", "nansum", "nanmean", "norm", "argmax", "argmin", "count_nonzero", "any",
+    "average", "ptp", "norm", "argmax", "argmin", "count_nonzero", "any",
     "all",
 ]  # fmt: skip

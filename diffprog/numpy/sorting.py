@@ -171,7 +171,7 @@ def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = Fa
         raise NotImplementedError("median: the `out` option is not supported")
     a = as_array(a)
     nd = len(a.shape)
-    axes = axes_of(axis, nd)
+    axes = axes_of(axis, nd, sequence=True)
     rest = [i for i in range(nd) if i not in axes]
     x = reshape(transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
     s = sort(x, axis=-1)

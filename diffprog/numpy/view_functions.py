@@ -148,7 +148,7 @@ def flip(m_: Any, axis: Any = None) -> Any:
     default)."""
     out = m.flip(m_, axis)
     if out is not m_ and isinstance(m_, Tracer):
-        link(out, m_, (_reversed(len(m_.shape), axes_of(axis, len(m_.shape))),))
+        link(out, m_, (_reversed(len(m_.shape), axes_of(axis, len(m_.shape), sequence=True)),))
     return out
 
 

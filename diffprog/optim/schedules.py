@@ -12,12 +12,16 @@ Owns: `constant`, `exponential_decay`, `cosine_decay`, `linear_schedule`, `linea
 `warmup_cosine_decay`. Pass one as any optimizer's ``learning_rate``; the optimizer keeps
 the count in its state. Arguments are checked when the schedule is made, and each schedule
 knows the least value its arguments let it take (``.lowest``), which an optimizer checks
-when it is made (a rate must be >= 0): a value a jitted step would not read back.
+when it is made (a rate must be >= 0): a value a jitted step would not read back. As in
+optax, ``transition_steps <= 0`` (and an exponential ``decay_rate`` of 0) makes the schedule
+the constant ``init_value``, and a negative ``transition_begin`` counts as 0, each said at
+INFO level on the ``diffprog.optim`` logger (optax logs the same at INFO).
 Layer L6: imports the stdlib, diffprog.numpy and .transforms' argument check.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Callable
@@ -36,6 +40,7 @@ __all__ = [
 ]
 
 Schedule = Callable[[int], float]
+_log = logging.getLogger("diffprog.optim")
 
 
 class _HostMath:
@@ -69,15 +74,28 @@ def _named(fn: Schedule, name: str, lowest: float) -> Schedule:
     return fn
 
 
-def _steps(name: str, value: int, allow_zero: bool = False) -> int:
+def _steps(name: str, value: int, allow_zero: bool = False, lowest: int | None = None) -> int:
+    """`value`, a number of steps, checked; with `lowest`, any int, raised to it (optax's
+    fallback for its transition arguments)."""
     if isinstance(value, bool) or not isinstance(value, int) and not (
             hasattr(value, "__index__")):
         raise TypeError(f"{name} must be an int (a number of steps), got "
                         f"{type(value).__name__} {value!r}")
     value = int(value)
+    if lowest is not None:
+        if value < lowest:
+            _log.info("%s is %d: it counts as %d, as in optax", name, value, lowest)
+        return max(value, lowest)
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return value
+
+
+
+def _held(name: str, init_value: float, why: str) -> Schedule:
+    """optax's schedule for a transition that never starts: the constant `init_value`."""
+    _log.info("%s: %s, so the schedule is the constant init_value (as in optax)", name, why)
+    return constant(init_value)
 
 
 def _between(a: float, b: float, t: Any) -> Any:
@@ -110,9 +128,12 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     (1.0, 0.5, 0.35355, 0.5)
     """
     init = check_real("exponential_decay: init_value", init_value)
-    rate = check_real("exponential_decay: decay_rate", decay_rate, 0.0, None, lo_open=True)
-    steps = _steps("exponential_decay: transition_steps", transition_steps)
-    begin = _steps("exponential_decay: transition_begin", transition_begin, allow_zero=True)
+    rate = check_real("exponential_decay: decay_rate", decay_rate, 0.0, None)
+    steps = _steps("exponential_decay: transition_steps", transition_steps, lowest=0)
+    if steps == 0 or rate == 0.0:
+        return _held("exponential_decay", init, "transition_steps <= 0" if steps == 0
+                     else "decay_rate is 0")  # fmt: skip
+    begin = _steps("exponential_decay: transition_begin", transition_begin, lowest=0)
     end = None if end_value is None else check_real("exponential_decay: end_value", end_value)
     # two past the exponent where the value crosses end_value (so a floored one is past it
     # too): capping it there keeps a growing rate ** p from overflowing (an OverflowError,
@@ -172,8 +193,10 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
     """
     init = check_real("linear_schedule: init_value", init_value)
     end = check_real("linear_schedule: end_value", end_value)
-    steps = _steps("linear_schedule: transition_steps", transition_steps)
-    begin = _steps("linear_schedule: transition_begin", transition_begin, allow_zero=True)
+    steps = _steps("linear_schedule: transition_steps", transition_steps, lowest=0)
+    if steps == 0:
+        return _held("linear_schedule", init, "transition_steps <= 0")
+    begin = _steps("linear_schedule: transition_begin", transition_begin, lowest=0)
 
     def schedule(count: int) -> float:
         return _between(init, end, _math(count).clip(count - begin, 0, steps) / steps)
