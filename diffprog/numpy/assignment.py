@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import namespace_of
 from ..core.trace import Tracer, full_error, numpy_frame
 from ..errors import TracerConversionError
 from .manipulation import index_tuple
@@ -25,7 +26,10 @@ def setitem(x: Tracer, index: Any, value: Any) -> None:
 
 
 def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
-    """`numpy.copyto(dst, src)`: `src` broadcast into the traced array `dst` (where=True only)."""
+    """`numpy.copyto(dst, src)`: `src` broadcast into the traced array `dst` (where=True only);
+    with neither traced, NumPy's (CuPy's) own copyto."""
+    if not isinstance(dst, Tracer) and not isinstance(src, Tracer):
+        return namespace_of((dst,)).copyto(dst, src, casting=casting, where=where)
     if not isinstance(dst, Tracer):
         frame = numpy_frame()
         if frame is not None and frame.f_code.co_name in ("full", "full_like"):
