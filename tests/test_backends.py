@@ -200,6 +200,49 @@ def test_mixing_two_gpus_raises_naming_both():
 
 
 @pytest.mark.gpu
+def test_vmap_and_jacobians_follow_their_data_to_a_gpu_not_current():
+    """Nothing made current first: per-example gradients (of an empty batch too), an output
+    shared by every example, and the Jacobians of a pytree holding a Python float run on GPU
+    1 and leave every result there (they ran code on GPU 0, which CuPy refuses)."""
+    require_cupy(devices=2)
+    xs, empty = dp.to_device((np.ones((4, 3), np.float32), np.ones((0, 3), np.float32)), "gpu:1")
+    p = dp.to_device({"w": np.arange(1.0, 4.0, dtype=np.float32), "s": 2.0}, "gpu:1")
+    per_example = dp.vmap(dp.grad(lambda x: dnp.sum(x**2)))
+    results = [per_example(xs), per_example(empty), dp.vmap(lambda x: (dnp.sum(x), p["w"]))(xs),
+               dp.jacfwd(lambda p: p["w"] * p["s"])(p), dp.jacrev(lambda p: p["w"] * p["s"])(p),
+               dp.hessian(lambda p: dnp.sum(p["w"] ** 3) * p["s"])(p)]  # fmt: skip
+    assert all(leaf.device.id == 1 for leaf in dp.tree.leaves(results))
+    np.testing.assert_array_equal(results[0].get(), np.full((4, 3), 2.0))
+    assert results[1].shape == (0, 3) and results[2][1].shape == (4, 3)
+    for jacobian in results[3:5]:
+        np.testing.assert_array_equal(jacobian["s"].get(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(results[5]["w"]["w"].get(), np.diag([12.0, 24.0, 36.0]))
+
+
+@pytest.mark.gpu
+def test_tangents_and_cotangents_on_another_device_are_refused_naming_both():
+    """A tangent or cotangent array lives where its primal or output does (they were
+    copied silently, or the adjoint came back on the cotangent's GPU); a host scalar goes
+    anywhere."""
+    cp = require_cupy(devices=2)
+    x, on_0 = dp.to_device(np.ones(3), "gpu:1"), dp.to_device(np.ones(3), "gpu:0")
+    f = lambda x: x * 2.0  # noqa: E731
+    _, vjp_fn = dp.vjp(f, x)
+    for wrong, where in ((on_0, r"GPU 0 \(CuPy\)"), (np.ones(3), r"the CPU \(NumPy\)")):
+        with pytest.raises(DeviceMismatchError, match=rf"tangent for primal 0 is on {where}, but the primal 0 is on GPU 1"):
+            dp.jvp(f, (x,), (wrong,))
+        with pytest.raises(DeviceMismatchError, match=rf"cotangent passed to vjp_fn is on {where}, but the output is on GPU 1"):
+            vjp_fn(wrong)
+        with pytest.raises(DeviceMismatchError, match=rf"tangent for primal 0 is on {where}"):
+            dp.hvp(lambda x: dnp.sum(x**3), (x,), (wrong,))
+    with pytest.raises(DeviceMismatchError, match=r"on GPU 1 \(CuPy\), but the output is on the CPU"):
+        dp.vjp(f, np.ones(3))[1](x)
+    (g,) = dp.vjp(lambda x: dnp.sum(x), x)[1](np.float64(2.0))  # a host scalar goes anywhere
+    assert g.device.id == 1 and float(dp.jvp(lambda x: dnp.sum(x), (x,), (x,))[1].get()) == 3.0
+    assert isinstance(g, cp.ndarray)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("gpu", [0, 1])
 def test_no_hidden_transfers_in_training_backward_forward_and_hvp(gpu):
     """Under cupyx.allow_synchronize(False) any device synchronisation (a device-to-host copy:

@@ -460,3 +460,17 @@ def test_part_writes_of_real_arrays_are_numpys():
     np.testing.assert_allclose(gy, [0.0, 52 * 2.0, -2.0])
     with pytest.raises(TypeError, match="does not have imaginary part to set"):
         dp.grad(lambda x: (setattr(x, "imag", 1.0), dnp.sum(x))[1])(x)
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")  # NumPy's, untraced
+def test_casts_of_numpy_scalars_stay_scalars():
+    """x.astype(dtype) of a NumPy scalar is a scalar, as NumPy's own: traced and under
+    dp.jit too (a complex one cast to real keeps its real part)."""
+    z = Z[0]
+    for f in (lambda z: dnp.vdot(z, z).astype(np.float64),
+              lambda z: dnp.sum(z * 1j).astype(np.complex64),
+              lambda z: dnp.sum(dnp.abs(z)).astype(np.float32)):  # fmt: skip
+        want = f(z)
+        assert type(dp.jvp(f, (z,), (z,))[0]) is type(want)
+        assert type(dp.jit(f)(z)) is type(want) and type(dp.jit(f)(z)) is type(want)
+        check_jit(f, (z,))

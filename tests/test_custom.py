@@ -254,6 +254,32 @@ def test_checkpoint_takes_keyword_arguments_and_differentiates_them():
     check_grads(lambda x, p: block(x, p=p), (1.5, 2.5), order=2)
 
 
+def test_checkpoint_recomputes_with_the_forward_passs_random_numbers():
+    """A checkpointed block that draws (dropout) draws the same numbers again when the
+    backward pass recomputes it, from NumPy's global generator, one among its arguments, in
+    its closure or in its globals; the stream then goes on where it stood (the gradient used
+    the next numbers: silently wrong)."""
+    x = np.linspace(0.5, 1.5, 4)
+    closure_rng = np.random.default_rng(1)
+    cases = [
+        (lambda: dp.grad(dp.checkpoint(lambda x: dnp.sum(x * closure_rng.normal(size=4))))(x),
+         closure_rng, np.random.default_rng(1)),
+        (lambda: dp.grad(dp.checkpoint(lambda x, g: dnp.sum(x * g.normal(size=4))))(x, given),
+         (given := np.random.default_rng(2)), np.random.default_rng(2)),
+        (lambda: dp.grad(dp.checkpoint(lambda x: dnp.sum(x * GLOBAL_RNG.normal(size=4))))(x),
+         GLOBAL_RNG, np.random.default_rng(3)),
+        (lambda: dp.grad(dp.checkpoint(lambda x: dnp.sum(x * np.random.normal(size=4))))(x),
+         np.random, np.random.RandomState(4)),
+    ]  # fmt: skip
+    np.random.seed(4)
+    for grad_of, used, fresh in cases:
+        np.testing.assert_array_equal(grad_of(), fresh.normal(size=4))
+        np.testing.assert_array_equal(used.normal(size=4), fresh.normal(size=4))
+
+
+GLOBAL_RNG = np.random.default_rng(3)
+
+
 def _backward_peak(f, x):
     tracemalloc.start()
     tracemalloc.reset_peak()

@@ -1,6 +1,6 @@
 """Fuzzed complex programs: random straight-line programs over complex and real parameters
-mixing holomorphic functions, the non-holomorphic parts (conj, real, imag, abs, angle),
-casts, FFTs, products and reductions, checked against central differences in both modes
+mixing holomorphic functions, the non-holomorphic parts (conj, real, imag, abs, angle, a
+write through x.real), casts, FFTs, products, reductions, var and norm, and linalg, checked against central differences in both modes
 to second order and under dp.jit. Each program is drawn from a seed (its test id) and each
 step is run at once on the concrete values: a step that would land near a kink, a branch
 cut or a singularity, or produce a large value, is replaced by a smooth one (as
@@ -55,6 +55,27 @@ UNARY = {
     "mean_abs2": (lambda x: dnp.mean(dnp.abs(x) ** 2), None),
     "flip": (lambda x: x[::-1] if np.ndim(x) else x, None),
     "T": (lambda x: x.T, None),
+    "power_complex": (lambda x: x ** (0.7 + 0.2j), _off_cut),
+    "arcsinh": (dnp.arcsinh, lambda x: _away(np.asarray(x) ** 2 + 1, 0.3)),
+    "log1p": (dnp.log1p, lambda x: _off_cut(np.asarray(x) + 1)),
+    "sign": (dnp.sign, _away),
+    "var": (lambda x: dnp.var(x, axis=-1), lambda x: np.ndim(x) >= 1),
+    "norm": (lambda x: dnp.linalg.norm(x, axis=0),
+             lambda x: np.ndim(x) >= 1 and _away(np.linalg.norm(x, axis=0), 0.2)),
+    "prod": (lambda x: dnp.prod(x, axis=0), lambda x: np.ndim(x) >= 1),
+    "fft2": (lambda x: dnp.fft.fft2(x, norm="ortho"), lambda x: np.ndim(x) == 2),
+    "rfftn": (lambda x: dnp.fft.rfftn(dnp.real(x), s=(3,) * np.ndim(x), norm="ortho"),
+              lambda x: np.ndim(x) >= 1),
+    "irfftn_axis_twice": (lambda x: dnp.fft.irfftn(x, axes=(0, 0)),
+                          lambda x: np.ndim(x) >= 1 and np.shape(x)[0] > 1),
+    "hfft": (lambda x: dnp.fft.hfft(x, n=4, norm="forward"), lambda x: np.ndim(x) >= 1),
+    "ihfft": (lambda x: dnp.fft.ihfft(dnp.real(x)), lambda x: np.ndim(x) >= 1),
+    "inv": (lambda x: dnp.linalg.inv(x + 3 * np.eye(len(x))), lambda x: _square(x)),
+    "det": (dnp.linalg.det, lambda x: _square(x)),
+    "eigvalsh": (lambda x: dnp.linalg.eigvalsh(x + dnp.conj(x.T)), lambda x: _square(x)),
+    "svdvals": (lambda x: dnp.linalg.svd(x, compute_uv=False),
+                lambda x: np.ndim(x) == 2 and _away(np.linalg.svd(x, compute_uv=False), 0.1)),
+    "write_real_part": (lambda x: _written_real_part(x), None),
 }
 BINARY = {
     "add": (lambda x, y: x + y, None),
@@ -66,7 +87,22 @@ BINARY = {
                and np.shape(x)[-1] == np.shape(y)[-2 if np.ndim(y) > 1 else 0]),  # fmt: skip
     "where": (lambda x, y: dnp.where(dnp.real(x) > 0, x, y),
               lambda x, y: bool(np.all(np.abs(np.real(x)) > 0.1))),  # fmt: skip
+    "power_complex": (lambda x, y: x ** (0.3 * y), lambda x, y: _off_cut(x)),
+    "solve": (lambda x, y: dnp.linalg.solve(x + 3 * np.eye(len(x)), y),
+              lambda x, y: _square(x) and np.shape(y)[:1] == np.shape(x)[:1]),
+    "outer": (dnp.outer, lambda x, y: np.size(x) * np.size(y) <= 36),
 }
+
+
+def _square(x):
+    return np.ndim(x) == 2 and np.shape(x)[0] == np.shape(x)[1]
+
+
+def _written_real_part(x):  # a write through x.real (a view, as in NumPy)
+    w = x * 1.0
+    if np.ndim(w) and np.iscomplexobj(w):
+        w.real[..., :1] = dnp.imag(x[..., :1]) * 2
+    return w
 
 
 def _draw(seed):

@@ -227,6 +227,37 @@ def test_static_argnums_count_from_the_end_when_negative():
         jitted(np.ones(2), {"rate": 1.0})
 
 
+def test_a_static_argument_stays_static_passed_by_position_or_by_keyword():
+    """static_argnums and static_argnames name the same parameters, as in JAX: a static
+    argument passed by keyword, or a static name passed by position, reaches f as it is, a
+    constant of the recording (it was staged, an input read through guards)."""
+    seen = []
+
+    def f(x, rate=0.0):
+        seen.append(type(rate))
+        return x * math.exp(rate)
+
+    for jitted in (dp.jit(f, static_argnums=1), dp.jit(f, static_argnames="rate")):
+        np.testing.assert_allclose(jitted(np.ones(2), 0.5), np.exp(0.5))
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        np.testing.assert_allclose(jitted(np.ones(2)), 1.0)
+        np.testing.assert_allclose(jitted(np.ones(2), rate=1.0), np.exp(1.0))
+        assert jitted.stats["recordings"] == 3 and jitted.stats["guard_failures"] == 0
+    assert set(seen) == {float}
+
+
+def test_static_arguments_equal_in_value_but_not_in_type_are_told_apart():
+    """1, 1.0 and True (and tuples of them) are equal and hash alike: as static arguments
+    they shared one recording, so f(x, 3.0) replayed f(x, 3)'s path."""
+    f = lambda x, n: x * (n // 2) if type(n) is int else x * 100.0  # noqa: E731
+    g = lambda x, shape: (x, type(shape[0]).__name__)  # noqa: E731
+    jitted_f, jitted_g = dp.jit(f, static_argnums=1), dp.jit(g, static_argnames="shape")
+    for n in (3, 3.0, True, 3):
+        np.testing.assert_array_equal(jitted_f(np.ones(2), n), f(np.ones(2), n))
+    for shape in ((1, 2), (1.0, 2.0), (True, 2)):
+        assert jitted_g(np.ones(2), shape=shape)[1] == type(shape[0]).__name__
+
+
 def test_jit_decorates_a_method():
     """`@dp.jit` on a method binds like a function: the instance is the first argument (a
     constant of the recording, keyed by its hash; a registered dataclass is a pytree)."""

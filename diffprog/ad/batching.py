@@ -15,7 +15,6 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any
 
@@ -52,11 +51,12 @@ class BatchTracer(Tracer):
     def example(self) -> Any:
         """One example's raw array (its type, dtype and shape; not its values)."""
         whole = unwrapped(self.value)
-        if len(whole):
-            return whole[0]
-        xp = namespace_of((whole,))  # an empty batch: a new array, on the batch's device
-        with whole.device if xp is not np else contextlib.nullcontext():
-            return xp.empty_like(whole, shape=whole.shape[1:])
+        if isinstance(whole, np.ndarray):  # (the common case, first)
+            return whole[0] if len(whole) else np.empty_like(whole, shape=whole.shape[1:])
+        with whole.device:  # a CuPy batch, perhaps on another GPU than the current one
+            if len(whole):
+                return whole[0]
+            return namespace_of((whole,)).empty_like(whole, shape=whole.shape[1:])  # new, empty
 
     def stripped(self) -> BatchTracer:
         """This batch with every differentiating tracer layer below it removed (`raw`)."""

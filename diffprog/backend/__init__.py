@@ -264,6 +264,21 @@ def _module_of_value(a: Any) -> ModuleType | None:
     return _module_of_type(type(_unwrapped(a)))
 
 
+def other_device(value: Any, ref: Any) -> tuple[str, str] | None:
+    """(where `value` lives, where `ref` lives) when those differ, else None. A host scalar
+    (a Python number, a NumPy scalar or 0-d array) goes anywhere: None."""
+    value, ref = _unwrapped(value), _unwrapped(ref)
+    if type(value) is type(ref) is np.ndarray:  # (the common case, first)
+        return None
+    if not is_array(value) or isinstance(value, np.generic) or type(value) is np.ndarray and value.ndim == 0:
+        return None
+    places = []
+    for x in (value, ref):
+        mod = _module_of_type(type(x)) or np
+        places.append(device_name(mod, getattr(getattr(x, "device", None), "id", None) if mod is not np else None))
+    return None if places[0] == places[1] else (places[0], places[1])
+
+
 def device_name(mod: ModuleType, gpu: int | None = None) -> str:
     """How errors name a device: "the CPU (NumPy)", "GPU 1 (CuPy)" (or "the GPU (CuPy)")."""
     if mod.__name__ != "cupy":

@@ -39,11 +39,13 @@ def _broadcast_to(xp: Any, x: Any, *, shape: tuple[int, ...]) -> Any:
 def _astype(xp: Any, x: Any, *, dtype: Any) -> Any:
     """A cast; complex to real keeps the real part (NumPy would warn): the transpose of
     the embedding of reals in complex numbers, which is how a real input's cotangent is
-    brought back from a complex one."""
+    brought back from a complex one. A NumPy scalar stays a scalar, as its own astype."""
+    scalar = isinstance(x, numpy.generic)
     x = xp.asarray(x)
     if x.dtype.kind == "c" and xp.dtype(dtype).kind != "c":
         x = x.real
-    return x.astype(dtype, copy=False)
+    x = x.astype(dtype, copy=False)
+    return x[()] if scalar else x
 
 
 sum_to_shape = Primitive("sum_to_shape", _sum_to_shape)

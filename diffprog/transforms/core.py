@@ -20,11 +20,11 @@ from .. import tree
 from ..ad.boundary import Watched, adjoint_like, own_value, refuse_opaque_floats
 from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
-from ..backend import asarray_like, device_scope, is_array, ones_like
+from ..backend import asarray_like, device_scope, is_array, ones_like, other_device
 from ..core.edge import astype
 from ..core.gc_pause import Hold, gc_paused
 from ..core.trace import Trace, Tracer, as_scalar, numpy_store_unwrapped, open_trace, raw, unwrapped
-from ..errors import NonScalarOutputError, StructureError, UnsupportedLeafError
+from ..errors import DeviceMismatchError, NonScalarOutputError, StructureError, UnsupportedLeafError
 
 
 def grad(
@@ -167,19 +167,19 @@ def jvp(
             r = raw(value)
             if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
                 return trace.lift(value, t)  # the common case: an array just like its primal
+            path = lambda: tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])  # noqa: E731
+            _refuse_other_device(t, r, lambda: (f"dp.jvp: the tangent for primal {i}{path()}", f"primal {i}{path()}"))
             if not isinstance(t, Tracer):
                 t = _direction_like(t, r)
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
                 raise UnsupportedLeafError(
-                    f"dp.jvp: the tangent for primal {i}"
-                    f"{tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])} is complex "
+                    f"dp.jvp: the tangent for primal {i}{path()} is complex "
                     f"but the primal is real (dtype {like.dtype}); pass a real tangent"
                 )
             if tuple(t.shape) != tuple(like.shape):
-                path = tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])
                 raise StructureError(
-                    f"dp.jvp: the tangent for primal {i}{path} has shape {tuple(t.shape)}, but "
+                    f"dp.jvp: the tangent for primal {i}{path()} has shape {tuple(t.shape)}, but "
                     f"the primal has shape {tuple(like.shape)}"
                 )
             return trace.lift(value, t if t.dtype == like.dtype else astype(t, dtype=like.dtype))
@@ -402,6 +402,7 @@ def cotangent_seeds(
                 f"{entry} has shape {tuple(shape)}, but the {noun}{path} has shape "
                 f"{tuple(o.shape)}"
             )
+        _refuse_other_device(c, o, lambda: _entry(what, noun, tree.keystr(tree.flatten_with_path(out)[0][i][0])))
         if np.iscomplexobj(unwrapped(c)) and o.dtype.kind != "c":
             path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
             raise UnsupportedLeafError(
@@ -414,6 +415,23 @@ def cotangent_seeds(
             c = astype(c, dtype=o.dtype)
         seeds.append((o.slot, c))
     return seeds
+
+
+def _entry(what: str, noun: str, path: str) -> tuple[str, str]:
+    return (f"{what}: the entry for {noun}{path}" if path else what), f"{noun}{path}"
+
+
+def _refuse_other_device(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> None:
+    """A tangent or cotangent array `d` lives where its primal or output `ref` does (a host
+    scalar goes anywhere); DeviceMismatchError naming both (`names()`: what `d` is, what
+    `ref` is) otherwise."""
+    places = other_device(d, ref)
+    if places is not None:
+        what, of = names()
+        raise DeviceMismatchError(
+            f"{what} is on {places[0]}, but the {of} is on {places[1]}; move it there first "
+            "with dp.to_device (nothing in diffprog copies between devices unasked)"
+        )
 
 
 def _direction_like(d: Any, ref: Any, dtype: Any = None) -> Any:

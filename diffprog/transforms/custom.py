@@ -18,6 +18,8 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import tree
 from .. import numpy as dnp
 from ..ad.batching import BatchTracer
@@ -28,6 +30,7 @@ from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace
 from ..errors import BatchedControlFlowError, StructureError
 from .core import vjp
+from .jit import GENERATORS, draw_state, set_draw_state
 from .vmap import vmap
 
 
@@ -293,13 +296,22 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
         if not isinstance(trace, ReverseTrace):
             return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
         saved: dict[str, Any] = {}
+        generators = _generators_of(f, leaves)
+        drawn_from = [draw_state(g) for g in generators]
 
         def run(vals: list[Any]) -> list[Any]:  # lower traces checkpoint too
             out_leaves, saved["out_def"] = tree.flatten(checkpointed(*tree.unflatten(treedef, vals)))
             return out_leaves
 
         def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
-            _, vjp_fn = vjp(f, *tree.unflatten(treedef, vals))
+            now = [draw_state(g) for g in generators]
+            for gen, state in zip(generators, drawn_from):  # the recomputation draws the
+                set_draw_state(gen, state)  # forward pass's random numbers again
+            try:
+                _, vjp_fn = vjp(f, *tree.unflatten(treedef, vals))
+            finally:
+                for gen, state in zip(generators, now):
+                    set_draw_state(gen, state)
             return tree.leaves(vjp_fn(tree.unflatten(saved["out_def"], _zeros_for(g, out))))
 
         outs = trace.record_call(JointNode(getattr(f, "__name__", "checkpoint"), pullback), leaves, run)
@@ -309,6 +321,31 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+def _generators_of(f: Callable[..., Any], leaves: list[Any]) -> list[Any]:
+    """The random generators `f` may draw from that can be seen: NumPy's global one, those
+    among its arguments (`leaves`), in its closure and in the globals its code names (not
+    those of the functions it calls)."""
+    seen = list(leaves)
+    while f is not None:  # f, and the function it wraps (functools.wraps: dp.vmap's)
+        seen += [c.cell_contents for c in getattr(f, "__closure__", None) or () if _filled(c)]
+        code, names = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+        seen += [names[n] for n in code.co_names if n in names] if code is not None else []
+        f = getattr(f, "__wrapped__", None)
+    found = [np.random]
+    for g in seen:
+        if isinstance(g, GENERATORS) and not any(g is h for h in found):
+            found.append(g)
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # a cell not yet bound
+        return False
+    return True
+
+
 def _by_position(fun: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> tuple:
     """A call's arguments all by position, as if the keyword ones had been passed so (with
     the defaults of any they skip): fwd, bwd and the JVP rule take arguments by position."""

@@ -33,6 +33,7 @@ Layer L5: imports L0-L4.
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 import warnings
 import zlib
@@ -163,8 +164,8 @@ class Signature:
     def __init__(self, jitted: Jitted, args: tuple, kwargs: dict) -> None:
         nums, names = jitted.static_positions(len(args)), jitted.static_argnames
         if nums or names:
-            static_args = tuple((i, args[i]) for i in nums if 0 <= i < len(args))
-            static_kw = tuple(sorted((k, v) for k, v in kwargs.items() if k in names))
+            static_args = tuple((i, _typed(args[i])) for i in nums if 0 <= i < len(args))
+            static_kw = tuple(sorted((k, _typed(v)) for k, v in kwargs.items() if k in names))
             dynamic = (tuple(None if i in nums else a for i, a in enumerate(args)),
                        {k: v for k, v in kwargs.items() if k not in names})  # fmt: skip
         else:  # (the common case, without the scans)
@@ -224,9 +225,10 @@ class Jitted:
                  max_variants: int, fuse: bool = True, cuda_graph: bool = True) -> None:  # fmt: skip
         functools.update_wrapper(self, f)
         self.f = f
-        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self.static_argnums, self.static_argnames = _both_ways(f, nums, names)
         self.all_static_nonnegative = all(i >= 0 for i in self.static_argnums)
-        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if max_variants < 1:
             raise ValueError(f"dp.jit: max_variants must be at least 1, got {max_variants}")
         self.max_variants = max_variants
@@ -331,8 +333,8 @@ class Jitted:
 
     def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         self.stats["recordings"] += 1
-        generators = [np.random] + [g for g in sig.leaves if isinstance(g, _GENERATORS)]
-        before = [_draw_state(g) for g in generators]
+        generators = [np.random] + [g for g in sig.leaves if isinstance(g, GENERATORS)]
+        before = [draw_state(g) for g in generators]
         with device_scope(sig.input_values()), open_trace(StagingTrace, "dp.jit") as trace:
             leaves = list(sig.leaves)
             for i in sig.inputs:
@@ -351,7 +353,7 @@ class Jitted:
                     outputs.append(Const(leaf))
                     values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
         result = tree.unflatten(out_def, values)
-        drew = [g for g, state in zip(generators, before) if not _same_state(_draw_state(g), state)]
+        drew = [g for g, state in zip(generators, before) if not _same_state(draw_state(g), state)]
         if drew:  # a replay would repeat the recording's draws
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
@@ -431,14 +433,22 @@ def _user_constants(graph: Graph) -> list:
     return list(seen.values())
 
 
-_GENERATORS = (np.random.Generator, np.random.RandomState)
+GENERATORS = (np.random.Generator, np.random.RandomState)
 
 
-def _draw_state(g: Any) -> Any:
+def draw_state(g: Any) -> Any:
     """Where a random generator (np.random itself: the global one) stands in its stream."""
     if isinstance(g, np.random.Generator):
         return g.bit_generator.state
     return g.get_state(legacy=False)
+
+
+def set_draw_state(g: Any, state: Any) -> None:
+    """Put a random generator back where `draw_state` found it."""
+    if isinstance(g, np.random.Generator):
+        g.bit_generator.state = state
+    else:
+        g.set_state(state)
 
 
 def _same_state(a: Any, b: Any) -> bool:
@@ -492,6 +502,30 @@ def _address_range(a: Any) -> tuple[int, int] | None:
     low = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s < 0)
     high = start + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if s > 0) + a.itemsize
     return low, high
+
+
+def _both_ways(f: Callable[..., Any], nums: tuple, names: tuple) -> tuple[tuple, tuple]:
+    """static_argnums and static_argnames, each completed with the other's parameters that
+    can be passed both ways (as JAX does): a static argument passed by keyword, or a static
+    name passed by position, stays static."""
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return nums, names
+    both = [p.name if p.kind is p.POSITIONAL_OR_KEYWORD else None for p in params
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+    more_names = tuple(both[i] for i in nums if -len(both) <= i < len(both) and both[i] is not None)
+    more_nums = tuple(i for i, name in enumerate(both) if name is not None and name in names)
+    return (nums + tuple(i for i in more_nums if i not in nums),
+            names + tuple(n for n in more_names if n not in names))  # fmt: skip
+
+
+def _typed(value: Any) -> Any:
+    """A static argument as a signature key: its value and its type, within tuples too (1,
+    1.0 and True are equal and hash alike, but f may tell them apart)."""
+    if isinstance(value, tuple):
+        return type(value), tuple(_typed(v) for v in value)
+    return type(value), value
 
 
 def _fingerprint(a: np.ndarray, copy: bool) -> bytes | int:

@@ -21,7 +21,7 @@ import numpy as np
 from .. import numpy as dnp
 from .. import tree
 from ..ad.batching import BatchTrace, BatchTracer
-from ..backend import is_array
+from ..backend import device_scope, is_array
 from ..core.trace import Tracer, numpy_store_unwrapped, open_trace, raw
 from ..errors import StructureError
 
@@ -44,7 +44,8 @@ def vmap(f: Callable[..., Any], in_axes: Any = 0, out_axes: Any = 0,
         axes = _in_axes(in_axes, args, kwargs)
         leaves_with_paths, treedef = tree.flatten_with_path((args, kwargs))
         size = _batch_size(leaves_with_paths, axes, axis_size)
-        with open_trace(BatchTrace, "dp.vmap", size) as trace:
+        with device_scope(leaf for _, leaf in leaves_with_paths), \
+                open_trace(BatchTrace, "dp.vmap", size) as trace:  # (on the arguments' GPU)
             leaves = [_batched(trace, leaf, axis) for (_, leaf), axis in zip(leaves_with_paths, axes)]
             args_b, kwargs_b = tree.unflatten(treedef, leaves)
             with numpy_store_unwrapped():
