@@ -159,7 +159,14 @@ def as_ndarray(a: Any, numpy_scalars: bool = True) -> Any:
     numpy_scalar = isinstance(value, np.generic)  # (np.float64 is a float too)
     if not (numpy_scalar and numpy_scalars or not numpy_scalar and isinstance(value, (float, complex))):
         return a
-    return astype(a, dtype=np.asarray(value).dtype) if isinstance(a, Tracer) else np.asarray(a)
+    return _to_array(a) if isinstance(a, Tracer) else np.asarray(a)
+
+
+# the identity from a scalar to its 0-d array (a batched value is an array already)
+_to_array = Primitive("to_array", lambda xp, x: xp.asarray(x))
+_to_array.defvjp(lambda g, ans, x: g)
+_to_array.defjvp(lambda t, ans, x: _to_array(t))
+_to_array.defbatch(lambda size, batched, x: x)
 
 
 def as_array_beside(a: Any, ref: Any) -> Any:
