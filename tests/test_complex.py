@@ -474,3 +474,20 @@ def test_casts_of_numpy_scalars_stay_scalars():
         assert type(dp.jvp(f, (z,), (z,))[0]) is type(want)
         assert type(dp.jit(f)(z)) is type(want) and type(dp.jit(f)(z)) is type(want)
         check_jit(f, (z,))
+
+
+def test_in_place_operators_refuse_complex_into_real_as_numpy():
+    """x op= y keeps x's dtype; a complex result in a real x is NumPy's TypeError (it would
+    drop the imaginary part), traced too, while same-kind casts go through."""
+    def f(x, y):
+        x = x * 1.0
+        x += y
+        return x
+
+    x = np.ones(3, np.float32)
+    with pytest.raises(TypeError, match="Cannot cast ufunc 'add' output from dtype\\('complex"):
+        f(x, Z[0])  # NumPy's own
+    with pytest.raises(TypeError, match="Cannot cast ufunc 'add' output from dtype\\('complex"):
+        dp.jvp(f, (x, Z[0]), (x, Z[0]))
+    assert dp.jvp(f, (x, np.ones(3)), (x, np.ones(3)))[0].dtype == np.float32
+    assert dp.jvp(f, (Z[0].astype(np.complex64), Z[1]), (Z[0], Z[1]))[0].dtype == np.complex64

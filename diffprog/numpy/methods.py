@@ -91,6 +91,12 @@ def _in_place(fn: Callable[[Any, Any], Any]) -> Callable[[Tracer, Any], Any]:
                 f"{self.shape} (NumPy refuses this too); write x = x op y instead"
             )
         if new.dtype != self.dtype:
+            if not np.can_cast(new.dtype, self.dtype, "same_kind"):  # NumPy's refusal
+                name = getattr(fn, "name", None) or getattr(fn, "__name__", "the operation")
+                raise TypeError(
+                    f"Cannot cast ufunc {name!r} output from {np.dtype(new.dtype)!r} to "
+                    f"{np.dtype(self.dtype)!r} with casting rule 'same_kind' (x op= y keeps "
+                    "x's dtype; the imaginary part would be lost): write x = x op y instead")
             new = _astype(new, dtype=self.dtype)
         replace(self, new)
         return self
