@@ -184,6 +184,26 @@ def test_jvp_and_hvp_need_tuples():
         dp.hvp(lambda x: dnp.sum(x**3), np.ones(2), np.ones(2))
 
 
+@pytest.mark.parametrize("bad, what", [("x", "a str ('x')"), (object(), "an object"),
+                                       (np.array([1, "a"], dtype=object), "an array of dtype object")])  # fmt: skip
+def test_tangents_and_cotangents_that_are_not_numbers_name_their_leaf(bad, what):
+    """(They raised NumPy's ValueError, or an AttributeError, naming nothing.)"""
+    f = lambda p: {"a": p["w"] * p["s"], "b": p["s"]}  # noqa: E731
+    p = {"w": np.ones(2), "s": 1.0}
+    _, vjp_fn = dp.vjp(f, p)
+    with raises(dp.UnsupportedLeafError, f"vjp_fn: the entry for output['b'] is {what}", "not numbers"):
+        vjp_fn({"a": np.ones(2), "b": bad})
+    with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}", "not numbers"):
+        dp.jvp(f, (p,), ({"w": np.ones(2), "s": bad},))
+    with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}"):
+        dp.hvp(lambda p: dnp.sum(f(p)["a"]), (p,), ({"w": np.ones(2), "s": bad},))
+    with dp.Tape() as tape:
+        x = tape.watch(np.ones(2))
+        y = x * 2.0
+    with raises(dp.UnsupportedLeafError, f"output_gradients is {what}", "not numbers"):
+        tape.gradient(y, x, output_gradients=bad)
+
+
 # --- custom rules ----------------------------------------------------------------------------------
 def _custom_vjp(bwd, fun=lambda x: dnp.sum(x)):
     f = dp.custom_vjp(fun)
@@ -276,6 +296,18 @@ def test_tracer_converted_to_numpy(convert):
     with raises(dp.TracerConversionError, "cannot convert a traced array (shape (2,), dtype float64)",
                 "gradient would be silently lost", "dp.stop_gradient"):  # fmt: skip
         dp.grad(lambda x: convert(x).sum())(np.ones(2))
+
+
+def test_a_tape_value_used_after_its_block_says_so():
+    """(The message told of a function returning, and of has_aux.)"""
+    with dp.Tape() as outer:
+        x = outer.watch(2.0)
+        with dp.Tape() as inner:
+            y = inner.watch(x) ** 3
+        with raises(dp.EscapedTracerError, "recorded by a dp.Tape", "after the tape's `with` block closed",
+                    "inside the block"):  # fmt: skip
+            y * 2.0
+    assert outer.gradient(y, x) == 12.0
 
 
 def test_escaped_tracer():

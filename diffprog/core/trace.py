@@ -55,6 +55,13 @@ class Trace:
         return self.process(prim, args, params)
 
     def escaped_error(self) -> EscapedTracerError:
+        if self.origin == "dp.Tape":  # an imperative block, not a function that returns
+            return EscapedTracerError(
+                f"a value recorded by a dp.Tape (trace level {self.level}, id {self.id}) was "
+                "used after the tape's `with` block closed, where nothing records it. Compute "
+                "with it inside the block; an outer tape's gradient() still takes it as its "
+                "target, and gradient() itself works after the block."
+            )
         return EscapedTracerError(
             f"a traced value of {self.origin} (trace level {self.level}, id {self.id}) was used "
             f"after {self.origin} returned. This happens when a value computed inside the "

@@ -168,7 +168,7 @@ def jvp(
             if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
                 return trace.lift(value, t)  # the common case: an array just like its primal
             path = lambda: tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])  # noqa: E731
-            _refuse_other_device(t, r, lambda: (f"dp.jvp: the tangent for primal {i}{path()}", f"primal {i}{path()}"))
+            _check_direction(t, r, lambda: (f"dp.jvp: the tangent for primal {i}{path()}", f"primal {i}{path()}"))
             if not isinstance(t, Tracer):
                 t = _direction_like(t, r)
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
@@ -394,6 +394,7 @@ def cotangent_seeds(
     for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
         if c is None or not (isinstance(o, ReverseTracer) and o._trace is trace):
             continue
+        _check_direction(c, o, lambda: _entry(what, noun, tree.keystr(tree.flatten_with_path(out)[0][i][0])))
         shape = getattr(c, "shape", ())
         if tuple(shape) != tuple(o.shape):
             path = tree.keystr(tree.flatten_with_path(out)[0][i][0])
@@ -402,7 +403,6 @@ def cotangent_seeds(
                 f"{entry} has shape {tuple(shape)}, but the {noun}{path} has shape "
                 f"{tuple(o.shape)}"
             )
-        _refuse_other_device(c, o, lambda: _entry(what, noun, tree.keystr(tree.flatten_with_path(out)[0][i][0])))
         if np.iscomplexobj(unwrapped(c)) and o.dtype.kind != "c":
             path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
             raise UnsupportedLeafError(
@@ -421,10 +421,18 @@ def _entry(what: str, noun: str, path: str) -> tuple[str, str]:
     return (f"{what}: the entry for {noun}{path}" if path else what), f"{noun}{path}"
 
 
-def _refuse_other_device(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> None:
-    """A tangent or cotangent array `d` lives where its primal or output `ref` does (a host
-    scalar goes anywhere); DeviceMismatchError naming both (`names()`: what `d` is, what
-    `ref` is) otherwise."""
+def _check_direction(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> None:
+    """A tangent or cotangent `d` is numbers (a number, or an array of numbers), living where
+    its primal or output `ref` does (a host scalar goes anywhere); else an error naming both
+    (`names()`: what `d` is, what `ref` is)."""
+    value = unwrapped(d)  # (a traced Python float is a number too)
+    dtype = getattr(value, "dtype", None)
+    if not (isinstance(value, (bool, int, float, complex)) or dtype is not None and np.dtype(dtype).kind in "biufc"):
+        what, of = names()
+        raise UnsupportedLeafError(
+            f"{what} is {_described(d)}, not numbers; pass a number or an array of numbers "
+            f"like the {of}"
+        )
     places = other_device(d, ref)
     if places is not None:
         what, of = names()
@@ -432,6 +440,14 @@ def _refuse_other_device(d: Any, ref: Any, names: Callable[[], tuple[str, str]])
             f"{what} is on {places[0]}, but the {of} is on {places[1]}; move it there first "
             "with dp.to_device (nothing in diffprog copies between devices unasked)"
         )
+
+
+def _described(x: Any) -> str:
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None:
+        return f"an array of dtype {dtype}"
+    name = type(x).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({x!r:.40})"
 
 
 def _direction_like(d: Any, ref: Any, dtype: Any = None) -> Any:
