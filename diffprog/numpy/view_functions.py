@@ -86,7 +86,8 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
 
 def ravel(a: Any, order: str = "C") -> Any:
     """`numpy.ravel` (C order): a view of `a` when NumPy gives one."""
-    return _reshaped(a, m.ravel(a, order), lambda like: np.ravel(like, order))
+    return _reshaped(a, m.ravel(a, order), lambda like: like.ravel(order) if hasattr(
+        like, "ravel") else np.ravel(like, order))  # (a watched Python number has no method)
 
 
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
