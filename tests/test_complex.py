@@ -491,3 +491,35 @@ def test_in_place_operators_refuse_complex_into_real_as_numpy():
         dp.jvp(f, (x, Z[0]), (x, Z[0]))
     assert dp.jvp(f, (x, np.ones(3)), (x, np.ones(3)))[0].dtype == np.float32
     assert dp.jvp(f, (Z[0].astype(np.complex64), Z[1]), (Z[0], Z[1]))[0].dtype == np.complex64
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")  # NumPy's (unsafe)
+def test_copyto_refuses_complex_into_real_as_numpy():
+    def f(x, z, casting="same_kind"):
+        x = x * 1.0
+        np.copyto(x, z, casting=casting)
+        return x
+
+    x, z = np.ones(3), Z[0]
+    for src in (z, 1j):
+        with pytest.raises(TypeError, match="Cannot cast .* according to the rule 'same_kind'"):
+            f(x, src)  # NumPy's own
+        with pytest.raises(TypeError, match="Cannot cast .* according to the rule 'same_kind'"):
+            dp.jvp(lambda x: f(x, src), (x,), (x,))
+    want = f(x, z, "unsafe")
+    assert np.array_equal(dp.jvp(lambda x: f(x, z, "unsafe"), (x,), (x,))[0], want)
+    assert dp.jvp(lambda x: f(x, 2.5), (x.astype(np.float32),), (x,))[0].dtype == np.float32
+
+
+def test_real_if_close_decides_again_under_jit():
+    """real_if_close decides on the value: dp.jit's replay must check that decision (a
+    guard), else a call with large imaginary parts silently returned the real parts."""
+    f = dp.jit(lambda z: dnp.real_if_close(z) * 2)
+    close, far = np.array([1 + 1e-17j, 2 + 0j]), np.array([1 + 1j, 2 + 0j])
+    for z in (close, close, far, far, close):
+        want = np.real_if_close(z) * 2
+        got = f(z)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert f.stats["guard_failures"] >= 2
+    assert dp.vmap(dnp.real_if_close)(np.stack([close, far])).dtype == np.complex128
+    assert dp.vmap(dnp.real_if_close)(np.stack([close, close])).dtype == np.float64

@@ -138,9 +138,11 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
             temps[key] = (f"x{len(loop.inputs)}", kernels.dtype_of(a))
             loop.inputs.append((shape, kernels.dtype_of(a), arg_of[id(source)], row))
     position = {o.id: k for k, o in enumerate(outs)}
-    _write(loop, members, temps, position, vector=True)
-    if not kernels.vectorizes(loop):  # a scalar loop: libm's calls are faster than vmath's
-        _write(loop, members, temps, position, vector=False)
+    vmath = _write(loop, members, temps, position)
+    if vmath and not kernels.vectorizes(loop):  # a scalar loop: libm's calls are faster
+        for k in vmath:  # than vmath's
+            op = kernels.scalar_op(members[k])
+            loop.lines[k] = f"t{k} = {kernels.expression(op, members[k], temps, vector=False)}"
     guards = [body[i] for i in g.guards]
     loop.guards = [(temps[guard.var.id][0], bool(guard.expected)) for guard in guards]
     source = kernels.kernel_source(loop)
@@ -159,11 +161,13 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
                 members[0].site, all(m.backward for m in members))  # fmt: skip
 
 
-def _write(loop: kernels.Loop, members: list[Node], temps: dict, position: dict[int, int],
-           vector: bool) -> None:
-    """Write the members' statements, stores and sums into `loop` (`temps`: the loaded
-    values; `position`: output var id -> its index; `vector`: exp, log, ... as vmath's)."""
+def _write(loop: kernels.Loop, members: list[Node], temps: dict,
+           position: dict[int, int]) -> list[int]:  # fmt: skip
+    """Write the members' statements (line k: member k's), stores and sums into `loop`
+    (`temps`: the loaded values; `position`: output var id -> its index), exp, log, ... as
+    compile.vmath's; returns the positions of those lines."""
     loop.lines, loop.stores, loop.sums = [], [], []
+    vmath = []
     for k, m in enumerate(members):
         op = kernels.scalar_op(m)
         out = m.outs[0]
@@ -174,10 +178,14 @@ def _write(loop: kernels.Loop, members: list[Node], temps: dict, position: dict[
             loop.lines.append(f"{temp} = {kernels.cast(value, src.dtype, np.dtype(np.float64))}")
             loop.sums.append((position[out.id], temp, _sum_index(m, loop.shape), out.dtype))
             continue
-        loop.lines.append(f"{temp} = {kernels.expression(op, m, temps, vector)}")
+        line = f"{temp} = {kernels.expression(op, m, temps)}"
+        if "vmath." in line:
+            vmath.append(k)
+        loop.lines.append(line)
         temps[out.id] = (temp, out.dtype)
         if out.id in position:
             loop.stores.append((position[out.id], temp, out.shape, out.dtype))
+    return vmath
 
 
 def _one_final_sum(body: list, g: Group, readers: dict[int, list[int]]) -> None:

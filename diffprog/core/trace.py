@@ -326,14 +326,27 @@ def refuse_conversion(x: Tracer, what: str) -> None:
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+def _in_package(filename: str) -> bool:
+    """Whether code of `filename` is diffprog's own. Asked per frame of every recorded op,
+    so kept per absolute file name (os.path.abspath took a fifth of a recording's time); a
+    relative one depends on the working directory."""
+    inside = _inside.get(filename)
+    if inside is None:
+        inside = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if os.path.isabs(filename) and len(_inside) < 10_000:
+            _inside[filename] = inside
+    return inside
+
+
+_inside: dict[str, bool] = {}
+
+
 def user_line(code: bool = True) -> str:
     """`file:line: code` of the innermost frame outside the diffprog package: the line of the
     user's code an error is about (without the code, which is read from the file, if not
     `code`)."""
     frame = sys._getframe(1)
-    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _PACKAGE_DIR
-    ):
+    while frame.f_back is not None and _in_package(frame.f_code.co_filename):
         frame = frame.f_back
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     text = linecache.getline(filename, lineno).strip() if code else ""

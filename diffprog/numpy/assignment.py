@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import namespace_of
 from ..core.trace import Tracer, full_error, numpy_frame
 from ..errors import TracerConversionError
@@ -43,5 +45,12 @@ def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) ->
         raise NotImplementedError("copyto: the where= option is not supported on traced arrays")
     if casting not in ("same_kind", "unsafe"):
         raise NotImplementedError(f"copyto: casting={casting!r} is not supported on traced arrays")
+    dtype = getattr(src, "dtype", None)
+    if dtype is None and not isinstance(src, (list, tuple)):  # a Python number
+        dtype = np.result_type(src)
+    if casting == "same_kind" and dtype is not None and not np.can_cast(dtype, dst.dtype, casting):
+        raise TypeError(f"Cannot cast array data from {np.dtype(dtype)!r} to "
+                        f"{np.dtype(dst.dtype)!r} according to the rule 'same_kind' (NumPy's "
+                        "refusal; casting='unsafe' keeps the real part)")  # fmt: skip
     assign(dst, (Ellipsis,), src)
 

@@ -6,7 +6,7 @@ transpose of the R-linear JVP under the pairing <a, b> = Re sum(a * b) (no conju
 so real's VJP is g, imag's -1j * g, conj's conj(g). (The holomorphic functions' rules are
 the real ones, g * f'(z), unchanged; abs, in elementwise.py, uses `conj` from here.)
 Rules use Python's operators on their arguments, so this module needs no other L4 module.
-Layer L4: imports L0-L2.
+Layer L4: imports L0-L3.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ad.batching import everywhere
 from ..core.primitive import Primitive
 from ..core.trace import raw, unwrapped
 from ._define import nondifferentiable
@@ -65,11 +66,11 @@ def real_if_close(a: Any, tol: float = 100) -> Any:
         return a
     if tol > 1:
         tol = float(np.finfo(value.dtype).eps) * tol
-    return real(a) if bool(np.all(np.abs(np.imag(_host(value))) < tol)) else a
-
-
-def _host(x: Any) -> Any:
-    return x.get() if hasattr(x, "get") and not isinstance(x, np.generic) else x
+    # raw(a): under dp.jit a staged value, so the decision is a guard of the replay (a call
+    # whose imaginary parts are not small records the other branch); under dp.vmap every
+    # example decides together, as the one result type must be the batch's
+    small = abs(imag(raw(a))) < tol
+    return real(a) if (small if type(small) is bool else everywhere(small)) else a
 
 
 iscomplex = nondifferentiable("iscomplex", lambda xp, x: xp.iscomplex(x))
