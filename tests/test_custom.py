@@ -219,6 +219,26 @@ def test_custom_rules_take_keyword_arguments_by_position():
     assert affine(1.0, b=1.0) == 3.0 and dp.grad(lambda b: affine(1.0, b=b))(1.0) == 1.0
 
 
+def test_custom_vjp_adjoint_of_a_python_float_may_take_the_arrays_dtype():
+    """A Python float beside float32 arrays: NumPy's promotion makes `bwd`'s natural adjoint
+    for it float32, which was refused (\"has dtype float32, expected float64\"); it is cast, and
+    the gradient is still a Python float, eagerly, under dp.jit and to second order."""
+
+    @dp.custom_vjp
+    def scaled(w, s):
+        return w * s
+
+    scaled.defvjp(lambda w, s: (w * s, (w, s)), lambda res, g: (g * res[1], dnp.sum(g * res[0])))
+    w = np.array([1.0, 2.0], np.float32)
+    f = lambda w, s: dnp.sum(scaled(w, s)) * s  # noqa: E731
+    for grad in (dp.grad(f, argnums=(0, 1)), dp.jit(dp.grad(f, argnums=(0, 1)))):
+        gw, gs = grad(w, 2.0)
+        assert gw.dtype == np.float32 and type(gs) is float and gs == 12.0
+    assert dp.grad(dp.grad(f, argnums=1), argnums=1)(w, 2.0) == 6.0
+    with pytest.raises(dp.StructureError, match="argument 0 has dtype float64, expected float32"):
+        dp.grad(f, argnums=1)(w, np.float64(2.0))  # a NumPy float64 is not weak: w * s is float64
+
+
 # --- checkpoint -----------------------------------------------------------------------------
 def _block(x):
     for _ in range(10):

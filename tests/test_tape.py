@@ -95,6 +95,37 @@ def test_an_outer_tape_differentiates_what_an_inner_tape_recorded(persistent):
         np.testing.assert_allclose(outer.gradient(y["cube"], x), 3.0 * x0**2)
 
 
+def test_watching_a_value_the_tape_records_already():
+    """A watched value watched again stays itself, as in TensorFlow; one computed on the tape
+    is refused, named (both made a tracer holding a tracer of the same tape, which the
+    backward pass, after the block, refused as an escaped value)."""
+    with dp.Tape() as tape:
+        x = tape.watch({"a": np.ones(2)})
+        again = tape.watch(x)
+        y = dnp.sum(again["a"] ** 2) + dnp.sum(x["a"])
+        with pytest.raises(dp.DiffprogError, match=r"tape.watch: the value\['b'\] was computed on this tape"):
+            tape.watch({"b": x["a"] * 2.0})
+    assert again["a"] is x["a"]
+    np.testing.assert_array_equal(tape.gradient(y, again)["a"], 3.0 * np.ones(2))
+
+
+def test_gradient_with_respect_to_a_watched_array_written_in_place():
+    """`x[0] = ...` rebinds the watched tracer; the gradient is the input's, as dp.grad's
+    (it was refused: \"source was computed on the tape\")."""
+
+    def f(x):
+        x[0] = x[1] * 5.0
+        return dnp.sum(x**2)
+
+    x0 = np.array([1.0, 2.0, 3.0])
+    with dp.Tape() as tape:
+        x = tape.watch(x0.copy())
+        y = f(x)
+    g = tape.gradient(y, x)
+    np.testing.assert_array_equal(g, [0.0, 104.0, 6.0])
+    np.testing.assert_array_equal(g, dp.grad(f)(x0.copy()))
+
+
 def test_tape_agrees_with_grad():
     f = lambda p: dnp.sum(dnp.tanh(p["W"] @ p["x"]))  # noqa: E731
     params = {"W": np.arange(6.0).reshape(2, 3) / 10, "x": np.array([1.0, -1.0, 0.5])}

@@ -26,8 +26,9 @@ from ..ad.batching import BatchTracer
 from ..ad.forward import JVPTrace
 from ..ad.reverse import ReverseTrace, is_floating
 from ..backend import zeros_like
+from ..core.edge import astype
 from ..core.primitive import JointNode
-from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace
+from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace, unwrapped
 from ..errors import BatchedControlFlowError, StructureError
 from .core import vjp
 from .jit import GENERATORS, draw_state, set_draw_state
@@ -138,7 +139,9 @@ class custom_vjp(_Custom):
             with self._noted(nondiff):
                 cts = self.bwd(*nondiff, saved["res"], tree.unflatten(saved["out_def"], _zeros_for(g, out)))
             primals = tree.unflatten(treedef, vals)
-            return _checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx)
+            return _checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx, weak)
+
+        weak = [type(unwrapped(leaf)) is float for leaf in leaves]  # Python floats (staged too)
 
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
@@ -417,7 +420,11 @@ def _zeros_for(g: tuple, out: tuple) -> list[Any]:
     return [_zeros(o) if c is None else c for c, o in zip(g, out)]
 
 
-def _checked_adjoints(name: str, what: str, cts: Any, primals: tuple, diff_idx: list[int]) -> list[Any]:
+def _checked_adjoints(name: str, what: str, cts: Any, primals: tuple, diff_idx: list[int],
+                      weak: list[bool]) -> list[Any]:  # fmt: skip
+    """The adjoints `cts` (one per differentiable argument) checked against the primals,
+    flattened; those of Python floats (`weak`, per leaf) may have any real floating dtype,
+    as NumPy lets a Python float take an array's (they are cast to float64)."""
     if not isinstance(cts, (tuple, list)) or len(cts) != len(primals):
         raise StructureError(
             f"{name}: {what} must return a tuple with one adjoint per differentiable argument "
@@ -437,17 +444,22 @@ def _checked_adjoints(name: str, what: str, cts: Any, primals: tuple, diff_idx: 
                 f"expected the argument's structure {tree.structure(p)}"
             )
         for (path, leaf), c in zip(p_paths, ct_leaves):
-            _check_leaf(name, f"{what} adjoint for argument {i}", tree.keystr(path), c, leaf)
-            flat.append(c)
+            flat.append(_check_leaf(name, f"{what} adjoint for argument {i}", tree.keystr(path), c,
+                                    leaf, weak[len(flat)]))  # fmt: skip
     return flat
 
 
-def _check_leaf(name: str, what: str, path: str, got: Any, like: Any) -> None:
+def _check_leaf(name: str, what: str, path: str, got: Any, like: Any, weak: bool = False) -> Any:
+    """`got` (a derivative for `like`) if its shape and dtype are like's, or cast to like's
+    dtype where like is a Python float (`weak`) and got is real floating; else raise."""
     if got is None or not is_floating(like):
-        return
+        return got
     shape, expected = tuple(getattr(got, "shape", ())), tuple(getattr(like, "shape", ()))
     if shape != expected:
         raise StructureError(f"{name}: {what}{path} has shape {shape}, expected {expected}")
     dtype, want = getattr(got, "dtype", None), getattr(raw(like), "dtype", None)
     if dtype is not None and want is not None and dtype != want:
+        if weak and dtype.kind == "f":
+            return astype(got, dtype=want)
         raise StructureError(f"{name}: {what}{path} has dtype {dtype}, expected {want}")
+    return got

@@ -41,6 +41,9 @@ class Tape:
         self._trace: ReverseTrace | None = None
         self._context: contextlib.AbstractContextManager | None = None
         self._originals: dict[int, Any] = {}  # slot -> the leaf the user watched
+        #: id(tracer) -> (the tracer, its slot when watched): `x[i] = v` rebinds the tracer
+        #: to a new slot, but the adjoint wanted is the input's (as in dp.grad)
+        self._watched: dict[int, tuple[Any, int]] = {}
         self._used = False
         self._hold: Hold | None = None  # the collector's pause, kept until gradient() runs
 
@@ -69,10 +72,23 @@ class Tape:
                 "tape.watch() was called outside the tape's `with` block; watch values "
                 "inside it: with dp.Tape() as tape: x = tape.watch(x); ..."
             )
-        watched = Watched(value, lambda _, v: trace.watch(v), lambda: "watched value")
-        for leaf, slot in zip(watched.leaves, watched.slots):
-            if slot is not None:
+        def wrap(i: int, v: Any) -> Any:
+            if not (isinstance(v, ReverseTracer) and v._trace is trace):
+                return trace.watch(v)
+            if v.slot in self._originals:  # watched already: it stays itself
+                return v
+            raise DiffprogError(
+                f"tape.watch: the value{tree.keystr(tree.flatten_with_path(value)[0][i][0])} "
+                "was computed on this tape, and gradients are taken with respect to watched "
+                "inputs only; watch the values it is computed from (or watch it before "
+                "computing it)"
+            )
+
+        watched = Watched(value, wrap, lambda: "watched value")
+        for leaf, tracer, slot in zip(watched.leaves, watched.tracers, watched.slots):
+            if slot is not None and slot not in self._originals:
                 self._originals[slot] = leaf
+                self._watched[id(tracer)] = (tracer, slot)
         return watched.tree
 
     def gradient(self, target: Any, sources: Any, output_gradients: Any = None) -> Any:
@@ -115,12 +131,14 @@ class Tape:
                     f"source{tree.keystr(path)} was not watched by this tape; pass values "
                     "returned by tape.watch(...)"
                 )
-            if s.slot not in self._originals:
+            entry = self._watched.get(id(s))
+            slot = entry[1] if entry is not None and entry[0] is s else s.slot
+            if slot not in self._originals:
                 raise DiffprogError(
                     f"source{tree.keystr(path)} was computed on the tape, not watched; take "
                     "gradients with respect to values returned by tape.watch(...)"
                 )
-            return adjoint_like(cts[s.slot], self._originals[s.slot])
+            return adjoint_like(cts[slot], self._originals[slot])
 
         pairs, treedef = tree.flatten_with_path(sources)
         return tree.unflatten(treedef, [adjoint(p, s) for p, s in pairs])
