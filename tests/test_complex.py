@@ -460,6 +460,9 @@ def test_part_writes_of_real_arrays_are_numpys():
     np.testing.assert_allclose(gy, [0.0, 52 * 2.0, -2.0])
     with pytest.raises(TypeError, match="does not have imaginary part to set"):
         dp.grad(lambda x: (setattr(x, "imag", 1.0), dnp.sum(x))[1])(x)
+    for scalar in (2.0, np.float64(2.0), 1 + 2j):  # immutable in NumPy (and Python) too
+        with pytest.raises(AttributeError, match="'real' of a scalar is not writable"):
+            dp.jvp(lambda s: setattr(s * 2.0, "real", 5.0), (scalar,), (scalar,))
 
 
 @pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")  # NumPy's, untraced

@@ -279,6 +279,37 @@ def test_a_scalar_kernel_reports_its_first_failed_guard():
     assert None in seen and len({i for i in seen if i is not None}) >= 3, seen
 
 
+def test_a_guard_on_a_floats_truth_inside_a_scalar_kernel():
+    """`if z:` of a float 0-d value: 0.0 is false, 0.5 and NaN are true, in the kernel as in
+    Python; recorded false, a true value fails the guard (the same one as unfused) and the
+    call records anew, with results equal to eager."""
+    from diffprog.compile.codegen import GuardFailed
+
+    def f(x):
+        for _ in range(3):
+            z = dnp.floor(x * 0.5) * 0.5 + x * 0.0
+            x = x * 1.1 + 0.05 if z else x - 0.01
+        return x
+
+    def failed(jitted, x):
+        try:
+            jitted.cache[next(iter(jitted.cache))].variants[-1].replay([np.asarray(x)])
+        except GuardFailed as e:
+            return e.index
+        return None
+
+    fused, unfused = dp.jit(f), dp.jit(f, fuse=False)
+    fused(np.asarray(0.3)), unfused(np.asarray(0.3))
+    assert fused_nodes(fused.lower(np.asarray(0.3)).graph)
+    xs = (0.3, 2.5, 3.0, np.nan, -0.2, 0.9, 5.0)
+    seen = [failed(fused, x) for x in xs]
+    assert seen == [failed(unfused, x) for x in xs]
+    assert all(type(i) in (int, type(None)) for i in seen)
+    assert seen[0] is None and seen[1] is not None and seen[3] is not None, seen
+    for x in xs:
+        np.testing.assert_array_equal(fused(np.asarray(x)), f(np.asarray(x)))
+
+
 def test_graph_order_is_kept_where_it_can_be():
     f = lambda x: dnp.sum(x * 2.0 + 1.0) * dnp.sum(dnp.cumsum(x) * x * 3.0 - x)
     check_fused(dp.grad(f), np.linspace(0, 1, 8))

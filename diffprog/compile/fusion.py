@@ -144,7 +144,7 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
             op = kernels.scalar_op(members[k])
             loop.lines[k] = f"t{k} = {kernels.expression(op, members[k], temps, vector=False)}"
     guards = [body[i] for i in g.guards]
-    loop.guards = [(temps[guard.var.id][0], bool(guard.expected)) for guard in guards]
+    loop.guards = [(_truth(*temps[guard.var.id]), bool(guard.expected)) for guard in guards]
     source = kernels.kernel_source(loop)
     kernel = kernels.compile_kernel(source)
     bundles = kernels.bundles(loop)
@@ -159,6 +159,11 @@ def _build(graph: Graph, g: Group, readers: dict[int, list[int]], built: _Built)
                for group in bundles]  # fmt: skip
     return Node(Fused(members, guards, kernel, source, bundles), {}, args, results,
                 members[0].site, all(m.backward for m in members))  # fmt: skip
+
+
+def _truth(temp: str, dtype: np.dtype) -> str:
+    """The bool `bool(temp)` is (a guard may test a float's truth: NaN is true)."""
+    return temp if dtype == np.bool_ else f"({temp} != 0)"
 
 
 def _write(loop: kernels.Loop, members: list[Node], temps: dict,

@@ -124,15 +124,23 @@ def _flatten(self: Tracer, order: str = "C") -> Tracer:
 
 def _set_real(self: Tracer, value: Any) -> None:
     """`x.real = v`: v written into the real part (all of x for a real x), as NumPy's."""
+    _check_writable_part(self, "real")
     setitem(view_functions.real(self), Ellipsis, value)
 
 
 def _set_imag(self: Tracer, value: Any) -> None:
     """`x.imag = v`: v written into the imaginary part of a complex x, as NumPy's."""
+    _check_writable_part(self, "imag")
     if not iscomplexobj(self):
         raise TypeError("array does not have imaginary part to set (x.imag = v needs a "
                         f"complex x; x has dtype {np.dtype(self.dtype)}: cast it first)")  # fmt: skip
     setitem(view_functions.imag(self), Ellipsis, value)
+
+
+def _check_writable_part(self: Tracer, part: str) -> None:
+    if isinstance(unwrapped(self), (float, complex, np.generic)):  # NumPy's scalars: immutable
+        raise AttributeError(f"attribute {part!r} of a scalar is not writable (as of NumPy's "
+                             "scalars and Python numbers); build the new value instead")  # fmt: skip
 
 
 def _sort_in_place(self: Tracer, axis: int = -1, kind: Any = None, order: Any = None) -> None:
