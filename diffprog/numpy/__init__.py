@@ -44,6 +44,7 @@ from . import (  # noqa: F401  (re-exported: see __all__)
     views,
 )
 from .assignment import copyto, setitem  # noqa: F401
+from .joins import as_array
 from .complex_parts import *  # noqa: F403
 from .conditional import *  # noqa: F403
 from .creation import *  # noqa: F403
@@ -63,8 +64,8 @@ from .view_functions import *  # noqa: F403  (after manipulation and indexing: v
 
 
 def shape(a: Any) -> tuple[int, ...]:
-    """`numpy.shape`."""
-    return tuple(a.shape) if hasattr(a, "shape") else ()
+    """`numpy.shape` (of a nested list too)."""
+    return tuple(as_array(a).shape)
 
 
 def ndim(a: Any) -> int:

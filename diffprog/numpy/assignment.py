@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import namespace_of
 from ..core.trace import Tracer, full_error, numpy_frame
 from ..errors import TracerConversionError
 from .manipulation import index_tuple
@@ -27,7 +28,10 @@ def setitem(x: Tracer, index: Any, value: Any) -> None:
 
 
 def copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
-    """`numpy.copyto(dst, src)`: `src` broadcast into the traced array `dst` (where=True only)."""
+    """`numpy.copyto(dst, src)`: `src` broadcast into the traced array `dst` (where=True only);
+    with neither traced, NumPy's (CuPy's) own copyto."""
+    if not isinstance(dst, Tracer) and not isinstance(src, Tracer):
+        return namespace_of((dst,)).copyto(dst, src, casting=casting, where=where)
     if not isinstance(dst, Tracer):
         frame = numpy_frame()
         if frame is not None and frame.f_code.co_name in ("full", "full_like"):

@@ -19,6 +19,7 @@ from ..ad.batching import everywhere
 from ..core.primitive import Primitive
 from ..core.trace import raw, unwrapped
 from ._define import nondifferentiable
+from .joins import as_ndarray
 
 real = Primitive("real", lambda xp, x: xp.real(x))
 real.defvjp(lambda g, ans, x: g)  # (the sweep keeps the real part for a real x)
@@ -59,12 +60,12 @@ def real_if_close(a: Any, tol: float = 100) -> Any:
     >>> real_if_close(np.array([1 + 1e-16j, 2 + 0j]))
     array([1., 2.])
     """
+    a = as_ndarray(a)  # (NumPy's asanyarray: an array, 0-d too)
     value = unwrapped(a)
-    dtype = getattr(value, "dtype", np.dtype(type(value)))
-    if dtype.kind != "c":
+    if value.dtype.kind != "c":
         return a
     if tol > 1:
-        tol = float(np.finfo(dtype).eps) * tol
+        tol = float(np.finfo(value.dtype).eps) * tol
     # raw(a): under dp.jit a staged value, so the decision is a guard of the replay (a call
     # whose imaginary parts are not small records the other branch); under dp.vmap every
     # example decides together, as the one result type must be the batch's

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..backend import namespace_of
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, as_scalar, raw
 from .complex_parts import imag, real
-from .elementwise import ufunc_where
+from .elementwise import ufunc_where, where
+from .manipulation import getitem
 from .joins import as_array, cast
 
 _PYTHON_SCALARS = (int, float, complex)
@@ -62,8 +63,9 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
             raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
         conds.append(cond)
     result = _in_dtype(default, dtype)  # each where broadcasts: the result has every shape
-    for cond, choice in zip(conds[::-1], choices[::-1]):
-        result = ufunc_where(cond, _in_dtype(choice, dtype), result)
+    for i, (cond, choice) in enumerate(zip(conds[::-1], choices[::-1])):  # (the last one
+        pick = where if i == len(conds) - 1 else ufunc_where  # NumPy's: an array, 0-d too)
+        result = pick(cond, _in_dtype(choice, dtype), result)
     return result if result.dtype == dtype else result.astype(dtype)  # Python scalars only
 
 
@@ -80,12 +82,13 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     array([ 0.00000000e+000,  9.00000000e+000, -1.79769313e+308,  1.50000000e+000])
     """
     x = as_array(x)
-    r = raw(x)
+    r = as_scalar(raw(x))  # (a watched Python float: NumPy's scalar of it)
     if r.dtype.kind == "c":  # NumPy's: the real and imaginary parts apart
         parts = [nan_to_num(part(x), copy, nan, posinf, neginf) for part in (real, imag)]
         return parts[0] + 1j * parts[1]
     if r.dtype.kind != "f":
-        return r.copy() if copy else r
+        r = r.copy() if copy else r
+        return r[()] if r.ndim == 0 else r  # (NumPy's scalar of a 0-d array)
     info = np.finfo(r.dtype)
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf
@@ -94,7 +97,9 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     out = ufunc_where(xp.isnan(r), nan, x)
     out = ufunc_where(is_inf & (r > 0), posinf, out)
     out = ufunc_where(is_inf & (r < 0), neginf, out)
-    return out if out.dtype == r.dtype else out.astype(r.dtype)
+    out = out if out.dtype == r.dtype else out.astype(r.dtype)
+    return getitem(out, ()) if type(raw(out)) is np.ndarray and out.ndim == 0 else out  # (as
+    # NumPy's: the scalar of a 0-d array)
 
 
 __all__ = ["nan_to_num", "select"]

@@ -30,7 +30,7 @@ from ..core.edge import astype
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, innermost_trace, raw, unwrapped
 from .batching import aligned
-from .joins import assemble, cast, holds_arrays
+from .joins import as_ndarray, assemble, cast, holds_arrays
 from .manipulation import broadcast_to, expand_dims, reshape
 from .reductions import _sum
 
@@ -71,10 +71,12 @@ def _shape(shape: Any) -> tuple[int, ...]:
 
 
 def _filled(fill_value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """A traced fill value broadcast to `shape` (differentiable), in `dtype`."""
-    if fill_value.dtype != dtype:
+    """A traced fill value broadcast to `shape` (differentiable), in `dtype` (an array, 0-d
+    too, as NumPy's full makes)."""
+    value = unwrapped(fill_value)
+    if getattr(value, "dtype", None) != dtype or not hasattr(value, "shape"):
         fill_value = astype(fill_value, dtype=dtype)
-    return broadcast_to(fill_value, shape)
+    return as_ndarray(broadcast_to(fill_value, shape))
 
 
 # --- from data ----------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def array(object: Any, dtype: Any = None, *, copy: Any = True, order: str = "K",
     if isinstance(object, Tracer) or holds_arrays(object):
         if order not in ("K", "A", "C", None):
             raise NotImplementedError(f"array: order={order!r} is not supported for traced values")
-        out = _traced_array(object, dtype)
+        out = as_ndarray(_traced_array(object, dtype))  # (a scalar: NumPy's 0-d array)
         if copy and out is object:
             out = object.copy()  # a new tracer: in-place updates of either leave the other
         return _with_ndmin(out, ndmin)
@@ -196,11 +198,13 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: str = "C", *,
          device: Any = None, like: Any = None) -> Any:  # fmt: skip
     """`numpy.full`; differentiable in a traced floating `fill_value`, else a constant."""
     _check("full", device)
-    out = _made((like, fill_value),
-                lambda xp: xp.full(_shape(shape), raw(fill_value), dtype=dtype, order=order))
-    if isinstance(fill_value, Tracer) and out.dtype.kind in "fc":
-        out = _filled(fill_value, out.shape, out.dtype)
-    return _writable(out)
+    if isinstance(fill_value, Tracer):  # (never through NumPy's full: it cannot hold one)
+        value = unwrapped(fill_value)
+        kind = np.dtype(dtype) if dtype is not None else getattr(value, "dtype", None)
+        out = _filled(fill_value, _shape(shape), np.asarray(value).dtype if kind is None else kind)
+        return _writable(out if out.dtype.kind in "fc" else raw(out))
+    return _writable(_made((like, fill_value),
+                           lambda xp: xp.full(_shape(shape), fill_value, dtype=dtype, order=order)))
 
 
 def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = float, order: str = "C", *,

@@ -159,6 +159,9 @@ def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> An
     if edge_order not in (1, 2):
         raise ValueError("'edge_order' greater than 2 not supported")
     otype = raw(f).dtype
+    if otype == bool:  # NumPy's: booleans have no subtraction
+        raise TypeError("gradient: numpy boolean subtract is not supported (convert the array "
+                        "to a number dtype first)")
     if otype.kind not in "fc":
         f, otype = raw(f).astype(np.float64), np.dtype(np.float64)
     out = []

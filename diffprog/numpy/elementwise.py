@@ -226,8 +226,11 @@ def clip(a: Any, a_min: Any = None, a_max: Any = None, *, min: Any = None, max: 
     a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
         raise ValueError("clip needs at least one of a_min and a_max")
-    return _clip(a, float("-inf") if a_min is None else a_min,
-                 float("inf") if a_max is None else a_max)  # fmt: skip
+    value = unwrapped(a)  # (no bound: an integer's own extremes, so its dtype is kept)
+    dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+    lo, hi = (np.iinfo(dtype).min, np.iinfo(dtype).max) if dtype.kind in "iu" else (
+        False, True) if dtype == bool else (float("-inf"), float("inf"))  # fmt: skip
+    return _clip(a, lo if a_min is None else a_min, hi if a_max is None else a_max)
 
 
 # === more of NumPy's elementwise functions =================================================

@@ -19,10 +19,11 @@ from ..ad.batching import shifted
 from ..backend import namespace_of
 from ..core.edge import astype
 from ..core.primitive import Primitive
+from ..errors import UnsupportedKeywordError
 from ..core.trace import Tracer, raw
 from .batching import along_axes
 from .elementwise import ufunc_where
-from .joins import _split
+from .joins import _split, as_ndarray
 from .manipulation import (
     as_array,
     axis_tuple,
@@ -152,7 +153,7 @@ def trace(
 ) -> Any:
     """`numpy.trace`: the sum along a diagonal (of each plane (axis1, axis2))."""
     if dtype is not None or out is not None:
-        raise NotImplementedError("trace: the dtype= and out= options are not supported")
+        raise UnsupportedKeywordError("trace: the dtype= and out= options are not supported")
     return _sum(diagonal(a, offset, axis1, axis2), axis=-1)
 
 
@@ -229,7 +230,7 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
     if min((w for pair in width for w in pair), default=0) < 0:
         raise ValueError(f"pad: negative pad widths {pad_width!r}")
     if not any(w for pair in width for w in pair):
-        return x
+        return as_ndarray(x)  # (NumPy's: an array, 0-d too)
     if mode == "constant":
         value = kwargs.get("constant_values", 0)
         if isinstance(value, Tracer):
@@ -317,7 +318,8 @@ def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list:
 
 def hsplit(ary: Any, indices_or_sections: Any) -> list:
     """`numpy.hsplit`: split along the second axis (the first for 1-D arrays)."""
-    n = len(as_array(ary).shape)
+    ary = as_array(ary)
+    n = len(ary.shape)
     if n == 0:
         raise ValueError("hsplit only works on arrays of 1 or more dimensions")
     return split(ary, indices_or_sections, 1 if n > 1 else 0)

@@ -24,7 +24,7 @@ from ..ad.batching import every
 from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype
 from ..core.primitive import JointPrimitive, Primitive
-from ..core.trace import Tracer, raw
+from ..core.trace import Tracer, raw, unwrapped
 from ._define import index_axis, one_axis
 
 
@@ -92,10 +92,12 @@ _unstack.defbatch(lambda size, batched, x, *, axis: _unstack(x, axis=axis + 1))
 # --- public --------------------------------------------------------------------------------
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
     """`numpy.concatenate((a, b, ...), axis=0)`; each entry may be a list holding traced
-    values."""
+    values; axis=None joins them flattened."""
     arrays = as_arrays(arrays)
     if not arrays:
         raise ValueError("need at least one array to concatenate")
+    if axis is None:  # NumPy's: the arrays flattened, then joined
+        arrays, axis = [a.reshape(-1) for a in arrays], 0  # (the tracer's method: dnp.reshape)
     ndim = len(arrays[0].shape)
     if ndim == 0:
         raise ValueError("zero-dimensional arrays cannot be concatenated")
@@ -144,6 +146,27 @@ def as_array(a: Any) -> Any:
                 raise
         return assemble(a)
     return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+def as_ndarray(a: Any, numpy_scalars: bool = True) -> Any:
+    """`as_array(a)`, a scalar (a watched Python number; a NumPy scalar unless not
+    `numpy_scalars`) made a 0-d array as NumPy's asarray makes it: for the functions whose
+    result NumPy builds on asarray(a) even when they change nothing (pad by 0,
+    real_if_close of reals; reshape to the same shape and transpose of a 0-d array, which
+    keep a NumPy scalar: NumPy calls its method)."""
+    a = as_array(a)
+    value = unwrapped(a)
+    numpy_scalar = isinstance(value, np.generic)  # (np.float64 is a float too)
+    if not (numpy_scalar and numpy_scalars or not numpy_scalar and isinstance(value, (float, complex))):
+        return a
+    return _to_array(a) if isinstance(a, Tracer) else np.asarray(a)
+
+
+# the identity from a scalar to its 0-d array (a batched value is an array already)
+_to_array = Primitive("to_array", lambda xp, x: xp.asarray(x))
+_to_array.defvjp(lambda g, ans, x: g)
+_to_array.defjvp(lambda t, ans, x: _to_array(t))
+_to_array.defbatch(lambda size, batched, x: x)
 
 
 def as_array_beside(a: Any, ref: Any) -> Any:

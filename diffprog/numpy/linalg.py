@@ -29,6 +29,8 @@ Layer L4: imports L0-L2 and other L4 modules.
 
 from __future__ import annotations
 
+import functools
+import types
 from collections import namedtuple
 from typing import Any
 
@@ -38,13 +40,16 @@ from ..ad.batching import all_examples, anywhere, everywhere, example_ndim
 from ..backend import namespace_of
 from ..core.primitive import Primitive
 from ..core.trace import Tracer, raw, unwrapped
+from ..errors import UnsupportedKeywordError
 from .batching import aligned, stacked
 from .complex_parts import conjugate, imag, real
 from .elementwise import abs as _abs
 from .elementwise import ufunc_where
 from .indexing import take_along_axis
+from .joins import as_array
 from .manipulation import expand_dims, getitem, swapaxes
-from .products import cross, einsum, matmul, tensordot, vecdot
+from .products import cross, einsum, matmul, vecdot
+from .products import tensordot as _tensordot
 from .reductions import product_of_others
 from .reductions import sum as _sum
 
@@ -660,10 +665,16 @@ def matrix_power(a: Any, n: int) -> Any:
     return result
 
 
+def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
+    """`numpy.linalg.tensordot`: numpy.tensordot, `axes` given by keyword (NumPy 2's array API
+    signature)."""
+    return _tensordot(x1, x2, axes)
+
+
 def multi_dot(arrays: Any, *, out: Any = None) -> Any:
     """`numpy.linalg.multi_dot`: a chain of matrix products (first/last may be 1-D)."""
     if out is not None:
-        raise NotImplementedError("multi_dot: the out= option is not supported")
+        raise UnsupportedKeywordError("multi_dot: the out= option is not supported")
     arrays = list(arrays)
     if len(arrays) < 2:
         raise ValueError("multi_dot: expecting at least two arrays")
@@ -686,3 +697,23 @@ __all__ = [
 
 # eig, eigvals, lstsq and norm are built on the functions above, so they are imported last.
 from .linalg_general import EigResult, eig, eigvals, lstsq, norm  # noqa: E402, F401
+
+
+def _taking_array_likes(fn: Any, arrays: int) -> Any:
+    """`fn` with its first `arrays` positional arguments taken as NumPy takes array_like
+    ones (a nested list, a number: `as_array`), and multi_dot's list of them each."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if arrays == 0 and args:  # (multi_dot)
+            args = ([as_array(a) for a in args[0]],) + args[1:]
+        return fn(*(as_array(a) if i < arrays else a for i, a in enumerate(args)), **kwargs)
+
+    return wrapped
+
+
+for _name in __all__:
+    if isinstance(globals()[_name], types.FunctionType):  # (not the result types, primitives)
+        globals()[_name] = _taking_array_likes(globals()[_name], 2 if _name in (
+            "cross", "lstsq", "matmul", "solve", "tensordot", "vecdot") else
+            0 if _name == "multi_dot" else 1)  # fmt: skip

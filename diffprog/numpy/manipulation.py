@@ -25,11 +25,12 @@ from ..ad.batching import Batched, every, example_ndim
 from ..backend import asarray_like
 from ..core.edge import broadcast_to as _broadcast_to
 from ..core.primitive import IndexedPrimitive, Primitive
+from ..errors import UnsupportedKeywordError
 from ..core.trace import Tracer, raw, unwrapped
 from ._define import axes_of, axis_tuple, index_axis, one_axis
 from .batching import aligned, along_axes, loop
 from .elementwise import positive
-from .joins import as_array, as_array_beside, concatenate, stack  # noqa: F401  (re-exported)
+from .joins import as_array, as_array_beside, as_ndarray, concatenate, stack  # noqa: F401
 
 _reshape = Primitive("reshape", lambda xp, x, *, shape: xp.reshape(x, shape))
 _reshape.defvjp(lambda g, ans, x, *, shape: _reshape(g, shape=x.shape))
@@ -52,7 +53,7 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
             raise ValueError(f"cannot reshape an array of shape {a.shape} into shape {shape}")
         shape = tuple(size // known if n == -1 else n for n in shape)
     if shape == a.shape:
-        return a
+        return as_ndarray(a, numpy_scalars=False)
     return _reshape(a, shape=shape)
 
 
@@ -74,11 +75,14 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
     """`numpy.transpose`; `axes=None` reverses the axes."""
     a = as_array(a)
     axes = transpose_axes(len(a.shape), axes)
-    return a if axes == tuple(range(len(axes))) else _transpose(a, axes=axes)
+    if axes == tuple(range(len(axes))):
+        return as_ndarray(a, numpy_scalars=False)
+    return _transpose(a, axes=axes)
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     """`numpy.swapaxes`."""
+    a = as_array(a)
     return transpose(a, swapaxes_axes(len(a.shape), axis1, axis2))
 
 
@@ -90,10 +94,12 @@ def moveaxis(a: Any, source: int | Sequence[int], destination: int | Sequence[in
 
 def transpose_axes(n: int, axes: Sequence[int] | None) -> tuple[int, ...]:
     """The permutation `transpose(a, axes)` applies to an array of dimension `n`."""
-    axes = tuple(range(n))[::-1] if axes is None else tuple(i % n for i in axes)
-    if sorted(axes) != list(range(n)):
-        raise ValueError(f"axes {axes} do not match an array of dimension {n}")
-    return axes
+    if axes is None:
+        return tuple(range(n))[::-1]
+    perm = tuple(axis_tuple(i, n)[0] for i in axes)  # (NumPy's AxisError out of bounds)
+    if sorted(perm) != list(range(n)):
+        raise ValueError(f"axes {tuple(axes)} do not match an array of dimension {n}")
+    return perm
 
 
 def swapaxes_axes(n: int, axis1: int, axis2: int) -> tuple[int, ...]:
@@ -364,6 +370,9 @@ def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
     """`numpy.repeat`: each element repeated `repeats` times (an int, or one count per element
     along `axis`; the flattened array when `axis` is None)."""
     a = as_array(a)
+    if axis is not None and not a.shape:  # NumPy takes a 0-d array as 1-d here
+        one_axis("repeat", axis, 0, zero_d="one")
+        axis = None
     if axis is None:
         a, axis = ravel(a), 0
     axis = one_axis("repeat", axis, len(a.shape))
@@ -458,7 +467,7 @@ def rot90(m: Any, k: int = 1, axes: Sequence[int] = (0, 1)) -> Any:
 # --- joining -------------------------------------------------------------------------------
 def _plain(name: str, dtype: Any, casting: str) -> None:
     if dtype is not None or casting != "same_kind":
-        raise NotImplementedError(f"{name}: the dtype= and casting= options are not supported")
+        raise UnsupportedKeywordError(f"{name}: the dtype= and casting= options are not supported")
 
 
 def hstack(tup: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> Any:

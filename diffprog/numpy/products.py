@@ -25,6 +25,8 @@ from ..core.edge import broadcast_to
 from ..core.primitive import Primitive
 from ..ad.batching import example_ndim
 from ..core.trace import as_scalar, raw, unwrapped
+from ..errors import UnsupportedKeywordError
+from ._define import axis_tuple
 from .batching import aligned
 from .complex_parts import conjugate
 from .elementwise import multiply, subtract
@@ -222,7 +224,7 @@ def einsum(*operands: Any, out: Any = None, dtype: Any = None, order: str = "K",
     for name, given in (("out", out is not None), ("dtype", dtype is not None),
                         ("order", order != "K"), ("casting", casting != "safe")):  # fmt: skip
         if given:
-            raise NotImplementedError(f"einsum: the {name}= option is not supported")
+            raise UnsupportedKeywordError(f"einsum: the {name}= option is not supported")
     if not operands:
         raise ValueError("einsum needs the subscripts and at least one operand")
     if isinstance(operands[0], str):
@@ -232,7 +234,8 @@ def einsum(*operands: Any, out: Any = None, dtype: Any = None, order: str = "K",
         subscripts = ",".join(_sublist(s) for s in operands[1::2][: len(arrays)])
         if len(operands) % 2:
             subscripts += "->" + _sublist(operands[-1])
-    shapes = [tuple(getattr(a, "shape", ())) for a in arrays]
+    arrays = [as_array(a) for a in arrays]
+    shapes = [tuple(a.shape) for a in arrays]
     return _einsum(*arrays, subscripts=_normalise(subscripts, shapes), optimize=optimize)
 
 
@@ -248,7 +251,7 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
         axes_a, axes_b = list(range(na - axes, na)), list(range(axes))
     else:
         axes_a, axes_b = ([x] if isinstance(x, int) else list(x) for x in axes)
-        axes_a, axes_b = [i % na for i in axes_a], [i % nb for i in axes_b]
+        axes_a, axes_b = list(axis_tuple(axes_a, na)), list(axis_tuple(axes_b, nb))
     if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
         raise ValueError(f"tensordot: shape-mismatch for sum ({a.shape} over {axes_a}, "
                          f"{b.shape} over {axes_b})")  # fmt: skip
@@ -290,8 +293,14 @@ def vdot(a: Any, b: Any) -> Any:
 
 
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
-    """`numpy.vecdot`: sum(conj(x1) * x2) along `axis`, broadcasting the rest."""
-    return _sum(multiply(_conjugated(x1), x2), axis=axis)
+    """`numpy.vecdot`: sum(conj(x1) * x2) along `axis`, broadcasting the rest (of booleans,
+    whether some pair is true, as NumPy's)."""
+    x1, x2 = as_array(x1), as_array(x2)
+    if not (x1.shape and x2.shape):
+        raise ValueError("vecdot: an operand has no dimensions; the vectors are along `axis`, "
+                         "so each operand must be at least 1-d")
+    total = _sum(multiply(_conjugated(x1), x2), axis=axis)
+    return total != 0 if unwrapped(x1).dtype == bool and unwrapped(x2).dtype == bool else total
 
 
 def _conjugated(x: Any) -> Any:

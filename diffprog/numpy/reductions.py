@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.exceptions import AxisError
 
 from ..backend import asarray_like, namespace_of, run_kernel
 from ..core.edge import astype, broadcast_to, sum_to_shape
@@ -572,7 +573,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for a in axes:
         if not -nd <= a < nd:
-            raise ValueError(f"norm: axis {a} is out of bounds for an array of dimension {nd}")
+            raise AxisError(f"norm: axis {a} is out of bounds for an array of dimension {nd}")
     axes = tuple(int(a) % nd for a in axes)
     if len(axes) == 1:
         return _vector_norm(x, ord, axes[0], keepdims)
@@ -586,7 +587,7 @@ _argmax = nondifferentiable("argmax", lambda xp, x, **kw: xp.argmax(x, **kw))
 _argmin = nondifferentiable("argmin", lambda xp, x, **kw: xp.argmin(x, **kw))
 _count_nonzero = nondifferentiable(  # NumPy gives a Python int for axis=None, keepdims=False
     "count_nonzero", lambda xp, x, *, axis, keepdims: xp.count_nonzero(x) if axis is None and
-    not keepdims else (x != 0).sum(axis=axis, keepdims=keepdims, dtype=xp.intp))  # fmt: skip
+    not keepdims else (xp.asarray(x) != 0).sum(axis=axis, keepdims=keepdims, dtype=xp.intp))  # fmt: skip
 
 
 

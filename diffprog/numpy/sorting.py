@@ -13,6 +13,7 @@ Layer L4: imports L0-L2 and other L4 modules.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -173,7 +174,8 @@ def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = Fa
     nd = len(a.shape)
     axes = axes_of(axis, nd, sequence=True)
     rest = [i for i in range(nd) if i not in axes]
-    x = reshape(transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (-1,))
+    x = reshape(transpose(a, rest + list(axes)), tuple(a.shape[i] for i in rest) + (
+        math.prod(a.shape[i] for i in axes),))  # (not -1: a length to infer from 0 entries)
     s = sort(x, axis=-1)
     n = s.shape[-1]
     m = mean(getitem(s, (Ellipsis, slice((n - 1) // 2, n // 2 + 1))), axis=-1, keepdims=keepdims)

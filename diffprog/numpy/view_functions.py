@@ -86,7 +86,8 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
 
 def ravel(a: Any, order: str = "C") -> Any:
     """`numpy.ravel` (C order): a view of `a` when NumPy gives one."""
-    return _reshaped(a, m.ravel(a, order), lambda like: like.ravel(order))
+    return _reshaped(a, m.ravel(a, order), lambda like: like.ravel(order) if hasattr(
+        like, "ravel") else np.ravel(like, order))  # (a watched Python number has no method)
 
 
 def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Any:
@@ -121,7 +122,7 @@ def atleast_3d(*arys: Any) -> Any:
 
 def _transposed(a: Any, axes: tuple) -> Any:
     if axes == tuple(range(len(axes))):
-        return a
+        return m.as_ndarray(a, numpy_scalars=False)  # (a watched Python number: a 0-d array)
     out = m._transpose(a, axes=axes)
     return link(out, a, (("transpose", axes),)) if isinstance(a, Tracer) else out
 
@@ -134,6 +135,7 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     """`numpy.swapaxes`: a view of `a`."""
+    a = m.as_array(a)
     return _transposed(a, m.swapaxes_axes(len(a.shape), axis1, axis2))
 
 
