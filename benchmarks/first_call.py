@@ -59,6 +59,7 @@ class Clock:
         self.wall = dict.fromkeys(PHASES, 0.0)
         self.cpu = dict.fromkeys(PHASES, 0.0)
         self.stack: list[list] = []  # [phase, wall start, cpu start, children wall, children cpu]
+        self.lowered = 0  # functions numba compiled (kernels and what they call)
 
     def wrap(self, owner, attr: str, phase: str | None = None, by_pass: bool = False) -> None:
         """Charge `owner.attr`'s calls to `phase` (`by_pass`: numba's PassManager._runPass,
@@ -69,6 +70,7 @@ class Clock:
         @functools.wraps(fn)
         def timed(*args, **kwargs):
             name = _numba_phase(args[2]) if by_pass else phase
+            clock.lowered += name == "numba lower"
             clock.stack.append([name, time.perf_counter(), time.process_time(), 0.0, 0.0])
             try:
                 return fn(*args, **kwargs)
@@ -168,6 +170,7 @@ def _child(name: str, replays: int, tiny: bool) -> dict:
     report["replay median"] = sorted(times)[len(times) // 2]
     report["peak rss MB"] = _peak_rss_kb() / 1024
     lowered = jitted.lower(*args)
+    report["numba compiled"] = clock.lowered
     report["kernels"] = sum(1 for n in lowered.graph.body
                             if type(getattr(n, "prim", None)).__name__ == "Fused")
     return report
@@ -193,7 +196,7 @@ def _spawn(name: str, cache: str, replays: int, tiny: bool) -> dict:
 def _print(name: str, how: str, r: dict) -> None:
     first_w, first_c = r["first call"]
     print(f"{name} {how}: first call {first_w:.2f} s wall, {first_c:.2f} s CPU; "
-          f"{r['kernels']} kernels; import numba {r['import numba'][0]:.2f} s; first replay "
+          f"{r['kernels']} kernels ({r['numba compiled']} numba compilations); import numba {r['import numba'][0]:.2f} s; first replay "
           f"{r['first replay'][0] * 1e3:.2f} ms, later replays {r['replay median'] * 1e3:.3f} ms; "
           f"peak RSS {r['peak rss MB']:.0f} MB")
     rest = first_w - sum(w for w, _ in r["phases"].values())

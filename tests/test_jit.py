@@ -467,11 +467,21 @@ def test_random_draws_inside_are_never_replayed():
     with pytest.warns(RuntimeWarning, match="drew random numbers"):
         g = dp.jit(lambda x: x * np.random.uniform())
         g(1.0)
+    closure_rng = np.random.default_rng(1)
+    for jitted in (dp.jit(noisy, static_argnums=1), dp.jit(lambda x: x * closure_rng.normal()),
+                   dp.jit(lambda x: x * GLOBAL_RNG.normal())):  # fmt: skip
+        args = (np.zeros(2) + 1.0, rng) if jitted.static_argnums else (np.ones(1),)
+        with pytest.warns(RuntimeWarning, match="drew random numbers"):
+            a = jitted(*args)
+        assert not np.array_equal(a, jitted(*args)) and jitted.stats["replays"] == 0
     noise = rng.normal(size=2)  # the supported way: draws come in as an argument
     passed = dp.jit(lambda x, noise: x + noise)
     passed(np.zeros(2), noise)
     np.testing.assert_array_equal(passed(np.zeros(2), noise + 1), noise + 1)
     assert passed.stats["replays"] == 1
+
+
+GLOBAL_RNG = np.random.default_rng(2)
 
 
 # --- on the GPU -------------------------------------------------------------------------------

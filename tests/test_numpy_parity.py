@@ -113,6 +113,28 @@ def test_variance_of_complex_values_is_real_as_numpy(name, axis):
                 order=2)
 
 
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "cumsum", "cumprod", "nansum", "nanprod",
+                                  "nanmean"])  # fmt: skip
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_reductions_take_dtype_as_numpy(name, dtype):
+    """dtype= casts the entries before the reduction, as NumPy's (it was refused): the value
+    is NumPy's, and the gradient reaches the input in the input's own dtype."""
+    x = np.array([[0.5, -1.25, 2.0], [1.5, np.nan, -0.75]], np.float32)
+    x = x if name.startswith("nan") else np.nan_to_num(x, nan=0.25)
+    ours, theirs = getattr(dnp, name), getattr(np, name)
+    assert_same(ours(x, dtype=dtype), theirs(x, dtype=dtype))
+    assert_same(ours(x, axis=1, dtype=dtype), theirs(x, axis=1, dtype=dtype))
+    f = lambda x: dnp.real(dnp.sum(ours(x, axis=0, dtype=dtype) * np.array([1.0, -2.0, 0.5])))  # noqa: E731
+    g = dp.grad(f)(x)
+    assert g.dtype == np.float32 and np.all(np.isfinite(g))
+    if dtype is not np.float32:  # (central differences through float32 rounding: too coarse)
+        check_grads(f, (np.nan_to_num(x, nan=0.25).astype(np.float64),), order=2)
+    if name in ("sum", "prod", "cumsum", "cumprod"):  # an integer dtype casts every entry
+        assert_same(ours(x, dtype=np.int64), theirs(x, dtype=np.int64))
+    with pytest.raises(dp.UnsupportedKeywordError, match="dtype"):
+        ours(x, dtype=bool)
+
+
 # --- the sweep: every function NumPy dispatches to diffprog, on every kind of argument ---------
 M = np.array([[0.25, -0.5, 0.75], [0.5, 0.125, -0.25]])
 S = np.array([[2.0, 0.5, 0.25], [0.5, 3.0, -0.5], [0.25, -0.5, 1.5]])  # symmetric, positive
@@ -160,7 +182,9 @@ CALLS = {
                                  "count_nonzero", "any", "all")},
     **{n: axis_calls()[:4] + [lambda f, x: f(x, axis=0, keepdims=True)] for n in ("argmax", "argmin")},
     "average": axis_calls() + [lambda f, x: f(x, weights=np.ones_like(x), axis=None)],
-    **{n: one_axis_calls() + [lambda f, x: f(x, axis=None)] for n in ("cumsum", "cumprod", "sort", "argsort")},
+    **{n: one_axis_calls() + [lambda f, x: f(x, axis=None)] for n in ("sort", "argsort")},
+    **{n: one_axis_calls() + [lambda f, x: f(x, axis=None), lambda f, x: f(x, dtype=np.float32),
+                              lambda f, x: f(x, 0, np.int64)] for n in ("cumsum", "cumprod")},
     **{n: one_axis_calls(1) for n in ("partition", "argpartition")},
     "flip": one_axis_calls() + [lambda f, x: f(x, axis=(0, 1)), lambda f, x: f(x, axis=())],
     "squeeze": [lambda f, x: f(x), lambda f, x: f(np.reshape(x, (1,) + np.shape(x)), axis=0)],

@@ -637,9 +637,10 @@ def test_gradients_through_constant_valued_functions():
 # --- options, dtypes --------------------------------------------------------------------------
 def test_unsupported_options_are_named():
     x = np.ones(3)
-    for fn in (prod, cumsum, cumprod, var, std, nansum, nanmean):
+    for fn in (var, std):  # (prod, cumsum, cumprod, nansum, nanmean take dtype=: test_numpy_parity)
         with pytest.raises(NotImplementedError, match="dtype"):
             fn(x, None, np.float32)
+    for fn in (prod, cumsum, cumprod, var, std, nansum, nanmean):
         with pytest.raises(NotImplementedError, match="out"):
             fn(x, out=np.ones(()))
     for fn in (argmax, argmin, ptp):

@@ -28,8 +28,8 @@ from ._define import axes_of
 from .elementwise import bitwise_and, isnan, ufunc_where
 from .joins import as_array
 from .reductions import (
-    _abs_squared, _mask, _masked, _root, _selected, _sum, _unsupported, max, mean, min, prod,
-    std, sum, var,
+    _abs_squared, _mask, _masked, _root, _selected, _sum, _unsupported, in_dtype, max, mean, min,
+    prod, std, sum, var,
 )  # fmt: skip
 
 
@@ -61,18 +61,19 @@ def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     >>> dp.grad(nansum)(np.array([1.0, np.nan, 2.0]))
     array([1., 0., 1.])
     """
-    _unsupported("nansum", dtype=dtype, out=out)
+    _unsupported("nansum", out=out)
     a = as_array(a)
     present = _present(a)
-    return sum(_masked(a, present, 0), axis, keepdims=keepdims, initial=initial, where=where)
+    return sum(_masked(a, present, 0), axis, dtype, keepdims=keepdims, initial=initial,
+               where=where)  # fmt: skip
 
 
 def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
             keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.nanmean`, with `where=`: the mean of the non-NaN (selected) entries; NaNs get
     zero gradient."""
-    _unsupported("nanmean", dtype=dtype, out=out)
-    a = as_array(a)
+    _unsupported("nanmean", out=out)
+    a = in_dtype("nanmean", as_array(a), dtype, kinds="fc")
     present = _present(a)
     if present is None:
         return mean(a, axis, keepdims=keepdims, where=where)
@@ -92,9 +93,10 @@ def nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     >>> dp.grad(nanprod)(np.array([2.0, np.nan, 3.0]))
     array([3., 0., 2.])
     """
-    _unsupported("nanprod", dtype=dtype, out=out)
+    _unsupported("nanprod", out=out)
     a = as_array(a)
-    return prod(_masked(a, _present(a), 1), axis, keepdims=keepdims, initial=initial, where=where)
+    return prod(_masked(a, _present(a), 1), axis, dtype, keepdims=keepdims, initial=initial,
+                where=where)  # fmt: skip
 
 
 def _nan_extremum(name: str, reduce: Any, fill: float, a: Any, axis: Any, out: Any,

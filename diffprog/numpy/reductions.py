@@ -85,7 +85,8 @@ _sum.defjvp(lambda t, ans, x, *, axis, keepdims: _sum(t, axis=axis, keepdims=kee
 
 def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
         keepdims: bool = False, initial: Any = None, where: Any = None) -> Any:  # fmt: skip
-    """`numpy.sum`, with `initial=` and `where=` (dtype= and out= are refused by name).
+    """`numpy.sum`, with `dtype=` (the entries cast to it first, as NumPy's), `initial=`
+    and `where=` (out= is refused by name).
 
     >>> import diffprog.numpy as dnp, numpy as np
     >>> dnp.sum(np.ones((2, 3)), axis=1)
@@ -93,8 +94,8 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     >>> dnp.sum(np.ones((2, 3)), axis=1, where=np.array([True, False, True]), initial=1.0)
     array([3., 3.])
     """
-    _unsupported("sum", dtype=dtype, out=out)
-    a = as_array(a)
+    _unsupported("sum", out=out)
+    a = in_dtype("sum", as_array(a), dtype)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
     if initial is None and where is None:
         return _sum(a, axis=axes, keepdims=keepdims)
@@ -123,10 +124,11 @@ _mean.defjvp(lambda t, ans, x, *, axis, keepdims: _mean(t, axis=axis, keepdims=k
 
 def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
          keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
-    """`numpy.mean`, with `where=` (dtype= and out= are refused by name). A group with no
-    entry selected has mean NaN, as in NumPy, and gives its entries zero gradient."""
-    _unsupported("mean", dtype=dtype, out=out)
-    a = as_array(a)
+    """`numpy.mean`, with a floating `dtype=` (the entries cast to it first, as NumPy's) and
+    `where=` (out= is refused by name). A group with no entry selected has mean NaN, as in
+    NumPy, and gives its entries zero gradient."""
+    _unsupported("mean", out=out)
+    a = in_dtype("mean", as_array(a), dtype, kinds="fc")
     axes = axes_of(axis, len(a.shape))
     mask = _mask("mean", where, a)
     if mask is None:
@@ -275,6 +277,19 @@ def _initial(name: str, initial: Any, like: Any) -> Any:
     return as_scalar(raw(like)).dtype.type(initial)
 
 
+def in_dtype(name: str, a: Any, dtype: Any, kinds: str = "iufc") -> Any:
+    """`a` cast to NumPy's `dtype=` of reduction `name` (None: `a` itself), as NumPy casts
+    the entries before it reduces; a dtype of another kind than `kinds` (a boolean sum, an
+    integer mean: NumPy's own rules) is refused by name."""
+    if dtype is None:
+        return a
+    dtype = np.dtype(dtype)
+    if dtype.kind not in kinds:
+        raise UnsupportedKeywordError(f"{name}: dtype={dtype} is not supported (diffprog "
+                                      f"implements dtype= of the kinds {kinds!r})")  # fmt: skip
+    return a if as_scalar(raw(a)).dtype == dtype else astype(a, dtype=dtype)
+
+
 def _unsupported(name: str, **options: Any) -> None:
     """UnsupportedKeywordError for the first of NumPy's `options` given (not None)."""
     for option, value in options.items():
@@ -367,14 +382,14 @@ def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     >>> cumsum(np.array([1.0, 2.0, 3.0]))
     array([1., 3., 6.])
     """
-    _unsupported("cumsum", dtype=dtype, out=out)
-    return _cumulative(_cumsum, a, axis)
+    _unsupported("cumsum", out=out)
+    return _cumulative(_cumsum, in_dtype("cumsum", as_array(a), dtype), axis)
 
 
 def cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     """`numpy.cumprod`; its gradient is exact where x has zeros (no division by x)."""
-    _unsupported("cumprod", dtype=dtype, out=out)
-    return _cumulative(_cumprod, a, axis)
+    _unsupported("cumprod", out=out)
+    return _cumulative(_cumprod, in_dtype("cumprod", as_array(a), dtype), axis)
 
 
 # --- prod ----------------------------------------------------------------------------------
@@ -409,8 +424,8 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     >>> dp.grad(prod)(np.array([2.0, 0.0, 3.0]))
     array([0., 6., 0.])
     """
-    _unsupported("prod", dtype=dtype, out=out)
-    a = as_array(a)
+    _unsupported("prod", out=out)
+    a = in_dtype("prod", as_array(a), dtype)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
     p = _prod(_masked(a, _mask("prod", where, a), 1), axis=axes, keepdims=keepdims)
     return p if initial is None else p * _initial("prod", initial, p)

@@ -18,8 +18,6 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from .. import tree
 from .. import numpy as dnp
 from ..ad.batching import BatchTracer
@@ -31,7 +29,7 @@ from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace, unwrapped
 from ..errors import BatchedControlFlowError, StructureError
 from .core import vjp
-from .jit import GENERATORS, draw_state, set_draw_state
+from .jit import draw_state, generators_of, set_draw_state
 from .vmap import vmap
 
 
@@ -299,7 +297,7 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
         if not isinstance(trace, ReverseTrace):
             return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
         saved: dict[str, Any] = {}
-        generators = _generators_of(f, leaves)
+        generators = generators_of(f, leaves)
         drawn_from = [draw_state(g) for g in generators]
 
         def run(vals: list[Any]) -> list[Any]:  # lower traces checkpoint too
@@ -324,31 +322,6 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _generators_of(f: Callable[..., Any], leaves: list[Any]) -> list[Any]:
-    """The random generators `f` may draw from that can be seen: NumPy's global one, those
-    among its arguments (`leaves`), in its closure and in the globals its code names (not
-    those of the functions it calls)."""
-    seen = list(leaves)
-    while f is not None:  # f, and the function it wraps (functools.wraps: dp.vmap's)
-        seen += [c.cell_contents for c in getattr(f, "__closure__", None) or () if _filled(c)]
-        code, names = getattr(f, "__code__", None), getattr(f, "__globals__", {})
-        seen += [names[n] for n in code.co_names if n in names] if code is not None else []
-        f = getattr(f, "__wrapped__", None)
-    found = [np.random]
-    for g in seen:
-        if isinstance(g, GENERATORS) and not any(g is h for h in found):
-            found.append(g)
-    return found
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:  # a cell not yet bound
-        return False
-    return True
-
-
 def _by_position(fun: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> tuple:
     """A call's arguments all by position, as if the keyword ones had been passed so (with
     the defaults of any they skip): fwd, bwd and the JVP rule take arguments by position."""

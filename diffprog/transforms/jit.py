@@ -21,11 +21,14 @@ that raises runs the call again eagerly, so errors come from the user's line as 
 Arrays read from outside the arguments (closures, globals) are constants of the recording;
 an in-place change to one of them is detected at the next call (each NumPy constant the
 function's own code handed to an operation is compared with a copy of its bytes, or with a
-checksum past SNAPSHOT_BYTES of copies) and the call records anew.
+checksum past SNAPSHOT_BYTES of copies) and the call records anew. One that reached the
+traced values only through a computation on constants (`x * np.exp(w)`) is not seen: the
+graph holds that computation's result.
 Randomness comes in through the arguments: draw outside and pass the numbers in. A replay
 cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
 arguments while it is recorded, its signature runs eagerly from then on, with a warning
-(a Generator hidden in a closure cannot be seen: its draws would be replayed as constants).
+(one in f's closure, or a global f names, is seen too; one used only by the functions f
+calls is not: its draws would be replayed as constants).
 Inside another transform, or under dp.debug_nans, `f` runs inline, as it is.
 Layer L5: imports L0-L4.
 """
@@ -311,7 +314,8 @@ class Jitted:
             self.last_eager_reason = "it draws random numbers"
             warnings.warn(
                 f"dp.jit({_name(self.f)}) drew random numbers while recording (from NumPy's "
-                "global generator or a Generator among its arguments): a replay would repeat "
+                "global generator or a Generator among its arguments, in its closure or in a "
+                "global it names): a replay would repeat "
                 "the same draws, so this signature runs eagerly. Draw outside the jitted "
                 "function and pass the numbers in as an argument",
                 RuntimeWarning,
@@ -333,7 +337,8 @@ class Jitted:
 
     def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | None, Any]:
         self.stats["recordings"] += 1
-        generators = [np.random] + [g for g in sig.leaves if isinstance(g, GENERATORS)]
+        static = [args[i] for i in self.static_positions(len(args)) if 0 <= i < len(args)]
+        generators = generators_of(self.f, sig.leaves + static + list(kwargs.values()))
         before = [draw_state(g) for g in generators]
         with device_scope(sig.input_values()), open_trace(StagingTrace, "dp.jit") as trace:
             leaves = list(sig.leaves)
@@ -441,6 +446,31 @@ def draw_state(g: Any) -> Any:
     if isinstance(g, np.random.Generator):
         return g.bit_generator.state
     return g.get_state(legacy=False)
+
+
+def generators_of(f: Callable[..., Any], leaves: list[Any]) -> list[Any]:
+    """The random generators `f` may draw from that can be seen: NumPy's global one, those
+    among its arguments (`leaves`), in its closure and in the globals its code names (not
+    those of the functions it calls)."""
+    seen = list(leaves)
+    while f is not None:  # f, and the function it wraps (functools.wraps: dp.vmap's)
+        seen += [c.cell_contents for c in getattr(f, "__closure__", None) or () if _filled(c)]
+        code, names = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+        seen += [names[n] for n in code.co_names if n in names] if code is not None else []
+        f = getattr(f, "__wrapped__", None)
+    found = [np.random]
+    for g in seen:
+        if isinstance(g, GENERATORS) and not any(g is h for h in found):
+            found.append(g)
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # a cell not yet bound
+        return False
+    return True
 
 
 def set_draw_state(g: Any, state: Any) -> None:
