@@ -21,7 +21,9 @@ that raises runs the call again eagerly, so errors come from the user's line as 
 Arrays read from outside the arguments (closures, globals) are constants of the recording;
 an in-place change to one of them is detected at the next call (each NumPy constant the
 function's own code handed to an operation is compared with a copy of its bytes, or with a
-checksum past SNAPSHOT_BYTES of copies) and the call records anew.
+checksum past SNAPSHOT_BYTES of copies) and the call records anew. One that reached the
+traced values only through a computation on constants (`x * np.exp(w)`) is not seen: the
+graph holds that computation's result.
 Randomness comes in through the arguments: draw outside and pass the numbers in. A replay
 cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
 arguments while it is recorded, its signature runs eagerly from then on, with a warning
