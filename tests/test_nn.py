@@ -258,6 +258,33 @@ def test_dropout():
         nn.dropout(x, 0.5, 0, train=True)
 
 
+def test_traced_hyperparameters():
+    # label_smoothing and dropout's rate and train given as dp.jit arguments (staged values,
+    # were refused as "not in [0, 1]"), one per example under dp.vmap, and differentiated.
+    logits, labels = f64(5, 3), np.array([0, 2, 1, 1, 0])
+    sce = nn.softmax_cross_entropy
+    want = {s: float(sce(logits, labels, s)) for s in (0.0, 0.2, 0.3, 1.0)}
+    for fuse in (True, False):
+        f = dp.jit(sce, fuse=fuse)
+        for s, key in ((0.0, 0.0), (0.3, 0.3), (np.float32(0.2), 0.2), (np.array(1.0), 1.0)):
+            assert float(f(logits, labels, s)) == pytest.approx(want[key], rel=1e-6)
+        assert float(f(logits, labels, 0.3)) == pytest.approx(want[0.3], rel=1e-12)  # replay
+        with pytest.raises(ValueError, match=r"label_smoothing` must be in \[0, 1\].*1.5"):
+            f(logits, labels, 1.5)
+        step = dp.jit(lambda x, r, t: nn.dropout(x, r, None, t), fuse=fuse)
+        x = f64(4, 6)
+        np.testing.assert_array_equal(step(x, 0.5, False), x)
+        with pytest.raises(ValueError, match=r"rate` must be in \[0, 1\]"):
+            step(x, -0.5, False)
+    got = dp.vmap(lambda s: sce(logits, labels, s))(np.array([0.0, 0.2, 1.0]))
+    np.testing.assert_allclose(got, [want[0.0], want[0.2], want[1.0]], rtol=1e-12)
+    check_grads(lambda s: sce(logits, labels, s), (np.array(0.3),), order=2)
+    with pytest.raises(TypeError, match=r"label_smoothing` must be a real number.*ndarray"):
+        sce(logits, labels, np.array([0.1, 0.2]))
+    with pytest.raises(TypeError, match=r"rate` must be a real number.*str"):
+        nn.dropout(logits, "0.5", rng(), True)
+
+
 # --- layers: derivatives
 def f64(*shape, seed=0):
     return rng(seed).normal(size=shape)

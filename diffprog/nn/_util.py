@@ -14,7 +14,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 
-from ..ad.batching import all_examples
+from ..ad.batching import all_examples, everywhere
 from ..backend import namespace_of, to_device
 from ..errors import StructureError
 from ..tree import keystr
@@ -59,6 +59,23 @@ def place(array: np.ndarray, device: str, where: str) -> Any:
     """A NumPy array moved to `device` ('cpu': as is; 'gpu': a CuPy array on GPU 0)."""
     check_device(device, where)
     return array if device == "cpu" else to_device(array, "gpu")
+
+
+def probability(value: Any, name: str, where: str) -> Any:
+    """`value` after checking it is a real number in [0, 1]: a Python or NumPy number, a 0-d
+    array, or a traced one (a dp.jit argument: the check is a guard of the recording; one
+    per example under dp.vmap; differentiable), which is returned as it is."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    is_0d = kind is not None and kind in "fiu" and shape_of(value) == ()
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, float)) or is_0d):
+        raise TypeError(
+            f"{where}: `{name}` must be a real number in [0, 1], got {type(value).__name__} "
+            f"{value!r}"
+        )
+    inside = (value >= 0.0) & (value <= 1.0)
+    if not (everywhere(inside) if hasattr(inside, "all") else inside):
+        raise ValueError(f"{where}: `{name}` must be in [0, 1], got {value!r}")
+    return value
 
 
 def float_dtype(dtype: Any, where: str) -> np.dtype:

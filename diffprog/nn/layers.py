@@ -19,8 +19,9 @@ import numpy as np
 import diffprog.numpy as dnp
 
 from ..backend import asarray_like, device_scope
+from ..core.trace import Tracer
 from ..errors import StructureError
-from ._util import check_rng, int_labels, leaf, out_of_range, path, shape_of, xp_of
+from ._util import check_rng, int_labels, leaf, out_of_range, path, probability, shape_of, xp_of
 
 relu = dnp.relu
 tanh = dnp.tanh
@@ -173,9 +174,9 @@ def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -
     >>> nn.dropout(x, 0.5, None, train=False) is x
     True
     """
-    if not isinstance(rate, (int, float, np.floating)) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"dropout: `rate` is a probability in [0, 1], got {rate!r}")
-    if not isinstance(train, (bool, np.bool_)):
+    rate = probability(rate, "rate", "dropout")
+    traced_bool = isinstance(train, Tracer) and train.shape == () and train.dtype == np.bool_
+    if not (isinstance(train, (bool, np.bool_)) or traced_bool):
         raise TypeError(
             f"dropout: `train` must be a bool, got {type(train).__name__}; "
             "pass train=True while training and train=False to evaluate"

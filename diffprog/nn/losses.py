@@ -20,7 +20,7 @@ import diffprog.numpy as dnp
 from ..backend import device_scope
 from ..core.trace import Tracer
 from ..errors import StructureError
-from ._util import int_labels, out_of_range, shape_of, xp_of
+from ._util import int_labels, out_of_range, probability, shape_of, xp_of
 
 
 def _class_labels(logits: Any, labels: Any, where: str) -> tuple[Any, int]:
@@ -54,10 +54,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
     1000.0
     """
     where = "softmax_cross_entropy"
-    if not isinstance(label_smoothing, (int, float, np.floating)) or not (
-        0.0 <= label_smoothing <= 1.0
-    ):
-        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    label_smoothing = probability(label_smoothing, "label_smoothing", where)
     labels, k = _class_labels(logits, labels, where)
     xp = xp_of(logits)
     logp = dnp.log_softmax(logits, axis=-1)
@@ -65,9 +62,10 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
         if not isinstance(labels, Tracer):  # (a batch of dp.vmap's is on the logits' device)
             labels = xp.asarray(labels)
         onehot = labels[..., None] == xp.arange(k)
-        target = xp.where(onehot, 1.0 - label_smoothing + label_smoothing / k, label_smoothing / k)
+        off = label_smoothing / k  # (dnp: label_smoothing may be traced)
+        target = dnp.where(onehot, 1.0 - label_smoothing + off, off)
         if xp is not np:  # unchecked labels (see above): out of range gives NaN, on the device
-            target = xp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
+            target = dnp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
         target = target.astype(logp.dtype)
     # a class the target gives no weight adds nothing, even at logit -inf (a masked class:
     # 0 * -inf would make the loss NaN); a weighted one at -inf makes it inf, as it is
