@@ -158,6 +158,9 @@ def test_complex_cotangent_of_a_real_output_and_tangent_of_a_real_primal_are_ref
     _, vjp_fn = dp.vjp(lambda x: {"y": x * 2.0}, np.ones(2))
     with raises(dp.UnsupportedLeafError, "output['y'] is complex", "real (dtype float64)"):
         vjp_fn({"y": np.ones(2) * (1 + 1j)})
+    _, vjp_fn = dp.vjp(lambda x: x * 2.0, np.ones(2))  # one output: no path to name
+    with raises(dp.UnsupportedLeafError, "vjp_fn is complex but the output is real"):
+        vjp_fn(np.ones(2) * 1j)
     with raises(dp.UnsupportedLeafError, "primal 0 is complex", "real (dtype float64)"):
         dp.jvp(lambda x: x * 2.0, (np.ones(2),), (np.ones(2) * 1j,))
 
@@ -568,3 +571,4 @@ def test_unregistered_dataclass_holding_floats_is_refused():
                 "dp.tree.register_dataclass(Params)"):
         dp.grad(lambda p: dnp.sum(p.w))(Params(np.ones(2)))
     assert dp.grad(lambda p, x: dnp.sum(x))(Params(np.arange(2)), np.ones(2)) is None
+

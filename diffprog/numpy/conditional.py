@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import namespace_of
-from ..core.trace import Tracer, as_scalar, raw
+from ..core.trace import Tracer, as_scalar, raw, unwrapped
 from .complex_parts import imag, real
 from .elementwise import ufunc_where, where
 from .manipulation import getitem
@@ -98,7 +98,7 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     out = ufunc_where(is_inf & (r > 0), posinf, out)
     out = ufunc_where(is_inf & (r < 0), neginf, out)
     out = out if out.dtype == r.dtype else out.astype(r.dtype)
-    return getitem(out, ()) if type(raw(out)) is np.ndarray and out.ndim == 0 else out  # (as
+    return getitem(out, ()) if type(unwrapped(out)) is np.ndarray and out.ndim == 0 else out  # (as
     # NumPy's: the scalar of a 0-d array)
 
 

@@ -394,20 +394,19 @@ def cotangent_seeds(
     for i, (o, c) in enumerate(zip(out_leaves, ct_leaves)):
         if c is None or not (isinstance(o, ReverseTracer) and o._trace is trace):
             continue
-        _check_direction(c, o, lambda: _entry(what, noun, tree.keystr(tree.flatten_with_path(out)[0][i][0])))
+        names = lambda: _entry(what, noun, tree.keystr(tree.flatten_with_path(out)[0][i][0]))  # noqa: B023, E731
+        _check_direction(c, o, names)
         shape = getattr(c, "shape", ())
         if tuple(shape) != tuple(o.shape):
-            path = tree.keystr(tree.flatten_with_path(out)[0][i][0])
-            entry = f"{what}: the entry for {noun}{path}" if path else what
+            entry, of = names()
             raise StructureError(
-                f"{entry} has shape {tuple(shape)}, but the {noun}{path} has shape "
-                f"{tuple(o.shape)}"
+                f"{entry} has shape {tuple(shape)}, but the {of} has shape {tuple(o.shape)}"
             )
         if np.iscomplexobj(unwrapped(c)) and o.dtype.kind != "c":
-            path = tree.keystr(tree.flatten_with_path(out)[0][i][0]) or "(the output)"
+            entry, of = names()
             raise UnsupportedLeafError(
-                f"{what}: the entry for {noun}{path} is complex but the {noun} is real "
-                f"(dtype {o.dtype}); pass a real cotangent (its real part, if that is meant)"
+                f"{entry} is complex but the {of} is real (dtype {o.dtype}); pass a real "
+                f"cotangent (its real part, if that is meant)"
             )
         if not hasattr(c, "dtype"):
             c = _direction_like(c, raw(o.value), dtype=o.dtype)
