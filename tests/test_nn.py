@@ -205,6 +205,22 @@ def test_conv2d_same_padding(stride, kernel):
     )
 
 
+@pytest.mark.parametrize("size", [(0, 5), (4, 0)])
+def test_conv2d_same_padding_of_empty_images(size):
+    # "same" promises ceil(H / s) x ceil(W / s): 0 rows of a 0-row image (raised "smaller
+    # than the window"), eagerly, under dp.jit and dp.vmap, with zero gradients
+    x = np.zeros((2, 1) + size)
+    p = nn.conv2d_init(rng(), 1, 3, (2, 3), dtype=np.float64)
+    want = (2, 3, math.ceil(size[0] / 2), math.ceil(size[1] / 2))
+    conv = lambda p, x: nn.conv2d(p, x, 2, "same")
+    assert conv(p, x).shape == dp.jit(conv)(p, x).shape == want
+    assert dp.vmap(lambda x: conv(p, x[None]))(x).shape == (2, 1) + want[1:]
+    grads = dp.grad(lambda p: dnp.sum(conv(p, x)))(p)
+    assert not grads["W"].any() and not grads["b"].any()
+    with pytest.raises(ValueError, match=r"input is (0x\d+|\d+x0), smaller than the 2x3 window"):
+        nn.conv2d(p, x, 2, "valid")
+
+
 def test_conv2d_keeps_float32():
     p = nn.conv2d_init(rng(), 1, 2, 3)
     out = nn.conv2d(p, rng(1).normal(size=(1, 1, 5, 5)).astype(np.float32), padding="same")

@@ -30,7 +30,8 @@ def _padding(
     where: str,
 ) -> Pads:
     """((top, bottom), (left, right)) from an int, a pair, a pair of pairs, "valid" or
-    "same" (output size ceil(size / stride), the odd pixel going to the bottom/right)."""
+    "same" (output size ceil(size / stride), the odd pixel going to the bottom/right; an
+    empty side is padded to one window, whose output conv2d drops)."""
     if isinstance(padding, str):
         mode = padding.lower()
         if mode == "valid":
@@ -38,7 +39,7 @@ def _padding(
         if mode == "same":
             pads = []
             for n, k, s in zip(size, kernel, stride):
-                total = max((-(-n // s) - 1) * s + k - n, 0)
+                total = max((-(-n // s) - 1) * s + k - n, 0) if n else k
                 pads.append((total // 2, total - total // 2))
             return pads[0], pads[1]
         raise ValueError(f"{where}: padding {padding!r} is not 'same' or 'valid'")
@@ -123,7 +124,10 @@ def conv2d(params: dict, x: Any, stride: Any = 1, padding: Any = 0) -> Any:
     ho, wo = shape_of(cols)[3:]
     cols = dnp.reshape(cols, (n, c * kh * kw, ho * wo))
     y = dnp.matmul(dnp.reshape(W, (out, c * kh * kw)), cols)  # (N, out, Ho*Wo)
-    return dnp.reshape(y, (n, out, ho, wo)) + dnp.reshape(b, (out, 1, 1))
+    y = dnp.reshape(y, (n, out, ho, wo)) + dnp.reshape(b, (out, 1, 1))
+    if not (h and w) and isinstance(padding, str):  # "same" of an empty image: 0 rows/columns
+        y = y[:, :, : -(-h // st[0]), : -(-w // st[1])]
+    return y
 
 
 def _pool(x: Any, window: Any, stride: Any, where: str) -> Any:
