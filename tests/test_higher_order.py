@@ -47,6 +47,19 @@ def test_jacrev_and_jacfwd_agree():
         np.testing.assert_allclose(dp.jacrev(f, n)(x, y), dp.jacfwd(f, n)(x, y), rtol=1e-12)
 
 
+@pytest.mark.parametrize("x", [2.0, np.array(2.0), np.float64(2.0), np.float32(2.0)],
+                         ids=["float", "0d", "float64", "float32"])
+def test_scalar_jacobian_entries_have_the_input_leafs_type_in_both_modes(x):
+    """As grad's adjoints do (jacfwd gave a NumPy scalar for a Python float or a 0-d array)."""
+    outputs = [lambda x: x * 3.0, lambda x: dnp.asarray(x * 3.0), lambda x: np.float32(3.0) * x]
+    for f in outputs:
+        for jac in (dp.jacrev, dp.jacfwd, dp.hessian):
+            d = jac(f)(x)
+            assert type(d) is type(x) and getattr(d, "dtype", None) == getattr(x, "dtype", None)
+    nested = dp.jacfwd(dp.jacrev(dnp.sin))(x), dp.jacrev(dp.jacfwd(dnp.sin))(x)
+    assert all(type(d) is type(x) for d in nested)
+
+
 def test_hessian_closed_form_and_structure():
     x = RNG.normal(size=3)
     np.testing.assert_allclose(dp.hessian(lambda x: x @ A @ x)(x), A + A.T, atol=1e-12)

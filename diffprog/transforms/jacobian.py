@@ -18,7 +18,7 @@ import numpy as np
 from .. import numpy as dnp
 from .. import tree
 from ..backend import device_scope, namespace_of
-from ..ad.boundary import FLOAT, leaf_kind, refuse_opaque_floats
+from ..ad.boundary import FLOAT, float_adjoint, leaf_kind, refuse_opaque_floats
 from ..core.trace import raw, unwrapped
 from ..errors import UnsupportedLeafError
 from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, stop_gradient, vjp
@@ -112,7 +112,10 @@ def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
                     continue
                 batched, t_out = columns[m]
                 parts = tree.leaves(t_out)[k] if batched else [tree.leaves(t_out)[k]]
-                per_input.append(_stack(parts, _shape(o), _shape(leaf), out_first=False))
+                entry = _stack(parts, _shape(o), _shape(leaf), out_first=False)
+                if not _shape(o) and not _shape(leaf):  # a scalar entry: the input leaf's
+                    entry = float_adjoint(entry, leaf)  # type, as jacrev's (and grad's)
+                per_input.append(entry)
             inner = tree.unflatten(in_def, per_input)
             blocks.append(inner[0] if isinstance(argnums, int) else inner)
         return tree.unflatten(out_def, blocks)
