@@ -148,7 +148,6 @@ SQUARE = {"float64": S, "float32": S.astype(np.float32), "list": S.tolist(), "in
           "complex": S + 0.25j * np.eye(3), "stack": np.stack([S, 2 * S]), "empty": np.zeros((0, 3, 3))}
 TRACED = {"pyfloat", "0d", "f64", "f32", "float32", "float64", "complex", "stack"}  # (float leaves)
 JITTED = {"0d", "f64", "float64", "stack"}
-JIT_BUGS = {("average", 6)}  # (a bug of dp.jit's: test_average_with_weights_under_jit)
 LIKE_ONLY = {"arange", "array", "asarray", "empty", "eye", "full", "identity", "ones", "zeros"}
 
 
@@ -354,8 +353,8 @@ def sweep(name, calls, kinds):
         mine = ours if name in LIKE_ONLY else theirs  # (NumPy's hands diffprog only like=)
         runs = [("traced", lambda x: dp.vjp(lambda x: call(mine, x), x)[0])] if (
             kind in TRACED and name not in ("arange", "copyto")) else []  # (constants; a write)
-        if (kind in JITTED and isinstance(want, (np.ndarray, np.generic)) and want.dtype.kind in
-                "fc" and (name, i) not in JIT_BUGS):  # fmt: skip
+        if (kind in JITTED and isinstance(want, (np.ndarray, np.generic)) and
+                want.dtype.kind in "fc"):  # fmt: skip
             jitted = dp.jit(lambda x: call(ours, x), fuse=False)
             runs += [("jit", jitted), ("jit replay", jitted)]
         for mode, run in runs if why is None else ():
@@ -399,13 +398,16 @@ def test_the_sweep_covers_every_function_numpy_dispatches():
     assert names - set(FUNCTIONS) == set()
 
 
-# --- what the sweep found under dp.jit and left (in dp.jit's code generator) ----------------
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="bug: dp.jit's code generator finds "
-                   "no slot for the variable of average's zero-weights guard (KeyError)")
+# --- what the sweep found under dp.jit --------------------------------------------------------
 def test_average_with_weights_under_jit():
+    """(average's zero-weights guard reads a value folded from constants: the optimizer kept the
+    guard on a variable it had removed, and the code generator found no slot for it)"""
     x = np.array([[0.25, 0.5], [0.125, 0.75]])
-    jitted = dp.jit(lambda x: dnp.average(x, weights=np.ones_like(x), axis=None), fuse=False)
-    assert_same(jitted(x), np.average(x, weights=np.ones_like(x), axis=None))
+    for fuse in (False, True):
+        jitted = dp.jit(lambda x: dnp.average(x, weights=np.ones_like(x), axis=None), fuse=fuse)
+        for _ in range(2):  # the recording, then a replay
+            assert_same(jitted(x), np.average(x, weights=np.ones_like(x), axis=None))
+        assert jitted.stats["replays"] == 1 and jitted.stats["eager_calls"] == 0
 
 
 def test_nan_to_num_of_a_0d_array_under_jit_is_numpys_scalar():

@@ -5,7 +5,8 @@ Owns: `optimize(graph, xp)`, which applies, until nothing changes:
   transpose, a reshape, cast, broadcast or sum to the shape and dtype the value already has):
   the node goes and its output is the operand, but only where that output would have had
   exactly the operand's shape, dtype and Python type, so values are bit for bit the same;
-- constant folding: a node whose operands are all constants runs once, now;
+- constant folding: a node whose operands are all constants runs once, now, and a guard on
+  its value goes (it held when recorded, and the value cannot change);
 - common subexpressions: a node that repeats an earlier one (same primitive, params and
   operands) reuses its outputs;
 - dead-code elimination: nodes no output and no guard reads go (the forward values the
@@ -50,10 +51,8 @@ def _rewrite(body: list, outputs: list, xp: Any) -> tuple[list, list]:
     for item in body:
         if type(item) is Guard:
             var = get(item.var)
-            if type(var) is Const:  # the value is known now: the guard holds or fails forever
-                new_body.append(Guard(item.var, item.how, item.expected, item.site))
-                renamed.pop(item.var.id, None)
-                continue
+            if type(var) is Const:  # folded from constants: the value the recording read, for
+                continue  # good (a changed outside array records anew), so the guard holds
             new_body.append(Guard(var, item.how, item.expected, item.site))
             continue
         node = Node(item.prim, {k: substitute(v, get) for k, v in item.params.items()},
