@@ -295,6 +295,11 @@ def test_traced_hyperparameters():
     got = dp.vmap(lambda s: sce(logits, labels, s))(np.array([0.0, 0.2, 1.0]))
     np.testing.assert_allclose(got, [want[0.0], want[0.2], want[1.0]], rtol=1e-12)
     check_grads(lambda s: sce(logits, labels, s), (np.array(0.3),), order=2)
+    # the loss is linear in label_smoothing: the same slope at 0 (the classes the target
+    # gives no weight there still count), eagerly and under dp.jit
+    slope = float(sce(logits, labels, 1.0) - sce(logits, labels, 0.0))
+    for d in (dp.grad(sce, argnums=2), dp.jit(dp.grad(sce, argnums=2))):
+        assert [float(d(logits, labels, s)) for s in (0.0, 0.5)] == pytest.approx([slope] * 2)
     with pytest.raises(TypeError, match=r"label_smoothing` must be a real number.*ndarray"):
         sce(logits, labels, np.array([0.1, 0.2]))
     with pytest.raises(TypeError, match=r"rate` must be a real number.*str"):

@@ -68,8 +68,10 @@ def softmax_cross_entropy(logits: Any, labels: Any, label_smoothing: float = 0.0
             target = dnp.where(((labels >= 0) & (labels < k))[..., None], target, xp.nan)
         target = target.astype(logp.dtype)
     # a class the target gives no weight adds nothing, even at logit -inf (a masked class:
-    # 0 * -inf would make the loss NaN); a weighted one at -inf makes it inf, as it is
-    return -dnp.mean(dnp.sum(target * dnp.where(target != 0, logp, 0.0), axis=-1))
+    # 0 * -inf would make the loss NaN); a weighted one at -inf makes it inf, as it is. Only
+    # those are masked: a finite one still counts in the derivative by label_smoothing.
+    masked = (target == 0) & (logp == -np.inf)
+    return -dnp.mean(dnp.sum(target * dnp.where(masked, 0.0, logp), axis=-1))
 
 
 def _same_shape(a: Any, b: Any, names: tuple[str, str], where: str) -> None:
