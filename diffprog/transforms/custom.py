@@ -29,7 +29,7 @@ from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace, unwrapped
 from ..errors import BatchedControlFlowError, StructureError
 from .core import vjp
-from .jit import draw_state, generators_of, set_draw_state
+from .random_streams import draw_state, generators_of, set_draw_state
 from .vmap import vmap
 
 

@@ -55,6 +55,7 @@ from ..compile.passes import optimize
 from ..core.gc_pause import gc_paused
 from ..core.trace import Tracer, open_trace, tracing
 from ..debug import debug_nans_on
+from .random_streams import draw_state, generators_of, same_state
 
 
 def jit(
@@ -358,7 +359,7 @@ class Jitted:
                     outputs.append(Const(leaf))
                     values.append(leaf.copy() if hasattr(leaf, "copy") and is_array(leaf) else leaf)
         result = tree.unflatten(out_def, values)
-        drew = [g for g, state in zip(generators, before) if not _same_state(draw_state(g), state)]
+        drew = [g for g, state in zip(generators, before) if not same_state(draw_state(g), state)]
         if drew:  # a replay would repeat the recording's draws
             return None, result
         graph = Graph(trace.inputs, trace.body, outputs)
@@ -436,57 +437,6 @@ def _user_constants(graph: Graph) -> list:
                 if type(a) is Const and type(a.value) is np.ndarray:  # 0-d ones too
                     seen[id(a.value)] = a.value
     return list(seen.values())
-
-
-GENERATORS = (np.random.Generator, np.random.RandomState)
-
-
-def draw_state(g: Any) -> Any:
-    """Where a random generator (np.random itself: the global one) stands in its stream."""
-    if isinstance(g, np.random.Generator):
-        return g.bit_generator.state
-    return g.get_state(legacy=False)
-
-
-def generators_of(f: Callable[..., Any], leaves: list[Any]) -> list[Any]:
-    """The random generators `f` may draw from that can be seen: NumPy's global one, those
-    among its arguments (`leaves`), in its closure and in the globals its code names (not
-    those of the functions it calls)."""
-    seen = list(leaves)
-    while f is not None:  # f, and the function it wraps (functools.wraps: dp.vmap's)
-        seen += [c.cell_contents for c in getattr(f, "__closure__", None) or () if _filled(c)]
-        code, names = getattr(f, "__code__", None), getattr(f, "__globals__", {})
-        seen += [names[n] for n in code.co_names if n in names] if code is not None else []
-        f = getattr(f, "__wrapped__", None)
-    found = [np.random]
-    for g in seen:
-        if isinstance(g, GENERATORS) and not any(g is h for h in found):
-            found.append(g)
-    return found
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:  # a cell not yet bound
-        return False
-    return True
-
-
-def set_draw_state(g: Any, state: Any) -> None:
-    """Put a random generator back where `draw_state` found it."""
-    if isinstance(g, np.random.Generator):
-        g.bit_generator.state = state
-    else:
-        g.set_state(state)
-
-
-def _same_state(a: Any, b: Any) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
-    if isinstance(a, np.ndarray):
-        return bool(np.array_equal(a, b))
-    return bool(a == b)
 
 
 #: a variant compares its closed-over constants with copies of their bytes, up to this many
