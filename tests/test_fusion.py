@@ -253,29 +253,32 @@ def test_guards_inside_a_scalar_kernel():
     assert jitted.stats["guard_failures"] >= 1 and jitted.stats["recordings"] >= 2
 
 
+def _failed_guard(jitted, x):
+    """The index of the first guard the (one) recorded variant's replay finds failing at x,
+    or None when they all hold."""
+    from diffprog.compile.codegen import GuardFailed
+
+    (entry,) = jitted.cache.values()
+    try:
+        entry.variants[0].replay([np.asarray(x)])
+    except GuardFailed as e:
+        return e.index
+    return None
+
+
 def test_a_scalar_kernel_reports_its_first_failed_guard():
     """The kernel checks its guards without branching (cheaper for numba to compile) and
     still names the first one that fails, as the unfused replay does, when several fail."""
-    from diffprog.compile.codegen import GuardFailed
-
     def f(x):
         for _ in range(12):
             x = dnp.sin(x) + 1.0 if x > 1.5 else x * 1.5 - 0.01
         return x
 
-    def failed(jitted, x):
-        (entry,) = jitted.cache.values()
-        try:
-            entry.variants[0].replay([np.asarray(x)])
-        except GuardFailed as e:
-            return e.index
-        return None
-
     fused, unfused = dp.jit(f), dp.jit(f, fuse=False)
     fused(np.asarray(0.3)), unfused(np.asarray(0.3))
     assert fused_nodes(fused.lower(np.asarray(0.3)).graph)
-    seen = [failed(fused, x) for x in np.linspace(-2.0, 3.0, 41)]
-    assert seen == [failed(unfused, x) for x in np.linspace(-2.0, 3.0, 41)]
+    seen = [_failed_guard(fused, x) for x in np.linspace(-2.0, 3.0, 41)]
+    assert seen == [_failed_guard(unfused, x) for x in np.linspace(-2.0, 3.0, 41)]
     assert None in seen and len({i for i in seen if i is not None}) >= 3, seen
 
 
@@ -283,27 +286,18 @@ def test_a_guard_on_a_floats_truth_inside_a_scalar_kernel():
     """`if z:` of a float 0-d value: 0.0 is false, 0.5 and NaN are true, in the kernel as in
     Python; recorded false, a true value fails the guard (the same one as unfused) and the
     call records anew, with results equal to eager."""
-    from diffprog.compile.codegen import GuardFailed
-
     def f(x):
         for _ in range(3):
             z = dnp.floor(x * 0.5) * 0.5 + x * 0.0
             x = x * 1.1 + 0.05 if z else x - 0.01
         return x
 
-    def failed(jitted, x):
-        try:
-            jitted.cache[next(iter(jitted.cache))].variants[-1].replay([np.asarray(x)])
-        except GuardFailed as e:
-            return e.index
-        return None
-
     fused, unfused = dp.jit(f), dp.jit(f, fuse=False)
     fused(np.asarray(0.3)), unfused(np.asarray(0.3))
     assert fused_nodes(fused.lower(np.asarray(0.3)).graph)
     xs = (0.3, 2.5, 3.0, np.nan, -0.2, 0.9, 5.0)
-    seen = [failed(fused, x) for x in xs]
-    assert seen == [failed(unfused, x) for x in xs]
+    seen = [_failed_guard(fused, x) for x in xs]
+    assert seen == [_failed_guard(unfused, x) for x in xs]
     assert all(type(i) in (int, type(None)) for i in seen)
     assert seen[0] is None and seen[1] is not None and seen[3] is not None, seen
     for x in xs:
