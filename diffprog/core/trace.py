@@ -353,6 +353,15 @@ def user_line(code: bool = True) -> str:
     return f"{filename}:{lineno}" + (f": `{text}`" if text else "")
 
 
+def user_stacklevel() -> int:
+    """The `stacklevel` that makes a `warnings.warn` in the caller of this function name the
+    innermost frame outside the diffprog package: the user's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and _in_package(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def numpy_frame() -> Any:
     """The outermost frame of the NumPy Python code that called into diffprog (diffprog's own
     frames skipped): the NumPy function given a traced value (`np.std([a, b])`, `np.full`);

@@ -15,15 +15,13 @@ Layer L4: imports L0-L2 and other L4 modules.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from typing import Any
 
 import numpy as np
 
 from ..ad.batching import anywhere
-from ..core.trace import as_scalar, raw
+from ..core.trace import as_scalar, raw, user_stacklevel
 from ._define import axes_of
 from .elementwise import bitwise_and, isnan, ufunc_where
 from .joins import as_array
@@ -41,15 +39,8 @@ def _present(a: Any) -> Any:
 def _warn_where(bad: Any, message: str) -> None:
     """NumPy's RuntimeWarning `message` if `bad` (a constant mask of result entries) is true
     anywhere, attributed to the caller's line (the first frame outside diffprog)."""
-    if not anywhere(bad):
-        return
-    frame, level = sys._getframe(0), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, RuntimeWarning, stacklevel=level)
-
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if anywhere(bad):
+        warnings.warn(message, RuntimeWarning, stacklevel=user_stacklevel())
 
 
 def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
