@@ -633,7 +633,7 @@ def test_cupy_arrays_are_saved_from_the_host(tmp_path):
     assert isinstance(on_gpu["x"], cupy.ndarray) and (on_gpu["x"] == x).all()
 
 
-# ---------------------------------------------------------------- inside dp.jit
+# ---------------------------------------------------------------- inside dp.jit, big-endian like
 
 
 def test_load_inside_jit_reads_the_file_at_every_call(tmp_path):
@@ -670,3 +670,14 @@ def test_save_inside_jit_writes_at_every_call(tmp_path):
     np.testing.assert_array_equal(step(np.ones(2)), [2.0, 2.0])
     assert dio.load(path) == {"done": True}
 
+
+def test_big_endian_like_array_loads_in_its_byte_order(tmp_path):
+    # like= used to refuse a big-endian array: "the file has a int32 array, like has >i4".
+    like = {"a": np.arange(4, dtype=">i4"), "z": np.array(2.5, ">f8")}
+    dio.save(tmp_path / "c", like)
+    out = dio.load(tmp_path / "c", like=like)
+    for k in like:
+        assert out[k].dtype == like[k].dtype and out[k].shape == like[k].shape
+        np.testing.assert_array_equal(out[k], like[k])
+    with pytest.raises(dp.StructureError, match=r"\['a'\].*like has a >f4 array"):
+        dio.load(tmp_path / "c", like={**like, "a": np.zeros(4, ">f4")})
