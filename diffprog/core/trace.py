@@ -150,6 +150,15 @@ def hidden(trace: Trace) -> Iterator[None]:
         stack.remove(mark)
 
 
+def outermost_trace() -> Trace | None:
+    """The outermost open trace of this thread, hidden or not (a dp.jit recording's staging
+    trace, when one is open: it is always the outermost); None outside every transform."""
+    for entry in getattr(_depth, "stack", ()):
+        if type(entry) is not _Hidden and entry.alive:
+            return entry
+    return None
+
+
 def tracing() -> bool:
     """Whether a transform is recording in this thread (some trace is open)."""
     return getattr(_depth, "level", 0) > 0
