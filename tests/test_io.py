@@ -631,3 +631,59 @@ def test_cupy_arrays_are_saved_from_the_host(tmp_path):
         warnings.simplefilter("error")
         on_gpu = dio.load(tmp_path / "g", device="gpu")
     assert isinstance(on_gpu["x"], cupy.ndarray) and (on_gpu["x"] == x).all()
+
+
+# ---------------------------------------------------------------- inside dp.jit, big-endian like
+
+
+def test_load_inside_jit_reads_the_file_at_every_call(tmp_path):
+    # A replay used to return the array the recording read: the old checkpoint, silently.
+    path = tmp_path / "c"
+
+    @dp.jit
+    def scaled(x):
+        return (dio.load(path)["w"] * x).sum()
+
+    dio.save(path, {"w": np.ones(3)})
+    with pytest.warns(RuntimeWarning, match="called dp.(load|save) while recording"):
+        assert scaled(np.ones(3)) == 3.0
+    dio.save(path, {"w": np.full(3, 2.0)})
+    assert scaled(np.ones(3)) == 6.0
+    assert scaled.stats["replays"] == 0 and scaled.stats["eager_calls"] == 1
+    assert scaled.last_eager_reason == "it calls dp.load"
+    with pytest.raises(ValueError, match="cannot be recorded: it calls dp.load"):
+        scaled.lower(np.ones(3))
+
+
+def test_save_inside_jit_writes_at_every_call(tmp_path):
+    # A replay used to skip the save: the file a later call should have written was missing.
+    path = tmp_path / "c"
+
+    # A value the recording staged used to be refused ("a StagingTracer"): its value is saved.
+    path = tmp_path / "c"
+
+    @dp.jit
+    def step(x):
+        dio.save(path, {"done": True, "y": x * 2.0})
+        return x * 2.0
+
+    with pytest.warns(RuntimeWarning, match="called dp.(load|save) while recording"):
+        step(np.ones(2))
+    np.testing.assert_array_equal(dio.load(path)["y"], [2.0, 2.0])
+    path.unlink()
+    np.testing.assert_array_equal(step(np.full(2, 3.0)), [6.0, 6.0])
+    out = dio.load(path)
+    assert out["done"] is True
+    np.testing.assert_array_equal(out["y"], [6.0, 6.0])
+
+
+def test_big_endian_like_array_loads_in_its_byte_order(tmp_path):
+    # like= used to refuse a big-endian array: "the file has a int32 array, like has >i4".
+    like = {"a": np.arange(4, dtype=">i4"), "z": np.array(2.5, ">f8")}
+    dio.save(tmp_path / "c", like)
+    out = dio.load(tmp_path / "c", like=like)
+    for k in like:
+        assert out[k].dtype == like[k].dtype and out[k].shape == like[k].shape
+        np.testing.assert_array_equal(out[k], like[k])
+    with pytest.raises(dp.StructureError, match=r"\['a'\].*like has a >f4 array"):
+        dio.load(tmp_path / "c", like={**like, "a": np.zeros(4, ">f4")})

@@ -178,6 +178,26 @@ def test_sinc_derivatives_near_zero(dtype):
     check_grads(E.sinc, (np.array([0.0, 1e-7, -1e-3, 0.01], dtype),), order=2)
 
 
+@pytest.mark.parametrize("name", ["power", "float_power"])
+def test_power_second_derivatives_at_exponent_zero(name):
+    """x ** y at y = 0 is smooth in both arguments: d2/dy dx x**y = x**(y-1) (1 + y log x) is
+    1/x there, in either order of differentiation (the slope in x was a constant 0 at y = 0,
+    so d/dy of it was lost: 0, an asymmetric Hessian); x ** array(0) is 1, so its second
+    derivative is 0 at x = 0 too (was NaN, the 0 * inf behind a where)."""
+    fn = getattr(E, name)
+    x, y = np.array([0.5, 2.0, 3.0]), np.zeros(3)
+    dxdy = dp.grad(lambda y: dnp.sum(dp.grad(lambda x: dnp.sum(fn(x, y)))(x)))(y)
+    np.testing.assert_allclose(dxdy, 1 / x, rtol=1e-15)
+    hessian = dp.hessian(lambda x, y: fn(x, y), argnums=(0, 1))(0.5, 0.0)
+    np.testing.assert_allclose(np.array(hessian, float), [[0.0, 2.0], [2.0, np.log(0.5) ** 2]], rtol=1e-15)
+    check_grads(fn, (x, y), order=2)
+    for exponent in (np.array(0), np.zeros(3)):
+        d2 = dp.grad(lambda x: dnp.sum(dp.grad(lambda x: dnp.sum(fn(x, exponent)))(x)))(np.zeros(3))
+        np.testing.assert_array_equal(d2, np.zeros(3))
+        d2_fwd = dp.jvp(lambda x: dp.grad(lambda x: dnp.sum(fn(x, exponent)))(x), (np.zeros(3),), (np.ones(3),))[1]
+        np.testing.assert_array_equal(d2_fwd, np.zeros(3))
+
+
 @pytest.mark.parametrize("name", ["logaddexp", "logaddexp2"])
 def test_logaddexp_finite_at_large_arguments(name):
     fn = getattr(E, name)

@@ -657,3 +657,58 @@ def test_linear_regression_converges(name, make, steps):
     assert abs(float(params["w"]) - 3.0) < 1e-2 and abs(params["b"] - 2.0) < 1e-2, params
     assert type(params["b"]) is float and params["name"] == "line"
     assert float(loss(params)) < 1e-4
+
+
+# ------------------------------------------------------------- a traced learning rate
+
+
+def _unrolled_loss(lr, make, steps=4):
+    """The loss after `steps` updates of `make(lr)` from fixed params (meta-learning)."""
+    a = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.3]])
+    y = np.array([1.0, -2.0, 0.5])
+    loss = lambda p: dnp.sum((a @ p["w"] - y) ** 2) + 0.3 * p["s"] ** 2  # noqa: E731
+    params = {"w": np.array([0.2, -0.4]), "s": 0.7, "n": 3}
+    opt = make(lr)
+    state = opt.init(params)
+    for _ in range(steps):
+        updates, state = opt.update(dp.grad(loss)(params), state, params)
+        params = optim.apply_updates(params, updates)
+    return loss(params)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lr: optim.sgd(lr, momentum=0.9),
+    lambda lr: optim.adam(lr),
+    lambda lr: optim.adamw(lr, weight_decay=0.1),
+    lambda lr: optim.rmsprop(lr, momentum=0.3),
+    lambda lr: optim.chain(optim.clip_by_global_norm(1.0), optim.scale(-1.0), optim.scale(lr)),
+], ids=["sgd_momentum", "adam", "adamw", "rmsprop", "clip_scale"])
+def test_gradient_with_respect_to_the_learning_rate_matches_central_differences(make):
+    # dp.grad through sgd(lr) used to raise TracerConversionError (float() of the rate).
+    h = 1e-6
+    fd = (_unrolled_loss(0.05 + h, make) - _unrolled_loss(0.05 - h, make)) / (2 * h)
+    got = dp.grad(lambda lr: _unrolled_loss(lr, make))(0.05)
+    assert type(got) is float
+    np.testing.assert_allclose(got, fd, rtol=1e-6)
+
+
+def test_a_batch_of_learning_rates_and_a_jitted_rate_argument():
+    # dp.vmap refused the batched rate; dp.jit recorded once per rate (a guard on float(lr)).
+    def step(lr, p):
+        opt = optim.adam(lr)
+        updates, _ = opt.update({"w": np.full(3, 2.0, np.float32)}, opt.init(p), p)
+        return optim.apply_updates(p, updates)
+
+    p = {"w": np.zeros(3, np.float32)}
+    batch = dp.vmap(step, in_axes=(0, None))(np.array([0.1, 0.2]), p)
+    np.testing.assert_array_equal(batch["w"], [step(0.1, p)["w"], step(0.2, p)["w"]])
+    jitted = dp.jit(step)
+    for lr in (0.1, 0.2, 0.3):
+        got, want = jitted(lr, p)["w"], step(lr, p)["w"]
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    assert jitted.stats["recordings"] == 1 and jitted.stats["replays"] == 2
+    assert np.isnan(jitted(-0.1, p)["w"]).all()  # a traced rate is not read back: NaN
+    with pytest.raises(TypeError, match="learning_rate must be a real number, got a traced "
+                       r"value of shape \(2,\)"):
+        dp.grad(lambda lr: optim.sgd(lr).update({"w": 1.0}, ())[0]["w"])(np.ones(2))

@@ -7,6 +7,9 @@ staged one (`bool(x)` behind an `if`, `int(x)` behind a loop bound, `float(x)`, 
 `np.asarray(x)`), the read is recorded as a `Guard`: the replay checks it and gives up when
 the program would go another way. So is a shape the data decides (a boolean mask's
 selection, nonzero's indices): the graph's later nodes were recorded for that shape.
+Code that does something a replay would not do again (dp.load reading a file, dp.save
+writing one, a collective of dp.distributed) says so with `note_side_effect`, and dp.jit then
+keeps no recording; such code takes the real values of staged ones (`concrete`).
 
 A staging trace is always the outermost trace: dp.jit inside another transform runs its
 function inline. So to every trace above it a staged value is what a raw array is to them
@@ -30,7 +33,7 @@ from .. import tree
 from ..backend import host_copy, register_staged, register_wrapper, run_kernel
 from ..compile.ir import Const, Guard, Node, Var, substitute
 from ..core.primitive import NonDifferentiable
-from ..core.trace import Trace, Tracer, as_scalar, innermost_trace, user_line
+from ..core.trace import Trace, Tracer, as_scalar, innermost_trace, outermost_trace, user_line
 from . import reverse
 
 
@@ -151,13 +154,15 @@ def _in_place(binary: Any, fallback: Any) -> Any:
 class StagingTrace(Trace):
     """Records a program as a graph: `inputs`, then `body` (nodes and guards, in order)."""
 
-    __slots__ = ("inputs", "body", "ids", "frames")
+    __slots__ = ("inputs", "body", "ids", "frames", "side_effects")
 
     def __init__(self, level: int, origin: str) -> None:
         super().__init__(level, origin)
         self.inputs: list[Var] = []
         self.body: list[Any] = []
         self.ids = itertools.count()
+        #: what the program did besides computing (see `note_side_effect`): a replay would not
+        self.side_effects: list[str] = []
 
     def new_input(self, value: Any) -> StagingTracer:
         var = Var(next(self.ids), value)
@@ -213,6 +218,25 @@ class StagingTrace(Trace):
     @staticmethod
     def value_of(x: StagingTracer) -> Any:
         return x.value
+
+
+def note_side_effect(what: str) -> bool:
+    """Tell the dp.jit recording in progress, if any, that the program calls `what` (which
+    reads or writes a file, communicates, ...): something a replay of straight-line array
+    operations would not do again, so the recording is not kept (its signature runs
+    eagerly). Whether a recording is in progress (outside dp.jit, a no-op: False)."""
+    trace = outermost_trace()
+    if isinstance(trace, StagingTrace):
+        trace.side_effects.append(what)
+        return True
+    return False
+
+
+def concrete(x: Any) -> Any:
+    """`x`'s real value if it is a value the dp.jit recording in progress stages, else `x`:
+    for code that has noted a side effect (the recording is not kept, so no read of it need
+    be guarded)."""
+    return x.value if type(x) is StagingTracer and x._trace.alive else x
 
 
 def _selects_by_mask(params: dict) -> bool:

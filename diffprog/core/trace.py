@@ -136,6 +136,18 @@ def innermost_trace() -> Trace | None:
     return None
 
 
+def visible_traces() -> list[Trace]:
+    """Every open trace the running user code is recorded by, outermost first: those
+    `innermost_trace` would find if the ones inside them were closed."""
+    found, bound = [], sys.maxsize
+    for entry in reversed(getattr(_depth, "stack", ())):
+        if type(entry) is _Hidden:
+            bound = min(bound, entry.level)
+        elif entry.level < bound and entry.alive:
+            found.append(entry)
+    return found[::-1]
+
+
 @contextmanager
 def hidden(trace: Trace) -> Iterator[None]:
     """Run code one level below `trace`: a custom rule's or checkpoint's function on values one
@@ -148,6 +160,15 @@ def hidden(trace: Trace) -> Iterator[None]:
         yield
     finally:
         stack.remove(mark)
+
+
+def outermost_trace() -> Trace | None:
+    """The outermost open trace of this thread, hidden or not (a dp.jit recording's staging
+    trace, when one is open: it is always the outermost); None outside every transform."""
+    for entry in getattr(_depth, "stack", ()):
+        if type(entry) is not _Hidden and entry.alive:
+            return entry
+    return None
 
 
 def tracing() -> bool:

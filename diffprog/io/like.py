@@ -6,11 +6,11 @@ with each array on its `like` leaf's device, after checking the two node by node
 down, in `like`'s traversal order: the same kind of container (a namedtuple by its name and
 fields, a dataclass by its class and static fields), the same dict keys (in any order), the
 same lengths; then leaves of the same kind (a Python float for a Python float, a NumPy scalar
-of the same dtype, an array of the same dtype and shape; a NumPy scalar and a 0-d array of
-one dtype are one value, given like's kind: an optimizer's step count is a NumPy int64 for
-host params and a 0-d CuPy array for CuPy ones, and checkpoints move between the two). The
-first difference raises StructureError naming its key path (as `dp.tree.keystr` spells it)
-and both sides.
+of the same dtype, an array of the same dtype and shape, in like's byte order; a NumPy
+scalar and a 0-d array of one dtype are one value, given like's kind: an optimizer's step
+count is a NumPy int64 for host params and a 0-d CuPy array for CuPy ones, and checkpoints
+move between the two). The first difference raises StructureError naming its key path (as
+`dp.tree.keystr` spells it) and both sides.
 
 Layer L6: imports diffprog.tree, .errors, .backend and numpy.
 """
@@ -88,11 +88,17 @@ def _same_node(got: Any, like: Any) -> bool:
 
 def _same_leaf(got: Any, like: Any) -> bool:
     if _is_0d(got) and _is_0d(like):  # a NumPy scalar or a 0-d array: one value
-        return got.dtype == like.dtype
+        return got.dtype == _native(like.dtype)
     if isinstance(like, np.generic) or not is_array(like):  # Python values and NumPy scalars
         return type(got) is type(like)
-    return (type(got) is np.ndarray and got.dtype == like.dtype
+    return (type(got) is np.ndarray and got.dtype == _native(like.dtype)
             and got.shape == tuple(like.shape))
+
+
+def _native(dtype: Any) -> Any:
+    """``dtype`` in this machine's byte order: the file holds a big-endian array's values in
+    it, as they load (a like leaf of either order matches)."""
+    return dtype.newbyteorder("=") if isinstance(dtype, np.dtype) else dtype
 
 
 def _is_0d(x: Any) -> bool:
@@ -105,7 +111,9 @@ def _placed(got: Any, like: Any) -> Any:
         return got[()] if isinstance(got, np.ndarray) else got
     if is_array(like) and not _on_host(like):
         return asarray_like(got, like)
-    return np.asarray(got) if isinstance(like, np.ndarray) and isinstance(got, np.generic) else got
+    if isinstance(like, np.ndarray):  # like's kind and byte order
+        return np.asarray(got).astype(like.dtype, copy=False)
+    return got
 
 
 def _on_host(x: Any) -> bool:

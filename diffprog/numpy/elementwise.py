@@ -95,7 +95,12 @@ negative.defjvp(lambda t, ans, x: -t)
 def _power_dx(x: Any, y: Any, ans: Any) -> Any:
     if isinstance(y, (int, float)):  # the common x ** 2: no where, no wasted branch
         return y * x ** (y - 1) if y != 0 else 0.0 * x
-    return ufunc_where(y == 0, 0.0, y * x ** (y - 1))
+    # y x**(y-1) everywhere but at 0 ** 0, where it is 0 * inf and x**0 (a constant) has
+    # slope 0. Only that point is replaced, and its base moved to 1 inside the formula, so
+    # the slope's own derivative in y at y = 0, x**-1, survives (d2/dy dx x**y) and no
+    # order of derivative meets 0 * inf behind the where.
+    origin = (y == 0) & (x == 0)
+    return ufunc_where(origin, 0.0, y * ufunc_where(origin, 1.0, x) ** (y - 1))
 
 
 def _power_dy(x: Any, y: Any, ans: Any) -> Any:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import namespace_of
+from ..core.trace import Tracer
 from ..errors import StructureError
 from ..numpy import where
 from .base import (
@@ -74,6 +75,19 @@ class ScaleByAdamState(NamedTuple):
 
 class ScaleByRmsState(NamedTuple):
     nu: Any  # running mean of squared gradients
+
+
+def real_or_traced(name: str, value: Any) -> Any:
+    """A step size as `check_real` checks it, or, traced (a rate being differentiated, a
+    dp.vmap batch of rates, a dp.jit argument), the traced real scalar itself: float() of it
+    would drop its gradient, refuse a batch, or guard on its value under dp.jit (one
+    recording per rate)."""
+    if not isinstance(value, Tracer):
+        return check_real(name, value)
+    if value.shape != () or value.dtype.kind not in "fiu" or value.dtype == np.bool_:
+        raise TypeError(f"{name} must be a real number, got a traced value of shape "
+                        f"{value.shape} and dtype {value.dtype}")
+    return value
 
 
 def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
@@ -159,7 +173,7 @@ def scale(step_size: float) -> GradientTransformation:
     >>> opt.update({'w': 1.5, 'c': None}, opt.init(None))[0]
     {'w': -3.0, 'c': None}
     """
-    step_size = check_real("scale: step_size", step_size)
+    step_size = real_or_traced("scale: step_size", step_size)
     return _scale(step_size, conjugate=False)
 
 
@@ -211,7 +225,10 @@ def _schedule_transform(fn: Callable[[int], Any], post: Callable[[float, int], f
 def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
                            ) -> GradientTransformation:
     """Multiply updates by ``-learning_rate`` (a float, or a schedule: a function of the
-    step count). Rates must be >= 0. Complex updates are conjugated too: dp.grad gives
+    step count, or a traced scalar: differentiate through the steps with respect to the
+    rate, give each example of a dp.vmap its own, pass it to a jitted step as an argument
+    without one recording per value). Rates must be >= 0 (a traced one below 0 makes the
+    update NaN, as a staged schedule's does: see `_rate`). Complex updates are conjugated too: dp.grad gives
     df/dx - i df/dy for a complex parameter (JAX's convention), whose conjugate is the
     steepest-ascent direction, so every optimizer built on this descends.
 
@@ -228,7 +245,7 @@ def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
                              f"gradient), so give it positive values")
         return _schedule_transform(learning_rate, lambda v, c: -_rate(v, c),
                                    "scale_by_learning_rate", conjugate=True)
-    lr = check_real("learning_rate", learning_rate)
+    lr = real_or_traced("learning_rate", learning_rate)
     return _scale(-_rate(lr, None), conjugate=True)
 
 
