@@ -3,14 +3,15 @@
 Owns: a switch that, while on in a thread, checks the result of every kernel run in that
 thread (forward and backward passes alike, and every record a reverse trace makes) and
 raises NonFiniteError at the first one that turns finite operands into a NaN or an
-infinity, and every cotangent of the reverse sweep, naming the primitive, the operands'
-shapes and dtypes, and the line of the user's source that created the operation (for a
-backward pass: the line of the forward operation whose derivative rule produced it).
+infinity, every cotangent of the reverse sweep and every tangent of forward mode, naming
+the primitive, the operands' shapes and dtypes, and the line of the user's source that
+created the operation (for a backward pass: the line of the forward operation whose
+derivative rule produced it).
 
 It costs nothing when off: the checking `Primitive.run` (and a `bind` that calls it), a
-record observer (which notes where each record was created and checks its output) and the
-sweep's cotangent check are installed only while some thread has the switch on (the sweep
-reads its hook once per sweep), and removed when the last one turns it off. `user_site` is
+record observer (which notes where each record was created and checks its output), the
+sweep's cotangent check and forward mode's tangent check are installed only while some
+thread has the switch on (the sweep reads its hook once per sweep), and removed when the last one turns it off. `user_site` is
 shared with dp.make_graph.
 Layer L5: imports L0-L3.
 """
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from .ad import reverse
+from .ad import forward, reverse
 from .ad.reverse import ReverseTrace
 from .backend import namespace_of
 from .core.primitive import Primitive, describe_operands
@@ -65,6 +66,7 @@ def debug_nans() -> Iterator[None]:
                 Primitive.run = _checked_run  # type: ignore[method-assign]
                 Primitive.__call__ = _call_via_run  # type: ignore[method-assign]
                 reverse.check_cotangent = _check_cotangent
+                forward.check_tangent = _check_tangent
                 _observation = reverse.observing(_note_site)
                 _observation.__enter__()
     try:
@@ -78,6 +80,7 @@ def debug_nans() -> Iterator[None]:
                     Primitive.run = _ORIGINAL_RUN  # type: ignore[method-assign]
                     Primitive.__call__ = _ORIGINAL_CALL  # type: ignore[method-assign]
                     reverse.check_cotangent = None
+                    forward.check_tangent = None
                     assert _observation is not None
                     _observation.__exit__(None, None, None)
                     _sites.clear()
@@ -110,6 +113,24 @@ def _check_cotangent(c: Any, g: Any, record: Any) -> None:
         f"the derivative rule of {prim.name} produced {kind} in the backward pass; the "
         f"operation was created at {site} ({describe_operands(tuple(vals), params or {})}). "
         "Its operands and incoming cotangent were finite: the derivative is infinite there "
+        "(e.g. sqrt or log at 0); keep the input away from that point (see docs/reliability.md)"
+    )
+
+
+def _check_tangent(prim: Primitive, vals: list, params: dict, tangents: list, out: Any) -> None:
+    """The tangent(s) `out` forward mode's JVP rules computed from `tangents` (None: zero)
+    at operands `vals`: raise if they are the first non-finite ones."""
+    if not getattr(_local, "depth", 0):
+        return
+    values = out if isinstance(out, tuple) else (out,)
+    bad = [raw(t) for t in values if t is not None and _nonfinite(raw(t))]
+    if not bad or any(_nonfinite(raw(v)) for v in (*vals, *tangents) if v is not None):
+        return  # all finite, or not produced here: an operand was already non-finite
+    kind = "nan" if any(_has_nan(t) for t in bad) else "inf"
+    raise NonFiniteError(
+        f"the JVP rule of {prim.name} produced {kind} in a forward-mode tangent at "
+        f"{user_site(sys._getframe(2))} ({describe_operands(tuple(vals), params or {})}). "
+        "Its operands and incoming tangents were finite: the derivative is infinite there "
         "(e.g. sqrt or log at 0); keep the input away from that point (see docs/reliability.md)"
     )
 

@@ -246,7 +246,7 @@ def _directions(f: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
     draw = lambda shape: (lambda x: x + np.copysign(0.5, x))(rng.normal(size=shape))  # noqa: E731
     like = lambda tree: dp.tree.map(  # noqa: E731
         lambda a: (draw(np.shape(a)) + (1j * draw(np.shape(a)) if a.dtype.kind == "c" else 0)
-                   ).astype(a.dtype) if hasattr(a, "dtype")
+                   ).astype(a.dtype) if hasattr(a, "dtype") and a.dtype.kind in "fc"
         else float(draw(())) if isinstance(a, float) else None, tree)  # fmt: skip
     return like(f(*args)), like(args)
 

@@ -198,7 +198,7 @@ def test_tangents_and_cotangents_that_are_not_numbers_name_their_leaf(bad, what)
         vjp_fn({"a": np.ones(2), "b": bad})
     with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}", "not numbers"):
         dp.jvp(f, (p,), ({"w": np.ones(2), "s": bad},))
-    with raises(dp.UnsupportedLeafError, f"dp.jvp: the tangent for primal 0['s'] is {what}"):
+    with raises(dp.UnsupportedLeafError, f"dp.hvp: the tangent for primal 0['s'] is {what}"):
         dp.hvp(lambda p: dnp.sum(f(p)["a"]), (p,), ({"w": np.ones(2), "s": bad},))
     with dp.Tape() as tape:
         x = tape.watch(np.ones(2))

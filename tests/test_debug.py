@@ -11,7 +11,7 @@ import pytest
 
 import diffprog as dp
 import diffprog.numpy as dnp
-from diffprog.ad import reverse
+from diffprog.ad import forward, reverse
 from diffprog.core.primitive import Primitive
 
 ORIGINAL_RUN = Primitive.run
@@ -55,6 +55,28 @@ def test_second_order_backward_is_checked_too():
         dp.grad(dp.grad(lambda x: dnp.sum(dnp.sqrt(x))))(0.0)
 
 
+def test_forward_mode_tangent_inf_names_the_rule_and_line():
+    """A JVP rule's tangent is checked too (forward mode's rules compute on raw arrays,
+    which no kernel check sees): sqrt's slope at 0 is infinite."""
+    with dp.debug_nans(), pytest.raises(dp.NonFiniteError) as info:
+        dp.jvp(backward_inf, (np.array([1.0, 0.0]),), (np.ones(2),))
+    message = str(info.value)
+    assert message.startswith("the JVP rule of sqrt produced inf in a forward-mode tangent")
+    assert "y = dnp.sqrt(x)" in message and "shape (2,) float64" in message
+    with dp.debug_nans(), pytest.raises(dp.NonFiniteError, match="produced (nan|inf)"):
+        dp.jacfwd(lambda x: dnp.sqrt(x) * 2.0)(np.zeros(3))
+    with dp.debug_nans(), pytest.raises(dp.NonFiniteError, match="JVP rule of sqrt produced inf"):
+        dp.jvp(dp.grad(lambda x: dnp.sum(x * dnp.sqrt(x))), (np.zeros(2),), (np.ones(2),))
+
+
+def test_forward_mode_nan_tangent_given_is_not_blamed_on_an_operation():
+    with dp.debug_nans():
+        _, t = dp.jvp(lambda x: dnp.sqrt(x), (np.array([1.0, 4.0]),), (np.array([np.nan, 1.0]),))
+        _, finite = dp.jvp(lambda x: dnp.sqrt(x), (np.array([1.0, 4.0]),), (np.ones(2),))
+    np.testing.assert_array_equal(t, [np.nan, 0.25])
+    np.testing.assert_array_equal(finite, [0.5, 0.25])
+
+
 def test_nan_already_in_the_data_is_not_blamed_on_an_operation():
     with dp.debug_nans():
         g = dp.grad(lambda x: dnp.sum(x * 2.0))(np.array([np.nan, 1.0]))
@@ -64,7 +86,9 @@ def test_nan_already_in_the_data_is_not_blamed_on_an_operation():
 def test_off_means_nothing_installed_and_no_error():
     with dp.debug_nans():
         assert Primitive.run is not ORIGINAL_RUN and reverse.check_cotangent is not None
+        assert forward.check_tangent is not None
     assert Primitive.run is ORIGINAL_RUN and reverse.check_cotangent is None
+    assert forward.check_tangent is None
     assert reverse.ReverseTrace.process is reverse._plain_process
     g = dp.grad(backward_inf)(np.array([1.0, 0.0]))  # off: the inf just flows through
     assert np.isinf(g[1])

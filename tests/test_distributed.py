@@ -138,8 +138,32 @@ def test_allreduce_mean_refuses_traced_values():
         dp.distributed.allreduce_mean({"w": w})
         return w
 
-    with pytest.raises(UnsupportedLeafError, match=r"the leaf at \['w'\] is a diffprog"):
+    with pytest.raises(UnsupportedLeafError, match=r"the leaf at \['w'\] is a value traced by "
+                       r"dp.grad; .*call dp.distributed.allreduce_mean outside"):
         dp.grad(f)(1.0)
+    with pytest.raises(UnsupportedLeafError, match=r"traced by dp.vmap; .*broadcast outside"):
+        dp.vmap(dp.distributed.broadcast)(np.ones((2, 3)))
+
+
+def test_collectives_inside_jit_run_eagerly_on_the_real_values():
+    # They used to be refused as "a diffprog.ad.staging.StagingTracer" leaf ("give constants
+    # None"); now the jitted step runs them on the real values, eagerly at every call.
+    def step(w, x):
+        w = dp.distributed.broadcast(w)
+        grads = dp.grad(lambda w: ((x @ w) ** 2).sum())(w)
+        return dp.distributed.allreduce_mean({"w": grads, "n": None})
+
+    jitted = dp.jit(step)
+    w = np.ones(3, np.float32)
+    with pytest.warns(RuntimeWarning, match="called dp.distributed.broadcast, "
+                      "dp.distributed.allreduce_mean while recording"):
+        first = jitted(w, np.ones((2, 3), np.float32))
+    second = jitted(w, np.full((2, 3), 2.0, np.float32))  # eager: the new data counts
+    want_first, want_second = step(w, np.ones((2, 3), np.float32)), step(w, np.full((2, 3), 2.0, np.float32))
+    assert first["n"] is None and first["w"].dtype == np.float32
+    np.testing.assert_array_equal(first["w"], want_first["w"])
+    np.testing.assert_array_equal(second["w"], want_second["w"])
+    assert jitted.stats["eager_calls"] == 1 and jitted.stats["replays"] == 0
 
 
 def test_shard_exact_and_covers_each_global_batch():

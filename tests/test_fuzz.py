@@ -64,6 +64,13 @@ def assert_adjoint_like(adj, param, path="params"):
         assert adj is None, f"{path}: adjoint {adj!r} of the constant {param!r}"
 
 
+def floating_tangents(params, scale=1.0):
+    """params' floating leaves times `scale`, as tangents; None for the constants (int and str
+    leaves), whose tangents must be None or zeros."""
+    floating = lambda x: type(x) is float or isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f"  # noqa: E731
+    return dp.tree.map(lambda x: x * scale if floating(x) else None, params)
+
+
 def ones_like_output(out):
     def one(x):
         floating = type(x) is float or getattr(x, "dtype", np.dtype(object)).kind == "f"
@@ -98,7 +105,7 @@ def check_program(prog: Program, atol: float) -> None:
     out, vjp_fn = dp.vjp(f, params)
     rtol = 1e-10 if atol < 1e-6 else 1e-5  # (rounding may differ: np.add.at adds in turn)
     assert_same_values(out, f(params), rtol)  # traced = untraced: values, shapes, dtypes
-    assert_same_values(dp.jvp(f, (params,), (params,))[0], out, rtol)
+    assert_same_values(dp.jvp(f, (params,), (floating_tangents(params),))[0], out, rtol)
     ones = ones_like_output(out)
     (adj,) = vjp_fn(ones)
     assert_adjoint_like(adj, params)
@@ -142,8 +149,7 @@ def test_random_programs_jacobians_hessians(prog):
     if np.ndim(out) == 0 and not isinstance(out, dict):
         h = dp.hessian(f)(params)
         assert_trees_close(h, dp.jacrev(dp.grad(f))(params), 1e-10, 1e-12)
-        v = dp.tree.map(lambda x: x * 0.5 if isinstance(x, (float, np.ndarray, np.generic))
-                        and np.asarray(x).dtype.kind == "f" else None, params)  # fmt: skip
+        v = floating_tangents(params, 0.5)
         value, (hv,) = dp.hvp(f, (params,), (v,))
         np.testing.assert_allclose(value, out, rtol=1e-14)
         expected = dp.jvp(dp.grad(f), (params,), (v,))[1]  # H v, H symmetric

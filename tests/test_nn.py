@@ -335,6 +335,24 @@ def test_grads_pooling_flatten():
     check_grads(lambda x: nn.flatten(x) ** 2, (x,), order=2)
 
 
+def test_dropout_with_a_traced_rate():
+    """A traced rate (differentiated, one per example under dp.vmap, staged by dp.jit): the
+    survivors' scale 1 / (1 - rate) carries the slope (grad raised TracerConversionError, and
+    per-example rates BatchedControlFlowError); rate 1 keeps nothing, with slope 0, not NaN."""
+    x = f64(3, 4)
+    keep = rng(5).random(x.shape) >= 0.3
+    value = lambda r: dnp.sum(nn.dropout(x, r, rng(5), True))  # noqa: E731
+    assert dp.grad(value)(0.3) == pytest.approx(np.sum(x * keep) / 0.7**2, rel=1e-12)
+    assert dp.grad(value)(np.float32(1.0)) == 0.0
+    rates = np.array([0.2, 0.3, 0.6])
+    g = rng(6)
+    got = dp.vmap(lambda r: nn.dropout(x, r, g, True))(rates)
+    g = rng(6)
+    np.testing.assert_array_equal(got, np.stack([nn.dropout(x, r, g, True) for r in rates]))
+    ends = dp.vmap(lambda r: nn.dropout(x, r, rng(6), True))(np.array([0.0, 1.0]))
+    np.testing.assert_array_equal(ends, [x, np.zeros_like(x)])
+
+
 def test_grads_layer_norm_embedding_dropout_gelu():
     p = {"scale": f64(4, seed=2), "bias": f64(4, seed=3)}
     check_grads(nn.layer_norm, (p, f64(3, 4, seed=1)), order=2)

@@ -469,15 +469,42 @@ def test_lstsq_of_each_example():
 
 
 def test_random_numbers_are_drawn_once_per_call():
-    """A NumPy Generator inside f is called once for the whole batch: every example sees the
-    same draw (as jax.vmap with a shared key). Each example's own numbers: draw them for the
-    batch outside and pass them batched."""
+    """A NumPy Generator that f itself calls is called once for the whole batch: every
+    example sees the same draw (as jax.vmap with a shared key). Each example's own numbers:
+    draw them for the batch outside and pass them batched."""
     x = np.ones((4, 6))
-    same = dp.vmap(lambda r: dp.nn.dropout(r, 0.5, np.random.default_rng(3), train=True))(x)
-    assert (same == same[0]).all() and 0 < (same[0] == 0).sum() < 6
+    same = dp.vmap(lambda r: r * np.random.default_rng(3).random(6))(x)
+    assert (same == same[0]).all()
     keep = np.random.default_rng(3).random((4, 6)) >= 0.5
     own = dp.vmap(lambda r, k: dnp.where(k, r * 2.0, 0.0))(x, keep)
     np.testing.assert_array_equal(own, np.where(keep, 2.0, 0.0))
+
+
+def test_dropout_draws_each_examples_mask_as_a_loop_would():
+    """dp.nn.dropout under dp.vmap: each example its own mask, the very numbers a loop over
+    the examples draws from the same Generator (it drew one mask for the whole batch: every
+    example was dropped alike), nested vmaps in their loops' order, a shared x too, and the
+    per-example gradients the loop's."""
+    loop = lambda f, xs: np.stack([f(x) for x in xs])  # noqa: E731
+    drop = lambda g: (lambda r: dp.nn.dropout(r, 0.5, g, train=True))  # noqa: E731
+    x = np.arange(1.0, 25.0).reshape(4, 6)
+    got = dp.vmap(drop(np.random.default_rng(3)))(x)
+    np.testing.assert_array_equal(got, loop(drop(np.random.default_rng(3)), x))
+    assert not (got == got[0]).all()
+    xs = x.reshape(2, 2, 6)
+    g = np.random.default_rng(4)
+    want = np.stack([loop(drop(g), block) for block in xs])
+    np.testing.assert_array_equal(dp.vmap(dp.vmap(drop(np.random.default_rng(4))))(xs), want)
+    shared = dp.vmap(lambda w, s: drop(g)(w) * s, in_axes=(None, 0))
+    g = np.random.default_rng(5)
+    got = shared(np.ones(6), np.arange(3.0))
+    g = np.random.default_rng(5)
+    np.testing.assert_array_equal(got, loop(lambda s: drop(g)(np.ones(6)) * s, np.arange(3.0)))
+    loss = lambda w, r: dnp.sum(drop(g)(r * w) ** 2)  # noqa: E731
+    g = np.random.default_rng(6)
+    got = dp.vmap(dp.grad(loss), in_axes=(None, 0))(np.ones(6), x)
+    g = np.random.default_rng(6)
+    np.testing.assert_array_equal(got, loop(lambda r: dp.grad(loss)(np.ones(6), r), x))
 
 
 # --- composition with the other transforms -----------------------------------------------------

@@ -8,8 +8,9 @@ by every example. A primitive without a rule runs once per example and the resul
 stacked (`install_fallback`: the loop is written with diffprog.numpy's ops, a layer above).
 Python control flow on a batched value cannot pick one branch for all examples: bool(x),
 int(x), float(x), x.item() and np.asarray(x) raise `BatchedControlFlowError`. Also the
-helpers of the rules that need no ops: `ndim`, `example_ndim`, `every`, `shifted`; and
-`all_examples`, `anywhere` and `everywhere`, for library code that checks a whole stack.
+helpers of the rules that need no ops: `ndim`, `example_ndim`, `every`, `shifted`;
+`all_examples`, `anywhere` and `everywhere`, for library code that checks a whole stack; and
+`per_example`, for library code that draws random numbers as a loop over the examples would.
 Layer L3: imports L0-L2.
 """
 
@@ -23,7 +24,9 @@ import numpy as np
 from ..backend import namespace_of, register_wrapper
 from ..core.edge import broadcast_to
 from ..core.primitive import IndexedPrimitive
-from ..core.trace import Trace, Tracer, calling_instruction, raw, unwrapped, user_line
+from ..core.trace import (
+    Trace, Tracer, calling_instruction, raw, unwrapped, user_line, visible_traces,
+)  # fmt: skip
 from ..errors import BatchedControlFlowError
 
 
@@ -252,6 +255,19 @@ def on_batches(fn: Any, x: Any) -> Any:
     out = fn(x, len(traces))
     for trace in reversed(traces):
         out = tuple(BatchTracer(trace, o) for o in out)
+    return out
+
+
+def per_example(draw: Any, shape: tuple[int, ...]) -> Any:
+    """`draw(shape)` for each example of every dp.vmap the caller runs in, as a loop over the
+    examples would draw, in its order (the outermost vmap's examples first): one call
+    `draw(sizes + shape)`, its result made those batches. For library code that draws random
+    numbers (a dropout mask), which would otherwise draw once for the whole batch; outside
+    dp.vmap, `draw(shape)`."""
+    traces = [t for t in visible_traces() if type(t) is BatchTrace]
+    out = draw(tuple(t.size for t in traces) + tuple(shape))
+    for trace in traces:
+        out = BatchTracer(trace, out)
     return out
 
 

@@ -10,6 +10,7 @@ Layer L3: imports L0-L2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from numpy import ndarray
@@ -18,6 +19,11 @@ from ..backend import host_scalars, on_device
 from ..core.edge import astype, broadcast_to
 from ..core.primitive import params_traced
 from ..core.trace import Trace, Tracer, as_scalar
+
+
+#: None, or a function (primitive, values, params, input tangents, output tangent(s)) called
+#: on every output tangent the JVP rules compute; dp.debug_nans installs one.
+check_tangent: Callable[[Any, list, dict, list, Any], None] | None = None
 
 
 class JVPTracer(Tracer):
@@ -83,11 +89,15 @@ class JVPTrace(Trace):
                 if t is not None:
                     for k, c in enumerate(rules[j](t, out, *vals, **params)):
                         total[k] = _accumulate(total[k], c)
+            if check_tangent is not None:
+                check_tangent(prim, vals, params, tangents, tuple(total))
             return tuple(self.wrap(o, t) for o, t in zip(out, total))
         t_out = None
         for j, t in enumerate(tangents):
             if t is not None:
                 t_out = _accumulate(t_out, rules[j](t, out, *vals, **params))
+        if check_tangent is not None:
+            check_tangent(prim, vals, params, tangents, t_out)
         return self.wrap(out, t_out)
 
     def process_joint(self, prim: Any, args: tuple, params: dict) -> Any:
@@ -100,7 +110,10 @@ class JVPTrace(Trace):
         if all(t is None for t in tangents):
             return self.wrap(out, None)
         vals = [as_scalar(v) for v in vals]
-        return self.wrap(out, prim.jvp_all(tangents, out, *vals, **params))
+        t_out = prim.jvp_all(tangents, out, *vals, **params)
+        if check_tangent is not None:
+            check_tangent(prim, vals, params, tangents, t_out)
+        return self.wrap(out, t_out)
 
     def wrap(self, value: Any, tangent: Any) -> Any:
         if tangent is None:  # a symbolic zero: nothing to broadcast or cast

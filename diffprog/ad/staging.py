@@ -8,7 +8,8 @@ staged one (`bool(x)` behind an `if`, `int(x)` behind a loop bound, `float(x)`, 
 the program would go another way. So is a shape the data decides (a boolean mask's
 selection, nonzero's indices): the graph's later nodes were recorded for that shape.
 Code that does something a replay would not do again (dp.load reading a file, dp.save
-writing one) says so with `note_side_effect`, and dp.jit then keeps no recording.
+writing one, a collective of dp.distributed) says so with `note_side_effect`, and dp.jit then
+keeps no recording; such code takes the real values of staged ones (`concrete`).
 
 A staging trace is always the outermost trace: dp.jit inside another transform runs its
 function inline. So to every trace above it a staged value is what a raw array is to them
@@ -219,13 +220,23 @@ class StagingTrace(Trace):
         return x.value
 
 
-def note_side_effect(what: str) -> None:
-    """Tell the dp.jit recording in progress, if any, that the program did `what` (read or
-    wrote a file, ...): something a replay of straight-line array operations would not do
-    again, so the recording is not kept (its signature runs eagerly). Outside dp.jit, a no-op."""
+def note_side_effect(what: str) -> bool:
+    """Tell the dp.jit recording in progress, if any, that the program calls `what` (which
+    reads or writes a file, communicates, ...): something a replay of straight-line array
+    operations would not do again, so the recording is not kept (its signature runs
+    eagerly). Whether a recording is in progress (outside dp.jit, a no-op: False)."""
     trace = outermost_trace()
     if isinstance(trace, StagingTrace):
         trace.side_effects.append(what)
+        return True
+    return False
+
+
+def concrete(x: Any) -> Any:
+    """`x`'s real value if it is a value the dp.jit recording in progress stages, else `x`:
+    for code that has noted a side effect (the recording is not kept, so no read of it need
+    be guarded)."""
+    return x.value if type(x) is StagingTracer and x._trace.alive else x
 
 
 def _selects_by_mask(params: dict) -> bool:

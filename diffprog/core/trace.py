@@ -136,6 +136,18 @@ def innermost_trace() -> Trace | None:
     return None
 
 
+def visible_traces() -> list[Trace]:
+    """Every open trace the running user code is recorded by, outermost first: those
+    `innermost_trace` would find if the ones inside them were closed."""
+    found, bound = [], sys.maxsize
+    for entry in reversed(getattr(_depth, "stack", ())):
+        if type(entry) is _Hidden:
+            bound = min(bound, entry.level)
+        elif entry.level < bound and entry.alive:
+            found.append(entry)
+    return found[::-1]
+
+
 @contextmanager
 def hidden(trace: Trace) -> Iterator[None]:
     """Run code one level below `trace`: a custom rule's or checkpoint's function on values one

@@ -11,10 +11,13 @@ mpi4py, and without it a process that no MPI launcher started is a world of one 
 a data-parallel script also runs with plain ``python``. Every collective first checks that
 all ranks passed trees of the same structure, shapes and dtypes, and otherwise raises the same
 `StructureError` on every rank, naming the first differing key path. CuPy arrays are handed
-to mpi4py as device buffers (this needs a CUDA-aware MPI).
+to mpi4py as device buffers (this needs a CUDA-aware MPI). Inside dp.jit a collective runs on
+the real values and the jitted function eagerly (a replay would not communicate); inside
+dp.grad, dp.vmap and the other transforms it is refused.
 
 Layer L6: imports the standard library, numpy, diffprog.tree, diffprog.backend,
-diffprog.errors and, inside functions only, mpi4py.
+diffprog.errors, diffprog.core.trace (Tracer), diffprog.ad.staging (note_side_effect) and,
+inside functions only, mpi4py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any
 import numpy as np
 
 from .. import tree as tree_util
+from ..ad.staging import concrete, note_side_effect
+from ..core.trace import Tracer
+from ..errors import UnsupportedLeafError
 from . import _trees
 from ._comm import guard, init, mpi, rank, state, world_size
 
@@ -36,7 +42,7 @@ _SUM_DOC = "numbers (Python floats and ints, numeric arrays and scalars)"
 
 def _allreduce(tree: Any, mean: bool, what: str) -> Any:
     st = state()
-    leaves, treedef = tree_util.flatten(tree)
+    leaves, treedef = _untraced(tree, what)
     metas = tuple(_trees.describe(x) for x in leaves)
     if mean:
         _trees.check_kinds(tree, metas, "fc", _MEAN_DOC, what)
@@ -55,6 +61,26 @@ def _allreduce(tree: Any, mean: bool, what: str) -> Any:
                 buf /= st.size
         _trees.unpack(buf, metas, idx, dtype, out)
     return tree_util.unflatten(treedef, out)
+
+
+def _untraced(tree: Any, what: str) -> tuple[list[Any], Any]:
+    """``tree``'s leaves and treedef, values dp.jit stages replaced by their real values (the
+    recording is then not kept: a replay would not communicate, so the jitted function runs
+    eagerly, with a warning). Values another transform traces are refused: a collective has
+    no derivative or batching rule here."""
+    leaves, treedef = tree_util.flatten(tree)
+    if not any(isinstance(x, Tracer) for x in leaves):
+        return leaves, treedef
+    if note_side_effect(f"dp.distributed.{what}"):
+        leaves = [concrete(x) for x in leaves]
+    for i, x in enumerate(leaves):
+        if isinstance(x, Tracer):
+            raise UnsupportedLeafError(
+                f"{what}: the leaf at {_trees.path_of(tree, i)} is a value traced by "
+                f"{x._trace.origin}; a collective cannot be differentiated or vectorized "
+                f"here: call dp.distributed.{what} outside the transformed function, on what "
+                f"it returns (e.g. on the gradients dp.grad returns)")
+    return leaves, treedef
 
 
 def _reduce_in_place(comm: Any, xp: Any, buf: Any) -> None:
@@ -108,7 +134,7 @@ def broadcast(tree: Any, root: int = 0) -> Any:
     st = state()
     if not isinstance(root, (int, np.integer)) or not 0 <= root < st.size:
         raise ValueError(f"broadcast: root must be a rank from 0 to {st.size - 1}, got {root!r}")
-    leaves, treedef = tree_util.flatten(tree)
+    leaves, treedef = _untraced(tree, "broadcast")
     metas = tuple(_trees.describe(x) for x in leaves)
     _trees.agree(st.comm, "broadcast", tree, treedef, metas)
     if st.size == 1:

@@ -3,8 +3,8 @@
 Owns the public calls; the format is `codec` (a pytree as tensors plus a JSON description, no
 pickle), the files are `files` (regular files only, atomic writes, temporaries that name
 their writer, write errors that keep their errno) and loading into a given structure is
-`like`. Inside dp.jit both run at every call: the signature runs eagerly (a replay would not
-read or write the file).
+`like`. Inside dp.jit both run at every call, on the real values: the signature runs eagerly
+(a replay would not read or write the file).
 
 Layer L6: imports diffprog.tree, .errors, .backend, ad.staging (note_side_effect), numpy,
 safetensors and the stdlib.
@@ -17,7 +17,8 @@ from typing import Any
 
 import safetensors
 
-from ..ad.staging import note_side_effect
+from .. import tree as tree_util
+from ..ad.staging import concrete, note_side_effect
 from ..backend import to_device
 from ..errors import CheckpointError
 from .codec import FORMAT_VERSION, decode, encode
@@ -44,7 +45,8 @@ def save(path: str | os.PathLike, tree: Any) -> None:
     {'w': array([0., 1., 2.]), 'step': 7, 'opt': (None, 0.5)}
     """
     path = os.fspath(path)
-    note_side_effect("dp.save")  # under dp.jit: a replay would not write the file
+    if note_side_effect("dp.save"):  # under dp.jit: a replay would not write the file
+        tree = tree_util.map(concrete, tree)  # (so the call runs eagerly: save the values)
     tensors, metadata = encode(tree, f"save({path!r})")
     write_atomically(path, tensors, metadata)
 
@@ -74,7 +76,8 @@ def load(path: str | os.PathLike, device: str | None = None, *, like: Any = None
     diffprog.errors.StructureError: ... at ['w']: the file has a float32 array of shape (2,), ...
     """
     path = os.fspath(path)
-    note_side_effect("dp.load")  # under dp.jit: a replay would return what this call read
+    if note_side_effect("dp.load"):  # under dp.jit: a replay would return what this read
+        like = tree_util.map(concrete, like)  # (so the call runs eagerly)
     if like is not None and device is not None:
         raise ValueError("dp.load: give like= or device=, not both (with like=, each array "
                          "goes to the device of its like leaf)")

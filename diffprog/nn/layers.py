@@ -5,7 +5,8 @@ gelu, softmax, log_softmax).
 Owns: these functions. Each takes params and data and returns an array; nothing is stored.
 They are written with `diffprog.numpy` only, so they run on NumPy arrays, CuPy arrays and
 tracers alike, and check shapes up front with errors naming the parameter's path.
-Layer L6: imports numpy, diffprog.backend, diffprog.numpy, diffprog.errors and diffprog.nn._util.
+Layer L6: imports numpy, diffprog.backend, diffprog.numpy, diffprog.errors, diffprog.nn._util,
+and core.trace's Tracer and ad.batching's per_example (dropout).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import diffprog.numpy as dnp
 
 from ..backend import asarray_like, device_scope
+from ..ad.batching import per_example
 from ..core.trace import Tracer
 from ..errors import StructureError
 from ._util import check_rng, int_labels, leaf, out_of_range, path, probability, shape_of, xp_of
@@ -165,7 +167,10 @@ def embedding(params: dict, ids: Any) -> Any:
 def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -> Any:
     """Inverted dropout: while training, zero each element with probability `rate` (drawn
     from the explicit `rng`) and scale the survivors by 1 / (1 - rate), so the expectation
-    is unchanged; the identity when not training (then rng may be None).
+    is unchanged; the identity when not training (then rng may be None). Under dp.vmap each
+    example gets its own mask: the numbers a loop over the examples would draw, in order.
+    A traced `rate` (a dp.jit argument, one per example under dp.vmap) is differentiable:
+    the mask is drawn as for a number, and only the survivors' scale depends on it.
 
     >>> from diffprog import nn
     >>> x = np.ones(6)
@@ -181,12 +186,16 @@ def dropout(x: Any, rate: float, rng: np.random.Generator | None, train: bool) -
             f"dropout: `train` must be a bool, got {type(train).__name__}; "
             "pass train=True while training and train=False to evaluate"
         )
-    if not train or rate == 0.0:
+    traced_rate = isinstance(rate, Tracer)
+    if not train or (not traced_rate and rate == 0.0):
         return x
     check_rng(rng, "dropout")
-    if rate == 1.0:
+    if not traced_rate and rate == 1.0:
         return x * 0.0
-    keep = rng.random(shape_of(x)) >= rate
+    keep = per_example(lambda shape: asarray_like(rng.random(shape), x), shape_of(x)) >= rate
     dtype = getattr(x, "dtype", np.dtype(np.float64))
-    mask = asarray_like(keep / (1.0 - rate), x, dtype=dtype)
-    return x * mask
+    if traced_rate:  # (1 - rate) kept away from 0: at rate 1 nothing is kept, scale 1
+        scale = 1.0 / dnp.where(rate < 1.0, 1.0 - rate, 1.0)
+    else:
+        scale = 1.0 / (1.0 - rate)
+    return x * (keep * scale).astype(dtype)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .. import tree
-from ..ad.boundary import Watched, adjoint_like, own_value, refuse_opaque_floats
+from ..ad.batching import anywhere
+from ..ad.boundary import CONSTANT, Watched, adjoint_like, leaf_kind, own_value, refuse_opaque_floats
 from ..ad.forward import JVPTrace, JVPTracer
 from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like, other_device
@@ -137,26 +138,41 @@ def jvp(
 ) -> tuple[Any, ...]:
     """Forward mode, one pass: `(out, tangent_out)` (or `(out, tangent_out, aux)`), where
     tangent_out = J(primals) @ tangents. `primals` and `tangents` are tuples of pytrees of one
-    structure; a None tangent leaf is a zero. Constant outputs get None tangents.
+    structure; a None tangent leaf is a zero. A floating primal's tangent is cast to its dtype.
+    A constant primal leaf (an int, a bool, an integer or bool array, a string, None) takes
+    None or zeros, and a nonzero tangent for it raises (it would be ignored: cast the primal
+    to float to differentiate with respect to it). Constant outputs get None tangents.
 
     >>> import numpy as np, diffprog as dp, diffprog.numpy as dnp
     >>> dp.jvp(dnp.sin, (0.0,), (2.0,))
     (np.float64(0.0), np.float64(2.0))
     """
-    primals, tangents = as_tuples("dp.jvp", primals, tangents)
+    return run_jvp(f, primals, tangents, has_aux, "dp.jvp")
+
+
+def run_jvp(
+    f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool,
+    origin: str,
+) -> tuple[Any, ...]:
+    """`jvp`, its errors naming `origin` (the transform the user called: dp.jvp, dp.hvp)."""
+    primals, tangents = as_tuples(origin, primals, tangents)
     if len(primals) != len(tangents):
         raise StructureError(
-            f"dp.jvp got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one "
+            f"{origin} got {len(primals)} primal(s) but {len(tangents)} tangent(s); pass one "
             "tangent pytree per primal"
         )
     tangent_leaves = []
     for i, (p, t) in enumerate(zip(primals, tangents)):
         leaves, t_def = tree.flatten(t)
-        if t_def != tree.structure(p):
+        p_leaves, p_def = tree.flatten(p)
+        if t_def != p_def:
             raise StructureError(
-                f"dp.jvp: the tangent for primal {i} has structure {t_def}, but the primal has "
-                f"structure {tree.structure(p)}"
+                f"{origin}: the tangent for primal {i} has structure {t_def}, but the primal has "
+                f"structure {p_def}"
             )
+        for j, (pl, tl) in enumerate(zip(p_leaves, leaves)):
+            if tl is not None and not (type(pl) is np.ndarray and pl.dtype.kind == "f"):
+                _check_constant_tangent(tl, pl, lambda: f"primal {i}{tree.leaf_paths(p)[j]}", origin)  # noqa: B023
         tangent_leaves.append(leaves)
 
     def tracer_maker(trace: JVPTrace, i: int) -> Callable[[int, Any], Any]:
@@ -167,33 +183,96 @@ def jvp(
             r = raw(value)
             if type(t) is type(r) is np.ndarray and t.shape == r.shape and t.dtype == r.dtype:
                 return trace.lift(value, t)  # the common case: an array just like its primal
-            path = lambda: tree.keystr(tree.flatten_with_path(primals[i])[0][j][0])  # noqa: E731
-            _check_direction(t, r, lambda: (f"dp.jvp: the tangent for primal {i}{path()}", f"primal {i}{path()}"))
+            path = lambda: tree.leaf_paths(primals[i])[j]  # noqa: E731
+            _check_direction(t, r, lambda: (f"{origin}: the tangent for primal {i}{path()}", f"primal {i}{path()}"))
             if not isinstance(t, Tracer):
                 t = _direction_like(t, r)
             like = as_scalar(raw(value))  # a Python float primal: a float64 scalar's shape
             if as_scalar(raw(t)).dtype.kind == "c" and like.dtype.kind != "c":
                 raise UnsupportedLeafError(
-                    f"dp.jvp: the tangent for primal {i}{path()} is complex "
+                    f"{origin}: the tangent for primal {i}{path()} is complex "
                     f"but the primal is real (dtype {like.dtype}); pass a real tangent"
                 )
             if tuple(t.shape) != tuple(like.shape):
                 raise StructureError(
-                    f"dp.jvp: the tangent for primal {i}{path()} has shape {tuple(t.shape)}, but "
-                    f"the primal has shape {tuple(like.shape)}"
+                    f"{origin}: the tangent for primal {i}{path()} has shape {tuple(t.shape)}, "
+                    f"but the primal has shape {tuple(like.shape)}"
                 )
             return trace.lift(value, t if t.dtype == like.dtype else astype(t, dtype=like.dtype))
 
         return wrap
 
     trace, _, out, aux = _record(
-        f, primals, {}, range(len(primals)), has_aux, "dp.jvp", JVPTrace, tracer_maker
+        f, primals, {}, range(len(primals)), has_aux, origin, JVPTrace, tracer_maker
     )
     out_leaves, out_def = tree.flatten(out)
-    refuse_opaque_floats(out_leaves, out, "dp.jvp: the output")
+    refuse_opaque_floats(out_leaves, out, f"{origin}: the output")
     primal_out = tree.unflatten(out_def, [own_value(trace, x) for x in out_leaves])
     tangent_out = tree.unflatten(out_def, [_tangent_of(trace, x) for x in out_leaves])
     return (primal_out, tangent_out, aux) if has_aux else (primal_out, tangent_out)
+
+
+def _check_constant_tangent(t: Any, leaf: Any, where: Callable[[], str], origin: str) -> None:
+    """A tangent given for a constant primal leaf (an int, a bool, an integer or bool array,
+    a string...) must be zeros: the leaf is not differentiated, so anything else would be
+    ignored without a word (JAX refuses all but a float0 tangent; zeros of any numeric dtype
+    are accepted here, as None is). Floating leaves pass (their tangents are checked when
+    they are traced); so do leaves `leaf_kind` refuses, which Watched reports."""
+    try:
+        if leaf_kind(leaf) is not CONSTANT:
+            return
+    except UnsupportedLeafError:
+        return
+    value = unwrapped(leaf)
+    numeric = isinstance(value, (bool, int, np.integer, np.bool_)) or (
+        is_array(value) and value.dtype.kind in "biu")  # fmt: skip
+    what = _constant_described(value)
+    data = unwrapped(t)
+    if not _numbers(data):
+        raise UnsupportedLeafError(
+            f"{origin}: the tangent for {where()} is {_described(t)}, not numbers, and "
+            f"{where()} is {what}, a constant: pass None as its tangent"
+        )
+    if numeric:
+        places = other_device(t, leaf)
+        if places is not None:
+            raise DeviceMismatchError(
+                f"{origin}: the tangent for {where()} is on {places[0]}, but the primal is on "
+                f"{places[1]}; pass None as the tangent of a constant (or zeros on its device)"
+            )
+        if tuple(np.shape(data)) != tuple(np.shape(value)):
+            raise StructureError(
+                f"{origin}: the tangent for {where()} has shape {tuple(np.shape(data))}, but "
+                f"the primal has shape {tuple(np.shape(value))}"
+            )
+    nonzero = raw(t) != 0  # raw: under dp.vmap every example's tangent; under dp.jit a guard
+    if nonzero if type(nonzero) is bool else anywhere(nonzero):
+        t_what = (f"dtype {data.dtype}" if hasattr(data, "dtype")
+                  else f"a Python {type(data).__name__}")  # fmt: skip
+        if not numeric:
+            fix = "nothing can differentiate with respect to it"
+        elif is_array(value) and not isinstance(value, np.generic):
+            fix = "pass it as a float array (x.astype(float)) to differentiate with respect to it"
+        else:
+            fix = f"pass it as a float ({float(value)!r}) to differentiate with respect to it"
+        raise UnsupportedLeafError(
+            f"{origin}: the tangent for {where()} is nonzero ({t_what}), but {where()} is "
+            f"{what}, a constant with no tangent, so this tangent would be ignored. Pass None "
+            f"(or zeros) as its tangent{'; or ' if numeric else ': '}{fix}"
+        )
+
+
+def _constant_described(value: Any) -> str:
+    """A constant primal leaf as errors describe it: its type, dtype, shape."""
+    if type(value) in (bool, int):
+        return f"the Python {type(value).__name__} {value!r}"
+    if value is None:
+        return "None"
+    if isinstance(value, np.generic):
+        return f"a NumPy {type(value).__name__} (dtype {value.dtype})"
+    if is_array(value):
+        return f"an array of dtype {value.dtype} and shape {tuple(value.shape)}"
+    return _described(value)
 
 
 def stop_gradient(x: Any) -> Any:
@@ -424,9 +503,7 @@ def _check_direction(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> 
     """A tangent or cotangent `d` is numbers (a number, or an array of numbers), living where
     its primal or output `ref` does (a host scalar goes anywhere); else an error naming both
     (`names()`: what `d` is, what `ref` is)."""
-    value = unwrapped(d)  # (a traced Python float is a number too)
-    dtype = getattr(value, "dtype", None)
-    if not (isinstance(value, (bool, int, float, complex)) or dtype is not None and np.dtype(dtype).kind in "biufc"):
+    if not _numbers(unwrapped(d)):  # (a traced Python float is a number too)
         what, of = names()
         raise UnsupportedLeafError(
             f"{what} is {_described(d)}, not numbers; pass a number or an array of numbers "
@@ -439,6 +516,12 @@ def _check_direction(d: Any, ref: Any, names: Callable[[], tuple[str, str]]) -> 
             f"{what} is on {places[0]}, but the {of} is on {places[1]}; move it there first "
             "with dp.to_device (nothing in diffprog copies between devices unasked)"
         )
+
+
+def _numbers(value: Any) -> bool:
+    """Whether `value` (unwrapped) is a number or an array of numbers: a direction can be."""
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, (bool, int, float, complex)) or dtype is not None and np.dtype(dtype).kind in "biufc"
 
 
 def _described(x: Any) -> str:

@@ -21,7 +21,7 @@ from ..backend import device_scope, namespace_of
 from ..ad.boundary import FLOAT, float_adjoint, leaf_kind, refuse_opaque_floats
 from ..core.trace import raw, unwrapped
 from ..errors import UnsupportedLeafError
-from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, stop_gradient, vjp
+from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, run_jvp, stop_gradient, vjp
 from .vmap import vmap
 
 
@@ -66,8 +66,9 @@ def jacrev(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
 
 def jacfwd(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
            holomorphic: bool = False) -> Callable[..., Any]:  # fmt: skip
-    """The Jacobian of `f` by forward mode: one batched forward pass per input leaf. Complex
-    inputs need `holomorphic=True` (then the entries are df_i/dz_j), as in JAX.
+    """The Jacobian of `f` by forward mode: one batched forward pass per floating input leaf
+    (the entries of integer, bool and string leaves, constants, are None). Complex inputs
+    need `holomorphic=True` (then the entries are df_i/dz_j), as in JAX.
 
     >>> import numpy as np, diffprog as dp
     >>> dp.jacfwd(lambda x: x ** 2)(np.array([1.0, 2.0]))
@@ -150,6 +151,7 @@ def hessian(f: Callable[..., Any], argnums: int | Sequence[int] = 0,
 def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
     """`(value, hvp)`: f's value and its Hessian applied to `tangents`, without forming the
     Hessian. `primals`, `tangents` and `hvp` are tuples of pytrees; f returns a real scalar.
+    Tangents are as in `jvp` (None or zeros for a constant leaf, whose entry is None).
 
     Reverse over forward: the gradient of the directional derivative <grad f, v>, which one
     forward-mode pass computes. Forward over reverse (the jvp of the gradient) gives the same
@@ -164,7 +166,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
     @functools.wraps(f)  # errors about f's output name f
     def directional(*args: Any) -> tuple[Any, Any]:
-        value, tangent = jvp(f, args, tangents)
+        value, tangent = run_jvp(f, args, tangents, False, "dp.hvp")
         # A constant output has no tangent: its value (a constant) gets zero adjoints, or the
         # error grad gives for a non-scalar or non-floating output.
         return (stop_gradient(value) if tangent is None else tangent), value

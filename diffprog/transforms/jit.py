@@ -28,9 +28,9 @@ Randomness comes in through the arguments: draw outside and pass the numbers in.
 cannot draw: if `f` draws from NumPy's global generator or from a Generator among its
 arguments while it is recorded, its signature runs eagerly from then on, with a warning
 (one in f's closure, or a global f names, is seen too; one used only by the functions f
-calls is not: its draws would be replayed as constants). So does one that reads or writes a
-checkpoint (dp.load, dp.save: ad.staging.note_side_effect): a replay would not read the file
-again, and would return what the recording read.
+calls is not: its draws would be replayed as constants). So does one that calls dp.load,
+dp.save or a collective of dp.distributed (ad.staging.note_side_effect): a replay would not
+read or write the file, or communicate, again, and would return what the recording got.
 Inside another transform, or under dp.debug_nans, `f` runs inline, as it is.
 Layer L5: imports L0-L4.
 """
@@ -43,7 +43,7 @@ import types
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -312,27 +312,30 @@ class Jitted:
             self.last_eager_reason = f"too many variants; the last guard that failed: {entry.last_failure}"
             return self.f(*args, **kwargs)
         variant, out = self.record(sig, args, kwargs)
-        if isinstance(variant, str):  # why it cannot be replayed
+        if isinstance(variant, Unreplayable):
             entry.eager = True
-            self.last_eager_reason = variant
-            warnings.warn(f"dp.jit({_name(self.f)}) {_UNREPLAYABLE[variant][0]}",
-                          RuntimeWarning, stacklevel=2)
+            self.last_eager_reason = variant.reason
+            warnings.warn(f"dp.jit({_name(self.f)}) {variant.warning}", RuntimeWarning,
+                          stacklevel=2)
             return out
         entry.variants.insert(0, variant)
         return out
 
-    def record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | str, Any]:
+    def record(self, sig: Signature, args: tuple, kwargs: dict
+               ) -> tuple[Variant | Unreplayable, Any]:
         """Run f eagerly under a staging trace: (the new variant, the call's result). In
-        place of the variant, the reason (a key of _UNREPLAYABLE) when f drew random numbers
-        from NumPy's global generator or from a Generator among its arguments (replaying
-        would repeat those draws), or read or wrote a checkpoint (a replay would not). The collector
+        place of the variant, why it cannot be replayed when f drew random numbers from
+        NumPy's global generator or from a Generator among its arguments (replaying would
+        repeat those draws), or did what a replay would not do again (read or write a
+        checkpoint, communicate: ad.staging.note_side_effect). The collector
         pauses meanwhile: its passes would walk every node of the graph being optimized
         and compiled, again and again (W6's 100,000-op chain: about 40% of a warm first
         call)."""
         with gc_paused():
             return self._record(sig, args, kwargs)
 
-    def _record(self, sig: Signature, args: tuple, kwargs: dict) -> tuple[Variant | str, Any]:
+    def _record(self, sig: Signature, args: tuple, kwargs: dict
+                ) -> tuple[Variant | Unreplayable, Any]:
         self.stats["recordings"] += 1
         static = [args[i] for i in self.static_positions(len(args)) if 0 <= i < len(args)]
         generators = generators_of(self.f, sig.leaves + static + list(kwargs.values()))
@@ -357,9 +360,9 @@ class Jitted:
         result = tree.unflatten(out_def, values)
         drew = [g for g, state in zip(generators, before) if not same_state(draw_state(g), state)]
         if drew:  # a replay would repeat the recording's draws
-            return "it draws random numbers", result
-        if trace.side_effects:  # a replay would not read or write the file again
-            return "it reads or writes files", result
+            return _DRAWS, result
+        if trace.side_effects:  # a replay would not do them again
+            return _side_effects(trace.side_effects), result
         graph = Graph(trace.inputs, trace.body, outputs)
         with device_scope(sig.input_values()):  # fusion checks its kernels on the inputs' GPU
             xp = sig.xp if sig.xp is not np else _module_of_constants(graph)
@@ -373,9 +376,9 @@ class Jitted:
         sig = Signature(self, args, kwargs)
         variant, _ = self.record(sig, args, kwargs)
         self.stats["recordings"] -= 1  # a look, not a recording of the cache
-        if isinstance(variant, str):
-            raise ValueError(f"dp.jit({_name(self.f)}) cannot be recorded: {variant} "
-                             f"({_UNREPLAYABLE[variant][1]})")
+        if isinstance(variant, Unreplayable):
+            raise ValueError(f"dp.jit({_name(self.f)}) cannot be recorded: {variant.reason} "
+                             f"({variant.advice})")
         return Lowered(variant)
 
     def __repr__(self) -> str:
@@ -399,22 +402,37 @@ class Lowered:
         return self.text()
 
 
-#: why a recording cannot be replayed: (the warning that says so, after "dp.jit(f) "; what
-#: to do instead)
-_UNREPLAYABLE = {
-    "it draws random numbers": (
-        "drew random numbers while recording (from NumPy's global generator or a Generator "
-        "among its arguments, in its closure or in a global it names): a replay would repeat "
-        "the same draws, so this signature runs eagerly. Draw outside the jitted function and "
-        "pass the numbers in as an argument",
-        "pass them in as an argument"),
-    "it reads or writes files": (
-        "read or wrote a checkpoint while recording (dp.load, dp.save): a replay would not "
-        "read or write the file again (it would return what the recording read), so this "
-        "signature runs eagerly. Load outside the jitted function and pass the tree in as an "
-        "argument; save what it returns",
-        "load outside and pass the tree in as an argument; save what it returns"),
-}
+class Unreplayable(NamedTuple):
+    """Why a recording cannot be replayed: `reason` (step.last_eager_reason), the `warning`
+    that says so (after "dp.jit(f) ") and the `advice` lower() gives."""
+
+    reason: str
+    warning: str
+    advice: str
+
+
+_DRAWS = Unreplayable(
+    "it draws random numbers",
+    "drew random numbers while recording (from NumPy's global generator or a Generator "
+    "among its arguments, in its closure or in a global it names): a replay would repeat "
+    "the same draws, so this signature runs eagerly. Draw outside the jitted function and "
+    "pass the numbers in as an argument",
+    "pass them in as an argument")
+
+
+def _side_effects(calls: list[str]) -> Unreplayable:
+    """Why a recording that made `calls` (dp.load, dp.save, dp.distributed's collectives)
+    cannot be replayed: a replay would return what the recording read, and not do them."""
+    names = ", ".join(dict.fromkeys(calls))
+    advice = ("call it outside the jitted function: load before and pass the tree in as an "
+              "argument; save, or reduce across processes, what it returns")
+    return Unreplayable(
+        f"it calls {names}",
+        f"called {names} while recording: a replay would not do that again (read or write "
+        f"the file, communicate with the other processes) and would return what the "
+        f"recording got, so this signature runs eagerly. To replay it, {advice}",
+        advice)
+
 
 _warned_no_numba = False
 

@@ -1,0 +1,129 @@
+"""Forward mode at its edges: tangents of constant (integer, bool, string) primal leaves in
+dp.jvp, dp.hvp, dp.jacfwd, under dp.vmap and dp.jit; then forward mode through writes,
+custom rules, checkpoint, jit and vmap, leaf types and dtypes of the output tangents, each
+against central differences or a closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_bad_input import raises
+
+import diffprog as dp
+import diffprog.numpy as dnp
+
+# --- tangents of constant primal leaves ---------------------------------------------------------
+# (primal leaf, a nonzero tangent for it, how the error names the primal, the fix it names)
+CONSTANTS = {
+    "python int": (3, 1, "the Python int 3", "pass it as a float (3.0)"),
+    "python bool": (True, 1.0, "the Python bool True", "pass it as a float (1.0)"),
+    "numpy int": (np.int32(2), np.float32(0.5), "a NumPy int32 (dtype int32)", "(2.0)"),
+    "int array": (np.arange(3), np.array([0.0, 0.0, 1e-300]),
+                  "an array of dtype int64 and shape (3,)", "x.astype(float)"),
+    "bool array": (np.array([True, False]), np.array([0, 2]),
+                   "an array of dtype bool and shape (2,)", "x.astype(float)"),
+}  # fmt: skip
+
+
+def _mixed(p):
+    return p["w"] * dnp.sum(p["n"] * 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(CONSTANTS))
+def test_a_nonzero_tangent_for_a_constant_leaf_is_refused_naming_it(name):
+    """(It was ignored without a word: jvp gave the tangent as if it were zero.)"""
+    n, t, what, fix = CONSTANTS[name]
+    p, v = {"w": 2.0, "n": n}, {"w": 1.0, "n": t}
+    with raises(dp.UnsupportedLeafError, "dp.jvp: the tangent for primal 0['n'] is nonzero",
+                what, "a constant", "Pass None (or zeros)", fix):
+        dp.jvp(_mixed, (p,), (v,))
+    with raises(dp.UnsupportedLeafError, "dp.hvp: the tangent for primal 0['n'] is nonzero", what):
+        dp.hvp(lambda p: _mixed(p) ** 2, (p,), (v,))
+
+
+@pytest.mark.parametrize("name", sorted(CONSTANTS))
+def test_none_or_zeros_for_a_constant_leaf_are_accepted(name):
+    n, t, _, _ = CONSTANTS[name]
+    p = {"w": 2.0, "n": n}
+    want = dp.jvp(_mixed, (p,), ({"w": 1.0, "n": None},))
+    zero = np.zeros_like(t) if isinstance(t, np.ndarray) else type(t)(0)
+    assert dp.jvp(_mixed, (p,), ({"w": 1.0, "n": zero},)) == want
+    assert want[1] == float(np.sum(n))
+    value, (h,) = dp.hvp(lambda p: _mixed(p) ** 2, (p,), ({"w": 1.0, "n": zero},))
+    assert h["n"] is None and h["w"] == 2 * float(np.sum(n)) ** 2
+
+
+def test_a_constant_leafs_tangent_must_be_numbers_of_its_shape():
+    p = {"w": 2.0, "n": np.arange(3), "s": "a"}
+    with raises(dp.UnsupportedLeafError, "primal 0['s'] is a str ('b'), not numbers",
+                "primal 0['s'] is a str ('a'), a constant: pass None"):
+        dp.jvp(lambda p: p["w"] * 2, (p,), ({"w": 1.0, "n": None, "s": "b"},))
+    with raises(dp.UnsupportedLeafError, "primal 0['s'] is nonzero", "Pass None (or zeros)"):
+        dp.jvp(lambda p: p["w"] * 2, (p,), ({"w": 1.0, "n": None, "s": 1.0},))
+    with raises(dp.StructureError, "primal 0['n'] has shape (2,), but the primal has shape (3,)"):
+        dp.jvp(lambda p: p["w"] * 2, (p,), ({"w": 1.0, "n": np.zeros(2), "s": None},))
+    out = dp.jvp(lambda p: p["w"] * 2, (p,), ({"w": 1.0, "n": np.zeros(3, int), "s": 0},))
+    assert out == (4.0, 2.0)
+
+
+def test_vmap_of_jvp_checks_every_examples_tangent_of_a_constant_leaf():
+    f = lambda x, n: x * n  # noqa: E731
+    x, n = np.ones(3), np.arange(3)
+    jvp_n = dp.vmap(lambda u: dp.jvp(f, (x, n), (x, u)))
+    _, t = jvp_n(np.zeros((2, 3), int))
+    np.testing.assert_array_equal(t, np.stack([n, n]))
+    with raises(dp.UnsupportedLeafError, "the tangent for primal 1 is nonzero (dtype int64)"):
+        jvp_n(np.array([[0, 0, 0], [0, 1, 0]]))  # the second example's
+
+
+def test_jit_of_jvp_guards_the_zero_tangent_of_a_constant_leaf():
+    f = lambda x, n: x * n  # noqa: E731
+    step = dp.jit(lambda x, n, t, u: dp.jvp(f, (x, n), (t, u)))
+    x, n = np.ones(3), np.arange(3)
+    for _ in range(2):  # recorded, then replayed
+        np.testing.assert_array_equal(step(x, n, x, np.zeros(3, int))[1], n)
+    assert step.stats["replays"] == 1
+    with raises(dp.UnsupportedLeafError, "the tangent for primal 1 is nonzero"):
+        step(x, n, x, np.ones(3, int))
+
+
+def test_jacfwd_perturbs_floating_leaves_only():
+    jac = dp.jacfwd(lambda p: p[0] ** 3 * p[1] * dnp.sum(p[2] * 1.0))((2.0, 3, np.arange(2)))
+    assert jac == (36.0, None, None)
+
+
+# --- writes -------------------------------------------------------------------------------------
+def _written(x, y, own):
+    """sum(z * z), z = x with z[0] = y * x[1]: z made from x alone, or the inner function's own."""
+    if own:
+        z = dnp.empty_like(x)
+        z[...] = x
+    else:
+        z = x * 1.0
+    z[0] = y * x[1]
+    return dnp.sum(z * z)
+
+
+X, Y = np.array([0.3, -1.2]), 0.7
+NESTED = {  # the outer transform over x, the inner one over y, and the closed form
+    "jvp of jvp": (lambda own: dp.jvp(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,), (1.0,))[1],
+                                      (X,), (np.array([0.0, 1.0]),))[1], 4 * Y * X[1]),
+    "grad of grad": (lambda own: dp.grad(lambda x: dp.grad(lambda y: _written(x, y, own))(Y))(X)[1],
+                     4 * Y * X[1]),
+    "jit of jvp": (lambda own: dp.jit(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,),
+                                                       (1.0,))[1])(X), 2 * Y * X[1] ** 2),
+    "vmap of jvp": (lambda own: dp.vmap(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,),
+                                                         (1.0,))[1])(np.stack([X, X]))[1],
+                    2 * Y * X[1] ** 2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_an_inner_value_written_into_an_outer_array_says_how_to_make_it_the_inner_ones(name):
+    """(The error said to build the array inside the inner function, which `z = x * 1.0`
+    inside it had done: only an array made by a creation function there is the inner one's.)"""
+    program, want = NESTED[name]
+    with raises(dp.TracerConversionError, "y[...] = v at", "belongs to an outer transform",
+                "x.copy(), x * 1.0", "y = dnp.empty_like(x); y[...] = x; y[i] = v"):
+        program(False)
+    assert np.isclose(program(True), want, rtol=1e-12)
