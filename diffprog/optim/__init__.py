@@ -12,7 +12,8 @@
 An optimizer is a `GradientTransformation`: ``init(params) -> state`` and
 ``update(grads, state, params=None) -> (updates, state)``; ``apply_updates`` adds the
 updates. States are namedtuples (and tuples of them, for `chain`) whose trees mirror params:
-same containers and keys, each moment in its parameter's dtype, None for constant leaves
+same containers and keys, each moment in its parameter's dtype (Adam's and RMSProp's in
+float32 for float16 parameters, whose squared gradients underflow), None for constant leaves
 (ints, strings, integer arrays). A None gradient leaves its parameter and moments unchanged.
 ``learning_rate`` is a float >= 0, a schedule (a function of the step count), or a traced
 scalar: ``dp.grad`` of the loss after k unrolled steps with respect to the rate, a ``dp.vmap``

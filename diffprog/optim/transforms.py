@@ -3,7 +3,8 @@
 Owns: `scale`, `scale_by_learning_rate`, `scale_by_schedule`, `trace` (momentum),
 `scale_by_adam`, `scale_by_rms`, `add_decayed_weights`, `clip_by_global_norm`, and their
 state namedtuples (module-level, so a checkpoint can rebuild them). States mirror params:
-same containers and keys, each moment in its parameter's dtype, None for constant leaves.
+same containers and keys, each moment in its parameter's dtype (Adam's and RMSProp's in
+float32 for a float16 parameter: base.moment_zeros_like), None for constant leaves.
 A None update stays None and leaves its moments untouched. Every step is plain arithmetic on
 the data's own array module; a schedule's value may be traced (a count dp.jit stages), and
 is then checked without reading it back (a bad rate makes the update NaN: see `_rate`).
@@ -31,10 +32,10 @@ from .base import (
     abs_squared,
     cast_like,
     flatten_like,
-    global_norm,
+    squared_global_norm,
     is_complex_leaf,
     is_float_leaf,
-    real_zeros_like,
+    moment_zeros_like,
     require_fields,
     sqrt,
     transformation,
@@ -305,8 +306,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     eps_root = check_real("scale_by_adam: eps_root", eps_root, 0.0, None)
 
     def init(params: Any) -> ScaleByAdamState:
-        return ScaleByAdamState(count=zero_count(params), mu=tree.map(zeros_like, params),
-                                nu=tree.map(real_zeros_like, params))
+        return ScaleByAdamState(count=zero_count(params), mu=tree.map(moment_zeros_like, params),
+                                nu=tree.map(lambda p: moment_zeros_like(p, real=True), params))
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:
         require_fields(state, ScaleByAdamState, "scale_by_adam")
@@ -325,12 +326,12 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                 new_nu.append(nu)
                 continue
             _require_state(mu, i, state.mu, "scale_by_adam")
+            g = widen(g)  # (float16: its moments are float32, see moment_zeros_like)
             mu = cast_like(b1 * mu + (1.0 - b1) * g, mu)
             nu = cast_like(b2 * nu + (1.0 - b2) * abs_squared(g), nu)
             new_mu.append(mu)
             new_nu.append(nu)
-            out.append(cast_like((widen(mu) / c1) / (sqrt(widen(nu) / c2 + eps_root) + eps),
-                                  g))
+            out.append(cast_like((mu / c1) / (sqrt(nu / c2 + eps_root) + eps), g_leaves[i]))
         return tree.unflatten(treedef, out), ScaleByAdamState(
             count=count, mu=tree.unflatten(treedef, new_mu), nu=tree.unflatten(treedef, new_nu))
 
@@ -351,7 +352,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     initial_scale = check_real("scale_by_rms: initial_scale", initial_scale, 0.0, None)
 
     def first(p: Any) -> Any:
-        z = real_zeros_like(p)
+        z = moment_zeros_like(p, real=True)
         return z if z is None or initial_scale == 0.0 else cast_like(z + initial_scale, z)
 
     def init(params: Any) -> ScaleByRmsState:
@@ -367,9 +368,10 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
                 new_nu.append(nu)
                 continue
             _require_state(nu, i, state.nu, "scale_by_rms")
-            nu = cast_like(decay * nu + (1.0 - decay) * abs_squared(g), nu)
+            wide = widen(g)  # (float16: its nu is float32, see moment_zeros_like)
+            nu = cast_like(decay * nu + (1.0 - decay) * abs_squared(wide), nu)
             new_nu.append(nu)
-            out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
+            out.append(cast_like(wide / sqrt(nu + eps), g))
         return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(treedef, new_nu))
 
     return transformation(init, update)
@@ -435,6 +437,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     {'a': 0.6, 'b': [0.8]}
     """
     max_norm = check_real("clip_by_global_norm: max_norm", max_norm, 0.0, None, lo_open=True)
+    _squared_cap = min(max_norm, 1e150) ** 2  # (no OverflowError; a larger norm is above it)
 
     def init(params: Any) -> EmptyState:
         return EmptyState()
@@ -442,12 +445,16 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
         if params is not None:
             flatten_like(updates, params)
-        norm = global_norm(updates)
-        if getattr(norm, "dtype", None) is None:
+        squared = squared_global_norm(updates)
+        if getattr(squared, "dtype", None) is None:
+            norm = sqrt(squared)
             factor: Any = 1.0 if norm <= max_norm else max_norm / norm
         else:  # stay on the data's device: no host round trip
-            xp = namespace_of((norm,))
-            factor = xp.where(norm <= max_norm, 1.0, max_norm / xp.maximum(norm, max_norm))
+            xp = namespace_of((squared,))
+            # the root of at least max_norm**2: its derivative is finite where the norm is 0
+            # (0 * inf in where's unselected branch made a zero gradient tree's gradient NaN)
+            root = xp.sqrt(xp.maximum(squared, _squared_cap))
+            factor = xp.where(xp.sqrt(squared) <= max_norm, 1.0, max_norm / root)
         return _scaled(updates, factor), EmptyState()
 
     return transformation(init, update)
