@@ -90,3 +90,40 @@ def test_jit_of_jvp_guards_the_zero_tangent_of_a_constant_leaf():
 def test_jacfwd_perturbs_floating_leaves_only():
     jac = dp.jacfwd(lambda p: p[0] ** 3 * p[1] * dnp.sum(p[2] * 1.0))((2.0, 3, np.arange(2)))
     assert jac == (36.0, None, None)
+
+
+# --- writes -------------------------------------------------------------------------------------
+def _written(x, y, own):
+    """sum(z * z), z = x with z[0] = y * x[1]: z made from x alone, or the inner function's own."""
+    if own:
+        z = dnp.empty_like(x)
+        z[...] = x
+    else:
+        z = x * 1.0
+    z[0] = y * x[1]
+    return dnp.sum(z * z)
+
+
+X, Y = np.array([0.3, -1.2]), 0.7
+NESTED = {  # the outer transform over x, the inner one over y, and the closed form
+    "jvp of jvp": (lambda own: dp.jvp(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,), (1.0,))[1],
+                                      (X,), (np.array([0.0, 1.0]),))[1], 4 * Y * X[1]),
+    "grad of grad": (lambda own: dp.grad(lambda x: dp.grad(lambda y: _written(x, y, own))(Y))(X)[1],
+                     4 * Y * X[1]),
+    "jit of jvp": (lambda own: dp.jit(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,),
+                                                       (1.0,))[1])(X), 2 * Y * X[1] ** 2),
+    "vmap of jvp": (lambda own: dp.vmap(lambda x: dp.jvp(lambda y: _written(x, y, own), (Y,),
+                                                         (1.0,))[1])(np.stack([X, X]))[1],
+                    2 * Y * X[1] ** 2),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_an_inner_value_written_into_an_outer_array_says_how_to_make_it_the_inner_ones(name):
+    """(The error said to build the array inside the inner function, which `z = x * 1.0`
+    inside it had done: only an array made by a creation function there is the inner one's.)"""
+    program, want = NESTED[name]
+    with raises(dp.TracerConversionError, "y[...] = v at", "belongs to an outer transform",
+                "x.copy(), x * 1.0", "y = dnp.empty_like(x); y[...] = x; y[i] = v"):
+        program(False)
+    assert np.isclose(program(True), want, rtol=1e-12)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..ad.batching import BatchTrace
 from ..backend import namespace_of
-from ..core.trace import Tracer, as_scalar, top_trace, unwrapped
+from ..core.trace import Tracer, as_scalar, top_trace, unwrapped, user_line
 from ..errors import TracerConversionError
 from . import inplace
 
@@ -208,10 +208,15 @@ def _check_level(root: Tracer, value: Any) -> None:
                 "y each example's own before writing: y = dnp.zeros(shape); y[...] = shared; "
                 "y[i] = v (dnp.zeros inside dp.vmap gives one array per example)")
         raise TracerConversionError(
-            f"a value traced by {trace.origin} (level {trace.level}) is being written into an "
-            f"array of an outer transform, {root._trace.origin} (level {root._trace.level}): the "
-            "array would hold a value that dies when the inner transform returns. Build the "
-            "new array inside the inner function and return it, or return the value"
+            f"y[...] = v at {user_line()}: v is traced by {trace.origin} (level {trace.level}), "
+            f"but y (shape {root.shape}) belongs to an outer transform, {root._trace.origin} "
+            f"(level {root._trace.level}): it was made outside the inner function, or inside it "
+            "from that transform's values only (x.copy(), x * 1.0, dnp.array(x) of an outer x), "
+            "and would hold a value that dies when the inner transform returns. Make y the "
+            "inner function's own before writing: y = dnp.empty_like(x); y[...] = x; y[i] = v "
+            "(dnp.zeros, dnp.empty_like and the other creation functions make arrays of the "
+            "innermost transform), or build the result without writing (dnp.where, "
+            "dnp.concatenate)"
         )
 
 
