@@ -250,9 +250,12 @@ def test_dtype_preserved(name, dtype):
         assert type(tree_["s"]) is dtype
         assert type(tree_["f"]) is float
     for sub in state:
+        # Adam's and RMSProp's moments of float16 parameters are float32 (they underflow)
+        adaptive = isinstance(sub, (optim.ScaleByAdamState, optim.ScaleByRmsState))
+        want = np.float32 if adaptive and dtype == np.float16 else dtype
         for tree_ in (getattr(sub, f) for f in getattr(sub, "_fields", ())):
             if isinstance(tree_, dict):
-                assert tree_["w"].dtype == dtype and tree_["s"].dtype == dtype
+                assert tree_["w"].dtype == want and type(tree_["s"]) is want
                 assert type(tree_["f"]) is float
 
 
@@ -406,6 +409,27 @@ def test_a_bad_scheduled_rate_makes_a_jitted_step_nan_not_a_guard():
         got = jitted(*got)
     assert np.all(np.isnan(got[0]["w"])) and jitted.stats["recordings"] == 1
     assert jitted.lower(*got).graph.guards() == []
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "clip+adam"])
+@pytest.mark.parametrize("g", [1e-3, 1e-5, 1e-7])
+def test_small_gradients_in_float16_step_as_in_float32(name, g):
+    # nu = 0.001 * g**2 underflowed in a float16 state: Adam's first step at g = 1e-3 was
+    # -inf (adamw NaN), at 1e-5 -303 instead of -0.1, at 1e-7 0; RMSProp's 10% off.
+    opt = OPTIMIZERS[name]()
+    runs = {}
+    for dtype in (np.float16, np.float32):
+        params = {"w": np.zeros(2, dtype), "s": dtype(0)}
+        grads = {"w": np.full(2, g, np.float16).astype(dtype), "s": dtype(np.float16(g))}
+        state = opt.init(params)
+        for _ in range(3):
+            updates, state = opt.update(grads, state, params)
+            params = optim.apply_updates(params, updates)
+        runs[dtype] = params
+    assert runs[np.float16]["w"].dtype == np.float16 and type(runs[np.float16]["s"]) is np.float16
+    for key in ("w", "s"):
+        np.testing.assert_allclose(np.float32(runs[np.float16][key]), runs[np.float32][key],
+                                   rtol=2e-3)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -712,3 +736,40 @@ def test_a_batch_of_learning_rates_and_a_jitted_rate_argument():
     with pytest.raises(TypeError, match="learning_rate must be a real number, got a traced "
                        r"value of shape \(2,\)"):
         dp.grad(lambda lr: optim.sgd(lr).update({"w": 1.0}, ())[0]["w"])(np.ones(2))
+
+
+def test_gradient_through_clipping_a_zero_gradient_tree_is_finite():
+    # Below max_norm clipping is the identity, at a zero tree too; its derivative there was
+    # NaN: sqrt's infinite derivative at a norm of 0 times 0 in where's unselected branch.
+    clip = optim.clip_by_global_norm(1.0)
+
+    def clipped_sum(w):
+        updates, _ = clip.update({"w": w, "f": np.zeros(2, np.float32)}, ())
+        return dnp.sum(updates["w"])
+
+    np.testing.assert_array_equal(dp.grad(clipped_sum)(np.zeros(3)), np.ones(3))
+    np.testing.assert_array_equal(dp.jit(dp.grad(clipped_sum))(np.zeros(3)), np.ones(3))
+    np.testing.assert_allclose(dp.grad(clipped_sum)(np.array([3.0, 4.0, 0.0])),
+                               [0.032, -0.024, 0.2])  # above: 1/|w| - sum(w) w / |w|**3
+
+
+@pytest.mark.parametrize("make", [
+    lambda h: optim.adamw(0.05, weight_decay=h),
+    lambda h: optim.sgd(0.05, momentum=h),
+    lambda h: optim.sgd(0.05, momentum=h, nesterov=True),
+    lambda h: optim.rmsprop(0.05, momentum=h),
+    lambda h: optim.chain(optim.add_decayed_weights(h, mask={"w": True, "s": False, "n": False}),
+                          optim.sgd(0.05)),
+], ids=["adamw_weight_decay", "sgd_momentum", "nesterov", "rmsprop_momentum", "masked_decay"])
+def test_gradient_with_respect_to_momentum_and_weight_decay(make):
+    # float() of the traced hyperparameter raised TracerConversionError, as for the rate.
+    h = 1e-6
+    fd = (_unrolled_loss(0.3 + h, make) - _unrolled_loss(0.3 - h, make)) / (2 * h)
+    np.testing.assert_allclose(dp.grad(lambda v: _unrolled_loss(v, make))(0.3), fd, rtol=1e-6)
+    batch = dp.vmap(lambda v: _unrolled_loss(v, make))(np.array([0.1, 0.3]))
+    np.testing.assert_allclose(batch, [_unrolled_loss(0.1, make), _unrolled_loss(0.3, make)])
+    jitted = dp.jit(lambda v: _unrolled_loss(v, make))
+    for v in (0.1, 0.2, 0.3):
+        np.testing.assert_allclose(jitted(v), _unrolled_loss(v, make), rtol=1e-12)
+    assert jitted.stats["recordings"] == 1
+    assert np.isnan(jitted(-0.1))  # a traced value below 0 is not read back: NaN

@@ -116,6 +116,15 @@ def zeros_like(x: Any) -> Any:
     return device_zeros_like(x)
 
 
+def moment_zeros_like(x: Any, real: bool = False) -> Any:
+    """Zeros for an adaptive rule's moment of leaf ``x`` (Adam's mu and nu, RMSProp's nu):
+    in ``x``'s dtype (its real dtype with ``real``), but float32 for float16: a float16 nu
+    underflows (``0.001 * g**2`` is 0 for every ``|g| < 8e-3``), and ``g / (sqrt(0) + eps)``
+    then makes a step of up to 1e5, inf in float16. None for a constant."""
+    z = real_zeros_like(x) if real else zeros_like(x)
+    return None if z is None else widen(z)
+
+
 def zero_count(params: Any) -> Any:
     """A step count's 0 where ``params`` live: a 0-d int64 CuPy array on their GPU when
     their arrays are all CuPy arrays on one GPU (a jitted step then keeps it there: no host
@@ -329,10 +338,18 @@ def global_norm(updates: Any) -> Any:
     """
     leaves = tree.leaves(updates)
     with device_scope(leaves):
-        return _norm(leaves)
+        return sqrt(_squared_norm(leaves))
 
 
-def _norm(leaves: list[Any]) -> Any:
+def squared_global_norm(updates: Any) -> Any:
+    """`global_norm` squared, without the square root (whose derivative at 0 is infinite:
+    clip_by_global_norm compares this, so a zero gradient tree has a finite derivative)."""
+    leaves = tree.leaves(updates)
+    with device_scope(leaves):
+        return _squared_norm(leaves)
+
+
+def _squared_norm(leaves: list[Any]) -> Any:
     total: Any = 0.0
     for g in leaves:
         if g is None:
@@ -343,4 +360,4 @@ def _norm(leaves: list[Any]) -> Any:
             xp = namespace_of((g,))
             g = g.astype(xp.result_type(g.dtype, xp.float32), copy=False)
             total = total + xp.sum(abs_squared(g))
-    return sqrt(total)
+    return total

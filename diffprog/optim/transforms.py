@@ -3,7 +3,8 @@
 Owns: `scale`, `scale_by_learning_rate`, `scale_by_schedule`, `trace` (momentum),
 `scale_by_adam`, `scale_by_rms`, `add_decayed_weights`, `clip_by_global_norm`, and their
 state namedtuples (module-level, so a checkpoint can rebuild them). States mirror params:
-same containers and keys, each moment in its parameter's dtype, None for constant leaves.
+same containers and keys, each moment in its parameter's dtype (Adam's and RMSProp's in
+float32 for a float16 parameter: base.moment_zeros_like), None for constant leaves.
 A None update stays None and leaves its moments untouched. Every step is plain arithmetic on
 the data's own array module; a schedule's value may be traced (a count dp.jit stages), and
 is then checked without reading it back (a bad rate makes the update NaN: see `_rate`).
@@ -31,10 +32,10 @@ from .base import (
     abs_squared,
     cast_like,
     flatten_like,
-    global_norm,
+    squared_global_norm,
     is_complex_leaf,
     is_float_leaf,
-    real_zeros_like,
+    moment_zeros_like,
     require_fields,
     sqrt,
     transformation,
@@ -77,17 +78,25 @@ class ScaleByRmsState(NamedTuple):
     nu: Any  # running mean of squared gradients
 
 
-def real_or_traced(name: str, value: Any) -> Any:
-    """A step size as `check_real` checks it, or, traced (a rate being differentiated, a
-    dp.vmap batch of rates, a dp.jit argument), the traced real scalar itself: float() of it
-    would drop its gradient, refuse a batch, or guard on its value under dp.jit (one
-    recording per rate)."""
+def real_or_traced(name: str, value: Any, lo: float | None = None) -> Any:
+    """A hyperparameter as `check_real` checks it (finite, >= ``lo``), or, traced (one being
+    differentiated, a dp.vmap batch of them, a dp.jit argument), the traced real scalar
+    itself: float() of it would drop its gradient, refuse a batch, or guard on its value
+    under dp.jit (one recording per value). A traced one is not read back to be checked:
+    below ``lo`` or not finite, it is NaN (so is every update then, as with `_rate`)."""
     if not isinstance(value, Tracer):
-        return check_real(name, value)
+        return check_real(name, value, lo)
     if value.shape != () or value.dtype.kind not in "fiu" or value.dtype == np.bool_:
         raise TypeError(f"{name} must be a real number, got a traced value of shape "
                         f"{value.shape} and dtype {value.dtype}")
-    return value
+    if lo is None:
+        return value
+    return where((value >= lo) & (value < math.inf), value, math.nan)
+
+
+def is_zero(value: Any) -> bool:
+    """Whether a hyperparameter is the number 0 (a traced one is not read: never)."""
+    return not isinstance(value, Tracer) and value == 0.0
 
 
 def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
@@ -258,7 +267,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     >>> opt.update({'w': 1.0}, s)[0]
     {'w': 1.5}
     """
-    decay = check_real("trace: decay (momentum)", decay, 0.0, None)
+    decay = real_or_traced("trace: decay (momentum)", decay, 0.0)
 
     def init(params: Any) -> TraceState:
         return TraceState(trace=tree.map(zeros_like, params))
@@ -305,8 +314,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     eps_root = check_real("scale_by_adam: eps_root", eps_root, 0.0, None)
 
     def init(params: Any) -> ScaleByAdamState:
-        return ScaleByAdamState(count=zero_count(params), mu=tree.map(zeros_like, params),
-                                nu=tree.map(real_zeros_like, params))
+        return ScaleByAdamState(count=zero_count(params), mu=tree.map(moment_zeros_like, params),
+                                nu=tree.map(lambda p: moment_zeros_like(p, real=True), params))
 
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, ScaleByAdamState]:
         require_fields(state, ScaleByAdamState, "scale_by_adam")
@@ -325,12 +334,12 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                 new_nu.append(nu)
                 continue
             _require_state(mu, i, state.mu, "scale_by_adam")
+            g = widen(g)  # (float16: its moments are float32, see moment_zeros_like)
             mu = cast_like(b1 * mu + (1.0 - b1) * g, mu)
             nu = cast_like(b2 * nu + (1.0 - b2) * abs_squared(g), nu)
             new_mu.append(mu)
             new_nu.append(nu)
-            out.append(cast_like((widen(mu) / c1) / (sqrt(widen(nu) / c2 + eps_root) + eps),
-                                  g))
+            out.append(cast_like((mu / c1) / (sqrt(nu / c2 + eps_root) + eps), g_leaves[i]))
         return tree.unflatten(treedef, out), ScaleByAdamState(
             count=count, mu=tree.unflatten(treedef, new_mu), nu=tree.unflatten(treedef, new_nu))
 
@@ -351,7 +360,7 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     initial_scale = check_real("scale_by_rms: initial_scale", initial_scale, 0.0, None)
 
     def first(p: Any) -> Any:
-        z = real_zeros_like(p)
+        z = moment_zeros_like(p, real=True)
         return z if z is None or initial_scale == 0.0 else cast_like(z + initial_scale, z)
 
     def init(params: Any) -> ScaleByRmsState:
@@ -367,9 +376,10 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
                 new_nu.append(nu)
                 continue
             _require_state(nu, i, state.nu, "scale_by_rms")
-            nu = cast_like(decay * nu + (1.0 - decay) * abs_squared(g), nu)
+            wide = widen(g)  # (float16: its nu is float32, see moment_zeros_like)
+            nu = cast_like(decay * nu + (1.0 - decay) * abs_squared(wide), nu)
             new_nu.append(nu)
-            out.append(cast_like(widen(g) / sqrt(widen(nu) + eps), g))
+            out.append(cast_like(wide / sqrt(nu + eps), g))
         return tree.unflatten(treedef, out), ScaleByRmsState(nu=tree.unflatten(treedef, new_nu))
 
     return transformation(init, update)
@@ -387,7 +397,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
     >>> opt.update({'w': 1.0, 'b': 1.0}, opt.init(p), p)[0]
     {'w': 1.2, 'b': 1.0}
     """
-    weight_decay = check_real("add_decayed_weights: weight_decay", weight_decay, 0.0, None)
+    weight_decay = real_or_traced("add_decayed_weights: weight_decay", weight_decay, 0.0)
 
     def init(params: Any) -> EmptyState:
         return EmptyState()
@@ -405,7 +415,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
             _require_bools(m, m_leaves)
         out = []
         for g, p, m_ in zip(g_leaves, p_leaves, m_leaves):
-            if g is None or not m_ or not is_float_leaf(p) or weight_decay == 0.0:
+            if g is None or not m_ or not is_float_leaf(p) or is_zero(weight_decay):
                 out.append(g)
             else:
                 decay = p.conjugate() if is_complex_leaf(p) else p
@@ -435,6 +445,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     {'a': 0.6, 'b': [0.8]}
     """
     max_norm = check_real("clip_by_global_norm: max_norm", max_norm, 0.0, None, lo_open=True)
+    _squared_cap = min(max_norm, 1e150) ** 2  # (no OverflowError; a larger norm is above it)
 
     def init(params: Any) -> EmptyState:
         return EmptyState()
@@ -442,12 +453,16 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, EmptyState]:
         if params is not None:
             flatten_like(updates, params)
-        norm = global_norm(updates)
-        if getattr(norm, "dtype", None) is None:
+        squared = squared_global_norm(updates)
+        if getattr(squared, "dtype", None) is None:
+            norm = sqrt(squared)
             factor: Any = 1.0 if norm <= max_norm else max_norm / norm
         else:  # stay on the data's device: no host round trip
-            xp = namespace_of((norm,))
-            factor = xp.where(norm <= max_norm, 1.0, max_norm / xp.maximum(norm, max_norm))
+            xp = namespace_of((squared,))
+            # the root of at least max_norm**2: its derivative is finite where the norm is 0
+            # (0 * inf in where's unselected branch made a zero gradient tree's gradient NaN)
+            root = xp.sqrt(xp.maximum(squared, _squared_cap))
+            factor = xp.where(xp.sqrt(squared) <= max_norm, 1.0, max_norm / root)
         return _scaled(updates, factor), EmptyState()
 
     return transformation(init, update)
