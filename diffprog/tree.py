@@ -76,11 +76,12 @@ def unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
     if not isinstance(treedef, TreeDef):
         raise TypeError(f"unflatten(treedef, leaves): expected a treedef as first argument, "
                         f"got {type(treedef).__name__} (arguments swapped?)")
-    leaves = list(leaves)
+    if type(leaves) is not list:
+        leaves = list(leaves)
     if len(leaves) != treedef.num_leaves:
         raise ValueError(f"unflatten: structure {treedef} expects {treedef.num_leaves} "
                          f"leaves, got {len(leaves)}")
-    return optree.tree_unflatten(treedef, leaves)
+    return treedef.unflatten(leaves)  # (optree.tree_unflatten's body)
 
 
 @_depth_limited

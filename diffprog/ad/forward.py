@@ -93,9 +93,13 @@ class JVPTrace(Trace):
                 check_tangent(prim, vals, params, tangents, tuple(total))
             return tuple(self.wrap(o, t) for o, t in zip(out, total))
         t_out = None
-        for j, t in enumerate(tangents):
+        j = -1
+        for t in tangents:  # (a counter and the sum inlined: this loop runs once per edge)
+            j += 1
             if t is not None:
-                t_out = _accumulate(t_out, rules[j](t, out, *vals, **params))
+                c = rules[j](t, out, *vals, **params)
+                if c is not None:
+                    t_out = c if t_out is None else t_out + c
         if check_tangent is not None:
             check_tangent(prim, vals, params, tangents, t_out)
         return self.wrap(out, t_out)

@@ -63,8 +63,9 @@ class ReverseTrace(Trace):
 
     def process(self, prim: Any, args: tuple, params: dict) -> Any:
         """Run `prim` on the values under args and record it. The common call (one or two
-        arguments, no static parameters, one output, NumPy arrays, a Python float constant)
-        takes a short path that saves tuples; every other call takes `_process_any`."""
+        arguments, no static parameters, one output, NumPy arrays, Python float constants:
+        `2.0 * x`) takes a short path that saves tuples; every other call takes
+        `_process_any`."""
         n = len(args)
         if n > 2 or params or not self.alive or prim.multiple_results or prim.indexed:
             return self._process_any(prim, args, params)
@@ -73,8 +74,9 @@ class ReverseTrace(Trace):
             va, sa = a.value, a.slot
         else:
             va, sa = a, -1
-        if type(va) is not ndarray:
-            return self._process_any(prim, args, params)
+        t = type(va)
+        if t is not ndarray and (t is not float or sa >= 0 or n == 1):  # (a watched float
+            return self._process_any(prim, args, params)  # is weakly typed: the long path)
         if n == 1:
             vals: Any = (va,)
             slots: Any = (sa,)

@@ -165,6 +165,8 @@ def device_scope(values: Iterable[Any]) -> ContextManager[Any]:
     for NumPy. For the raw array arithmetic outside kernels (backward rules, optimizer
     updates), which CuPy would otherwise run on whatever GPU is current."""
     for v in values:
+        if type(v) is np.ndarray:  # the common case, first
+            continue
         v = _unwrapped(v)
         mod = _MODULE_OF_TYPE.get(type(v), _MISSING)
         if mod is _MISSING:

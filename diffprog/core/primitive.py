@@ -30,12 +30,11 @@ Rule = Callable[..., Any]
 #: The errors of a kernel that are re-raised with the primitive and its operands named.
 KERNEL_ERRORS = (ValueError, TypeError, IndexError)
 
+#: NumPy's scalar types (a reduction's result, the cotangents derived from it)
+NUMPY_SCALAR_TYPES = frozenset(t for t in numpy.sctypeDict.values() if issubclass(t, numpy.generic))
 #: The types of argument whose kernels run on NumPy without asking the backend: host arrays,
-#: NumPy's scalars (a reduction's result, the cotangents derived from it) and Python numbers
-HOST_TYPES = frozenset(
-    {ndarray, float, int, bool, complex}
-    | {t for t in numpy.sctypeDict.values() if issubclass(t, numpy.generic)}
-)
+#: NumPy's scalars and Python numbers
+HOST_TYPES = frozenset({ndarray, float, int, bool, complex}) | NUMPY_SCALAR_TYPES
 
 
 class Primitive:

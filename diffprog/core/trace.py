@@ -206,11 +206,13 @@ class Tracer:
     # so shape and dtype are read through as_scalar.
     @property
     def shape(self) -> tuple[int, ...]:
-        return as_scalar(self.value).shape
+        value = self.value
+        return value.shape if type(value) is np.ndarray else as_scalar(value).shape
 
     @property
     def dtype(self) -> Any:
-        return as_scalar(self.value).dtype
+        value = self.value
+        return value.dtype if type(value) is np.ndarray else as_scalar(value).dtype
 
     @property
     def ndim(self) -> int:
@@ -452,17 +454,20 @@ def numpy_store_cause(e: BaseException) -> BaseException | None:
     return None
 
 
-@contextmanager
-def numpy_store_unwrapped() -> Iterator[None]:
+class numpy_store_unwrapped:  # noqa: N801 - used like a function: `with numpy_store_unwrapped():`
     """Runs a transform's function, raising our refusal of `a[i] = x` itself where NumPy
-    wrapped it in its ValueError (see numpy_store_cause)."""
-    try:
-        yield
-    except ValueError as e:
-        cause = numpy_store_cause(e)
-        if cause is None:
-            raise
-        raise cause.with_traceback(e.__traceback__) from None
+    wrapped it in its ValueError (see numpy_store_cause). A class, not a generator context
+    manager: every transform enters one per call."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: Any, e: Any, tb: Any) -> None:
+        cause = numpy_store_cause(e) if kind is not None else None
+        if cause is not None:
+            raise cause.with_traceback(tb) from None
 
 
 def calling_instruction(depth: int = 2) -> str:

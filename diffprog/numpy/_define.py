@@ -65,6 +65,8 @@ def axes_of(axis: Any, ndim: int, zero_d: str = "strict", sequence: bool = False
     Several axes come as a tuple, as NumPy's ufunc reductions take them (a list is their
     TypeError); with `sequence` any sequence of ints is taken, as NumPy's normalize_axis_tuple
     does (numpy.flip, median, average, quantile)."""
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, first (not 0-d)
+        return (axis % ndim,)
     if ndim == 0 and zero_d == "one":
         ndim = 1
     if axis is None:

@@ -24,6 +24,7 @@ from ..ad.reverse import ReverseTrace, ReverseTracer, backward
 from ..backend import asarray_like, device_scope, is_array, ones_like, other_device
 from ..core.edge import astype
 from ..core.gc_pause import Hold, gc_paused
+from ..core.primitive import NUMPY_SCALAR_TYPES
 from ..core.trace import Trace, Tracer, as_scalar, numpy_store_unwrapped, open_trace, raw, unwrapped
 from ..errors import DeviceMismatchError, NonScalarOutputError, StructureError, UnsupportedLeafError
 
@@ -88,9 +89,10 @@ def _value_and_grad(
         _require_complex_inputs(inputs, f)
     seed = _scalar_seed(trace, out, f, holomorphic)
     cts = backward(trace.tape, [] if seed is None else [(out.slot, seed)])
-    grads = tuple(w.adjoint(cts) for w in inputs)
+    grads = [w.adjoint(cts) for w in inputs]
     value = own_value(trace, out)
-    return ((value, aux) if has_aux else value), (grads[0] if isinstance(argnums, int) else grads)
+    grad = grads[0] if isinstance(argnums, int) else tuple(grads)
+    return ((value, aux) if has_aux else value), grad
 
 
 def vjp(f: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
@@ -394,6 +396,10 @@ def _scalar_seed(trace: ReverseTrace, out: Any, f: Callable[..., Any], holomorph
     None when the output does not depend on the watched inputs (all adjoints are zeros).
     """
     own = isinstance(out, ReverseTracer) and out._trace is trace
+    if own and not holomorphic:  # the common case, first: a NumPy real scalar (a mean)
+        value = out.value
+        if type(value) in NUMPY_SCALAR_TYPES and value.dtype.kind == "f":
+            return np.array(1, value.dtype)  # (np.ones_like(value), a 0-d array)
     value = unwrapped(out)
     if holomorphic:
         return _holomorphic_seed(own, value, f)
