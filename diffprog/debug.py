@@ -11,8 +11,8 @@ derivative rule produced it).
 It costs nothing when off: the checking `Primitive.run` (and a `bind` that calls it), a
 record observer (which notes where each record was created and checks its output), the
 sweep's cotangent check and forward mode's tangent check are installed only while some
-thread has the switch on (the sweep reads its hook once per sweep), and removed when the last one turns it off. `user_site` is
-shared with dp.make_graph.
+thread has the switch on (the sweep reads its hook once per sweep), and removed when the
+last one turns it off. `user_site` is shared with dp.make_graph.
 Layer L5: imports L0-L3.
 """
 

@@ -44,6 +44,26 @@ def test_custom_vjp_higher_order_differentiates_fwd_and_bwd():
     check_grads(lambda x: dnp.sum(sin_custom(x) ** 2), (np.array([0.3, -1.1]),), modes=("rev",))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_check_grads_catches_a_rule_wrong_by_one_percent(dtype):
+    """A VJP rule 1% off passes for the true one in neither dtype: float32's default relative
+    tolerance was 2e-2, so check_grads passed it in float32 (2e-3 now; its op tables pass at
+    5e-4)."""
+
+    def sin_scaled(factor):
+        @dp.custom_vjp
+        def f(x):
+            return dnp.sin(x)
+
+        f.defvjp(lambda x: (dnp.sin(x), dnp.cos(x)), lambda cos_x, g: (g * cos_x * factor,))
+        return f
+
+    x = np.linspace(0.1, 1.0, 5).astype(dtype)
+    check_grads(sin_scaled(1.0), (x,), order=1, modes=("rev",))
+    with pytest.raises(AssertionError, match="reverse-mode derivative disagrees"):
+        check_grads(sin_scaled(1.01), (x,), order=1, modes=("rev",))
+
+
 @dp.custom_vjp
 def weighted(params, scale):
     return {"out": params["w"] * scale, "aux": (params["b"] + 1.0, 3)}

@@ -751,3 +751,25 @@ def test_gradient_through_clipping_a_zero_gradient_tree_is_finite():
     np.testing.assert_array_equal(dp.jit(dp.grad(clipped_sum))(np.zeros(3)), np.ones(3))
     np.testing.assert_allclose(dp.grad(clipped_sum)(np.array([3.0, 4.0, 0.0])),
                                [0.032, -0.024, 0.2])  # above: 1/|w| - sum(w) w / |w|**3
+
+
+@pytest.mark.parametrize("make", [
+    lambda h: optim.adamw(0.05, weight_decay=h),
+    lambda h: optim.sgd(0.05, momentum=h),
+    lambda h: optim.sgd(0.05, momentum=h, nesterov=True),
+    lambda h: optim.rmsprop(0.05, momentum=h),
+    lambda h: optim.chain(optim.add_decayed_weights(h, mask={"w": True, "s": False, "n": False}),
+                          optim.sgd(0.05)),
+], ids=["adamw_weight_decay", "sgd_momentum", "nesterov", "rmsprop_momentum", "masked_decay"])
+def test_gradient_with_respect_to_momentum_and_weight_decay(make):
+    # float() of the traced hyperparameter raised TracerConversionError, as for the rate.
+    h = 1e-6
+    fd = (_unrolled_loss(0.3 + h, make) - _unrolled_loss(0.3 - h, make)) / (2 * h)
+    np.testing.assert_allclose(dp.grad(lambda v: _unrolled_loss(v, make))(0.3), fd, rtol=1e-6)
+    batch = dp.vmap(lambda v: _unrolled_loss(v, make))(np.array([0.1, 0.3]))
+    np.testing.assert_allclose(batch, [_unrolled_loss(0.1, make), _unrolled_loss(0.3, make)])
+    jitted = dp.jit(lambda v: _unrolled_loss(v, make))
+    for v in (0.1, 0.2, 0.3):
+        np.testing.assert_allclose(jitted(v), _unrolled_loss(v, make), rtol=1e-12)
+    assert jitted.stats["recordings"] == 1
+    assert np.isnan(jitted(-0.1))  # a traced value below 0 is not read back: NaN

@@ -17,7 +17,8 @@ float32 for float16 parameters, whose squared gradients underflow), None for con
 (ints, strings, integer arrays). A None gradient leaves its parameter and moments unchanged.
 ``learning_rate`` is a float >= 0, a schedule (a function of the step count), or a traced
 scalar: ``dp.grad`` of the loss after k unrolled steps with respect to the rate, a ``dp.vmap``
-batch of rates, a jitted step's argument (recorded once for every value).
+batch of rates, a jitted step's argument (recorded once for every value); so may ``momentum``
+and ``weight_decay`` be (hypergradients of the decay, ...).
 
 Owns the package's public names; the work is in .base (protocol, chain, apply_updates),
 .transforms (building blocks), .optimizers (sgd, adam, adamw, rmsprop) and .schedules.

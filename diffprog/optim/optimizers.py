@@ -3,7 +3,8 @@ building blocks in .transforms with optax's formulas and defaults.
 
 ``learning_rate`` is a float >= 0 or a schedule (a function of the step count, e.g.
 ``dp.optim.cosine_decay(1e-3, 1000)``); updates already carry the minus sign, so
-``apply_updates(params, updates)`` descends.
+``apply_updates(params, updates)`` descends. The rate, ``momentum`` and ``weight_decay`` may
+also be traced scalars (differentiated, batched by dp.vmap, dp.jit arguments).
 Layer L6: imports only .base and .transforms (diffprog.tree, backend, errors beneath them).
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 from .base import GradientTransformation, chain
 from .transforms import (
     add_decayed_weights,
-    check_real,
+    is_zero,
+    real_or_traced,
     scale_by_adam,
     scale_by_learning_rate,
     scale_by_rms,
@@ -38,8 +40,8 @@ def sgd(learning_rate: float | Callable[[int], Any], momentum: float = 0.0,
     >>> dp.optim.apply_updates(params, updates)
     {'w': 0.8}
     """
-    momentum = check_real("sgd: momentum", momentum, 0.0, None)
-    if momentum == 0.0:
+    momentum = real_or_traced("sgd: momentum", momentum, 0.0)
+    if is_zero(momentum):
         return chain(scale_by_learning_rate(learning_rate))
     return chain(trace(momentum, nesterov=nesterov), scale_by_learning_rate(learning_rate))
 
@@ -87,8 +89,8 @@ def rmsprop(learning_rate: float | Callable[[int], Any], decay: float = 0.9,
     >>> opt.update({'w': 3.0}, opt.init({'w': 1.0}))[0]
     {'w': -0.2}
     """
-    momentum = check_real("rmsprop: momentum", momentum, 0.0, None)
+    momentum = real_or_traced("rmsprop: momentum", momentum, 0.0)
     parts = [scale_by_rms(decay, eps), scale_by_learning_rate(learning_rate)]
-    if momentum != 0.0:
+    if not is_zero(momentum):
         parts.append(trace(momentum, nesterov=nesterov))
     return chain(*parts)

@@ -78,17 +78,25 @@ class ScaleByRmsState(NamedTuple):
     nu: Any  # running mean of squared gradients
 
 
-def real_or_traced(name: str, value: Any) -> Any:
-    """A step size as `check_real` checks it, or, traced (a rate being differentiated, a
-    dp.vmap batch of rates, a dp.jit argument), the traced real scalar itself: float() of it
-    would drop its gradient, refuse a batch, or guard on its value under dp.jit (one
-    recording per rate)."""
+def real_or_traced(name: str, value: Any, lo: float | None = None) -> Any:
+    """A hyperparameter as `check_real` checks it (finite, >= ``lo``), or, traced (one being
+    differentiated, a dp.vmap batch of them, a dp.jit argument), the traced real scalar
+    itself: float() of it would drop its gradient, refuse a batch, or guard on its value
+    under dp.jit (one recording per value). A traced one is not read back to be checked:
+    below ``lo`` or not finite, it is NaN (so is every update then, as with `_rate`)."""
     if not isinstance(value, Tracer):
-        return check_real(name, value)
+        return check_real(name, value, lo)
     if value.shape != () or value.dtype.kind not in "fiu" or value.dtype == np.bool_:
         raise TypeError(f"{name} must be a real number, got a traced value of shape "
                         f"{value.shape} and dtype {value.dtype}")
-    return value
+    if lo is None:
+        return value
+    return where((value >= lo) & (value < math.inf), value, math.nan)
+
+
+def is_zero(value: Any) -> bool:
+    """Whether a hyperparameter is the number 0 (a traced one is not read: never)."""
+    return not isinstance(value, Tracer) and value == 0.0
 
 
 def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None,
@@ -259,7 +267,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     >>> opt.update({'w': 1.0}, s)[0]
     {'w': 1.5}
     """
-    decay = check_real("trace: decay (momentum)", decay, 0.0, None)
+    decay = real_or_traced("trace: decay (momentum)", decay, 0.0)
 
     def init(params: Any) -> TraceState:
         return TraceState(trace=tree.map(zeros_like, params))
@@ -389,7 +397,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
     >>> opt.update({'w': 1.0, 'b': 1.0}, opt.init(p), p)[0]
     {'w': 1.2, 'b': 1.0}
     """
-    weight_decay = check_real("add_decayed_weights: weight_decay", weight_decay, 0.0, None)
+    weight_decay = real_or_traced("add_decayed_weights: weight_decay", weight_decay, 0.0)
 
     def init(params: Any) -> EmptyState:
         return EmptyState()
@@ -407,7 +415,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Any = None) -> Gradient
             _require_bools(m, m_leaves)
         out = []
         for g, p, m_ in zip(g_leaves, p_leaves, m_leaves):
-            if g is None or not m_ or not is_float_leaf(p) or weight_decay == 0.0:
+            if g is None or not m_ or not is_float_leaf(p) or is_zero(weight_decay):
                 out.append(g)
             else:
                 decay = p.conjugate() if is_complex_leaf(p) else p
