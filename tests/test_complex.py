@@ -113,6 +113,20 @@ def test_parts_in_both_modes_to_second_order(name, dtype):
     np.testing.assert_allclose(f(Z), getattr(np, name)(Z), rtol=1e-15)  # (sign: z / |z|)
 
 
+def test_sign_of_infinite_values_is_numpys_when_traced():
+    """Traced (under the transforms and dp.jit), sign of an infinite complex value is NumPy's
+    (1 at inf + 0j, -1j at -inf j), not inf / inf = NaN; its derivative there is 0, as at 0."""
+    z = np.array([complex(np.inf, 0), complex(0, -np.inf), complex(-np.inf, 1), 1e308 + 1e308j,
+                  0j, complex(np.nan, 0), 3 - 4j])
+    want = np.sign(z)
+    t = np.ones_like(z) * (1 + 1j)
+    for got in (dp.jvp(dnp.sign, (z,), (t,))[0], dp.jit(dnp.sign)(z), dp.vjp(dnp.sign, z)[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+    np.testing.assert_array_equal(dp.jvp(dnp.sign, (z,), (t,))[1][[0, 1, 2, 4, 5]], np.zeros(5))
+    # t / |z| - z Re(conj(z) t) / |z|^3 at z = 3 - 4j, t = 1 + 1j: Re((3 + 4j)(1 + 1j)) = -1
+    np.testing.assert_allclose(dp.jvp(dnp.sign, (z,), (t,))[1][6], (1 + 1j) / 5 + (3 - 4j) / 125, rtol=1e-15)
+
+
 def test_numpy_functions_and_tracer_attributes_dispatch():
     def f(z):
         parts = [np.real(z), np.imag(z), np.conj(z), np.conjugate(z), np.angle(z), np.abs(z),

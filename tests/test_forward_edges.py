@@ -5,6 +5,8 @@ against central differences or a closed form."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from test_bad_input import raises
@@ -127,3 +129,45 @@ def test_an_inner_value_written_into_an_outer_array_says_how_to_make_it_the_inne
                 "x.copy(), x * 1.0", "y = dnp.empty_like(x); y[...] = x; y[i] = v"):
         program(False)
     assert np.isclose(program(True), want, rtol=1e-12)
+
+
+# --- custom rules -------------------------------------------------------------------------------
+def test_hvp_through_a_custom_vjp_says_forward_mode_is_the_cause():
+    """(The error named dp.jvp and dp.jacfwd only, which the user of dp.hvp had not called.)"""
+    f = dp.custom_vjp(lambda x: dnp.sin(x))
+    f.defvjp(lambda x: (dnp.sin(x), x), lambda x, g: (g * dnp.cos(x),))
+    with raises(TypeError, "dp.custom_vjp function", "here under dp.hvp", "dp.hvp", "dp.custom_jvp"):
+        dp.hvp(lambda x: dnp.sum(f(x)), (np.ones(2),), (np.ones(2),))
+
+
+def test_a_custom_jvp_rule_gets_zeros_for_unperturbed_floats_and_none_for_ints():
+    seen = []
+    f = dp.custom_jvp(lambda x, y, n: x * y * n)
+
+    @f.defjvp
+    def _(primals, tangents):
+        (x, y, n), (tx, ty, tn) = primals, tangents
+        seen.append((ty, tn))
+        return f(x, y, n), (tx * y + x * ty) * n
+
+    assert dp.jvp(lambda x: f(x, np.full(2, 3.0), 2), (np.ones(2),), (np.ones(2),))[1].tolist() == [6.0, 6.0]
+    (ty, tn), = seen
+    np.testing.assert_array_equal(ty, np.zeros(2))
+    assert tn is None
+
+
+class _Doubler:
+    def __call__(self, x):
+        return x * 2.0
+
+
+@pytest.mark.parametrize("fun", [functools.partial(lambda x, k: x * k, k=2.0), _Doubler()],
+                         ids=["partial", "callable object"])
+def test_custom_rules_of_a_function_without_a_name(fun):
+    """(Their errors, and their use in forward mode, raised AttributeError: __name__.)"""
+    for custom, what in ((dp.custom_jvp, "no JVP rule"), (dp.custom_vjp, "no VJP rule")):
+        with raises(TypeError, what):
+            dp.jvp(custom(fun), (1.0,), (1.0,))
+    f = dp.custom_jvp(fun)
+    f.defjvp(lambda p, t: (f(*p), t[0] * 2.0))
+    assert dp.jvp(f, (1.5,), (1.0,)) == (3.0, 2.0) and dp.grad(f)(1.5) == 2.0

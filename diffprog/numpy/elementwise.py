@@ -38,13 +38,14 @@ _sign = nondifferentiable("sign", lambda xp, x: xp.sign(x))
 
 def sign(x: Any) -> Any:
     """`numpy.sign`: a constant for real x (its derivative is zero almost everywhere);
-    z / |z| (0 at 0) for complex z, which is differentiable (untraced: NumPy's own, so a
-    complex scalar gives a scalar)."""
+    z / |z| for complex z, which is differentiable, but where |z| is 0, infinite or NaN:
+    there NumPy's value (0 at 0, 1 at inf + 0j, where z / |z| is NaN), a constant (untraced:
+    NumPy's own, so a complex scalar gives a scalar)."""
     if _kind(x) != "c" or not isinstance(x, Tracer):
         return _sign(x)
     magnitude = abs(x)
-    nz = magnitude != 0
-    return ufunc_where(nz, x / ufunc_where(nz, magnitude, 1.0), 0.0)
+    smooth = (magnitude != 0) & isfinite(magnitude)
+    return ufunc_where(smooth, x / ufunc_where(smooth, magnitude, 1.0), _sign(x))
 
 
 def _kind(x: Any) -> str | None:

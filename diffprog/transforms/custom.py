@@ -28,7 +28,7 @@ from ..core.edge import astype
 from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace, unwrapped
 from ..errors import BatchedControlFlowError, StructureError
-from .core import _direction_like, vjp
+from .core import _direction_like, _name, vjp
 from .random_streams import draw_state, generators_of, set_draw_state
 from .vmap import vmap
 
@@ -39,6 +39,8 @@ class _Custom:
 
     def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:
         functools.update_wrapper(self, fun)
+        if "__name__" not in vars(self):  # a functools.partial, a callable object: errors name
+            self.__name__ = _name(fun)  # it (they raised AttributeError instead)
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.batched_argnums: tuple[int, ...] = ()  # (over a batch: the nondiff ones batched)
@@ -123,8 +125,9 @@ class custom_vjp(_Custom):
         if isinstance(trace, JVPTrace):
             raise TypeError(
                 f"{self.__name__} is a dp.custom_vjp function, which has no forward-mode rule, "
-                "so forward mode (dp.jvp, dp.jacfwd) cannot differentiate it. Define it with "
-                "dp.custom_jvp (f.defjvp(rule)) instead; its rule serves reverse mode too"
+                f"so forward mode cannot differentiate it (here under {trace.origin}; dp.jvp, "
+                "dp.jacfwd, dp.hessian and dp.hvp all take f's forward-mode derivative). Define "
+                "it with dp.custom_jvp (f.defjvp(rule)) instead; its rule serves reverse mode too"
             )
         saved: dict[str, Any] = {}
 
@@ -181,7 +184,10 @@ class custom_jvp(_Custom):
     -1.248441
 
     `rule(*nondiff_args, primals, tangents) -> (out, tangent_out)` with primals and tangents
-    tuples over the differentiable arguments.
+    tuples over the differentiable arguments. An unperturbed floating argument's tangent is
+    zeros; a non-floating argument's (an int, a bool, an integer array, a string) is None,
+    where JAX passes float0 zeros: put such arguments in nondiff_argnums, or leave their
+    tangents out of the rule's arithmetic.
     """
 
     def __init__(self, fun: Callable[..., Any], nondiff_argnums: Sequence[int] = ()) -> None:
