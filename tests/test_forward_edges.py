@@ -171,3 +171,25 @@ def test_custom_rules_of_a_function_without_a_name(fun):
     f = dp.custom_jvp(fun)
     f.defjvp(lambda p, t: (f(*p), t[0] * 2.0))
     assert dp.jvp(f, (1.5,), (1.0,)) == (3.0, 2.0) and dp.grad(f)(1.5) == 2.0
+
+
+@pytest.mark.gpu
+def test_a_constant_leafs_tangent_on_the_gpu():
+    """On CuPy: None costs nothing; zeros are read back to be checked (a synchronisation, as
+    the README says); nonzero ones are refused, and so are zeros on another device."""
+    from backends import require_cupy
+
+    cp = require_cupy()
+    cupyx = pytest.importorskip("cupyx")
+    x, n = dp.to_device((np.ones(3), np.arange(3)), "gpu")
+    f = lambda x, n: x * n  # noqa: E731
+    with cupyx.allow_synchronize(False):
+        _, t = dp.jvp(f, (x, n), (x, None))
+    np.testing.assert_array_equal(cp.asnumpy(t), np.arange(3))
+    with cupyx.allow_synchronize(False), pytest.raises(Exception, match="[Ss]ynchroni"):
+        dp.jvp(f, (x, n), (x, cp.zeros(3, int)))
+    np.testing.assert_array_equal(cp.asnumpy(dp.jvp(f, (x, n), (x, cp.zeros(3, int)))[1]), np.arange(3))
+    with raises(dp.UnsupportedLeafError, "the tangent for primal 1 is nonzero"):
+        dp.jvp(f, (x, n), (x, cp.ones(3, int)))
+    with raises(dp.DeviceMismatchError, "the tangent for primal 1 is on the CPU (NumPy)"):
+        dp.jvp(f, (x, n), (x, np.zeros(3, int)))

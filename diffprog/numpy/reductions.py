@@ -300,7 +300,7 @@ def _unsupported(name: str, **options: Any) -> None:
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
-    return math.prod(shape[i] for i in axes)
+    return math.prod(map(shape.__getitem__, axes))
 
 
 def _take(x: Any, start: Any, stop: Any, axis: int, step: Any = None) -> Any:

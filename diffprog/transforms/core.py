@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -173,7 +174,8 @@ def run_jvp(
                 f"structure {p_def}"
             )
         for j, (pl, tl) in enumerate(zip(p_leaves, leaves)):
-            if tl is not None and not (type(pl) is np.ndarray and pl.dtype.kind == "f"):
+            if tl is not None and not (  # floating leaves first: arrays, and dp.hvp's tracers
+                    (type(pl) is np.ndarray or isinstance(pl, Tracer)) and pl.dtype.kind in "fc"):
                 _check_constant_tangent(tl, pl, lambda: f"primal {i}{tree.leaf_paths(p)[j]}", origin)  # noqa: B023
         tangent_leaves.append(leaves)
 
@@ -311,7 +313,7 @@ def _record(
     code compute on raw arrays, which CuPy runs on the current GPU).
     """
     flat = [tree.flatten(a) for a in args]  # (once: for the device and for Watched)
-    with device_scope(leaf for leaves, _ in flat for leaf in leaves), \
+    with device_scope(itertools.chain.from_iterable(leaves for leaves, _ in flat)), \
             open_trace(trace_type, origin) as trace:
         args = list(args)
         inputs = []
