@@ -28,7 +28,7 @@ from ..core.edge import astype
 from ..core.primitive import JointNode
 from ..core.trace import Tracer, differentiating_trace, hidden, raw, top_trace, unwrapped
 from ..errors import BatchedControlFlowError, StructureError
-from .core import _name, vjp
+from .core import _direction_like, _name, vjp
 from .random_streams import draw_state, generators_of, set_draw_state
 from .vmap import vmap
 
@@ -140,7 +140,8 @@ class custom_vjp(_Custom):
             with self._noted(nondiff):
                 cts = self.bwd(*nondiff, saved["res"], tree.unflatten(saved["out_def"], _zeros_for(g, out)))
             primals = tree.unflatten(treedef, vals)
-            return _checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx, weak)
+            return _as_cotangents(_checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx,
+                                                    weak), vals)
 
         weak = [type(unwrapped(leaf)) is float for leaf in leaves]  # Python floats (staged too)
 
@@ -227,7 +228,7 @@ class custom_jvp(_Custom):
 
             _, transpose = vjp(tangent_out, zeros)
             (cts,) = transpose(tree.unflatten(saved["out_def"], _zeros_for(g, out)))
-            return tree.leaves(cts)
+            return _as_cotangents(tree.leaves(cts), vals)
 
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
@@ -319,7 +320,8 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
             finally:
                 for gen, state in zip(generators, now):
                     set_draw_state(gen, state)
-            return tree.leaves(vjp_fn(tree.unflatten(saved["out_def"], _zeros_for(g, out))))
+            cts = vjp_fn(tree.unflatten(saved["out_def"], _zeros_for(g, out)))
+            return _as_cotangents(tree.leaves(cts), vals)
 
         outs = trace.record_call(JointNode(getattr(f, "__name__", "checkpoint"), pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
@@ -397,6 +399,14 @@ def _zeros(v: Any) -> Any:
 def _zeros_for(g: tuple, out: tuple) -> list[Any]:
     """Output cotangents with symbolic zeros made real, as user rules expect."""
     return [_zeros(o) if c is None else c for c, o in zip(g, out)]
+
+
+def _as_cotangents(cts: list[Any], vals: list[Any]) -> list[Any]:
+    """A pullback's cotangents as the reverse sweep adds them, arrays: a Python number (what
+    dp.vjp, and a user's rule, give for a Python float argument) as a scalar of its value's
+    dtype, on its device."""
+    return [c if c is None or hasattr(c, "shape") else _direction_like(c, raw(v), v.dtype)
+            for c, v in zip(cts, vals)]  # fmt: skip
 
 
 def _checked_adjoints(name: str, what: str, cts: Any, primals: tuple, diff_idx: list[int],
