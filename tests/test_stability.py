@@ -325,3 +325,18 @@ def test_sigmoid_left_tail_keeps_relative_accuracy(dtype):
     np.testing.assert_allclose(dp.grad(lambda x: dnp.sum(dnp.sigmoid(x)))(x), slope, rtol=tol)
     np.testing.assert_allclose(dp.jit(dnp.sigmoid)(x), exact, rtol=tol)
     np.testing.assert_allclose(dnp.sigmoid(-x), 1.0 / (1.0 + e), rtol=tol)  # the right tail
+
+
+@no_overflow
+def test_complex_sigmoid_far_left_is_finite():
+    """sigmoid(z) = e^z / (1 + e^z) for Re z < 0: 1 / (1 + e^-z) overflowed to NaN below
+    Re z = -709 (value and derivative); both are e^z there, up to rounding."""
+    z = np.array([-800 + 1j, -710 - 2j, -40 + 0.5j, -1 + 1j, 0j, 2 - 3j, 800 + 1j])
+    want = 1 / (1 + np.exp(-z[2:-1]))
+    got = dnp.sigmoid(z)
+    np.testing.assert_array_equal(got[:2], np.exp(z[:2]))
+    np.testing.assert_allclose(got[2:-1], want, rtol=1e-15)
+    assert got[-1] == 1.0
+    slope = dp.grad(lambda z: dnp.sigmoid(z), holomorphic=True)
+    np.testing.assert_allclose([slope(v) for v in z[:2]], np.exp(z[:2]), rtol=1e-15)
+    dp.testing.check_grads(lambda z: dnp.sigmoid(z), (z[2:],), order=2)

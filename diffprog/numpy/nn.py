@@ -26,7 +26,13 @@ def _sigmoid_impl(xp: Any, x: Any) -> Any:
     """1 / (1 + exp(-x)): within 1.2 ulp of the exact value everywhere, the left tail
     included (sigmoid(-40) = 4.2e-18, so log(sigmoid(x)) = x there), where 0.5 tanh(x / 2)
     + 0.5 gives 0 below x = -37. exp(-x) overflows to inf below x = -709 (-88 in float32),
-    which makes the exact limit 0, so that overflow is not reported."""
+    which makes the exact limit 0, so that overflow is not reported. Complex z: e^z / (1 + e^z)
+    where Re z < 0, so no exp overflows (1 / (1 + e^-z) was inf / inf = NaN below Re z = -709,
+    where the value is e^z, or 0)."""
+    if xp.iscomplexobj(x):
+        left = x.real < 0
+        e = xp.exp(xp.where(left, x, -x))  # |e| <= 1
+        return xp.where(left, e, 1.0) / (1.0 + e)
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + xp.exp(0.0 - x))  # 0.0 - x: unsigned and bool inputs too
 
