@@ -193,3 +193,32 @@ def test_a_constant_leafs_tangent_on_the_gpu():
         dp.jvp(f, (x, n), (x, cp.ones(3, int)))
     with raises(dp.DeviceMismatchError, "the tangent for primal 1 is on the CPU (NumPy)"):
         dp.jvp(f, (x, n), (x, np.zeros(3, int)))
+
+
+def _into_ints(x, v, whole):
+    y = dnp.zeros(3, dtype=int)  # a plain integer array, even inside a transform
+    if whole:
+        y[:2] = v[:2]
+    else:
+        y[0] = v[0]
+    return y * x
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["y[0] = x[0]", "y[:2] = x[:2]"])
+def test_a_traced_float_written_into_an_integer_array_says_so(whole):
+    """(The error said to allocate the array with dnp.zeros, which the user had done: with an
+    integer dtype it is a plain array, and the value would be truncated.)"""
+    x = np.array([1.5, 2.5, 3.5])
+    for run in (lambda: dp.jvp(lambda x: _into_ints(x, x, whole), (x,), (np.ones(3),)),
+                lambda: dp.grad(lambda x: dnp.sum(_into_ints(x, x, whole)))(x)):
+        with raises(dp.TracerConversionError, "plain NumPy integer array", "truncate",
+                    "a[i] = dp.stop_gradient(x)", "floating array"):
+            run()
+    truncated = lambda x: dnp.sum(_into_ints(x, dp.stop_gradient(x), whole))  # noqa: E731
+    assert dp.grad(truncated)(x).tolist() == ([1.0, 2.0, 0.0] if whole else [1.0, 0.0, 0.0])
+
+
+def test_hvp_without_a_floating_primal_names_hvp():
+    """(The error named dp.grad, which hvp calls.)"""
+    with raises(dp.UnsupportedLeafError, "dp.hvp: argument 0 (n) is the Python int 3", "pass 3.0"):
+        dp.hvp(lambda n: n * 2.0, (3,), (None,))

@@ -98,6 +98,38 @@ def test_hessian_of_custom_jvp_function_of_python_floats():
     assert_tree_close(h, ((0.0, 0.0), (0.0, 12.0)), rtol=1e-12)
 
 
+# The tape holds a Python float argument as a NumPy float64 scalar; a recomputation or rule
+# that saw that instead of the Python float promoted float32 values to float64 (checkpoint's
+# gradients were not the forward pass's; a JVP rule's tangent was refused as float64).
+
+def test_checkpoint_recomputes_with_python_floats_as_the_forward_pass_did():
+    block = lambda x, c: c * x
+    x = np.array([0.9, 0.3], np.float32)
+    for f in (block, dp.checkpoint(block)):
+        loss = lambda x, c, f=f: dnp.sum(f(x, c) ** 2)
+        for grad in (dp.grad(loss, argnums=(0, 1)), dp.jit(dp.grad(loss, argnums=(0, 1)))):
+            gx, gc = grad(x, 0.7)
+            assert gx.dtype == np.float32 and type(gc) is float
+            assert gc == float(np.sum(2 * (np.float32(0.7) * x) * x))  # float32 all through
+
+
+def test_custom_jvp_rule_sees_python_float_primal_and_tangent_weakly_typed():
+    @dp.custom_jvp
+    def scale(x, c):
+        return c * x
+
+    scale.defjvp(lambda p, t: (scale(*p), p[1] * t[0] + t[1] * p[0]))  # float32 with a float
+    x = np.array([0.9, 0.3], np.float32)
+    custom = lambda x, c: dnp.sum(scale(x, c) ** 2)
+    plain = lambda x, c: dnp.sum((c * x) ** 2)
+    _, tangent = dp.jvp(custom, (x, 0.7), (np.ones(2, np.float32), 1.0))
+    assert tangent.dtype == np.float32
+    for transform in (lambda f: dp.grad(f, argnums=(0, 1)), lambda f: dp.jit(dp.grad(f, argnums=(0, 1))),
+                      lambda f: dp.jit(dp.hessian(f, argnums=(0, 1)))):
+        assert_tree_close(transform(custom)(x, 0.7), transform(plain)(x, 0.7), rtol=1e-6)
+    assert type(dp.grad(custom, argnums=1)(x, 0.7)) is float
+
+
 # --- programs --------------------------------------------------------------------------------
 RNG = np.random.default_rng(0)
 

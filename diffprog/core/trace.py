@@ -263,7 +263,7 @@ class Tracer:
     def __int__(self) -> int:
         """int(x) works: it truncates, a piecewise-constant function whose derivative, zero,
         is right almost everywhere (and `range(int(n))` is how loops get their bounds)."""
-        _refuse_silent_store(self)
+        _refuse_silent_store(self, integer=True)
         return int(raw(self))
 
     # math.floor / ceil / trunc: piecewise constant like int(x), so allowed like it.
@@ -289,7 +289,7 @@ class Tracer:
                 f"traced array (at {user_line()})"
             )
         if instruction == "STORE_SUBSCR":
-            raise _store_error(self)
+            raise _store_error(self, dtype is not None and np.dtype(dtype).kind in "biu")
         frame = numpy_frame()
         if frame is not None:  # NumPy's own code was given the tracer: say which function
             if frame.f_code.co_name in ("full", "full_like"):
@@ -419,7 +419,18 @@ def _hidden_tracer_message(what: str, frame: Any) -> str:
     )
 
 
-def _store_error(x: Tracer) -> TracerConversionError:
+def _store_error(x: Tracer, integer: bool = False) -> TracerConversionError:
+    """The error for `a[i] = x`, `a` a plain NumPy array (`integer`: of an integer dtype)."""
+    if integer:  # (dnp.zeros(n, dtype=int) is such an array: integers carry no derivative)
+        err = TracerConversionError(
+            f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
+            "NumPy integer array with `a[i] = x`, which would truncate it and keep no trace "
+            "of it. Write a[i] = dp.stop_gradient(x) (or int(x) of a scalar) if integers are "
+            "meant; to differentiate through `a`, make it a floating array (inside a "
+            "transform, dnp.zeros(n) makes one whose writes are recorded)."
+        )
+        err._diffprog_store = True  # type: ignore[attr-defined]  # see numpy_store_cause
+        return err
     err = TracerConversionError(
         f"a traced value (shape {x.shape}, dtype {x.dtype}) is being written into a plain "
         "NumPy array with `a[i] = x`, which would keep its value but silently drop its "
@@ -491,11 +502,12 @@ def _percent_formatting() -> bool:
     return op == "BINARY_MODULO" or (op == "BINARY_OP" and code[i + 1] in _PERCENT_OPS)
 
 
-def _refuse_silent_store(x: Tracer) -> None:
-    """`a[i] = x` into a plain NumPy array converts x with float() or int(): refuse, since
-    the gradient would be dropped without a word (even once x's trace has closed)."""
+def _refuse_silent_store(x: Tracer, integer: bool = False) -> None:
+    """`a[i] = x` into a plain NumPy array converts x with float() or int() (`integer`: an
+    integer array's): refuse, since the gradient would be dropped without a word (even once
+    x's trace has closed)."""
     if calling_instruction(3) == "STORE_SUBSCR":
-        raise _store_error(x)
+        raise _store_error(x, integer)
 
 
 def top_trace(values: Any) -> Trace | None:

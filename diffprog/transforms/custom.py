@@ -18,6 +18,8 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import tree
 from .. import numpy as dnp
 from ..ad.batching import BatchTracer
@@ -143,7 +145,7 @@ class custom_vjp(_Custom):
             return _as_cotangents(_checked_adjoints(self.__name__, "bwd", cts, primals, diff_idx,
                                                     weak), vals)
 
-        weak = [type(unwrapped(leaf)) is float for leaf in leaves]  # Python floats (staged too)
+        weak = [w is float for w in _python_number_types(leaves)]  # Python floats (staged too)
 
         outs = trace.record_call(JointNode(self.__name__, pullback), leaves, run)
         return tree.unflatten(saved["out_def"], outs)
@@ -218,9 +220,11 @@ class custom_jvp(_Custom):
             out_leaves, saved["out_def"] = tree.flatten(out)
             return out_leaves
 
+        weak = _python_number_types(leaves)
+
         def pullback(g: tuple, out: tuple, vals: list[Any]) -> list[Any]:
-            primals = tree.unflatten(treedef, vals)
-            zeros = tree.unflatten(treedef, [_zeros(v) for v in vals])
+            primals = tree.unflatten(treedef, _as_python_numbers(vals, weak))
+            zeros = tree.unflatten(treedef, [w(0) if w else _zeros(v) for v, w in zip(vals, weak)])
 
             def tangent_out(tangents: tuple) -> Any:
                 with self._noted(nondiff):
@@ -268,12 +272,14 @@ class custom_jvp(_Custom):
     def _forward(self, trace: JVPTrace, nondiff: list[Any], leaves: list[Any], treedef: Any) -> Any:
         vals, tangents = trace.split(leaves)
         tangents = [_zeros(v) if t is None else t for v, t in zip(vals, tangents)]
+        weak = _python_number_types(leaves)
+        vals, tangents = _as_python_numbers(vals, weak), _as_python_numbers(tangents, weak)
         with hidden(trace):  # the rule runs on values one level down
             out, t_out = self._apply_rule(
                 nondiff, tree.unflatten(treedef, vals), tree.unflatten(treedef, tangents)
             )
         out_leaves, out_def = tree.flatten(out)
-        t_leaves = tree.leaves(t_out)
+        t_leaves = _as_cotangents(tree.leaves(t_out), out_leaves)  # (tangents, as arrays too)
         return tree.unflatten(
             out_def,
             [trace.wrap(o, t) if t is not None and is_floating(o) else o for o, t in zip(out_leaves, t_leaves)],
@@ -304,6 +310,7 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
         if not isinstance(trace, ReverseTrace):
             return f(*args)  # nothing to save: plain evaluation, or forward mode (no tape)
         saved: dict[str, Any] = {}
+        weak = _python_number_types(leaves)
         generators = generators_of(f, leaves)
         drawn_from = [draw_state(g) for g in generators]
 
@@ -316,7 +323,7 @@ def checkpoint(f: Callable[..., Any]) -> Callable[..., Any]:
             for gen, state in zip(generators, drawn_from):  # the recomputation draws the
                 set_draw_state(gen, state)  # forward pass's random numbers again
             try:
-                _, vjp_fn = vjp(f, *tree.unflatten(treedef, vals))
+                _, vjp_fn = vjp(f, *tree.unflatten(treedef, _as_python_numbers(vals, weak)))
             finally:
                 for gen, state in zip(generators, now):
                     set_draw_state(gen, state)
@@ -401,11 +408,30 @@ def _zeros_for(g: tuple, out: tuple) -> list[Any]:
     return [_zeros(o) if c is None else c for c, o in zip(g, out)]
 
 
+def _python_number_types(leaves: list[Any]) -> list[type | None]:
+    """Per leaf, float or complex where the call got a Python number (staged too), else None:
+    NumPy promotes those weakly (float32 stays float32), NumPy scalars not."""
+    return [t if (t := type(unwrapped(leaf))) in (float, complex) else None for leaf in leaves]
+
+
+def _as_python_numbers(vals: list[Any], types: list[type | None]) -> list[Any]:
+    """The values a rule or a recomputation sees, those of Python-number arguments as Python
+    numbers again where concrete (a 0-d host value): the tape holds them as NumPy scalars
+    (for their shape and dtype), with which `c * x32` would be float64, not the call's
+    float32 (and a JVP rule's tangent float64, refused)."""
+    return [t(v) if t is not None and type(v) in _HOST_SCALARS and v.ndim == 0 else v
+            for v, t in zip(vals, types)]  # fmt: skip
+
+
+_HOST_SCALARS = (np.float64, np.complex128, np.ndarray)  # (0-d: a tangent jacfwd seeds)
+
+
 def _as_cotangents(cts: list[Any], vals: list[Any]) -> list[Any]:
     """A pullback's cotangents as the reverse sweep adds them, arrays: a Python number (what
     dp.vjp, and a user's rule, give for a Python float argument) as a scalar of its value's
     dtype, on its device."""
-    return [c if c is None or hasattr(c, "shape") else _direction_like(c, raw(v), v.dtype)
+    return [c if c is None or hasattr(c, "shape") else
+            _direction_like(c, raw(v), getattr(v, "dtype", None))
             for c, v in zip(cts, vals)]  # fmt: skip
 
 
