@@ -216,3 +216,9 @@ def test_a_traced_float_written_into_an_integer_array_says_so(whole):
             run()
     truncated = lambda x: dnp.sum(_into_ints(x, dp.stop_gradient(x), whole))  # noqa: E731
     assert dp.grad(truncated)(x).tolist() == ([1.0, 2.0, 0.0] if whole else [1.0, 0.0, 0.0])
+
+
+def test_hvp_without_a_floating_primal_names_hvp():
+    """(The error named dp.grad, which hvp calls.)"""
+    with raises(dp.UnsupportedLeafError, "dp.hvp: argument 0 (n) is the Python int 3", "pass 3.0"):
+        dp.hvp(lambda n: n * 2.0, (3,), (None,))

@@ -163,6 +163,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     (np.float64(9.0), (array([ 6., 12.]),))
     """
     primals, tangents = as_tuples("dp.hvp", primals, tangents)
+    _refuse_no_float(f, primals, tuple(range(len(primals))), "dp.hvp")  # (grad's would say dp.grad)
 
     @functools.wraps(f)  # errors about f's output name f
     def directional(*args: Any) -> tuple[Any, Any]:
