@@ -428,6 +428,26 @@ def test_hessian_of_logdet():
     np.testing.assert_allclose(np.sum(hvp[0] * e), -np.trace(ainv @ e @ ainv @ e), rtol=1e-10)
 
 
+def test_det_derivatives_of_near_singular_and_overflowing_matrices():
+    """The Hessian of a 2 x 2 det is a constant (d2 det[E, F] = e00 f11 + e11 f00 - e01 f10 -
+    e10 f01): at condition 4e12 the rule d inv(a)^T kept 4 digits of it (terms of size
+    |d| |inv(a)|^2 cancelled), in both second-order modes, under dp.jit and dp.vmap too; and
+    the gradient adj(a)^T is finite where det overflows (was inf * 0 = NaN and inf)."""
+    a = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-12]])
+    t = np.array([[0.3, -0.7], [1.1, 0.4]])
+    exact = np.array([[t[1, 1], -t[1, 0]], [-t[0, 1], t[0, 0]]])
+    hvp = lambda a: dp.jvp(dp.grad(la.det), (a,), (t,))[1]
+    np.testing.assert_allclose(hvp(a), exact, rtol=1e-12)
+    np.testing.assert_allclose(dp.vjp(dp.grad(la.det), a)[1](t)[0], exact, rtol=1e-12)
+    np.testing.assert_allclose(dp.jit(hvp)(a), exact, rtol=1e-12)
+    np.testing.assert_allclose(dp.vmap(hvp)(np.stack([a, np.eye(2), 3 * a])), [exact] * 3, rtol=1e-12)
+    big = 1e200 * np.array([[1.0, 2.0], [3.0, 4.0]])
+    with np.errstate(over="ignore"):
+        assert la.det(big) == -np.inf
+        np.testing.assert_allclose(dp.grad(la.det)(big), [[big[1, 1], -big[1, 0]], [-big[0, 1], big[0, 0]]],
+                                   rtol=1e-14)  # fmt: skip
+
+
 def test_linalg_errors():
     rect = dp.grad(lambda x: la.svd(x)[1].sum())
     with pytest.raises(NotImplementedError, match="full_matrices=False"):

@@ -21,9 +21,10 @@ Assumptions of the rules, as in JAX and PyTorch:
   defined up to sign, so differentiate sign-invariant functions of them;
 - pinv: the rank is constant near the input (e.g. full rank); qr: mode='reduced', M >= N,
   full rank; slogdet: invertible (at a singular matrix its gradient is infinite: an error).
-det's gradient is the cofactor matrix adj(a)^T everywhere: det(a) inv(a)^T where det(a) != 0,
-from the SVD where det(a) == 0 (rank n - 1; zero at rank <= n - 2), with a derivative of its
-own that needs no distinct singular values (second order is exact there too).
+det's gradient is the cofactor matrix adj(a)^T everywhere: det(a) inv(a)^T where a is well
+conditioned, from the SVD where it is near singular or singular (rank n - 1; zero at rank
+<= n - 2), with a derivative of its own that needs no distinct singular values (second order
+is exact there too).
 Layer L4: imports L0-L2 and other L4 modules.
 """
 
@@ -50,6 +51,7 @@ from .joins import as_array
 from .manipulation import expand_dims, getitem, swapaxes
 from .products import cross, einsum, matmul, vecdot
 from .products import tensordot as _tensordot
+from .reductions import prod as _prod
 from .reductions import product_of_others
 from .reductions import sum as _sum
 
@@ -246,11 +248,22 @@ _adjugate_t.defjvp(lambda t, ans, a: _cofactors_derivative(a, t))
 stacked(_adjugate_t)
 
 
+def _near_singular(a: Any, d: Any) -> Any:
+    """Where d inv(a)^T's derivative would lose digits: |det(a)| at most 1e-4 of Hadamard's
+    bound (the product of the row norms), so a's condition number is 1e4 or more and the
+    second derivative's terms, of size |d| |inv(a)|^2, cancel (at a 2 x 2 of condition 4e12
+    it kept 4 digits of a constant Hessian). Singular, underflowing and overflowing
+    determinants are among them."""
+    ra, rd = raw(a), raw(d)
+    bound = _prod(_sum(real(ra * conjugate(ra)), axis=-1), axis=-1)
+    return real(rd * conjugate(rd)) <= 1e-8 * bound
+
+
 def _cofactors(a: Any, d: Any) -> Any:
     """adj(a)^T, the gradient of d = det(a), for a stack of square matrices: d inv(a)^T where
-    d != 0, the SVD's formula where d == 0 (exact there to second order). One look at d
-    decides (on a GPU, a wait)."""
-    singular = raw(d) == 0
+    a is well conditioned, the SVD's formula where it is near singular or singular (exact
+    there to second order). One look at a and d decides (on a GPU, a wait)."""
+    singular = _near_singular(a, d)
     if not anywhere(singular):
         return expand_dims(d, (-2, -1)) * _mT(inv(a))
     n = a.shape[-1]
