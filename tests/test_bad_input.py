@@ -187,6 +187,13 @@ def test_jvp_and_hvp_need_tuples():
         dp.hvp(lambda x: dnp.sum(x**3), np.ones(2), np.ones(2))
 
 
+def test_hvp_of_a_non_scalar_function_names_hvp():
+    """(The error named grad, which the user had not called.)"""
+    with raises(dp.NonScalarOutputError, "dp.hvp: <lambda> returned an array of shape (3,)",
+                "dp.hessian"):
+        dp.hvp(lambda x: x**2, (np.ones(3),), (np.ones(3),))
+
+
 @pytest.mark.parametrize("bad, what", [("x", "a str ('x')"), (object(), "an object"),
                                        (np.array([1, "a"], dtype=object), "an array of dtype object")])  # fmt: skip
 def test_tangents_and_cotangents_that_are_not_numbers_name_their_leaf(bad, what):

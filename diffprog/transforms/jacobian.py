@@ -20,7 +20,7 @@ from .. import tree
 from ..backend import device_scope, namespace_of
 from ..ad.boundary import FLOAT, float_adjoint, leaf_kind, refuse_opaque_floats
 from ..core.trace import raw, unwrapped
-from ..errors import UnsupportedLeafError
+from ..errors import NonScalarOutputError, UnsupportedLeafError
 from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, run_jvp, stop_gradient, vjp
 from .vmap import vmap
 
@@ -168,6 +168,14 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     @functools.wraps(f)  # errors about f's output name f
     def directional(*args: Any) -> tuple[Any, Any]:
         value, tangent = run_jvp(f, args, tangents, False, "dp.hvp")
+        size = getattr(unwrapped(value), "size", 1)
+        if size != 1:  # (grad's own error would name grad)
+            raise NonScalarOutputError(
+                f"dp.hvp: {getattr(f, '__qualname__', None) or repr(f)} returned an array of "
+                f"shape {tuple(unwrapped(value).shape)}; dp.hvp needs f to return a real "
+                "scalar (size 1). Reduce the output first (e.g. dnp.sum), or use "
+                "dp.hessian(f) (any output: one Hessian per output entry)"
+            )
         # A constant output has no tangent: its value (a constant) gets zero adjoints, or the
         # error grad gives for a non-scalar or non-floating output.
         return (stop_gradient(value) if tangent is None else tangent), value
