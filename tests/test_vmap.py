@@ -202,6 +202,9 @@ def test_errors_name_the_leaves():
         dp.vmap(lambda p, x: p["a"] * x)({"a": np.ones(3)}, np.ones(4))
     with pytest.raises(ValueError, match=r"axis 2 of argument 0, which has shape \(3, 2\)"):
         dp.vmap(lambda x: x, in_axes=2)(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"keyword argument scale has shape \(\) \(float\), but "
+                       r"keyword arguments are batched along axis 0 .*pass it by position"):
+        dp.vmap(lambda x, scale=1.0: x * scale)(np.ones(3), scale=2.0)
     with pytest.raises(dp.StructureError, match="in_axes has 1 entries"):
         dp.vmap(lambda x, y: x, in_axes=(0,))(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match="no argument is batched"):

@@ -90,6 +90,13 @@ def _batch_size(leaves_with_paths: list, axes: list, axis_size: int | None) -> i
         shape = tuple(getattr(leaf, "shape", ()))
         where = _argument_name(path)
         if not -len(shape) <= axis < len(shape):
+            if path[0].entry == 1:  # a keyword argument: in_axes cannot name its axis
+                raise ValueError(
+                    f"dp.vmap: {where} has shape {shape} ({type(leaf).__name__}), but keyword "
+                    "arguments are batched along axis 0 (in_axes covers the positional ones); "
+                    "pass it by position with in_axes None if every example shares it, or "
+                    "close over it (functools.partial)"
+                )
             raise ValueError(
                 f"dp.vmap: in_axes asks for axis {axis} of {where}, which has shape {shape} "
                 f"({type(leaf).__name__}); give an axis it has, or None if every example "
