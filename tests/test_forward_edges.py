@@ -222,3 +222,17 @@ def test_hvp_without_a_floating_primal_names_hvp():
     """(The error named dp.grad, which hvp calls.)"""
     with raises(dp.UnsupportedLeafError, "dp.hvp: argument 0 (n) is the Python int 3", "pass 3.0"):
         dp.hvp(lambda n: n * 2.0, (3,), (None,))
+
+
+def test_writes_into_arguments_stay_inside_the_transform():
+    """docs/reliability.md: the caller's arrays are not written, and two arguments sharing
+    memory are two inputs (eager NumPy would see the write through both)."""
+    def f(p):
+        p[0][1] = 5.0
+        return p[1] * 1.0
+
+    c = np.arange(3.0)
+    out, t = dp.jvp(f, ((c, c[1:]),), ((np.ones(3), np.ones(2)),))
+    assert out.tolist() == [1.0, 2.0] and t.tolist() == [1.0, 1.0] and c.tolist() == [0.0, 1.0, 2.0]
+    assert dp.jit(f)((c, c[1:])).tolist() == [1.0, 2.0] and c.tolist() == [0.0, 1.0, 2.0]
+    assert f((c, c[1:])).tolist() == [5.0, 2.0]  # eager NumPy
