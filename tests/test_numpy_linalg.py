@@ -448,6 +448,17 @@ def test_det_derivatives_of_near_singular_and_overflowing_matrices():
                                    rtol=1e-14)  # fmt: skip
 
 
+@pytest.mark.parametrize("shape", [(3, 3), (4, 2), (2, 4)], ids=str)
+def test_pinv_gradient_of_a_tiny_matrix_is_finite(shape):
+    """pinv(c a) = pinv(a) / c, so its gradient is c^-2 times a's: finite for c = 1e-130
+    (was NaN: the VJP formed P conj(P P^H) g^H, of size |P|^3 = 1e390)."""
+    rng = np.random.default_rng(5)
+    a, w = rng.normal(size=shape), rng.normal(size=shape[::-1])
+    grad = dp.grad(lambda a: dp.numpy.sum(w * la.pinv(a)))
+    np.testing.assert_allclose(grad(1e-130 * a), grad(a) * 1e260, rtol=1e-12)
+    np.testing.assert_allclose(grad(1e100 * a), grad(a) * 1e-200, rtol=1e-12)
+
+
 def test_linalg_errors():
     rect = dp.grad(lambda x: la.svd(x)[1].sum())
     with pytest.raises(NotImplementedError, match="full_matrices=False"):

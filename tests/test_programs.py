@@ -130,6 +130,24 @@ def test_custom_jvp_rule_sees_python_float_primal_and_tangent_weakly_typed():
     assert type(dp.grad(custom, argnums=1)(x, 0.7)) is float
 
 
+def test_custom_vjp_under_vmap_keeps_a_shared_python_float_residual_weakly_typed():
+    """vmap(fwd) stacked the Python-float residual b into a float64 array, so bwd's
+    2 * g * b * x was float64 for a float32 x and refused."""
+    @dp.custom_vjp
+    def scaled_norm(b, x):
+        return b * dnp.sum(x ** 2)
+
+    scaled_norm.defvjp(lambda b, x: (scaled_norm(b, x), (b, x)),
+                       lambda res, g: (g * dnp.sum(res[1] ** 2), 2 * g * res[0] * res[1]))
+    xs = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    batch = lambda b, xs: dnp.sum(dp.vmap(scaled_norm, in_axes=(None, 0))(b, xs))
+    for grad in (dp.grad(batch, argnums=(0, 1)), dp.jit(dp.grad(batch, argnums=(0, 1)))):
+        gb, gx = grad(0.5, xs)
+        assert type(gb) is float and gx.dtype == np.float32
+        assert gb == pytest.approx(float(np.sum(xs.astype(np.float64) ** 2)), rel=1e-6)
+        np.testing.assert_allclose(gx, xs, rtol=1e-6)
+
+
 # --- programs --------------------------------------------------------------------------------
 RNG = np.random.default_rng(0)
 

@@ -574,11 +574,13 @@ def _pinv_jvp(t: Any, p: Any, a: Any, **_: Any) -> Any:
 def _pinv_vjp(g: Any, p: Any, a: Any, **_: Any) -> Any:
     # the transpose of the JVP: -P^T g P^T + conj(I - A P) g^H conj(P P^H)
     #                                      + conj(P^H P) g^H conj(I - P A)
+    # conj(A P) and conj(P A) are formed first: of size 1, where P conj(P P^H) g^H, of size
+    # |P|^3, overflowed for singular values below 1e-103 (a NaN gradient of size |P|^2)
     pt, pc, ac, gh = _mT(p), _cj(p), _cj(a), _H(g)
     z = matmul(gh, matmul(pc, pt))
     w = matmul(matmul(pt, pc), gh)
-    return (-matmul(pt, matmul(g, pt)) + z - matmul(ac, matmul(pc, z)) + w
-            - matmul(matmul(w, pc), ac))
+    return (-matmul(pt, matmul(g, pt)) + z - matmul(matmul(ac, pc), z) + w
+            - matmul(w, matmul(pc, ac)))
 
 
 _pinv = Primitive("pinv", lambda xp, a, **options: xp.linalg.pinv(

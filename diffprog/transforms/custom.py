@@ -159,15 +159,31 @@ class custom_vjp(_Custom):
         batched = custom_vjp(vmap(self.fun, in_axes=axes), self.nondiff_argnums)
         batched.batched_argnums = _batched_argnums(self.nondiff_argnums, nondiff_axes)
 
+        res_def: list[Any] = []  # the residuals' structure, known once fwd has run
+
+        def fwd_split(*args: Any) -> tuple:
+            """fwd, its Python-number residuals (staged too: never batched, so shared by every
+            example) kept apart: vmap would stack them into float64 arrays, and bwd's
+            `b * x32` would be float64."""
+            out, res = fwd(*args)
+            leaves, treedef = tree.flatten(res)
+            res_def[:] = [treedef]
+            shared = [type(unwrapped(r)) in (float, complex) for r in leaves]  # (staged too)
+            return out, ([None if s else r for r, s in zip(leaves, shared)],
+                         [r if s else None for r, s in zip(leaves, shared)])  # fmt: skip
+
+        def bwd_one(nondiff: tuple, res: tuple, g: Any) -> Any:
+            leaves = [r if s is None else s for r, s in zip(*res)]
+            return bwd(*nondiff, tree.unflatten(res_def[0], leaves), g)
+
         def bwd_b(*rest: Any) -> tuple:
             *nondiff, res, g = rest
-            cts = vmap(lambda nondiff, res, g: bwd(*nondiff, res, g),
-                       in_axes=(nondiff_axes, 0, 0))(tuple(nondiff), res, g)  # fmt: skip
+            cts = vmap(bwd_one, in_axes=(nondiff_axes, (0, None), 0))(tuple(nondiff), res, g)
             return tuple(None if ct is None else tree.map(
                 lambda c, a: c if c is None or a == 0 else dnp.sum(c, axis=0), ct, ax,
                 is_leaf=lambda x: x is None) for ct, ax in zip(cts, diff_axes))  # fmt: skip
 
-        batched.defvjp(vmap(fwd, in_axes=axes), bwd_b)
+        batched.defvjp(vmap(fwd_split, in_axes=axes, out_axes=(0, (0, None))), bwd_b)
         return batched
 
 
