@@ -32,7 +32,7 @@ from ..core.trace import Tracer, innermost_trace, raw, unwrapped
 from .batching import aligned
 from .joins import as_ndarray, assemble, cast, holds_arrays
 from .manipulation import broadcast_to, expand_dims, reshape
-from .reductions import _sum
+from .reductions import sum_over
 
 
 def _made(values: tuple, make: Any) -> Any:
@@ -252,7 +252,7 @@ def _linspace_rules(at_stop: bool) -> tuple[Any, Any]:
 
     def vjp(g: Any, ans: Any, start: Any, stop: Any, *, num: int, endpoint: bool, dtype: Any,
             axis: int) -> Any:  # fmt: skip
-        return _sum(g * weights(ans, num, endpoint, axis), axis=(axis,), keepdims=False)
+        return sum_over(g * weights(ans, num, endpoint, axis), axis=(axis,), keepdims=False)
 
     def jvp(t: Any, ans: Any, start: Any, stop: Any, *, num: int, endpoint: bool, dtype: Any,
             axis: int) -> Any:  # fmt: skip

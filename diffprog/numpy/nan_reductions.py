@@ -26,8 +26,8 @@ from ._define import axes_of
 from .elementwise import bitwise_and, isnan, ufunc_where
 from .joins import as_array
 from .reductions import (
-    _abs_squared, _mask, _masked, _root, _selected, _sum, _unsupported, in_dtype, max, mean, min,
-    prod, std, sum, var,
+    abs_squared, in_dtype, masked, max, mean, min, prod, refuse_options, root, selected_count,
+    std, sum, sum_over, var, where_mask,
 )  # fmt: skip
 
 
@@ -52,10 +52,10 @@ def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     >>> dp.grad(nansum)(np.array([1.0, np.nan, 2.0]))
     array([1., 0., 1.])
     """
-    _unsupported("nansum", out=out)
+    refuse_options("nansum", out=out)
     a = as_array(a)
     present = _present(a)
-    return sum(_masked(a, present, 0), axis, dtype, keepdims=keepdims, initial=initial,
+    return sum(masked(a, present, 0), axis, dtype, keepdims=keepdims, initial=initial,
                where=where)  # fmt: skip
 
 
@@ -63,15 +63,16 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
             keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.nanmean`, with `where=`: the mean of the non-NaN (selected) entries; NaNs get
     zero gradient."""
-    _unsupported("nanmean", out=out)
+    refuse_options("nanmean", out=out)
     a = in_dtype("nanmean", as_array(a), dtype, kinds="fc")
     present = _present(a)
     if present is None:
         return mean(a, axis, keepdims=keepdims, where=where)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
-    mask = _mask("nanmean", where, a)
+    mask = where_mask("nanmean", where, a)
     selected = present if mask is None else bitwise_and(mask, present)
-    return nansum(a, axes, keepdims=keepdims, where=mask) / _selected(selected, a, axes, keepdims)
+    count = selected_count(selected, a, axes, keepdims)
+    return nansum(a, axes, keepdims=keepdims, where=mask) / count
 
 
 def nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
@@ -84,18 +85,18 @@ def nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     >>> dp.grad(nanprod)(np.array([2.0, np.nan, 3.0]))
     array([3., 0., 2.])
     """
-    _unsupported("nanprod", out=out)
+    refuse_options("nanprod", out=out)
     a = as_array(a)
-    return prod(_masked(a, _present(a), 1), axis, dtype, keepdims=keepdims, initial=initial,
+    return prod(masked(a, _present(a), 1), axis, dtype, keepdims=keepdims, initial=initial,
                 where=where)  # fmt: skip
 
 
 def _nan_extremum(name: str, reduce: Any, fill: float, a: Any, axis: Any, out: Any,
                   keepdims: bool, initial: Any, where: Any) -> Any:  # fmt: skip
-    _unsupported(name, out=out)
+    refuse_options(name, out=out)
     a = as_array(a)
     present = _present(a)
-    m = reduce(_masked(a, present, fill), axis, keepdims=keepdims, initial=initial, where=where)
+    m = reduce(masked(a, present, fill), axis, keepdims=keepdims, initial=initial, where=where)
     if present is None or initial is not None:  # (with initial=, an empty slice is initial)
         return m
     empty = sum(present, axis, keepdims=keepdims) == 0
@@ -127,16 +128,16 @@ def _nan_moment(name: str, a: Any, axis: Any, ddof: Any, keepdims: bool,
     """(the variance of a's non-NaN selected entries, finite everywhere, the constant mask of
     the result entries whose degrees of freedom are <= 0, which NumPy makes NaN)."""
     axes = axes_of(axis, len(a.shape), zero_d="nothing")  # (NumPy's, as nanmean's)
-    mask = _mask(name, where, a)
+    mask = where_mask(name, where, a)
     present = _present(a)
     selected = present if mask is None else bitwise_and(mask, present)
-    a = _masked(a, selected, 0)
-    k = _selected(selected, a, axes, True)
-    d = _masked(a - _sum(a, axis=axes, keepdims=True) / ufunc_where(k > 0, k, 1), selected, 0)
-    dof = _selected(selected, a, axes, keepdims) - ddof
+    a = masked(a, selected, 0)
+    k = selected_count(selected, a, axes, True)
+    d = masked(a - sum_over(a, axis=axes, keepdims=True) / ufunc_where(k > 0, k, 1), selected, 0)
+    dof = selected_count(selected, a, axes, keepdims) - ddof
     bad = dof <= 0
     _warn_where(bad, "Degrees of freedom <= 0 for slice.")
-    variance = _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / ufunc_where(bad, 1, dof)
+    variance = sum_over(abs_squared(d), axis=axes, keepdims=keepdims) / ufunc_where(bad, 1, dof)
     return variance, bad
 
 
@@ -145,7 +146,7 @@ def nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: A
     """`numpy.nanvar`, with `where=`: the variance of the non-NaN (selected) entries, divided
     by their number - ddof; NaN where that is <= 0 (with NumPy's warning). NaNs get zero
     gradient."""
-    _unsupported("nanvar", dtype=dtype, out=out)
+    refuse_options("nanvar", dtype=dtype, out=out)
     a = as_array(a)
     if _present(a) is None:
         return var(a, axis, ddof=ddof, keepdims=keepdims, where=where)
@@ -157,11 +158,11 @@ def nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: A
            keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.nanstd`: sqrt(nanvar), with `where=`; the gradient where the variance is 0 is 0,
     as std's."""
-    _unsupported("nanstd", dtype=dtype, out=out)
+    refuse_options("nanstd", dtype=dtype, out=out)
     a = as_array(a)
     if _present(a) is None:
         return std(a, axis, ddof=ddof, keepdims=keepdims, where=where)
     variance, bad = _nan_moment("nanstd", a, axis, ddof, keepdims, where)
-    return ufunc_where(bad, np.nan, _root(variance, p=2))
+    return ufunc_where(bad, np.nan, root(variance, p=2))
 
 __all__ = ["nanmax", "nanmean", "nanmin", "nanprod", "nanstd", "nansum", "nanvar"]

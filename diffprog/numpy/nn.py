@@ -20,7 +20,7 @@ from ._define import axes_of, kept_shape, unary
 from .batching import along_axes, elementwise
 from .elementwise import exp, ufunc_where
 from .manipulation import as_array
-from .reductions import _sum, rows_first, short_rows, spread
+from .reductions import sum_over, rows_first, short_rows, spread
 
 def _sigmoid_impl(xp: Any, x: Any) -> Any:
     """1 / (1 + exp(-x)): within 1.2 ulp of the exact value everywhere, the left tail
@@ -103,18 +103,18 @@ def _log_softmax_impl(xp: Any, x: Any, *, axis: tuple[int, ...]) -> Any:
 
 
 _softmax = Primitive("softmax", _rows_first(_softmax_impl))
-_softmax.defvjp(lambda g, ans, x, *, axis: ans * (g - _sum(g * ans, axis=axis, keepdims=True)))
-_softmax.defjvp(lambda t, ans, x, *, axis: ans * (t - _sum(t * ans, axis=axis, keepdims=True)))
+_softmax.defvjp(lambda g, ans, x, *, axis: ans * (g - sum_over(g * ans, axis=axis, keepdims=True)))
+_softmax.defjvp(lambda t, ans, x, *, axis: ans * (t - sum_over(t * ans, axis=axis, keepdims=True)))
 
 _log_softmax = Primitive("log_softmax", _rows_first(_log_softmax_impl))
 # Both rules take softmax = exp(log_softmax): one exp instead of a second softmax pass (as
 # PyTorch does; exact where it matters, since a softmax entry with a large error in exp is
 # vanishingly small).
 _log_softmax.defvjp(
-    lambda g, ans, x, *, axis: g - exp(ans) * _sum(g, axis=axis, keepdims=True)
+    lambda g, ans, x, *, axis: g - exp(ans) * sum_over(g, axis=axis, keepdims=True)
 )
 _log_softmax.defjvp(
-    lambda t, ans, x, *, axis: t - _sum(t * exp(ans), axis=axis, keepdims=True)
+    lambda t, ans, x, *, axis: t - sum_over(t * exp(ans), axis=axis, keepdims=True)
 )
 
 _logsumexp = Primitive("logsumexp", _rows_first(_logsumexp_impl, reduces=True))
@@ -122,7 +122,7 @@ _logsumexp.defvjp(
     lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims) * _softmax(x, axis=axis)
 )
 _logsumexp.defjvp(
-    lambda t, ans, x, *, axis, keepdims: _sum(
+    lambda t, ans, x, *, axis, keepdims: sum_over(
         t * _softmax(x, axis=axis), axis=axis, keepdims=keepdims
     )
 )

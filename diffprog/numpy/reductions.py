@@ -78,9 +78,9 @@ def _sum_impl(xp: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
     return x.sum(axis=axis, keepdims=keepdims)  # the method: less wrapper than xp.sum
 
 
-_sum = Primitive("sum", _sum_impl)
-_sum.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims))
-_sum.defjvp(lambda t, ans, x, *, axis, keepdims: _sum(t, axis=axis, keepdims=keepdims))
+sum_over = Primitive("sum", _sum_impl)
+sum_over.defvjp(lambda g, ans, x, *, axis, keepdims: spread(g, x, axis, keepdims))
+sum_over.defjvp(lambda t, ans, x, *, axis, keepdims: sum_over(t, axis=axis, keepdims=keepdims))
 
 
 def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A001
@@ -94,12 +94,12 @@ def sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,  # noqa: A
     >>> dnp.sum(np.ones((2, 3)), axis=1, where=np.array([True, False, True]), initial=1.0)
     array([3., 3.])
     """
-    _unsupported("sum", out=out)
+    refuse_options("sum", out=out)
     a = in_dtype("sum", as_array(a), dtype)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
     if initial is None and where is None:
-        return _sum(a, axis=axes, keepdims=keepdims)
-    total = _sum(_masked(a, _mask("sum", where, a), 0), axis=axes, keepdims=keepdims)
+        return sum_over(a, axis=axes, keepdims=keepdims)
+    total = sum_over(masked(a, where_mask("sum", where, a), 0), axis=axes, keepdims=keepdims)
     return total if initial is None else total + _initial("sum", initial, total)
 
 
@@ -127,14 +127,14 @@ def mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None,
     """`numpy.mean`, with a floating `dtype=` (the entries cast to it first, as NumPy's) and
     `where=` (out= is refused by name). A group with no entry selected has mean NaN, as in
     NumPy, and gives its entries zero gradient."""
-    _unsupported("mean", out=out)
+    refuse_options("mean", out=out)
     a = in_dtype("mean", as_array(a), dtype, kinds="fc")
     axes = axes_of(axis, len(a.shape))
-    mask = _mask("mean", where, a)
+    mask = where_mask("mean", where, a)
     if mask is None:
         return _mean(a, axis=axes, keepdims=keepdims)
-    total = _sum(_masked(a, mask, 0), axis=axes, keepdims=keepdims)
-    return total / _selected(mask, a, axes, keepdims)
+    total = sum_over(masked(a, mask, 0), axis=axes, keepdims=keepdims)
+    return total / selected_count(mask, a, axes, keepdims)
 
 
 def _extremum_share(x: Any, ans: Any, axes: tuple[int, ...], keepdims: bool,
@@ -185,7 +185,7 @@ def _extremum(name: str, kernel: str) -> Primitive:
         * _extremum_share(x, ans, axis, keepdims, **masking)
     )
     prim.defjvp(
-        lambda t, ans, x, *, axis, keepdims, **masking: _sum(
+        lambda t, ans, x, *, axis, keepdims, **masking: sum_over(
             t * _extremum_share(x, ans, axis, keepdims, **masking), axis=axis, keepdims=keepdims
         )
     )
@@ -200,7 +200,7 @@ def _extremum_call(prim: Primitive, a: Any, axis: Any, keepdims: bool, initial: 
                    where: Any) -> Any:  # fmt: skip
     a = as_array(a)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
-    mask = _mask(prim.name, where, a)
+    mask = where_mask(prim.name, where, a)
     if initial is None:
         if mask is not None:  # NumPy's error
             raise ValueError(f"{prim.name}: reduction operation '{prim.name}imum' does not have an "
@@ -214,14 +214,14 @@ def max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,  # no
         initial: Any = None, where: Any = None) -> Any:  # fmt: skip
     """`numpy.max`, with `initial=` and `where=`; ties share the gradient equally (an
     `initial` equal to the maximum takes its share, which goes nowhere)."""
-    _unsupported("max", out=out)
+    refuse_options("max", out=out)
     return _extremum_call(_max, a, axis, keepdims, initial, where)
 
 
 def min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False,  # noqa: A001
         initial: Any = None, where: Any = None) -> Any:  # fmt: skip
     """`numpy.min`, with `initial=` and `where=`; ties share the gradient equally."""
-    _unsupported("min", out=out)
+    refuse_options("min", out=out)
     return _extremum_call(_min, a, axis, keepdims, initial, where)
 
 
@@ -229,7 +229,7 @@ amax, amin = max, min
 
 
 # --- helpers -------------------------------------------------------------------------------
-def _mask(name: str, where: Any, a: Any) -> Any:
+def where_mask(name: str, where: Any, a: Any) -> Any:
     """NumPy's `where=` of a reduction over `a`: None when every entry counts, else a constant
     boolean array on a's device that broadcasts to a's shape."""
     if where is None or where is True:
@@ -250,16 +250,16 @@ def _mask(name: str, where: Any, a: Any) -> Any:
     return mask
 
 
-def _masked(a: Any, mask: Any, fill: int) -> Any:
+def masked(a: Any, mask: Any, fill: int) -> Any:
     """`a` with the entries outside `mask` replaced by `fill` (and given zero gradient)."""
     return a if mask is None else ufunc_where(mask, a, fill)
 
 
-def _selected(mask: Any, a: Any, axes: tuple[int, ...], keepdims: bool, ddof: int = 0) -> Any:
+def selected_count(mask: Any, a: Any, axes: tuple[int, ...], keepdims: bool, ddof: int = 0) -> Any:
     """max(k - ddof, 0) for the k entries `mask` selects in each group of the reduction: a
     constant array in the dtype of a's mean (a's floating dtype, else float64)."""
     r = as_scalar(raw(a))
-    k = _sum(astype(broadcast_to(mask, shape=r.shape), dtype=r.dtype if r.dtype.kind == "f"
+    k = sum_over(astype(broadcast_to(mask, shape=r.shape), dtype=r.dtype if r.dtype.kind == "f"
                     else np.dtype(np.float64)), axis=axes, keepdims=keepdims)  # fmt: skip
     return maximum(k - ddof, 0.0) if ddof else k
 
@@ -290,7 +290,7 @@ def in_dtype(name: str, a: Any, dtype: Any, kinds: str = "iufc") -> Any:
     return a if as_scalar(raw(a)).dtype == dtype else astype(a, dtype=dtype)
 
 
-def _unsupported(name: str, **options: Any) -> None:
+def refuse_options(name: str, **options: Any) -> None:
     """UnsupportedKeywordError for the first of NumPy's `options` given (not None)."""
     for option, value in options.items():
         if value is not None:
@@ -382,13 +382,13 @@ def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     >>> cumsum(np.array([1.0, 2.0, 3.0]))
     array([1., 3., 6.])
     """
-    _unsupported("cumsum", out=out)
+    refuse_options("cumsum", out=out)
     return _cumulative(_cumsum, in_dtype("cumsum", as_array(a), dtype), axis)
 
 
 def cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
     """`numpy.cumprod`; its gradient is exact where x has zeros (no division by x)."""
-    _unsupported("cumprod", out=out)
+    refuse_options("cumprod", out=out)
     return _cumulative(_cumprod, in_dtype("cumprod", as_array(a), dtype), axis)
 
 
@@ -411,7 +411,7 @@ _prod = Primitive("prod", lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis,
 _prod.defvjp(lambda g, ans, x, *, axis, keepdims:
              spread(g, x, axis, keepdims) * product_of_others(x, axis))  # fmt: skip
 _prod.defjvp(lambda t, ans, x, *, axis, keepdims:
-             _sum(t * product_of_others(x, axis), axis=axis, keepdims=keepdims))  # fmt: skip
+             sum_over(t * product_of_others(x, axis), axis=axis, keepdims=keepdims))  # fmt: skip
 
 
 def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
@@ -424,10 +424,10 @@ def prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims:
     >>> dp.grad(prod)(np.array([2.0, 0.0, 3.0]))
     array([0., 6., 0.])
     """
-    _unsupported("prod", out=out)
+    refuse_options("prod", out=out)
     a = in_dtype("prod", as_array(a), dtype)
     axes = axes_of(axis, len(a.shape), zero_d="nothing")
-    p = _prod(_masked(a, _mask("prod", where, a), 1), axis=axes, keepdims=keepdims)
+    p = _prod(masked(a, where_mask("prod", where, a), 1), axis=axes, keepdims=keepdims)
     return p if initial is None else p * _initial("prod", initial, p)
 
 
@@ -438,9 +438,9 @@ def _root_slope(s: Any, ans: Any, p: float) -> Any:
     return ufunc_where(nz, ans / (p * ufunc_where(nz, s, 1.0)), 0.0)
 
 
-_root = Primitive("root", lambda xp, s, *, p: xp.sqrt(s) if p == 2 else xp.power(s, 1.0 / p))
-_root.defvjp(lambda g, ans, s, *, p: g * _root_slope(s, ans, p))
-_root.defjvp(lambda t, ans, s, *, p: t * _root_slope(s, ans, p))
+root = Primitive("root", lambda xp, s, *, p: xp.sqrt(s) if p == 2 else xp.power(s, 1.0 / p))
+root.defvjp(lambda g, ans, s, *, p: g * _root_slope(s, ans, p))
+root.defjvp(lambda t, ans, s, *, p: t * _root_slope(s, ans, p))
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -448,20 +448,20 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int 
         keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.var`, with `where=`: mean squared deviation from the mean, divided by N - ddof
     (N the number of entries selected); for complex `a`, of |deviation|**2 (a real result)."""
-    _unsupported("var", dtype=dtype, out=out)
+    refuse_options("var", dtype=dtype, out=out)
     a = as_array(a)
     axes = axes_of(axis, len(a.shape))
-    mask = _mask("var", where, a)
+    mask = where_mask("var", where, a)
     if mask is None:
         d = a - mean(a, axes, keepdims=True)
         dof = _count(a.shape, axes) - ddof  # a Python int: no dtype promotion
-        return _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
-    d = _masked(a - mean(a, axes, keepdims=True, where=mask), mask, 0)
-    return _sum(_abs_squared(d), axis=axes, keepdims=keepdims) / _selected(mask, a, axes, keepdims,
-                                                                           ddof)  # fmt: skip
+        return sum_over(abs_squared(d), axis=axes, keepdims=keepdims) / (dof if dof > 0 else 0)
+    d = masked(a - mean(a, axes, keepdims=True, where=mask), mask, 0)
+    count = selected_count(mask, a, axes, keepdims, ddof)
+    return sum_over(abs_squared(d), axis=axes, keepdims=keepdims) / count
 
 
-def _abs_squared(x: Any) -> Any:
+def abs_squared(x: Any) -> Any:
     """|x|^2 entrywise: x * x, or Re(x conj(x)) for a complex x (real, as NumPy's var and
     norm compute it; smooth at 0, unlike abs(x) ** 2)."""
     if as_scalar(raw(x)).dtype.kind != "c":
@@ -473,8 +473,8 @@ def std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int 
         keepdims: bool = False, *, where: Any = None) -> Any:  # fmt: skip
     """`numpy.std`, sqrt(var), with `where=`. Where the variance is exactly 0 the gradient is
     0 (a subgradient, like optax's safe_norm), not JAX's NaN (0 * inf from sqrt's slope)."""
-    _unsupported("std", dtype=dtype, out=out)
-    return _root(var(a, axis, ddof=ddof, keepdims=keepdims, where=where), p=2)
+    refuse_options("std", dtype=dtype, out=out)
+    return root(var(a, axis, ddof=ddof, keepdims=keepdims, where=where), p=2)
 
 
 def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *,
@@ -499,12 +499,12 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
                                  f" of a along an int axis (got {w.shape}, {a.shape}, axis={axis})")
             w = reshape(w, (w.shape[0],) + (1,) * (nd - 1 - axes[0]))
         w = _broadcast(w, a.shape)
-        scale = _sum(w, axis=axes, keepdims=keepdims)
+        scale = sum_over(w, axis=axes, keepdims=keepdims)
         # NumPy's check; on a GPU it would wait for the device at every call, so there a zero
         # weight sum gives inf or NaN instead.
         if namespace_of((raw(scale),)) is np and anywhere(raw(scale) == 0):
             raise ZeroDivisionError("average: weights sum to zero, can't be normalized")
-        avg = _sum(a * w, axis=axes, keepdims=keepdims) / scale
+        avg = sum_over(a * w, axis=axes, keepdims=keepdims) / scale
     if not returned:
         return avg
     if weights is None:  # NumPy returns the count, in the result's dtype and shape
@@ -515,7 +515,7 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     """`numpy.ptp`: max - min (ties share the gradient, as in max and min)."""
-    _unsupported("ptp", out=out)
+    refuse_options("ptp", out=out)
     a = as_array(a)
     return max(a, axis, keepdims=keepdims) - min(a, axis, keepdims=keepdims)
 
@@ -524,7 +524,7 @@ def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> An
 def _two_norm(x: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     # The gradient x / |x| is 0 at x = 0 exactly (a subgradient; the derivative does not
     # exist there), as optax's safe_norm does: finite, so one zero row cannot poison a batch.
-    return _root(_sum(_abs_squared(x), axis=axes, keepdims=keepdims), p=2)
+    return root(sum_over(abs_squared(x), axis=axes, keepdims=keepdims), p=2)
 
 
 def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A002
@@ -541,8 +541,8 @@ def _vector_norm(x: Any, ord: Any, axis: int, keepdims: bool) -> Any:  # noqa: A
         r = raw(x)
         return (r != 0).astype(r.real.dtype).sum(axis=axis, keepdims=keepdims)
     if ord == 1:
-        return _sum(_abs(x), **kw)
-    return _root(_sum(_abs(x) ** float(ord), **kw), p=float(ord))
+        return sum_over(_abs(x), **kw)
+    return root(sum_over(_abs(x) ** float(ord), **kw), p=float(ord))
 
 
 def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  # noqa: A002
@@ -556,7 +556,7 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int, keepdims: bool) -> Any:  
     elif ord in (1, -1, math.inf, -math.inf):
         inner, outer = (row, col) if ord in (1, -1) else (col, row)  # sum over inner axis first
         pick = _max if ord > 0 else _min
-        out = pick(_sum(_abs(x), axis=(inner,), keepdims=True), axis=(outer,), keepdims=True)
+        out = pick(sum_over(_abs(x), axis=(inner,), keepdims=True), axis=(outer,), keepdims=True)
     else:
         raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
     return out if keepdims else reshape(out, tuple(n for i, n in enumerate(out.shape)
@@ -622,7 +622,7 @@ def _arg_batch(prim: Primitive) -> Any:
 def _sum_to_shape_batch(size: int, batched: tuple, x: Any, *, shape: tuple) -> Any:
     lead = ndim(x) - 1 - len(shape)  # the leading axes of one example that the sum removes
     if lead > 0:
-        x = _sum(x, axis=tuple(range(1, lead + 1)), keepdims=False)
+        x = sum_over(x, axis=tuple(range(1, lead + 1)), keepdims=False)
     return sum_to_shape(x, shape=(size,) + tuple(shape))
 
 
@@ -642,10 +642,10 @@ def _extremum_batch(prim: Primitive) -> Any:
 
 
 # dp.vmap's rules of this module's primitives (and of the reverse sweep's sum_to_shape)
-along_axes(_sum, _mean, _prod, _cumsum, _cumprod, _count_nonzero)
+along_axes(sum_over, _mean, _prod, _cumsum, _cumprod, _count_nonzero)
 _max.defbatch(_extremum_batch(_max))
 _min.defbatch(_extremum_batch(_min))
-elementwise(_root)
+elementwise(root)
 _argmax.defbatch(_arg_batch(_argmax))
 _argmin.defbatch(_arg_batch(_argmin))
 sum_to_shape.defbatch(_sum_to_shape_batch)
@@ -653,13 +653,13 @@ sum_to_shape.defbatch(_sum_to_shape_batch)
 
 def argmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmax`: the index of the (first) maximum, a constant int array."""
-    _unsupported("argmax", out=out)
+    refuse_options("argmax", out=out)
     return _argmax(as_array(a), axis=axis, keepdims=keepdims)
 
 
 def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
     """`numpy.argmin`: the index of the (first) minimum, a constant int array."""
-    _unsupported("argmin", out=out)
+    refuse_options("argmin", out=out)
     return _argmin(as_array(a), axis=axis, keepdims=keepdims)
 
 
