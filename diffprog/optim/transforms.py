@@ -237,9 +237,9 @@ def scale_by_learning_rate(learning_rate: float | Callable[[int], Any]
     step count, or a traced scalar: differentiate through the steps with respect to the
     rate, give each example of a dp.vmap its own, pass it to a jitted step as an argument
     without one recording per value). Rates must be >= 0 (a traced one below 0 makes the
-    update NaN, as a staged schedule's does: see `_rate`). Complex updates are conjugated too: dp.grad gives
-    df/dx - i df/dy for a complex parameter (JAX's convention), whose conjugate is the
-    steepest-ascent direction, so every optimizer built on this descends.
+    update NaN, as a staged schedule's does: see `_rate`). Complex updates are conjugated
+    too: dp.grad gives df/dx - i df/dy for a complex parameter (JAX's convention), whose
+    conjugate is the steepest-ascent direction, so every optimizer built on this descends.
 
     >>> opt = dp.optim.scale_by_learning_rate(0.1)
     >>> opt.update({'w': 3.0}, opt.init({'w': 0.0}))[0]
