@@ -21,7 +21,9 @@ from ..backend import device_scope, namespace_of
 from ..ad.boundary import FLOAT, float_adjoint, leaf_kind, refuse_opaque_floats
 from ..core.trace import raw, unwrapped
 from ..errors import NonScalarOutputError, UnsupportedLeafError
-from .core import _argnums, as_tuples, grad, jvp, refuse_integer_arguments, run_jvp, stop_gradient, vjp
+from .core import (
+    _argnums, _name, as_tuples, grad, jvp, refuse_integer_arguments, run_jvp, stop_gradient, vjp,
+)  # fmt: skip
 from .vmap import vmap
 
 
@@ -171,7 +173,7 @@ def hvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         size = getattr(unwrapped(value), "size", 1)
         if size != 1:  # (grad's own error would name grad)
             raise NonScalarOutputError(
-                f"dp.hvp: {getattr(f, '__qualname__', None) or repr(f)} returned an array of "
+                f"dp.hvp: {_name(f)} returned an array of "
                 f"shape {tuple(unwrapped(value).shape)}; dp.hvp needs f to return a real "
                 "scalar (size 1). Reduce the output first (e.g. dnp.sum), or use "
                 "dp.hessian(f) (any output: one Hessian per output entry)"
